@@ -1,0 +1,10 @@
+// Each `qdm` subcommand registers itself on the CLI11 app from its own file.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace qdm::cli {
+
+void add_train_command(CLI::App& app);
+
+}  // namespace qdm::cli

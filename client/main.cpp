@@ -1,0 +1,23 @@
+// qdm: the command line for the quantization engine and the qdm service.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "client/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"qdm: post-training quantization and sampling of diffusion models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "qdm 0.1.0");
+  qdm::cli::add_train_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,108 @@
+#include "engine/model/model_folder.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <cstring>
+#include <set>
+#include <torch/utils.h>
+
+#include "engine/model_io/safetensors.h"
+#include "engine/model_io/tensor_io.h"
+#include "engine/util/sha256.h"
+
+namespace qdm {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string shape_str(at::IntArrayRef s) { return c10::str(s); }
+
+}  // namespace
+
+std::string canonical_tensor_name(const std::string& stored) {
+  static const std::pair<const char*, const char*> kOld[] = {
+      {".query.", ".to_q."}, {".key.", ".to_k."}, {".value.", ".to_v."}, {".proj_attn.", ".to_out.0."}};
+  if (stored.find("attentions.") == std::string::npos) return stored;
+  for (const auto& [old_name, new_name] : kOld) {
+    const auto pos = stored.find(old_name);
+    if (pos != std::string::npos)
+      return stored.substr(0, pos) + new_name + stored.substr(pos + std::strlen(old_name));
+  }
+  return stored;
+}
+
+std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file) {
+  std::map<std::string, at::Tensor> targets;
+  for (const auto& p : unet.named_parameters()) targets[p.key()] = p.value();
+  for (const auto& b : unet.named_buffers()) targets[b.key()] = b.value();
+
+  std::set<std::string> loaded;
+  std::string dtype;
+  torch::NoGradGuard no_grad;
+  for (const auto& info : file.tensors()) {
+    const std::string name = canonical_tensor_name(info.name);
+    auto it = targets.find(name);
+    if (it == targets.end())
+      throw ModelLoadError("unexpected tensor '" + info.name +
+                           "': this config.json builds no such parameter (config and weights do not match)");
+    if (!loaded.insert(name).second)
+      throw ModelLoadError("tensor '" + name + "' is stored twice (old and new attention names)");
+    if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
+      throw ModelLoadError("tensor '" + info.name + "' has dtype " + dtype_name(info.dtype) +
+                           "; model weights must be F32, F16 or BF16");
+    at::Tensor src = to_tensor(file, info);
+    if (src.sizes() != it->second.sizes())
+      throw ModelLoadError("tensor '" + info.name + "' has shape " + shape_str(src.sizes()) +
+                           " but config.json implies " + shape_str(it->second.sizes()));
+    it->second.copy_(src.to(at::kFloat));
+    dtype = dtype_name(info.dtype);
+  }
+  for (const auto& [name, t] : targets)
+    if (!loaded.count(name)) throw ModelLoadError("missing tensor '" + name + "' required by config.json");
+  return dtype.empty() ? "F32" : dtype;
+}
+
+DiffusionModel load_model_folder(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw ModelLoadError("model folder '" + dir + "' does not exist");
+  const fs::path root(dir);
+  if (!fs::exists(root / "config.json")) throw ModelLoadError("'" + dir + "' has no config.json");
+  const fs::path weights = root / "diffusion_pytorch_model.safetensors";
+  if (!fs::exists(weights))
+    throw ModelLoadError("'" + dir + "' has no diffusion_pytorch_model.safetensors (only safetensors weights are read)");
+  DiffusionModel m;
+  m.dir = dir;
+  m.config = UNetConfig::from_file((root / "config.json").string());
+  for (const fs::path candidate : {root / "scheduler" / "scheduler_config.json", root / "scheduler_config.json"}) {
+    if (fs::exists(candidate)) {
+      m.scheduler = SchedulerConfig::from_file(candidate.string());
+      break;
+    }
+  }
+  const SafeTensors file = SafeTensors::read_file(weights.string());
+  m.unet = UNet2DModel(m.config);
+  try {
+    m.weights_dtype = load_unet_weights(*m.unet, file);
+  } catch (const ModelLoadError& e) {
+    throw ModelLoadError(weights.string() + ": " + e.what());
+  }
+  m.unet->eval();
+  m.weights_sha256 = sha256_file(weights.string());
+  return m;
+}
+
+void save_model_folder(const std::string& dir, UNet2DModelImpl& unet, const SchedulerConfig& scheduler) {
+  const fs::path root(dir);
+  fs::create_directories(root / "scheduler");
+  TensorMap tensors;
+  for (const auto& p : unet.named_parameters()) tensors[p.key()] = p.value();
+  for (const auto& b : unet.named_buffers()) tensors[b.key()] = b.value();
+  save_tensors((root / "diffusion_pytorch_model.safetensors").string(), tensors, {{"format", "pt"}});
+  nlohmann::json cfg = unet.config().to_json();
+  cfg["_diffusers_version"] = "0.30.0";
+  std::ofstream(root / "config.json") << cfg.dump(2) << "\n";
+  std::ofstream(root / "scheduler" / "scheduler_config.json") << scheduler.to_json().dump(2) << "\n";
+}
+
+}  // namespace qdm

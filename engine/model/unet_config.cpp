@@ -1,0 +1,190 @@
+#include "engine/model/unet_config.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace qdm {
+namespace {
+
+[[noreturn]] void fail(const std::string& field, const std::string& what) {
+  throw ConfigError("config.json: field '" + field + "' " + what);
+}
+
+template <typename T>
+void read(const nlohmann::json& j, const char* key, T& out) {
+  if (!j.contains(key) || j[key].is_null()) return;
+  try {
+    out = j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail(key, "has the wrong type: " + j[key].dump());
+  }
+}
+
+template <typename T>
+void read_optional(const nlohmann::json& j, const char* key, std::optional<T>& out) {
+  if (!j.contains(key)) return;
+  if (j[key].is_null()) {
+    out.reset();
+    return;
+  }
+  try {
+    out = j[key].get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail(key, "has the wrong type: " + j[key].dump());
+  }
+}
+
+}  // namespace
+
+UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
+  if (!j.is_object()) throw ConfigError("config.json: not a JSON object");
+  UNetConfig c;
+  if (j.contains("_class_name") && j["_class_name"] != "UNet2DModel")
+    fail("_class_name", "is " + j["_class_name"].dump() + "; only UNet2DModel is supported");
+  if (j.contains("sample_size") && !j["sample_size"].is_null()) {
+    const auto& s = j["sample_size"];
+    if (s.is_number_integer()) {
+      c.sample_size = s.get<int>();
+    } else if (s.is_array() && s.size() == 2 && s[0].is_number_integer() && s[0] == s[1]) {
+      c.sample_size = s[0].get<int>();
+    } else {
+      fail("sample_size", "must be an integer or a square [h, w], got " + s.dump());
+    }
+  }
+  read(j, "in_channels", c.in_channels);
+  read(j, "out_channels", c.out_channels);
+  read(j, "center_input_sample", c.center_input_sample);
+  read(j, "time_embedding_type", c.time_embedding_type);
+  read_optional(j, "time_embedding_dim", c.time_embedding_dim);
+  read(j, "freq_shift", c.freq_shift);
+  read(j, "flip_sin_to_cos", c.flip_sin_to_cos);
+  read(j, "down_block_types", c.down_block_types);
+  read(j, "up_block_types", c.up_block_types);
+  if (j.contains("mid_block_type")) {
+    if (j["mid_block_type"].is_null()) {
+      c.has_mid_block = false;
+    } else if (j["mid_block_type"] != "UNetMidBlock2D") {
+      fail("mid_block_type", "is " + j["mid_block_type"].dump() + "; only UNetMidBlock2D or null");
+    }
+  }
+  read(j, "block_out_channels", c.block_out_channels);
+  read(j, "layers_per_block", c.layers_per_block);
+  read(j, "mid_block_scale_factor", c.mid_block_scale_factor);
+  read(j, "downsample_padding", c.downsample_padding);
+  read(j, "dropout", c.dropout);
+  read_optional(j, "attention_head_dim", c.attention_head_dim);
+  read(j, "norm_num_groups", c.norm_num_groups);
+  read_optional(j, "attn_norm_num_groups", c.attn_norm_num_groups);
+  read(j, "norm_eps", c.norm_eps);
+  read(j, "resnet_time_scale_shift", c.resnet_time_scale_shift);
+  read(j, "add_attention", c.add_attention);
+  read_optional(j, "num_train_timesteps", c.num_train_timesteps);
+
+  // Fields we understand only in their default form.
+  std::string act_fn = "silu";
+  read(j, "act_fn", act_fn);
+  if (act_fn != "silu" && act_fn != "swish") fail("act_fn", "is '" + act_fn + "'; only silu is supported");
+  for (const char* key : {"class_embed_type", "num_class_embeds"})
+    if (j.contains(key) && !j[key].is_null())
+      fail(key, "is set; class-conditional UNets are not supported");
+  for (const char* key : {"downsample_type", "upsample_type"})
+    if (j.contains(key) && !j[key].is_null() && j[key] != "conv")
+      fail(key, "is " + j[key].dump() + "; only \"conv\" is supported");
+  c.validate();
+  return c;
+}
+
+UNetConfig UNetConfig::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("cannot open '" + path + "'");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(path + ": not valid JSON: " + e.what());
+  }
+  try {
+    return from_json(j);
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+}
+
+void UNetConfig::validate() const {
+  if (sample_size <= 0) fail("sample_size", "must be positive");
+  if (in_channels <= 0) fail("in_channels", "must be positive");
+  if (out_channels <= 0) fail("out_channels", "must be positive");
+  if (block_out_channels.empty()) fail("block_out_channels", "must not be empty");
+  if (norm_num_groups <= 0) fail("norm_num_groups", "must be positive");
+  if (attention_head_dim && *attention_head_dim <= 0) fail("attention_head_dim", "must be positive");
+  for (int ch : block_out_channels) {
+    if (ch <= 0) fail("block_out_channels", "entries must be positive");
+    if (ch % norm_num_groups != 0)
+      fail("norm_num_groups", "(" + std::to_string(norm_num_groups) + ") must divide every entry of block_out_channels (" +
+                                  std::to_string(ch) + ")");
+    if (attention_head_dim && ch % *attention_head_dim != 0)
+      fail("attention_head_dim", "(" + std::to_string(*attention_head_dim) +
+                                     ") must divide every entry of block_out_channels (" + std::to_string(ch) + ")");
+  }
+  if (down_block_types.size() != block_out_channels.size())
+    fail("down_block_types", "must have one entry per block_out_channels entry");
+  if (up_block_types.size() != block_out_channels.size())
+    fail("up_block_types", "must have one entry per block_out_channels entry");
+  for (const auto& t : down_block_types)
+    if (t != "DownBlock2D" && t != "AttnDownBlock2D")
+      fail("down_block_types", "contains '" + t + "'; supported: DownBlock2D, AttnDownBlock2D");
+  for (const auto& t : up_block_types)
+    if (t != "UpBlock2D" && t != "AttnUpBlock2D")
+      fail("up_block_types", "contains '" + t + "'; supported: UpBlock2D, AttnUpBlock2D");
+  if (layers_per_block <= 0) fail("layers_per_block", "must be positive");
+  const int downsamples = static_cast<int>(block_out_channels.size()) - 1;
+  if (sample_size % (1 << downsamples) != 0)
+    fail("sample_size", "must be divisible by 2^" + std::to_string(downsamples));
+  static const std::set<std::string> kTimeTypes = {"positional", "fourier", "learned"};
+  if (!kTimeTypes.count(time_embedding_type))
+    fail("time_embedding_type", "is '" + time_embedding_type + "'; supported: positional, fourier, learned");
+  if (time_embedding_type == "learned" && !num_train_timesteps)
+    fail("num_train_timesteps", "is required when time_embedding_type is \"learned\"");
+  if (time_embedding_type == "positional" && block_out_channels[0] % 2 != 0)
+    fail("block_out_channels", "[0] must be even for a positional time embedding");
+  if (resnet_time_scale_shift != "default" && resnet_time_scale_shift != "scale_shift")
+    fail("resnet_time_scale_shift", "is '" + resnet_time_scale_shift + "'; supported: default, scale_shift");
+  if (downsample_padding != 0 && downsample_padding != 1) fail("downsample_padding", "must be 0 or 1");
+}
+
+nlohmann::json UNetConfig::to_json() const {
+  nlohmann::json j;
+  j["_class_name"] = "UNet2DModel";
+  j["sample_size"] = sample_size;
+  j["in_channels"] = in_channels;
+  j["out_channels"] = out_channels;
+  j["center_input_sample"] = center_input_sample;
+  j["time_embedding_type"] = time_embedding_type;
+  j["time_embedding_dim"] = time_embedding_dim ? nlohmann::json(*time_embedding_dim) : nlohmann::json();
+  j["freq_shift"] = freq_shift;
+  j["flip_sin_to_cos"] = flip_sin_to_cos;
+  j["down_block_types"] = down_block_types;
+  j["up_block_types"] = up_block_types;
+  j["mid_block_type"] = has_mid_block ? nlohmann::json("UNetMidBlock2D") : nlohmann::json();
+  j["block_out_channels"] = block_out_channels;
+  j["layers_per_block"] = layers_per_block;
+  j["mid_block_scale_factor"] = mid_block_scale_factor;
+  j["downsample_padding"] = downsample_padding;
+  j["downsample_type"] = "conv";
+  j["upsample_type"] = "conv";
+  j["dropout"] = dropout;
+  j["act_fn"] = "silu";
+  j["attention_head_dim"] = attention_head_dim ? nlohmann::json(*attention_head_dim) : nlohmann::json();
+  j["norm_num_groups"] = norm_num_groups;
+  j["attn_norm_num_groups"] = attn_norm_num_groups ? nlohmann::json(*attn_norm_num_groups) : nlohmann::json();
+  j["norm_eps"] = norm_eps;
+  j["resnet_time_scale_shift"] = resnet_time_scale_shift;
+  j["add_attention"] = add_attention;
+  j["class_embed_type"] = nullptr;
+  j["num_class_embeds"] = nullptr;
+  j["num_train_timesteps"] = num_train_timesteps ? nlohmann::json(*num_train_timesteps) : nlohmann::json();
+  return j;
+}
+
+}  // namespace qdm

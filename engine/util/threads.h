@@ -1,0 +1,11 @@
+// LibTorch's intra-op thread count. Debian's LibTorch starts with one thread; qdm uses every
+// core unless QDM_THREADS or a --threads option says otherwise.
+#pragma once
+
+namespace qdm {
+
+// threads <= 0: $QDM_THREADS if set, else the number of hardware threads.
+void set_compute_threads(int threads = 0);
+int compute_threads();
+
+}  // namespace qdm
