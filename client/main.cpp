@@ -10,7 +10,11 @@ int main(int argc, char** argv) {
   CLI::App app{"qdm: post-training quantization and sampling of diffusion models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "qdm 0.1.0");
+  qdm::cli::add_sample_command(app);
+  qdm::cli::add_forward_command(app);
+  qdm::cli::add_eval_command(app);
   qdm::cli::add_train_command(app);
+  qdm::cli::add_train_classifier_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

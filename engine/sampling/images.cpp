@@ -1,0 +1,37 @@
+#include "engine/sampling/images.h"
+
+#include <cmath>
+#include <fstream>
+#include <stdexcept>
+
+namespace qdm {
+
+at::Tensor to_uint8_hwc(const at::Tensor& images) {
+  return ((images.clamp(-1, 1) + 1) * 127.5).round().to(at::kByte).permute({0, 2, 3, 1}).contiguous();
+}
+
+at::Tensor make_grid(const at::Tensor& images, int columns, int padding) {
+  const int64_t n = images.size(0), c = images.size(1), h = images.size(2), w = images.size(3);
+  columns = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(columns, n)));
+  const int64_t rows = (n + columns - 1) / columns;
+  at::Tensor grid = at::full({1, c, rows * (h + padding) + padding, columns * (w + padding) + padding}, -1.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t y = (i / columns) * (h + padding) + padding, x = (i % columns) * (w + padding) + padding;
+    grid[0].narrow(1, y, h).narrow(2, x, w).copy_(images[i]);
+  }
+  return grid;
+}
+
+std::vector<uint8_t> encode_image_png(const at::Tensor& images, int64_t index, const PngText& text) {
+  const at::Tensor img = to_uint8_hwc(images.narrow(0, index, 1));
+  return encode_png(img.data_ptr<uint8_t>(), static_cast<int>(img.size(2)), static_cast<int>(img.size(1)),
+                    static_cast<int>(img.size(3)), text);
+}
+
+void write_image_png(const std::string& path, const at::Tensor& images, int64_t index, const PngText& text) {
+  const at::Tensor img = to_uint8_hwc(images.narrow(0, index, 1));
+  write_png(path, img.data_ptr<uint8_t>(), static_cast<int>(img.size(2)), static_cast<int>(img.size(1)),
+            static_cast<int>(img.size(3)), text);
+}
+
+}  // namespace qdm

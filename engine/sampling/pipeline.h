@@ -1,0 +1,37 @@
+// Sampling images from a loaded model: chunks of a request into batches, seeds image i with
+// seed + i, reports progress and honours cancellation.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+
+#include "engine/sampling/samplers.h"
+
+namespace qdm {
+
+struct SampleRequest {
+  int num_images = 1;
+  uint64_t seed = 0;
+  int batch_size = 64;  // images per UNet call
+  SamplerOptions sampler;
+};
+
+struct SampleProgress {
+  int images_done;    // finished images before the current batch
+  int batch_images;   // images in the current batch
+  int step, steps;    // step within the current batch
+  int total_images;
+};
+
+// Noise predictor for a batch: x (N, C, H, W), t, step index -> eps.
+using BatchDenoiser = Denoiser;
+
+// Returns (num_images, C, S, S) in [-1, 1]. `on_progress` returns false to cancel
+// (SamplingCancelled is thrown).
+at::Tensor sample_images(const NoiseSchedule& schedule, const BatchDenoiser& denoise, int64_t channels,
+                         int64_t size, const SampleRequest& request,
+                         const std::function<bool(const SampleProgress&)>& on_progress = nullptr);
+
+}  // namespace qdm

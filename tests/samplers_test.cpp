@@ -1,0 +1,116 @@
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include "engine/model/unet_2d.h"
+#include "engine/model/unet_denoiser.h"
+#include "engine/sampling/pipeline.h"
+#include "engine/sampling/samplers.h"
+#include "tests/test_models.h"
+
+namespace qdm {
+namespace {
+
+// The exact noise predictor when the data is a point mass at `c`.
+Denoiser point_mass(const NoiseSchedule& s, double c) {
+  return [&s, c](const at::Tensor& x, int t, int) {
+    const double a = s.alphas_cumprod[static_cast<size_t>(t)];
+    return (x - std::sqrt(a) * c) / std::sqrt(1 - a);
+  };
+}
+
+// The exact noise predictor when the data is N(0, sigma^2 I).
+Denoiser gaussian(const NoiseSchedule& s, double sigma) {
+  return [&s, sigma](const at::Tensor& x, int t, int) {
+    const double a = s.alphas_cumprod[static_cast<size_t>(t)];
+    return x * (std::sqrt(1 - a) / (a * sigma * sigma + 1 - a));
+  };
+}
+
+TEST(Timesteps, Spacings) {
+  EXPECT_EQ(make_timesteps(1000, 10, TimestepSpacing::kLeading),
+            (std::vector<int>{900, 800, 700, 600, 500, 400, 300, 200, 100, 0}));
+  EXPECT_EQ(make_timesteps(1000, 10, TimestepSpacing::kLeading, 1).front(), 901);
+  EXPECT_EQ(make_timesteps(1000, 4, TimestepSpacing::kTrailing), (std::vector<int>{999, 749, 499, 249}));
+  EXPECT_EQ(make_timesteps(1000, 300, TimestepSpacing::kUniform).size(), 334u);  // range(0, 1000, 3)
+  EXPECT_EQ(make_timesteps(1000, 1000, TimestepSpacing::kLeading).size(), 1000u);
+  const auto quad = make_timesteps(1000, 5, TimestepSpacing::kQuad);
+  EXPECT_EQ(quad.back(), 0);
+  EXPECT_EQ(quad.front(), 800);
+  EXPECT_THROW(make_timesteps(1000, 0, TimestepSpacing::kLeading), std::invalid_argument);
+  EXPECT_THROW(make_timesteps(1000, 1001, TimestepSpacing::kLeading), std::invalid_argument);
+  EXPECT_THROW(parse_spacing("linspace2"), std::invalid_argument);
+}
+
+TEST(Samplers, DdimAndDdpmRecoverAPointMass) {
+  const NoiseSchedule s(SchedulerConfig{});
+  for (auto kind : {SamplerKind::kDDIM, SamplerKind::kDDPM}) {
+    for (int steps : {1, 10, 100}) {
+      SamplerOptions o;
+      o.kind = kind;
+      o.steps = steps;
+      SeededNoise noise = SeededNoise::consecutive(5, 3);
+      at::Tensor x = run_sampler(s, o, point_mass(s, 0.3), noise, 1, 4);
+      EXPECT_LT((x - 0.3).abs().max().item<double>(), 1e-4) << sampler_name(kind) << " " << steps;
+    }
+  }
+}
+
+TEST(Samplers, ReachTheDataVarianceOfAGaussian) {
+  SchedulerConfig cfg;
+  cfg.clip_sample = false;
+  const NoiseSchedule s(cfg);
+  const double sigma = 0.5;
+  for (auto [kind, eta] : {std::pair{SamplerKind::kDDIM, 0.0}, std::pair{SamplerKind::kDDIM, 1.0},
+                           std::pair{SamplerKind::kDDPM, 0.0}}) {
+    SamplerOptions o;
+    o.kind = kind;
+    o.eta = eta;
+    o.steps = kind == SamplerKind::kDDPM ? 1000 : 100;
+    SeededNoise noise = SeededNoise::consecutive(0, 256);
+    at::Tensor x = run_sampler(s, o, gaussian(s, sigma), noise, 1, 8);  // 16k values
+    EXPECT_NEAR(x.std().item<double>(), sigma, 0.03) << sampler_name(kind) << " eta " << eta;
+    EXPECT_NEAR(x.mean().item<double>(), 0.0, 0.02);
+  }
+}
+
+TEST(Samplers, ImagesDependOnlyOnTheirOwnSeed) {
+  torch::manual_seed(0);
+  UNet2DModel unet(testing::tiny_config());
+  const NoiseSchedule s(SchedulerConfig{});
+  for (auto kind : {SamplerKind::kDDIM, SamplerKind::kDDPM}) {
+    SampleRequest req;
+    req.num_images = 5;
+    req.seed = 100;
+    req.sampler.kind = kind;
+    req.sampler.steps = 8;
+    req.sampler.eta = 0.5;
+    req.batch_size = 5;
+    const at::Tensor together = sample_images(s, unet_denoiser(unet), 1, 8, req);
+    req.batch_size = 2;
+    const at::Tensor chunked = sample_images(s, unet_denoiser(unet), 1, 8, req);
+    EXPECT_LT((together - chunked).abs().max().item<double>(), 1e-4);
+    // Image 3 alone, requested with seed 103, is image 3 of the batch.
+    req.num_images = 1;
+    req.seed = 103;
+    const at::Tensor alone = sample_images(s, unet_denoiser(unet), 1, 8, req);
+    EXPECT_LT((alone[0] - together[3]).abs().max().item<double>(), 1e-4);
+    EXPECT_GT((together[0] - together[1]).abs().max().item<double>(), 1e-2);
+  }
+}
+
+TEST(Samplers, CancellationStopsBetweenSteps) {
+  const NoiseSchedule s(SchedulerConfig{});
+  SampleRequest req;
+  req.sampler.steps = 50;
+  int calls = 0;
+  auto denoise = [&](const at::Tensor& x, int t, int step) {
+    ++calls;
+    return point_mass(s, 0.0)(x, t, step);
+  };
+  EXPECT_THROW(sample_images(s, denoise, 1, 4, req, [](const SampleProgress& p) { return p.step < 3; }),
+               SamplingCancelled);
+  EXPECT_EQ(calls, 3);
+}
+
+}  // namespace
+}  // namespace qdm

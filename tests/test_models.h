@@ -1,0 +1,20 @@
+// Small model configurations shared by the engine tests.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/model/unet_config.h"
+
+namespace qdm::testing {
+
+// A 2-level 1-channel 8x8 UNet with attention in both paths and the mid block (~30k params).
+UNetConfig tiny_config();
+// google/ddpm-cifar10-32's config.json as published (old attention names in its weights).
+nlohmann::json ddpm_cifar10_config_json();
+// The 128px DDPM of diffusers' unconditional training example.
+nlohmann::json ddpm_128_config_json();
+// A fresh temporary directory, removed by the caller.
+std::string temp_dir(const std::string& name);
+
+}  // namespace qdm::testing
