@@ -4,7 +4,8 @@
 
 namespace qdm {
 
-// threads <= 0: $QDM_THREADS if set, else the number of hardware threads.
+// threads <= 0: $QDM_THREADS if set, else the number of hardware threads. Also pins OpenBLAS
+// to one thread (see threads.cpp).
 void set_compute_threads(int threads = 0);
 int compute_threads();
 
