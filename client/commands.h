@@ -1,14 +1,33 @@
 // Each `qdm` subcommand registers itself on the CLI11 app from its own file.
 #pragma once
 
+#include <ATen/ATen.h>
+
 #include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "engine/runtime/loaded_model.h"
 
 namespace qdm::cli {
+
+// Sampler flags shared by sample, eval and quantize; unset flags take the model's defaults.
+struct SamplerArgs {
+  std::optional<int> steps;
+  std::optional<std::string> sampler, spacing;
+  std::optional<double> eta;
+  SamplerOptions resolve(const SamplerOptions& defaults) const;
+};
+void add_sampler_options(CLI::App* cmd, SamplerArgs& args);
+// Exactly one of --model / --artifact.
+LoadedModel load_source(const std::string& model, const std::string& artifact);
+at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& request);
 
 void add_train_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 
 }  // namespace qdm::cli

@@ -1,35 +1,31 @@
-// qdm eval: FID-FMNIST, class histogram and confidence of a model's samples.
+// qdm eval: FID-FMNIST, class histogram and confidence of a model's or an artifact's samples.
 #include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "client/commands.h"
-#include "client/progress_bar.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/eval/evaluator.h"
-#include "engine/model/model_folder.h"
-#include "engine/model/unet_denoiser.h"
-#include "engine/sampling/pipeline.h"
 #include "engine/util/threads.h"
 
 namespace qdm::cli {
 
 void add_eval_command(CLI::App& app) {
   struct Args {
-    std::string model, json, classifier = "models/fmnist-classifier", data = default_fashion_mnist_dir();
-    std::string sampler = "ddim";
-    int num = 1000, steps = 100, batch = 100;
+    std::string model, artifact, json, classifier = "models/fmnist-classifier", data = default_fashion_mnist_dir();
+    int num = 1000, batch = 100;
     uint64_t seed = 0;
     bool floor = false;
+    SamplerArgs sampler;
   };
   auto a = std::make_shared<Args>();
-  auto* cmd = app.add_subcommand("eval", "Sample a model and report FID-FMNIST, class histogram and confidence");
+  auto* cmd = app.add_subcommand("eval", "Sample a model or artifact and report FID-FMNIST, class histogram and confidence");
   cmd->add_option("--model", a->model, "diffusers model folder");
+  cmd->add_option("--artifact", a->artifact, "quantized artifact from qdm quantize");
   cmd->add_option("--num", a->num, "Number of samples")->capture_default_str()->check(CLI::Range(2, 100000));
-  cmd->add_option("--steps", a->steps, "Sampling steps")->capture_default_str()->check(CLI::Range(1, 10000));
   cmd->add_option("--seed", a->seed, "Seed of sample 0")->capture_default_str();
-  cmd->add_option("--sampler", a->sampler, "ddim or ddpm")->capture_default_str()->check(CLI::IsMember({"ddim", "ddpm"}));
+  add_sampler_options(cmd, a->sampler);
   cmd->add_option("--batch", a->batch, "Images per UNet call")->capture_default_str();
   cmd->add_option("--classifier", a->classifier, "Feature classifier folder")->capture_default_str();
   cmd->add_option("--data", a->data, "Fashion-MNIST folder")->capture_default_str();
@@ -39,33 +35,26 @@ void add_eval_command(CLI::App& app) {
     set_compute_threads();
     FmnistEvaluator evaluator(a->classifier, a->data);
     nlohmann::json report;
-    if (!a->model.empty()) {
-      DiffusionModel model = load_model_folder(a->model);
+    if (!a->model.empty() || !a->artifact.empty()) {
+      LoadedModel model = load_source(a->model, a->artifact);
       SampleRequest req;
       req.num_images = a->num;
       req.seed = a->seed;
       req.batch_size = a->batch;
-      req.sampler.kind = parse_sampler(a->sampler);
-      req.sampler.steps = a->steps;
-      ProgressBar bar("sampling");
+      req.sampler = a->sampler.resolve(model.default_sampler());
+      model.check(req.sampler);
       const auto start = std::chrono::steady_clock::now();
-      at::Tensor images = sample_images(NoiseSchedule(model.scheduler), unet_denoiser(model.unet),
-                                        model.config.in_channels, model.config.sample_size, req,
-                                        [&](const SampleProgress& p) {
-                                          bar.update((p.images_done + p.batch_images * double(p.step) / p.steps) / p.total_images);
-                                          return true;
-                                        });
-      bar.finish();
+      const at::Tensor images = sample_with_bar(model, req);
       report = evaluator.evaluate(images).to_json();
-      report["model"] = a->model;
-      report["model_sha256"] = model.weights_sha256;
-      report["sampler"] = a->sampler;
-      report["steps"] = a->steps;
+      report[model.quantized() ? "artifact" : "model"] = model.path();
+      report["sha256"] = model.sha256();
+      report["sampler"] = sampler_name(req.sampler.kind);
+      report["steps"] = req.sampler.steps;
       report["seed"] = a->seed;
       report["sampling_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     if (a->floor) report["train_vs_test_fid"] = evaluator.train_vs_test_fid(a->num);
-    if (report.empty()) throw CLI::ValidationError("eval", "give --model and/or --floor");
+    if (report.empty()) throw CLI::ValidationError("eval", "give --model, --artifact and/or --floor");
     std::printf("%s\n", report.dump(2).c_str());
     if (!a->json.empty()) std::ofstream(a->json) << report.dump(2) << "\n";
   });

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   qdm::cli::add_sample_command(app);
   qdm::cli::add_forward_command(app);
   qdm::cli::add_eval_command(app);
+  qdm::cli::add_quantize_command(app);
   qdm::cli::add_train_command(app);
   qdm::cli::add_train_classifier_command(app);
   try {

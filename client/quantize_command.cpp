@@ -1,0 +1,123 @@
+// qdm quantize: post-training quantization of a model folder into a packed artifact, with a
+// quality report against the fp32 model on the same seeds.
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <filesystem>
+
+#include "client/commands.h"
+#include "client/progress_bar.h"
+#include "engine/artifact/artifact.h"
+#include "engine/data/fashion_mnist.h"
+#include "engine/eval/evaluator.h"
+#include "engine/quant/quality.h"
+#include "engine/quant/recipe.h"
+#include "engine/util/threads.h"
+
+namespace qdm::cli {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) { g_interrupted = true; }
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app) {
+  struct Args {
+    std::string model, out, classifier = "models/fmnist-classifier";
+    RecipeOptions recipe;
+    int abits = 8, report_samples = 64;
+    std::vector<std::string> keep_fp;
+    bool keep_none = false;
+    SamplerArgs sampler;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("quantize", "Quantize a model folder into a packed artifact");
+  cmd->add_option("--model", a->model, "diffusers model folder")->required();
+  cmd->add_option("--recipe", a->recipe.recipe, "Recipe: rtn")->capture_default_str();
+  cmd->add_option("--wbits", a->recipe.spec.weight_bits, "Weight bits (2-8)")->capture_default_str()->check(CLI::Range(2, 8));
+  cmd->add_option("--abits", a->abits, "Activation bits (4-8, or 32 for fp32 activations)")->capture_default_str();
+  add_sampler_options(cmd, a->sampler);
+  cmd->add_option("--calib-samples", a->recipe.calib_samples, "Calibration trajectories")->capture_default_str()->check(CLI::Range(1, 100000));
+  cmd->add_option("--calib-seed", a->recipe.calib_seed, "Seed of the calibration noise")->capture_default_str();
+  cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
+  cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
+  cmd->add_option("--report-samples", a->report_samples, "Images for the quality report (0: none)")->capture_default_str();
+  cmd->add_option("--classifier", a->classifier, "Feature classifier for FID-FMNIST in the report (skipped if absent)");
+  cmd->add_option("--out", a->out, "Artifact file to write")->required();
+  cmd->callback([a] {
+    set_compute_threads();
+    if (a->abits != 32 && (a->abits < 4 || a->abits > 8))
+      throw CLI::ValidationError("--abits", "must be 4-8, or 32 for fp32 activations");
+    a->recipe.spec.act_bits = a->abits == 32 ? 0 : a->abits;
+    if (!a->keep_fp.empty()) a->recipe.spec.keep_fp = a->keep_fp;
+    if (a->keep_none) a->recipe.spec.keep_fp.clear(), a->recipe.spec.keep_fp_input.clear();
+    a->recipe.sampler = a->sampler.resolve(SamplerOptions{});
+    a->recipe.spec.validate();
+    const auto out_dir = std::filesystem::path(a->out).parent_path();
+    if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
+      throw CLI::ValidationError("--out", "folder '" + out_dir.string() + "' does not exist");
+
+    DiffusionModel model = load_model_folder(a->model);
+    std::signal(SIGINT, on_sigint);
+    std::string stage;
+    std::unique_ptr<ProgressBar> bar;
+    const auto start = std::chrono::steady_clock::now();
+    QuantizeResult result = quantize_model(model, a->recipe, [&](const QuantizeProgress& p) {
+      if (p.stage != stage) {
+        if (bar) bar->finish();
+        stage = p.stage;
+        bar = std::make_unique<ProgressBar>(stage);
+        spdlog::info("stage: {}", stage);
+      }
+      bar->update(p.total ? double(p.done) / p.total : 0, p.loss > 0 ? fmt::format("loss {:.4g}", p.loss) : "");
+      return !g_interrupted.load();
+    });
+    if (bar) bar->finish();
+    const double quant_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+    ArtifactInfo info;
+    info.config = model.config;
+    info.scheduler = model.scheduler;
+    info.sampler = a->recipe.sampler;
+    info.timesteps = result.timesteps;
+    info.source_sha256 = model.weights_sha256;
+    info.recipe = a->recipe.to_json();
+    info.timings = result.timings;
+    info.timings["total"] = quant_seconds;
+    if (a->report_samples > 0) {
+      SampleRequest req;
+      req.num_images = a->report_samples;
+      req.seed = 0;
+      req.sampler = a->recipe.sampler;
+      const NoiseSchedule schedule(model.scheduler);
+      spdlog::info("quality report on {} images", req.num_images);
+      at::Tensor fp_images = sample_images(schedule, [&](const at::Tensor& x, int t, int) {
+        return model.unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)));
+      }, model.config.in_channels, model.config.sample_size, req);
+      QuantizedUNet& q = *result.model;
+      std::vector<int> ts = result.timesteps;
+      at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step) {
+        return q.forward(x, t, step);
+      }, model.config.in_channels, model.config.sample_size, req);
+      const ImageAgreement agree = compare_images(q_images, fp_images);
+      info.report = {{"images", req.num_images}, {"seed", 0}, {"mse_vs_fp", agree.mse}, {"psnr_vs_fp", agree.psnr},
+                     {"max_abs_pixel_vs_fp", agree.max_abs_pixel},
+                     {"temporal_feature_cosine", temporal_feature_cosine(model.unet, q, ts)}};
+      if (std::filesystem::exists(a->classifier + "/model.safetensors") && model.config.in_channels == 1 &&
+          model.config.sample_size == 32) {
+        FmnistEvaluator evaluator(a->classifier, default_fashion_mnist_dir());
+        info.report["fid_fmnist"] = evaluator.evaluate(q_images).fid;
+        info.report["fid_fmnist_fp"] = evaluator.evaluate(fp_images).fid;
+      }
+    }
+    if (g_interrupted) throw QuantizeCancelled();
+    save_artifact(a->out, *result.model, info);
+    std::signal(SIGINT, SIG_DFL);
+    spdlog::info("report: {}", info.report.dump());
+    spdlog::info("wrote {} ({} bytes) in {:.1f} s", a->out, std::filesystem::file_size(a->out), quant_seconds);
+  });
+}
+
+}  // namespace qdm::cli

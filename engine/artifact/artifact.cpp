@@ -1,0 +1,207 @@
+#include "engine/artifact/artifact.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "engine/artifact/weight_packing.h"
+#include "engine/model_io/safetensors.h"
+#include "engine/model_io/tensor_io.h"
+#include "engine/util/sha256.h"
+
+namespace qdm {
+namespace {
+
+at::Tensor table(const std::vector<float>& v) { return at::tensor(v, at::kFloat); }
+
+std::vector<float> to_vector(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+void add_act_table(TensorMap& out, const std::string& prefix, const ActQuantizer& aq) {
+  out[prefix + ".ascale"] = table(aq.scale);
+  out[prefix + ".azero"] = table(aq.zero_point);
+}
+
+bool has_per_step_tables(const QuantizedUNet& m) {
+  for (const auto& l : m.layers)
+    if (l->quant_input && l->act.scale.size() > 1) return true;
+  for (const auto& a : m.attention)
+    if (a->q.scale.size() > 1) return true;
+  return false;
+}
+
+}  // namespace
+
+void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info) {
+  at::NoGradGuard no_grad;
+  TensorMap tensors;
+  std::set<std::string> packed_weights;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : model.layers) {
+    if (!l->weight_params.scale.defined()) throw ArtifactError("layer '" + l->name + "' has no weight quantizer");
+    const at::Tensor w = l->fp_weight().detach();
+    const at::Tensor codes = quantize_codes(w.reshape({w.size(0), -1}), l->weight_params);
+    tensors[l->name + ".qweight"] = pack_codes(codes, l->weight_params.bits);
+    tensors[l->name + ".wscale"] = l->weight_params.scale.to(at::kFloat).contiguous();
+    tensors[l->name + ".wzero"] = l->weight_params.zero_point.to(at::kFloat).contiguous();
+    const bool quant_input = l->quant_input;
+    if (quant_input) add_act_table(tensors, l->name, l->act);
+    packed_weights.insert(l->name + ".weight");
+    layers.push_back({{"name", l->name}, {"weight_bits", l->weight_params.bits},
+                      {"act_bits", quant_input ? l->act.bits : 0}, {"act_entries", quant_input ? l->act.scale.size() : 0}});
+  }
+  for (const auto& a : model.attention) {
+    add_act_table(tensors, a->name + ".q", a->q);
+    add_act_table(tensors, a->name + ".k", a->k);
+    add_act_table(tensors, a->name + ".v", a->v);
+  }
+  for (const auto& p : model.unet->named_parameters())
+    if (!packed_weights.count(p.key())) tensors[p.key()] = p.value().to(at::kFloat);
+  for (const auto& b : model.unet->named_buffers()) tensors[b.key()] = b.value().to(at::kFloat);
+
+  nlohmann::json meta = {{"format", "qdm-artifact"},
+                         {"format_version", kArtifactFormatVersion},
+                         {"unet_config", info.config.to_json()},
+                         {"scheduler_config", info.scheduler.to_json()},
+                         {"sampler", sampler_name(info.sampler.kind)},
+                         {"steps", info.sampler.steps},
+                         {"eta", info.sampler.eta},
+                         {"spacing", spacing_name(info.sampler.spacing)},
+                         {"timesteps", info.timesteps},
+                         {"source_sha256", info.source_sha256},
+                         {"recipe", info.recipe},
+                         {"spec", model.spec.to_json()},
+                         {"layers", layers},
+                         {"kept_fp", model.kept_fp},
+                         {"attention_quantized", model.attention.size()},
+                         {"timings", info.timings},
+                         {"report", info.report},
+                         {"qdm_version", "0.1.0"}};
+  save_tensors(path, tensors, {{"qdm", meta.dump()}, {"format", "qdm"}});
+}
+
+LoadedArtifact load_artifact(const std::string& path) {
+  const SafeTensors file = SafeTensors::read_file(path);
+  auto it = file.metadata().find("qdm");
+  if (it == file.metadata().end())
+    throw ArtifactError(path + ": not a qdm artifact (no 'qdm' metadata; is this a model's weights file?)");
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception& e) {
+    throw ArtifactError(path + ": metadata is not valid JSON: " + e.what());
+  }
+  LoadedArtifact out;
+  try {
+    if (meta.value("format_version", 0) != kArtifactFormatVersion)
+      throw ArtifactError("format_version " + meta.value("format_version", nlohmann::json()).dump() +
+                          " is not supported (this build reads " + std::to_string(kArtifactFormatVersion) + ")");
+    out.info.config = UNetConfig::from_json(meta.at("unet_config"));
+    out.info.scheduler = SchedulerConfig::from_json(meta.at("scheduler_config"));
+    out.info.sampler.kind = parse_sampler(meta.at("sampler").get<std::string>());
+    out.info.sampler.steps = meta.at("steps").get<int>();
+    out.info.sampler.eta = meta.at("eta").get<double>();
+    out.info.sampler.spacing = parse_spacing(meta.at("spacing").get<std::string>());
+    out.info.timesteps = meta.at("timesteps").get<std::vector<int>>();
+    out.info.source_sha256 = meta.value("source_sha256", "");
+    out.info.recipe = meta.value("recipe", nlohmann::json::object());
+    out.info.timings = meta.value("timings", nlohmann::json::object());
+    out.info.report = meta.value("report", nlohmann::json::object());
+    out.model = std::make_unique<QuantizedUNet>(UNet2DModel(out.info.config), QuantSpec::from_json(meta.at("spec")));
+  } catch (const nlohmann::json::exception& e) {
+    throw ArtifactError(path + ": metadata is incomplete: " + e.what());
+  } catch (const std::exception& e) {
+    throw ArtifactError(path + ": " + e.what());
+  }
+
+  at::NoGradGuard no_grad;
+  QuantizedUNet& q = *out.model;
+  std::set<std::string> used;
+  auto get = [&](const std::string& name) -> at::Tensor {
+    const TensorInfo* t = file.find(name);
+    if (!t) throw ArtifactError(path + ": missing tensor '" + name + "'");
+    used.insert(name);
+    return to_tensor(file, *t);
+  };
+  auto load_act = [&](ActQuantizer& aq, const std::string& prefix) {
+    aq.set_table(to_vector(get(prefix + ".ascale")), to_vector(get(prefix + ".azero")));
+    if (aq.scale.size() != 1 && aq.scale.size() != out.info.timesteps.size())
+      throw ArtifactError(path + ": tensor '" + prefix + ".ascale' has " + std::to_string(aq.scale.size()) +
+                          " entries; expected 1 or one per step (" + std::to_string(out.info.timesteps.size()) + ")");
+  };
+  std::set<std::string> packed_weights;
+  for (auto& l : q.layers) {
+    at::Tensor w = l->fp_weight();
+    const int bits = q.spec.weight_bits;
+    QuantParams params{get(l->name + ".wscale"), get(l->name + ".wzero"), bits};
+    if (params.scale.numel() != w.size(0) || params.zero_point.numel() != w.size(0))
+      throw ArtifactError(path + ": tensor '" + l->name + ".wscale' does not have one entry per output channel");
+    const at::Tensor packed = get(l->name + ".qweight");
+    const int64_t k = w.numel() / w.size(0);
+    at::Tensor codes;
+    try {
+      if (packed.scalar_type() != at::kByte || packed.dim() != 2 || packed.size(0) != w.size(0)) throw std::invalid_argument("");
+      codes = unpack_codes(packed, bits, k);
+    } catch (const std::invalid_argument&) {
+      throw ArtifactError(path + ": tensor '" + l->name + ".qweight' has shape " + c10::str(packed.sizes()) +
+                          "; the config implies " + std::to_string(w.size(0)) + " rows of " + std::to_string(k) +
+                          " " + std::to_string(bits) + "-bit codes");
+    }
+    if (codes.max().item<int64_t>() > qmax(bits))
+      throw ArtifactError(path + ": tensor '" + l->name + ".qweight' holds codes above " + std::to_string(qmax(bits)));
+    w.copy_(dequantize_codes(codes, params).reshape(w.sizes()));
+    l->weight_params = params;
+    l->fake_weight = w.detach().clone();
+    packed_weights.insert(l->name + ".weight");
+    if (l->quant_input) load_act(l->act, l->name);
+  }
+  for (auto& a : q.attention) {
+    load_act(a->q, a->name + ".q");
+    load_act(a->k, a->name + ".k");
+    load_act(a->v, a->name + ".v");
+  }
+  for (auto& p : q.unet->named_parameters()) {
+    if (packed_weights.count(p.key())) continue;
+    const at::Tensor t = get(p.key());
+    if (t.sizes() != p.value().sizes())
+      throw ArtifactError(path + ": tensor '" + p.key() + "' has shape " + c10::str(t.sizes()) + ", config implies " +
+                          c10::str(p.value().sizes()));
+    p.value().copy_(t);
+  }
+  for (auto& b : q.unet->named_buffers()) b.value().copy_(get(b.key()));
+  for (const auto& t : file.tensors())
+    if (!used.count(t.name)) throw ArtifactError(path + ": unexpected tensor '" + t.name + "'");
+  q.unet->eval();
+  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+  out.sha256 = sha256_file(path);
+  out.file_bytes = static_cast<int64_t>(file.file_bytes());
+  return out;
+}
+
+void check_schedule(const LoadedArtifact& artifact, const NoiseSchedule& schedule, const SamplerOptions& options) {
+  if (!has_per_step_tables(*artifact.model)) return;
+  if (sampler_timesteps(schedule, options) != artifact.info.timesteps)
+    throw std::invalid_argument("this artifact's activation tables were calibrated per step for " +
+                                std::to_string(artifact.info.sampler.steps) + " steps with " +
+                                spacing_name(artifact.info.sampler.spacing) +
+                                " spacing; sample with those steps and spacing");
+}
+
+Denoiser artifact_denoiser(LoadedArtifact& artifact) {
+  QuantizedUNet* model = artifact.model.get();
+  std::unordered_map<int, int> index;
+  for (size_t i = 0; i < artifact.info.timesteps.size(); ++i) index[artifact.info.timesteps[i]] = static_cast<int>(i);
+  const bool per_step = has_per_step_tables(*model);
+  return [model, index, per_step](const at::Tensor& x, int t, int) {
+    auto it = index.find(t);
+    if (it == index.end() && per_step)
+      throw std::invalid_argument("timestep " + std::to_string(t) + " is not in the artifact's calibrated schedule");
+    return model->forward(x, t, it == index.end() ? 0 : it->second);
+  };
+}
+
+}  // namespace qdm

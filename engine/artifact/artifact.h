@@ -1,0 +1,60 @@
+// The packed quantized artifact: one safetensors file holding
+//   <layer>.qweight  U8  packed integer weight codes (rows = output channels, int4 two per byte)
+//   <layer>.wscale / <layer>.wzero  F32 per output channel
+//   <layer>.ascale / <layer>.azero  F32 activation table (1 entry, or one per sampling step)
+//   <attn>.{q,k,v}.ascale / azero   attention activation tables
+//   every other tensor (norms, biases, layers kept in fp32) as F32 under its diffusers name
+// and, in the header's __metadata__, "qdm" = JSON: format version, UNet and scheduler
+// configs, recipe and options, bit widths, the sampling schedule, source model sha256,
+// timings and the quality report. Loading needs neither the source model nor calibration data.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model/unet_config.h"
+#include "engine/quant/quant_model.h"
+#include "engine/sampling/noise_schedule.h"
+#include "engine/sampling/samplers.h"
+
+namespace qdm {
+
+constexpr int kArtifactFormatVersion = 1;
+
+struct ArtifactInfo {
+  UNetConfig config;
+  SchedulerConfig scheduler;
+  SamplerOptions sampler;
+  std::vector<int> timesteps;  // the schedule the tables were calibrated for
+  std::string source_sha256;
+  nlohmann::json recipe;   // RecipeOptions::to_json()
+  nlohmann::json timings;  // seconds per stage
+  nlohmann::json report;   // quality report, may be empty
+};
+
+class ArtifactError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info);
+
+struct LoadedArtifact {
+  ArtifactInfo info;
+  std::unique_ptr<QuantizedUNet> model;
+  std::string sha256;
+  int64_t file_bytes = 0;
+};
+// Throws ArtifactError / SafeTensorsError naming what is wrong.
+LoadedArtifact load_artifact(const std::string& path);
+
+// A sampler Denoiser over a quantized model: maps each timestep to its table entry; a
+// timestep outside the calibrated schedule is an error when the tables are per step.
+Denoiser artifact_denoiser(LoadedArtifact& artifact);
+// Checks that `options` visit exactly the artifact's schedule (per-step tables) or throws
+// std::invalid_argument saying what to change.
+void check_schedule(const LoadedArtifact& artifact, const NoiseSchedule& schedule, const SamplerOptions& options);
+
+}  // namespace qdm

@@ -1,0 +1,94 @@
+#include "engine/quant/act_quantizer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "engine/quant/uniform_quant.h"
+
+namespace qdm {
+namespace {
+
+std::pair<float, float> scale_zero(float lo, float hi, int bits) {
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  const float levels = static_cast<float>(qmax(bits));
+  const float s = std::max((hi - lo) / levels, 1e-8f);
+  const float z = std::clamp(std::round(-lo / s), 0.0f, levels);
+  return {s, z};
+}
+
+}  // namespace
+
+ActQuantizer::ActQuantizer(int b, int steps, bool unit)
+    : bits(b), fixed_unit_range(unit),
+      min_seen(static_cast<size_t>(steps), std::numeric_limits<float>::infinity()),
+      max_seen(static_cast<size_t>(steps), -std::numeric_limits<float>::infinity()),
+      ema_min(static_cast<size_t>(steps), 0.0f), ema_max(static_cast<size_t>(steps), 0.0f),
+      batches_seen(static_cast<size_t>(steps), 0) {
+  if (unit) {
+    scale = {1.0f / static_cast<float>(qmax(bits))};
+    zero_point = {0.0f};
+  }
+}
+
+at::Tensor ActQuantizer::operator()(const at::Tensor& x, int step) {
+  if (mode == Mode::kOff) return x;
+  if (mode == Mode::kObserve) {
+    if (step < 0 || step >= steps()) throw std::out_of_range("ActQuantizer: step outside the calibrated schedule");
+    const size_t i = static_cast<size_t>(step);
+    const float lo = x.min().item<float>(), hi = x.max().item<float>();
+    min_seen[i] = std::min(min_seen[i], lo);
+    max_seen[i] = std::max(max_seen[i], hi);
+    if (batches_seen[i]++ == 0) {
+      ema_min[i] = lo;
+      ema_max[i] = hi;
+    } else {
+      ema_min[i] = 0.95f * ema_min[i] + 0.05f * lo;
+      ema_max[i] = 0.95f * ema_max[i] + 0.05f * hi;
+    }
+    return x;
+  }
+  if (scale.empty()) throw std::logic_error("ActQuantizer: quantize mode without a table");
+  const size_t i = scale.size() == 1 ? 0 : static_cast<size_t>(step);
+  if (i >= scale.size()) throw std::out_of_range("ActQuantizer: no table entry for step " + std::to_string(step));
+  const double s = scale[i], z = zero_point[i];
+  return (at::clamp(at::round(x / s) + z, 0, static_cast<double>(qmax(bits))) - z) * s;
+}
+
+void ActQuantizer::finalize_minmax_shared() {
+  if (fixed_unit_range) return;
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (int i = 0; i < steps(); ++i) {
+    if (!batches_seen[static_cast<size_t>(i)]) continue;
+    lo = std::min(lo, min_seen[static_cast<size_t>(i)]);
+    hi = std::max(hi, max_seen[static_cast<size_t>(i)]);
+  }
+  if (!std::isfinite(lo)) throw std::logic_error("ActQuantizer: nothing observed");
+  auto [s, z] = scale_zero(lo, hi, bits);
+  scale = {s};
+  zero_point = {z};
+}
+
+void ActQuantizer::finalize_per_step() {
+  if (fixed_unit_range) return;
+  finalize_minmax_shared();
+  const float shared_s = scale[0], shared_z = zero_point[0];
+  scale.assign(static_cast<size_t>(steps()), shared_s);
+  zero_point.assign(static_cast<size_t>(steps()), shared_z);
+  for (size_t i = 0; i < scale.size(); ++i) {
+    if (!batches_seen[i]) continue;
+    auto [s, z] = scale_zero(ema_min[i], ema_max[i], bits);
+    scale[i] = s;
+    zero_point[i] = z;
+  }
+}
+
+void ActQuantizer::set_table(std::vector<float> s, std::vector<float> z) {
+  if (s.empty() || s.size() != z.size()) throw std::invalid_argument("ActQuantizer: bad table");
+  scale = std::move(s);
+  zero_point = std::move(z);
+}
+
+}  // namespace qdm

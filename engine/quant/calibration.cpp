@@ -1,0 +1,45 @@
+#include "engine/quant/calibration.h"
+
+#include <ATen/core/grad_mode.h>
+
+namespace qdm {
+
+CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedule, const SamplerOptions& sampler,
+                                   int samples, uint64_t seed, int batch, const CalibProgress& progress) {
+  at::NoGradGuard no_grad;
+  CalibrationSet calib;
+  calib.timesteps = sampler_timesteps(schedule, sampler);
+  const int steps = static_cast<int>(calib.timesteps.size());
+  std::vector<std::vector<at::Tensor>> per_step(static_cast<size_t>(steps));
+  const int64_t channels = unet->config().in_channels, size = unet->config().sample_size;
+  for (int done = 0; done < samples;) {
+    const int n = std::min(batch, samples - done);
+    SeededNoise noise = SeededNoise::consecutive(seed + static_cast<uint64_t>(done), n);
+    Denoiser record = [&](const at::Tensor& x, int t, int step) {
+      per_step[static_cast<size_t>(step)].push_back(x.clone());
+      return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)));
+    };
+    run_sampler(schedule, sampler, record, noise, channels, size,
+                [&](int step, int total) {
+                  if (progress) progress(done * total + step * n / std::max(n, 1), samples * total);
+                  return true;
+                });
+    done += n;
+  }
+  for (auto& xs : per_step) calib.inputs.push_back(at::cat(xs, 0));
+  return calib;
+}
+
+void observe_activations(QuantizedUNet& model, const CalibrationSet& calib, int batch, const CalibProgress& progress) {
+  at::NoGradGuard no_grad;
+  model.set_act_mode(ActQuantizer::Mode::kObserve);
+  const int steps = static_cast<int>(calib.inputs.size());
+  for (int s = 0; s < steps; ++s) {
+    const at::Tensor& xs = calib.inputs[static_cast<size_t>(s)];
+    for (int64_t i = 0; i < xs.size(0); i += batch)
+      model.forward(xs.narrow(0, i, std::min<int64_t>(batch, xs.size(0) - i)), calib.timesteps[static_cast<size_t>(s)], s);
+    if (progress) progress(s + 1, steps);
+  }
+}
+
+}  // namespace qdm

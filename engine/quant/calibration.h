@@ -1,0 +1,32 @@
+// Calibration data from the model's own sampling trajectory: the UNet inputs x_t of every
+// step, all steps collected in one sampling pass per batch.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <vector>
+
+#include "engine/model/unet_2d.h"
+#include "engine/quant/quant_model.h"
+#include "engine/sampling/samplers.h"
+
+namespace qdm {
+
+struct CalibrationSet {
+  std::vector<int> timesteps;      // step i of the schedule visits timesteps[i]
+  std::vector<at::Tensor> inputs;  // per step: (n, C, H, W) x_t
+  int64_t samples() const { return inputs.empty() ? 0 : inputs[0].size(0); }
+};
+
+using CalibProgress = std::function<void(int done, int total)>;
+
+CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedule, const SamplerOptions& sampler,
+                                   int samples, uint64_t seed, int batch = 64, const CalibProgress& progress = nullptr);
+
+// Runs the quantized UNet in observe mode over every step's inputs, recording activation
+// ranges per step.
+void observe_activations(QuantizedUNet& model, const CalibrationSet& calib, int batch = 64,
+                         const CalibProgress& progress = nullptr);
+
+}  // namespace qdm

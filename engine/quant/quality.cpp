@@ -1,0 +1,38 @@
+#include "engine/quant/quality.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+#include "engine/sampling/images.h"
+
+namespace qdm {
+
+ImageAgreement compare_images(const at::Tensor& images, const at::Tensor& reference) {
+  const at::Tensor a = (images.clamp(-1, 1) + 1) / 2, b = (reference.clamp(-1, 1) + 1) / 2;
+  const at::Tensor mse = (a - b).pow(2).flatten(1).mean(1);  // per image
+  ImageAgreement r;
+  r.mse = mse.mean().item<double>();
+  r.psnr = (10 * at::log10(1.0 / mse.clamp_min(1e-12))).mean().item<double>();
+  r.max_abs_pixel = (to_uint8_hwc(images).to(at::kInt) - to_uint8_hwc(reference).to(at::kInt)).abs().max().item<double>();
+  return r;
+}
+
+double temporal_feature_cosine(UNet2DModel fp, QuantizedUNet& q, const std::vector<int>& timesteps) {
+  at::NoGradGuard no_grad;
+  double total = 0;
+  int count = 0;
+  for (size_t i = 0; i < timesteps.size(); ++i) {
+    const at::Tensor t = at::full({1}, static_cast<float>(timesteps[i]));
+    q.step->step = static_cast<int>(i);
+    const auto ref = fp->temporal_features(t);
+    const auto got = q.unet->temporal_features(t);
+    for (size_t k = 0; k < ref.size(); ++k) {
+      total += at::cosine_similarity(ref[k].flatten(), got[k].flatten(), 0).item<double>();
+      ++count;
+    }
+  }
+  return count ? total / count : 1.0;
+}
+
+}  // namespace qdm

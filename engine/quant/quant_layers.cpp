@@ -1,0 +1,42 @@
+#include "engine/quant/quant_layers.h"
+
+namespace qdm {
+
+QuantLayer::QuantLayer(std::string n, Conv2dLayerImpl* c, LinearLayerImpl* l, int act_bits, int steps,
+                       std::shared_ptr<StepContext> s)
+    : name(std::move(n)), conv(c), linear(l), quant_input(act_bits > 0), act(act_bits > 0 ? act_bits : 8, steps),
+      step(std::move(s)) {}
+
+at::Tensor QuantLayer::fp_weight() const { return conv ? conv->weight : linear->weight; }
+at::Tensor QuantLayer::bias() const { return conv ? conv->bias : linear->bias; }
+
+void QuantLayer::set_weight_quant(const QuantParams& params) {
+  weight_params = params;
+  fake_weight = fake_quant(fp_weight().detach(), params);
+}
+
+at::Tensor QuantLayer::forward(const at::Tensor& input) {
+  const at::Tensor x = act(input, step->step);
+  const at::Tensor& w = fake_weight.defined() ? fake_weight : fp_weight();
+  if (conv) return at::conv2d(x, w, conv->bias, {conv->stride, conv->stride}, {conv->padding, conv->padding});
+  return at::linear(x, w, linear->bias);
+}
+
+QuantAttentionCore::QuantAttentionCore(std::string n, int act_bits, int steps, std::shared_ptr<StepContext> s)
+    : name(std::move(n)), q(act_bits, steps), k(act_bits, steps), v(act_bits, steps),
+      probs(act_bits, steps, /*unsigned_range=*/true), step(std::move(s)) {}
+
+void QuantAttentionCore::set_mode(ActQuantizer::Mode mode) {
+  q.mode = k.mode = v.mode = mode;
+  // The softmax output has a fixed range: nothing to observe.
+  probs.mode = mode == ActQuantizer::Mode::kObserve ? ActQuantizer::Mode::kOff : mode;
+}
+
+at::Tensor QuantAttentionCore::attend(const at::Tensor& qt, const at::Tensor& kt, const at::Tensor& vt,
+                                      double scale) {
+  const int s = step->step;
+  const at::Tensor p = at::softmax(at::matmul(q(qt, s), k(kt, s).transpose(-1, -2)) * scale, -1);
+  return at::matmul(probs(p, s), v(vt, s));
+}
+
+}  // namespace qdm

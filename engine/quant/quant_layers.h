@@ -1,0 +1,50 @@
+// Fake-quant overrides installed on UNet layers: input activation through an ActQuantizer,
+// then the layer with fake-quantized weights. Attention's q, k, v and softmax output get
+// their own activation quantizers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/model/attention_block.h"
+#include "engine/model/layers.h"
+#include "engine/quant/act_quantizer.h"
+#include "engine/quant/uniform_quant.h"
+
+namespace qdm {
+
+class QuantLayer : public LayerOverride {
+ public:
+  // Exactly one of conv / linear is set. act_bits 0 keeps the input in fp32.
+  QuantLayer(std::string name, Conv2dLayerImpl* conv, LinearLayerImpl* linear, int act_bits, int steps,
+             std::shared_ptr<StepContext> step);
+  at::Tensor forward(const at::Tensor& input) override;
+
+  // Quantizes the layer's fp32 weight with `params` (kept for packing); the fp32 weight stays
+  // in the layer and fake_weight is used in forward.
+  void set_weight_quant(const QuantParams& params);
+  at::Tensor fp_weight() const;
+  at::Tensor bias() const;
+
+  std::string name;
+  Conv2dLayerImpl* conv;
+  LinearLayerImpl* linear;
+  bool quant_input;  // whether `act` is used at all
+  ActQuantizer act;
+  QuantParams weight_params;  // undefined scale: fp32 weights
+  at::Tensor fake_weight;
+  std::shared_ptr<StepContext> step;
+};
+
+class QuantAttentionCore : public AttentionCoreOverride {
+ public:
+  QuantAttentionCore(std::string name, int act_bits, int steps, std::shared_ptr<StepContext> step);
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) override;
+
+  std::string name;
+  ActQuantizer q, k, v, probs;  // probs: softmax output, unsigned on [0, 1]
+  std::shared_ptr<StepContext> step;
+  void set_mode(ActQuantizer::Mode mode);
+};
+
+}  // namespace qdm

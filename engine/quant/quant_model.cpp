@@ -1,0 +1,84 @@
+#include "engine/quant/quant_model.h"
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace qdm {
+namespace {
+
+bool matches(const std::string& name, const std::vector<std::string>& patterns) {
+  for (const auto& p : patterns)
+    if (name.find(p) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+nlohmann::json QuantSpec::to_json() const {
+  return {{"weight_bits", weight_bits}, {"act_bits", act_bits},           {"steps", steps},
+          {"keep_fp", keep_fp},         {"keep_fp_input", keep_fp_input}, {"quantize_attention", quantize_attention}};
+}
+
+QuantSpec QuantSpec::from_json(const nlohmann::json& j) {
+  QuantSpec s;
+  s.weight_bits = j.at("weight_bits").get<int>();
+  s.act_bits = j.at("act_bits").get<int>();
+  s.steps = j.at("steps").get<int>();
+  s.keep_fp = j.at("keep_fp").get<std::vector<std::string>>();
+  s.keep_fp_input = j.at("keep_fp_input").get<std::vector<std::string>>();
+  s.quantize_attention = j.at("quantize_attention").get<bool>();
+  s.validate();
+  return s;
+}
+
+void QuantSpec::validate() const {
+  if (weight_bits < 2 || weight_bits > 8) throw std::invalid_argument("wbits must be in [2, 8], got " + std::to_string(weight_bits));
+  if (act_bits != 0 && (act_bits < 4 || act_bits > 8))
+    throw std::invalid_argument("abits must be in [4, 8] or 0/32 for fp32 activations, got " + std::to_string(act_bits));
+  if (steps < 1) throw std::invalid_argument("steps must be >= 1");
+}
+
+QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
+    : unet(std::move(u)), spec(std::move(s)), step(std::make_shared<StepContext>()) {
+  spec.validate();
+  for (const auto& item : unet->named_modules("", false)) {
+    const std::string& name = item.key();
+    auto* conv = item.value()->as<Conv2dLayerImpl>();
+    auto* linear = item.value()->as<LinearLayerImpl>();
+    if (!conv && !linear) {
+      if (auto* attn = item.value()->as<AttentionBlockImpl>(); attn && spec.quantize_attention && spec.act_bits > 0) {
+        auto core = std::make_shared<QuantAttentionCore>(name, spec.act_bits, spec.steps, step);
+        attn->core_override_ = core;
+        attention.push_back(core);
+      }
+      continue;
+    }
+    if (matches(name, spec.keep_fp)) {
+      kept_fp.push_back(name);
+      continue;
+    }
+    const bool quant_input = spec.act_bits > 0 && !matches(name, spec.keep_fp_input);
+    auto layer = std::make_shared<QuantLayer>(name, conv, linear, quant_input ? spec.act_bits : 0, spec.steps, step);
+    if (conv) conv->override_ = layer; else linear->override_ = layer;
+    layers.push_back(layer);
+  }
+}
+
+void QuantizedUNet::set_act_mode(ActQuantizer::Mode mode) {
+  for (auto& l : layers)
+    if (l->quant_input) l->act.mode = mode;
+  for (auto& a : attention) a->set_mode(mode);
+}
+
+at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index) {
+  step->step = step_index;
+  return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)));
+}
+
+std::shared_ptr<QuantLayer> QuantizedUNet::layer(const std::string& name) const {
+  for (const auto& l : layers)
+    if (l->name == name) return l;
+  return nullptr;
+}
+
+}  // namespace qdm

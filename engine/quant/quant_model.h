@@ -1,0 +1,51 @@
+// A UNet with fake-quant overrides on its layers: which layers are quantized, at which bit
+// widths, which stay fp32, and the shared step context that selects per-step tables.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/model/unet_2d.h"
+#include "engine/quant/quant_layers.h"
+
+namespace qdm {
+
+struct QuantSpec {
+  int weight_bits = 4;  // 2..8
+  int act_bits = 8;     // 4..8, or 0 for fp32 activations (W4A32)
+  int steps = 100;      // entries of per-step tables
+  // Layers kept in fp32 (weights and input activations), by qualified-name substring.
+  // Default: TFMQ-DM's choice (see methods.md): first time-embedding linear, conv_in,
+  // conv_out, skip 1x1 convs, downsample convs.
+  std::vector<std::string> keep_fp = {"time_embedding.linear_1", "conv_in", "conv_out", "conv_shortcut",
+                                      "downsamplers"};
+  // Layers whose weights are quantized but whose input stays fp32 (the first ResBlock conv's
+  // input, as in TFMQ-DM's code).
+  std::vector<std::string> keep_fp_input = {"down_blocks.0.resnets.0.conv1"};
+  bool quantize_attention = true;  // q, k, v and softmax output as 8-bit activations
+
+  nlohmann::json to_json() const;
+  static QuantSpec from_json(const nlohmann::json& j);
+  void validate() const;  // throws std::invalid_argument naming the bad option
+};
+
+class QuantizedUNet {
+ public:
+  QuantizedUNet(UNet2DModel unet, QuantSpec spec);
+
+  UNet2DModel unet;
+  QuantSpec spec;
+  std::shared_ptr<StepContext> step;
+  std::vector<std::shared_ptr<QuantLayer>> layers;               // quantized layers, model order
+  std::vector<std::shared_ptr<QuantAttentionCore>> attention;    // per attention block
+  std::vector<std::string> kept_fp;                              // layers left in fp32
+
+  void set_act_mode(ActQuantizer::Mode mode);
+  // Runs the UNet for sampling step `step_index`.
+  at::Tensor forward(const at::Tensor& x, int t, int step_index);
+  std::shared_ptr<QuantLayer> layer(const std::string& name) const;
+};
+
+}  // namespace qdm

@@ -1,0 +1,45 @@
+// Something images can be sampled from: an fp32 model folder or a quantized artifact.
+// The command line and the worker both sample through this.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/artifact/artifact.h"
+#include "engine/model/model_folder.h"
+#include "engine/sampling/pipeline.h"
+#include "engine/util/png.h"
+
+namespace qdm {
+
+class LoadedModel {
+ public:
+  static LoadedModel from_folder(const std::string& dir);
+  static LoadedModel from_artifact(const std::string& path);
+
+  // Validates `options` for this model (steps within the schedule, the artifact's calibrated
+  // schedule when its tables are per step); throws std::invalid_argument saying what to change.
+  void check(const SamplerOptions& options) const;
+  at::Tensor sample(const SampleRequest& request,
+                    const std::function<bool(const SampleProgress&)>& on_progress = nullptr);
+
+  const UNetConfig& config() const;
+  const NoiseSchedule& schedule() const { return *schedule_; }
+  const std::string& path() const { return path_; }
+  const std::string& sha256() const { return sha256_; }
+  bool quantized() const { return artifact_ != nullptr; }
+  // The sampler an artifact was calibrated for (fp32 models: DDIM, 100 steps).
+  SamplerOptions default_sampler() const;
+  PngText png_text(const SampleRequest& request, int image_index) const;
+
+  std::shared_ptr<DiffusionModel> fp;       // set for model folders
+  std::shared_ptr<LoadedArtifact> artifact_;  // set for artifacts
+
+ private:
+  std::string path_, sha256_;
+  std::shared_ptr<NoiseSchedule> schedule_;
+  Denoiser denoiser_;
+};
+
+}  // namespace qdm
