@@ -128,10 +128,13 @@ LoadedArtifact load_artifact(const std::string& path) {
     return to_tensor(file, *t);
   };
   auto load_act = [&](ActQuantizer& aq, const std::string& prefix) {
-    aq.set_table(to_vector(get(prefix + ".ascale")), to_vector(get(prefix + ".azero")));
-    if (aq.scale.size() != 1 && aq.scale.size() != out.info.timesteps.size())
-      throw ArtifactError(path + ": tensor '" + prefix + ".ascale' has " + std::to_string(aq.scale.size()) +
-                          " entries; expected 1 or one per step (" + std::to_string(out.info.timesteps.size()) + ")");
+    std::vector<float> scale = to_vector(get(prefix + ".ascale")), zero = to_vector(get(prefix + ".azero"));
+    const size_t steps = out.info.timesteps.size();
+    if ((scale.size() != 1 && scale.size() != steps) || zero.size() != scale.size())
+      throw ArtifactError(path + ": tensors '" + prefix + ".ascale' / '.azero' have " + std::to_string(scale.size()) +
+                          " / " + std::to_string(zero.size()) + " entries; expected 1 or one per step (" +
+                          std::to_string(steps) + "), both the same");
+    aq.set_table(std::move(scale), std::move(zero));
   };
   std::set<std::string> packed_weights;
   for (auto& l : q.layers) {

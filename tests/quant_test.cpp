@@ -1,0 +1,178 @@
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+
+#include "engine/artifact/artifact.h"
+#include "engine/artifact/weight_packing.h"
+#include "engine/model/model_folder.h"
+#include "engine/model_io/tensor_io.h"
+#include "engine/quant/quant_model.h"
+#include "engine/quant/recipe.h"
+#include "engine/quant/uniform_quant.h"
+#include "engine/runtime/loaded_model.h"
+#include "tests/test_models.h"
+
+namespace qdm {
+namespace {
+
+TEST(UniformQuant, RoundTripAndBoundsAtEveryBitWidth) {
+  torch::manual_seed(0);
+  const at::Tensor w = torch::randn({16, 3, 3, 3});
+  for (int bits = 2; bits <= 8; ++bits) {
+    const QuantParams p = minmax_weight_params(w, bits);
+    const at::Tensor codes = quantize_codes(w.reshape({16, -1}), p);
+    EXPECT_LE(codes.max().item<int64_t>(), qmax(bits));
+    const at::Tensor deq = dequantize_codes(codes, p).reshape(w.sizes());
+    EXPECT_TRUE(torch::allclose(deq, fake_quant(w, p), 1e-6, 1e-6));
+    // Min-max covers the range: every value within half a step of its reconstruction.
+    const at::Tensor half_step = p.scale.reshape({16, 1, 1, 1}) / 2 + 1e-6;
+    EXPECT_TRUE((deq - w).abs().le(half_step).all().item<bool>()) << bits;
+    // Reconstructions are idempotent.
+    EXPECT_TRUE(torch::allclose(fake_quant(deq, p), deq, 1e-6, 1e-6));
+  }
+  // Zero is exactly representable (asymmetric grid contains 0).
+  const QuantParams p = minmax_weight_params(w, 4);
+  EXPECT_EQ(fake_quant(torch::zeros({16, 1}), p).abs().max().item<float>(), 0.0f);
+}
+
+TEST(UniformQuant, MseSearchIsNoWorseThanMinMax) {
+  torch::manual_seed(1);
+  at::Tensor w = torch::randn({8, 64});
+  w[0][0] = 12.0;  // an outlier min-max wastes range on
+  for (int bits : {2, 3, 4}) {
+    const auto err = [&](const QuantParams& p) { return (fake_quant(w, p) - w).abs().pow(2.4).sum().item<double>(); };
+    EXPECT_LE(err(mse_weight_params(w, bits)), err(minmax_weight_params(w, bits)) + 1e-9);
+  }
+}
+
+TEST(WeightPacking, Int4TwoPerByteRoundTrip) {
+  const at::Tensor codes = torch::randint(0, 16, {5, 7}, at::kByte);
+  const at::Tensor packed = pack_codes(codes, 4);
+  EXPECT_EQ(packed.sizes(), (std::vector<int64_t>{5, 4}));
+  EXPECT_EQ(packed[0][0].item<int>(), codes[0][0].item<int>() | (codes[0][1].item<int>() << 4));
+  EXPECT_TRUE(torch::equal(unpack_codes(packed, 4, 7), codes));
+  const at::Tensor c8 = torch::randint(0, 256, {3, 5}, at::kByte);
+  EXPECT_TRUE(torch::equal(unpack_codes(pack_codes(c8, 8), 8, 5), c8));
+  EXPECT_THROW(unpack_codes(packed, 4, 9), std::invalid_argument);
+}
+
+class TinyArtifact : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(5);
+    dir_ = testing::temp_dir("artifact");
+    UNet2DModel unet(testing::tiny_config());
+    save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
+    model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  QuantizeResult quantize(const std::string& recipe, int wbits, int abits) {
+    RecipeOptions o;
+    o.recipe = recipe;
+    o.spec.weight_bits = wbits;
+    o.spec.act_bits = abits;
+    o.sampler.steps = 5;
+    o.calib_samples = 4;
+    return quantize_model(*model_, o);
+  }
+  ArtifactInfo info(const QuantizeResult& r) {
+    ArtifactInfo i;
+    i.config = model_->config;
+    i.scheduler = model_->scheduler;
+    i.sampler.steps = 5;
+    i.timesteps = r.timesteps;
+    i.source_sha256 = model_->weights_sha256;
+    return i;
+  }
+
+  std::string dir_;
+  std::unique_ptr<DiffusionModel> model_;
+};
+
+TEST_F(TinyArtifact, SaveLoadGivesBitIdenticalOutputs) {
+  for (auto [wbits, abits] : {std::pair{4, 8}, std::pair{8, 8}, std::pair{4, 0}, std::pair{3, 6}}) {
+    QuantizeResult r = quantize("rtn", wbits, abits);
+    const std::string path = dir_ + "/a.safetensors";
+    save_artifact(path, *r.model, info(r));
+    LoadedArtifact loaded = load_artifact(path);
+    torch::NoGradGuard g;
+    const at::Tensor x = torch::randn({3, 1, 8, 8});
+    for (int step : {0, 4}) {
+      const at::Tensor a = r.model->forward(x, r.timesteps[static_cast<size_t>(step)], step);
+      const at::Tensor b = loaded.model->forward(x, r.timesteps[static_cast<size_t>(step)], step);
+      EXPECT_TRUE(torch::equal(a, b)) << "W" << wbits << "A" << abits << " step " << step;
+    }
+    // The quantized model really differs from fp32.
+    const at::Tensor fp = model_->unet->forward(x, torch::full({3}, static_cast<float>(r.timesteps[0])));
+    EXPECT_GT((fp - r.model->forward(x, r.timesteps[0], 0)).abs().max().item<double>(), 1e-4);
+  }
+}
+
+TEST_F(TinyArtifact, KeepsTheConfiguredLayersInFp32) {
+  QuantizeResult r = quantize("rtn", 4, 8);
+  const auto& kept = r.model->kept_fp;
+  for (const char* name : {"conv_in", "conv_out", "time_embedding.linear_1", "down_blocks.0.downsamplers.0.conv"})
+    EXPECT_NE(std::find(kept.begin(), kept.end(), name), kept.end()) << name;
+  EXPECT_EQ(r.model->layer("conv_in"), nullptr);
+  ASSERT_NE(r.model->layer("down_blocks.0.resnets.0.conv1"), nullptr);
+  EXPECT_FALSE(r.model->layer("down_blocks.0.resnets.0.conv1")->quant_input);
+  EXPECT_TRUE(r.model->layer("down_blocks.0.resnets.0.conv2")->quant_input);
+  EXPECT_EQ(r.model->attention.size(), 4u);
+}
+
+TEST_F(TinyArtifact, ArtifactIsSmallerThanTheModel) {
+  QuantizeResult r = quantize("rtn", 4, 8);
+  const std::string path = dir_ + "/a.safetensors";
+  save_artifact(path, *r.model, info(r));
+  const auto fp_bytes = std::filesystem::file_size(dir_ + "/model/diffusion_pytorch_model.safetensors");
+  EXPECT_LT(std::filesystem::file_size(path), fp_bytes);
+}
+
+TEST_F(TinyArtifact, CorruptedOrMismatchedArtifactsGiveClearErrors) {
+  QuantizeResult r = quantize("rtn", 4, 8);
+  const std::string path = dir_ + "/a.safetensors";
+  save_artifact(path, *r.model, info(r));
+  std::map<std::string, std::string> meta;
+  TensorMap t = load_tensors(path, &meta);
+  auto error_after = [&](const std::function<void(TensorMap&, std::map<std::string, std::string>&)>& edit) {
+    TensorMap t2 = t;
+    auto m2 = meta;
+    edit(t2, m2);
+    save_tensors(dir_ + "/bad.safetensors", t2, m2);
+    try {
+      load_artifact(dir_ + "/bad.safetensors");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error_after([](TensorMap& m, auto&) { m.erase("up_blocks.0.resnets.0.conv1.qweight"); })
+                .find("missing tensor 'up_blocks.0.resnets.0.conv1.qweight'"),
+            std::string::npos);
+  EXPECT_NE(error_after([](TensorMap& m, auto&) { m["mid_block.resnets.0.conv1.qweight"] = torch::zeros({3, 3}, at::kByte); })
+                .find("'mid_block.resnets.0.conv1.qweight' has shape [3, 3]"),
+            std::string::npos);
+  EXPECT_NE(error_after([](TensorMap& m, auto&) { m["extra"] = torch::zeros({1}); }).find("unexpected tensor 'extra'"),
+            std::string::npos);
+  EXPECT_NE(error_after([](TensorMap&, auto& md) { md.erase("qdm"); }).find("not a qdm artifact"), std::string::npos);
+  EXPECT_NE(error_after([](TensorMap&, auto& md) {
+              auto j = nlohmann::json::parse(md["qdm"]);
+              j["format_version"] = 99;
+              md["qdm"] = j.dump();
+            }).find("format_version 99"),
+            std::string::npos);
+  EXPECT_NE(error_after([](TensorMap& m, auto&) { m["down_blocks.1.attentions.0.q.ascale"] = torch::ones({3}); })
+                .find("entries"),
+            std::string::npos);
+}
+
+TEST_F(TinyArtifact, UnknownRecipeAndBadBitsAreRefused) {
+  EXPECT_THROW(quantize("magic", 4, 8), std::invalid_argument);
+  EXPECT_THROW(quantize("rtn", 9, 8), std::invalid_argument);
+  EXPECT_THROW(quantize("rtn", 4, 3), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace qdm
