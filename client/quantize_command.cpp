@@ -35,12 +35,17 @@ void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("quantize", "Quantize a model folder into a packed artifact");
   cmd->add_option("--model", a->model, "diffusers model folder")->required();
-  cmd->add_option("--recipe", a->recipe.recipe, "Recipe: rtn")->capture_default_str();
+  cmd->add_option("--recipe", a->recipe.recipe, "Recipe: rtn, qdiffusion, tfmq, tfmq+cache")
+      ->capture_default_str()->check(CLI::IsMember({"rtn", "qdiffusion", "tfmq", "tfmq+cache"}));
   cmd->add_option("--wbits", a->recipe.spec.weight_bits, "Weight bits (2-8)")->capture_default_str()->check(CLI::Range(2, 8));
   cmd->add_option("--abits", a->abits, "Activation bits (4-8, or 32 for fp32 activations)")->capture_default_str();
   add_sampler_options(cmd, a->sampler);
   cmd->add_option("--calib-samples", a->recipe.calib_samples, "Calibration trajectories")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--calib-seed", a->recipe.calib_seed, "Seed of the calibration noise")->capture_default_str();
+  cmd->add_option("--iters", a->recipe.recon.iters, "AdaRound iterations per block (and for TIAR)")->capture_default_str()->check(CLI::Range(0, 1000000));
+  cmd->add_option("--act-iters", a->recipe.recon.act_iters, "LSQ iterations per block (qdiffusion)")->capture_default_str()->check(CLI::Range(0, 1000000));
+  cmd->add_option("--recon-batch", a->recipe.recon.batch, "Reconstruction batch size")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--recon-stride", a->recipe.recon_step_stride, "Use every k-th step's samples for reconstruction")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
   cmd->add_option("--report-samples", a->report_samples, "Images for the quality report (0: none)")->capture_default_str();

@@ -41,9 +41,12 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   TensorMap tensors;
   std::set<std::string> packed_weights;
   nlohmann::json layers = nlohmann::json::array();
+  const bool cached = model.has_temporal_cache();
   for (const auto& l : model.layers) {
+    if (cached && is_temporal_layer(l->name)) continue;  // replaced by the feature cache
     if (!l->weight_params.scale.defined()) throw ArtifactError("layer '" + l->name + "' has no weight quantizer");
-    const at::Tensor w = l->fp_weight().detach();
+    // fake_weight lies on the grid (nearest or learned rounding): its codes are exact.
+    const at::Tensor w = l->fake_weight.defined() ? l->fake_weight : fake_quant(l->fp_weight().detach(), l->weight_params);
     const at::Tensor codes = quantize_codes(w.reshape({w.size(0), -1}), l->weight_params);
     tensors[l->name + ".qweight"] = pack_codes(codes, l->weight_params.bits);
     tensors[l->name + ".wscale"] = l->weight_params.scale.to(at::kFloat).contiguous();
@@ -60,7 +63,15 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
     add_act_table(tensors, a->name + ".v", a->v);
   }
   for (const auto& p : model.unet->named_parameters())
-    if (!packed_weights.count(p.key())) tensors[p.key()] = p.value().to(at::kFloat);
+    if (!packed_weights.count(p.key()) && !(cached && is_temporal_layer(p.key()))) tensors[p.key()] = p.value().to(at::kFloat);
+  // tfmq+cache: temporal_cache.<k> = (steps, C_k), the fp32 feature of resnet k at every step.
+  if (cached) {
+    for (size_t k = 0; k < model.temporal_cache.front().size(); ++k) {
+      std::vector<at::Tensor> rows;
+      for (const auto& step : model.temporal_cache) rows.push_back(step[k]);
+      tensors["temporal_cache." + std::to_string(k)] = at::cat(rows, 0).contiguous();
+    }
+  }
   for (const auto& b : model.unet->named_buffers()) tensors[b.key()] = b.value().to(at::kFloat);
 
   nlohmann::json meta = {{"format", "qdm-artifact"},
@@ -78,6 +89,7 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
                          {"layers", layers},
                          {"kept_fp", model.kept_fp},
                          {"attention_quantized", model.attention.size()},
+                         {"temporal_cache", cached},
                          {"timings", info.timings},
                          {"report", info.report},
                          {"qdm_version", "0.1.0"}};
@@ -137,7 +149,23 @@ LoadedArtifact load_artifact(const std::string& path) {
     aq.set_table(std::move(scale), std::move(zero));
   };
   std::set<std::string> packed_weights;
+  const bool cached = meta.value("temporal_cache", false);
+  if (cached) {
+    const size_t resnets = q.unet->resnets_in_order().size();
+    q.temporal_cache.assign(out.info.timesteps.size(), {});
+    for (size_t k = 0; k < resnets; ++k) {
+      const at::Tensor table = get("temporal_cache." + std::to_string(k));
+      if (table.dim() != 2 || table.size(0) != static_cast<int64_t>(out.info.timesteps.size()))
+        throw ArtifactError(path + ": tensor 'temporal_cache." + std::to_string(k) + "' must have one row per step");
+      for (size_t s = 0; s < out.info.timesteps.size(); ++s)
+        q.temporal_cache[s].push_back(table[static_cast<int64_t>(s)].unsqueeze(0).to(at::kFloat));
+    }
+  }
   for (auto& l : q.layers) {
+    if (cached && is_temporal_layer(l->name)) {
+      packed_weights.insert(l->name + ".weight");
+      continue;
+    }
     at::Tensor w = l->fp_weight();
     const int bits = q.spec.weight_bits;
     QuantParams params{get(l->name + ".wscale"), get(l->name + ".wzero"), bits};
@@ -168,7 +196,7 @@ LoadedArtifact load_artifact(const std::string& path) {
     load_act(a->v, a->name + ".v");
   }
   for (auto& p : q.unet->named_parameters()) {
-    if (packed_weights.count(p.key())) continue;
+    if (packed_weights.count(p.key()) || (cached && is_temporal_layer(p.key()))) continue;
     const at::Tensor t = get(p.key());
     if (t.sizes() != p.value().sizes())
       throw ArtifactError(path + ": tensor '" + p.key() + "' has shape " + c10::str(t.sizes()) + ", config implies " +

@@ -34,7 +34,9 @@ at::Tensor AttentionBlockImpl::forward(const at::Tensor& x) {
   o = to_out[0]->as<LinearLayer>()->forward(o);
   o = o.transpose(1, 2).reshape({n, channels, h, w});
   o = o + x;
-  return rescale_output_factor == 1.0 ? o : o / rescale_output_factor;
+  if (rescale_output_factor != 1.0) o = o / rescale_output_factor;
+  if (tap) tap(x, o);
+  return o;
 }
 
 }  // namespace qdm

@@ -37,6 +37,7 @@ class AttentionBlockImpl : public torch::nn::Module {
   int channels, heads, head_dim;
   double rescale_output_factor;
   std::shared_ptr<AttentionCoreOverride> core_override_;
+  BlockTap tap;
 };
 TORCH_MODULE(AttentionBlock);
 

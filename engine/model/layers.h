@@ -6,9 +6,14 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <memory>
 
 namespace qdm {
+
+// Observes a block's input and output during forward (block reconstruction captures its
+// calibration pairs through it).
+using BlockTap = std::function<void(const at::Tensor& input, const at::Tensor& output)>;
 
 // Replaces a layer's computation: input (N, C_in, ...) -> output, given the layer itself.
 class LayerOverride {

@@ -34,7 +34,9 @@ at::Tensor ResnetBlock2DImpl::forward_with_feature(const at::Tensor& x, const at
   h = conv2->forward(at::silu(h));
   at::Tensor skip = conv_shortcut ? conv_shortcut->forward(x) : x;
   at::Tensor out = skip + h;
-  return output_scale_factor == 1.0 ? out : out / output_scale_factor;
+  if (output_scale_factor != 1.0) out = out / output_scale_factor;
+  if (tap) tap(x, out);
+  return out;
 }
 
 }  // namespace qdm

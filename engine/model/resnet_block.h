@@ -25,6 +25,7 @@ class ResnetBlock2DImpl : public torch::nn::Module {
   Conv2dLayer conv1{nullptr}, conv2{nullptr}, conv_shortcut{nullptr};
   LinearLayer time_emb_proj{nullptr};
   bool scale_shift;
+  BlockTap tap;
   double output_scale_factor;
 };
 TORCH_MODULE(ResnetBlock2D);

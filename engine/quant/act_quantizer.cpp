@@ -51,6 +51,12 @@ at::Tensor ActQuantizer::operator()(const at::Tensor& x, int step) {
     return x;
   }
   if (scale.empty()) throw std::logic_error("ActQuantizer: quantize mode without a table");
+  if (learned_scale.defined()) {
+    const double z = zero_point[0];
+    const at::Tensor y = x / learned_scale;
+    const at::Tensor rounded = y + (at::round(y) - y).detach();  // straight-through
+    return (at::clamp(rounded + z, 0, static_cast<double>(qmax(bits))) - z) * learned_scale;
+  }
   const size_t i = scale.size() == 1 ? 0 : static_cast<size_t>(step);
   if (i >= scale.size()) throw std::out_of_range("ActQuantizer: no table entry for step " + std::to_string(step));
   const double s = scale[i], z = zero_point[i];
@@ -83,6 +89,17 @@ void ActQuantizer::finalize_per_step() {
     scale[i] = s;
     zero_point[i] = z;
   }
+}
+
+void ActQuantizer::begin_lsq() {
+  if (scale.size() != 1 || fixed_unit_range) return;
+  learned_scale = at::full({1}, scale[0]).set_requires_grad(true);
+}
+
+void ActQuantizer::finish_lsq() {
+  if (!learned_scale.defined()) return;
+  scale[0] = std::max(learned_scale.item<float>(), 1e-8f);
+  learned_scale = at::Tensor();
 }
 
 void ActQuantizer::set_table(std::vector<float> s, std::vector<float> z) {

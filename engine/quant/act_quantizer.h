@@ -42,6 +42,12 @@ class ActQuantizer {
   // Sets one entry per step from that step's EMA range (steps never observed take the shared range).
   void finalize_per_step();
   void set_table(std::vector<float> scale, std::vector<float> zero_point);
+
+  // LSQ: learn the step size of a shared (one-entry) table by gradient, rounding through a
+  // straight-through estimator. finish_lsq() writes the learned value back to the table.
+  void begin_lsq();
+  void finish_lsq();
+  at::Tensor learned_scale;  // (1), requires grad while learning
 };
 
 }  // namespace qdm

@@ -15,9 +15,17 @@ void QuantLayer::set_weight_quant(const QuantParams& params) {
   fake_weight = fake_quant(fp_weight().detach(), params);
 }
 
+void QuantLayer::begin_adaround() { adaround = std::make_shared<AdaRound>(fp_weight(), weight_params); }
+
+void QuantLayer::finish_adaround() {
+  if (!adaround) return;
+  fake_weight = adaround->hard_weight();
+  adaround.reset();
+}
+
 at::Tensor QuantLayer::forward(const at::Tensor& input) {
   const at::Tensor x = act(input, step->step);
-  const at::Tensor& w = fake_weight.defined() ? fake_weight : fp_weight();
+  const at::Tensor w = adaround ? adaround->soft_weight() : fake_weight.defined() ? fake_weight : fp_weight();
   if (conv) return at::conv2d(x, w, conv->bias, {conv->stride, conv->stride}, {conv->padding, conv->padding});
   return at::linear(x, w, linear->bias);
 }

@@ -9,6 +9,7 @@
 #include "engine/model/attention_block.h"
 #include "engine/model/layers.h"
 #include "engine/quant/act_quantizer.h"
+#include "engine/quant/adaround.h"
 #include "engine/quant/uniform_quant.h"
 
 namespace qdm {
@@ -24,6 +25,9 @@ class QuantLayer : public LayerOverride {
   // in the layer and fake_weight is used in forward.
   void set_weight_quant(const QuantParams& params);
   at::Tensor fp_weight() const;
+  // Learned rounding: forward uses the soft weight until finish_adaround() makes it hard.
+  void begin_adaround();
+  void finish_adaround();
   at::Tensor bias() const;
 
   std::string name;
@@ -32,7 +36,8 @@ class QuantLayer : public LayerOverride {
   bool quant_input;  // whether `act` is used at all
   ActQuantizer act;
   QuantParams weight_params;  // undefined scale: fp32 weights
-  at::Tensor fake_weight;
+  at::Tensor fake_weight;  // on the quantization grid; the artifact packs its codes
+  std::shared_ptr<AdaRound> adaround;
   std::shared_ptr<StepContext> step;
 };
 

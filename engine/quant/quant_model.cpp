@@ -1,6 +1,8 @@
 #include "engine/quant/quant_model.h"
 
 #include <nlohmann/json.hpp>
+#include <ATen/core/grad_mode.h>
+
 #include <stdexcept>
 
 namespace qdm {
@@ -13,6 +15,10 @@ bool matches(const std::string& name, const std::vector<std::string>& patterns) 
 }
 
 }  // namespace
+
+bool is_temporal_layer(const std::string& name) {
+  return name.rfind("time_embedding.", 0) == 0 || name.find(".time_emb_proj") != std::string::npos;
+}
 
 nlohmann::json QuantSpec::to_json() const {
   return {{"weight_bits", weight_bits}, {"act_bits", act_bits},           {"steps", steps},
@@ -72,7 +78,20 @@ void QuantizedUNet::set_act_mode(ActQuantizer::Mode mode) {
 
 at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index) {
   step->step = step_index;
-  return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)));
+  const at::Tensor ts = at::full({x.size(0)}, static_cast<float>(t));
+  if (!has_temporal_cache()) return unet->forward(x, ts);
+  std::vector<at::Tensor> features;
+  for (const auto& f : temporal_cache.at(static_cast<size_t>(step_index))) features.push_back(f.expand({x.size(0), -1}));
+  return unet->forward_with_features(x, ts, features);
+}
+
+void QuantizedUNet::cache_temporal_features(UNet2DModel fp, const std::vector<int>& timesteps) {
+  at::NoGradGuard no_grad;
+  temporal_cache.clear();
+  // The TIB's own layers no longer run: nothing to calibrate or store for them.
+  for (auto& l : layers)
+    if (is_temporal_layer(l->name)) l->quant_input = false;
+  for (int t : timesteps) temporal_cache.push_back(fp->temporal_features(at::full({1}, static_cast<float>(t))));
 }
 
 std::shared_ptr<QuantLayer> QuantizedUNet::layer(const std::string& name) const {

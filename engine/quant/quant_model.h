@@ -31,6 +31,10 @@ struct QuantSpec {
   void validate() const;  // throws std::invalid_argument naming the bad option
 };
 
+// Whether a parameter or layer name belongs to the Temporal Information Block: the time
+// embedding and every resnet's time_emb_proj (TFMQ-DM).
+bool is_temporal_layer(const std::string& name);
+
 class QuantizedUNet {
  public:
   QuantizedUNet(UNet2DModel unet, QuantSpec spec);
@@ -41,6 +45,12 @@ class QuantizedUNet {
   std::vector<std::shared_ptr<QuantLayer>> layers;               // quantized layers, model order
   std::vector<std::shared_ptr<QuantAttentionCore>> attention;    // per attention block
   std::vector<std::string> kept_fp;                              // layers left in fp32
+
+  // tfmq+cache: the fp32 temporal features of every resnet for every step of the schedule,
+  // [step][resnet] -> (1, C). When set, forward() uses them instead of the time embedding.
+  std::vector<std::vector<at::Tensor>> temporal_cache;
+  bool has_temporal_cache() const { return !temporal_cache.empty(); }
+  void cache_temporal_features(UNet2DModel fp, const std::vector<int>& timesteps);
 
   void set_act_mode(ActQuantizer::Mode mode);
   // Runs the UNet for sampling step `step_index`.

@@ -34,15 +34,24 @@ nlohmann::json RecipeOptions::to_json() const {
           {"eta", sampler.eta},
           {"spacing", spacing_name(sampler.spacing)},
           {"calib_samples", calib_samples},
-          {"calib_seed", calib_seed}};
+          {"calib_seed", calib_seed},
+          {"recon_iters", recon.iters},
+          {"recon_act_iters", recon.act_iters},
+          {"recon_batch", recon.batch},
+          {"recon_step_stride", recon_step_stride},
+          {"adaround_lr", recon.lr},
+          {"adaround_lambda", recon.lambda},
+          {"lsq_lr", recon.act_lr}};
 }
 
-std::vector<std::string> recipe_names() { return {"rtn"}; }
+std::vector<std::string> recipe_names() { return {"rtn", "qdiffusion", "tfmq", "tfmq+cache"}; }
 
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
   const auto names = recipe_names();
   if (std::find(names.begin(), names.end(), o.recipe) == names.end())
-    throw std::invalid_argument("unknown recipe '" + o.recipe + "'; this build has: rtn");
+    throw std::invalid_argument("unknown recipe '" + o.recipe + "'; use rtn, qdiffusion, tfmq or tfmq+cache");
+  if (o.recon.iters < 0 || o.recon.act_iters < 0 || o.recon.batch < 1 || o.recon_step_stride < 1)
+    throw std::invalid_argument("reconstruction iterations must be >= 0, batch and step stride >= 1");
   if (o.calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
   auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
     if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
@@ -62,24 +71,49 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
 
   result.model = std::make_unique<QuantizedUNet>(clone_unet(model), spec);
   QuantizedUNet& q = *result.model;
+  for (auto& p : q.unet->parameters()) p.set_requires_grad(false);
+  const bool rtn = o.recipe == "rtn", tfmq = o.recipe.rfind("tfmq", 0) == 0, cache = o.recipe == "tfmq+cache";
 
   t0 = std::chrono::steady_clock::now();
   int i = 0;
   for (auto& layer : q.layers) {
-    layer->set_weight_quant(minmax_weight_params(layer->fp_weight().detach(), spec.weight_bits));
-    report("weights", ++i, static_cast<int>(q.layers.size()));
+    const at::Tensor w = layer->fp_weight().detach();
+    layer->set_weight_quant(rtn ? minmax_weight_params(w, spec.weight_bits) : mse_weight_params(w, spec.weight_bits));
+    report("weight ranges", ++i, static_cast<int>(q.layers.size()));
   }
-  result.timings["weights"] = since(t0);
+  result.timings["weight_ranges"] = since(t0);
+  if (cache) q.cache_temporal_features(model.unet, result.timesteps);
 
   if (spec.act_bits > 0) {
     t0 = std::chrono::steady_clock::now();
     observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
+    auto finalize = [&](ActQuantizer& a) { tfmq ? a.finalize_per_step() : a.finalize_minmax_shared(); };
     for (auto& layer : q.layers)
-      if (layer->quant_input) layer->act.finalize_minmax_shared();
+      if (layer->quant_input) finalize(layer->act);
     for (auto& a : q.attention)
-      for (ActQuantizer* aq : {&a->q, &a->k, &a->v}) aq->finalize_minmax_shared();
-    result.timings["activations"] = since(t0);
+      for (ActQuantizer* aq : {&a->q, &a->k, &a->v}) finalize(*aq);
+    result.timings["activation_ranges"] = since(t0);
   }
+  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+  if (rtn) return result;
+
+  auto recon_progress = [&](const std::string& block, int index, int total, double loss) {
+    return !progress || progress({"reconstruction: " + block, index, total, loss});
+  };
+  ReconOptions recon = o.recon;
+  if (tfmq && !cache) {
+    t0 = std::chrono::steady_clock::now();
+    reconstruct_temporal_block(q, model.unet, result.timesteps, recon, recon_progress);
+    result.timings["tiar"] = since(t0);
+  }
+  std::vector<ReconGroup> groups;
+  for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(o.recon_step_stride))
+    groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s]});
+  recon.with_time_proj = !tfmq;                              // TFMQ: the TIB stays frozen
+  if (tfmq || spec.act_bits == 0) recon.act_iters = 0;       // TFMQ keeps its FSC tables
+  t0 = std::chrono::steady_clock::now();
+  reconstruct_blocks(q, model.unet, groups, recon, recon_progress);
+  result.timings["block_reconstruction"] = since(t0);
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
   return result;
 }

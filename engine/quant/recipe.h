@@ -3,8 +3,17 @@
 //
 //   rtn         min-max round-to-nearest for weights (per channel) and activations (per
 //               tensor, one range over all steps): the naive baseline.
-//
-// (qdiffusion, tfmq and tfmq+cache are described in ../shared/methods.md and not built yet.)
+//   qdiffusion  Q-Diffusion: timestep-aware calibration data, weight ranges by L2.4 search,
+//               BRECQ block reconstruction with AdaRound (each resnet's time_emb_proj with
+//               its block), then LSQ activation step sizes per block; one activation range
+//               for all steps.
+//   tfmq        TFMQ-DM: the Temporal Information Block (time embedding + every
+//               time_emb_proj) reconstructed alone first (TIAR), then the other blocks with
+//               the TIB frozen; per-step activation tables (FSC: per-step ranges refined by
+//               an EMA, momentum 0.95, of per-batch min/max).
+//   tfmq+cache  tfmq, but the artifact carries the fp32 temporal features of every step
+//               of its schedule instead of a quantized TIB (exact; TIAR is not needed).
+// See ../shared/methods.md for the published algorithms; iteration counts are options.
 #pragma once
 
 #include <functional>
@@ -15,6 +24,7 @@
 #include "engine/model/model_folder.h"
 #include "engine/quant/calibration.h"
 #include "engine/quant/quant_model.h"
+#include "engine/quant/reconstruction.h"
 
 namespace qdm {
 
@@ -25,6 +35,8 @@ struct RecipeOptions {
   int calib_samples = 32;  // trajectories; each contributes one x_t per step
   uint64_t calib_seed = 1234;
   int batch = 64;
+  ReconOptions recon;        // qdiffusion / tfmq reconstruction settings
+  int recon_step_stride = 5; // weight reconstruction uses every k-th step of the calibration data
 
   nlohmann::json to_json() const;
 };

@@ -1,0 +1,203 @@
+#include "engine/quant/reconstruction.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/optim/adam.h>
+#include <torch/utils.h>
+
+#include <cmath>
+
+#include "engine/model/attention_block.h"
+#include "engine/model/resnet_block.h"
+#include "engine/quant/recipe.h"
+
+namespace qdm {
+namespace {
+
+// BRECQ's reconstruction loss: squared error summed over channels, averaged over the rest.
+at::Tensor rec_loss(const at::Tensor& out, const at::Tensor& target) {
+  return (out - target).pow(2).sum(1).mean();
+}
+
+struct Block {
+  std::string name;
+  int resnet_index = -1;
+  ResnetBlock2DImpl* q_resnet = nullptr;
+  AttentionBlockImpl* q_attn = nullptr;
+  torch::nn::Module* fp = nullptr;
+};
+
+std::vector<Block> blocks_in_order(QuantizedUNet& q, UNet2DModel& fp) {
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> fp_modules;
+  for (const auto& item : fp->named_modules("", false)) fp_modules[item.key()] = item.value();
+  std::vector<Block> out;
+  int resnets = 0;
+  for (const auto& item : q.unet->named_modules("", false)) {
+    Block b;
+    b.name = item.key();
+    b.q_resnet = item.value()->as<ResnetBlock2DImpl>();
+    b.q_attn = item.value()->as<AttentionBlockImpl>();
+    if (!b.q_resnet && !b.q_attn) continue;
+    if (b.q_resnet) b.resnet_index = resnets++;
+    b.fp = fp_modules.at(b.name).get();
+    out.push_back(b);
+  }
+  return out;
+}
+
+void set_tap(torch::nn::Module* m, BlockTap tap) {
+  if (auto* r = m->as<ResnetBlock2DImpl>()) r->tap = std::move(tap);
+  if (auto* a = m->as<AttentionBlockImpl>()) a->tap = std::move(tap);
+}
+
+// Adam over `params` for `iters` steps of `loss_fn(iter)`; cosine-decayed lr when `cosine`.
+template <typename LossFn>
+double optimise(std::vector<at::Tensor> params, int iters, double lr, bool cosine, LossFn loss_fn,
+                const std::function<bool(int, double)>& tick) {
+  if (params.empty() || iters <= 0) return 0;
+  torch::optim::Adam opt(params, torch::optim::AdamOptions(lr));
+  double last = 0;
+  for (int i = 0; i < iters; ++i) {
+    if (cosine)
+      for (auto& group : opt.param_groups())
+        static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr * 0.5 * (1 + std::cos(M_PI * i / iters)));
+    opt.zero_grad();
+    at::Tensor loss = loss_fn(i);
+    loss.backward();
+    opt.step();
+    last = loss.item<double>();
+    if (tick && (i % 50 == 0 || i + 1 == iters) && !tick(i, last)) throw QuantizeCancelled();
+  }
+  return last;
+}
+
+}  // namespace
+
+std::vector<std::string> temporal_block_layers(const QuantizedUNet& q) {
+  std::vector<std::string> names;
+  for (const auto& l : q.layers)
+    if (is_temporal_layer(l->name)) names.push_back(l->name);
+  return names;
+}
+
+void reconstruct_temporal_block(QuantizedUNet& q, UNet2DModel fp, const std::vector<int>& timesteps,
+                                const ReconOptions& o, const ReconProgress& progress) {
+  std::vector<std::shared_ptr<QuantLayer>> tib;
+  for (auto& l : q.layers)
+    if (is_temporal_layer(l->name)) tib.push_back(l);
+  if (tib.empty()) return;
+  std::vector<std::vector<at::Tensor>> targets;
+  {
+    torch::NoGradGuard no_grad;
+    for (int t : timesteps) targets.push_back(fp->temporal_features(at::full({1}, static_cast<float>(t))));
+  }
+  std::vector<at::Tensor> params;
+  for (auto& l : tib) {
+    l->begin_adaround();
+    params.push_back(l->adaround->alpha);
+  }
+  at::Generator gen = at::detail::createCPUGenerator(o.seed);
+  const int steps = static_cast<int>(timesteps.size());
+  const int per_iter = std::min(steps, 8);
+  optimise(params, o.iters, o.lr, false, [&](int iter) {
+    const double beta = adaround_beta(iter, o.iters, o.warmup);
+    at::Tensor loss = at::zeros({});
+    const at::Tensor picks = at::randint(steps, {per_iter}, gen, at::kLong);
+    for (int j = 0; j < per_iter; ++j) {
+      const int s = static_cast<int>(picks[j].item<int64_t>());
+      q.step->step = s;
+      const auto got = q.unet->temporal_features(at::full({1}, static_cast<float>(timesteps[static_cast<size_t>(s)])));
+      for (size_t k = 0; k < got.size(); ++k) loss = loss + rec_loss(got[k], targets[static_cast<size_t>(s)][k]);
+    }
+    loss = loss / per_iter;
+    if (beta > 0)
+      for (auto& l : tib) loss = loss + o.lambda * l->adaround->regularizer(beta);
+    return loss;
+  }, [&](int i, double loss) { return !progress || progress("temporal information block", i, o.iters, loss); });
+  for (auto& l : tib) l->finish_adaround();
+}
+
+void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<ReconGroup>& data, const ReconOptions& o,
+                        const ReconProgress& progress) {
+  if (data.empty()) throw std::invalid_argument("reconstruct_blocks: no calibration data");
+  const std::vector<Block> blocks = blocks_in_order(q, fp);
+  at::Generator gen = at::detail::createCPUGenerator(o.seed + 1);
+  int index = 0;
+  for (const Block& b : blocks) {
+    ++index;
+    std::vector<std::shared_ptr<QuantLayer>> layers;
+    for (auto& l : q.layers)
+      if (l->name.rfind(b.name + ".", 0) == 0 && (o.with_time_proj || !is_temporal_layer(l->name))) layers.push_back(l);
+    if (layers.empty()) continue;
+
+    // Calibration pairs: the quantized prefix's block input, the fp32 block output, and the
+    // quantized time embedding the block's temporal feature is computed from.
+    std::vector<at::Tensor> inputs, targets, tembs;
+    {
+      torch::NoGradGuard no_grad;
+      for (const auto& g : data) {
+        const at::Tensor t = at::full({g.x.size(0)}, static_cast<float>(g.t));
+        set_tap(b.fp, [&](const at::Tensor&, const at::Tensor& out) { targets.push_back(out.detach()); });
+        fp->forward(g.x, t);
+        set_tap(b.fp, nullptr);
+        at::Tensor captured;
+        auto capture = [&](const at::Tensor& in, const at::Tensor&) { captured = in.detach(); };
+        if (b.q_resnet) b.q_resnet->tap = capture; else b.q_attn->tap = capture;
+        q.forward(g.x, g.t, g.step);
+        if (b.q_resnet) b.q_resnet->tap = nullptr; else b.q_attn->tap = nullptr;
+        inputs.push_back(captured);
+        if (b.q_resnet && !q.has_temporal_cache()) tembs.push_back(q.unet->time_embed(t));
+      }
+    }
+
+    auto block_loss = [&](int) {
+      const int64_t g = at::randint(static_cast<int64_t>(data.size()), {1}, gen, at::kLong).item<int64_t>();
+      const int64_t n = inputs[static_cast<size_t>(g)].size(0);
+      const at::Tensor idx = at::randint(n, {std::min<int64_t>(o.batch, n)}, gen, at::kLong);
+      q.step->step = data[static_cast<size_t>(g)].step;
+      const at::Tensor in = inputs[static_cast<size_t>(g)].index_select(0, idx);
+      at::Tensor out;
+      if (b.q_resnet && q.has_temporal_cache()) {
+        const at::Tensor& f = q.temporal_cache[static_cast<size_t>(q.step->step)][static_cast<size_t>(b.resnet_index)];
+        out = b.q_resnet->forward_with_feature(in, f.expand({in.size(0), -1}));
+      } else if (b.q_resnet) {
+        const at::Tensor temb = tembs[static_cast<size_t>(g)].index_select(0, idx);
+        out = b.q_resnet->forward_with_feature(in, b.q_resnet->temporal_feature(temb));
+      } else {
+        out = b.q_attn->forward(in);
+      }
+      return rec_loss(out, targets[static_cast<size_t>(g)].index_select(0, idx));
+    };
+    auto tick = [&](int, double loss) { return !progress || progress(b.name, index, static_cast<int>(blocks.size()), loss); };
+
+    std::vector<at::Tensor> alphas;
+    for (auto& l : layers) {
+      l->begin_adaround();
+      alphas.push_back(l->adaround->alpha);
+    }
+    optimise(alphas, o.iters, o.lr, false, [&](int iter) {
+      at::Tensor loss = block_loss(iter);
+      const double beta = adaround_beta(iter, o.iters, o.warmup);
+      if (beta > 0)
+        for (auto& l : layers) loss = loss + o.lambda * l->adaround->regularizer(beta);
+      return loss;
+    }, tick);
+    for (auto& l : layers) l->finish_adaround();
+
+    if (o.act_iters > 0) {
+      std::vector<ActQuantizer*> acts;
+      for (auto& l : layers)
+        if (l->quant_input) acts.push_back(&l->act);
+      for (auto& a : q.attention)
+        if (b.q_attn && a->name == b.name) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
+      std::vector<at::Tensor> scales;
+      for (ActQuantizer* a : acts) {
+        a->begin_lsq();
+        if (a->learned_scale.defined()) scales.push_back(a->learned_scale);
+      }
+      optimise(scales, o.act_iters, o.act_lr, true, block_loss, tick);
+      for (ActQuantizer* a : acts) a->finish_lsq();
+    }
+  }
+}
+
+}  // namespace qdm

@@ -1,0 +1,147 @@
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+
+#include "engine/artifact/artifact.h"
+#include "engine/model/model_folder.h"
+#include "engine/model_io/safetensors.h"
+#include "engine/quant/adaround.h"
+#include "engine/quant/recipe.h"
+#include "engine/quant/reconstruction.h"
+#include "tests/test_models.h"
+
+namespace qdm {
+namespace {
+
+TEST(AdaRound, StartsAtTheWeightAndEndsWithinOneStepOfNearest) {
+  torch::manual_seed(2);
+  const at::Tensor w = torch::randn({6, 10});
+  const QuantParams p = minmax_weight_params(w, 4);
+  AdaRound ada(w, p);
+  // h(a) = fractional part: the soft weight is w itself except where the grid clamps it.
+  const at::Tensor start_err = (ada.soft_weight() - w).abs();
+  EXPECT_LT(start_err.mean().item<double>(), 0.02);
+  EXPECT_TRUE((start_err <= p.scale.reshape({6, 1}) / 2 + 1e-5).all().item<bool>());
+  {
+    torch::NoGradGuard g;
+    ada.alpha.add_(torch::randn_like(ada.alpha) * 5);  // any learned state
+  }
+  const at::Tensor hard = ada.hard_weight();
+  const at::Tensor nearest = fake_quant(w, p);
+  const at::Tensor step = p.scale.reshape({6, 1});
+  EXPECT_TRUE(((hard - nearest).abs() <= step + 1e-6).all().item<bool>());
+  // Hard weights lie on the grid.
+  EXPECT_TRUE(torch::allclose(fake_quant(hard, p), hard, 1e-6, 1e-6));
+  EXPECT_EQ(adaround_beta(0, 100, 0.2), 0.0);
+  EXPECT_NEAR(adaround_beta(20, 100, 0.2), 20.0, 1e-9);
+  EXPECT_NEAR(adaround_beta(100, 100, 0.2), 2.0, 1e-9);
+}
+
+TEST(TemporalInformationBlock, FoundForAnyConfig) {
+  for (auto [cfg, resnets] : {std::pair{testing::tiny_config(), 8}, std::pair{UNetConfig::from_json(testing::ddpm_cifar10_config_json()), 22}}) {
+    QuantizedUNet q(UNet2DModel(cfg), QuantSpec{});
+    const auto tib = temporal_block_layers(q);
+    // time_embedding.linear_2 plus one time_emb_proj per resnet (linear_1 stays fp32).
+    EXPECT_EQ(tib.size(), static_cast<size_t>(resnets + 1));
+    EXPECT_EQ(tib.front(), "time_embedding.linear_2");
+  }
+}
+
+class Recipes : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(11);
+    dir_ = testing::temp_dir("recipes");
+    UNet2DModel unet(testing::tiny_config());
+    save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
+    model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  QuantizeResult run(const std::string& recipe, int abits = 8) {
+    RecipeOptions o;
+    o.recipe = recipe;
+    o.spec.weight_bits = 4;
+    o.spec.act_bits = abits;
+    o.sampler.steps = 6;
+    o.calib_samples = 4;
+    o.recon.iters = 12;
+    o.recon.act_iters = 6;
+    o.recon.batch = 4;
+    o.recon_step_stride = 2;
+    return quantize_model(*model_, o);
+  }
+  LoadedArtifact save_and_load(QuantizeResult& r) {
+    ArtifactInfo info;
+    info.config = model_->config;
+    info.scheduler = model_->scheduler;
+    info.sampler.steps = 6;
+    info.timesteps = r.timesteps;
+    save_artifact(dir_ + "/a.safetensors", *r.model, info);
+    return load_artifact(dir_ + "/a.safetensors");
+  }
+
+  std::string dir_;
+  std::unique_ptr<DiffusionModel> model_;
+};
+
+TEST_F(Recipes, EveryRecipeRoundTripsThroughItsArtifact) {
+  for (const auto& recipe : recipe_names()) {
+    QuantizeResult r = run(recipe);
+    LoadedArtifact a = save_and_load(r);
+    torch::NoGradGuard g;
+    const at::Tensor x = torch::randn({2, 1, 8, 8});
+    for (int step : {0, 5}) {
+      const int t = r.timesteps[static_cast<size_t>(step)];
+      EXPECT_TRUE(torch::equal(r.model->forward(x, t, step), a.model->forward(x, t, step))) << recipe << " step " << step;
+    }
+  }
+}
+
+TEST_F(Recipes, ReconstructionChangesRoundingAndLsqChangesRanges) {
+  QuantizeResult rtn = run("rtn");
+  QuantizeResult qd = run("qdiffusion");
+  const auto a = rtn.model->layer("mid_block.resnets.0.conv1"), b = qd.model->layer("mid_block.resnets.0.conv1");
+  // qdiffusion searches ranges and learns rounding: its grid weights differ from min-max nearest.
+  EXPECT_FALSE(torch::equal(a->fake_weight, b->fake_weight));
+  EXPECT_EQ(b->act.scale.size(), 1u);
+  EXPECT_NE(a->act.scale[0], b->act.scale[0]);
+}
+
+TEST_F(Recipes, FscTablesDifferPerStepAndTheSamplerUsesThem) {
+  QuantizeResult r = run("tfmq");
+  const auto layer = r.model->layer("up_blocks.1.resnets.0.conv1");
+  ASSERT_TRUE(layer->quant_input);
+  ASSERT_EQ(layer->act.scale.size(), 6u);
+  EXPECT_NE(layer->act.scale.front(), layer->act.scale.back());
+  torch::NoGradGuard g;
+  const at::Tensor x = torch::randn({2, 1, 8, 8});
+  const int t = r.timesteps[2];
+  EXPECT_FALSE(torch::equal(r.model->forward(x, t, 0), r.model->forward(x, t, 5)));  // same input, other table
+  LoadedArtifact a = save_and_load(r);
+  const NoiseSchedule schedule(model_->scheduler);
+  SamplerOptions other;
+  other.steps = 7;
+  EXPECT_THROW(check_schedule(a, schedule, other), std::invalid_argument);
+  other.steps = 6;
+  EXPECT_NO_THROW(check_schedule(a, schedule, other));
+  EXPECT_THROW(artifact_denoiser(a)(x, 3, 0), std::invalid_argument);  // t = 3 is not in the schedule
+}
+
+TEST_F(Recipes, CachedTemporalFeaturesReplaceTheQuantizedTib) {
+  QuantizeResult r = run("tfmq+cache");
+  save_and_load(r);
+  const SafeTensors file = SafeTensors::read_file(dir_ + "/a.safetensors");
+  EXPECT_EQ(file.find("time_embedding.linear_1.weight"), nullptr);
+  EXPECT_EQ(file.find("mid_block.resnets.0.time_emb_proj.qweight"), nullptr);
+  ASSERT_NE(file.find("temporal_cache.0"), nullptr);
+  EXPECT_EQ(file.at("temporal_cache.0").shape[0], 6);
+  // The cache holds the fp32 features exactly.
+  torch::NoGradGuard g;
+  const auto fp = model_->unet->temporal_features(torch::full({1}, static_cast<float>(r.timesteps[3])));
+  EXPECT_TRUE(torch::equal(fp[2], r.model->temporal_cache[3][2]));
+}
+
+}  // namespace
+}  // namespace qdm
