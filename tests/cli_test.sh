@@ -39,6 +39,33 @@ cmp -s <(tail -c +1 "$work/png2/00000.png" | python3 -c "import sys;d=sys.stdin.
        <(tail -c +1 "$work/png/00002.png" | python3 -c "import sys;d=sys.stdin.buffer.read();print(d[d.find(b'IDAT'):])") \
   || fail "image for seed 9 differs between requests"
 
+# forward: one UNet call on tensors a user wrote (here with a hand-made safetensors file).
+python3 - "$work/in.safetensors" <<'PY'
+import json, struct, sys
+sample = struct.pack("<1024f", *([0.25] * 1024))
+t = struct.pack("<f", 10.0)
+header = json.dumps({"sample": {"dtype": "F32", "shape": [1, 1, 32, 32], "data_offsets": [0, 4096]},
+                     "timestep": {"dtype": "F32", "shape": [1], "data_offsets": [4096, 4100]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(header)) + header + sample + t)
+PY
+"$qdm" forward --model "$work/model" --input "$work/in.safetensors" --out "$work/out.safetensors" >/dev/null 2>&1 || fail "forward"
+python3 - "$work/out.safetensors" <<'PY' || fail "forward output"
+import json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+h = json.loads(data[8:8 + n])
+assert h["out"]["shape"] == [1, 1, 32, 32], h
+vals = struct.unpack("<1024f", data[8 + n:8 + n + 4096])
+assert all(v == v for v in vals) and max(abs(v) for v in vals) > 0
+PY
+
+# quantize -> sample from the artifact, with per-step tables refusing another schedule.
+"$qdm" quantize --model "$work/model" --recipe tfmq --wbits 4 --abits 8 --steps 4 --calib-samples 2 --iters 2 \
+  --report-samples 2 --classifier "$work/none" --out "$work/q.safetensors" >/dev/null 2>&1 || fail "quantize"
+"$qdm" sample --artifact "$work/q.safetensors" --num 2 --out "$work/qpng" >/dev/null 2>&1 || fail "sample --artifact"
+[ -s "$work/qpng/00001.png" ] || fail "no image from the artifact"
+grep -q "qdm:recipe" "$work/qpng/00001.png" || fail "no recipe in the PNG"
+
 # Bad input: a clear message and exit code 1, never a crash.
 expect_error() {  # expect_error "message fragment" args...
   local want="$1"; shift
@@ -52,5 +79,12 @@ expect_error "sampler" sample --model "$work/model" --sampler euler
 expect_error "steps must be in" sample --model "$work/model" --steps 1001 --num 1 --out "$work/x"
 printf 'garbage' > "$work/bad.safetensors"
 expect_error "too short" forward --model "$work/model" --input "$work/bad.safetensors" --out "$work/o.safetensors"
+
+expect_error "calibrated per step" sample --artifact "$work/q.safetensors" --num 1 --steps 5 --out "$work/x"
+expect_error "not a qdm artifact" sample --artifact "$work/model/diffusion_pytorch_model.safetensors" --num 1 --out "$work/x"
+expect_error "exactly one of --model or --artifact" sample --num 1 --out "$work/x"
+expect_error "recipe" quantize --model "$work/model" --recipe magic --out "$work/m.safetensors"
+expect_error "abits" quantize --model "$work/model" --abits 3 --out "$work/m.safetensors"
+[ ! -e "$work/m.safetensors" ] || fail "a refused quantize left a file"
 
 echo "cli_test: all passed"

@@ -1,0 +1,43 @@
+"""Assembles bench/results/quant_table.md from the JSON files bench/quant_table.sh writes."""
+import glob, json, os, struct, sys
+
+out, num, iters, act_iters, calib = sys.argv[1:6]
+fp = json.load(open(f"{out}/fp.json"))
+fp_bytes = os.path.getsize("models/fmnist-ddpm/diffusion_pytorch_model.safetensors")
+
+
+def artifact_meta(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+    return json.loads(header["__metadata__"]["qdm"])
+
+
+rows = [f"| FP32 | - | {fp['fid_fmnist']:.3f} | 0 | inf | 1.000 | - | {fp_bytes} |"]
+for cfg in ["w8a8", "w4a8", "w4a32"]:
+    for recipe in ["rtn", "qdiffusion", "tfmq", "tfmq_cache"]:
+        name = f"{recipe}_{cfg}"
+        path = f"{out}/{name}.safetensors"
+        if not os.path.exists(f"{out}/{name}.eval.json"):
+            continue
+        ev = json.load(open(f"{out}/{name}.eval.json"))
+        meta = artifact_meta(path)
+        rep = meta["report"]
+        rows.append(f"| {recipe.replace('_', '+')} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {rep['mse_vs_fp']:.5f} | "
+                    f"{rep['psnr_vs_fp']:.2f} | {rep['temporal_feature_cosine']:.4f} | "
+                    f"{meta['timings']['total']:.0f} | {os.path.getsize(path)} |")
+print(f"""# Quantization of models/fmnist-ddpm
+
+100 DDIM steps; FID-FMNIST on {num} samples (seeds 0..{int(num)-1}); MSE / PSNR per image
+against the FP32 images of the same seeds (256 images, pixels in [0, 1]); temporal-feature
+cosine similarity to FP32 averaged over steps and resnets; quantization wall time on this
+machine; artifact size in bytes. Reconstruction: {iters} AdaRound iterations per block,
+{act_iters} LSQ iterations per block (qdiffusion), {calib} calibration trajectories.
+Simulated (fake-quant) inference.
+
+| recipe | bits | FID-FMNIST | MSE vs FP | PSNR vs FP dB | temporal cos | quantize s | artifact bytes |
+|---|---|---:|---:|---:|---:|---:|---:|
+""" + "\n".join(rows) + """
+
+Reproduce: `bash bench/quant_table.sh` (environment variables at the top of the script).
+""")
