@@ -1,0 +1,122 @@
+#include "engine/kernels/qgemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "engine/kernels/qgemm_kernels.h"
+
+namespace qdm {
+
+const char* isa_name(QGemmIsa isa) {
+  switch (isa) {
+    case QGemmIsa::kScalar: return "scalar";
+    case QGemmIsa::kAvx2: return "avx2";
+    case QGemmIsa::kAvxVnni: return "avxvnni";
+    case QGemmIsa::kAvx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+std::vector<QGemmIsa> supported_isas() {
+  std::vector<QGemmIsa> out = {QGemmIsa::kScalar};
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) out.push_back(QGemmIsa::kAvx2);
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni")) out.push_back(QGemmIsa::kAvxVnni);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+    out.push_back(QGemmIsa::kAvx512Vnni);
+#endif
+  return out;
+}
+
+QGemmIsa best_isa() {
+  const auto isas = supported_isas();
+  if (const char* env = std::getenv("QDM_KERNEL_ISA"); env && *env) {
+    for (QGemmIsa isa : isas)
+      if (std::string(env) == isa_name(isa)) return isa;
+    throw std::invalid_argument(std::string("QDM_KERNEL_ISA=") + env + " is not supported on this CPU");
+  }
+  return isas.back();
+}
+
+int8_t PackedWeights::weight(int row, int col) const {
+  const uint8_t* r = data.data() + static_cast<size_t>(row) * row_bytes();
+  if (bits > 4) return static_cast<int8_t>(r[col]);
+  const int block = col / kKBlock, j = col % kKBlock;
+  const uint8_t byte = r[block * (kKBlock / 2) + (j % 32)];
+  return static_cast<int8_t>(j < 32 ? byte & 15 : byte >> 4);
+}
+
+PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point) {
+  if (bits < 2 || bits > 8) throw std::invalid_argument("pack_weights: bits must be 2..8");
+  PackedWeights w;
+  w.n = n;
+  w.k = k;
+  w.k_padded = padded_k(k);
+  w.bits = bits;
+  const int offset = bits <= 4 ? 0 : 128;  // <= 4-bit codes already fit a signed byte
+  w.data.assign(static_cast<size_t>(n) * w.row_bytes(), 0);
+  w.col_sum.assign(static_cast<size_t>(n), 0);
+  w.zero.resize(static_cast<size_t>(n));
+  w.scale.assign(scale, scale + n);
+  for (int r = 0; r < n; ++r) {
+    uint8_t* row = w.data.data() + static_cast<size_t>(r) * w.row_bytes();
+    w.zero[static_cast<size_t>(r)] = static_cast<int32_t>(std::lround(zero_point[r])) - offset;
+    for (int c = 0; c < k; ++c) {
+      const int v = static_cast<int>(codes[static_cast<size_t>(r) * k + c]) - offset;
+      if (v < -128 || v > 127 || (bits <= 4 && v > 15)) throw std::invalid_argument("pack_weights: code out of range");
+      w.col_sum[static_cast<size_t>(r)] += v;
+      if (bits > 4) {
+        row[c] = static_cast<uint8_t>(static_cast<int8_t>(v));
+      } else {
+        const int block = c / kKBlock, j = c % kKBlock;
+        uint8_t& byte = row[block * (kKBlock / 2) + (j % 32)];
+        byte |= static_cast<uint8_t>(j < 32 ? v : v << 4);
+      }
+    }
+  }
+  return w;
+}
+
+void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, int32_t* acc) {
+  switch (isa) {
+    case QGemmIsa::kScalar: return kernels::qgemm_s32_scalar(a, m, w, acc);
+    case QGemmIsa::kAvx2: return kernels::qgemm_s32_avx2(a, m, w, acc);
+    case QGemmIsa::kAvxVnni: return kernels::qgemm_s32_avxvnni(a, m, w, acc);
+    case QGemmIsa::kAvx512Vnni: return kernels::qgemm_s32_avx512vnni(a, m, w, acc);
+  }
+}
+
+void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
+  const int kp = padded_k(k);
+  const float inv = 1.0f / q.scale;
+  for (int r = 0; r < m; ++r) {
+    int32_t sum = 0;
+    uint8_t* o = out + static_cast<size_t>(r) * kp;
+    for (int c = 0; c < k; ++c) {
+      const int v = std::clamp(static_cast<int>(std::nearbyint(x[static_cast<size_t>(r) * k + c] * inv)) + q.zero, 0, 255);
+      o[c] = static_cast<uint8_t>(v);
+      sum += v;
+    }
+    std::fill(o + k, o + kp, 0);
+    row_sums[r] = sum;
+  }
+}
+
+void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
+                       const float* bias, float* y) {
+  for (int r = 0; r < m; ++r) {
+    for (int c = 0; c < w.n; ++c) {
+      const int64_t zw = w.zero[static_cast<size_t>(c)];
+      const int64_t exact = static_cast<int64_t>(acc[static_cast<size_t>(r) * w.n + c]) - zw * row_sums[r] -
+                            static_cast<int64_t>(q.zero) * w.col_sum[static_cast<size_t>(c)] +
+                            static_cast<int64_t>(w.k) * q.zero * zw;
+      y[static_cast<size_t>(r) * w.n + c] =
+          static_cast<float>(exact) * (q.scale * w.scale[static_cast<size_t>(c)]) + (bias ? bias[c] : 0.0f);
+    }
+  }
+}
+
+}  // namespace qdm

@@ -1,0 +1,61 @@
+// Integer GEMM for quantized layers: uint8 activations (per-tensor scale / zero point) times
+// int4 or int8 weight codes (per-output-channel scale / zero point), int32 accumulation.
+//
+//   y[m, n] = s_a s_w[n] * sum_k (a[m, k] - z_a) (w[n, k] - z_w[n]) + bias[n]
+//
+// Weight codes are stored as signed bytes w' = w - offset (offset 0 for <= 4 bits, 128 for
+// 8 bits) so u8 x s8 dot-product instructions apply; the zero points and the column sums
+// fold the corrections:
+//   sum (a - z_a)(w - z_w) = dot(a, w') - z'_w rowsum(a) - z_a colsum(w') + K z_a z'_w,
+// with z'_w = z_w - offset. Paths: a scalar reference, AVX2, AVX-VNNI and AVX-512 VNNI, picked
+// once at run time (QDM_KERNEL_ISA=scalar|avx2|avxvnni|avx512vnni pins one).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace qdm {
+
+enum class QGemmIsa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni };
+
+const char* isa_name(QGemmIsa isa);
+std::vector<QGemmIsa> supported_isas();  // what this CPU and build can run, scalar first
+QGemmIsa best_isa();                     // honours QDM_KERNEL_ISA
+
+// K is padded to a multiple of kKBlock; activation rows must be padded the same way (any
+// values: padded weights are zero).
+constexpr int kKBlock = 64;
+inline int padded_k(int k) { return (k + kKBlock - 1) / kKBlock * kKBlock; }
+
+struct PackedWeights {
+  int n = 0, k = 0, k_padded = 0, bits = 8;
+  // bits <= 4: per row, per 64-wide K block, 32 bytes; byte j holds w'[j] (low nibble) and
+  // w'[j + 32] (high nibble). bits > 4: per row k_padded signed bytes.
+  std::vector<uint8_t> data;
+  std::vector<int32_t> col_sum;  // sum_k w'[n, k]
+  std::vector<int32_t> zero;     // z'_w = z_w - offset
+  std::vector<float> scale;      // s_w
+  size_t row_bytes() const { return bits <= 4 ? static_cast<size_t>(k_padded) / 2 : static_cast<size_t>(k_padded); }
+  size_t bytes() const { return data.size() + 4 * (col_sum.size() + zero.size() + scale.size()); }
+  int8_t weight(int row, int col) const;  // w'[row, col], for references and tests
+};
+
+// codes: (n, k) row-major in [0, 2^bits - 1]; zero_point: integers in the same range.
+PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point);
+
+// acc (m, n) = a (m, k_padded) . w'^T, exact int32.
+void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, int32_t* acc);
+
+struct ActQuant {
+  float scale = 1;
+  int32_t zero = 0;
+};
+// Quantizes x (m, k) to u8 rows of padded_k(k) (padding 0), returns row sums over the first k.
+void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
+// y (m, n) = dequantized product + bias (may be null). acc from qgemm_s32.
+void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
+                       const float* bias, float* y);
+
+}  // namespace qdm

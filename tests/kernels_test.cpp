@@ -1,0 +1,110 @@
+// Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
+// the dequantized output against a double-precision simulation, at awkward sizes.
+#include "engine/kernels/qgemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+namespace qdm {
+namespace {
+
+struct Problem {
+  int m, n, k, bits;
+};
+
+TEST(QGemm, EveryIsaMatchesTheScalarReferenceExactly) {
+  std::mt19937 rng(7);
+  const auto isas = supported_isas();
+  std::printf("kernel paths on this CPU:");
+  for (auto isa : isas) std::printf(" %s", isa_name(isa));
+  std::printf("\n");
+  for (Problem p : {Problem{1, 1, 1, 4}, Problem{3, 5, 63, 4}, Problem{2, 7, 65, 8}, Problem{5, 9, 200, 4},
+                    Problem{4, 16, 576, 8}, Problem{6, 13, 1152, 4}, Problem{1, 3, 64, 3}, Problem{2, 4, 130, 6}}) {
+    const int levels = (1 << p.bits) - 1;
+    std::vector<uint8_t> codes(static_cast<size_t>(p.n) * p.k);
+    for (auto& c : codes) c = static_cast<uint8_t>(rng() % (levels + 1));
+    std::vector<float> scale(static_cast<size_t>(p.n)), zero(static_cast<size_t>(p.n));
+    for (int i = 0; i < p.n; ++i) {
+      scale[static_cast<size_t>(i)] = 0.01f + 0.001f * i;
+      zero[static_cast<size_t>(i)] = static_cast<float>(rng() % (levels + 1));
+    }
+    const PackedWeights w = pack_weights(codes.data(), p.n, p.k, p.bits, scale.data(), zero.data());
+    for (int r = 0; r < p.n; ++r)
+      for (int c = 0; c < p.k; ++c)
+        ASSERT_EQ(w.weight(r, c) + (p.bits > 4 ? 128 : 0), codes[static_cast<size_t>(r) * p.k + c]);
+    std::vector<uint8_t> a(static_cast<size_t>(p.m) * w.k_padded);
+    for (auto& v : a) v = static_cast<uint8_t>(rng());  // padding too: padded weights are zero
+    std::vector<int32_t> ref(static_cast<size_t>(p.m) * p.n), got(ref.size());
+    qgemm_s32(QGemmIsa::kScalar, a.data(), p.m, w, ref.data());
+    for (QGemmIsa isa : isas) {
+      std::fill(got.begin(), got.end(), -1);
+      qgemm_s32(isa, a.data(), p.m, w, got.data());
+      EXPECT_EQ(got, ref) << isa_name(isa) << " m" << p.m << " n" << p.n << " k" << p.k << " bits" << p.bits;
+    }
+  }
+}
+
+TEST(QGemm, DequantizedOutputMatchesTheSimulation) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  const int m = 5, n = 11, k = 150, bits = 4;
+  std::vector<float> x(static_cast<size_t>(m) * k), bias(static_cast<size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  for (auto& v : bias) v = normal(rng);
+  std::vector<uint8_t> codes(static_cast<size_t>(n) * k);
+  for (auto& c : codes) c = static_cast<uint8_t>(rng() % 16);
+  std::vector<float> scale(static_cast<size_t>(n), 0.05f), zero(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) zero[static_cast<size_t>(i)] = static_cast<float>(i % 16);
+  const PackedWeights w = pack_weights(codes.data(), n, k, bits, scale.data(), zero.data());
+  const ActQuant q{0.03f, 120};
+  std::vector<uint8_t> a(static_cast<size_t>(m) * w.k_padded);
+  std::vector<int32_t> sums(static_cast<size_t>(m)), acc(static_cast<size_t>(m) * n);
+  quantize_rows(x.data(), m, k, q, a.data(), sums.data());
+  std::vector<float> y(static_cast<size_t>(m) * n);
+  for (QGemmIsa isa : supported_isas()) {
+    qgemm_s32(isa, a.data(), m, w, acc.data());
+    dequantize_output(acc.data(), m, w, q, sums.data(), bias.data(), y.data());
+    for (int r = 0; r < m; ++r) {
+      for (int c = 0; c < n; ++c) {
+        // Fake-quant simulation in double: dequantize both operands, multiply, add bias.
+        double expect = bias[static_cast<size_t>(c)];
+        for (int i = 0; i < k; ++i) {
+          const int qa = std::clamp(static_cast<int>(std::nearbyint(x[static_cast<size_t>(r) * k + i] / q.scale)) + q.zero, 0, 255);
+          const double xa = q.scale * (qa - q.zero);
+          const double xw = scale[static_cast<size_t>(c)] * (codes[static_cast<size_t>(c) * k + i] - zero[static_cast<size_t>(c)]);
+          expect += xa * xw;
+        }
+        EXPECT_NEAR(y[static_cast<size_t>(r) * n + c], expect, 1e-4 * (1 + std::abs(expect))) << isa_name(isa);
+      }
+    }
+  }
+}
+
+TEST(QGemm, Int4WeightsTakeHalfAByte) {
+  std::vector<uint8_t> codes(64 * 128, 3);
+  std::vector<float> scale(64, 1), zero(64, 0);
+  EXPECT_EQ(pack_weights(codes.data(), 64, 128, 4, scale.data(), zero.data()).data.size(), 64u * 64u);
+  EXPECT_EQ(pack_weights(codes.data(), 64, 128, 8, scale.data(), zero.data()).data.size(), 64u * 128u);
+  codes[5] = 16;
+  EXPECT_THROW(pack_weights(codes.data(), 64, 128, 4, scale.data(), zero.data()), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace qdm
+
+namespace qdm {
+namespace {
+
+TEST(QGemm, EnvironmentPinsTheKernelPath) {
+  setenv("QDM_KERNEL_ISA", "scalar", 1);
+  EXPECT_EQ(best_isa(), QGemmIsa::kScalar);
+  setenv("QDM_KERNEL_ISA", "neon", 1);
+  EXPECT_THROW(best_isa(), std::invalid_argument);
+  unsetenv("QDM_KERNEL_ISA");
+  EXPECT_EQ(best_isa(), supported_isas().back());
+}
+
+}  // namespace
+}  // namespace qdm
