@@ -13,7 +13,7 @@ namespace qdm::cli {
 
 void add_eval_command(CLI::App& app) {
   struct Args {
-    std::string model, artifact, json, classifier = "models/fmnist-classifier", data = default_fashion_mnist_dir();
+    std::string model, artifact, json, kernels = "int", classifier = "models/fmnist-classifier", data = default_fashion_mnist_dir();
     int num = 1000, batch = 100;
     uint64_t seed = 0;
     bool floor = false;
@@ -23,6 +23,8 @@ void add_eval_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("eval", "Sample a model or artifact and report FID-FMNIST, class histogram and confidence");
   cmd->add_option("--model", a->model, "diffusers model folder");
   cmd->add_option("--artifact", a->artifact, "quantized artifact from qdm quantize");
+  cmd->add_option("--kernels", a->kernels, "Artifacts: int (integer kernels) or sim (fake-quant simulation)")
+      ->capture_default_str()->check(CLI::IsMember({"int", "sim"}));
   cmd->add_option("--num", a->num, "Number of samples")->capture_default_str()->check(CLI::Range(2, 100000));
   cmd->add_option("--seed", a->seed, "Seed of sample 0")->capture_default_str();
   add_sampler_options(cmd, a->sampler);
@@ -36,7 +38,7 @@ void add_eval_command(CLI::App& app) {
     FmnistEvaluator evaluator(a->classifier, a->data);
     nlohmann::json report;
     if (!a->model.empty() || !a->artifact.empty()) {
-      LoadedModel model = load_source(a->model, a->artifact);
+      LoadedModel model = load_source(a->model, a->artifact, a->kernels);
       SampleRequest req;
       req.num_images = a->num;
       req.seed = a->seed;
@@ -48,6 +50,8 @@ void add_eval_command(CLI::App& app) {
       report = evaluator.evaluate(images).to_json();
       report[model.quantized() ? "artifact" : "model"] = model.path();
       report["sha256"] = model.sha256();
+      report["kernels"] = model.kernels();
+      report["weight_bytes"] = model.weight_bytes();
       report["sampler"] = sampler_name(req.sampler.kind);
       report["steps"] = req.sampler.steps;
       report["seed"] = a->seed;

@@ -30,9 +30,9 @@ SamplerOptions SamplerArgs::resolve(const SamplerOptions& defaults) const {
   return o;
 }
 
-LoadedModel load_source(const std::string& model, const std::string& artifact) {
+LoadedModel load_source(const std::string& model, const std::string& artifact, const std::string& kernels) {
   if (model.empty() == artifact.empty()) throw CLI::ValidationError("give exactly one of --model or --artifact");
-  return artifact.empty() ? LoadedModel::from_folder(model) : LoadedModel::from_artifact(artifact);
+  return artifact.empty() ? LoadedModel::from_folder(model) : LoadedModel::from_artifact(artifact, parse_kernel_mode(kernels));
 }
 
 at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& req) {
@@ -48,7 +48,7 @@ at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& req) {
 
 void add_sample_command(CLI::App& app) {
   struct Args {
-    std::string model, artifact, out = "samples";
+    std::string model, artifact, out = "samples", kernels = "int";
     int num = 16, batch = 64, threads = 0, columns = 0;
     uint64_t seed = 0;
     SamplerArgs sampler;
@@ -57,6 +57,8 @@ void add_sample_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("sample", "Generate images from a model folder or a quantized artifact");
   cmd->add_option("--model", a->model, "diffusers model folder");
   cmd->add_option("--artifact", a->artifact, "quantized artifact (.safetensors) from qdm quantize");
+  cmd->add_option("--kernels", a->kernels, "Artifacts: int (integer kernels) or sim (fake-quant simulation)")
+      ->capture_default_str()->check(CLI::IsMember({"int", "sim"}));
   cmd->add_option("--num", a->num, "Number of images")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--seed", a->seed, "Seed of image 0; image i uses seed + i")->capture_default_str();
   add_sampler_options(cmd, a->sampler);
@@ -66,7 +68,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Output folder")->capture_default_str();
   cmd->callback([a] {
     set_compute_threads(a->threads);
-    LoadedModel model = load_source(a->model, a->artifact);
+    LoadedModel model = load_source(a->model, a->artifact, a->kernels);
     SampleRequest req;
     req.num_images = a->num;
     req.seed = a->seed;
@@ -84,7 +86,8 @@ void add_sample_command(CLI::App& app) {
     }
     const int cols = a->columns > 0 ? a->columns : static_cast<int>(std::ceil(std::sqrt(a->num)));
     write_image_png(a->out + "/grid.png", make_grid(images, cols), 0, model.png_text(req, 0));
-    spdlog::info("{} images in {:.1f} s ({:.2f} images/s)", a->num, secs, a->num / secs);
+    spdlog::info("{} images in {:.1f} s ({:.2f} images/s), kernels {}, {} weight bytes", a->num, secs, a->num / secs,
+                 model.kernels(), model.weight_bytes());
     std::printf("%s/grid.png\n", a->out.c_str());
   });
 }

@@ -91,12 +91,11 @@ void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, in
 
 void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
   const int kp = padded_k(k);
-  const float inv = 1.0f / q.scale;
   for (int r = 0; r < m; ++r) {
     int32_t sum = 0;
     uint8_t* o = out + static_cast<size_t>(r) * kp;
     for (int c = 0; c < k; ++c) {
-      const int v = std::clamp(static_cast<int>(std::nearbyint(x[static_cast<size_t>(r) * k + c] * inv)) + q.zero, 0, 255);
+      const int v = std::clamp(static_cast<int>(std::nearbyint(x[static_cast<size_t>(r) * k + c] / q.scale)) + q.zero, 0, 255);
       o[c] = static_cast<uint8_t>(v);
       sum += v;
     }

@@ -53,6 +53,7 @@ struct ActQuant {
   int32_t zero = 0;
 };
 // Quantizes x (m, k) to u8 rows of padded_k(k) (padding 0), returns row sums over the first k.
+// Rounds x / scale half to even, as the fake-quant simulation does.
 void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
 // y (m, n) = dequantized product + bias (may be null). acc from qgemm_s32.
 void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,

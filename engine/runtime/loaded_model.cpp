@@ -1,8 +1,25 @@
 #include "engine/runtime/loaded_model.h"
 
 #include "engine/model/unet_denoiser.h"
+#include "engine/runtime/int_layers.h"
 
 namespace qdm {
+namespace {
+
+size_t parameter_bytes(torch::nn::Module& m) {
+  size_t bytes = 0;
+  for (const auto& p : m.parameters()) bytes += static_cast<size_t>(p.numel()) * p.element_size();
+  for (const auto& b : m.buffers()) bytes += static_cast<size_t>(b.numel()) * b.element_size();
+  return bytes;
+}
+
+}  // namespace
+
+KernelMode parse_kernel_mode(const std::string& name) {
+  if (name == "int") return KernelMode::kInt;
+  if (name == "sim") return KernelMode::kSim;
+  throw std::invalid_argument("unknown kernels '" + name + "'; use int or sim");
+}
 
 LoadedModel LoadedModel::from_folder(const std::string& dir) {
   LoadedModel m;
@@ -11,12 +28,29 @@ LoadedModel LoadedModel::from_folder(const std::string& dir) {
   m.sha256_ = m.fp->weights_sha256;
   m.schedule_ = std::make_shared<NoiseSchedule>(m.fp->scheduler);
   m.denoiser_ = unet_denoiser(m.fp->unet);
+  m.weight_bytes_ = parameter_bytes(*m.fp->unet);
   return m;
 }
 
-LoadedModel LoadedModel::from_artifact(const std::string& path) {
+LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kernels) {
   LoadedModel m;
   m.artifact_ = std::make_shared<LoadedArtifact>(load_artifact(path));
+  if (kernels == KernelMode::kInt) {
+    const QGemmIsa isa = best_isa();
+    use_integer_kernels(*m.artifact_->model, isa);
+    m.kernels_ = std::string("int (") + isa_name(isa) + ")";
+  } else {
+    m.kernels_ = "sim";
+  }
+  // Sim keeps fp32 grid weights beside the parameters; int keeps packed weights only.
+  m.weight_bytes_ = parameter_bytes(*m.artifact_->model->unet);
+  for (const auto& l : m.artifact_->model->layers)
+    if (l->fake_weight.defined()) m.weight_bytes_ += static_cast<size_t>(l->fake_weight.numel()) * 4;
+  if (kernels == KernelMode::kInt)
+    for (const auto& l : m.artifact_->model->layers) {
+      auto* o = l->conv ? l->conv->override_.get() : l->linear->override_.get();
+      if (auto* il = dynamic_cast<IntLayer*>(o)) m.weight_bytes_ += il->weight_bytes();
+    }
   m.path_ = path;
   m.sha256_ = m.artifact_->sha256;
   m.schedule_ = std::make_shared<NoiseSchedule>(m.artifact_->info.scheduler);
@@ -49,6 +83,7 @@ PngText LoadedModel::png_text(const SampleRequest& r, int i) const {
                   {"qdm:spacing", spacing_name(r.sampler.spacing)},
                   {"qdm:seed", std::to_string(r.seed + static_cast<uint64_t>(i))}};
   if (artifact_) text.emplace_back("qdm:recipe", artifact_->info.recipe.value("recipe", ""));
+  if (artifact_) text.emplace_back("qdm:kernels", kernels_);
   return text;
 }
 

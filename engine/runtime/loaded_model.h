@@ -13,10 +13,14 @@
 
 namespace qdm {
 
+// How a quantized artifact runs: integer kernels (default) or the fake-quant simulation.
+enum class KernelMode { kInt, kSim };
+KernelMode parse_kernel_mode(const std::string& name);  // "int" | "sim"
+
 class LoadedModel {
  public:
   static LoadedModel from_folder(const std::string& dir);
-  static LoadedModel from_artifact(const std::string& path);
+  static LoadedModel from_artifact(const std::string& path, KernelMode kernels = KernelMode::kInt);
 
   // Validates `options` for this model (steps within the schedule, the artifact's calibrated
   // schedule when its tables are per step); throws std::invalid_argument saying what to change.
@@ -32,12 +36,16 @@ class LoadedModel {
   // The sampler an artifact was calibrated for (fp32 models: DDIM, 100 steps).
   SamplerOptions default_sampler() const;
   PngText png_text(const SampleRequest& request, int image_index) const;
+  // Bytes of resident weights: fp32 parameters plus packed integer weights.
+  size_t weight_bytes() const { return weight_bytes_; }
+  std::string kernels() const { return kernels_; }
 
   std::shared_ptr<DiffusionModel> fp;       // set for model folders
   std::shared_ptr<LoadedArtifact> artifact_;  // set for artifacts
 
  private:
-  std::string path_, sha256_;
+  std::string path_, sha256_, kernels_ = "fp32";
+  size_t weight_bytes_ = 0;
   std::shared_ptr<NoiseSchedule> schedule_;
   Denoiser denoiser_;
 };
