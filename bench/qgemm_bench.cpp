@@ -42,7 +42,7 @@ void BM_IntGemm(benchmark::State& state) {
   for (auto& v : x) v = normal(rng);
   std::vector<uint8_t> codes(static_cast<size_t>(s.n) * s.k);
   for (auto& c : codes) c = static_cast<uint8_t>(rng() % (1 << bits));
-  const qdm::PackedWeights w = qdm::pack_weights(codes.data(), s.n, s.k, bits, scale.data(), zero.data());
+  const qdm::PackedWeights w = qdm::pack_weights(codes.data(), s.n, s.k, bits, scale.data(), zero.data(), qdm::layout_for(isa));
   std::vector<uint8_t> a(static_cast<size_t>(s.m) * w.k_padded);
   std::vector<int32_t> sums(static_cast<size_t>(s.m)), acc(static_cast<size_t>(s.m) * s.n);
   std::vector<float> y(acc.size());

@@ -31,16 +31,20 @@ TEST(QGemm, EveryIsaMatchesTheScalarReferenceExactly) {
       zero[static_cast<size_t>(i)] = static_cast<float>(rng() % (levels + 1));
     }
     const PackedWeights w = pack_weights(codes.data(), p.n, p.k, p.bits, scale.data(), zero.data());
-    for (int r = 0; r < p.n; ++r)
-      for (int c = 0; c < p.k; ++c)
-        ASSERT_EQ(w.weight(r, c) + (p.bits > 4 ? 128 : 0), codes[static_cast<size_t>(r) * p.k + c]);
+    for (WeightLayout layout : {WeightLayout::kRows, WeightLayout::kPanels16}) {
+      const PackedWeights wl = pack_weights(codes.data(), p.n, p.k, p.bits, scale.data(), zero.data(), layout);
+      for (int r = 0; r < p.n; ++r)
+        for (int c = 0; c < p.k; ++c)
+          ASSERT_EQ(wl.weight(r, c) + (p.bits > 4 ? 128 : 0), codes[static_cast<size_t>(r) * p.k + c]);
+    }
     std::vector<uint8_t> a(static_cast<size_t>(p.m) * w.k_padded);
     for (auto& v : a) v = static_cast<uint8_t>(rng());  // padding too: padded weights are zero
     std::vector<int32_t> ref(static_cast<size_t>(p.m) * p.n), got(ref.size());
     qgemm_s32(QGemmIsa::kScalar, a.data(), p.m, w, ref.data());
     for (QGemmIsa isa : isas) {
+      const PackedWeights wi = pack_weights(codes.data(), p.n, p.k, p.bits, scale.data(), zero.data(), layout_for(isa));
       std::fill(got.begin(), got.end(), -1);
-      qgemm_s32(isa, a.data(), p.m, w, got.data());
+      qgemm_s32(isa, a.data(), p.m, wi, got.data());
       EXPECT_EQ(got, ref) << isa_name(isa) << " m" << p.m << " n" << p.n << " k" << p.k << " bits" << p.bits;
     }
   }
@@ -57,13 +61,13 @@ TEST(QGemm, DequantizedOutputMatchesTheSimulation) {
   for (auto& c : codes) c = static_cast<uint8_t>(rng() % 16);
   std::vector<float> scale(static_cast<size_t>(n), 0.05f), zero(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) zero[static_cast<size_t>(i)] = static_cast<float>(i % 16);
-  const PackedWeights w = pack_weights(codes.data(), n, k, bits, scale.data(), zero.data());
   const ActQuant q{0.03f, 120};
-  std::vector<uint8_t> a(static_cast<size_t>(m) * w.k_padded);
+  std::vector<uint8_t> a(static_cast<size_t>(m) * padded_k(k));
   std::vector<int32_t> sums(static_cast<size_t>(m)), acc(static_cast<size_t>(m) * n);
   quantize_rows(x.data(), m, k, q, a.data(), sums.data());
   std::vector<float> y(static_cast<size_t>(m) * n);
   for (QGemmIsa isa : supported_isas()) {
+    const PackedWeights w = pack_weights(codes.data(), n, k, bits, scale.data(), zero.data(), layout_for(isa));
     qgemm_s32(isa, a.data(), m, w, acc.data());
     dequantize_output(acc.data(), m, w, q, sums.data(), bias.data(), y.data());
     for (int r = 0; r < m; ++r) {
@@ -87,6 +91,7 @@ TEST(QGemm, Int4WeightsTakeHalfAByte) {
   std::vector<float> scale(64, 1), zero(64, 0);
   EXPECT_EQ(pack_weights(codes.data(), 64, 128, 4, scale.data(), zero.data()).data.size(), 64u * 64u);
   EXPECT_EQ(pack_weights(codes.data(), 64, 128, 8, scale.data(), zero.data()).data.size(), 64u * 128u);
+  EXPECT_EQ(pack_weights(codes.data(), 64, 128, 4, scale.data(), zero.data(), WeightLayout::kPanels16).data.size(), 64u * 64u);
   codes[5] = 16;
   EXPECT_THROW(pack_weights(codes.data(), 64, 128, 4, scale.data(), zero.data()), std::invalid_argument);
 }

@@ -41,7 +41,28 @@ QGemmIsa best_isa() {
   return isas.back();
 }
 
+WeightLayout layout_for(QGemmIsa isa) {
+  return isa == QGemmIsa::kAvxVnni || isa == QGemmIsa::kAvx512Vnni ? WeightLayout::kPanels16 : WeightLayout::kRows;
+}
+
+namespace {
+
+// Byte offset and nibble (0 low, 1 high, -1 whole byte) of w'[row, col] in the panel layout.
+std::pair<size_t, int> panel_position(int row, int col, int k_padded, bool int4) {
+  const int p = row / 16, j = row % 16, g = col / 4, i = col % 4;
+  const size_t panel_bytes = static_cast<size_t>(k_padded / 4) * (int4 ? 32 : 64);
+  if (!int4) return {static_cast<size_t>(p) * panel_bytes + static_cast<size_t>(g) * 64 + static_cast<size_t>(4 * j + i), -1};
+  return {static_cast<size_t>(p) * panel_bytes + static_cast<size_t>(g / 2) * 64 + static_cast<size_t>(4 * j + i), g % 2};
+}
+
+}  // namespace
+
 int8_t PackedWeights::weight(int row, int col) const {
+  if (layout == WeightLayout::kPanels16) {
+    auto [pos, nibble] = panel_position(row, col, k_padded, bits <= 4);
+    if (nibble < 0) return static_cast<int8_t>(data[pos]);
+    return static_cast<int8_t>(nibble == 0 ? data[pos] & 15 : data[pos] >> 4);
+  }
   const uint8_t* r = data.data() + static_cast<size_t>(row) * row_bytes();
   if (bits > 4) return static_cast<int8_t>(r[col]);
   const int block = col / kKBlock, j = col % kKBlock;
@@ -49,15 +70,18 @@ int8_t PackedWeights::weight(int row, int col) const {
   return static_cast<int8_t>(j < 32 ? byte & 15 : byte >> 4);
 }
 
-PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point) {
+PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point,
+                           WeightLayout layout) {
   if (bits < 2 || bits > 8) throw std::invalid_argument("pack_weights: bits must be 2..8");
   PackedWeights w;
   w.n = n;
   w.k = k;
   w.k_padded = padded_k(k);
   w.bits = bits;
+  w.layout = layout;
   const int offset = bits <= 4 ? 0 : 128;  // <= 4-bit codes already fit a signed byte
-  w.data.assign(static_cast<size_t>(n) * w.row_bytes(), 0);
+  const int rows_stored = layout == WeightLayout::kPanels16 ? (n + 15) / 16 * 16 : n;
+  w.data.assign(static_cast<size_t>(rows_stored) * w.row_bytes(), 0);
   w.col_sum.assign(static_cast<size_t>(n), 0);
   w.zero.resize(static_cast<size_t>(n));
   w.scale.assign(scale, scale + n);
@@ -68,7 +92,10 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
       const int v = static_cast<int>(codes[static_cast<size_t>(r) * k + c]) - offset;
       if (v < -128 || v > 127 || (bits <= 4 && v > 15)) throw std::invalid_argument("pack_weights: code out of range");
       w.col_sum[static_cast<size_t>(r)] += v;
-      if (bits > 4) {
+      if (layout == WeightLayout::kPanels16) {
+        auto [pos, nibble] = panel_position(r, c, w.k_padded, bits <= 4);
+        w.data[pos] |= static_cast<uint8_t>(nibble < 0 ? static_cast<uint8_t>(static_cast<int8_t>(v)) : nibble == 0 ? v : v << 4);
+      } else if (bits > 4) {
         row[c] = static_cast<uint8_t>(static_cast<int8_t>(v));
       } else {
         const int block = c / kKBlock, j = c % kKBlock;
@@ -81,6 +108,8 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
 }
 
 void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, int32_t* acc) {
+  if (w.layout != layout_for(isa) && isa != QGemmIsa::kScalar)
+    throw std::invalid_argument(std::string("qgemm_s32: weights are not packed for ") + isa_name(isa));
   switch (isa) {
     case QGemmIsa::kScalar: return kernels::qgemm_s32_scalar(a, m, w, acc);
     case QGemmIsa::kAvx2: return kernels::qgemm_s32_avx2(a, m, w, acc);

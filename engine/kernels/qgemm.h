@@ -29,10 +29,18 @@ QGemmIsa best_isa();                     // honours QDM_KERNEL_ISA
 constexpr int kKBlock = 64;
 inline int padded_k(int k) { return (k + kKBlock - 1) / kKBlock * kKBlock; }
 
+// How weights are laid out for a kernel (chosen once, at load).
+//  kRows      row n holds K contiguous. bits <= 4: per 64-wide K block 32 bytes, byte j holding
+//             w'[j] (low nibble) and w'[j + 32] (high nibble). bits > 4: k_padded bytes.
+//  kPanels16  VNNI layout: panels of 16 output channels; per group of 4 K, 64 bytes with
+//             byte 4 j + i = w'[16 p + j, 4 g + i]. bits <= 4: groups 2h and 2h + 1 share the
+//             64 bytes as low and high nibbles. N is padded to 16 with zero weights.
+enum class WeightLayout { kRows, kPanels16 };
+WeightLayout layout_for(QGemmIsa isa);
+
 struct PackedWeights {
   int n = 0, k = 0, k_padded = 0, bits = 8;
-  // bits <= 4: per row, per 64-wide K block, 32 bytes; byte j holds w'[j] (low nibble) and
-  // w'[j + 32] (high nibble). bits > 4: per row k_padded signed bytes.
+  WeightLayout layout = WeightLayout::kRows;
   std::vector<uint8_t> data;
   std::vector<int32_t> col_sum;  // sum_k w'[n, k]
   std::vector<int32_t> zero;     // z'_w = z_w - offset
@@ -43,9 +51,10 @@ struct PackedWeights {
 };
 
 // codes: (n, k) row-major in [0, 2^bits - 1]; zero_point: integers in the same range.
-PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point);
+PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point,
+                           WeightLayout layout = WeightLayout::kRows);
 
-// acc (m, n) = a (m, k_padded) . w'^T, exact int32.
+// acc (m, n) = a (m, k_padded) . w'^T, exact int32. w must be packed with layout_for(isa).
 void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, int32_t* acc);
 
 struct ActQuant {

@@ -1,52 +1,61 @@
-// AVX-512 VNNI: vpdpbusd multiplies 64 u8 activations by 64 s8 weights into 16 int32 lanes.
-// Compiled with -mavx512f -mavx512bw -mavx512vnni; called only when the CPU has them.
+// AVX-512 VNNI on the 16-channel panel layout: for a tile of 4 activation rows and one
+// panel, each step broadcasts 4 activation bytes per row and multiplies them with the
+// panel's 64 weight bytes (16 channels x 4 K) by vpdpbusd, accumulating 16 outputs per row
+// in registers. Compiled with -mavx512f -mavx512bw -mavx512vnni; called only when the CPU
+// has them.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "engine/kernels/qgemm_kernels.h"
 
 namespace qdm::kernels {
 namespace {
 
-// 64 weights of K block `b` in K order, as signed bytes.
-inline __m512i load_w(const uint8_t* row, int b, bool int4) {
-  if (!int4) return _mm512_loadu_si512(row + static_cast<size_t>(b) * 64);
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + static_cast<size_t>(b) * 32));
-  const __m256i mask = _mm256_set1_epi8(0x0F);
-  const __m256i lo = _mm256_and_si256(v, mask);
-  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+inline __m512i bcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
 }
 
 }  // namespace
 
 void qgemm_s32_avx512vnni(const uint8_t* a, int m, const PackedWeights& w, int32_t* acc) {
-  const int blocks = w.k_padded / kKBlock;
+  const int kp = w.k_padded, groups = kp / 4, panels = (w.n + 15) / 16;
   const bool int4 = w.bits <= 4;
-  const size_t rb = w.row_bytes();
-  for (int r = 0; r < m; ++r) {
-    const uint8_t* ar = a + static_cast<size_t>(r) * w.k_padded;
-    int32_t* out = acc + static_cast<size_t>(r) * w.n;
-    int n = 0;
-    for (; n + 4 <= w.n; n += 4) {
-      const uint8_t* w0 = w.data.data() + static_cast<size_t>(n) * rb;
+  const size_t panel_bytes = static_cast<size_t>(groups) * (int4 ? 32 : 64);
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  for (int r0 = 0; r0 < m; r0 += 4) {
+    const int rows = std::min(4, m - r0);
+    const uint8_t* ar[4];
+    for (int i = 0; i < 4; ++i) ar[i] = a + static_cast<size_t>(r0 + std::min(i, rows - 1)) * kp;
+    for (int p = 0; p < panels; ++p) {
+      const uint8_t* wp = w.data.data() + static_cast<size_t>(p) * panel_bytes;
       __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
-      for (int b = 0; b < blocks; ++b) {
-        const __m512i av = _mm512_loadu_si512(ar + static_cast<size_t>(b) * 64);
-        c0 = _mm512_dpbusd_epi32(c0, av, load_w(w0, b, int4));
-        c1 = _mm512_dpbusd_epi32(c1, av, load_w(w0 + rb, b, int4));
-        c2 = _mm512_dpbusd_epi32(c2, av, load_w(w0 + 2 * rb, b, int4));
-        c3 = _mm512_dpbusd_epi32(c3, av, load_w(w0 + 3 * rb, b, int4));
+      if (int4) {
+        for (int h = 0; h < groups / 2; ++h) {
+          const __m512i v = _mm512_loadu_si512(wp + static_cast<size_t>(h) * 64);
+          const __m512i lo = _mm512_and_si512(v, nib), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+          const size_t k0 = static_cast<size_t>(h) * 8;
+          c0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c0, bcast4(ar[0] + k0), lo), bcast4(ar[0] + k0 + 4), hi);
+          c1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c1, bcast4(ar[1] + k0), lo), bcast4(ar[1] + k0 + 4), hi);
+          c2 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c2, bcast4(ar[2] + k0), lo), bcast4(ar[2] + k0 + 4), hi);
+          c3 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(c3, bcast4(ar[3] + k0), lo), bcast4(ar[3] + k0 + 4), hi);
+        }
+      } else {
+        for (int g = 0; g < groups; ++g) {
+          const __m512i v = _mm512_loadu_si512(wp + static_cast<size_t>(g) * 64);
+          const size_t k0 = static_cast<size_t>(g) * 4;
+          c0 = _mm512_dpbusd_epi32(c0, bcast4(ar[0] + k0), v);
+          c1 = _mm512_dpbusd_epi32(c1, bcast4(ar[1] + k0), v);
+          c2 = _mm512_dpbusd_epi32(c2, bcast4(ar[2] + k0), v);
+          c3 = _mm512_dpbusd_epi32(c3, bcast4(ar[3] + k0), v);
+        }
       }
-      out[n] = _mm512_reduce_add_epi32(c0);
-      out[n + 1] = _mm512_reduce_add_epi32(c1);
-      out[n + 2] = _mm512_reduce_add_epi32(c2);
-      out[n + 3] = _mm512_reduce_add_epi32(c3);
-    }
-    for (; n < w.n; ++n) {
-      const uint8_t* wr = w.data.data() + static_cast<size_t>(n) * rb;
-      __m512i c = _mm512_setzero_si512();
-      for (int b = 0; b < blocks; ++b) c = _mm512_dpbusd_epi32(c, _mm512_loadu_si512(ar + static_cast<size_t>(b) * 64), load_w(wr, b, int4));
-      out[n] = _mm512_reduce_add_epi32(c);
+      const int n0 = p * 16, count = std::min(16, w.n - n0);
+      const __mmask16 mask = static_cast<__mmask16>((1u << count) - 1);
+      const __m512i c[4] = {c0, c1, c2, c3};
+      for (int i = 0; i < rows; ++i) _mm512_mask_storeu_epi32(acc + static_cast<size_t>(r0 + i) * w.n + n0, mask, c[i]);
     }
   }
 }

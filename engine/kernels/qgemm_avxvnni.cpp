@@ -1,67 +1,62 @@
-// AVX-VNNI (256-bit vpdpbusd, e.g. Alder Lake and later client CPUs). Compiled with
-// -mavx2 -mavxvnni; called only when the CPU has them.
+// AVX-VNNI (256-bit vpdpbusd) on the 16-channel panel layout: each panel step is two
+// 8-channel halves. Compiled with -mavx2 -mavxvnni; called only when the CPU has them.
 #include <immintrin.h>
+
+#include <cstring>
 
 #include "engine/kernels/qgemm_kernels.h"
 
 namespace qdm::kernels {
 namespace {
 
-// The two 32-weight halves of K block `b` as signed bytes.
-inline void load_w(const uint8_t* row, int b, bool int4, __m256i& lo, __m256i& hi) {
-  if (!int4) {
-    lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + static_cast<size_t>(b) * 64));
-    hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + static_cast<size_t>(b) * 64 + 32));
-    return;
-  }
-  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + static_cast<size_t>(b) * 32));
-  const __m256i mask = _mm256_set1_epi8(0x0F);
-  lo = _mm256_and_si256(v, mask);
-  hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
-}
-
-inline int32_t hsum(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
+inline __m256i bcast4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 
 }  // namespace
 
 void qgemm_s32_avxvnni(const uint8_t* a, int m, const PackedWeights& w, int32_t* acc) {
-  const int blocks = w.k_padded / kKBlock;
+  const int kp = w.k_padded, groups = kp / 4, panels = (w.n + 15) / 16;
   const bool int4 = w.bits <= 4;
-  const size_t rb = w.row_bytes();
-  for (int r = 0; r < m; ++r) {
-    const uint8_t* ar = a + static_cast<size_t>(r) * w.k_padded;
-    int32_t* out = acc + static_cast<size_t>(r) * w.n;
-    int n = 0;
-    for (; n + 4 <= w.n; n += 4) {
-      const uint8_t* w0 = w.data.data() + static_cast<size_t>(n) * rb;
-      __m256i c[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-      for (int b = 0; b < blocks; ++b) {
-        const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar + static_cast<size_t>(b) * 64));
-        const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar + static_cast<size_t>(b) * 64 + 32));
-        for (int j = 0; j < 4; ++j) {
-          __m256i lo, hi;
-          load_w(w0 + j * rb, b, int4, lo, hi);
-          c[j] = _mm256_dpbusd_avx_epi32(c[j], a0, lo);
-          c[j] = _mm256_dpbusd_avx_epi32(c[j], a1, hi);
+  const size_t panel_bytes = static_cast<size_t>(groups) * (int4 ? 32 : 64);
+  const __m256i nib = _mm256_set1_epi8(0x0F);
+  int32_t tmp[16];
+  for (int r0 = 0; r0 < m; r0 += 4) {
+    const int rows = std::min(4, m - r0);
+    const uint8_t* ar[4];
+    for (int i = 0; i < 4; ++i) ar[i] = a + static_cast<size_t>(r0 + std::min(i, rows - 1)) * kp;
+    for (int p = 0; p < panels; ++p) {
+      const uint8_t* wp = w.data.data() + static_cast<size_t>(p) * panel_bytes;
+      __m256i c[4][2];
+      for (auto& row : c) row[0] = row[1] = _mm256_setzero_si256();
+      auto step = [&](size_t k0, __m256i w0, __m256i w1) {
+        for (int i = 0; i < 4; ++i) {
+          const __m256i av = bcast4(ar[i] + k0);
+          c[i][0] = _mm256_dpbusd_avx_epi32(c[i][0], av, w0);
+          c[i][1] = _mm256_dpbusd_avx_epi32(c[i][1], av, w1);
         }
+      };
+      if (int4) {
+        for (int h = 0; h < groups / 2; ++h) {
+          const __m256i v0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + static_cast<size_t>(h) * 64));
+          const __m256i v1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + static_cast<size_t>(h) * 64 + 32));
+          step(static_cast<size_t>(h) * 8, _mm256_and_si256(v0, nib), _mm256_and_si256(v1, nib));
+          step(static_cast<size_t>(h) * 8 + 4, _mm256_and_si256(_mm256_srli_epi16(v0, 4), nib),
+               _mm256_and_si256(_mm256_srli_epi16(v1, 4), nib));
+        }
+      } else {
+        for (int g = 0; g < groups; ++g)
+          step(static_cast<size_t>(g) * 4, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + static_cast<size_t>(g) * 64)),
+               _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp + static_cast<size_t>(g) * 64 + 32)));
       }
-      for (int j = 0; j < 4; ++j) out[n + j] = hsum(c[j]);
-    }
-    for (; n < w.n; ++n) {
-      const uint8_t* wr = w.data.data() + static_cast<size_t>(n) * rb;
-      __m256i c = _mm256_setzero_si256();
-      for (int b = 0; b < blocks; ++b) {
-        __m256i lo, hi;
-        load_w(wr, b, int4, lo, hi);
-        c = _mm256_dpbusd_avx_epi32(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar + static_cast<size_t>(b) * 64)), lo);
-        c = _mm256_dpbusd_avx_epi32(c, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ar + static_cast<size_t>(b) * 64 + 32)), hi);
+      const int n0 = p * 16, count = std::min(16, w.n - n0);
+      for (int i = 0; i < rows; ++i) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tmp), c[i][0]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(tmp + 8), c[i][1]);
+        std::memcpy(acc + static_cast<size_t>(r0 + i) * w.n + n0, tmp, static_cast<size_t>(count) * 4);
       }
-      out[n] = hsum(c);
     }
   }
 }

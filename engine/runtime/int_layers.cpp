@@ -15,7 +15,7 @@ IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
   const at::Tensor scale = src.weight_params.scale.to(at::kFloat).contiguous();
   const at::Tensor zero = src.weight_params.zero_point.to(at::kFloat).contiguous();
   weights_ = pack_weights(codes.data_ptr<uint8_t>(), static_cast<int>(n), static_cast<int>(k), src.weight_params.bits,
-                          scale.data_ptr<float>(), zero.data_ptr<float>());
+                          scale.data_ptr<float>(), zero.data_ptr<float>(), layout_for(isa));
   bias_ = src.bias().detach().to(at::kFloat).contiguous().clone();
   if (is_conv_) {
     kernel_ = src.conv->kernel;
