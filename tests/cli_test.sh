@@ -66,6 +66,17 @@ PY
 [ -s "$work/qpng/00001.png" ] || fail "no image from the artifact"
 grep -q "qdm:recipe" "$work/qpng/00001.png" || fail "no recipe in the PNG"
 
+# Ctrl-C during quantize: the command stops with an error and leaves no artifact behind.
+"$qdm" quantize --model "$work/model" --recipe qdiffusion --steps 50 --calib-samples 64 --iters 100000 \
+  --out "$work/int.safetensors" >"$work/int.log" 2>&1 &
+pid=$!
+sleep 4
+kill -INT "$pid"
+set +e; wait "$pid"; rc=$?; set -e
+[ "$rc" -ne 0 ] || fail "interrupted quantize exited 0"
+grep -q "cancelled" "$work/int.log" || fail "interrupted quantize did not say it was cancelled: $(tail -2 "$work/int.log")"
+[ ! -e "$work/int.safetensors" ] && [ ! -e "$work/int.safetensors.tmp" ] || fail "interrupted quantize left a file"
+
 # Bad input: a clear message and exit code 1, never a crash.
 expect_error() {  # expect_error "message fragment" args...
   local want="$1"; shift
