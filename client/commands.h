@@ -19,8 +19,12 @@ struct SamplerArgs {
   SamplerOptions resolve(const SamplerOptions& defaults) const;
 };
 void add_sampler_options(CLI::App* cmd, SamplerArgs& args);
-// Exactly one of --model / --artifact; kernels: "int" or "sim" for artifacts.
-LoadedModel load_source(const std::string& model, const std::string& artifact, const std::string& kernels = "int");
+// --model / --artifact / --kernels: what to sample from.
+struct SourceArgs {
+  std::string model, artifact, kernels = "int";
+  LoadedModel load() const;  // exactly one of model / artifact
+};
+void add_source_options(CLI::App* cmd, SourceArgs& args);
 at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& request);
 
 void add_train_command(CLI::App& app);

@@ -13,7 +13,8 @@ namespace qdm::cli {
 
 void add_eval_command(CLI::App& app) {
   struct Args {
-    std::string model, artifact, json, kernels = "int", classifier = "models/fmnist-classifier", data = default_fashion_mnist_dir();
+    SourceArgs source;
+    std::string json, classifier = "models/fmnist-classifier", data = default_fashion_mnist_dir();
     int num = 1000, batch = 100;
     uint64_t seed = 0;
     bool floor = false;
@@ -21,10 +22,7 @@ void add_eval_command(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("eval", "Sample a model or artifact and report FID-FMNIST, class histogram and confidence");
-  cmd->add_option("--model", a->model, "diffusers model folder");
-  cmd->add_option("--artifact", a->artifact, "quantized artifact from qdm quantize");
-  cmd->add_option("--kernels", a->kernels, "Artifacts: int (integer kernels) or sim (fake-quant simulation)")
-      ->capture_default_str()->check(CLI::IsMember({"int", "sim"}));
+  add_source_options(cmd, a->source);
   cmd->add_option("--num", a->num, "Number of samples")->capture_default_str()->check(CLI::Range(2, 100000));
   cmd->add_option("--seed", a->seed, "Seed of sample 0")->capture_default_str();
   add_sampler_options(cmd, a->sampler);
@@ -37,8 +35,8 @@ void add_eval_command(CLI::App& app) {
     set_compute_threads();
     FmnistEvaluator evaluator(a->classifier, a->data);
     nlohmann::json report;
-    if (!a->model.empty() || !a->artifact.empty()) {
-      LoadedModel model = load_source(a->model, a->artifact, a->kernels);
+    if (!a->source.model.empty() || !a->source.artifact.empty()) {
+      LoadedModel model = a->source.load();
       SampleRequest req;
       req.num_images = a->num;
       req.seed = a->seed;

@@ -30,7 +30,14 @@ SamplerOptions SamplerArgs::resolve(const SamplerOptions& defaults) const {
   return o;
 }
 
-LoadedModel load_source(const std::string& model, const std::string& artifact, const std::string& kernels) {
+void add_source_options(CLI::App* cmd, SourceArgs& a) {
+  cmd->add_option("--model", a.model, "diffusers model folder");
+  cmd->add_option("--artifact", a.artifact, "quantized artifact (.safetensors) from qdm quantize");
+  cmd->add_option("--kernels", a.kernels, "Artifacts: int (integer kernels) or sim (fake-quant simulation)")
+      ->capture_default_str()->check(CLI::IsMember({"int", "sim"}));
+}
+
+LoadedModel SourceArgs::load() const {
   if (model.empty() == artifact.empty()) throw CLI::ValidationError("give exactly one of --model or --artifact");
   return artifact.empty() ? LoadedModel::from_folder(model) : LoadedModel::from_artifact(artifact, parse_kernel_mode(kernels));
 }
@@ -48,17 +55,15 @@ at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& req) {
 
 void add_sample_command(CLI::App& app) {
   struct Args {
-    std::string model, artifact, out = "samples", kernels = "int";
+    SourceArgs source;
+    std::string out = "samples";
     int num = 16, batch = 64, threads = 0, columns = 0;
     uint64_t seed = 0;
     SamplerArgs sampler;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("sample", "Generate images from a model folder or a quantized artifact");
-  cmd->add_option("--model", a->model, "diffusers model folder");
-  cmd->add_option("--artifact", a->artifact, "quantized artifact (.safetensors) from qdm quantize");
-  cmd->add_option("--kernels", a->kernels, "Artifacts: int (integer kernels) or sim (fake-quant simulation)")
-      ->capture_default_str()->check(CLI::IsMember({"int", "sim"}));
+  add_source_options(cmd, a->source);
   cmd->add_option("--num", a->num, "Number of images")->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--seed", a->seed, "Seed of image 0; image i uses seed + i")->capture_default_str();
   add_sampler_options(cmd, a->sampler);
@@ -68,7 +73,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "Output folder")->capture_default_str();
   cmd->callback([a] {
     set_compute_threads(a->threads);
-    LoadedModel model = load_source(a->model, a->artifact, a->kernels);
+    LoadedModel model = a->source.load();
     SampleRequest req;
     req.num_images = a->num;
     req.seed = a->seed;

@@ -8,31 +8,7 @@ namespace qdm {
 namespace {
 
 [[noreturn]] void fail(const std::string& field, const std::string& what) {
-  throw ConfigError("config.json: field '" + field + "' " + what);
-}
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& out) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  try {
-    out = j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(key, "has the wrong type: " + j[key].dump());
-  }
-}
-
-template <typename T>
-void read_optional(const nlohmann::json& j, const char* key, std::optional<T>& out) {
-  if (!j.contains(key)) return;
-  if (j[key].is_null()) {
-    out.reset();
-    return;
-  }
-  try {
-    out = j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(key, "has the wrong type: " + j[key].dump());
-  }
+  JsonFields::fail("config.json", field, what);
 }
 
 }  // namespace
@@ -40,6 +16,7 @@ void read_optional(const nlohmann::json& j, const char* key, std::optional<T>& o
 UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw ConfigError("config.json: not a JSON object");
   UNetConfig c;
+  const JsonFields f(j, "config.json");
   if (j.contains("_class_name") && j["_class_name"] != "UNet2DModel")
     fail("_class_name", "is " + j["_class_name"].dump() + "; only UNet2DModel is supported");
   if (j.contains("sample_size") && !j["sample_size"].is_null()) {
@@ -52,15 +29,15 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
       fail("sample_size", "must be an integer or a square [h, w], got " + s.dump());
     }
   }
-  read(j, "in_channels", c.in_channels);
-  read(j, "out_channels", c.out_channels);
-  read(j, "center_input_sample", c.center_input_sample);
-  read(j, "time_embedding_type", c.time_embedding_type);
-  read_optional(j, "time_embedding_dim", c.time_embedding_dim);
-  read(j, "freq_shift", c.freq_shift);
-  read(j, "flip_sin_to_cos", c.flip_sin_to_cos);
-  read(j, "down_block_types", c.down_block_types);
-  read(j, "up_block_types", c.up_block_types);
+  f.read("in_channels", c.in_channels);
+  f.read("out_channels", c.out_channels);
+  f.read("center_input_sample", c.center_input_sample);
+  f.read("time_embedding_type", c.time_embedding_type);
+  f.read_optional("time_embedding_dim", c.time_embedding_dim);
+  f.read("freq_shift", c.freq_shift);
+  f.read("flip_sin_to_cos", c.flip_sin_to_cos);
+  f.read("down_block_types", c.down_block_types);
+  f.read("up_block_types", c.up_block_types);
   if (j.contains("mid_block_type")) {
     if (j["mid_block_type"].is_null()) {
       c.has_mid_block = false;
@@ -68,22 +45,22 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
       fail("mid_block_type", "is " + j["mid_block_type"].dump() + "; only UNetMidBlock2D or null");
     }
   }
-  read(j, "block_out_channels", c.block_out_channels);
-  read(j, "layers_per_block", c.layers_per_block);
-  read(j, "mid_block_scale_factor", c.mid_block_scale_factor);
-  read(j, "downsample_padding", c.downsample_padding);
-  read(j, "dropout", c.dropout);
-  read_optional(j, "attention_head_dim", c.attention_head_dim);
-  read(j, "norm_num_groups", c.norm_num_groups);
-  read_optional(j, "attn_norm_num_groups", c.attn_norm_num_groups);
-  read(j, "norm_eps", c.norm_eps);
-  read(j, "resnet_time_scale_shift", c.resnet_time_scale_shift);
-  read(j, "add_attention", c.add_attention);
-  read_optional(j, "num_train_timesteps", c.num_train_timesteps);
+  f.read("block_out_channels", c.block_out_channels);
+  f.read("layers_per_block", c.layers_per_block);
+  f.read("mid_block_scale_factor", c.mid_block_scale_factor);
+  f.read("downsample_padding", c.downsample_padding);
+  f.read("dropout", c.dropout);
+  f.read_optional("attention_head_dim", c.attention_head_dim);
+  f.read("norm_num_groups", c.norm_num_groups);
+  f.read_optional("attn_norm_num_groups", c.attn_norm_num_groups);
+  f.read("norm_eps", c.norm_eps);
+  f.read("resnet_time_scale_shift", c.resnet_time_scale_shift);
+  f.read("add_attention", c.add_attention);
+  f.read_optional("num_train_timesteps", c.num_train_timesteps);
 
   // Fields we understand only in their default form.
   std::string act_fn = "silu";
-  read(j, "act_fn", act_fn);
+  f.read("act_fn", act_fn);
   if (act_fn != "silu" && act_fn != "swish") fail("act_fn", "is '" + act_fn + "'; only silu is supported");
   for (const char* key : {"class_embed_type", "num_class_embeds"})
     if (j.contains(key) && !j[key].is_null())

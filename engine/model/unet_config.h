@@ -3,16 +3,12 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-namespace qdm {
+#include "engine/util/json_fields.h"  // ConfigError
 
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace qdm {
 
 struct UNetConfig {
   int sample_size = 32;  // square; diffusers allows [h, w], which must be equal here

@@ -5,23 +5,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/model/unet_config.h"  // ConfigError
+#include "engine/util/json_fields.h"
 
 namespace qdm {
 namespace {
 
 [[noreturn]] void fail(const std::string& field, const std::string& what) {
-  throw ConfigError("scheduler_config.json: field '" + field + "' " + what);
-}
-
-template <typename T>
-void read(const nlohmann::json& j, const char* key, T& out) {
-  if (!j.contains(key) || j[key].is_null()) return;
-  try {
-    out = j[key].get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(key, "has the wrong type: " + j[key].dump());
-  }
+  JsonFields::fail("scheduler_config.json", field, what);
 }
 
 }  // namespace
@@ -29,15 +19,16 @@ void read(const nlohmann::json& j, const char* key, T& out) {
 SchedulerConfig SchedulerConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw ConfigError("scheduler_config.json: not a JSON object");
   SchedulerConfig c;
-  read(j, "num_train_timesteps", c.num_train_timesteps);
-  read(j, "beta_start", c.beta_start);
-  read(j, "beta_end", c.beta_end);
-  read(j, "beta_schedule", c.beta_schedule);
-  read(j, "prediction_type", c.prediction_type);
-  read(j, "clip_sample", c.clip_sample);
-  read(j, "clip_sample_range", c.clip_sample_range);
-  read(j, "set_alpha_to_one", c.set_alpha_to_one);
-  read(j, "steps_offset", c.steps_offset);
+  const JsonFields f(j, "scheduler_config.json");
+  f.read("num_train_timesteps", c.num_train_timesteps);
+  f.read("beta_start", c.beta_start);
+  f.read("beta_end", c.beta_end);
+  f.read("beta_schedule", c.beta_schedule);
+  f.read("prediction_type", c.prediction_type);
+  f.read("clip_sample", c.clip_sample);
+  f.read("clip_sample_range", c.clip_sample_range);
+  f.read("set_alpha_to_one", c.set_alpha_to_one);
+  f.read("steps_offset", c.steps_offset);
   if (c.num_train_timesteps < 1 || c.num_train_timesteps > 100000)
     fail("num_train_timesteps", "must be in [1, 100000]");
   if (c.beta_schedule != "linear" && c.beta_schedule != "scaled_linear" && c.beta_schedule != "squaredcos_cap_v2")
