@@ -26,7 +26,8 @@ double temporal_feature_cosine(UNet2DModel fp, QuantizedUNet& q, const std::vect
     const at::Tensor t = at::full({1}, static_cast<float>(timesteps[i]));
     q.step->step = static_cast<int>(i);
     const auto ref = fp->temporal_features(t);
-    const auto got = q.unet->temporal_features(t);
+    // A cached TIB serves the fp32 features themselves.
+    const auto got = q.has_temporal_cache() ? q.temporal_cache[i] : q.unet->temporal_features(t);
     for (size_t k = 0; k < ref.size(); ++k) {
       total += at::cosine_similarity(ref[k].flatten(), got[k].flatten(), 0).item<double>();
       ++count;
