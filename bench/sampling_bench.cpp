@@ -1,8 +1,11 @@
-// FP32 sampling throughput of a model folder: images/s and time per step at several batch
-// sizes, and the process's peak resident memory. Writes a Markdown table.
+// Sampling throughput of a model folder (FP32) or a quantized artifact (integer kernels or
+// simulation): images/s and time per step at several batch sizes, resident weight bytes and
+// the process's peak resident memory. Writes a Markdown table (one process per
+// configuration, so peak RSS belongs to it alone).
 //
 //   build/bin/qdm_sampling_bench --model models/fmnist-ddpm --steps 100 --batches 1,64 \
 //       --out bench/results/fp32_sampling.md
+//   build/bin/qdm_sampling_bench --artifact A.safetensors --kernels int --steps 100 --batches 1,64
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -11,9 +14,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine/model/model_folder.h"
-#include "engine/model/unet_denoiser.h"
-#include "engine/sampling/pipeline.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/util/threads.h"
 
 namespace {
@@ -28,42 +29,50 @@ double peak_rss_mib() {
 
 int main(int argc, char** argv) {
   CLI::App app{"qdm FP32 sampling benchmark"};
-  std::string model_dir = "models/fmnist-ddpm", out;
+  std::string model_dir, artifact, kernels = "int", out;
   std::vector<int> batches = {1, 64};
   int steps = 100;
-  app.add_option("--model", model_dir)->capture_default_str();
+  app.add_option("--model", model_dir, "diffusers model folder (FP32)");
+  app.add_option("--artifact", artifact, "quantized artifact");
+  app.add_option("--kernels", kernels, "int or sim (artifacts)")->capture_default_str();
   app.add_option("--steps", steps)->capture_default_str();
   app.add_option("--batches", batches)->delimiter(',')->capture_default_str();
   app.add_option("--out", out, "Markdown file to write");
   CLI11_PARSE(app, argc, argv);
 
   qdm::set_compute_threads();
-  qdm::DiffusionModel model = qdm::load_model_folder(model_dir);
-  const qdm::NoiseSchedule schedule(model.scheduler);
+  if (model_dir.empty() == artifact.empty()) {
+    std::fprintf(stderr, "give exactly one of --model or --artifact\n");
+    return 2;
+  }
+  qdm::LoadedModel model = artifact.empty() ? qdm::LoadedModel::from_folder(model_dir)
+                                            : qdm::LoadedModel::from_artifact(artifact, qdm::parse_kernel_mode(kernels));
+  const std::string what = artifact.empty() ? model_dir + " (fp32)" : artifact + " (" + model.kernels() + ")";
   std::ostringstream table;
-  table << "| batch | steps | images/s | ms per step | s per batch | peak RSS MiB |\n"
-        << "|---:|---:|---:|---:|---:|---:|\n";
+  table << "| model | batch | steps | images/s | ms per step | s per batch | weight bytes | peak RSS MiB |\n"
+        << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (int batch : batches) {
     qdm::SampleRequest req;
     req.num_images = batch;
     req.batch_size = batch;
     req.sampler.steps = steps;
     // One short warm-up so one-time allocations are not timed.
+    req.sampler = model.default_sampler();
+    req.sampler.steps = steps;
     qdm::SampleRequest warm = req;
-    warm.sampler.steps = 2;
-    qdm::sample_images(schedule, qdm::unet_denoiser(model.unet), model.config.in_channels, model.config.sample_size, warm);
+    warm.num_images = warm.batch_size = 1;
+    model.sample(warm);  // one-time allocations are not timed
     const auto start = std::chrono::steady_clock::now();
-    qdm::sample_images(schedule, qdm::unet_denoiser(model.unet), model.config.in_channels, model.config.sample_size, req);
+    model.sample(req);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    table << "| " << batch << " | " << steps << " | " << batch / secs << " | " << 1000 * secs / steps << " | " << secs
-          << " | " << peak_rss_mib() << " |\n";
+    table << "| " << what << " | " << batch << " | " << steps << " | " << batch / secs << " | " << 1000 * secs / steps << " | " << secs
+          << " | " << model.weight_bytes() << " | " << peak_rss_mib() << " |\n";
     spdlog::info("batch {}: {:.3f} images/s, {:.1f} ms/step", batch, batch / secs, 1000 * secs / steps);
   }
   std::ostringstream doc;
-  doc << "# FP32 sampling throughput\n\nModel: `" << model_dir << "` (" << model.unet->parameter_count()
-      << " parameters), DDIM, " << qdm::compute_threads() << " threads, LibTorch CPU.\n\n"
-      << table.str() << "\nReproduce: `build/bin/qdm_sampling_bench --model " << model_dir << " --steps " << steps
-      << " --out <file>`\n";
+  doc << "# Sampling throughput\n\n" << what << ", DDIM, " << qdm::compute_threads() << " threads.\n\n" << table.str()
+      << "\nReproduce: `build/bin/qdm_sampling_bench " << (artifact.empty() ? "--model " + model_dir : "--artifact " + artifact + " --kernels " + kernels)
+      << " --steps " << steps << " --out <file>`\n";
   std::printf("%s", doc.str().c_str());
   if (!out.empty()) std::ofstream(out) << doc.str();
   return 0;
