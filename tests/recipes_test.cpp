@@ -145,3 +145,30 @@ TEST_F(Recipes, CachedTemporalFeaturesReplaceTheQuantizedTib) {
 
 }  // namespace
 }  // namespace qdm
+
+#include "engine/quant/quality.h"
+
+namespace qdm {
+namespace {
+
+TEST(Quality, ImageAgreementHasTheKnownAnswer) {
+  const at::Tensor ref = torch::zeros({2, 1, 4, 4});
+  const at::Tensor img = ref + 0.2;  // [0, 1] pixels differ by 0.1 everywhere
+  const ImageAgreement a = compare_images(img, ref);
+  EXPECT_NEAR(a.mse, 0.01, 1e-7);
+  EXPECT_NEAR(a.psnr, 20.0, 1e-4);
+  EXPECT_EQ(a.max_abs_pixel, 25.0);  // 8-bit levels: round(153.0) - round(127.5) = 153 - 128
+  EXPECT_EQ(compare_images(ref, ref).max_abs_pixel, 0.0);
+}
+
+TEST_F(Recipes, TemporalFeatureSimilarityIsOneForTheCacheAndBelowForQuantizedTib) {
+  QuantizeResult cached = run("tfmq+cache");
+  EXPECT_NEAR(temporal_feature_cosine(model_->unet, *cached.model, cached.timesteps), 1.0, 1e-6);
+  QuantizeResult rtn = run("rtn");
+  const double cos = temporal_feature_cosine(model_->unet, *rtn.model, rtn.timesteps);
+  EXPECT_LT(cos, 1.0);
+  EXPECT_GT(cos, 0.9);
+}
+
+}  // namespace
+}  // namespace qdm
