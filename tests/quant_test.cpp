@@ -203,6 +203,34 @@ TEST_F(TinyArtifact, IntegerLayersMatchTheSimulatedLayerToFloatRounding) {
   }
 }
 
+TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
+  torch::manual_seed(4);
+  for (int pad : {1, 0}) {
+    UNetConfig cfg = testing::tiny_config();
+    cfg.downsample_padding = pad;
+    QuantSpec spec;
+    spec.keep_fp.clear();
+    spec.keep_fp_input.clear();
+    spec.steps = 1;
+    QuantizedUNet q(UNet2DModel(cfg), spec);
+    for (const char* name : {"down_blocks.0.downsamplers.0.conv", "conv_in", "conv_out", "up_blocks.1.resnets.0.conv_shortcut"}) {
+      auto layer = q.layer(name);
+      ASSERT_NE(layer, nullptr) << name;
+      layer->set_weight_quant(minmax_weight_params(layer->fp_weight().detach(), 4));
+      layer->act.set_table({0.02f}, {120.0f});
+      layer->act.mode = ActQuantizer::Mode::kQuantize;
+      torch::NoGradGuard g;
+      const at::Tensor x = torch::randn({2, layer->conv->in_channels, 8, 7});
+      for (QGemmIsa isa : supported_isas()) {
+        IntLayer integer(*layer, isa);
+        const at::Tensor a = layer->forward(x), b = integer.forward(x);
+        ASSERT_EQ(a.sizes(), b.sizes()) << name;
+        EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << name << " " << isa_name(isa);
+      }
+    }
+  }
+}
+
 TEST_F(TinyArtifact, IntegerKernelsMatchTheSimulation) {
   for (auto [wbits, abits] : {std::pair{4, 8}, std::pair{8, 8}}) {
     QuantizeResult r = quantize("rtn", wbits, abits);

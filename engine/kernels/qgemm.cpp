@@ -135,14 +135,22 @@ void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32
 
 void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
                        const float* bias, float* y) {
+  // Per column: the terms that do not depend on the row, and the combined scale.
+  std::vector<int64_t> col_term(static_cast<size_t>(w.n));
+  std::vector<float> col_scale(static_cast<size_t>(w.n));
+  for (int c = 0; c < w.n; ++c) {
+    const int64_t zw = w.zero[static_cast<size_t>(c)];
+    col_term[static_cast<size_t>(c)] = -static_cast<int64_t>(q.zero) * w.col_sum[static_cast<size_t>(c)] +
+                                       static_cast<int64_t>(w.k) * q.zero * zw;
+    col_scale[static_cast<size_t>(c)] = q.scale * w.scale[static_cast<size_t>(c)];
+  }
   for (int r = 0; r < m; ++r) {
+    const int32_t* a = acc + static_cast<size_t>(r) * w.n;
+    float* out = y + static_cast<size_t>(r) * w.n;
+    const int64_t rs = row_sums[r];
     for (int c = 0; c < w.n; ++c) {
-      const int64_t zw = w.zero[static_cast<size_t>(c)];
-      const int64_t exact = static_cast<int64_t>(acc[static_cast<size_t>(r) * w.n + c]) - zw * row_sums[r] -
-                            static_cast<int64_t>(q.zero) * w.col_sum[static_cast<size_t>(c)] +
-                            static_cast<int64_t>(w.k) * q.zero * zw;
-      y[static_cast<size_t>(r) * w.n + c] =
-          static_cast<float>(exact) * (q.scale * w.scale[static_cast<size_t>(c)]) + (bias ? bias[c] : 0.0f);
+      const int64_t exact = a[c] - w.zero[static_cast<size_t>(c)] * rs + col_term[static_cast<size_t>(c)];
+      out[c] = static_cast<float>(exact) * col_scale[static_cast<size_t>(c)] + (bias ? bias[c] : 0.0f);
     }
   }
 }

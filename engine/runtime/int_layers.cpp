@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstring>
 
 namespace qdm {
 
@@ -79,16 +80,25 @@ at::Tensor IntLayer::conv_forward(const at::Tensor& x, ActQuant q) {
       uint8_t* out = a.data() + row * kp;
       int32_t sum = 0;
       int64_t col = 0;
+      // Columns of the kernel window that fall inside the image (the rest hold the zero point).
+      const int64_t x0 = ox * s - p;
+      const int kx_lo = static_cast<int>(std::max<int64_t>(0, -x0)), kx_hi = static_cast<int>(std::min<int64_t>(k, w - x0));
+      const uint8_t zp = static_cast<uint8_t>(q.zero);
       for (int64_t ch = 0; ch < c; ++ch) {
         const uint8_t* plane = xq.data() + (img * c + ch) * h * w;
-        for (int ky = 0; ky < k; ++ky) {
+        for (int ky = 0; ky < k; ++ky, col += k) {
           const int64_t iy = oy * s - p + ky;
-          for (int kx = 0; kx < k; ++kx, ++col) {
-            const int64_t ix = ox * s - p + kx;
-            const uint8_t v = (iy < 0 || iy >= h || ix < 0 || ix >= w) ? static_cast<uint8_t>(q.zero) : plane[iy * w + ix];
-            out[col] = v;
-            sum += v;
+          uint8_t* dst = out + col;
+          if (iy < 0 || iy >= h) {
+            std::memset(dst, zp, static_cast<size_t>(k));
+            sum += k * q.zero;
+            continue;
           }
+          const uint8_t* src = plane + iy * w + x0;
+          for (int kx = 0; kx < kx_lo; ++kx) dst[kx] = zp;
+          for (int kx = kx_lo; kx < kx_hi; ++kx) sum += dst[kx] = src[kx];
+          for (int kx = std::max(kx_hi, kx_lo); kx < k; ++kx) dst[kx] = zp;
+          sum += (k - std::max(0, kx_hi - kx_lo)) * q.zero;
         }
       }
       std::fill(out + col, out + kp, 0);
