@@ -177,6 +177,7 @@ TEST_F(TinyArtifact, UnknownRecipeAndBadBitsAreRefused) {
 }  // namespace
 }  // namespace qdm
 
+#include "engine/runtime/int_attention.h"
 #include "engine/runtime/int_layers.h"
 
 namespace qdm {
@@ -227,6 +228,22 @@ TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
         ASSERT_EQ(a.sizes(), b.sizes()) << name;
         EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << name << " " << isa_name(isa);
       }
+    }
+  }
+}
+
+TEST_F(TinyArtifact, IntegerAttentionMatchesTheSimulatedCore) {
+  QuantizeResult r = quantize("rtn", 4, 8);
+  ASSERT_FALSE(r.model->attention.empty());
+  const QuantAttentionCore& sim = *r.model->attention.front();
+  torch::NoGradGuard g;
+  const at::Tensor q = torch::randn({2, 2, 16, 8}), k = torch::randn({2, 2, 16, 8}), v = torch::randn({2, 2, 16, 8});
+  for (QGemmIsa isa : supported_isas()) {
+    IntAttentionCore integer(sim, isa);
+    for (int step : {0, 4}) {
+      r.model->step->step = step;
+      const at::Tensor a = r.model->attention.front()->attend(q, k, v, 0.35), b = integer.attend(q, k, v, 0.35);
+      EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << isa_name(isa);
     }
   }
 }

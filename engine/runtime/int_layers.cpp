@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+
+#include "engine/runtime/int_attention.h"
 #include <cstring>
 
 namespace qdm {
@@ -122,6 +124,15 @@ size_t use_integer_kernels(QuantizedUNet& model, QGemmIsa isa) {
       l->linear->weight.set_data(at::empty({0}));
     }
     l->fake_weight = at::Tensor();
+  }
+  // Attention cores: blocks keep their simulated core (it owns the tables) for the integer one.
+  for (const auto& item : model.unet->named_modules("", false)) {
+    auto* attn = item.value()->as<AttentionBlockImpl>();
+    if (!attn || !attn->core_override_) continue;
+    auto core = std::dynamic_pointer_cast<QuantAttentionCore>(attn->core_override_);
+    if (!core) continue;
+    model.int_attention_sources.push_back(core);
+    attn->core_override_ = std::make_shared<IntAttentionCore>(*core, isa);
   }
   return bytes;
 }
