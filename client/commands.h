@@ -17,6 +17,8 @@ struct SamplerArgs {
   std::optional<std::string> sampler, spacing;
   std::optional<double> eta;
   SamplerOptions resolve(const SamplerOptions& defaults) const;
+  // A request for `model` with these flags, checked against the model's schedule.
+  SampleRequest request(const LoadedModel& model, int num, uint64_t seed, int batch) const;
 };
 void add_sampler_options(CLI::App* cmd, SamplerArgs& args);
 // --model / --artifact / --kernels: what to sample from.

@@ -37,12 +37,7 @@ void add_eval_command(CLI::App& app) {
     nlohmann::json report;
     if (!a->source.model.empty() || !a->source.artifact.empty()) {
       LoadedModel model = a->source.load();
-      SampleRequest req;
-      req.num_images = a->num;
-      req.seed = a->seed;
-      req.batch_size = a->batch;
-      req.sampler = a->sampler.resolve(model.default_sampler());
-      model.check(req.sampler);
+      const SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
       const auto start = std::chrono::steady_clock::now();
       const at::Tensor images = sample_with_bar(model, req);
       report = evaluator.evaluate(images).to_json();

@@ -30,6 +30,16 @@ SamplerOptions SamplerArgs::resolve(const SamplerOptions& defaults) const {
   return o;
 }
 
+SampleRequest SamplerArgs::request(const LoadedModel& model, int num, uint64_t seed, int batch) const {
+  SampleRequest req;
+  req.num_images = num;
+  req.seed = seed;
+  req.batch_size = batch;
+  req.sampler = resolve(model.default_sampler());
+  model.check(req.sampler);
+  return req;
+}
+
 void add_source_options(CLI::App* cmd, SourceArgs& a) {
   cmd->add_option("--model", a.model, "diffusers model folder");
   cmd->add_option("--artifact", a.artifact, "quantized artifact (.safetensors) from qdm quantize");
@@ -74,12 +84,7 @@ void add_sample_command(CLI::App& app) {
   cmd->callback([a] {
     set_compute_threads(a->threads);
     LoadedModel model = a->source.load();
-    SampleRequest req;
-    req.num_images = a->num;
-    req.seed = a->seed;
-    req.batch_size = a->batch;
-    req.sampler = a->sampler.resolve(model.default_sampler());
-    model.check(req.sampler);
+    const SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
     const auto start = std::chrono::steady_clock::now();
     const at::Tensor images = sample_with_bar(model, req);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
