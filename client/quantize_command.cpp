@@ -11,6 +11,7 @@
 #include "engine/artifact/artifact.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/eval/evaluator.h"
+#include "engine/model/unet_denoiser.h"
 #include "engine/quant/quality.h"
 #include "engine/quant/recipe.h"
 #include "engine/util/threads.h"
@@ -98,18 +99,16 @@ void add_quantize_command(CLI::App& app) {
       req.sampler = a->recipe.sampler;
       const NoiseSchedule schedule(model.scheduler);
       spdlog::info("quality report on {} images", req.num_images);
-      at::Tensor fp_images = sample_images(schedule, [&](const at::Tensor& x, int t, int) {
-        return model.unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)));
-      }, model.config.in_channels, model.config.sample_size, req);
+      at::Tensor fp_images = sample_images(schedule, unet_denoiser(model.unet), model.config.in_channels,
+                                           model.config.sample_size, req);
       QuantizedUNet& q = *result.model;
-      std::vector<int> ts = result.timesteps;
       at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step) {
         return q.forward(x, t, step);
       }, model.config.in_channels, model.config.sample_size, req);
       const ImageAgreement agree = compare_images(q_images, fp_images);
       info.report = {{"images", req.num_images}, {"seed", 0}, {"mse_vs_fp", agree.mse}, {"psnr_vs_fp", agree.psnr},
                      {"max_abs_pixel_vs_fp", agree.max_abs_pixel},
-                     {"temporal_feature_cosine", temporal_feature_cosine(model.unet, q, ts)}};
+                     {"temporal_feature_cosine", temporal_feature_cosine(model.unet, q, result.timesteps)}};
       if (std::filesystem::exists(a->classifier + "/model.safetensors") && model.config.in_channels == 1 &&
           model.config.sample_size == 32) {
         FmnistEvaluator evaluator(a->classifier, default_fashion_mnist_dir());

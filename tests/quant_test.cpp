@@ -235,7 +235,7 @@ TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
 TEST_F(TinyArtifact, IntegerAttentionMatchesTheSimulatedCore) {
   QuantizeResult r = quantize("rtn", 4, 8);
   ASSERT_FALSE(r.model->attention.empty());
-  const QuantAttentionCore& sim = *r.model->attention.front();
+  const auto sim = r.model->attention.front();
   torch::NoGradGuard g;
   const at::Tensor q = torch::randn({2, 2, 16, 8}), k = torch::randn({2, 2, 16, 8}), v = torch::randn({2, 2, 16, 8});
   for (QGemmIsa isa : supported_isas()) {

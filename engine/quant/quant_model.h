@@ -45,8 +45,6 @@ class QuantizedUNet {
   std::vector<std::shared_ptr<QuantLayer>> layers;               // quantized layers, model order
   std::vector<std::shared_ptr<QuantAttentionCore>> attention;    // per attention block
   std::vector<std::string> kept_fp;                              // layers left in fp32
-  // Simulated attention cores kept alive (they hold the tables) after integer cores replaced them.
-  std::vector<std::shared_ptr<QuantAttentionCore>> int_attention_sources;
 
   // tfmq+cache: the fp32 temporal features of every resnet for every step of the schedule,
   // [step][resnet] -> (1, C). When set, forward() uses them instead of the time embedding.

@@ -26,10 +26,11 @@ PackedWeights pack_operand(const float* x, int rows, int cols, ActQuant q, QGemm
 
 }  // namespace
 
-IntAttentionCore::IntAttentionCore(const QuantAttentionCore& source, QGemmIsa isa) : tables_(source), isa_(isa) {}
+IntAttentionCore::IntAttentionCore(std::shared_ptr<const QuantAttentionCore> source, QGemmIsa isa)
+    : tables_(std::move(source)), isa_(isa) {}
 
 ActQuant IntAttentionCore::table(const ActQuantizer& a) const {
-  const size_t i = a.scale.size() == 1 ? 0 : static_cast<size_t>(tables_.step->step);
+  const size_t i = a.scale.size() == 1 ? 0 : static_cast<size_t>(tables_->step->step);
   return {a.scale.at(i), static_cast<int32_t>(std::lround(a.zero_point.at(i)))};
 }
 
@@ -38,7 +39,7 @@ at::Tensor IntAttentionCore::attend(const at::Tensor& q_in, const at::Tensor& k_
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous();
   const at::Tensor vt = v_in.transpose(-1, -2).contiguous();  // (N, heads, d, L): rows of V^T
   const int64_t groups = q.size(0) * q.size(1), len = q.size(2), dim = q.size(3);
-  const ActQuant tq = table(tables_.q), tk = table(tables_.k), tv = table(tables_.v), tp = table(tables_.probs);
+  const ActQuant tq = table(tables_->q), tk = table(tables_->k), tv = table(tables_->v), tp = table(tables_->probs);
   at::Tensor out = at::empty_like(q);
   at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<uint8_t> a;

@@ -13,12 +13,12 @@ namespace qdm {
 
 class IntAttentionCore : public AttentionCoreOverride {
  public:
-  IntAttentionCore(const QuantAttentionCore& source, QGemmIsa isa);
+  IntAttentionCore(std::shared_ptr<const QuantAttentionCore> source, QGemmIsa isa);
   at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double scale) override;
 
  private:
   ActQuant table(const ActQuantizer& a) const;
-  const QuantAttentionCore& tables_;  // the simulated core holds the tables and the step
+  std::shared_ptr<const QuantAttentionCore> tables_;  // the simulated core: tables and step
   QGemmIsa isa_;
 };
 

@@ -125,14 +125,13 @@ size_t use_integer_kernels(QuantizedUNet& model, QGemmIsa isa) {
     }
     l->fake_weight = at::Tensor();
   }
-  // Attention cores: blocks keep their simulated core (it owns the tables) for the integer one.
+  // Attention cores: the integer core keeps the simulated one (its tables) alive.
   for (const auto& item : model.unet->named_modules("", false)) {
     auto* attn = item.value()->as<AttentionBlockImpl>();
     if (!attn || !attn->core_override_) continue;
     auto core = std::dynamic_pointer_cast<QuantAttentionCore>(attn->core_override_);
     if (!core) continue;
-    model.int_attention_sources.push_back(core);
-    attn->core_override_ = std::make_shared<IntAttentionCore>(*core, isa);
+    attn->core_override_ = std::make_shared<IntAttentionCore>(core, isa);
   }
   return bytes;
 }
