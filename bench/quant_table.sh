@@ -3,7 +3,7 @@
 # W4A32 on the shipped model, 100 DDIM steps, the same seeds for every row.
 #   bash bench/quant_table.sh            (from the repository root, after .ci/setup)
 # Environment: NUM (samples per FID, default 1000), ITERS / ACT_ITERS (reconstruction
-# iterations per block), CALIB (calibration trajectories), CONFIGS, RECIPES.
+# iterations per block), CALIB (calibration trajectories), CONFIGS, RECIPES, QDM (binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 num=${NUM:-1000}
@@ -13,17 +13,18 @@ calib=${CALIB:-32}
 configs=${CONFIGS:-"8:8 4:8 4:32"}
 recipes=${RECIPES:-"rtn qdiffusion tfmq tfmq+cache"}
 out=bench/results/quant
+qdm=${QDM:-build/bin/qdm}   # a copy lets the table run while the tree is rebuilt
 mkdir -p "$out"
-[ -f "$out/fp.json" ] || build/bin/qdm eval --model models/fmnist-ddpm --num "$num" --steps 100 --seed 0 --json "$out/fp.json" >/dev/null
+[ -f "$out/fp.json" ] || "$qdm" eval --model models/fmnist-ddpm --num "$num" --steps 100 --seed 0 --json "$out/fp.json" >/dev/null
 for cfg in $configs; do
   w=${cfg%%:*}; a=${cfg##*:}
   for r in $recipes; do
     name="${r/+/_}_w${w}a${a}"
     [ -f "$out/$name.eval.json" ] && continue
-    /usr/bin/time -f "%e" -o "$out/$name.seconds" build/bin/qdm quantize --model models/fmnist-ddpm --recipe "$r" \
+    /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-ddpm --recipe "$r" \
       --wbits "$w" --abits "$a" --steps 100 --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" \
       --report-samples 256 --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
-    build/bin/qdm eval --artifact "$out/$name.safetensors" --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
+    "$qdm" eval --artifact "$out/$name.safetensors" --kernels sim --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
   done
 done
 python3 bench/quant_table.py "$out" "$num" "$iters" "$act_iters" "$calib" > bench/results/quant_table.md

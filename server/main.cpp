@@ -1,0 +1,151 @@
+// qdm-scheduler: accepts quantize jobs and sample requests over gRPC, persists jobs in SQLite,
+// stores models and artifacts, and dispatches work to qdm-worker processes.
+//
+//   qdm-scheduler --data var/qdm --model-root models --listen 0.0.0.0:50051 --metrics 0.0.0.0:9464
+//
+// Every flag can also come from the environment (QDM_<FLAG>) or a config file (--config).
+#include <CLI/CLI.hpp>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "server/job_store.h"
+#include "server/model_store.h"
+#include "server/models_service.h"
+#include "server/quantize_jobs_service.h"
+#include "server/sampling_proxy.h"
+#include "server/scheduler_metrics.h"
+#include "server/worker_gateway_service.h"
+#include "server/worker_registry.h"
+#include "service/logging.h"
+
+namespace {
+
+struct Flags {
+  std::string listen = "0.0.0.0:50051";
+  std::string metrics = "0.0.0.0:9464";
+  std::string data = "var/qdm";
+  std::vector<std::string> model_roots = {"models"};
+  double lease_seconds = 15;
+  int max_attempts = 3;
+  int max_queued_jobs = 100;
+  int max_images = 64;
+  int64_t max_upload_bytes = int64_t(2) << 30;
+  bool log_json = false;
+  std::string log_level = "info";
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace qdm;
+  CLI::App app{"qdm-scheduler: quantize jobs and sampling over gRPC"};
+  Flags f;
+  app.set_config("--config", "", "TOML/INI file with the same option names");
+  app.add_option("--listen", f.listen, "gRPC address (public API and worker protocol)")->envname("QDM_LISTEN")->capture_default_str();
+  app.add_option("--metrics", f.metrics, "Prometheus /metrics address")->envname("QDM_METRICS")->capture_default_str();
+  app.add_option("--data", f.data, "Folder of the job store (qdm.db), models and artifacts")->envname("QDM_DATA")->capture_default_str();
+  app.add_option("--model-root", f.model_roots, "Read-only folders of model folders (repeatable)")->envname("QDM_MODEL_ROOT")->capture_default_str();
+  app.add_option("--lease-seconds", f.lease_seconds, "A job's lease expires after this long without a heartbeat")->envname("QDM_LEASE_SECONDS")->capture_default_str()->check(CLI::Range(1.0, 3600.0));
+  app.add_option("--max-attempts", f.max_attempts, "Leases per job before it fails")->envname("QDM_MAX_ATTEMPTS")->capture_default_str()->check(CLI::Range(1, 100));
+  app.add_option("--max-queued-jobs", f.max_queued_jobs, "Queued jobs before Submit answers RESOURCE_EXHAUSTED")->envname("QDM_MAX_QUEUED_JOBS")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--max-images", f.max_images, "Images per sample request")->envname("QDM_MAX_IMAGES")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--max-upload-bytes", f.max_upload_bytes, "Largest model upload")->envname("QDM_MAX_UPLOAD_BYTES")->capture_default_str();
+  app.add_flag("--log-json", f.log_json, "One JSON object per log line")->envname("QDM_LOG_JSON");
+  app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")->envname("QDM_LOG_LEVEL")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  service::setup_logging(f.log_json, f.log_level, "scheduler");
+
+  // SIGTERM/SIGINT are handled by one thread (below); every other thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    std::filesystem::create_directories(f.data);
+    server::JobStore jobs((std::filesystem::path(f.data) / "qdm.db").string(),
+                          {f.max_attempts, std::min(2.0, f.lease_seconds / 2)});
+    server::ModelStore models(f.data, f.model_roots);
+    service::MetricsServer metrics_server(f.metrics, "scheduler");
+    server::SchedulerMetrics metrics(metrics_server.registry());
+    server::WorkerRegistry workers(std::chrono::milliseconds(static_cast<int64_t>(f.lease_seconds * 1000)),
+                                   grpc::InsecureChannelCredentials());
+    service::Limits limits;
+    limits.max_images = f.max_images;
+    server::LeaseSettings lease;
+    lease.lease_seconds = f.lease_seconds;
+    lease.heartbeat_ms = static_cast<int>(std::min(1000.0, f.lease_seconds * 1000 / 4));
+
+    server::QuantizeJobsService jobs_service(jobs, models, metrics, limits, f.max_queued_jobs);
+    server::ModelsService models_service(models, jobs, metrics, f.max_upload_bytes);
+    server::SamplingProxy sampling(models, workers, metrics, limits);
+    server::WorkerGatewayService gateway(jobs, models, workers, metrics, lease);
+
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+    builder.SetMaxReceiveMessageSize(16 << 20);
+    builder.SetMaxSendMessageSize(64 << 20);
+    builder.RegisterService(&jobs_service);
+    builder.RegisterService(&models_service);
+    builder.RegisterService(&sampling);
+    builder.RegisterService(&gateway);
+    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+    if (!server || port == 0) {
+      spdlog::error("cannot listen on {}", f.listen);
+      return 1;
+    }
+    auto* health = server->GetHealthCheckService();
+    health->SetServingStatus(false);
+
+    // Lease expiry and the store gauges.
+    std::atomic<bool> stop{false};
+    std::thread maintenance([&] {
+      while (!stop) {
+        try {
+          for (const auto& id : jobs.expire_leases()) spdlog::warn("job {}: lease expired", id);
+          const auto counts = jobs.count_by_state();
+          for (auto& [state, gauge] : metrics.jobs) {
+            auto it = counts.find(state);
+            gauge->Set(it == counts.end() ? 0 : static_cast<double>(it->second));
+          }
+          auto q = counts.find(v1::Job::QUEUED);
+          metrics.queue_depth.Set(q == counts.end() ? 0 : static_cast<double>(q->second));
+          metrics.workers.Set(workers.connected());
+        } catch (const std::exception& e) {
+          spdlog::error("maintenance: {}", e.what());
+        }
+        for (int i = 0; i < 5 && !stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+
+    health->SetServingStatus(true);
+    spdlog::info("qdm-scheduler listening on port {} (metrics on port {}), data in {}", port, metrics_server.port(),
+                 f.data);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: shutting down", sig);
+    health->SetServingStatus(false);
+    jobs_service.shutdown();
+    gateway.shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    stop = true;
+    maintenance.join();
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,56 @@
+// Where the scheduler keeps models and artifacts:
+//   <data>/models/<name>/          uploaded diffusers folders (config.json + safetensors)
+//   <data>/artifacts/<name>.safetensors   quantized artifacts written by jobs
+//   <root>/<name>/                 read-only model roots given on the command line (the shipped
+//                                  models/ directory by default)
+// Names are plain ([A-Za-z0-9._+-]); a request never names a path, so nothing outside the
+// store and the configured roots can be reached. Every write lands in <data>/tmp first and is
+// renamed into place after validation, so a crash never leaves a half-stored model.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "qdm/v1/models.pb.h"
+
+namespace qdm::server {
+
+class ModelStore {
+ public:
+  ModelStore(std::string data_dir, std::vector<std::string> model_roots);
+
+  std::optional<std::string> model_dir(const std::string& name) const;
+  std::optional<std::string> artifact_path(const std::string& name) const;
+
+  std::vector<v1::ModelInfo> list(bool include_artifacts);
+  // NOT_FOUND for an unknown name.
+  grpc::Status describe(const std::string& name, v1::ModelInfo* info);
+
+  // A fresh folder under <data>/tmp for an upload or a job result; removed by the caller or
+  // by the next start.
+  std::string make_temp_dir();
+  // Validates the uploaded folder (config.json parses as a UNet2DModel config, the weights are
+  // a valid safetensors file holding the config's parameters) and moves it to models/<name>.
+  grpc::Status commit_model(const std::string& temp_dir, const std::string& name, v1::ModelInfo* info);
+  // Validates a qdm artifact (its metadata parses) and moves it to artifacts/<name>.safetensors.
+  grpc::Status commit_artifact(const std::string& temp_file, const std::string& name);
+  // Uploaded models and artifacts only; models in a read-only root are refused.
+  grpc::Status remove(const std::string& name);
+
+ private:
+  grpc::Status describe_model(const std::string& name, const std::string& dir, v1::ModelInfo* info);
+  grpc::Status describe_artifact(const std::string& name, const std::string& path, v1::ModelInfo* info);
+  std::string cached_sha256(const std::string& path);
+
+  std::string data_, models_, artifacts_, tmp_;
+  std::vector<std::string> roots_;
+  std::mutex mu_;  // commits, removals and the hash cache
+  std::map<std::string, std::pair<std::string, std::string>> sha_cache_;  // path -> (mtime+size, sha)
+};
+
+}  // namespace qdm::server

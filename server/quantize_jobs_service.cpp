@@ -1,0 +1,131 @@
+#include "server/quantize_jobs_service.h"
+
+#include <spdlog/spdlog.h>
+
+namespace qdm::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+grpc::Status not_found(const std::string& id) {
+  return {grpc::NOT_FOUND, "no job with id '" + id + "'; qdm jobs list shows the ids"};
+}
+
+std::string artifact_base(const std::string& model, const v1::QuantizeOptions& o) {
+  std::string recipe = o.recipe();
+  for (auto& c : recipe)
+    if (c == '+') c = '-';
+  return model + "-" + recipe + "-w" + std::to_string(o.weight_bits()) + "a" + std::to_string(o.act_bits());
+}
+
+}  // namespace
+
+QuantizeJobsService::QuantizeJobsService(JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics,
+                                         service::Limits limits, int max_queued)
+    : jobs_(jobs), models_(models), metrics_(metrics), limits_(limits), max_queued_(max_queued) {}
+
+grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1::Job* job) {
+  if (request.model().empty()) return {grpc::INVALID_ARGUMENT, "model is empty; name a model from qdm models list"};
+  if (!models_.model_dir(request.model()))
+    return {grpc::NOT_FOUND, "no fp32 model named '" + request.model() +
+                                 "' (names only, no paths; qdm models list shows them, qdm models upload adds one)"};
+  if (request.idempotency_key().size() > 256)
+    return {grpc::INVALID_ARGUMENT, "idempotency_key is longer than 256 bytes"};
+  v1::QuantizeOptions options = request.options();
+  service::apply_defaults(options);
+  if (auto s = service::check_quantize_options(options, limits_); !s.ok()) return s;
+  if (request.idempotency_key().empty() || !jobs_.get_by_key(request.idempotency_key())) {
+    const auto counts = jobs_.count_by_state();
+    const auto it = counts.find(v1::Job::QUEUED);
+    if (it != counts.end() && it->second >= max_queued_)
+      return {grpc::RESOURCE_EXHAUSTED, "the quantize queue is full (" + std::to_string(max_queued_) +
+                                            " jobs waiting); retry later or cancel queued jobs"};
+  }
+  bool created = false;
+  *job = jobs_.submit(request.model(), options, request.idempotency_key(), artifact_base(request.model(), options),
+                      &created);
+  if (created) spdlog::info("job {} submitted: model={} recipe={} w{}a{}", job->id(), job->model(),
+                            options.recipe(), options.weight_bits(), options.act_bits());
+  return grpc::Status::OK;
+}
+
+grpc::Status QuantizeJobsService::Submit(grpc::ServerContext*, const v1::SubmitJobRequest* request, v1::Job* job) {
+  const auto start = Clock::now();
+  return metrics_.rpc.record("QuantizeJobs/Submit", start, submit(*request, job));
+}
+
+grpc::Status QuantizeJobsService::Get(grpc::ServerContext*, const v1::GetJobRequest* request, v1::Job* job) {
+  const auto start = Clock::now();
+  auto found = jobs_.get(request->id());
+  if (!found) return metrics_.rpc.record("QuantizeJobs/Get", start, not_found(request->id()));
+  *job = *found;
+  return metrics_.rpc.record("QuantizeJobs/Get", start, grpc::Status::OK);
+}
+
+grpc::Status QuantizeJobsService::List(grpc::ServerContext*, const v1::ListJobsRequest* request,
+                                       v1::ListJobsResponse* response) {
+  const auto start = Clock::now();
+  auto status = [&]() -> grpc::Status {
+    int page_size = request->page_size() == 0 ? 50 : request->page_size();
+    if (page_size < 0 || page_size > 500) return {grpc::INVALID_ARGUMENT, "page_size must be 1..500 (0: 50)"};
+    std::vector<v1::Job::State> states;
+    for (int s : request->states()) {
+      if (!v1::Job::State_IsValid(s) || s == v1::Job::STATE_UNSPECIFIED)
+        return {grpc::INVALID_ARGUMENT, "states holds " + std::to_string(s) + ", not a job state"};
+      states.push_back(static_cast<v1::Job::State>(s));
+    }
+    try {
+      JobPage page = jobs_.list(states, page_size, request->page_token());
+      for (auto& j : page.jobs) *response->add_jobs() = std::move(j);
+      response->set_next_page_token(page.next_page_token);
+    } catch (const std::invalid_argument& e) {
+      return {grpc::INVALID_ARGUMENT, e.what()};
+    }
+    return grpc::Status::OK;
+  }();
+  return metrics_.rpc.record("QuantizeJobs/List", start, status);
+}
+
+grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext*, const v1::CancelJobRequest* request, v1::Job* job) {
+  const auto start = Clock::now();
+  bool changed = false;
+  auto found = jobs_.cancel(request->id(), &changed);
+  if (!found) return metrics_.rpc.record("QuantizeJobs/Cancel", start, not_found(request->id()));
+  if (!changed)
+    return metrics_.rpc.record("QuantizeJobs/Cancel", start,
+                               {grpc::FAILED_PRECONDITION, "job " + request->id() + " already finished (" +
+                                                               v1::Job::State_Name(found->state()) + ")"});
+  spdlog::info("job {} cancelled", request->id());
+  *job = *found;
+  return metrics_.rpc.record("QuantizeJobs/Cancel", start, grpc::Status::OK);
+}
+
+grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::WatchJobRequest* request,
+                                        grpc::ServerWriter<v1::Job>* writer) {
+  const auto start = Clock::now();
+  uint64_t seen = jobs_.version();
+  std::string last;
+  while (true) {
+    auto job = jobs_.get(request->id());
+    if (!job) return metrics_.rpc.record("QuantizeJobs/Watch", start, not_found(request->id()));
+    // Only the latest state is sent: a slow client skips intermediate updates.
+    std::string bytes = job->SerializeAsString();
+    if (bytes != last) {
+      if (!writer->Write(*job)) break;
+      last = std::move(bytes);
+    }
+    if (is_finished(job->state())) break;
+    while (!context->IsCancelled() && !stopping_) {
+      const uint64_t v = jobs_.wait_for_change(seen, std::chrono::milliseconds(500));
+      if (v != seen) {
+        seen = v;
+        break;
+      }
+    }
+    if (context->IsCancelled()) return metrics_.rpc.record("QuantizeJobs/Watch", start, grpc::Status::CANCELLED);
+    if (stopping_) return metrics_.rpc.record("QuantizeJobs/Watch", start, {grpc::UNAVAILABLE, "the scheduler is shutting down; watch again"});
+  }
+  return metrics_.rpc.record("QuantizeJobs/Watch", start, grpc::Status::OK);
+}
+
+}  // namespace qdm::server

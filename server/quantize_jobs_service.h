@@ -1,0 +1,37 @@
+// qdm.v1.QuantizeJobs: thin handlers over the job store. Jobs are persisted before Submit
+// answers; workers pick them up through the WorkerGateway.
+#pragma once
+
+#include "qdm/v1/jobs.grpc.pb.h"
+#include "server/job_store.h"
+#include "server/model_store.h"
+#include "server/scheduler_metrics.h"
+#include "service/limits.h"
+
+namespace qdm::server {
+
+class QuantizeJobsService final : public v1::QuantizeJobs::Service {
+ public:
+  QuantizeJobsService(JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics, service::Limits limits,
+                      int max_queued);
+
+  grpc::Status Submit(grpc::ServerContext*, const v1::SubmitJobRequest*, v1::Job*) override;
+  grpc::Status Get(grpc::ServerContext*, const v1::GetJobRequest*, v1::Job*) override;
+  grpc::Status List(grpc::ServerContext*, const v1::ListJobsRequest*, v1::ListJobsResponse*) override;
+  grpc::Status Cancel(grpc::ServerContext*, const v1::CancelJobRequest*, v1::Job*) override;
+  grpc::Status Watch(grpc::ServerContext*, const v1::WatchJobRequest*, grpc::ServerWriter<v1::Job>*) override;
+
+  // Stops open Watch streams (shutdown).
+  void shutdown() { stopping_ = true; }
+
+ private:
+  grpc::Status submit(const v1::SubmitJobRequest& request, v1::Job* job);
+  JobStore& jobs_;
+  ModelStore& models_;
+  SchedulerMetrics& metrics_;
+  service::Limits limits_;
+  int max_queued_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace qdm::server

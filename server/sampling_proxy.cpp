@@ -1,0 +1,82 @@
+#include "server/sampling_proxy.h"
+
+#include <grpcpp/client_context.h>
+
+namespace qdm::server {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string source_name(const v1::SampleRequest& r) {
+  return r.source_case() == v1::SampleRequest::kModel ? r.model() : r.artifact();
+}
+
+// Keeps the in-flight gauge and the worker's load right however the call ends.
+class Forwarding {
+ public:
+  Forwarding(WorkerRegistry& workers, std::shared_ptr<WorkerHandle> w, prometheus::Gauge& gauge)
+      : workers_(workers), worker_(std::move(w)), gauge_(gauge) {
+    gauge_.Increment();
+  }
+  ~Forwarding() {
+    workers_.done(worker_);
+    gauge_.Decrement();
+  }
+  WorkerHandle& worker() { return *worker_; }
+
+ private:
+  WorkerRegistry& workers_;
+  std::shared_ptr<WorkerHandle> worker_;
+  prometheus::Gauge& gauge_;
+};
+
+grpc::Status unavailable() {
+  return {grpc::UNAVAILABLE, "no worker is connected to the scheduler; start qdm-worker --scheduler HOST:PORT"};
+}
+
+}  // namespace
+
+SamplingProxy::SamplingProxy(ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics,
+                             service::Limits limits)
+    : models_(models), workers_(workers), metrics_(metrics), limits_(limits) {}
+
+grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
+  if (auto s = service::check_sample_request(request, limits_); !s.ok()) return s;
+  if (request.source_case() == v1::SampleRequest::kModel && !models_.model_dir(request.model()))
+    return {grpc::NOT_FOUND, "no fp32 model named '" + request.model() + "'; qdm models list shows them"};
+  if (request.source_case() == v1::SampleRequest::kArtifact && !models_.artifact_path(request.artifact()))
+    return {grpc::NOT_FOUND, "no artifact named '" + request.artifact() + "'; qdm models list --artifacts shows them"};
+  return grpc::Status::OK;
+}
+
+grpc::Status SamplingProxy::Sample(grpc::ServerContext* context, const v1::SampleRequest* request,
+                                   v1::SampleResponse* response) {
+  const auto start = Clock::now();
+  if (auto s = check(*request); !s.ok()) return metrics_.rpc.record("Sampling/Sample", start, s);
+  auto worker = workers_.pick_for_sampling(source_name(*request));
+  if (!worker) return metrics_.rpc.record("Sampling/Sample", start, unavailable());
+  Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
+  auto ctx = grpc::ClientContext::FromServerContext(*context);
+  return metrics_.rpc.record("Sampling/Sample", start, fwd.worker().sampling->Sample(ctx.get(), *request, response));
+}
+
+grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1::SampleRequest* request,
+                                         grpc::ServerWriter<v1::SampleEvent>* writer) {
+  const auto start = Clock::now();
+  if (auto s = check(*request); !s.ok()) return metrics_.rpc.record("Sampling/SampleStream", start, s);
+  auto worker = workers_.pick_for_sampling(source_name(*request));
+  if (!worker) return metrics_.rpc.record("Sampling/SampleStream", start, unavailable());
+  Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
+  auto ctx = grpc::ClientContext::FromServerContext(*context);
+  auto reader = fwd.worker().sampling->SampleStream(ctx.get(), *request);
+  v1::SampleEvent event;
+  while (reader->Read(&event)) {
+    if (!writer->Write(event)) {
+      ctx->TryCancel();
+      break;
+    }
+  }
+  return metrics_.rpc.record("Sampling/SampleStream", start, reader->Finish());
+}
+
+}  // namespace qdm::server

@@ -1,0 +1,53 @@
+// The workers the scheduler knows from their heartbeats: where their Sampling service listens,
+// which models they hold, how busy they are. A worker that has not been heard from for
+// `stale_after` is dropped (its leases expire in the job store on their own).
+#pragma once
+
+#include <grpcpp/channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "qdm/v1/sampling.grpc.pb.h"
+#include "qdm/v1/worker.pb.h"
+
+namespace qdm::server {
+
+struct WorkerHandle {
+  std::string id, address;
+  std::unique_ptr<v1::Sampling::Stub> sampling;
+  std::set<std::string> loaded;
+  bool draining = false;
+  int reported_queue = 0;
+  int in_flight = 0;  // sample calls the scheduler has open on it
+  std::chrono::steady_clock::time_point last_seen;
+};
+
+class WorkerRegistry {
+ public:
+  explicit WorkerRegistry(std::chrono::milliseconds stale_after,
+                          std::shared_ptr<grpc::ChannelCredentials> credentials);
+
+  // Registers on first contact; updates address, models and load on every later one.
+  void heartbeat(const v1::HeartbeatRequest& request);
+
+  // A worker for sampling `name`: not draining; one that has it loaded first, then the least
+  // busy. nullptr when none is connected. The caller calls done() when the call ends.
+  std::shared_ptr<WorkerHandle> pick_for_sampling(const std::string& name);
+  void done(const std::shared_ptr<WorkerHandle>& worker);
+
+  int connected();  // drops stale workers first
+
+ private:
+  std::chrono::milliseconds stale_after_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<WorkerHandle>> workers_;
+};
+
+}  // namespace qdm::server
