@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "client/commands.h"
+#include "client/remote.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"qdm: post-training quantization and sampling of diffusion models"};
@@ -16,10 +17,17 @@ int main(int argc, char** argv) {
   qdm::cli::add_quantize_command(app);
   qdm::cli::add_train_command(app);
   qdm::cli::add_train_classifier_command(app);
+  qdm::cli::add_submit_command(app);
+  qdm::cli::add_jobs_command(app);
+  qdm::cli::add_generate_command(app);
+  qdm::cli::add_models_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const qdm::cli::RpcError& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     spdlog::error("{}", e.what());
     return 1;

@@ -8,12 +8,7 @@
 
 #include "client/commands.h"
 #include "client/progress_bar.h"
-#include "engine/artifact/artifact.h"
-#include "engine/data/fashion_mnist.h"
-#include "engine/eval/evaluator.h"
-#include "engine/model/unet_denoiser.h"
-#include "engine/quant/quality.h"
-#include "engine/quant/recipe.h"
+#include "engine/quant/quantize_job.h"
 #include "engine/util/threads.h"
 
 namespace qdm::cli {
@@ -66,11 +61,14 @@ void add_quantize_command(CLI::App& app) {
       throw CLI::ValidationError("--out", "folder '" + out_dir.string() + "' does not exist");
 
     DiffusionModel model = load_model_folder(a->model);
+    QuantizeJobOptions job;
+    job.recipe = a->recipe;
+    job.report_samples = a->report_samples;
+    job.classifier_dir = a->classifier;
     std::signal(SIGINT, on_sigint);
     std::string stage;
     std::unique_ptr<ProgressBar> bar;
-    const auto start = std::chrono::steady_clock::now();
-    QuantizeResult result = quantize_model(model, a->recipe, [&](const QuantizeProgress& p) {
+    const QuantizeJobResult result = quantize_to_artifact(model, job, a->out, [&](const QuantizeJobProgress& p) {
       if (p.stage != stage) {
         if (bar) bar->finish();
         stage = p.stage;
@@ -81,46 +79,9 @@ void add_quantize_command(CLI::App& app) {
       return !g_interrupted.load();
     });
     if (bar) bar->finish();
-    const double quant_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-    ArtifactInfo info;
-    info.config = model.config;
-    info.scheduler = model.scheduler;
-    info.sampler = a->recipe.sampler;
-    info.timesteps = result.timesteps;
-    info.source_sha256 = model.weights_sha256;
-    info.recipe = a->recipe.to_json();
-    info.timings = result.timings;
-    info.timings["total"] = quant_seconds;
-    if (a->report_samples > 0) {
-      SampleRequest req;
-      req.num_images = a->report_samples;
-      req.seed = 0;
-      req.sampler = a->recipe.sampler;
-      const NoiseSchedule schedule(model.scheduler);
-      spdlog::info("quality report on {} images", req.num_images);
-      at::Tensor fp_images = sample_images(schedule, unet_denoiser(model.unet), model.config.in_channels,
-                                           model.config.sample_size, req);
-      QuantizedUNet& q = *result.model;
-      at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step) {
-        return q.forward(x, t, step);
-      }, model.config.in_channels, model.config.sample_size, req);
-      const ImageAgreement agree = compare_images(q_images, fp_images);
-      info.report = {{"images", req.num_images}, {"seed", 0}, {"mse_vs_fp", agree.mse}, {"psnr_vs_fp", agree.psnr},
-                     {"max_abs_pixel_vs_fp", agree.max_abs_pixel},
-                     {"temporal_feature_cosine", temporal_feature_cosine(model.unet, q, result.timesteps)}};
-      if (std::filesystem::exists(a->classifier + "/model.safetensors") && model.config.in_channels == 1 &&
-          model.config.sample_size == 32) {
-        FmnistEvaluator evaluator(a->classifier, default_fashion_mnist_dir());
-        info.report["fid_fmnist"] = evaluator.evaluate(q_images).fid;
-        info.report["fid_fmnist_fp"] = evaluator.evaluate(fp_images).fid;
-      }
-    }
-    if (g_interrupted) throw QuantizeCancelled();
-    save_artifact(a->out, *result.model, info);
     std::signal(SIGINT, SIG_DFL);
-    spdlog::info("report: {}", info.report.dump());
-    spdlog::info("wrote {} ({} bytes) in {:.1f} s", a->out, std::filesystem::file_size(a->out), quant_seconds);
+    spdlog::info("report: {}", result.report.dump());
+    spdlog::info("wrote {} ({} bytes) in {:.1f} s", a->out, std::filesystem::file_size(a->out), result.seconds);
   });
 }
 

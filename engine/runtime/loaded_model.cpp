@@ -75,13 +75,13 @@ at::Tensor LoadedModel::sample(const SampleRequest& request,
 
 PngText LoadedModel::png_text(const SampleRequest& r, int i) const {
   PngText text = {{"Software", "qdm 0.1.0"},
-                  {artifact_ ? "qdm:artifact" : "qdm:model", path_},
+                  {artifact_ ? "qdm:artifact" : "qdm:model", display_name.empty() ? path_ : display_name},
                   {"qdm:sha256", sha256_},
                   {"qdm:sampler", sampler_name(r.sampler.kind)},
                   {"qdm:steps", std::to_string(r.sampler.steps)},
                   {"qdm:eta", std::to_string(r.sampler.eta)},
                   {"qdm:spacing", spacing_name(r.sampler.spacing)},
-                  {"qdm:seed", std::to_string(r.seed + static_cast<uint64_t>(i))}};
+                  {"qdm:seed", std::to_string(r.seeds.empty() ? r.seed + static_cast<uint64_t>(i) : r.seeds.at(i))}};
   if (artifact_) text.emplace_back("qdm:recipe", artifact_->info.recipe.value("recipe", ""));
   if (artifact_) text.emplace_back("qdm:kernels", kernels_);
   return text;

@@ -40,6 +40,7 @@ class LoadedModel {
   size_t weight_bytes() const { return weight_bytes_; }
   std::string kernels() const { return kernels_; }
 
+  std::string display_name;                 // PNG metadata names this instead of the path when set
   std::shared_ptr<DiffusionModel> fp;       // set for model folders
   std::shared_ptr<LoadedArtifact> artifact_;  // set for artifacts
 

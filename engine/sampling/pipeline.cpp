@@ -10,13 +10,17 @@ namespace qdm {
 at::Tensor sample_images(const NoiseSchedule& schedule, const BatchDenoiser& denoise, int64_t channels,
                          int64_t size, const SampleRequest& request,
                          const std::function<bool(const SampleProgress&)>& on_progress) {
+  if (!request.seeds.empty() && static_cast<int>(request.seeds.size()) != request.num_images)
+    throw std::invalid_argument("seeds must hold one seed per image");
   if (request.num_images < 1) throw std::invalid_argument("num_images must be >= 1");
   if (request.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> out;
   for (int done = 0; done < request.num_images;) {
     const int n = std::min(request.batch_size, request.num_images - done);
-    SeededNoise noise = SeededNoise::consecutive(request.seed + static_cast<uint64_t>(done), n);
+    SeededNoise noise = request.seeds.empty()
+                            ? SeededNoise::consecutive(request.seed + static_cast<uint64_t>(done), n)
+                            : SeededNoise({request.seeds.begin() + done, request.seeds.begin() + done + n});
     StepCallback cb = nullptr;
     if (on_progress)
       cb = [&](int step, int steps) { return on_progress({done, n, step, steps, request.num_images}); };

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "engine/sampling/samplers.h"
 
@@ -14,6 +15,9 @@ namespace qdm {
 struct SampleRequest {
   int num_images = 1;
   uint64_t seed = 0;
+  // When set, image i uses seeds[i] (and num_images = seeds.size()): how a server batches
+  // several requests into one call while each image keeps its own seed.
+  std::vector<uint64_t> seeds;
   int batch_size = 64;  // images per UNet call
   SamplerOptions sampler;
 };

@@ -1,0 +1,87 @@
+// qdm jobs list|get|watch|cancel: quantize jobs on the service.
+#include <fmt/format.h>
+
+#include "client/job_view.h"
+#include "client/remote.h"
+
+namespace qdm::cli {
+
+void add_jobs_command(CLI::App& app) {
+  auto remote = std::make_shared<RemoteArgs>();
+  auto* jobs = app.add_subcommand("jobs", "Quantize jobs on the service");
+  jobs->require_subcommand(1);
+
+  auto* list = jobs->add_subcommand("list", "Jobs, newest first");
+  add_remote_options(list, *remote);
+  auto states = std::make_shared<std::vector<std::string>>();
+  auto page_size = std::make_shared<int>(50);
+  auto all = std::make_shared<bool>(false);
+  list->add_option("--state", *states, "Only jobs in these states (queued, leased, running, succeeded, failed, cancelled)");
+  list->add_option("--page-size", *page_size, "Jobs per page")->capture_default_str();
+  list->add_flag("--all", *all, "Follow next_page_token to the end");
+  list->callback([remote, states, page_size, all] {
+    auto stub = v1::QuantizeJobs::NewStub(remote->channel());
+    v1::ListJobsRequest req;
+    req.set_page_size(*page_size);
+    for (auto s : *states) {
+      std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+      v1::Job::State st;
+      if (!v1::Job::State_Parse(s, &st)) throw CLI::ValidationError("--state", "unknown state " + s);
+      req.add_states(st);
+    }
+    print_job_header();
+    while (true) {
+      grpc::ClientContext ctx;
+      remote->apply(ctx);
+      v1::ListJobsResponse resp;
+      check(stub->List(&ctx, req, &resp));
+      for (const auto& j : resp.jobs()) print_job_row(j);
+      if (!*all || resp.next_page_token().empty()) {
+        if (!resp.next_page_token().empty()) fmt::print("(more: --all)\n");
+        break;
+      }
+      req.set_page_token(resp.next_page_token());
+    }
+  });
+
+  auto id = std::make_shared<std::string>();
+  auto* get = jobs->add_subcommand("get", "One job in detail");
+  add_remote_options(get, *remote);
+  get->add_option("id", *id, "Job id")->required();
+  get->callback([remote, id] {
+    auto stub = v1::QuantizeJobs::NewStub(remote->channel());
+    grpc::ClientContext ctx;
+    remote->apply(ctx);
+    v1::GetJobRequest req;
+    req.set_id(*id);
+    v1::Job job;
+    check(stub->Get(&ctx, req, &job));
+    print_job(job);
+  });
+
+  auto* watch = jobs->add_subcommand("watch", "Follow a job until it finishes");
+  add_remote_options(watch, *remote);
+  watch->add_option("id", *id, "Job id")->required();
+  watch->callback([remote, id] {
+    auto stub = v1::QuantizeJobs::NewStub(remote->channel());
+    const v1::Job job = watch_job(*stub, *id);
+    print_job(job);
+    if (job.state() != v1::Job::SUCCEEDED) throw std::runtime_error("job " + *id + " " + state_name(job.state()));
+  });
+
+  auto* cancel = jobs->add_subcommand("cancel", "Cancel a queued or running job");
+  add_remote_options(cancel, *remote);
+  cancel->add_option("id", *id, "Job id")->required();
+  cancel->callback([remote, id] {
+    auto stub = v1::QuantizeJobs::NewStub(remote->channel());
+    grpc::ClientContext ctx;
+    remote->apply(ctx);
+    v1::CancelJobRequest req;
+    req.set_id(*id);
+    v1::Job job;
+    check(stub->Cancel(&ctx, req, &job));
+    fmt::print("{} {}\n", job.id(), state_name(job.state()));
+  });
+}
+
+}  // namespace qdm::cli

@@ -1,0 +1,39 @@
+// One whole quantization as a user asks for it: run a recipe on a model folder, measure the
+// quality report against the fp32 model on the same seeds, and write the packed artifact
+// (atomically: a cancelled or failed run leaves no file). `qdm quantize` and the worker's
+// quantize jobs both run through this.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "engine/model/model_folder.h"
+#include "engine/quant/recipe.h"
+
+namespace qdm {
+
+struct QuantizeJobOptions {
+  RecipeOptions recipe;
+  int report_samples = 64;     // images for the quality report (0: none)
+  std::string classifier_dir;  // FID-FMNIST in the report when it holds a classifier (32x32, 1 channel)
+};
+
+struct QuantizeJobProgress {
+  std::string stage;
+  int done = 0, total = 0;  // within the stage
+  double loss = 0;
+  double overall = 0;       // 0..1 over the whole job (stage weights are fixed estimates)
+};
+using QuantizeJobCallback = std::function<bool(const QuantizeJobProgress&)>;  // false: cancel
+
+struct QuantizeJobResult {
+  nlohmann::json report;
+  nlohmann::json timings;
+  double seconds = 0;
+};
+
+// Throws QuantizeCancelled when the callback returns false, std::invalid_argument for bad options.
+QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const QuantizeJobOptions& options,
+                                       const std::string& out_path, const QuantizeJobCallback& progress = nullptr);
+
+}  // namespace qdm

@@ -1,0 +1,57 @@
+// Quantize jobs on a worker: each lease runs in its own thread (fetch the model, run the recipe
+// through the engine, send the artifact back with FinishJob). Progress is read by the
+// heartbeat; a revoked lease (cancelled, or lost to expiry) stops the job between iterations
+// and sends nothing.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "qdm/v1/worker.grpc.pb.h"
+#include "worker/model_fetcher.h"
+#include "worker/worker_metrics.h"
+
+namespace qdm::worker {
+
+class JobRunner {
+ public:
+  JobRunner(ModelFetcher& fetcher, v1::WorkerGateway::StubInterface& scheduler, std::string work_dir,
+            std::string classifier_dir, WorkerMetrics& metrics, int slots);
+  ~JobRunner();
+
+  void start(const v1::JobAssignment& assignment);
+  void revoke(const std::string& lease_id);
+  std::vector<v1::LeaseReport> reports();
+  int free_slots();
+  int running();
+  // Waits for running jobs (drain); cancels what is left after `timeout`.
+  void drain(std::chrono::seconds timeout);
+
+ private:
+  struct Running {
+    v1::JobAssignment assignment;
+    std::atomic<bool> cancelled{false};
+    std::atomic<bool> finished{false};
+    std::mutex mu;
+    v1::LeaseReport report;
+    std::thread thread;
+  };
+  void execute(Running& job);
+  void send_result(const Running& job, bool ok, const std::string& error, const std::string& report_json,
+                   const std::string& artifact_path);
+  void reap();
+
+  ModelFetcher& fetcher_;
+  v1::WorkerGateway::StubInterface& scheduler_;
+  std::string work_dir_, classifier_dir_;
+  WorkerMetrics& metrics_;
+  int slots_;
+  std::mutex mu_;
+  std::map<std::string, std::unique_ptr<Running>> jobs_;  // by lease id
+};
+
+}  // namespace qdm::worker

@@ -1,0 +1,130 @@
+// qdm-worker: runs quantize jobs leased from the scheduler and serves sampling (fp32 models and
+// quantized artifacts on the integer kernels) with dynamic batching.
+//
+//   qdm-worker --scheduler localhost:50051 --listen 0.0.0.0:50052 --advertise localhost:50052
+//
+// SIGTERM drains: the worker stops taking work, finishes its jobs (up to --drain-seconds) and
+// exits. Every flag can also come from the environment (QDM_<FLAG>) or a config file (--config).
+#include <CLI/CLI.hpp>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <csignal>
+
+#include "engine/util/threads.h"
+#include "service/logging.h"
+#include "worker/job_runner.h"
+#include "worker/model_cache.h"
+#include "worker/sample_batcher.h"
+#include "worker/sampling_service.h"
+#include "worker/scheduler_link.h"
+#include "worker/worker_metrics.h"
+
+int main(int argc, char** argv) {
+  using namespace qdm;
+  CLI::App app{"qdm-worker: quantize jobs and sampling for a qdm-scheduler"};
+  std::string scheduler = "localhost:50051", listen = "0.0.0.0:50052", advertise, id, metrics_addr = "0.0.0.0:9465";
+  std::string cache_dir = "var/qdm-worker", classifier = "models/fmnist-classifier", log_level = "info";
+  int max_models = 2, job_slots = 1, max_images = 64, drain_seconds = 600;
+  bool log_json = false;
+  worker::BatchingOptions batching;
+  int max_delay_ms = 10;
+  app.set_config("--config", "", "TOML/INI file with the same option names");
+  app.add_option("--scheduler", scheduler, "Scheduler address")->envname("QDM_SCHEDULER")->capture_default_str();
+  app.add_option("--listen", listen, "Address of this worker's Sampling service")->envname("QDM_LISTEN")->capture_default_str();
+  app.add_option("--advertise", advertise, "Address the scheduler reaches this worker at (default: hostname:port)")->envname("QDM_ADVERTISE");
+  app.add_option("--id", id, "Stable worker id (default: the advertised address)")->envname("QDM_WORKER_ID");
+  app.add_option("--metrics", metrics_addr, "Prometheus /metrics address")->envname("QDM_METRICS")->capture_default_str();
+  app.add_option("--cache-dir", cache_dir, "Local copies of models and artifacts, job scratch space")->envname("QDM_CACHE_DIR")->capture_default_str();
+  app.add_option("--classifier", classifier, "Fashion-MNIST classifier for FID in job reports")->envname("QDM_CLASSIFIER")->capture_default_str();
+  app.add_option("--max-loaded-models", max_models, "Models kept loaded")->envname("QDM_MAX_LOADED_MODELS")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--job-slots", job_slots, "Quantize jobs run at once (0: sampling only)")->envname("QDM_JOB_SLOTS")->capture_default_str()->check(CLI::Range(0, 16));
+  app.add_option("--max-images", max_images, "Images per sample request")->envname("QDM_MAX_IMAGES")->capture_default_str();
+  app.add_option("--max-batch", batching.max_batch, "Images per UNet batch")->envname("QDM_MAX_BATCH")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--max-queue-delay-ms", max_delay_ms, "How long the batcher waits for company")->envname("QDM_MAX_QUEUE_DELAY_MS")->capture_default_str()->check(CLI::Range(0, 60000));
+  app.add_option("--max-queued-images", batching.max_queued_images, "Sampling queue bound (RESOURCE_EXHAUSTED beyond)")->envname("QDM_MAX_QUEUED_IMAGES")->capture_default_str()->check(CLI::Range(1, 1000000));
+  app.add_option("--batching", batching.enabled, "Merge compatible sample requests into one batch")->envname("QDM_BATCHING")->capture_default_str();
+  app.add_option("--drain-seconds", drain_seconds, "On SIGTERM, wait this long for running jobs")->envname("QDM_DRAIN_SECONDS")->capture_default_str();
+  app.add_flag("--log-json", log_json, "One JSON object per log line")->envname("QDM_LOG_JSON");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->envname("QDM_LOG_LEVEL")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  service::setup_logging(log_json, log_level, "worker");
+  batching.max_delay = std::chrono::milliseconds(max_delay_ms);
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  try {
+    service::MetricsServer metrics_server(metrics_addr, "worker");
+    set_compute_threads();
+    worker::WorkerMetrics metrics(metrics_server.registry());
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    auto channel = grpc::CreateCustomChannel(scheduler, grpc::InsecureChannelCredentials(), args);
+    auto gateway = v1::WorkerGateway::NewStub(channel);
+    worker::ModelFetcher fetcher(cache_dir + "/files", *gateway);
+    worker::ModelCache cache(fetcher, static_cast<size_t>(max_models), metrics);
+    worker::SampleBatcher batcher(cache, batching, metrics);
+    service::Limits limits;
+    limits.max_images = max_images;
+    worker::SamplingService sampling(batcher, metrics, limits);
+    worker::JobRunner jobs(fetcher, *gateway, cache_dir + "/jobs", classifier, metrics, job_slots);
+
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+    builder.SetMaxSendMessageSize(64 << 20);
+    builder.RegisterService(&sampling);
+    auto server = builder.BuildAndStart();
+    if (!server || port == 0) {
+      spdlog::error("cannot listen on {}", listen);
+      return 1;
+    }
+    auto* health = server->GetHealthCheckService();
+    health->SetServingStatus(false);  // until the scheduler has heard from us
+    if (advertise.empty()) {
+      char host[256] = {0};
+      gethostname(host, sizeof host - 1);
+      advertise = std::string(host) + ":" + std::to_string(port);
+    }
+    v1::WorkerInfo info;
+    info.set_id(id.empty() ? advertise : id);
+    info.set_address(advertise);
+    info.set_version(QDM_VERSION);
+    info.set_job_slots(job_slots);
+    info.set_max_batch(batching.max_batch);
+    std::atomic<bool> serving{false};
+    worker::SchedulerLink link(*gateway, info, jobs, cache, batcher, [&](bool ok) {
+      if (ok && !serving.exchange(true)) health->SetServingStatus(true);
+    });
+    spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}", info.id(), port,
+                 metrics_server.port(), scheduler);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("signal {}: draining (up to {} s for running jobs)", sig, drain_seconds);
+    link.set_draining();
+    health->SetServingStatus(false);
+    jobs.drain(std::chrono::seconds(drain_seconds));
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    batcher.stop();
+    link.stop();
+    spdlog::info("drained; bye");
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,63 @@
+#include "worker/model_cache.h"
+
+#include <spdlog/spdlog.h>
+
+#include "engine/artifact/artifact.h"
+
+namespace qdm::worker {
+
+ModelCache::ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics)
+    : fetcher_(fetcher), max_models_(std::max<size_t>(1, max_models)), metrics_(metrics) {}
+
+std::shared_ptr<LoadedModel> ModelCache::get(const std::string& name, bool artifact, KernelMode kernels) {
+  // The local copy is checked against the scheduler on every use (a cheap header exchange).
+  std::string version;
+  const std::string path = fetcher_.fetch(name, artifact, &version);
+  const std::string key = std::string(artifact ? "a:" : "m:") + name + (artifact && kernels == KernelMode::kSim ? ":sim" : "");
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+    if (it->key != key) continue;
+    if (it->version == version) {
+      lru_.splice(lru_.begin(), lru_, it);
+      return lru_.front().model;
+    }
+    lru_.erase(it);
+    break;
+  }
+  auto model = std::make_shared<LoadedModel>(artifact ? LoadedModel::from_artifact(path, kernels)
+                                                      : LoadedModel::from_folder(path));
+  model->display_name = name;
+  lru_.push_front({key, name, version, model});
+  while (lru_.size() > max_models_) {
+    spdlog::info("model cache: evicting {}", lru_.back().name);
+    lru_.pop_back();
+  }
+  spdlog::info("loaded {} '{}' ({} weight bytes, {})", artifact ? "artifact" : "model", name, model->weight_bytes(),
+               precision_label(*model));
+  update_metrics();
+  return model;
+}
+
+std::vector<std::string> ModelCache::names() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& e : lru_) out.push_back(e.name);
+  return out;
+}
+
+void ModelCache::update_metrics() {
+  double bytes = 0;
+  for (const auto& e : lru_) bytes += static_cast<double>(e.model->weight_bytes());
+  metrics_.loaded_model_bytes.Set(bytes);
+  metrics_.loaded_models.Set(static_cast<double>(lru_.size()));
+}
+
+std::string precision_label(const LoadedModel& model) {
+  if (!model.quantized()) return "fp32";
+  const auto& spec = model.artifact_->model->spec;
+  const std::string kernels = model.kernels();  // "int (avx512vnni)" or "sim"
+  return "w" + std::to_string(spec.weight_bits) + "a" + std::to_string(spec.act_bits == 0 ? 32 : spec.act_bits) + "-" +
+         kernels.substr(0, kernels.find(' '));
+}
+
+}  // namespace qdm::worker

@@ -1,0 +1,211 @@
+#include "worker/sample_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "engine/sampling/images.h"
+#include "engine/sampling/timesteps.h"
+
+namespace qdm::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Requests with the same key can share a UNet call.
+std::string batch_key(const v1::SampleRequest& r) {
+  return r.model() + "|" + r.artifact() + "|" + std::to_string(r.kernels()) + "|" + r.sampler().SerializeAsString();
+}
+
+SamplerOptions sampler_options(const v1::SamplerSpec& spec, const LoadedModel& model) {
+  SamplerOptions o = model.default_sampler();
+  if (spec.kind() == v1::SamplerSpec::DDPM) o.kind = SamplerKind::kDDPM;
+  if (spec.kind() == v1::SamplerSpec::DDIM) o.kind = SamplerKind::kDDIM;
+  if (spec.steps() > 0) o.steps = spec.steps();
+  if (spec.kind() != v1::SamplerSpec::KIND_UNSPECIFIED || spec.eta() != 0) o.eta = spec.eta();
+  if (!spec.spacing().empty()) o.spacing = parse_spacing(spec.spacing());
+  return o;
+}
+
+void finish(PendingSample& p, const grpc::Status& status) {
+  std::lock_guard<std::mutex> lock(p.mu);
+  p.done = true;
+  p.status = status;
+  p.cv.notify_all();
+}
+
+bool gone(const PendingSample& p) { return p.cancelled || std::chrono::system_clock::now() > p.deadline; }
+
+}  // namespace
+
+SampleBatcher::SampleBatcher(ModelCache& cache, BatchingOptions options, WorkerMetrics& metrics)
+    : cache_(cache), options_(options), metrics_(metrics), thread_([this] { loop(); }) {}
+
+SampleBatcher::~SampleBatcher() { stop(); }
+
+void SampleBatcher::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  for (auto& p : queue_) finish(*p, {grpc::UNAVAILABLE, "the worker is shutting down; retry"});
+  queue_.clear();
+}
+
+grpc::Status SampleBatcher::submit(const std::shared_ptr<PendingSample>& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return {grpc::UNAVAILABLE, "the worker is shutting down; retry"};
+  const int n = request->request.num_images();
+  if (queued_images_ + n > options_.max_queued_images && queued_images_ > 0)
+    return {grpc::RESOURCE_EXHAUSTED, "the worker's sampling queue is full (" + std::to_string(queued_images_) +
+                                          " images waiting, limit " + std::to_string(options_.max_queued_images) +
+                                          "); retry later"};
+  queue_.push_back(request);
+  queued_images_ += n;
+  metrics_.queue_depth.Set(queued_images_);
+  cv_.notify_all();
+  return grpc::Status::OK;
+}
+
+int SampleBatcher::queued_images() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queued_images_;
+}
+
+void SampleBatcher::loop() {
+  while (true) {
+    std::vector<std::shared_ptr<PendingSample>> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      // Wait for company until the oldest request has waited max_delay or the batch is full.
+      const std::string key = batch_key(queue_.front()->request);
+      auto compatible_images = [&] {
+        int n = 0;
+        for (auto& p : queue_)
+          if (batch_key(p->request) == key) n += p->request.num_images();
+        return n;
+      };
+      if (options_.enabled) {
+        const auto until = queue_.front()->arrived + options_.max_delay;
+        cv_.wait_until(lock, until, [&] { return stopping_ || compatible_images() >= options_.max_batch; });
+        if (stopping_) return;
+      }
+      int images = 0;
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        const int n = (*it)->request.num_images();
+        const bool fits = batch.empty() || (options_.enabled && batch_key((*it)->request) == key &&
+                                            images + n <= options_.max_batch);
+        if (!fits) {
+          ++it;
+          continue;
+        }
+        batch.push_back(*it);
+        images += n;
+        queued_images_ -= n;
+        it = queue_.erase(it);
+        if (!options_.enabled) break;
+      }
+      metrics_.queue_depth.Set(queued_images_);
+    }
+    run(std::move(batch));
+  }
+}
+
+void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
+  const auto start = Clock::now();
+  // Drop requests whose callers left while they waited.
+  std::vector<std::shared_ptr<PendingSample>> live;
+  for (auto& p : batch) {
+    if (gone(*p)) finish(*p, p->cancelled ? grpc::Status::CANCELLED : grpc::Status(grpc::DEADLINE_EXCEEDED, "deadline passed while queued"));
+    else live.push_back(p);
+  }
+  if (live.empty()) return;
+  const v1::SampleRequest& first = live.front()->request;
+  std::shared_ptr<LoadedModel> model;
+  SampleRequest req;
+  try {
+    const bool artifact = first.source_case() == v1::SampleRequest::kArtifact;
+    model = cache_.get(artifact ? first.artifact() : first.model(), artifact,
+                       first.kernels() == v1::SampleRequest::SIM ? KernelMode::kSim : KernelMode::kInt);
+    req.sampler = sampler_options(first.sampler(), *model);
+    model->check(req.sampler);
+  } catch (const FetchError& e) {
+    for (auto& p : live) finish(*p, {e.code, e.what()});
+    return;
+  } catch (const std::invalid_argument& e) {
+    for (auto& p : live) finish(*p, {grpc::INVALID_ARGUMENT, e.what()});
+    return;
+  } catch (const std::exception& e) {
+    for (auto& p : live) finish(*p, {grpc::INTERNAL, std::string("loading the model failed: ") + e.what()});
+    return;
+  }
+  std::vector<std::pair<PendingSample*, int>> owner;  // image -> (request, index within it)
+  for (auto& p : live)
+    for (int i = 0; i < p->request.num_images(); ++i) {
+      req.seeds.push_back(p->request.seed() + static_cast<uint64_t>(i));
+      owner.emplace_back(p.get(), i);
+    }
+  req.num_images = static_cast<int>(req.seeds.size());
+  req.batch_size = std::min(req.num_images, std::max(1, options_.max_batch));
+  const std::string precision = precision_label(*model);
+  auto& step_hist = metrics_.step_latency(precision);
+  for (auto& p : live) {
+    metrics_.queue_wait.Observe(std::chrono::duration<double>(start - p->arrived).count());
+    std::lock_guard<std::mutex> lock(p->mu);
+    p->summary.set_queue_seconds(std::chrono::duration<double>(start - p->arrived).count());
+    p->summary.set_batch_size(req.num_images);
+  }
+  metrics_.batch_size.Observe(req.batch_size);
+  auto last_step = Clock::now();
+  try {
+    const at::Tensor images = model->sample(req, [&](const SampleProgress& sp) {
+      const auto now = Clock::now();
+      step_hist.Observe(std::chrono::duration<double>(now - last_step).count());
+      last_step = now;
+      bool any = false;
+      for (auto& p : live) {
+        if (gone(*p)) continue;
+        any = true;
+        std::lock_guard<std::mutex> lock(p->mu);
+        v1::SampleEvent::Progress pr;
+        pr.set_step(sp.step);
+        pr.set_steps(sp.steps);
+        pr.set_images_done(0);
+        p->progress = pr;
+        p->cv.notify_all();
+      }
+      return any;
+    });
+    const double compute = std::chrono::duration<double>(Clock::now() - start).count();
+    for (size_t i = 0; i < owner.size(); ++i) {
+      auto [p, index] = owner[i];
+      v1::GeneratedImage img;
+      img.set_index(index);
+      img.set_seed(req.seeds[i]);
+      const auto png = encode_image_png(images, static_cast<int64_t>(i), model->png_text(req, static_cast<int>(i)));
+      img.set_png(png.data(), png.size());
+      std::lock_guard<std::mutex> lock(p->mu);
+      p->images.push_back(std::move(img));
+    }
+    metrics_.images(precision).Increment(static_cast<double>(owner.size()));
+    for (auto& p : live) {
+      {
+        std::lock_guard<std::mutex> lock(p->mu);
+        p->summary.set_compute_seconds(compute);
+      }
+      finish(*p, gone(*p) ? grpc::Status(grpc::CANCELLED, "cancelled") : grpc::Status::OK);
+    }
+  } catch (const SamplingCancelled&) {
+    for (auto& p : live)
+      finish(*p, p->cancelled ? grpc::Status(grpc::CANCELLED, "cancelled by the caller")
+                              : grpc::Status(grpc::DEADLINE_EXCEEDED, "the deadline passed during sampling"));
+  } catch (const std::exception& e) {
+    spdlog::error("sampling failed: {}", e.what());
+    for (auto& p : live) finish(*p, {grpc::INTERNAL, std::string("sampling failed: ") + e.what()});
+  }
+}
+
+}  // namespace qdm::worker

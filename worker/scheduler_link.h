@@ -1,0 +1,39 @@
+// The worker's side of the worker protocol: a heartbeat loop that registers the worker,
+// reports its leases, loaded models and queue, takes new quantize jobs when it has a free
+// slot and stops jobs whose leases were revoked. Survives scheduler restarts (it keeps
+// calling, with backoff, and the scheduler re-learns it from the next heartbeat).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <thread>
+
+#include "qdm/v1/worker.grpc.pb.h"
+#include "worker/job_runner.h"
+#include "worker/model_cache.h"
+#include "worker/sample_batcher.h"
+
+namespace qdm::worker {
+
+class SchedulerLink {
+ public:
+  SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, JobRunner& jobs, ModelCache& cache,
+                SampleBatcher& batcher, std::function<void(bool)> on_connected);
+  ~SchedulerLink();
+
+  void set_draining() { draining_ = true; }
+  void stop();
+
+ private:
+  void loop();
+  v1::WorkerGateway::StubInterface& scheduler_;
+  v1::WorkerInfo info_;
+  JobRunner& jobs_;
+  ModelCache& cache_;
+  SampleBatcher& batcher_;
+  std::function<void(bool)> on_connected_;
+  std::atomic<bool> draining_{false}, stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace qdm::worker

@@ -1,0 +1,60 @@
+#include "worker/worker_metrics.h"
+
+namespace qdm::worker {
+
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
+    : rpc(r),
+      batch_size(prometheus::BuildHistogram()
+                     .Name("qdm_batch_size")
+                     .Help("Images per sampling batch (requests merged by the dynamic batcher)")
+                     .Register(r)
+                     .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128})),
+      queue_wait(prometheus::BuildHistogram()
+                     .Name("qdm_queue_wait_seconds")
+                     .Help("Time from arrival to the start of work, by queue")
+                     .Register(r)
+                     .Add({{"queue", "sampling"}}, service::request_buckets())),
+      queue_depth(prometheus::BuildGauge()
+                      .Name("qdm_queue_depth")
+                      .Help("Requests or jobs waiting, by queue")
+                      .Register(r)
+                      .Add({{"queue", "sampling"}})),
+      loaded_model_bytes(prometheus::BuildGauge()
+                             .Name("qdm_loaded_model_bytes")
+                             .Help("Resident weight bytes of the models in the worker's cache")
+                             .Register(r)
+                             .Add({})),
+      loaded_models(prometheus::BuildGauge().Name("qdm_loaded_models").Help("Models in the worker's cache").Register(r).Add({})),
+      jobs_running(prometheus::BuildGauge()
+                       .Name("qdm_worker_jobs_running")
+                       .Help("Quantize jobs running on this worker")
+                       .Register(r)
+                       .Add({})),
+      steps_(prometheus::BuildHistogram()
+                 .Name("qdm_sample_step_duration_seconds")
+                 .Help("Wall time of one sampler step of one batch, by precision")
+                 .Register(r)),
+      images_(prometheus::BuildCounter()
+                  .Name("qdm_images_generated_total")
+                  .Help("Images generated, by precision")
+                  .Register(r)) {
+  // Children that dashboards and alerts expect from the first scrape.
+  step_latency("fp32");
+  images("fp32");
+}
+
+prometheus::Histogram& WorkerMetrics::step_latency(const std::string& precision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& h = step_children_[precision];
+  if (!h) h = &steps_.Add({{"precision", precision}}, service::step_buckets());
+  return *h;
+}
+
+prometheus::Counter& WorkerMetrics::images(const std::string& precision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& c = image_children_[precision];
+  if (!c) c = &images_.Add({{"precision", precision}});
+  return *c;
+}
+
+}  // namespace qdm::worker

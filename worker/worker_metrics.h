@@ -1,0 +1,32 @@
+// The worker's metrics, created once at start.
+#pragma once
+
+#include "service/metrics.h"
+
+namespace qdm::worker {
+
+struct WorkerMetrics {
+  explicit WorkerMetrics(prometheus::Registry& r);
+
+  // qdm_sample_step_duration_seconds{precision}: one sampler step of one batch.
+  prometheus::Histogram& step_latency(const std::string& precision);
+  // qdm_images_generated_total{precision}
+  prometheus::Counter& images(const std::string& precision);
+
+  service::RpcMetrics rpc;
+  prometheus::Histogram& batch_size;        // qdm_batch_size (images per UNet batch)
+  prometheus::Histogram& queue_wait;        // qdm_queue_wait_seconds{queue="sampling"}
+  prometheus::Gauge& queue_depth;           // qdm_queue_depth{queue="sampling"} (images waiting)
+  prometheus::Gauge& loaded_model_bytes;    // qdm_loaded_model_bytes (resident weights of cached models)
+  prometheus::Gauge& loaded_models;         // qdm_loaded_models
+  prometheus::Gauge& jobs_running;          // qdm_worker_jobs_running
+
+ private:
+  prometheus::Family<prometheus::Histogram>& steps_;
+  prometheus::Family<prometheus::Counter>& images_;
+  std::mutex mu_;
+  std::map<std::string, prometheus::Histogram*> step_children_;
+  std::map<std::string, prometheus::Counter*> image_children_;
+};
+
+}  // namespace qdm::worker
