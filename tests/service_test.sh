@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The service as users and operators meet it: a real qdm-scheduler and real qdm-worker
+# processes on loopback, driven through the qdm CLI. Covers upload, submit/watch/cancel,
+# idempotent resubmit, a bounded queue, two workers sharing jobs, kill -9 of a worker mid-job
+# (lease expiry, requeue, the job completes once), kill -9 of the scheduler (nothing
+# acknowledged is lost, running jobs resume), sampling (stream, unary, artifacts, deadline),
+# bad input for every RPC (status code + message, the service keeps serving) and /metrics.
+set -euo pipefail
+qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$work"/*.log; do echo "--- $f"; tail -15 "$f"; done >&2
+  exit 1
+}
+base=$((20000 + RANDOM % 20000))
+sched_port=$base; sched_metrics=$((base + 1))
+export QDM_SERVER=127.0.0.1:$sched_port
+export QDM_THREADS=1
+
+start_scheduler() {
+  "$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port \
+    --metrics 127.0.0.1:$sched_metrics --lease-seconds 3 --max-queued-jobs 3 --max-images 16 >>"$work/scheduler.log" 2>&1 &
+  sched_pid=$!; pids+=("$sched_pid")
+  for _ in $(seq 100); do "$qdm" models list >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "scheduler did not come up"
+}
+start_worker() {  # start_worker N [extra flags]
+  local n=$1; shift
+  local port=$((base + 10 + 2 * n))
+  "$worker_bin" --scheduler 127.0.0.1:$sched_port --listen 127.0.0.1:$port --advertise 127.0.0.1:$port --id "w$n" \
+    --metrics 127.0.0.1:$((port + 1)) --cache-dir "$work/worker$n" --classifier "$work/none" --max-batch 8 \
+    --drain-seconds 5 "$@" >>"$work/worker$n.log" 2>&1 &
+  eval "worker${n}_pid=$!"; pids+=("$!")
+}
+expect_error() {  # expect_error CODE "message fragment" qdm-args...
+  local code="$1" want="$2"; shift 2
+  set +e; out=$("$qdm" "$@" 2>&1); rc=$?; set -e
+  [ $rc -eq 1 ] || fail "'qdm $*' exited $rc: $out"
+  grep -q -- "error: $code: " <<<"$out" || fail "'qdm $*' said: $out (wanted $code)"
+  grep -q -- "$want" <<<"$out" || fail "'qdm $*' said: $out (wanted: $want)"
+}
+job_field() { "$qdm" jobs get "$1" | sed -n "s/^$2: *//p"; }
+wait_state() {  # wait_state JOB STATE SECONDS
+  for _ in $(seq $(($3 * 10))); do [ "$(job_field "$1" state)" = "$2" ] && return 0; sleep 0.1; done
+  fail "job $1 not $2 after $3 s (is $(job_field "$1" state), stage $(job_field "$1" stage))"
+}
+
+# A tiny model in a read-only model root, and a second copy to upload.
+mkdir -p "$work/roots"
+cat > "$work/tiny.json" <<'JSON'
+{"sample_size": 32, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16],
+ "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+ "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 4}
+JSON
+"$qdm" train --out "$work/roots/tiny" --config "$work/tiny.json" --iters 2 --batch 4 >/dev/null 2>&1 || fail "train"
+rm -f "$work/roots/tiny/checkpoint.safetensors"
+
+# --- scheduler alone: uploads, jobs persisted, bounded queue, idempotency, no worker --------
+start_scheduler
+"$qdm" models upload "$work/roots/tiny" --name tiny-up >/dev/null || fail "upload"
+"$qdm" models list | grep -q "^tiny-up " || fail "uploaded model not listed"
+"$qdm" models describe tiny-up | grep -q '"block_out_channels"' || fail "describe shows no config"
+expect_error ALREADY_EXISTS "exists" models upload "$work/roots/tiny" --name tiny-up
+mkdir -p "$work/bad" && cp "$work/roots/tiny/config.json" "$work/bad/" && printf 'garbage!' > "$work/bad/diffusion_pytorch_model.safetensors"
+expect_error INVALID_ARGUMENT "not valid" models upload "$work/bad" --name bad
+"$qdm" models list | grep -q "^bad " && fail "an invalid upload was stored"
+expect_error INVALID_ARGUMENT "not a model name" models upload "$work/roots/tiny" --name "../escape"
+expect_error NOT_FOUND "no model or artifact named" models describe nothing
+expect_error FAILED_PRECONDITION "read-only model root" models delete tiny
+expect_error UNAVAILABLE "no worker is connected" generate --model tiny --num 1 --steps 2 --out "$work/x"
+
+quick=(--recipe rtn --steps 4 --calib-samples 2 --report-samples 2)
+j1=$("$qdm" submit --model tiny "${quick[@]}" --idempotency-key key-1)
+j1b=$("$qdm" submit --model tiny "${quick[@]}" --idempotency-key key-1)
+[ "$j1" = "$j1b" ] || fail "resubmit with the same key gave $j1b, not $j1"
+j2=$("$qdm" submit --model tiny-up "${quick[@]}")
+j3=$("$qdm" submit --model tiny --recipe tfmq --steps 4 --calib-samples 2 --iters 2 --report-samples 2)
+expect_error RESOURCE_EXHAUSTED "queue is full" submit --model tiny "${quick[@]}"
+[ "$("$qdm" submit --model tiny "${quick[@]}" --idempotency-key key-1)" = "$j1" ] || fail "idempotent resubmit refused when full"
+[ "$(job_field "$j2" 'queue pos')" = "1" ] || fail "queue position of the second job: $(job_field "$j2" 'queue pos')"
+expect_error NOT_FOUND "no fp32 model named" submit --model nothing "${quick[@]}"
+expect_error INVALID_ARGUMENT "recipe 'magic' is unknown" submit --model tiny --recipe magic
+expect_error INVALID_ARGUMENT "weight_bits is 9" submit --model tiny --wbits 9
+expect_error INVALID_ARGUMENT "act_bits is 3" submit --model tiny --abits 3
+expect_error INVALID_ARGUMENT "steps is 5000" submit --model tiny --steps 5000
+expect_error FAILED_PRECONDITION "used by a queued or running job" models delete tiny-up
+expect_error NOT_FOUND "no job with id" jobs get job-nope
+expect_error NOT_FOUND "no job with id" jobs watch job-nope
+expect_error NOT_FOUND "no job with id" jobs cancel job-nope
+expect_error INVALID_ARGUMENT "page_size" jobs list --page-size 1000
+
+# kill -9 the scheduler: every acknowledged job is still there after a restart.
+kill -9 "$sched_pid"; wait "$sched_pid" 2>/dev/null || true
+start_scheduler
+for j in "$j1" "$j2" "$j3"; do [ "$(job_field "$j" state)" = "queued" ] || fail "job $j lost or changed by the restart"; done
+"$qdm" jobs cancel "$j2" | grep -q cancelled || fail "cancel a queued job"
+expect_error FAILED_PRECONDITION "already finished" jobs cancel "$j2"
+"$qdm" models delete tiny-up >/dev/null || fail "delete an uploaded model once its job is cancelled"
+
+# --- two workers share the queue --------------------------------------------------------------
+start_worker 1
+start_worker 2
+"$qdm" jobs watch "$j1" >/dev/null 2>&1 || fail "job $j1 did not succeed: $(job_field "$j1" error)"
+wait_state "$j3" succeeded 60
+more=()
+for i in 1 2 3; do more+=("$("$qdm" submit --model tiny "${quick[@]}")"); done
+for j in "${more[@]}"; do wait_state "$j" succeeded 60; done
+used=$(for j in "$j1" "$j3" "${more[@]}"; do job_field "$j" worker; done | sort -u | wc -l)
+[ "$used" -eq 2 ] || fail "jobs ran on $used worker(s), expected both"
+art3=$(job_field "$j3" artifact)
+"$qdm" models list --artifacts | grep -q "^$art3 " || fail "artifact $art3 not listed"
+"$qdm" models describe "$art3" | grep -q '"recipe":"tfmq"' || fail "artifact describe has no recipe"
+
+# --- sampling ---------------------------------------------------------------------------------
+"$qdm" generate --model tiny --num 3 --steps 3 --seed 5 --out "$work/gen" >/dev/null 2>&1 || fail "generate (stream)"
+"$qdm" generate --model tiny --num 2 --steps 3 --seed 6 --unary --out "$work/gen_unary" >/dev/null 2>&1 || fail "generate (unary)"
+cmp -s "$work/gen/00001.png" "$work/gen_unary/00000.png" || fail "seed 6 differs between a stream and a unary request"
+grep -q "qdm:seed" "$work/gen/00002.png" || fail "no generation parameters in the PNG"
+"$qdm" generate --artifact "$art3" --num 2 --out "$work/gen_q" >/dev/null 2>&1 || fail "generate from an artifact"
+[ -s "$work/gen_q/00001.png" ] || fail "no image from the artifact"
+expect_error INVALID_ARGUMENT "calibrated per step" generate --artifact "$art3" --num 1 --steps 7 --out "$work/x"
+expect_error INVALID_ARGUMENT "num_images is 100" generate --model tiny --num 100 --out "$work/x"
+expect_error INVALID_ARGUMENT "num_images is 100" generate --model tiny --num 100 --unary --out "$work/x"
+expect_error INVALID_ARGUMENT "paths are refused" generate --model ../roots/tiny --num 1 --out "$work/x"
+expect_error NOT_FOUND "no artifact named" generate --artifact nothing --num 1 --out "$work/x"
+expect_error INVALID_ARGUMENT "kernels applies to artifacts only" generate --model tiny --kernels sim --num 1 --out "$work/x"
+expect_error DEADLINE_EXCEEDED "" generate --model tiny --num 16 --steps 1000 --timeout 1 --out "$work/x"
+"$qdm" generate --model tiny --num 1 --steps 2 --out "$work/after" >/dev/null 2>&1 || fail "not serving after a deadline"
+
+# Concurrent compatible requests are batched on one worker.
+gens=()
+for i in 1 2 3 4; do "$qdm" generate --model tiny --num 2 --steps 20 --seed $((10 * i)) --out "$work/b$i" >"$work/b$i.out" 2>&1 & gens+=($!); done
+for p in "${gens[@]}"; do wait "$p" || fail "a concurrent generate failed"; done
+grep -h -o "batch of [0-9]*" "$work"/b?.out | sort | tail -1 | grep -q -v "batch of 2$" || fail "no request was batched with another: $(cat "$work"/b?.out)"
+
+# --- kill -9 of a worker mid-job: the lease expires, the job is requeued and completes once ----
+long=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 300 --act-iters 0 --report-samples 2)
+wait_state "$long" running 30
+victim=$(job_field "$long" worker)
+[ "$victim" = w1 ] && kill -9 "$worker1_pid" || kill -9 "$worker2_pid"
+wait_state "$long" succeeded 240
+[ "$(job_field "$long" attempt)" = "2" ] || fail "job $long finished on attempt $(job_field "$long" attempt), expected 2"
+[ "$(job_field "$long" worker)" != "$victim" ] || fail "job $long finished on the killed worker"
+art=$(job_field "$long" artifact)
+[ "$("$qdm" models list --artifacts | grep -c "^$art ")" = 1 ] || fail "artifact $art stored other than once"
+
+# --- kill -9 of the scheduler mid-job: the worker keeps its lease and the job completes -------
+[ "$victim" = w1 ] && start_worker 1 || start_worker 2
+mid=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 300 --act-iters 0 --report-samples 2)
+wait_state "$mid" running 30
+kill -9 "$sched_pid"; wait "$sched_pid" 2>/dev/null || true
+sleep 1
+start_scheduler
+wait_state "$mid" succeeded 240
+[ "$(job_field "$mid" attempt)" = "1" ] || fail "job $mid was not resumed (attempt $(job_field "$mid" attempt))"
+
+# Cancel a running job: the worker stops it and nothing is stored.
+c=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 100000 --act-iters 0 --report-samples 0)
+wait_state "$c" running 30
+"$qdm" jobs cancel "$c" >/dev/null || fail "cancel a running job"
+sleep 3
+[ "$(job_field "$c" state)" = "cancelled" ] || fail "cancelled job is $(job_field "$c" state)"
+grep -q "job $c: stopped" "$work"/worker?.log || fail "the worker did not stop the cancelled job"
+
+# --- /metrics on scheduler and worker ---------------------------------------------------------
+curl -sf "http://127.0.0.1:$sched_metrics/metrics" > "$work/sched.prom" || fail "scheduler /metrics"
+wport=$((base + 10 + 2 + 1))
+curl -sf "http://127.0.0.1:$wport/metrics" > "$work/worker.prom" || fail "worker /metrics"
+python3 - "$work/sched.prom" "$work/worker.prom" <<'PY' || fail "metrics"
+import re, sys
+line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)( [0-9]+)?$')
+want = {
+  0: ["qdm_requests_total", "qdm_request_duration_seconds_bucket", "qdm_queue_depth", "qdm_queue_wait_seconds_bucket",
+      "qdm_jobs", "qdm_job_duration_seconds_bucket", "qdm_workers", "qdm_process_resident_memory_bytes",
+      "qdm_build_info", "qdm_sample_requests_in_flight"],
+  1: ["qdm_requests_total", "qdm_request_duration_seconds_bucket", "qdm_queue_depth", "qdm_queue_wait_seconds_bucket",
+      "qdm_sample_step_duration_seconds_bucket", "qdm_batch_size_bucket", "qdm_loaded_model_bytes",
+      "qdm_process_resident_memory_bytes", "qdm_build_info", "qdm_images_generated_total", "qdm_worker_jobs_running"],
+}
+for i, path in enumerate(sys.argv[1:]):
+    names = set()
+    for line in open(path):
+        line = line.rstrip("\n")
+        if not line or line.startswith("#"):
+            continue
+        m = line_re.match(line)
+        assert m, f"{path}: unparsable line {line!r}"
+        names.add(m.group(1))
+        assert "job-" not in line and "seed" not in line, f"high-cardinality label: {line}"
+    missing = [n for n in want[i] if n not in names]
+    assert not missing, f"{path}: missing {missing}"
+text = open(sys.argv[1]).read()
+assert re.search(r'qdm_jobs\{state="succeeded"\} [1-9]', text), "no succeeded jobs counted"
+assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers"
+assert re.search(r'qdm_requests_total\{code="INVALID_ARGUMENT",method="QuantizeJobs/Submit"\} [1-9]', text)
+PY
+command -v promtool >/dev/null && { promtool check metrics < "$work/sched.prom" >/dev/null 2>&1 || true; }
+
+# --- SIGTERM drains a worker: it stops taking work and exits cleanly -------------------------------
+kill -TERM "$worker2_pid" 2>/dev/null || true
+for _ in $(seq 100); do kill -0 "$worker2_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$worker2_pid" 2>/dev/null && fail "worker 2 did not exit on SIGTERM"
+grep -q "drained" "$work/worker2.log" || fail "worker 2 did not drain"
+echo "service_test: all passed"
