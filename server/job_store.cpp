@@ -338,6 +338,14 @@ std::vector<std::string> JobStore::expire_leases() {
   return ids;
 }
 
+int JobStore::renew_leases_after_restart(double lease_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Statement s(db_, "UPDATE jobs SET lease_expiry_ms = ? WHERE state IN (?, ?)");
+  s.bind(1, now_ms() + static_cast<int64_t>(lease_seconds * 1000)).bind(2, v1::Job::LEASED).bind(3, v1::Job::RUNNING);
+  s.step();
+  return sqlite3_changes(db_);
+}
+
 std::map<v1::Job::State, int64_t> JobStore::count_by_state() {
   std::lock_guard<std::mutex> lock(mu_);
   std::map<v1::Job::State, int64_t> counts;

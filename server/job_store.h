@@ -74,6 +74,9 @@ class JobStore {
   // Leases past their expiry: requeued with attempt + 1, or FAILED after max_attempts.
   // Returns the ids that changed.
   std::vector<std::string> expire_leases();
+  // At start: leases held while the scheduler was down get a fresh `lease_seconds`, so workers
+  // that kept running their jobs can reconnect and resume them. Returns how many.
+  int renew_leases_after_restart(double lease_seconds);
 
   std::map<v1::Job::State, int64_t> count_by_state();
   // True while a job that is not finished names `model`.

@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(f.data);
     server::JobStore jobs((std::filesystem::path(f.data) / "qdm.db").string(),
                           {f.max_attempts, std::min(2.0, f.lease_seconds / 2)});
+    if (int n = jobs.renew_leases_after_restart(f.lease_seconds))
+      spdlog::info("{} leased job(s) from before the restart: waiting {} s for their workers", n, f.lease_seconds);
     server::ModelStore models(f.data, f.model_roots);
     service::MetricsServer metrics_server(f.metrics, "scheduler");
     server::SchedulerMetrics metrics(metrics_server.registry());

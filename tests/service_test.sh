@@ -6,7 +6,7 @@
 # acknowledged is lost, running jobs resume), sampling (stream, unary, artifacts, deadline),
 # bad input for every RPC (status code + message, the service keeps serving) and /metrics.
 set -euo pipefail
-qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
+src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -138,7 +138,7 @@ for p in "${gens[@]}"; do wait "$p" || fail "a concurrent generate failed"; done
 grep -h -o "batch of [0-9]*" "$work"/b?.out | sort | tail -1 | grep -q -v "batch of 2$" || fail "no request was batched with another: $(cat "$work"/b?.out)"
 
 # --- kill -9 of a worker mid-job: the lease expires, the job is requeued and completes once ----
-long=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 300 --act-iters 0 --report-samples 2)
+long=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 100 --act-iters 0 --report-samples 2)
 wait_state "$long" running 30
 victim=$(job_field "$long" worker)
 [ "$victim" = w1 ] && kill -9 "$worker1_pid" || kill -9 "$worker2_pid"
@@ -150,7 +150,7 @@ art=$(job_field "$long" artifact)
 
 # --- kill -9 of the scheduler mid-job: the worker keeps its lease and the job completes -------
 [ "$victim" = w1 ] && start_worker 1 || start_worker 2
-mid=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 300 --act-iters 0 --report-samples 2)
+mid=$("$qdm" submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 100 --act-iters 0 --report-samples 2)
 wait_state "$mid" running 30
 kill -9 "$sched_pid"; wait "$sched_pid" 2>/dev/null || true
 sleep 1
@@ -170,7 +170,7 @@ grep -q "job $c: stopped" "$work"/worker?.log || fail "the worker did not stop t
 curl -sf "http://127.0.0.1:$sched_metrics/metrics" > "$work/sched.prom" || fail "scheduler /metrics"
 wport=$((base + 10 + 2 + 1))
 curl -sf "http://127.0.0.1:$wport/metrics" > "$work/worker.prom" || fail "worker /metrics"
-python3 - "$work/sched.prom" "$work/worker.prom" <<'PY' || fail "metrics"
+python3 - "$work/sched.prom" "$work/worker.prom" "$src/deploy/grafana/qdm.json" "$src/deploy/prometheus/alerts.yaml" <<'PY' || fail "metrics"
 import re, sys
 line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)( [0-9]+)?$')
 want = {
@@ -181,7 +181,8 @@ want = {
       "qdm_sample_step_duration_seconds_bucket", "qdm_batch_size_bucket", "qdm_loaded_model_bytes",
       "qdm_process_resident_memory_bytes", "qdm_build_info", "qdm_images_generated_total", "qdm_worker_jobs_running"],
 }
-for i, path in enumerate(sys.argv[1:]):
+scraped = set()
+for i, path in enumerate(sys.argv[1:3]):
     names = set()
     for line in open(path):
         line = line.rstrip("\n")
@@ -189,10 +190,15 @@ for i, path in enumerate(sys.argv[1:]):
             continue
         m = line_re.match(line)
         assert m, f"{path}: unparsable line {line!r}"
-        names.add(m.group(1))
+        names.add(m.group(1)); scraped.add(m.group(1))
         assert "job-" not in line and "seed" not in line, f"high-cardinality label: {line}"
     missing = [n for n in want[i] if n not in names]
     assert not missing, f"{path}: missing {missing}"
+# Every qdm_ metric the dashboard and the alerts use is in a live scrape.
+for path in sys.argv[3:5]:
+    used = set(re.findall(r"\b(qdm_[a-z_]+)", open(path).read()))
+    unknown = sorted(u for u in used if u not in scraped)
+    assert not unknown, f"{path} uses metrics no process exports: {unknown}"
 text = open(sys.argv[1]).read()
 assert re.search(r'qdm_jobs\{state="succeeded"\} [1-9]', text), "no succeeded jobs counted"
 assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers"

@@ -47,7 +47,7 @@ void SchedulerLink::loop() {
         spdlog::warn("heartbeat failed ({}): {}; retrying", static_cast<int>(status.error_code()), status.error_message());
       connected = false;
       ++failures;
-      wait_ms = std::min(5000, 200 * (1 << std::min(failures, 5)));
+      wait_ms = std::min(2000, 100 * (1 << std::min(failures, 5)));  // well inside a lease
     }
     for (int waited = 0; waited < wait_ms && !stop_; waited += 50)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

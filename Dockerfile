@@ -1,0 +1,67 @@
+# qdm images, multi-stage, from Debian 12 packages.
+#   docker build --target scheduler -t qdm-scheduler .
+#   docker build --target worker    -t qdm-worker .        (CPU worker)
+#   docker build --target worker-cuda --build-arg CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 \
+#                --build-arg LIBTORCH_URL_OR_DIR=... -t qdm-worker-cuda .   (GPU worker, see README)
+ARG DEBIAN=debian:12-slim
+
+# --- build: everything, tests included -------------------------------------------------------
+FROM ${DEBIAN} AS build
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build ccache git ca-certificates \
+      libtorch-dev libopenblas0-pthread libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
+      prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
+      nlohmann-json3-dev libcli11-dev libsqlite3-dev libpng-dev zlib1g-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQDM_BUILD_TESTS=OFF \
+    && cmake --build build --target qdm qdm-scheduler qdm-worker
+
+# --- scheduler: torch-free runtime -------------------------------------------------------------
+FROM ${DEBIAN} AS scheduler
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libspdlog1.10 \
+      libfmt9 libsqlite3-0 libpng16-16 libssl3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
+COPY --from=build /src/build/bin/qdm-scheduler /usr/local/bin/
+COPY --chown=qdm models /opt/qdm/models
+USER 10001
+ENV QDM_DATA=/var/lib/qdm QDM_MODEL_ROOT=/opt/qdm/models QDM_LISTEN=0.0.0.0:50051 QDM_METRICS=0.0.0.0:9464
+EXPOSE 50051 9464
+ENTRYPOINT ["qdm-scheduler"]
+
+# --- CPU worker: LibTorch from Debian ----------------------------------------------------------
+FROM ${DEBIAN} AS worker
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libtorch1.13 libopenblas0-pthread libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 \
+      libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libpng16-16 libssl3 dataset-fashion-mnist ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
+COPY --from=build /src/build/bin/qdm-worker /src/build/bin/qdm /usr/local/bin/
+COPY --chown=qdm models/fmnist-classifier /opt/qdm/models/fmnist-classifier
+USER 10001
+ENV QDM_SCHEDULER=qdm-scheduler:50051 QDM_LISTEN=0.0.0.0:50052 QDM_METRICS=0.0.0.0:9465 \
+    QDM_CACHE_DIR=/var/lib/qdm QDM_CLASSIFIER=/opt/qdm/models/fmnist-classifier
+EXPOSE 50052 9465
+ENTRYPOINT ["qdm-worker"]
+
+# --- CUDA worker: the same worker on a CUDA base with a CUDA LibTorch ------------------------------
+# Debian's LibTorch is CPU-only. Build on a CUDA base image with a CUDA LibTorch unpacked into
+# /opt/libtorch (pass it in the build context as libtorch/, e.g. from pytorch.org's cxx11-abi zip),
+# and configure with -DQDM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch.
+ARG CUDA_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04
+FROM ${CUDA_IMAGE} AS worker-cuda
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      build-essential cmake ninja-build libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev \
+      libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libpng-dev zlib1g-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+COPY libtorch /opt/libtorch
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B build -G Ninja -DQDM_BUILD_TESTS=OFF -DQDM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch \
+    && cmake --build build --target qdm-worker && cp build/bin/qdm-worker /usr/local/bin/ && rm -rf /src \
+    && useradd --system --uid 10001 qdm
+USER 10001
+ENTRYPOINT ["qdm-worker"]

