@@ -6,6 +6,7 @@
 
 #include "client/progress_bar.h"
 #include "client/remote.h"
+#include "service/auth.h"
 
 namespace qdm::cli {
 
@@ -37,8 +38,9 @@ void print_job(const v1::Job& j) {
   if (j.state() == v1::Job::SUCCEEDED) fmt::print("artifact:  {}\nreport:    {}\n", j.artifact(), j.report().json());
 }
 
-v1::Job watch_job(v1::QuantizeJobs::StubInterface& stub, const std::string& id) {
+v1::Job watch_job(v1::QuantizeJobs::StubInterface& stub, const std::string& id, const RemoteArgs& remote) {
   grpc::ClientContext ctx;
+  service::add_bearer(ctx, remote.token);  // no deadline: a watch lasts as long as the job
   v1::WatchJobRequest req;
   req.set_id(id);
   auto reader = stub.Watch(&ctx, req);

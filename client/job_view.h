@@ -12,6 +12,7 @@ void print_job_row(const v1::Job& job);
 void print_job_header();
 void print_job(const v1::Job& job);  // every field, the report as JSON
 // Follows a job with a progress bar; returns its final state.
-v1::Job watch_job(v1::QuantizeJobs::StubInterface& stub, const std::string& id);
+struct RemoteArgs;
+v1::Job watch_job(v1::QuantizeJobs::StubInterface& stub, const std::string& id, const RemoteArgs& remote);
 
 }  // namespace qdm::cli

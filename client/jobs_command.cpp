@@ -7,19 +7,19 @@
 namespace qdm::cli {
 
 void add_jobs_command(CLI::App& app) {
-  auto remote = std::make_shared<RemoteArgs>();
   auto* jobs = app.add_subcommand("jobs", "Quantize jobs on the service");
   jobs->require_subcommand(1);
 
   auto* list = jobs->add_subcommand("list", "Jobs, newest first");
-  add_remote_options(list, *remote);
+  auto remote_list = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(list, *remote_list);
   auto states = std::make_shared<std::vector<std::string>>();
   auto page_size = std::make_shared<int>(50);
   auto all = std::make_shared<bool>(false);
   list->add_option("--state", *states, "Only jobs in these states (queued, leased, running, succeeded, failed, cancelled)");
   list->add_option("--page-size", *page_size, "Jobs per page")->capture_default_str();
   list->add_flag("--all", *all, "Follow next_page_token to the end");
-  list->callback([remote, states, page_size, all] {
+  list->callback([remote = remote_list, states, page_size, all] {
     auto stub = v1::QuantizeJobs::NewStub(remote->channel());
     v1::ListJobsRequest req;
     req.set_page_size(*page_size);
@@ -46,9 +46,10 @@ void add_jobs_command(CLI::App& app) {
 
   auto id = std::make_shared<std::string>();
   auto* get = jobs->add_subcommand("get", "One job in detail");
-  add_remote_options(get, *remote);
+  auto remote_get = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(get, *remote_get);
   get->add_option("id", *id, "Job id")->required();
-  get->callback([remote, id] {
+  get->callback([remote = remote_get, id] {
     auto stub = v1::QuantizeJobs::NewStub(remote->channel());
     grpc::ClientContext ctx;
     remote->apply(ctx);
@@ -60,19 +61,21 @@ void add_jobs_command(CLI::App& app) {
   });
 
   auto* watch = jobs->add_subcommand("watch", "Follow a job until it finishes");
-  add_remote_options(watch, *remote);
+  auto remote_watch = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(watch, *remote_watch);
   watch->add_option("id", *id, "Job id")->required();
-  watch->callback([remote, id] {
+  watch->callback([remote = remote_watch, id] {
     auto stub = v1::QuantizeJobs::NewStub(remote->channel());
-    const v1::Job job = watch_job(*stub, *id);
+    const v1::Job job = watch_job(*stub, *id, *remote);
     print_job(job);
     if (job.state() != v1::Job::SUCCEEDED) throw std::runtime_error("job " + *id + " " + state_name(job.state()));
   });
 
   auto* cancel = jobs->add_subcommand("cancel", "Cancel a queued or running job");
-  add_remote_options(cancel, *remote);
+  auto remote_cancel = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(cancel, *remote_cancel);
   cancel->add_option("id", *id, "Job id")->required();
-  cancel->callback([remote, id] {
+  cancel->callback([remote = remote_cancel, id] {
     auto stub = v1::QuantizeJobs::NewStub(remote->channel());
     grpc::ClientContext ctx;
     remote->apply(ctx);

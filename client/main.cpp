@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   qdm::cli::add_jobs_command(app);
   qdm::cli::add_generate_command(app);
   qdm::cli::add_models_command(app);
+  qdm::cli::add_health_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -10,15 +10,15 @@
 namespace qdm::cli {
 
 void add_models_command(CLI::App& app) {
-  auto remote = std::make_shared<RemoteArgs>();
   auto* models = app.add_subcommand("models", "Models and artifacts on the service");
   models->require_subcommand(1);
 
   auto artifacts = std::make_shared<bool>(false);
   auto* list = models->add_subcommand("list", "Models (and artifacts with --artifacts)");
-  add_remote_options(list, *remote);
+  auto remote_list = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(list, *remote_list);
   list->add_flag("--artifacts", *artifacts, "Include quantized artifacts");
-  list->callback([remote, artifacts] {
+  list->callback([remote = remote_list, artifacts] {
     auto stub = v1::Models::NewStub(remote->channel());
     grpc::ClientContext ctx;
     remote->apply(ctx);
@@ -34,9 +34,10 @@ void add_models_command(CLI::App& app) {
 
   auto name = std::make_shared<std::string>();
   auto* describe = models->add_subcommand("describe", "Config, size, and for artifacts the recipe and report");
-  add_remote_options(describe, *remote);
+  auto remote_describe = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(describe, *remote_describe);
   describe->add_option("name", *name, "Model or artifact name")->required();
-  describe->callback([remote, name] {
+  describe->callback([remote = remote_describe, name] {
     auto stub = v1::Models::NewStub(remote->channel());
     grpc::ClientContext ctx;
     remote->apply(ctx);
@@ -52,10 +53,11 @@ void add_models_command(CLI::App& app) {
 
   auto dir = std::make_shared<std::string>();
   auto* upload = models->add_subcommand("upload", "Upload a diffusers model folder");
-  add_remote_options(upload, *remote);
+  auto remote_upload = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(upload, *remote_upload);
   upload->add_option("dir", *dir, "Folder with config.json and diffusion_pytorch_model.safetensors")->required()->check(CLI::ExistingDirectory);
   upload->add_option("--name", *name, "Name on the service (default: the folder's name)");
-  upload->callback([remote, dir, name] {
+  upload->callback([remote = remote_upload, dir, name] {
     const std::string n = name->empty() ? std::filesystem::path(*dir).lexically_normal().filename().string() : *name;
     const auto files = service::model_folder_files(*dir);
     for (const auto& f : files)
@@ -81,9 +83,10 @@ void add_models_command(CLI::App& app) {
   });
 
   auto* del = models->add_subcommand("delete", "Delete an uploaded model or an artifact");
-  add_remote_options(del, *remote);
+  auto remote_del = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
+  add_remote_options(del, *remote_del);
   del->add_option("name", *name, "Model or artifact name")->required();
-  del->callback([remote, name] {
+  del->callback([remote = remote_del, name] {
     auto stub = v1::Models::NewStub(remote->channel());
     grpc::ClientContext ctx;
     remote->apply(ctx);

@@ -17,8 +17,10 @@ namespace qdm::cli {
 struct RemoteArgs {
   std::string server = "localhost:50051";
   double timeout = 0;  // seconds; 0: none
+  std::string token;   // bearer token
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
   std::shared_ptr<grpc::Channel> channel() const;
-  void apply(grpc::ClientContext& ctx) const;  // deadline
+  void apply(grpc::ClientContext& ctx) const;  // deadline and token
 };
 void add_remote_options(CLI::App* cmd, RemoteArgs& args);
 
@@ -34,5 +36,6 @@ void add_submit_command(CLI::App& app);
 void add_jobs_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_models_command(CLI::App& app);
+void add_health_command(CLI::App& app);
 
 }  // namespace qdm::cli

@@ -57,7 +57,7 @@ void add_submit_command(CLI::App& app) {
     check(stub->Submit(&ctx, req, &job));
     fmt::print("{}\n", job.id());
     if (a->watch) {
-      const v1::Job last = watch_job(*stub, job.id());
+      const v1::Job last = watch_job(*stub, job.id(), a->remote);
       print_job(last);
       if (last.state() != v1::Job::SUCCEEDED) throw std::runtime_error("job " + job.id() + " " + state_name(last.state()));
     }

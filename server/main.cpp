@@ -24,6 +24,7 @@
 #include "server/scheduler_metrics.h"
 #include "server/worker_gateway_service.h"
 #include "server/worker_registry.h"
+#include "service/auth.h"
 #include "service/logging.h"
 
 namespace {
@@ -40,6 +41,8 @@ struct Flags {
   int64_t max_upload_bytes = int64_t(2) << 30;
   bool log_json = false;
   std::string log_level = "info";
+  qdm::service::TlsFiles tls;
+  std::string tokens_file, tokens, worker_token, health_listen;
 };
 
 }  // namespace
@@ -60,6 +63,13 @@ int main(int argc, char** argv) {
   app.add_option("--max-upload-bytes", f.max_upload_bytes, "Largest model upload")->envname("QDM_MAX_UPLOAD_BYTES")->capture_default_str();
   app.add_flag("--log-json", f.log_json, "One JSON object per log line")->envname("QDM_LOG_JSON");
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")->envname("QDM_LOG_LEVEL")->capture_default_str();
+  app.add_option("--tls-cert", f.tls.cert, "PEM certificate chain: TLS on --listen")->envname("QDM_TLS_CERT");
+  app.add_option("--tls-key", f.tls.key, "PEM private key of --tls-cert")->envname("QDM_TLS_KEY");
+  app.add_option("--tls-client-ca", f.tls.ca, "Require client certificates signed by this CA")->envname("QDM_TLS_CLIENT_CA");
+  app.add_option("--tokens-file", f.tokens_file, "Bearer tokens: lines 'TOKEN read|write'")->envname("QDM_TOKENS_FILE");
+  app.add_option("--tokens", f.tokens, "Bearer tokens: 'TOKEN:read|write,...'")->envname("QDM_TOKENS");
+  app.add_option("--worker-token", f.worker_token, "Token workers and the scheduler share")->envname("QDM_WORKER_TOKEN");
+  app.add_option("--health-listen", f.health_listen, "Plaintext grpc.health.v1 only (probes when --listen has TLS)")->envname("QDM_HEALTH_LISTEN");
   CLI11_PARSE(app, argc, argv);
   service::setup_logging(f.log_json, f.log_level, "scheduler");
 
@@ -79,24 +89,25 @@ int main(int argc, char** argv) {
     server::ModelStore models(f.data, f.model_roots);
     service::MetricsServer metrics_server(f.metrics, "scheduler");
     server::SchedulerMetrics metrics(metrics_server.registry());
+    const service::TokenAuth auth = service::TokenAuth::load(f.tokens_file, f.tokens, f.worker_token);
     server::WorkerRegistry workers(std::chrono::milliseconds(static_cast<int64_t>(f.lease_seconds * 1000)),
-                                   grpc::InsecureChannelCredentials());
+                                   grpc::InsecureChannelCredentials(), f.worker_token);
     service::Limits limits;
     limits.max_images = f.max_images;
     server::LeaseSettings lease;
     lease.lease_seconds = f.lease_seconds;
     lease.heartbeat_ms = static_cast<int>(std::min(1000.0, f.lease_seconds * 1000 / 4));
 
-    server::QuantizeJobsService jobs_service(jobs, models, metrics, limits, f.max_queued_jobs);
-    server::ModelsService models_service(models, jobs, metrics, f.max_upload_bytes);
-    server::SamplingProxy sampling(models, workers, metrics, limits);
-    server::WorkerGatewayService gateway(jobs, models, workers, metrics, lease);
+    server::QuantizeJobsService jobs_service(auth, jobs, models, metrics, limits, f.max_queued_jobs);
+    server::ModelsService models_service(auth, models, jobs, metrics, f.max_upload_bytes);
+    server::SamplingProxy sampling(auth, models, workers, metrics, limits);
+    server::WorkerGatewayService gateway(auth, jobs, models, workers, metrics, lease);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(f.listen, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(f.listen, service::server_credentials(f.tls), &port);
     builder.SetMaxReceiveMessageSize(16 << 20);
     builder.SetMaxSendMessageSize(64 << 20);
     builder.RegisterService(&jobs_service);
@@ -110,6 +121,19 @@ int main(int argc, char** argv) {
     }
     auto* health = server->GetHealthCheckService();
     health->SetServingStatus(false);
+    // Kubernetes' gRPC probes speak plaintext: with TLS on --listen they use this port.
+    std::unique_ptr<grpc::Server> health_server;
+    if (!f.health_listen.empty()) {
+      grpc::ServerBuilder hb;
+      hb.AddListeningPort(f.health_listen, grpc::InsecureServerCredentials());
+      health_server = hb.BuildAndStart();
+      if (!health_server) throw std::runtime_error("cannot listen on " + f.health_listen);
+      health_server->GetHealthCheckService()->SetServingStatus(false);
+    }
+    auto set_serving = [&](bool serving) {
+      health->SetServingStatus(serving);
+      if (health_server) health_server->GetHealthCheckService()->SetServingStatus(serving);
+    };
 
     // Lease expiry and the store gauges.
     std::atomic<bool> stop{false};
@@ -132,17 +156,19 @@ int main(int argc, char** argv) {
       }
     });
 
-    health->SetServingStatus(true);
-    spdlog::info("qdm-scheduler listening on port {} (metrics on port {}), data in {}", port, metrics_server.port(),
-                 f.data);
+    set_serving(true);
+    spdlog::info("qdm-scheduler listening on port {}{} (metrics on port {}), data in {}; API tokens {}", port,
+                 f.tls.cert.empty() ? "" : " with TLS", metrics_server.port(), f.data,
+                 auth.api_open() ? "off" : "required");
 
     int sig = 0;
     sigwait(&signals, &sig);
     spdlog::info("signal {}: shutting down", sig);
-    health->SetServingStatus(false);
+    set_serving(false);
     jobs_service.shutdown();
     gateway.shutdown();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    if (health_server) health_server->Shutdown();
     stop = true;
     maintenance.join();
   } catch (const std::exception& e) {

@@ -10,19 +10,23 @@ namespace qdm::server {
 
 using Clock = std::chrono::steady_clock;
 
-ModelsService::ModelsService(ModelStore& models, JobStore& jobs, SchedulerMetrics& metrics, int64_t max_upload_bytes)
-    : models_(models), jobs_(jobs), metrics_(metrics), max_upload_bytes_(max_upload_bytes) {}
+ModelsService::ModelsService(const service::TokenAuth& auth, ModelStore& models, JobStore& jobs, SchedulerMetrics& metrics, int64_t max_upload_bytes)
+    : auth_(auth), models_(models), jobs_(jobs), metrics_(metrics), max_upload_bytes_(max_upload_bytes) {}
 
-grpc::Status ModelsService::List(grpc::ServerContext*, const v1::ListModelsRequest* request,
+grpc::Status ModelsService::List(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                                  v1::ListModelsResponse* response) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
+    return metrics_.rpc.record("Models/List", start, denied);
   for (auto& m : models_.list(request->include_artifacts())) *response->add_models() = std::move(m);
   return metrics_.rpc.record("Models/List", start, grpc::Status::OK);
 }
 
-grpc::Status ModelsService::Describe(grpc::ServerContext*, const v1::DescribeModelRequest* request,
+grpc::Status ModelsService::Describe(grpc::ServerContext* context, const v1::DescribeModelRequest* request,
                                      v1::ModelInfo* info) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
+    return metrics_.rpc.record("Models/Describe", start, denied);
   return metrics_.rpc.record("Models/Describe", start, models_.describe(request->name(), info));
 }
 
@@ -60,15 +64,19 @@ grpc::Status ModelsService::upload(grpc::ServerReader<v1::UploadChunk>* reader, 
   return status;
 }
 
-grpc::Status ModelsService::Upload(grpc::ServerContext*, grpc::ServerReader<v1::UploadChunk>* reader,
+grpc::Status ModelsService::Upload(grpc::ServerContext* context, grpc::ServerReader<v1::UploadChunk>* reader,
                                    v1::ModelInfo* info) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
+    return metrics_.rpc.record("Models/Upload", start, denied);
   return metrics_.rpc.record("Models/Upload", start, upload(reader, info));
 }
 
-grpc::Status ModelsService::Delete(grpc::ServerContext*, const v1::DeleteModelRequest* request,
+grpc::Status ModelsService::Delete(grpc::ServerContext* context, const v1::DeleteModelRequest* request,
                                    v1::DeleteModelResponse*) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
+    return metrics_.rpc.record("Models/Delete", start, denied);
   if (jobs_.model_in_use(request->name()))
     return metrics_.rpc.record("Models/Delete", start,
                                {grpc::FAILED_PRECONDITION, "model '" + request->name() +

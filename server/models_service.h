@@ -7,11 +7,13 @@
 #include "server/model_store.h"
 #include "server/scheduler_metrics.h"
 
+#include "service/auth.h"
+
 namespace qdm::server {
 
 class ModelsService final : public v1::Models::Service {
  public:
-  ModelsService(ModelStore& models, JobStore& jobs, SchedulerMetrics& metrics, int64_t max_upload_bytes);
+  ModelsService(const service::TokenAuth& auth, ModelStore& models, JobStore& jobs, SchedulerMetrics& metrics, int64_t max_upload_bytes);
 
   grpc::Status List(grpc::ServerContext*, const v1::ListModelsRequest*, v1::ListModelsResponse*) override;
   grpc::Status Describe(grpc::ServerContext*, const v1::DescribeModelRequest*, v1::ModelInfo*) override;
@@ -19,6 +21,7 @@ class ModelsService final : public v1::Models::Service {
   grpc::Status Delete(grpc::ServerContext*, const v1::DeleteModelRequest*, v1::DeleteModelResponse*) override;
 
  private:
+  const service::TokenAuth& auth_;
   grpc::Status upload(grpc::ServerReader<v1::UploadChunk>* reader, v1::ModelInfo* info);
   ModelStore& models_;
   JobStore& jobs_;

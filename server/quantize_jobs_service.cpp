@@ -20,9 +20,9 @@ std::string artifact_base(const std::string& model, const v1::QuantizeOptions& o
 
 }  // namespace
 
-QuantizeJobsService::QuantizeJobsService(JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics,
+QuantizeJobsService::QuantizeJobsService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics,
                                          service::Limits limits, int max_queued)
-    : jobs_(jobs), models_(models), metrics_(metrics), limits_(limits), max_queued_(max_queued) {}
+    : auth_(auth), jobs_(jobs), models_(models), metrics_(metrics), limits_(limits), max_queued_(max_queued) {}
 
 grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1::Job* job) {
   if (request.model().empty()) return {grpc::INVALID_ARGUMENT, "model is empty; name a model from qdm models list"};
@@ -49,22 +49,28 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
   return grpc::Status::OK;
 }
 
-grpc::Status QuantizeJobsService::Submit(grpc::ServerContext*, const v1::SubmitJobRequest* request, v1::Job* job) {
+grpc::Status QuantizeJobsService::Submit(grpc::ServerContext* context, const v1::SubmitJobRequest* request, v1::Job* job) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
+    return metrics_.rpc.record("QuantizeJobs/Submit", start, denied);
   return metrics_.rpc.record("QuantizeJobs/Submit", start, submit(*request, job));
 }
 
-grpc::Status QuantizeJobsService::Get(grpc::ServerContext*, const v1::GetJobRequest* request, v1::Job* job) {
+grpc::Status QuantizeJobsService::Get(grpc::ServerContext* context, const v1::GetJobRequest* request, v1::Job* job) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
+    return metrics_.rpc.record("QuantizeJobs/Get", start, denied);
   auto found = jobs_.get(request->id());
   if (!found) return metrics_.rpc.record("QuantizeJobs/Get", start, not_found(request->id()));
   *job = *found;
   return metrics_.rpc.record("QuantizeJobs/Get", start, grpc::Status::OK);
 }
 
-grpc::Status QuantizeJobsService::List(grpc::ServerContext*, const v1::ListJobsRequest* request,
+grpc::Status QuantizeJobsService::List(grpc::ServerContext* context, const v1::ListJobsRequest* request,
                                        v1::ListJobsResponse* response) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
+    return metrics_.rpc.record("QuantizeJobs/List", start, denied);
   auto status = [&]() -> grpc::Status {
     int page_size = request->page_size() == 0 ? 50 : request->page_size();
     if (page_size < 0 || page_size > 500) return {grpc::INVALID_ARGUMENT, "page_size must be 1..500 (0: 50)"};
@@ -86,8 +92,10 @@ grpc::Status QuantizeJobsService::List(grpc::ServerContext*, const v1::ListJobsR
   return metrics_.rpc.record("QuantizeJobs/List", start, status);
 }
 
-grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext*, const v1::CancelJobRequest* request, v1::Job* job) {
+grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext* context, const v1::CancelJobRequest* request, v1::Job* job) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
+    return metrics_.rpc.record("QuantizeJobs/Cancel", start, denied);
   bool changed = false;
   auto found = jobs_.cancel(request->id(), &changed);
   if (!found) return metrics_.rpc.record("QuantizeJobs/Cancel", start, not_found(request->id()));
@@ -103,6 +111,8 @@ grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext*, const v1::CancelJ
 grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::WatchJobRequest* request,
                                         grpc::ServerWriter<v1::Job>* writer) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
+    return metrics_.rpc.record("QuantizeJobs/Watch", start, denied);
   uint64_t seen = jobs_.version();
   std::string last;
   while (true) {

@@ -6,13 +6,14 @@
 #include "server/job_store.h"
 #include "server/model_store.h"
 #include "server/scheduler_metrics.h"
+#include "service/auth.h"
 #include "service/limits.h"
 
 namespace qdm::server {
 
 class QuantizeJobsService final : public v1::QuantizeJobs::Service {
  public:
-  QuantizeJobsService(JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics, service::Limits limits,
+  QuantizeJobsService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics, service::Limits limits,
                       int max_queued);
 
   grpc::Status Submit(grpc::ServerContext*, const v1::SubmitJobRequest*, v1::Job*) override;
@@ -25,6 +26,7 @@ class QuantizeJobsService final : public v1::QuantizeJobs::Service {
   void shutdown() { stopping_ = true; }
 
  private:
+  const service::TokenAuth& auth_;
   grpc::Status submit(const v1::SubmitJobRequest& request, v1::Job* job);
   JobStore& jobs_;
   ModelStore& models_;

@@ -36,9 +36,9 @@ grpc::Status unavailable() {
 
 }  // namespace
 
-SamplingProxy::SamplingProxy(ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics,
+SamplingProxy::SamplingProxy(const service::TokenAuth& auth, ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics,
                              service::Limits limits)
-    : models_(models), workers_(workers), metrics_(metrics), limits_(limits) {}
+    : auth_(auth), models_(models), workers_(workers), metrics_(metrics), limits_(limits) {}
 
 grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
   if (auto s = service::check_sample_request(request, limits_); !s.ok()) return s;
@@ -52,22 +52,28 @@ grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
 grpc::Status SamplingProxy::Sample(grpc::ServerContext* context, const v1::SampleRequest* request,
                                    v1::SampleResponse* response) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
+    return metrics_.rpc.record("Sampling/Sample", start, denied);
   if (auto s = check(*request); !s.ok()) return metrics_.rpc.record("Sampling/Sample", start, s);
   auto worker = workers_.pick_for_sampling(source_name(*request));
   if (!worker) return metrics_.rpc.record("Sampling/Sample", start, unavailable());
   Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
   auto ctx = grpc::ClientContext::FromServerContext(*context);
+  service::add_bearer(*ctx, workers_.worker_token());
   return metrics_.rpc.record("Sampling/Sample", start, fwd.worker().sampling->Sample(ctx.get(), *request, response));
 }
 
 grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1::SampleRequest* request,
                                          grpc::ServerWriter<v1::SampleEvent>* writer) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
+    return metrics_.rpc.record("Sampling/SampleStream", start, denied);
   if (auto s = check(*request); !s.ok()) return metrics_.rpc.record("Sampling/SampleStream", start, s);
   auto worker = workers_.pick_for_sampling(source_name(*request));
   if (!worker) return metrics_.rpc.record("Sampling/SampleStream", start, unavailable());
   Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
   auto ctx = grpc::ClientContext::FromServerContext(*context);
+  service::add_bearer(*ctx, workers_.worker_token());
   auto reader = fwd.worker().sampling->SampleStream(ctx.get(), *request);
   v1::SampleEvent event;
   while (reader->Read(&event)) {

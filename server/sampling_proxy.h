@@ -8,19 +8,21 @@
 #include "server/model_store.h"
 #include "server/scheduler_metrics.h"
 #include "server/worker_registry.h"
+#include "service/auth.h"
 #include "service/limits.h"
 
 namespace qdm::server {
 
 class SamplingProxy final : public v1::Sampling::Service {
  public:
-  SamplingProxy(ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics, service::Limits limits);
+  SamplingProxy(const service::TokenAuth& auth, ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics, service::Limits limits);
 
   grpc::Status Sample(grpc::ServerContext*, const v1::SampleRequest*, v1::SampleResponse*) override;
   grpc::Status SampleStream(grpc::ServerContext*, const v1::SampleRequest*,
                             grpc::ServerWriter<v1::SampleEvent>*) override;
 
  private:
+  const service::TokenAuth& auth_;
   grpc::Status check(const v1::SampleRequest& request);
   ModelStore& models_;
   WorkerRegistry& workers_;

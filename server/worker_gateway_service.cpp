@@ -20,9 +20,9 @@ double seconds_since(const google::protobuf::Timestamp& t) {
 
 }  // namespace
 
-WorkerGatewayService::WorkerGatewayService(JobStore& jobs, ModelStore& models, WorkerRegistry& workers,
+WorkerGatewayService::WorkerGatewayService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, WorkerRegistry& workers,
                                            SchedulerMetrics& metrics, LeaseSettings settings)
-    : jobs_(jobs), models_(models), workers_(workers), metrics_(metrics), settings_(settings) {}
+    : auth_(auth), jobs_(jobs), models_(models), workers_(workers), metrics_(metrics), settings_(settings) {}
 
 void WorkerGatewayService::assign(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response) {
   for (int i = 0; i < request.free_slots(); ++i) {
@@ -44,6 +44,8 @@ void WorkerGatewayService::assign(const v1::HeartbeatRequest& request, v1::Heart
 grpc::Status WorkerGatewayService::Heartbeat(grpc::ServerContext* context, const v1::HeartbeatRequest* request,
                                              v1::HeartbeatResponse* response) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWorker); !denied.ok())
+    return metrics_.rpc.record("WorkerGateway/Heartbeat", start, denied);
   if (request->worker().id().empty() || request->worker().address().empty())
     return metrics_.rpc.record("WorkerGateway/Heartbeat", start,
                                {grpc::INVALID_ARGUMENT, "a heartbeat names the worker's id and address"});
@@ -66,9 +68,11 @@ grpc::Status WorkerGatewayService::Heartbeat(grpc::ServerContext* context, const
   return metrics_.rpc.record("WorkerGateway/Heartbeat", start, grpc::Status::OK);
 }
 
-grpc::Status WorkerGatewayService::FetchModel(grpc::ServerContext*, const v1::FetchModelRequest* request,
+grpc::Status WorkerGatewayService::FetchModel(grpc::ServerContext* context, const v1::FetchModelRequest* request,
                                               grpc::ServerWriter<v1::UploadChunk>* writer) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWorker); !denied.ok())
+    return metrics_.rpc.record("WorkerGateway/FetchModel", start, denied);
   std::string dir;
   std::vector<std::string> files;
   if (request->artifact()) {
@@ -137,9 +141,11 @@ grpc::Status WorkerGatewayService::finish(grpc::ServerReader<v1::FinishJobChunk>
   return status;
 }
 
-grpc::Status WorkerGatewayService::FinishJob(grpc::ServerContext*, grpc::ServerReader<v1::FinishJobChunk>* reader,
+grpc::Status WorkerGatewayService::FinishJob(grpc::ServerContext* context, grpc::ServerReader<v1::FinishJobChunk>* reader,
                                              v1::FinishJobResponse*) {
   const auto start = Clock::now();
+  if (auto denied = auth_.check(*context, service::Scope::kWorker); !denied.ok())
+    return metrics_.rpc.record("WorkerGateway/FinishJob", start, denied);
   return metrics_.rpc.record("WorkerGateway/FinishJob", start, finish(reader));
 }
 

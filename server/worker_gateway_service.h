@@ -10,6 +10,8 @@
 #include "server/scheduler_metrics.h"
 #include "server/worker_registry.h"
 
+#include "service/auth.h"
+
 namespace qdm::server {
 
 struct LeaseSettings {
@@ -20,7 +22,7 @@ struct LeaseSettings {
 
 class WorkerGatewayService final : public v1::WorkerGateway::Service {
  public:
-  WorkerGatewayService(JobStore& jobs, ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics,
+  WorkerGatewayService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, WorkerRegistry& workers, SchedulerMetrics& metrics,
                        LeaseSettings settings);
 
   grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*, v1::HeartbeatResponse*) override;
@@ -32,6 +34,7 @@ class WorkerGatewayService final : public v1::WorkerGateway::Service {
   void shutdown() { stopping_ = true; }
 
  private:
+  const service::TokenAuth& auth_;
   grpc::Status finish(grpc::ServerReader<v1::FinishJobChunk>* reader);
   void assign(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response);
   JobStore& jobs_;

@@ -6,8 +6,8 @@
 namespace qdm::server {
 
 WorkerRegistry::WorkerRegistry(std::chrono::milliseconds stale_after,
-                               std::shared_ptr<grpc::ChannelCredentials> credentials)
-    : stale_after_(stale_after), credentials_(std::move(credentials)) {}
+                               std::shared_ptr<grpc::ChannelCredentials> credentials, std::string worker_token)
+    : stale_after_(stale_after), credentials_(std::move(credentials)), worker_token_(std::move(worker_token)) {}
 
 void WorkerRegistry::heartbeat(const v1::HeartbeatRequest& request) {
   const auto& info = request.worker();

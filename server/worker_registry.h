@@ -30,8 +30,10 @@ struct WorkerHandle {
 
 class WorkerRegistry {
  public:
-  explicit WorkerRegistry(std::chrono::milliseconds stale_after,
-                          std::shared_ptr<grpc::ChannelCredentials> credentials);
+  WorkerRegistry(std::chrono::milliseconds stale_after, std::shared_ptr<grpc::ChannelCredentials> credentials,
+                 std::string worker_token);
+  // Sent with every call to a worker.
+  const std::string& worker_token() const { return worker_token_; }
 
   // Registers on first contact; updates address, models and load on every later one.
   void heartbeat(const v1::HeartbeatRequest& request);
@@ -46,6 +48,7 @@ class WorkerRegistry {
  private:
   std::chrono::milliseconds stale_after_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  std::string worker_token_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<WorkerHandle>> workers_;
 };

@@ -172,7 +172,7 @@ wport=$((base + 10 + 2 + 1))
 curl -sf "http://127.0.0.1:$wport/metrics" > "$work/worker.prom" || fail "worker /metrics"
 python3 - "$work/sched.prom" "$work/worker.prom" "$src/deploy/grafana/qdm.json" "$src/deploy/prometheus/alerts.yaml" <<'PY' || fail "metrics"
 import re, sys
-line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|NaN|[+-]Inf)( [0-9]+)?$')
+line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|[Nn]a[Nn]|[+-]?[Ii]nf)( [0-9]+)?$')
 want = {
   0: ["qdm_requests_total", "qdm_request_duration_seconds_bucket", "qdm_queue_depth", "qdm_queue_wait_seconds_bucket",
       "qdm_jobs", "qdm_job_duration_seconds_bucket", "qdm_workers", "qdm_process_resident_memory_bytes",

@@ -8,6 +8,7 @@
 #include "engine/quant/quantize_job.h"
 #include "engine/sampling/timesteps.h"
 #include "engine/util/sha256.h"
+#include "service/auth.h"
 #include "service/file_transfer.h"
 
 namespace fs = std::filesystem;
@@ -38,9 +39,9 @@ QuantizeJobOptions job_options(const v1::QuantizeOptions& o) {
 }  // namespace
 
 JobRunner::JobRunner(ModelFetcher& fetcher, v1::WorkerGateway::StubInterface& scheduler, std::string work_dir,
-                     std::string classifier_dir, WorkerMetrics& metrics, int slots)
+                     std::string classifier_dir, WorkerMetrics& metrics, int slots, std::string token)
     : fetcher_(fetcher), scheduler_(scheduler), work_dir_(std::move(work_dir)),
-      classifier_dir_(std::move(classifier_dir)), metrics_(metrics), slots_(slots) {
+      classifier_dir_(std::move(classifier_dir)), metrics_(metrics), slots_(slots), token_(std::move(token)) {
   fs::create_directories(work_dir_);
 }
 
@@ -155,6 +156,7 @@ void JobRunner::send_result(const Running& job, bool ok, const std::string& erro
   for (int attempt = 0; attempt < 60 && !job.cancelled; ++attempt) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+    service::add_bearer(ctx, token_);
     v1::FinishJobResponse response;
     auto writer = scheduler_.FinishJob(&ctx, &response);
     v1::FinishJobChunk header;

@@ -20,7 +20,7 @@ namespace qdm::worker {
 class JobRunner {
  public:
   JobRunner(ModelFetcher& fetcher, v1::WorkerGateway::StubInterface& scheduler, std::string work_dir,
-            std::string classifier_dir, WorkerMetrics& metrics, int slots);
+            std::string classifier_dir, WorkerMetrics& metrics, int slots, std::string token);
   ~JobRunner();
 
   void start(const v1::JobAssignment& assignment);
@@ -50,6 +50,7 @@ class JobRunner {
   std::string work_dir_, classifier_dir_;
   WorkerMetrics& metrics_;
   int slots_;
+  std::string token_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Running>> jobs_;  // by lease id
 };

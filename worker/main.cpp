@@ -19,6 +19,7 @@
 #include <csignal>
 
 #include "engine/util/threads.h"
+#include "service/auth.h"
 #include "service/logging.h"
 #include "worker/job_runner.h"
 #include "worker/model_cache.h"
@@ -34,6 +35,8 @@ int main(int argc, char** argv) {
   std::string cache_dir = "var/qdm-worker", classifier = "models/fmnist-classifier", log_level = "info";
   int max_models = 2, job_slots = 1, max_images = 64, drain_seconds = 600;
   bool log_json = false;
+  std::string worker_token;
+  service::TlsFiles scheduler_tls;
   worker::BatchingOptions batching;
   int max_delay_ms = 10;
   app.set_config("--config", "", "TOML/INI file with the same option names");
@@ -54,6 +57,9 @@ int main(int argc, char** argv) {
   app.add_option("--drain-seconds", drain_seconds, "On SIGTERM, wait this long for running jobs")->envname("QDM_DRAIN_SECONDS")->capture_default_str();
   app.add_flag("--log-json", log_json, "One JSON object per log line")->envname("QDM_LOG_JSON");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->envname("QDM_LOG_LEVEL")->capture_default_str();
+  app.add_option("--worker-token", worker_token, "Token shared with the scheduler")->envname("QDM_WORKER_TOKEN");
+  app.add_option("--scheduler-ca", scheduler_tls.ca, "CA of the scheduler's TLS certificate (TLS to the scheduler)")->envname("QDM_SCHEDULER_CA");
+  app.add_option("--scheduler-server-name", scheduler_tls.server_name, "Name to check in the scheduler's certificate")->envname("QDM_SCHEDULER_SERVER_NAME");
   CLI11_PARSE(app, argc, argv);
   service::setup_logging(log_json, log_level, "worker");
   batching.max_delay = std::chrono::milliseconds(max_delay_ms);
@@ -68,17 +74,17 @@ int main(int argc, char** argv) {
     service::MetricsServer metrics_server(metrics_addr, "worker");
     set_compute_threads();
     worker::WorkerMetrics metrics(metrics_server.registry());
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(64 << 20);
-    auto channel = grpc::CreateCustomChannel(scheduler, grpc::InsecureChannelCredentials(), args);
+    const service::TokenAuth auth = service::TokenAuth::load("", "", worker_token);
+    auto channel = grpc::CreateCustomChannel(scheduler, service::channel_credentials(scheduler_tls),
+                                             service::channel_arguments(scheduler_tls, 64 << 20));
     auto gateway = v1::WorkerGateway::NewStub(channel);
-    worker::ModelFetcher fetcher(cache_dir + "/files", *gateway);
+    worker::ModelFetcher fetcher(cache_dir + "/files", *gateway, worker_token);
     worker::ModelCache cache(fetcher, static_cast<size_t>(max_models), metrics);
     worker::SampleBatcher batcher(cache, batching, metrics);
     service::Limits limits;
     limits.max_images = max_images;
-    worker::SamplingService sampling(batcher, metrics, limits);
-    worker::JobRunner jobs(fetcher, *gateway, cache_dir + "/jobs", classifier, metrics, job_slots);
+    worker::SamplingService sampling(auth, batcher, metrics, limits);
+    worker::JobRunner jobs(fetcher, *gateway, cache_dir + "/jobs", classifier, metrics, job_slots, worker_token);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -106,7 +112,7 @@ int main(int argc, char** argv) {
     info.set_job_slots(job_slots);
     info.set_max_batch(batching.max_batch);
     std::atomic<bool> serving{false};
-    worker::SchedulerLink link(*gateway, info, jobs, cache, batcher, [&](bool ok) {
+    worker::SchedulerLink link(*gateway, info, jobs, cache, batcher, worker_token, [&](bool ok) {
       if (ok && !serving.exchange(true)) health->SetServingStatus(true);
     });
     spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}", info.id(), port,

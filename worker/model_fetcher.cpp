@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "service/auth.h"
 #include "service/file_transfer.h"
 
 namespace fs = std::filesystem;
@@ -27,8 +28,8 @@ std::string read_text(const fs::path& p) {
 
 }  // namespace
 
-ModelFetcher::ModelFetcher(std::string cache_dir, v1::WorkerGateway::StubInterface& scheduler)
-    : cache_(std::move(cache_dir)), scheduler_(scheduler) {
+ModelFetcher::ModelFetcher(std::string cache_dir, v1::WorkerGateway::StubInterface& scheduler, std::string token)
+    : cache_(std::move(cache_dir)), scheduler_(scheduler), token_(std::move(token)) {
   fs::create_directories(cache_);
 }
 
@@ -38,6 +39,7 @@ std::string ModelFetcher::fetch(const std::string& name, bool artifact, std::str
   const fs::path dir = fs::path(cache_) / (artifact ? "artifacts" : "models") / name;
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  service::add_bearer(ctx, token_);
   v1::FetchModelRequest req;
   req.set_name(name);
   req.set_artifact(artifact);

@@ -18,7 +18,7 @@ class FetchError : public std::runtime_error {
 
 class ModelFetcher {
  public:
-  ModelFetcher(std::string cache_dir, v1::WorkerGateway::StubInterface& scheduler);
+  ModelFetcher(std::string cache_dir, v1::WorkerGateway::StubInterface& scheduler, std::string token);
   // The local folder of a model, or the local file of an artifact. Throws FetchError.
   // `version` (optional) receives the scheduler's manifest: it changes when the content does.
   std::string fetch(const std::string& name, bool artifact, std::string* version = nullptr);
@@ -26,6 +26,7 @@ class ModelFetcher {
  private:
   std::string cache_;
   v1::WorkerGateway::StubInterface& scheduler_;
+  std::string token_;
   std::mutex mu_;
 };
 

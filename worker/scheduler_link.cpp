@@ -3,12 +3,15 @@
 #include <grpcpp/client_context.h>
 #include <spdlog/spdlog.h>
 
+#include "service/auth.h"
+
 namespace qdm::worker {
 
 SchedulerLink::SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, JobRunner& jobs,
-                             ModelCache& cache, SampleBatcher& batcher, std::function<void(bool)> on_connected)
+                             ModelCache& cache, SampleBatcher& batcher, std::string token,
+                             std::function<void(bool)> on_connected)
     : scheduler_(scheduler), info_(std::move(info)), jobs_(jobs), cache_(cache), batcher_(batcher),
-      on_connected_(std::move(on_connected)), thread_([this] { loop(); }) {}
+      token_(std::move(token)), on_connected_(std::move(on_connected)), thread_([this] { loop(); }) {}
 
 SchedulerLink::~SchedulerLink() { stop(); }
 
@@ -31,6 +34,7 @@ void SchedulerLink::loop() {
     req.set_free_slots(draining_ || !connected ? 0 : std::max(0, jobs_.free_slots()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    service::add_bearer(ctx, token_);
     v1::HeartbeatResponse resp;
     const grpc::Status status = scheduler_.Heartbeat(&ctx, req, &resp);
     int wait_ms;

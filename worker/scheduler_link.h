@@ -18,7 +18,7 @@ namespace qdm::worker {
 class SchedulerLink {
  public:
   SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, JobRunner& jobs, ModelCache& cache,
-                SampleBatcher& batcher, std::function<void(bool)> on_connected);
+                SampleBatcher& batcher, std::string token, std::function<void(bool)> on_connected);
   ~SchedulerLink();
 
   void set_draining() { draining_ = true; }
@@ -31,6 +31,7 @@ class SchedulerLink {
   JobRunner& jobs_;
   ModelCache& cache_;
   SampleBatcher& batcher_;
+  std::string token_;
   std::function<void(bool)> on_connected_;
   std::atomic<bool> draining_{false}, stop_{false};
   std::thread thread_;
