@@ -21,7 +21,9 @@ chart="$src/helm/qdm"
 "$helm" template rel "$chart" > "$work/default.yaml" || fail "helm template"
 "$helm" template rel "$chart" -f "$chart/values-gpu.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor \
   > "$work/gpu.yaml" || fail "helm template (GPU)"
-python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" <<'PY' || fail "rendered manifests"
+"$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set auth.existingSecret=qdm-auth > "$work/secure.yaml" \
+  || fail "helm template (TLS and tokens)"
+python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" <<'PY' || fail "rendered manifests"
 import json, sys, yaml
 def load(p):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
@@ -56,6 +58,14 @@ assert "nvidia.com/gpu" not in default[("Deployment", "rel-qdm-worker")]["spec"]
 hpa = gpu[("HorizontalPodAutoscaler", "rel-qdm-worker")]
 assert hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["metrics"][0]["type"] == "Pods"
 assert ("HorizontalPodAutoscaler", "rel-qdm-worker") not in default
+sec = load(sys.argv[4])
+sc = sec[("Deployment", "rel-qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]
+assert "--tls-cert=/etc/qdm/tls/tls.crt" in sc["args"] and "--tokens-file=/etc/qdm/auth/tokens" in sc["args"]
+assert sc["readinessProbe"]["grpc"]["port"] == 50061, "probes must use the plaintext health port under TLS"
+assert any(e["name"] == "QDM_WORKER_TOKEN" and e["valueFrom"]["secretKeyRef"]["name"] == "qdm-auth" for e in sc["env"])
+wc = sec[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]
+assert "--scheduler-ca=/etc/qdm/tls/ca.crt" in wc["args"]
+assert any(e["name"] == "QDM_WORKER_TOKEN" for e in wc["env"])
 dash = json.load(open(sys.argv[3]))
 assert any(v["type"] == "datasource" and v["name"] == "datasource" for v in dash["templating"]["list"])
 for p in dash["panels"]:

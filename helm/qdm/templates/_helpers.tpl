@@ -15,6 +15,9 @@ app.kubernetes.io/name: {{ include "qdm.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
+{{- define "qdm.schedulerProbePort" -}}
+{{- if .Values.tls.existingSecret }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.scheduler.grpcPort }}{{ end -}}
+{{- end -}}
 {{- define "qdm.image" -}}
 {{- $reg := .root.Values.image.registry -}}
 {{- if $reg }}{{ printf "%s/%s:%s" $reg .image.repository .image.tag }}{{ else }}{{ printf "%s:%s" .image.repository .image.tag }}{{ end -}}
