@@ -167,6 +167,8 @@ sleep 3
 grep -q "job $c: stopped" "$work"/worker?.log || fail "the worker did not stop the cancelled job"
 
 # --- /metrics on scheduler and worker ---------------------------------------------------------
+expect_error INVALID_ARGUMENT "weight_bits" submit --model tiny --wbits 1   # counted since the last restart
+sleep 1
 curl -sf "http://127.0.0.1:$sched_metrics/metrics" > "$work/sched.prom" || fail "scheduler /metrics"
 wport=$((base + 10 + 2 + 1))
 curl -sf "http://127.0.0.1:$wport/metrics" > "$work/worker.prom" || fail "worker /metrics"
@@ -201,8 +203,9 @@ for path in sys.argv[3:5]:
     assert not unknown, f"{path} uses metrics no process exports: {unknown}"
 text = open(sys.argv[1]).read()
 assert re.search(r'qdm_jobs\{state="succeeded"\} [1-9]', text), "no succeeded jobs counted"
-assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers"
-assert re.search(r'qdm_requests_total\{code="INVALID_ARGUMENT",method="QuantizeJobs/Submit"\} [1-9]', text)
+assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers: " + str(re.findall(r"qdm_workers .*", text))
+assert re.search(r'qdm_requests_total\{code="INVALID_ARGUMENT",method="QuantizeJobs/Submit"\} [1-9]', text), \
+    "refused Submit not counted: " + str(re.findall(r"qdm_requests_total.*", text))
 PY
 command -v promtool >/dev/null && { promtool check metrics < "$work/sched.prom" >/dev/null 2>&1 || true; }
 
