@@ -23,7 +23,7 @@ export QDM_THREADS=1
 
 start_scheduler() {
   "$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port \
-    --metrics 127.0.0.1:$sched_metrics --lease-seconds 3 --max-queued-jobs 3 --max-images 16 >>"$work/scheduler.log" 2>&1 &
+    --metrics 127.0.0.1:$sched_metrics --lease-seconds 5 --max-queued-jobs 3 --max-images 16 >>"$work/scheduler.log" 2>&1 &
   sched_pid=$!; pids+=("$sched_pid")
   for _ in $(seq 100); do "$qdm" models list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "scheduler did not come up"
