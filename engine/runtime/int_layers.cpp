@@ -14,7 +14,14 @@ IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
   if (!src.quant_input) throw std::invalid_argument("IntLayer: layer '" + src.name + "' has an fp32 input");
   const at::Tensor w = src.fake_weight.defined() ? src.fake_weight : fake_quant(src.fp_weight().detach(), src.weight_params);
   const int64_t n = w.size(0), k = w.numel() / n;
-  const at::Tensor codes = quantize_codes(w.reshape({n, k}), src.weight_params).contiguous();
+  at::Tensor codes = quantize_codes(w.reshape({n, k}), src.weight_params);
+  // Convolutions gather patches from a channels-last copy of the input, so K runs
+  // (ky, kx, channel): the weights are permuted to match once, here.
+  if (src.conv) {
+    const int64_t kk = src.conv->kernel, ch = k / (kk * kk);
+    codes = codes.reshape({n, ch, kk, kk}).permute({0, 2, 3, 1}).reshape({n, k});
+  }
+  codes = codes.contiguous();
   const at::Tensor scale = src.weight_params.scale.to(at::kFloat).contiguous();
   const at::Tensor zero = src.weight_params.zero_point.to(at::kFloat).contiguous();
   weights_ = pack_weights(codes.data_ptr<uint8_t>(), static_cast<int>(n), static_cast<int>(k), src.weight_params.bits,
@@ -58,56 +65,104 @@ at::Tensor IntLayer::linear_forward(const at::Tensor& x, ActQuant q) {
   return gemm(a.data(), sums.data(), m, q).reshape(shape);
 }
 
+namespace {
+
+// One image (C, H, W) to channels-last u8 codes (H, W, C), x / scale + zero rounded half to
+// even like the simulation: (v + 1.5 * 2^23) - 1.5 * 2^23 rounds in the FPU's default mode
+// without a libm call.
+void quantize_image_hwc(const float* x, int64_t c, int64_t hw, ActQuant q, uint8_t* out) {
+  constexpr float kMagic = 12582912.0f;
+  const float zero = static_cast<float>(q.zero), scale = q.scale;
+  thread_local std::vector<uint8_t> chw;
+  chw.resize(static_cast<size_t>(c * hw));
+  uint8_t* t = chw.data();
+  for (int64_t i = 0; i < c * hw; ++i) {  // contiguous: vectorizes
+    float v = std::clamp(x[i] / scale, -1024.0f, 1024.0f);
+    v = (v + kMagic) - kMagic;
+    t[i] = static_cast<uint8_t>(std::clamp(v + zero, 0.0f, 255.0f));
+  }
+  for (int64_t i = 0; i < hw; ++i)
+    for (int64_t ch = 0; ch < c; ++ch) out[i * c + ch] = t[ch * hw + i];
+}
+
+}  // namespace
+
+// One parallel region per convolution: each task takes an image (or, for small batches, a
+// block of its output pixels), quantizes the input it needs, gathers patches (a row per output
+// pixel, K in (kh, kw, C) order like the permuted weights, padding holding the zero point), runs the
+// integer GEMM and the dequantizing epilogue, and writes its slice of the NCHW output.
 at::Tensor IntLayer::conv_forward(const at::Tensor& x, ActQuant q) {
   const at::Tensor xc = x.to(at::kFloat).contiguous();
   const int64_t n = xc.size(0), c = xc.size(1), h = xc.size(2), w = xc.size(3);
   const int64_t ho = (h + 2 * padding_ - kernel_) / stride_ + 1, wo = (w + 2 * padding_ - kernel_) / stride_ + 1;
-  const int64_t m = n * ho * wo, kp = weights_.k_padded;
-  // Quantize once, then gather patches: a row per output pixel, K in (C, kh, kw) order like
-  // the weights, spatial padding holding the zero point (the code of 0.0).
-  std::vector<uint8_t> xq(static_cast<size_t>(xc.numel()));
-  {
-    const float* src = xc.data_ptr<float>();
-    at::parallel_for(0, xc.numel(), 4096, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        xq[static_cast<size_t>(i)] = static_cast<uint8_t>(std::clamp(static_cast<int>(std::nearbyint(src[i] / q.scale)) + q.zero, 0, 255));
+  const int64_t pix = ho * wo, kp = weights_.k_padded, image_numel = c * h * w, nout = weights_.n;
+  at::Tensor out = at::empty({n, nout, ho, wo}, at::kFloat);
+  const float* src = xc.data_ptr<float>();
+  float* dst_all = out.data_ptr<float>();
+  // Small batches: quantize once up front and split images into pixel blocks across threads.
+  const bool per_image = n >= at::get_num_threads();
+  std::vector<uint8_t> xq_all;
+  if (!per_image) {
+    xq_all.resize(static_cast<size_t>(xc.numel()));
+    at::parallel_for(0, n, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) quantize_image_hwc(src + i * image_numel, c, h * w, q, xq_all.data() + i * image_numel);
     });
   }
-  std::vector<uint8_t> a(static_cast<size_t>(m) * kp);
-  std::vector<int32_t> sums(static_cast<size_t>(m));
+  const int64_t block = per_image ? pix : std::min<int64_t>(pix, std::max<int64_t>(1, 256 / wo) * wo);
+  const int64_t blocks_per_image = (pix + block - 1) / block;
   const int k = kernel_, s = stride_, p = padding_;
-  at::parallel_for(0, m, 256, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t img = row / (ho * wo), oy = (row / wo) % ho, ox = row % wo;
-      uint8_t* out = a.data() + row * kp;
-      int32_t sum = 0;
-      int64_t col = 0;
-      // Columns of the kernel window that fall inside the image (the rest hold the zero point).
-      const int64_t x0 = ox * s - p;
-      const int kx_lo = static_cast<int>(std::max<int64_t>(0, -x0)), kx_hi = static_cast<int>(std::min<int64_t>(k, w - x0));
-      const uint8_t zp = static_cast<uint8_t>(q.zero);
-      for (int64_t ch = 0; ch < c; ++ch) {
-        const uint8_t* plane = xq.data() + (img * c + ch) * h * w;
-        for (int ky = 0; ky < k; ++ky, col += k) {
+  const uint8_t zp = static_cast<uint8_t>(q.zero);
+  at::parallel_for(0, n * blocks_per_image, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> xq_img, a;
+    std::vector<int32_t> sums, acc;
+    std::vector<float> y;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t img = task / blocks_per_image, r0 = (task % blocks_per_image) * block;
+      const int64_t rows = std::min(block, pix - r0);
+      const uint8_t* hwc;  // (H, W, C) codes of this image
+      if (per_image) {
+        xq_img.resize(static_cast<size_t>(image_numel));
+        quantize_image_hwc(src + img * image_numel, c, h * w, q, xq_img.data());
+        hwc = xq_img.data();
+      } else {
+        hwc = xq_all.data() + img * image_numel;
+      }
+      a.resize(static_cast<size_t>(rows * kp));
+      sums.resize(static_cast<size_t>(rows));
+      // A row per output pixel: for each (ky, kx) the C channel codes of one input pixel,
+      // copied contiguously; outside the image, the zero point.
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t oy = (r0 + r) / wo, ox = (r0 + r) % wo;
+        uint8_t* d = a.data() + r * kp;
+        for (int ky = 0; ky < k; ++ky) {
           const int64_t iy = oy * s - p + ky;
-          uint8_t* dst = out + col;
-          if (iy < 0 || iy >= h) {
-            std::memset(dst, zp, static_cast<size_t>(k));
-            sum += k * q.zero;
-            continue;
+          for (int kx = 0; kx < k; ++kx, d += c) {
+            const int64_t ix = ox * s - p + kx;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w) std::memset(d, zp, static_cast<size_t>(c));
+            else std::memcpy(d, hwc + (iy * w + ix) * c, static_cast<size_t>(c));
           }
-          const uint8_t* src = plane + iy * w + x0;
-          for (int kx = 0; kx < kx_lo; ++kx) dst[kx] = zp;
-          for (int kx = kx_lo; kx < kx_hi; ++kx) sum += dst[kx] = src[kx];
-          for (int kx = std::max(kx_hi, kx_lo); kx < k; ++kx) dst[kx] = zp;
-          sum += (k - std::max(0, kx_hi - kx_lo)) * q.zero;
         }
       }
-      std::fill(out + col, out + kp, 0);
-      sums[static_cast<size_t>(row)] = sum;
+      const int64_t kreal = c * k * k;
+      for (int64_t r = 0; r < rows; ++r) {
+        uint8_t* row = a.data() + r * kp;
+        std::fill(row + kreal, row + kp, 0);
+        // Row sums over the real K (the padding is 0): a separate loop that vectorizes.
+        uint32_t sum = 0;
+        for (int64_t i = 0; i < kreal; ++i) sum += row[i];
+        sums[static_cast<size_t>(r)] = static_cast<int32_t>(sum);
+      }
+      acc.resize(static_cast<size_t>(rows * nout));
+      y.resize(static_cast<size_t>(rows * nout));
+      qgemm_s32(isa_, a.data(), static_cast<int>(rows), weights_, acc.data());
+      dequantize_output(acc.data(), static_cast<int>(rows), weights_, q, sums.data(), bias_.data_ptr<float>(), y.data());
+      // (rows, N) -> out[img, :, r0 : r0 + rows]
+      float* dst = dst_all + img * nout * pix + r0;
+      for (int64_t ch = 0; ch < nout; ++ch)
+        for (int64_t r = 0; r < rows; ++r) dst[ch * pix + r] = y[static_cast<size_t>(r * nout + ch)];
     }
   });
-  return gemm(a.data(), sums.data(), m, q).reshape({n, ho, wo, weights_.n}).permute({0, 3, 1, 2}).contiguous();
+  return out;
 }
 
 size_t use_integer_kernels(QuantizedUNet& model, QGemmIsa isa) {
