@@ -28,6 +28,7 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  qdm::ensure_passive_omp_wait(argv);
   CLI::App app{"qdm FP32 sampling benchmark"};
   std::string model_dir, artifact, kernels = "int", out;
   std::vector<int> batches = {1, 64};

@@ -6,8 +6,10 @@
 
 #include "client/commands.h"
 #include "client/remote.h"
+#include "engine/util/threads.h"
 
 int main(int argc, char** argv) {
+  qdm::ensure_passive_omp_wait(argv);
   CLI::App app{"qdm: post-training quantization and sampling of diffusion models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "qdm 0.1.0");

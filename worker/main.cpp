@@ -30,6 +30,7 @@
 
 int main(int argc, char** argv) {
   using namespace qdm;
+  ensure_passive_omp_wait(argv);
   CLI::App app{"qdm-worker: quantize jobs and sampling for a qdm-scheduler"};
   std::string scheduler = "localhost:50051", listen = "0.0.0.0:50052", advertise, id, metrics_addr = "0.0.0.0:9465";
   std::string cache_dir = "var/qdm-worker", classifier = "models/fmnist-classifier", log_level = "info";
