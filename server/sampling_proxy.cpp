@@ -1,6 +1,7 @@
 #include "server/sampling_proxy.h"
 
 #include <grpcpp/client_context.h>
+#include <spdlog/spdlog.h>
 
 namespace qdm::server {
 namespace {
@@ -29,6 +30,14 @@ class Forwarding {
   std::shared_ptr<WorkerHandle> worker_;
   prometheus::Gauge& gauge_;
 };
+
+void log_request(const std::string& rid, const char* method, const v1::SampleRequest& r, const std::string& worker,
+                 Clock::time_point start, const grpc::Status& status) {
+  spdlog::info("request {}: {} {} x{} on worker {} -> {} in {:.2f} s{}{}", rid, method, source_name(r), r.num_images(),
+               worker, service::status_code_name(status.error_code()),
+               std::chrono::duration<double>(Clock::now() - start).count(), status.ok() ? "" : ": ",
+               status.error_message());
+}
 
 grpc::Status unavailable() {
   return {grpc::UNAVAILABLE, "no worker is connected to the scheduler; start qdm-worker --scheduler HOST:PORT"};
@@ -60,7 +69,11 @@ grpc::Status SamplingProxy::Sample(grpc::ServerContext* context, const v1::Sampl
   Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
   auto ctx = grpc::ClientContext::FromServerContext(*context);
   service::add_bearer(*ctx, workers_.worker_token());
-  return metrics_.rpc.record("Sampling/Sample", start, fwd.worker().sampling->Sample(ctx.get(), *request, response));
+  const std::string rid = service::request_id(*context);
+  ctx->AddMetadata("x-request-id", rid);
+  const grpc::Status status = fwd.worker().sampling->Sample(ctx.get(), *request, response);
+  log_request(rid, "Sample", *request, fwd.worker().id, start, status);
+  return metrics_.rpc.record("Sampling/Sample", start, status);
 }
 
 grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1::SampleRequest* request,
@@ -74,6 +87,8 @@ grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1:
   Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
   auto ctx = grpc::ClientContext::FromServerContext(*context);
   service::add_bearer(*ctx, workers_.worker_token());
+  const std::string rid = service::request_id(*context);
+  ctx->AddMetadata("x-request-id", rid);
   auto reader = fwd.worker().sampling->SampleStream(ctx.get(), *request);
   v1::SampleEvent event;
   while (reader->Read(&event)) {
@@ -82,7 +97,9 @@ grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1:
       break;
     }
   }
-  return metrics_.rpc.record("Sampling/SampleStream", start, reader->Finish());
+  const grpc::Status status = reader->Finish();
+  log_request(rid, "SampleStream", *request, fwd.worker().id, start, status);
+  return metrics_.rpc.record("Sampling/SampleStream", start, status);
 }
 
 }  // namespace qdm::server

@@ -2,7 +2,9 @@
 
 #include <openssl/crypto.h>
 
+#include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -75,6 +77,16 @@ grpc::Status TokenAuth::check(const grpc::ServerContext& context, Scope needed) 
                                      "deleting need a token with the write scope"};
   }
   return {grpc::UNAUTHENTICATED, "the bearer token is not valid"};
+}
+
+std::string request_id(const grpc::ServerContext& context) {
+  const auto& md = context.client_metadata();
+  const auto it = md.find("x-request-id");
+  if (it != md.end() && it->second.size() <= 128) return std::string(it->second.data(), it->second.size());
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return buf;
 }
 
 void add_bearer(grpc::ClientContext& context, const std::string& token) {

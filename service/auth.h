@@ -37,6 +37,9 @@ class TokenAuth {
   std::string worker_token_;
 };
 
+// The call's request id: the caller's `x-request-id` metadata (a gateway's), else a new one.
+std::string request_id(const grpc::ServerContext& context);
+
 // Adds `authorization: Bearer <token>` to an outgoing call (nothing for an empty token).
 void add_bearer(grpc::ClientContext& context, const std::string& token);
 

@@ -1,5 +1,7 @@
 #include "worker/sampling_service.h"
 
+#include <spdlog/spdlog.h>
+
 namespace qdm::worker {
 
 using Clock = std::chrono::steady_clock;
@@ -11,6 +13,8 @@ grpc::Status SamplingService::run(grpc::ServerContext* context, const v1::Sample
                                   v1::SampleResponse* summary,
                                   const std::function<bool(const v1::SampleEvent&)>& on_event) {
   if (auto s = service::check_sample_request(request, limits_); !s.ok()) return s;
+  spdlog::debug("request {}: {} images of {}{}", service::request_id(*context), request.num_images(), request.model(),
+                request.artifact());
   auto pending = std::make_shared<PendingSample>();
   pending->request = request;
   pending->deadline = context->deadline();
