@@ -10,7 +10,10 @@ prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& r, const char
 }  // namespace
 
 SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r)
-    : rpc(r),
+    : rpc(r, {"QuantizeJobs/Submit", "QuantizeJobs/Get", "QuantizeJobs/List", "QuantizeJobs/Cancel",
+              "QuantizeJobs/Watch", "Models/List", "Models/Describe", "Models/Upload", "Models/Delete",
+              "Sampling/Sample", "Sampling/SampleStream", "WorkerGateway/Heartbeat", "WorkerGateway/FetchModel",
+              "WorkerGateway/FinishJob"}),
       queue_depth(gauge(r, "qdm_queue_depth", "Requests or jobs waiting, by queue").Add({{"queue", "quantize"}})),
       queue_wait(prometheus::BuildHistogram()
                      .Name("qdm_queue_wait_seconds")

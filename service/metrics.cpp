@@ -63,7 +63,7 @@ int MetricsServer::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-RpcMetrics::RpcMetrics(prometheus::Registry& registry)
+RpcMetrics::RpcMetrics(prometheus::Registry& registry, const std::vector<std::string>& methods)
     : requests_(prometheus::BuildCounter()
                     .Name("qdm_requests_total")
                     .Help("gRPC calls answered, by method and status code")
@@ -71,7 +71,12 @@ RpcMetrics::RpcMetrics(prometheus::Registry& registry)
       latency_(prometheus::BuildHistogram()
                    .Name("qdm_request_duration_seconds")
                    .Help("gRPC call latency from arrival to answer, by method")
-                   .Register(registry)) {}
+                   .Register(registry)) {
+  for (const auto& m : methods) {
+    counters_[{m, static_cast<int>(grpc::OK)}] = &requests_.Add({{"method", m}, {"code", "OK"}});
+    histograms_[m] = &latency_.Add({{"method", m}}, request_buckets());
+  }
+}
 
 grpc::Status RpcMetrics::record(const std::string& method, std::chrono::steady_clock::time_point start,
                                 const grpc::Status& status) {

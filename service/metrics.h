@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace qdm::service {
 
@@ -44,7 +45,9 @@ class MetricsServer {
 // qdm_requests_total{method, code} and qdm_request_duration_seconds{method}.
 class RpcMetrics {
  public:
-  explicit RpcMetrics(prometheus::Registry& registry);
+  // `methods` get their {method, code="OK"} counter and latency histogram at once, so every
+  // family is in the first scrape (dashboards and alerts see zeros, not absent series).
+  RpcMetrics(prometheus::Registry& registry, const std::vector<std::string>& methods);
 
   // Records one finished call and returns `status` unchanged, so handlers can end with
   //   return metrics.record("Submit", start, status);
