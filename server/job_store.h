@@ -89,8 +89,6 @@ class JobStore {
 
  private:
   void exec(const std::string& sql);
-  void put(const v1::Job& job, int64_t seq, const std::string& idem, const std::string& lease_id,
-           int64_t lease_expiry_ms, int64_t not_before_ms);
   std::optional<v1::Job> load(const std::string& id, int64_t* seq = nullptr, std::string* lease_id = nullptr);
   void update(const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms);
   void fill_queue_position(v1::Job& job, int64_t seq);

@@ -12,7 +12,6 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
-#include <csignal>
 #include <filesystem>
 #include <thread>
 
@@ -26,6 +25,7 @@
 #include "server/worker_registry.h"
 #include "service/auth.h"
 #include "service/logging.h"
+#include "service/shutdown_signals.h"
 
 namespace {
 
@@ -73,12 +73,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   service::setup_logging(f.log_json, f.log_level, "scheduler");
 
-  // SIGTERM/SIGINT are handled by one thread (below); every other thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  service::ShutdownSignals signals;  // before any thread starts
 
   try {
     std::filesystem::create_directories(f.data);
@@ -161,8 +156,7 @@ int main(int argc, char** argv) {
                  f.tls.cert.empty() ? "" : " with TLS", metrics_server.port(), f.data,
                  auth.api_open() ? "off" : "required");
 
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = signals.wait();
     spdlog::info("signal {}: shutting down", sig);
     set_serving(false);
     jobs_service.shutdown();

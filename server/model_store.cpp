@@ -155,6 +155,14 @@ grpc::Status ModelStore::describe_artifact(const std::string& name, const std::s
   }
 }
 
+v1::UploadChunk::Header ModelStore::file_header(const std::string& name, const std::string& dir,
+                                                const std::vector<std::string>& files) {
+  v1::UploadChunk::Header h;
+  h.set_name(name);
+  for (const auto& f : files) (*h.mutable_files())[f] = cached_sha256((fs::path(dir) / f).string());
+  return h;
+}
+
 std::string ModelStore::make_temp_dir() {
   static std::mt19937_64 rng(std::random_device{}());
   std::lock_guard<std::mutex> lock(mu_);

@@ -31,6 +31,11 @@ class ModelStore {
   // NOT_FOUND for an unknown name.
   grpc::Status describe(const std::string& name, v1::ModelInfo* info);
 
+  // Header (name + each file's sha256) for sending `files` under `dir`; hashes are cached by
+  // mtime and size, so workers checking their copies on every use cost no rehashing.
+  v1::UploadChunk::Header file_header(const std::string& name, const std::string& dir,
+                                      const std::vector<std::string>& files);
+
   // A fresh folder under <data>/tmp for an upload or a job result; removed by the caller or
   // by the next start.
   std::string make_temp_dir();

@@ -89,7 +89,7 @@ grpc::Status WorkerGatewayService::FetchModel(grpc::ServerContext* context, cons
     files = service::model_folder_files(dir);
   }
   v1::UploadChunk header;
-  *header.mutable_header() = service::make_header(request->name(), dir, files);
+  *header.mutable_header() = models_.file_header(request->name(), dir, files);
   if (!writer->Write(header)) return metrics_.rpc.record("WorkerGateway/FetchModel", start, grpc::Status::CANCELLED);
   const bool ok = service::send_file_chunks(dir, files, [&](const v1::FileChunk& c) {
     v1::UploadChunk m;

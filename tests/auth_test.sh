@@ -4,6 +4,7 @@
 # expired certificates are refused; client certificates when required; the worker token on the
 # worker protocol; health stays reachable for probes on the plaintext health port.
 set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
 qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
 work=$(mktemp -d)
 pids=()
@@ -65,13 +66,6 @@ tls=(--tls-ca ca.pem)
 for _ in $(seq 100); do "$qdm" health --server 127.0.0.1:$health >/dev/null 2>&1 && break; sleep 0.1; done
 "$qdm" health --server 127.0.0.1:$health | grep -q SERVING || fail "health on the plaintext port"
 
-expect_error() {  # expect_error CODE "message fragment" qdm-args...
-  local code="$1" want="$2"; shift 2
-  set +e; out=$("$qdm" "$@" 2>&1); rc=$?; set -e
-  [ $rc -eq 1 ] || fail "'qdm $*' exited $rc: $out"
-  grep -q -- "error: $code: " <<<"$out" || fail "'qdm $*' said: $out (wanted $code)"
-  grep -q -- "$want" <<<"$out" || fail "'qdm $*' said: $out (wanted: $want)"
-}
 expect_error UNAUTHENTICATED "needs a bearer token" models list "${tls[@]}"
 expect_error UNAUTHENTICATED "not valid" models list "${tls[@]}" --token nope
 "$qdm" models list "${tls[@]}" --token rtok | grep -q "^tiny " || fail "read token cannot list"

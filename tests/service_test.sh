@@ -6,6 +6,7 @@
 # acknowledged is lost, running jobs resume), sampling (stream, unary, artifacts, deadline),
 # bad input for every RPC (status code + message, the service keeps serving) and /metrics.
 set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
 src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
 work=$(mktemp -d)
 pids=()
@@ -35,13 +36,6 @@ start_worker() {  # start_worker N [extra flags]
     --metrics 127.0.0.1:$((port + 1)) --cache-dir "$work/worker$n" --classifier "$work/none" --max-batch 8 \
     --drain-seconds 5 "$@" >>"$work/worker$n.log" 2>&1 &
   eval "worker${n}_pid=$!"; pids+=("$!")
-}
-expect_error() {  # expect_error CODE "message fragment" qdm-args...
-  local code="$1" want="$2"; shift 2
-  set +e; out=$("$qdm" "$@" 2>&1); rc=$?; set -e
-  [ $rc -eq 1 ] || fail "'qdm $*' exited $rc: $out"
-  grep -q -- "error: $code: " <<<"$out" || fail "'qdm $*' said: $out (wanted $code)"
-  grep -q -- "$want" <<<"$out" || fail "'qdm $*' said: $out (wanted: $want)"
 }
 job_field() { "$qdm" jobs get "$1" | sed -n "s/^$2: *//p"; }
 wait_state() {  # wait_state JOB STATE SECONDS

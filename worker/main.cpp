@@ -16,11 +16,11 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <csignal>
 
 #include "engine/util/threads.h"
 #include "service/auth.h"
 #include "service/logging.h"
+#include "service/shutdown_signals.h"
 #include "worker/job_runner.h"
 #include "worker/model_cache.h"
 #include "worker/sample_batcher.h"
@@ -65,11 +65,7 @@ int main(int argc, char** argv) {
   service::setup_logging(log_json, log_level, "worker");
   batching.max_delay = std::chrono::milliseconds(max_delay_ms);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  service::ShutdownSignals signals;  // before any thread starts
 
   try {
     service::MetricsServer metrics_server(metrics_addr, "worker");
@@ -119,8 +115,7 @@ int main(int argc, char** argv) {
     spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}", info.id(), port,
                  metrics_server.port(), scheduler);
 
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = signals.wait();
     spdlog::info("signal {}: draining (up to {} s for running jobs)", sig, drain_seconds);
     link.set_draining();
     health->SetServingStatus(false);
