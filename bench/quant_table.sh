@@ -21,6 +21,8 @@ for cfg in $configs; do
   for r in $recipes; do
     name="${r/+/_}_w${w}a${a}"
     [ -f "$out/$name.eval.json" ] && continue
+    # A finished artifact (written atomically, with its wall time) is kept: only its evaluation reruns.
+    [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
     /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-ddpm --recipe "$r" \
       --wbits "$w" --abits "$a" --steps 100 --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" \
       --report-samples 256 --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
