@@ -232,6 +232,51 @@ TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
   }
 }
 
+// The lane convolution (AVX-512 VNNI) computes the same integer sums and epilogue as the
+// scalar GEMM path: outputs must be bit-identical, over channel and pixel tails, strides,
+// paddings, 1x1 and 3x3 kernels, int4 and int8 weights, whole-image and pixel-block tasks.
+TEST(IntLayer, LaneConvolutionIsBitIdenticalToTheScalarPath) {
+  const auto isas = supported_isas();
+  if (std::find(isas.begin(), isas.end(), QGemmIsa::kAvx512Vnni) == isas.end()) GTEST_SKIP() << "no AVX-512 VNNI";
+  torch::manual_seed(5);
+  for (int pad : {1, 0}) {
+    UNetConfig cfg = testing::tiny_config();
+    cfg.block_out_channels = {12, 20};  // 12 input channels: a partial 16-channel gather
+    cfg.attention_head_dim = 4;
+    cfg.out_channels = 3;               // conv_out: a partial block of 4 output channels
+    cfg.downsample_padding = pad;
+    QuantSpec spec;
+    spec.keep_fp.clear();
+    spec.keep_fp_input.clear();
+    spec.steps = 1;
+    QuantizedUNet q(UNet2DModel(cfg), spec);
+    int lane_layers = 0;
+    for (const char* name : {"conv_out", "down_blocks.0.downsamplers.0.conv", "up_blocks.1.resnets.0.conv_shortcut",
+                             "up_blocks.0.resnets.0.conv1", "mid_block.resnets.0.conv2"}) {
+      auto layer = q.layer(name);
+      ASSERT_NE(layer, nullptr) << name;
+      for (int bits : {4, 8}) {
+        layer->set_weight_quant(minmax_weight_params(layer->fp_weight().detach(), bits));
+        layer->act.set_table({0.03f}, {117.0f});
+        layer->act.mode = ActQuantizer::Mode::kQuantize;
+        IntLayer lanes(*layer, QGemmIsa::kAvx512Vnni), scalar(*layer, QGemmIsa::kScalar);
+        ASSERT_TRUE(lanes.lane_convolution()) << name;
+        ++lane_layers;
+        torch::NoGradGuard g;
+        for (auto shape : {std::vector<int64_t>{3, layer->conv->in_channels, 8, 7},  // a task per image
+                           std::vector<int64_t>{1, layer->conv->in_channels, 23, 21}}) {  // pixel blocks
+          const at::Tensor x = torch::randn(shape) * 2;
+          const at::Tensor a = scalar.forward(x), b = lanes.forward(x);
+          ASSERT_EQ(a.sizes(), b.sizes()) << name;
+          EXPECT_TRUE(torch::equal(a, b)) << name << " W" << bits << " pad " << pad << " max diff "
+                                          << (a - b).abs().max().item<double>();
+        }
+      }
+    }
+    EXPECT_EQ(lane_layers, 10);
+  }
+}
+
 TEST_F(TinyArtifact, IntegerAttentionMatchesTheSimulatedCore) {
   QuantizeResult r = quantize("rtn", 4, 8);
   ASSERT_FALSE(r.model->attention.empty());

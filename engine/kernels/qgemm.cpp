@@ -73,6 +73,9 @@ int8_t PackedWeights::weight(int row, int col) const {
 PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point,
                            WeightLayout layout) {
   if (bits < 2 || bits > 8) throw std::invalid_argument("pack_weights: bits must be 2..8");
+  // |a w|, |z_a colsum|, |K z_a z_w|, |z_w rowsum| are each at most K * 255 * 128: four such
+  // terms stay below 2^31 (the epilogues' int32 sums) for K up to 16384.
+  if (k < 1 || k > kMaxK) throw std::invalid_argument("pack_weights: K must be 1.." + std::to_string(kMaxK));
   PackedWeights w;
   w.n = n;
   w.k = k;
@@ -120,38 +123,50 @@ void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, in
 
 void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
   const int kp = padded_k(k);
+  // x / scale rounded half to even by (v + 1.5 * 2^23) - 1.5 * 2^23 (the FPU's default mode,
+  // |v| clamped below 2^22 first): branch-free, so the loop vectorizes.
+  constexpr float kMagic = 12582912.0f;
+  const float zero = static_cast<float>(q.zero);
   for (int r = 0; r < m; ++r) {
-    int32_t sum = 0;
+    const float* xr = x + static_cast<size_t>(r) * k;
     uint8_t* o = out + static_cast<size_t>(r) * kp;
+    int32_t sum = 0;
     for (int c = 0; c < k; ++c) {
-      const int v = std::clamp(static_cast<int>(std::nearbyint(x[static_cast<size_t>(r) * k + c] / q.scale)) + q.zero, 0, 255);
-      o[c] = static_cast<uint8_t>(v);
-      sum += v;
+      float v = xr[c] / q.scale;
+      v = v > 4096.0f ? 4096.0f : v;
+      v = v < -4096.0f ? -4096.0f : v;
+      v = (v + kMagic) - kMagic + zero;
+      v = v < 0.0f ? 0.0f : v;
+      v = v > 255.0f ? 255.0f : v;
+      const int code = static_cast<int>(v);
+      o[c] = static_cast<uint8_t>(code);
+      sum += code;
     }
     std::fill(o + k, o + kp, 0);
     row_sums[r] = sum;
   }
 }
 
+// Sums stay in int32: pack_weights bounds K so that every term is below 2^31.
 void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
                        const float* bias, float* y) {
   // Per column: the terms that do not depend on the row, and the combined scale.
-  std::vector<int64_t> col_term(static_cast<size_t>(w.n));
-  std::vector<float> col_scale(static_cast<size_t>(w.n));
+  std::vector<int32_t> col_term(static_cast<size_t>(w.n));
+  std::vector<float> col_scale(static_cast<size_t>(w.n)), col_bias(static_cast<size_t>(w.n), 0.0f);
   for (int c = 0; c < w.n; ++c) {
-    const int64_t zw = w.zero[static_cast<size_t>(c)];
-    col_term[static_cast<size_t>(c)] = -static_cast<int64_t>(q.zero) * w.col_sum[static_cast<size_t>(c)] +
-                                       static_cast<int64_t>(w.k) * q.zero * zw;
-    col_scale[static_cast<size_t>(c)] = q.scale * w.scale[static_cast<size_t>(c)];
+    const size_t i = static_cast<size_t>(c);
+    col_term[i] = -q.zero * w.col_sum[i] + w.k * q.zero * w.zero[i];
+    col_scale[i] = q.scale * w.scale[i];
+    if (bias) col_bias[i] = bias[c];
   }
+  const int32_t* zw = w.zero.data();
   for (int r = 0; r < m; ++r) {
     const int32_t* a = acc + static_cast<size_t>(r) * w.n;
     float* out = y + static_cast<size_t>(r) * w.n;
-    const int64_t rs = row_sums[r];
-    for (int c = 0; c < w.n; ++c) {
-      const int64_t exact = a[c] - w.zero[static_cast<size_t>(c)] * rs + col_term[static_cast<size_t>(c)];
-      out[c] = static_cast<float>(exact) * col_scale[static_cast<size_t>(c)] + (bias ? bias[c] : 0.0f);
-    }
+    const int32_t rs = row_sums[r];
+    for (int c = 0; c < w.n; ++c)
+      out[c] = static_cast<float>(a[c] - zw[c] * rs + col_term[static_cast<size_t>(c)]) * col_scale[static_cast<size_t>(c)] +
+               col_bias[static_cast<size_t>(c)];
   }
 }
 

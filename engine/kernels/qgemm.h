@@ -27,6 +27,7 @@ QGemmIsa best_isa();                     // honours QDM_KERNEL_ISA
 // K is padded to a multiple of kKBlock; activation rows must be padded the same way (any
 // values: padded weights are zero).
 constexpr int kKBlock = 64;
+constexpr int kMaxK = 16384;  // keeps the zero-point corrections in int32
 inline int padded_k(int k) { return (k + kKBlock - 1) / kKBlock * kKBlock; }
 
 // How weights are laid out for a kernel (chosen once, at load).

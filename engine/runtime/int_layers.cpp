@@ -4,8 +4,10 @@
 
 #include <cmath>
 
-#include "engine/runtime/int_attention.h"
 #include <cstring>
+
+#include "engine/kernels/qconv.h"
+#include "engine/runtime/int_attention.h"
 
 namespace qdm {
 
@@ -22,10 +24,12 @@ IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
     codes = codes.reshape({n, ch, kk, kk}).permute({0, 2, 3, 1}).reshape({n, k});
   }
   codes = codes.contiguous();
+  lane_conv_ = src.conv && qconv_available(isa, src.conv->in_channels);
   const at::Tensor scale = src.weight_params.scale.to(at::kFloat).contiguous();
   const at::Tensor zero = src.weight_params.zero_point.to(at::kFloat).contiguous();
   weights_ = pack_weights(codes.data_ptr<uint8_t>(), static_cast<int>(n), static_cast<int>(k), src.weight_params.bits,
-                          scale.data_ptr<float>(), zero.data_ptr<float>(), layout_for(isa));
+                          scale.data_ptr<float>(), zero.data_ptr<float>(),
+                          lane_conv_ ? WeightLayout::kRows : layout_for(isa));
   bias_ = src.bias().detach().to(at::kFloat).contiguous().clone();
   if (is_conv_) {
     kernel_ = src.conv->kernel;
@@ -38,7 +42,8 @@ IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
 at::Tensor IntLayer::forward(const at::Tensor& input) {
   const size_t i = act_scale_.size() == 1 ? 0 : static_cast<size_t>(step_->step);
   const ActQuant q{act_scale_.at(i), static_cast<int32_t>(std::lround(act_zero_.at(i)))};
-  return is_conv_ ? conv_forward(input, q) : linear_forward(input, q);
+  if (!is_conv_) return linear_forward(input, q);
+  return lane_conv_ ? lane_conv_forward(input, q) : conv_forward(input, q);
 }
 
 at::Tensor IntLayer::gemm(const uint8_t* a, const int32_t* row_sums, int64_t m, ActQuant q) {
@@ -160,6 +165,46 @@ at::Tensor IntLayer::conv_forward(const at::Tensor& x, ActQuant q) {
       float* dst = dst_all + img * nout * pix + r0;
       for (int64_t ch = 0; ch < nout; ++ch)
         for (int64_t r = 0; r < rows; ++r) dst[ch * pix + r] = y[static_cast<size_t>(r * nout + ch)];
+    }
+  });
+  return out;
+}
+
+// The lane convolution (qconv.h): whole images per task when the batch fills the threads
+// (quantized into a per-thread buffer, so one parallel region), otherwise all images quantized
+// first and their pixels split into blocks across threads.
+at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
+  const at::Tensor xc = x.to(at::kFloat).contiguous();
+  const int64_t n = xc.size(0);
+  const QConvShape s{static_cast<int>(xc.size(1)), static_cast<int>(xc.size(2)), static_cast<int>(xc.size(3)),
+                     kernel_, stride_, padding_};
+  const int64_t pix = static_cast<int64_t>(s.ho()) * s.wo(), nout = weights_.n, image_numel = xc[0].numel();
+  at::Tensor out = at::empty({n, nout, s.ho(), s.wo()}, at::kFloat);
+  const float* src = xc.data_ptr<float>();
+  float* dst = out.data_ptr<float>();
+  const float* bias = bias_.data_ptr<float>();
+  const size_t padded = s.padded_bytes();
+  if (n >= at::get_num_threads()) {
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      thread_local std::vector<uint8_t> image;
+      image.resize(padded);
+      for (int64_t i = begin; i < end; ++i) {
+        qconv_quantize_image(src + i * image_numel, s, q, image.data());
+        qconv_pixels(image.data(), s, weights_, q, bias, 0, static_cast<int>(pix), dst + i * nout * pix);
+      }
+    });
+    return out;
+  }
+  std::vector<uint8_t> images(padded * static_cast<size_t>(n));
+  at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) qconv_quantize_image(src + i * image_numel, s, q, images.data() + i * padded);
+  });
+  const int64_t block = 256, blocks = (pix + block - 1) / block;
+  at::parallel_for(0, n * blocks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = t / blocks, r0 = (t % blocks) * block;
+      qconv_pixels(images.data() + i * padded, s, weights_, q, bias, static_cast<int>(r0),
+                   static_cast<int>(std::min(block, pix - r0)), dst + i * nout * pix);
     }
   });
   return out;

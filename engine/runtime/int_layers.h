@@ -18,14 +18,17 @@ class IntLayer : public LayerOverride {
   // Takes the layer's grid weights (fake_weight) and tables from `source`.
   IntLayer(const QuantLayer& source, QGemmIsa isa);
   at::Tensor forward(const at::Tensor& input) override;
+  bool lane_convolution() const { return lane_conv_; }  // runs through qconv.h
   size_t weight_bytes() const { return weights_.bytes() + static_cast<size_t>(bias_.numel()) * 4; }
 
  private:
   at::Tensor conv_forward(const at::Tensor& x, ActQuant q);
+  at::Tensor lane_conv_forward(const at::Tensor& x, ActQuant q);  // qconv.h, where available
   at::Tensor linear_forward(const at::Tensor& x, ActQuant q);
   at::Tensor gemm(const uint8_t* a, const int32_t* row_sums, int64_t m, ActQuant q);  // (m, n) float
 
   bool is_conv_;
+  bool lane_conv_ = false;
   int kernel_ = 1, stride_ = 1, padding_ = 0, in_channels_ = 0;
   PackedWeights weights_;
   at::Tensor bias_;

@@ -1,0 +1,46 @@
+// Integer convolution with the output pixels in the vector lanes (AVX-512 VNNI).
+//
+// The GEMM of qgemm.h puts output channels in the lanes, so a convolution through it needs
+// patches gathered per pixel and its (pixels, channels) result transposed to NCHW. Here the
+// lanes hold 16 output pixels instead: for every group of 4 K values (4 input channels at
+// one kernel offset), one dword gather from the channels-last, padded u8 image gives the
+// 16 pixels' 4 bytes, and vpdpbusd multiplies them with the channel's 4 weight bytes
+// broadcast. Each accumulator is then 16 consecutive pixels of one output channel: the
+// epilogue (zero-point corrections, scales, bias) writes NCHW rows directly.
+//
+//   padded   (hp, wp, C) u8 codes of one image, border = activation zero point
+//   weights  (N, K) with K in (ky, kx, c) order, WeightLayout::kRows, C % 4 == 0
+//   out      (N, ho * wo) fp32 of one image
+//
+// The integer sums equal qgemm_s32's and the epilogue computes dequantize_output's formula,
+// so results are bit-identical to the GEMM path (tests check it).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "engine/kernels/qgemm.h"
+
+namespace qdm {
+
+struct QConvShape {
+  int c = 0, h = 0, w = 0, kernel = 1, stride = 1, padding = 0;
+  int ho() const { return (h + 2 * padding - kernel) / stride + 1; }
+  int wo() const { return (w + 2 * padding - kernel) / stride + 1; }
+  int hp() const { return h + 2 * padding; }
+  int wp() const { return w + 2 * padding; }
+  size_t padded_bytes() const { return static_cast<size_t>(hp()) * static_cast<size_t>(wp()) * static_cast<size_t>(c); }
+};
+
+// Whether this build and `isa` run the lane convolution for a layer with `c` input channels.
+bool qconv_available(QGemmIsa isa, int c);
+
+// One image (C, H, W) fp32 to `padded` (s.padded_bytes()), x / scale rounded half to even
+// plus the zero point, clamped to [0, 255], as the simulation does.
+void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
+
+// Output pixels [r0, r0 + rows) of one image for all w.n channels. bias may be null.
+void qconv_pixels(const uint8_t* padded, const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias,
+                  int r0, int rows, float* out);
+
+}  // namespace qdm

@@ -1,0 +1,207 @@
+// The lane convolution of qconv.h: AVX-512 (F, BW) and VNNI, compiled with their flags and
+// called only when the CPU has them (qconv_available).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "engine/kernels/qconv.h"
+
+namespace qdm {
+namespace {
+
+constexpr int kLanes = 16;
+constexpr int kVectors = 4;                    // pixel vectors per micro-block: 64 pixels
+constexpr int kBlockPixels = kLanes * kVectors;
+constexpr int kChannels = 4;                   // output channels per micro-kernel
+
+// Weights as int8 rows of k_padded (K in (ky, kx, c) order): int4 rows are unpacked into
+// `scratch`, int8 rows are used in place.
+const int8_t* int8_rows(const PackedWeights& w, std::vector<int8_t>& scratch) {
+  if (w.bits > 4) return reinterpret_cast<const int8_t*>(w.data.data());
+  scratch.resize(static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded));
+  const __m256i nib = _mm256_set1_epi8(0x0F);
+  const size_t blocks = static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded / kKBlock);
+  // kRows: per 64-wide K block, 32 bytes with w'[j] in the low and w'[j + 32] in the high nibble.
+  for (size_t b = 0; b < blocks; ++b) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.data.data() + b * 32));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(scratch.data() + b * 64), _mm256_and_si256(v, nib));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(scratch.data() + b * 64 + 32),
+                        _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+  }
+  return scratch.data();
+}
+
+inline __mmask16 lanes_below(int count) {
+  return count >= kLanes ? static_cast<__mmask16>(0xFFFF) : count <= 0 ? 0 : static_cast<__mmask16>((1u << count) - 1);
+}
+
+// acc (kVectors x NC) over `groups` groups of 4 K: a_t holds, per group, kVectors vectors of
+// 16 pixels x 4 bytes; rows: the NC channels' int8 weight rows. Named accumulators: GCC
+// copies array-held ones between registers around every vpdpbusd.
+#define QDM_DP4(c0, c1, c2, c3, b) \
+  c0 = _mm512_dpbusd_epi32(c0, a0, b); \
+  c1 = _mm512_dpbusd_epi32(c1, a1, b); \
+  c2 = _mm512_dpbusd_epi32(c2, a2, b); \
+  c3 = _mm512_dpbusd_epi32(c3, a3, b)
+
+inline __m512i broadcast_word(const int8_t* p) {
+  int32_t word;
+  std::memcpy(&word, p, 4);
+  return _mm512_set1_epi32(word);
+}
+
+void micro_kernel_4(const uint8_t* a_t, int groups, const int8_t* const* rows, __m512i (&acc)[kVectors][kChannels]) {
+  __m512i c00 = _mm512_setzero_si512(), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
+  __m512i c02 = c00, c12 = c00, c22 = c00, c32 = c00, c03 = c00, c13 = c00, c23 = c00, c33 = c00;
+  const int8_t *w0 = rows[0], *w1 = rows[1], *w2 = rows[2], *w3 = rows[3];
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* ag = a_t + static_cast<size_t>(g) * kBlockPixels * 4;
+    const __m512i a0 = _mm512_loadu_si512(ag), a1 = _mm512_loadu_si512(ag + 64), a2 = _mm512_loadu_si512(ag + 128),
+                  a3 = _mm512_loadu_si512(ag + 192);
+    const size_t k = 4 * static_cast<size_t>(g);
+    const __m512i b0 = broadcast_word(w0 + k), b1 = broadcast_word(w1 + k), b2 = broadcast_word(w2 + k),
+                  b3 = broadcast_word(w3 + k);
+    QDM_DP4(c00, c10, c20, c30, b0);
+    QDM_DP4(c01, c11, c21, c31, b1);
+    QDM_DP4(c02, c12, c22, c32, b2);
+    QDM_DP4(c03, c13, c23, c33, b3);
+  }
+  acc[0][0] = c00, acc[1][0] = c10, acc[2][0] = c20, acc[3][0] = c30;
+  acc[0][1] = c01, acc[1][1] = c11, acc[2][1] = c21, acc[3][1] = c31;
+  acc[0][2] = c02, acc[1][2] = c12, acc[2][2] = c22, acc[3][2] = c32;
+  acc[0][3] = c03, acc[1][3] = c13, acc[2][3] = c23, acc[3][3] = c33;
+}
+
+void micro_kernel_1(const uint8_t* a_t, int groups, const int8_t* row, __m512i (&acc)[kVectors][kChannels]) {
+  __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
+  for (int g = 0; g < groups; ++g) {
+    const uint8_t* ag = a_t + static_cast<size_t>(g) * kBlockPixels * 4;
+    const __m512i a0 = _mm512_loadu_si512(ag), a1 = _mm512_loadu_si512(ag + 64), a2 = _mm512_loadu_si512(ag + 128),
+                  a3 = _mm512_loadu_si512(ag + 192);
+    const __m512i b = broadcast_word(row + 4 * static_cast<size_t>(g));
+    QDM_DP4(c0, c1, c2, c3, b);
+  }
+  acc[0][0] = c0, acc[1][0] = c1, acc[2][0] = c2, acc[3][0] = c3;
+}
+
+#undef QDM_DP4
+
+}  // namespace
+
+bool qconv_available(QGemmIsa isa, int c) { return isa == QGemmIsa::kAvx512Vnni && c % 4 == 0 && c > 0; }
+
+void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
+  const int c = s.c, w = s.w, p = s.padding, wp = s.wp();
+  const int hw = s.h * s.w;
+  std::memset(padded, static_cast<uint8_t>(q.zero), s.padded_bytes());  // the border; the inside is overwritten
+  const __m512 scale = _mm512_set1_ps(q.scale), zero = _mm512_set1_ps(static_cast<float>(q.zero));
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  // Lane i reads channel c0 + i of one pixel: 16 channels gathered, quantized, stored as 16
+  // contiguous bytes of the channels-last image.
+  const __m512i channel_stride = _mm512_mullo_epi32(
+      _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(hw));
+  for (int c0 = 0; c0 < c; c0 += kLanes) {
+    const __mmask16 mask = lanes_below(c - c0);
+    const float* plane = x + static_cast<size_t>(c0) * static_cast<size_t>(hw);
+    for (int y = 0; y < s.h; ++y) {
+      uint8_t* row = padded + (static_cast<size_t>(y + p) * static_cast<size_t>(wp) + static_cast<size_t>(p)) * c + c0;
+      for (int xx = 0; xx < w; ++xx) {
+        const __m512 v = _mm512_mask_i32gather_ps(lo, mask, channel_stride, plane + y * w + xx, 4);
+        __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, zero), lo), hi);
+        _mm512_mask_cvtepi32_storeu_epi8(row + static_cast<size_t>(xx) * c, mask, _mm512_cvtps_epi32(r));
+      }
+    }
+  }
+}
+
+void qconv_pixels(const uint8_t* padded, const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias,
+                  int r0, int rows, float* out) {
+  const int c = s.c, k = s.kernel, stride = s.stride, wo = s.wo(), wp = s.wp();
+  const size_t pix = static_cast<size_t>(s.ho()) * static_cast<size_t>(wo);
+  const int groups = k * k * c / 4;  // the real K; padded weights are never read
+  thread_local std::vector<int8_t> unpacked;
+  thread_local std::vector<uint8_t> a_t;
+  thread_local std::vector<int32_t> group_offset, col_term;
+  thread_local std::vector<float> col_scale;
+  const int8_t* w8 = int8_rows(w, unpacked);
+  a_t.resize(static_cast<size_t>(groups) * kBlockPixels * 4);
+  // Byte offset of group g from a pixel's top-left input: (ky * wp + kx) * C + 4 c4.
+  group_offset.resize(static_cast<size_t>(groups));
+  for (int g = 0; g < groups; ++g) {
+    const int kpos = 4 * g / c, c4 = (4 * g) % c;
+    group_offset[static_cast<size_t>(g)] = ((kpos / k) * wp + kpos % k) * c + c4;
+  }
+  col_term.resize(static_cast<size_t>(w.n));
+  col_scale.resize(static_cast<size_t>(w.n));
+  for (int n = 0; n < w.n; ++n) {
+    const size_t i = static_cast<size_t>(n);
+    col_term[i] = -q.zero * w.col_sum[i] + w.k * q.zero * w.zero[i];
+    col_scale[i] = q.scale * w.scale[i];
+  }
+  const __m512i ones = _mm512_set1_epi8(1);
+  for (int m0 = r0; m0 < r0 + rows; m0 += kBlockPixels) {
+    const int count = std::min(kBlockPixels, r0 + rows - m0);
+    // Per pixel: the byte offset of its top-left input in the padded image.
+    alignas(64) int32_t base[kBlockPixels];
+    for (int i = 0; i < kBlockPixels; ++i) {
+      const int r = m0 + std::min(i, count - 1), oy = r / wo, ox = r % wo;
+      base[i] = (oy * stride * wp + ox * stride) * c;
+    }
+    __m512i vbase[kVectors], row_sum[kVectors];
+    __mmask16 valid[kVectors];
+    for (int v = 0; v < kVectors; ++v) {
+      vbase[v] = _mm512_load_si512(base + kLanes * v);
+      valid[v] = lanes_below(count - kLanes * v);
+      row_sum[v] = _mm512_setzero_si512();
+    }
+    // a_t: per group, the 4 bytes of each pixel (zeros in lanes past the block).
+    for (int g = 0; g < groups; ++g) {
+      const __m512i off = _mm512_set1_epi32(group_offset[static_cast<size_t>(g)]);
+      uint8_t* dst = a_t.data() + static_cast<size_t>(g) * kBlockPixels * 4;
+      for (int v = 0; v < kVectors; ++v) {
+        const __m512i a = valid[v] ? _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid[v],
+                                                                  _mm512_add_epi32(vbase[v], off), padded, 1)
+                                   : _mm512_setzero_si512();
+        _mm512_storeu_si512(dst + 64 * v, a);
+        row_sum[v] = _mm512_dpbusd_epi32(row_sum[v], a, ones);
+      }
+    }
+    for (int n0 = 0; n0 < w.n; n0 += kChannels) {
+      const int nc = std::min(kChannels, w.n - n0);
+      const int8_t* wrows[kChannels];
+      for (int j = 0; j < kChannels; ++j)
+        wrows[j] = w8 + static_cast<size_t>(n0 + std::min(j, nc - 1)) * static_cast<size_t>(w.k_padded);
+      __m512i acc[kVectors][kChannels];
+      // Channel j of the block from acc[.][slot]: zero-point corrections, scales, bias, NCHW row.
+      auto store = [&](int j, int slot) {
+        const size_t n = static_cast<size_t>(n0 + j);
+        const __m512i zw = _mm512_set1_epi32(w.zero[n]), ct = _mm512_set1_epi32(col_term[n]);
+        const __m512 cs = _mm512_set1_ps(col_scale[n]), b = _mm512_set1_ps(bias ? bias[n] : 0.0f);
+        float* dst = out + n * pix + static_cast<size_t>(m0);
+        for (int v = 0; v < kVectors; ++v) {
+          if (!valid[v]) continue;
+          const __m512i exact = _mm512_add_epi32(_mm512_sub_epi32(acc[v][slot], _mm512_mullo_epi32(zw, row_sum[v])), ct);
+          // Explicitly rounded multiply and add: GCC would contract _mm512_mul_ps + _mm512_add_ps
+          // into one FMA and differ from dequantize_output by a rounding.
+          constexpr int kRne = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+          const __m512 y = _mm512_add_round_ps(_mm512_mul_round_ps(_mm512_cvtepi32_ps(exact), cs, kRne), b, kRne);
+          _mm512_mask_storeu_ps(dst + kLanes * v, valid[v], y);
+        }
+      };
+      if (nc == kChannels) {
+        micro_kernel_4(a_t.data(), groups, wrows, acc);
+        for (int j = 0; j < kChannels; ++j) store(j, j);
+      } else {  // the channel tail, one at a time
+        for (int j = 0; j < nc; ++j) {
+          micro_kernel_1(a_t.data(), groups, wrows[j], acc);
+          store(j, 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace qdm
