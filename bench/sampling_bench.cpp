@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "engine/runtime/loaded_model.h"
+#include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 
 namespace {
@@ -29,6 +30,7 @@ double peak_rss_mib() {
 
 int main(int argc, char** argv) {
   qdm::ensure_passive_omp_wait(argv);
+  qdm::keep_freed_tensor_memory();
   CLI::App app{"qdm FP32 sampling benchmark"};
   std::string model_dir, artifact, kernels = "int", out;
   std::vector<int> batches = {1, 64};

@@ -6,10 +6,12 @@
 
 #include "client/commands.h"
 #include "client/remote.h"
+#include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 
 int main(int argc, char** argv) {
   qdm::ensure_passive_omp_wait(argv);
+  qdm::keep_freed_tensor_memory();
   CLI::App app{"qdm: post-training quantization and sampling of diffusion models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "qdm 0.1.0");

@@ -33,6 +33,8 @@ TEST(QGemm, EveryIsaMatchesTheScalarReferenceExactly) {
     const PackedWeights w = pack_weights(codes.data(), p.n, p.k, p.bits, scale.data(), zero.data());
     for (WeightLayout layout : {WeightLayout::kRows, WeightLayout::kPanels16}) {
       const PackedWeights wl = pack_weights(codes.data(), p.n, p.k, p.bits, scale.data(), zero.data(), layout);
+      ASSERT_EQ(wl.col_sum, w.col_sum);
+      ASSERT_EQ(wl.zero, w.zero);
       for (int r = 0; r < p.n; ++r)
         for (int c = 0; c < p.k; ++c)
           ASSERT_EQ(wl.weight(r, c) + (p.bits > 4 ? 128 : 0), codes[static_cast<size_t>(r) * p.k + c]);
@@ -83,6 +85,34 @@ TEST(QGemm, DequantizedOutputMatchesTheSimulation) {
         EXPECT_NEAR(y[static_cast<size_t>(r) * n + c], expect, 1e-4 * (1 + std::abs(expect))) << isa_name(isa);
       }
     }
+  }
+}
+
+// Activation quantization: every path gives the codes of round-half-to-even(x / s) + z
+// clamped to [0, 255], row sums over the real K, and zero padding.
+TEST(QGemm, ActivationQuantizationPathsAgreeWithTheDefinition) {
+  const int m = 3, k = 83;  // a partial vector and a padded row
+  const ActQuant q{0.5f, 7};
+  std::vector<float> x(static_cast<size_t>(m) * k);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 60.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = i % 5 == 0 ? 0.25f * static_cast<float>(static_cast<int>(i % 40) - 20) : normal(rng);
+  x[1] = 1e9f, x[2] = -1e9f;  // saturate both ends
+  std::vector<uint8_t> expect(static_cast<size_t>(m) * padded_k(k), 0);
+  std::vector<int32_t> expect_sums(static_cast<size_t>(m), 0);
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < k; ++c) {
+      const float v = x[static_cast<size_t>(r) * k + c] / q.scale;
+      const int code = std::clamp(static_cast<int>(std::nearbyint(std::clamp(v, -1e6f, 1e6f))) + q.zero, 0, 255);
+      expect[static_cast<size_t>(r) * padded_k(k) + c] = static_cast<uint8_t>(code);
+      expect_sums[static_cast<size_t>(r)] += code;
+    }
+  for (QGemmIsa isa : supported_isas()) {
+    std::vector<uint8_t> a(expect.size(), 99);
+    std::vector<int32_t> sums(static_cast<size_t>(m));
+    quantize_rows(isa, x.data(), m, k, q, a.data(), sums.data());
+    EXPECT_EQ(a, expect) << isa_name(isa);
+    EXPECT_EQ(sums, expect_sums) << isa_name(isa);
   }
 }
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 
+#include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 #include "service/auth.h"
 #include "service/logging.h"
@@ -31,6 +32,7 @@
 int main(int argc, char** argv) {
   using namespace qdm;
   ensure_passive_omp_wait(argv);
+  keep_freed_tensor_memory();
   CLI::App app{"qdm-worker: quantize jobs and sampling for a qdm-scheduler"};
   std::string scheduler = "localhost:50051", listen = "0.0.0.0:50052", advertise, id, metrics_addr = "0.0.0.0:9465";
   std::string cache_dir = "var/qdm-worker", classifier = "models/fmnist-classifier", log_level = "info";

@@ -88,6 +88,21 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
   w.col_sum.assign(static_cast<size_t>(n), 0);
   w.zero.resize(static_cast<size_t>(n));
   w.scale.assign(scale, scale + n);
+  if (bits == 8 && layout == WeightLayout::kPanels16) {  // every code is valid: w' = code ^ 0x80
+    const size_t panel_bytes = static_cast<size_t>(w.k_padded / 4) * 64;
+    for (int r = 0; r < n; ++r) {
+      uint8_t* panel = w.data.data() + static_cast<size_t>(r / 16) * panel_bytes + 4 * static_cast<size_t>(r % 16);
+      const uint8_t* src = codes + static_cast<size_t>(r) * k;
+      int32_t sum = 0;
+      for (int c = 0; c < k; ++c) {
+        panel[static_cast<size_t>(c / 4) * 64 + static_cast<size_t>(c % 4)] = src[c] ^ 0x80;
+        sum += src[c];
+      }
+      w.col_sum[static_cast<size_t>(r)] = sum - 128 * k;
+      w.zero[static_cast<size_t>(r)] = static_cast<int32_t>(std::lround(zero_point[r])) - offset;
+    }
+    return w;
+  }
   for (int r = 0; r < n; ++r) {
     uint8_t* row = w.data.data() + static_cast<size_t>(r) * w.row_bytes();
     w.zero[static_cast<size_t>(r)] = static_cast<int32_t>(std::lround(zero_point[r])) - offset;
@@ -122,6 +137,16 @@ void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, in
 }
 
 void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
+  static const bool avx512 = best_isa() == QGemmIsa::kAvx512Vnni;
+  quantize_rows(avx512 ? QGemmIsa::kAvx512Vnni : QGemmIsa::kScalar, x, m, k, q, out, row_sums);
+}
+
+void quantize_rows(QGemmIsa isa, const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
+  if (isa == QGemmIsa::kAvx512Vnni) return kernels::quantize_rows_avx512(x, m, k, q, out, row_sums);
+  kernels::quantize_rows_generic(x, m, k, q, out, row_sums);
+}
+
+void kernels::quantize_rows_generic(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
   const int kp = padded_k(k);
   // x / scale rounded half to even by (v + 1.5 * 2^23) - 1.5 * 2^23 (the FPU's default mode,
   // |v| clamped below 2^22 first): branch-free, so the loop vectorizes.

@@ -64,7 +64,9 @@ struct ActQuant {
 };
 // Quantizes x (m, k) to u8 rows of padded_k(k) (padding 0), returns row sums over the first k.
 // Rounds x / scale half to even, as the fake-quant simulation does.
+// The fastest path present (they agree exactly); the second form pins one (AVX-512 or generic).
 void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
+void quantize_rows(QGemmIsa isa, const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
 // y (m, n) = dequantized product + bias (may be null). acc from qgemm_s32.
 void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
                        const float* bias, float* y);

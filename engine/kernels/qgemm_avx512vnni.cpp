@@ -60,4 +60,26 @@ void qgemm_s32_avx512vnni(const uint8_t* a, int m, const PackedWeights& w, int32
   }
 }
 
+void quantize_rows_avx512(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
+  const int kp = padded_k(k);
+  const __m512 scale = _mm512_set1_ps(q.scale), zero = _mm512_set1_ps(static_cast<float>(q.zero));
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  for (int r = 0; r < m; ++r) {
+    const float* xr = x + static_cast<size_t>(r) * k;
+    uint8_t* o = out + static_cast<size_t>(r) * kp;
+    __m512i sum = _mm512_setzero_si512();
+    for (int c = 0; c < k; c += 16) {
+      const __mmask16 mask = k - c >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (k - c)) - 1);
+      const __m512 v = _mm512_maskz_loadu_ps(mask, xr + c);
+      __m512 t = _mm512_roundscale_ps(_mm512_div_ps(v, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      t = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(t, zero), lo), hi);
+      const __m512i codes = _mm512_cvtps_epi32(t);
+      sum = _mm512_mask_add_epi32(sum, mask, sum, codes);
+      _mm512_mask_cvtepi32_storeu_epi8(o + c, mask, codes);
+    }
+    std::memset(o + k, 0, static_cast<size_t>(kp - k));
+    row_sums[r] = _mm512_reduce_add_epi32(sum);
+  }
+}
+
 }  // namespace qdm::kernels

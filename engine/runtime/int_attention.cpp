@@ -17,9 +17,11 @@ void quantize_matrix(const float* x, int rows, int cols, ActQuant q, std::vector
 
 // The B operand: rows of x (rows, cols) quantized with one table, packed as "weights".
 PackedWeights pack_operand(const float* x, int rows, int cols, ActQuant q, QGemmIsa isa) {
-  std::vector<uint8_t> codes(static_cast<size_t>(rows) * cols);
-  for (size_t i = 0; i < codes.size(); ++i)
-    codes[i] = static_cast<uint8_t>(std::clamp(static_cast<int>(std::nearbyint(x[i] / q.scale)) + q.zero, 0, 255));
+  const int count = rows * cols;  // quantized as one long row: codes stay (rows, cols)
+  thread_local std::vector<uint8_t> codes;
+  codes.resize(static_cast<size_t>(padded_k(count)));
+  int32_t unused_sum = 0;
+  quantize_rows(x, 1, count, q, codes.data(), &unused_sum);
   const std::vector<float> scale(static_cast<size_t>(rows), q.scale), zero(static_cast<size_t>(rows), static_cast<float>(q.zero));
   return pack_weights(codes.data(), rows, cols, 8, scale.data(), zero.data(), layout_for(isa));
 }
@@ -41,24 +43,27 @@ at::Tensor IntAttentionCore::attend(const at::Tensor& q_in, const at::Tensor& k_
   const int64_t groups = q.size(0) * q.size(1), len = q.size(2), dim = q.size(3);
   const ActQuant tq = table(tables_->q), tk = table(tables_->k), tv = table(tables_->v), tp = table(tables_->probs);
   at::Tensor out = at::empty_like(q);
+  at::Tensor logits = at::empty({groups, len, len}, at::kFloat);
+  // Q K^T per (image, head): (L, d) x (L, d)^T -> (L, L)
   at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
     std::vector<uint8_t> a;
-    std::vector<int32_t> sums, acc;
-    std::vector<float> logits(static_cast<size_t>(len * len));
+    std::vector<int32_t> sums, acc(static_cast<size_t>(len * len));
     for (int64_t g = begin; g < end; ++g) {
-      const float* qg = q.data_ptr<float>() + g * len * dim;
-      // Q K^T: (L, d) x (L, d)^T -> (L, L)
-      quantize_matrix(qg, static_cast<int>(len), static_cast<int>(dim), tq, a, sums);
+      quantize_matrix(q.data_ptr<float>() + g * len * dim, static_cast<int>(len), static_cast<int>(dim), tq, a, sums);
       const PackedWeights kw = pack_operand(k.data_ptr<float>() + g * len * dim, static_cast<int>(len), static_cast<int>(dim), tk, isa_);
-      acc.resize(static_cast<size_t>(len * len));
       qgemm_s32(isa_, a.data(), static_cast<int>(len), kw, acc.data());
-      dequantize_output(acc.data(), static_cast<int>(len), kw, tq, sums.data(), nullptr, logits.data());
-      // softmax(logits * scale) per row, in fp32 like the simulation
-      at::Tensor probs = at::softmax(at::from_blob(logits.data(), {len, len}, at::kFloat) * scale, -1).contiguous();
-      // P V: (L, L) x (d, L)^T -> (L, d)
-      quantize_matrix(probs.data_ptr<float>(), static_cast<int>(len), static_cast<int>(len), tp, a, sums);
+      dequantize_output(acc.data(), static_cast<int>(len), kw, tq, sums.data(), nullptr, logits.data_ptr<float>() + g * len * len);
+    }
+  });
+  // softmax(logits * scale) per row in fp32 like the simulation, one call for every head
+  const at::Tensor probs = at::softmax(logits * scale, -1).contiguous();
+  // P V: (L, L) x (d, L)^T -> (L, d)
+  at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint8_t> a;
+    std::vector<int32_t> sums, acc(static_cast<size_t>(len * dim));
+    for (int64_t g = begin; g < end; ++g) {
+      quantize_matrix(probs.data_ptr<float>() + g * len * len, static_cast<int>(len), static_cast<int>(len), tp, a, sums);
       const PackedWeights vw = pack_operand(vt.data_ptr<float>() + g * dim * len, static_cast<int>(dim), static_cast<int>(len), tv, isa_);
-      acc.resize(static_cast<size_t>(len * dim));
       qgemm_s32(isa_, a.data(), static_cast<int>(len), vw, acc.data());
       dequantize_output(acc.data(), static_cast<int>(len), vw, tp, sums.data(), nullptr, out.data_ptr<float>() + g * len * dim);
     }
