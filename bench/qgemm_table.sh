@@ -26,5 +26,7 @@ for r in runs:
 print()
 print("Ceiling for context: per 512-bit instruction, vpdpbusd does 64 int8 multiply-adds and vfmadd231ps")
 print("16 fp32 ones, so int8 dot products allow about 4x the FP32 rate at the same issue rate.")
+print("LibTorch's addmm runs on Debian's OpenBLAS and its conv2d on oneDNN, which is several times")
+print("faster here: the conv2d rows are the comparison that matters for sampling.")
 PY
 cat bench/results/qgemm.md
