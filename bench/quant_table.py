@@ -13,9 +13,9 @@ def artifact_meta(path):
     return json.loads(header["__metadata__"]["qdm"])
 
 
-rows = [f"| FP32 | - | {fp['fid_fmnist']:.3f} | 0 | inf | 1.000 | - | {fp_bytes} |"]
+rows = [f"| FP32 | - | {fp['fid_fmnist']:.3f} | 0 | inf | 1.000 | - | {fp_bytes} | LibTorch | {fp['weight_bytes']} |"]
 for cfg in ["w8a8", "w4a8", "w4a32"]:
-    for recipe in ["rtn", "qdiffusion", "tfmq", "tfmq_cache"]:
+    for recipe in ["rtn", "qdiffusion", "tfmq", "tfmq_cache", "tfmq_qskip"]:
         name = f"{recipe}_{cfg}"
         path = f"{out}/{name}.safetensors"
         if not os.path.exists(f"{out}/{name}.eval.json"):
@@ -25,7 +25,7 @@ for cfg in ["w8a8", "w4a8", "w4a32"]:
         rep = meta["report"]
         rows.append(f"| {recipe.replace('_', '+')} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {rep['mse_vs_fp']:.5f} | "
                     f"{rep['psnr_vs_fp']:.2f} | {rep['temporal_feature_cosine']:.4f} | "
-                    f"{meta['timings']['total']:.0f} | {os.path.getsize(path)} |")
+                    f"{meta['timings']['total']:.0f} | {os.path.getsize(path)} | {ev['kernels']} | {ev['weight_bytes']} |")
 print(f"""# Quantization of models/fmnist-ddpm
 
 100 DDIM steps; FID-FMNIST on {num} samples (seeds 0..{int(num)-1}); MSE / PSNR per image
@@ -33,10 +33,12 @@ against the FP32 images of the same seeds (256 images, pixels in [0, 1]); tempor
 cosine similarity to FP32 averaged over steps and resnets; quantization wall time on this
 machine; artifact size in bytes. Reconstruction: {iters} AdaRound iterations per block,
 {act_iters} LSQ iterations per block (qdiffusion), {calib} calibration trajectories.
-Simulated (fake-quant) inference.
+FID evaluated on the kernels named per row (int: the integer kernels; sim: fake-quant), with
+the weight bytes resident in that evaluation (sim keeps fp32 and fake-quantized copies).
+tfmq+qskip: tfmq with the 1x1 shortcuts and downsample convs quantized as well.
 
-| recipe | bits | FID-FMNIST | MSE vs FP | PSNR vs FP dB | temporal cos | quantize s | artifact bytes |
-|---|---|---:|---:|---:|---:|---:|---:|
+| recipe | bits | FID-FMNIST | MSE vs FP | PSNR vs FP dB | temporal cos | quantize s | artifact bytes | eval kernels | resident weight bytes |
+|---|---|---:|---:|---:|---:|---:|---:|---|---:|
 """ + "\n".join(rows) + """
 
 Reproduce: `bash bench/quant_table.sh` (environment variables at the top of the script).

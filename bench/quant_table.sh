@@ -3,7 +3,10 @@
 # W4A32 on the shipped model, 100 DDIM steps, the same seeds for every row.
 #   bash bench/quant_table.sh            (from the repository root, after .ci/setup)
 # Environment: NUM (samples per FID, default 1000), ITERS / ACT_ITERS (reconstruction
-# iterations per block), CALIB (calibration trajectories), CONFIGS, RECIPES, QDM (binary).
+# iterations per block), CALIB (calibration trajectories), CONFIGS, RECIPES, QDM (binary),
+# KERNELS (int or sim for the FID evaluations; W4A32 has no integer path and always uses sim).
+# Recipe "tfmq-qskip" is tfmq with the 1x1 shortcuts and downsample convs quantized too
+# (only conv_in, conv_out and time_embedding.linear_1 kept in fp32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 num=${NUM:-1000}
@@ -12,6 +15,7 @@ act_iters=${ACT_ITERS:-500}
 calib=${CALIB:-32}
 configs=${CONFIGS:-"8:8 4:8 4:32"}
 recipes=${RECIPES:-"rtn qdiffusion tfmq tfmq+cache"}
+kernels=${KERNELS:-int}
 out=bench/results/quant
 qdm=${QDM:-build/bin/qdm}   # a copy lets the table run while the tree is rebuilt
 mkdir -p "$out"
@@ -19,14 +23,17 @@ mkdir -p "$out"
 for cfg in $configs; do
   w=${cfg%%:*}; a=${cfg##*:}
   for r in $recipes; do
-    name="${r/+/_}_w${w}a${a}"
+    name="${r/+/_}_w${w}a${a}"; name=${name/-/_}
+    recipe=$r; extra=()
+    [ "$r" = tfmq-qskip ] && recipe=tfmq && extra=(--keep-fp conv_in conv_out time_embedding.linear_1)
+    k=$kernels; [ "$a" = 32 ] && k=sim
     [ -f "$out/$name.eval.json" ] && continue
     # A finished artifact (written atomically, with its wall time) is kept: only its evaluation reruns.
     [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
-    /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-ddpm --recipe "$r" \
+    /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-ddpm --recipe "$recipe" "${extra[@]}" \
       --wbits "$w" --abits "$a" --steps 100 --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" \
       --report-samples 256 --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
-    "$qdm" eval --artifact "$out/$name.safetensors" --kernels sim --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
+    "$qdm" eval --artifact "$out/$name.safetensors" --kernels "$k" --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
   done
 done
 python3 bench/quant_table.py "$out" "$num" "$iters" "$act_iters" "$calib" > bench/results/quant_table.md

@@ -3,8 +3,7 @@
 # kernels and on the fake-quant simulation, 100 DDIM steps at batch 1 and 64, one run each
 # right after another: time per step, images/s, resident weight bytes, peak RSS. Then the
 # integer path against the simulation: pixel differences of 64 images of the same seeds, and
-# FID-FMNIST of both on NUM samples (evaluations are cached next to the artifact; the
-# simulation's is bench/quant_table.sh's when present).
+# FID-FMNIST of both on NUM samples (cached next to the artifact as NAME.int|sim.eval.json).
 #   bash bench/w4a8_sampling.sh [ARTIFACT]   (default: bench/results/quant/tfmq_w4a8.safetensors)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,13 +29,12 @@ build/bin/qdm_sampling_bench --artifact "$artifact" --kernels sim --steps "$step
   build/bin/qdm sample --artifact "$artifact" --kernels sim --num 64 --seed 0 --out "$tmp/sim" >/dev/null 2>&1
   echo "    $(python3 bench/png_diff.py "$tmp/int" "$tmp/sim")"
   base=${artifact%.safetensors}
-  sim_json=$base.eval.json; [ -f "$sim_json" ] || sim_json=$base.sim.eval.json
   for k in int sim; do
-    j=$base.$k.eval.json; [ "$k" = sim ] && j=$sim_json
+    j=$base.$k.eval.json
     [ -f "$j" ] || build/bin/qdm eval --artifact "$artifact" --kernels "$k" --num "$num" --seed 0 --json "$j" >/dev/null 2>&1
   done
   echo
-  python3 - "$base.int.eval.json" "$sim_json" <<'PY'
+  python3 - "$base.int.eval.json" "$base.sim.eval.json" <<'PY'
 import json, sys
 i, s = (json.load(open(p)) for p in sys.argv[1:3])
 print(f"FID-FMNIST ({i['num_images']} samples, seeds from {i['seed']}): int {i['fid_fmnist']:.2f}, sim {s['fid_fmnist']:.2f}")
