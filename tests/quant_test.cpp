@@ -7,6 +7,7 @@
 #include "engine/artifact/weight_packing.h"
 #include "engine/model/model_folder.h"
 #include "engine/model_io/tensor_io.h"
+#include "engine/quant/act_quantizer.h"
 #include "engine/quant/quant_model.h"
 #include "engine/quant/recipe.h"
 #include "engine/quant/uniform_quant.h"
@@ -44,6 +45,39 @@ TEST(UniformQuant, MseSearchIsNoWorseThanMinMax) {
     const auto err = [&](const QuantParams& p) { return (fake_quant(w, p) - w).abs().pow(2.4).sum().item<double>(); };
     EXPECT_LE(err(mse_weight_params(w, bits)), err(minmax_weight_params(w, bits)) + 1e-9);
   }
+}
+
+// FSC (tfmq): a step's activation range starts from the MSE-best range of its first 16
+// samples, which clips a lone outlier, then follows the EMA of per-batch min/max.
+TEST(ActQuantizer, FscStartsFromTheMseRangeAndRefinesByEma) {
+  torch::manual_seed(11);
+  at::Tensor x = torch::rand({32, 65536});
+  x[0][0] = 8.0f;  // one outlier among a million values in [0, 1)
+  const float x_max = 8.0f;
+  const auto [lo, hi] = mse_range(x.narrow(0, 0, 16), 8);
+  EXPECT_LT(hi, 4.0f);
+  EXPECT_GT(hi, 0.9f);
+  auto error = [&](float a, float b) {
+    const double s = (b - a) / 255.0, z = std::round(-a / s);
+    return ((at::clamp(at::round(x / s) + z, 0, 255) - z) * s - x).pow(2).sum().item<double>();
+  };
+  EXPECT_LT(error(lo, hi), error(x.min().item<float>(), x_max));
+  const at::Tensor u = torch::randn({16, 4096});  // no outlier: (nearly) the whole range
+  EXPECT_GT(mse_range(u, 8).second, 0.9f * u.max().item<float>());
+
+  ActQuantizer fsc(8, 2), minmax(8, 2);
+  fsc.mse_init = true;
+  fsc.mode = minmax.mode = ActQuantizer::Mode::kObserve;
+  fsc(x, 1);
+  minmax(x, 1);
+  EXPECT_FLOAT_EQ(minmax.ema_max[1], x_max);
+  EXPECT_NEAR(fsc.ema_max[1], 0.95f * hi + 0.05f * x_max, 1e-4);
+  EXPECT_NEAR(fsc.ema_min[1], 0.95f * lo + 0.05f * x.min().item<float>(), 1e-4);
+  const at::Tensor y = torch::rand({32, 65536});
+  const float before = fsc.ema_max[1];
+  fsc(y, 1);
+  EXPECT_NEAR(fsc.ema_max[1], 0.95f * before + 0.05f * y.max().item<float>(), 1e-4);
+  EXPECT_EQ(fsc.batches_seen[0], 0);  // other steps untouched
 }
 
 TEST(WeightPacking, Int4TwoPerByteRoundTrip) {

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <tuple>
 
 #include "engine/quant/uniform_quant.h"
 
@@ -20,6 +21,23 @@ std::pair<float, float> scale_zero(float lo, float hi, int bits) {
 }
 
 }  // namespace
+
+std::pair<float, float> mse_range(const at::Tensor& x, int bits) {
+  const at::Tensor xf = x.detach().to(at::kFloat).flatten();
+  const float lo = std::min(xf.min().item<float>(), 0.0f), hi = std::max(xf.max().item<float>(), 0.0f);
+  if (hi - lo <= 0.0f) return {lo, hi};
+  constexpr int64_t kBins = 2048, kCandidates = 80;
+  const at::Tensor counts = at::histc(xf, kBins, lo, hi).unsqueeze(0);                               // (1, bins)
+  const at::Tensor centers = (lo + (at::arange(kBins, at::kFloat) + 0.5) * ((hi - lo) / kBins)).unsqueeze(0);
+  const at::Tensor alpha = (1.0 - 0.01 * at::arange(kCandidates, at::kFloat)).unsqueeze(1);         // (cand, 1)
+  const double levels = static_cast<double>(qmax(bits));
+  const at::Tensor c_lo = alpha * lo, c_hi = alpha * hi;
+  const at::Tensor s = ((c_hi - c_lo) / levels).clamp_min(1e-8);
+  const at::Tensor z = at::clamp(at::round(-c_lo / s), 0, levels);
+  const at::Tensor deq = (at::clamp(at::round(centers / s) + z, 0, levels) - z) * s;               // (cand, bins)
+  const int64_t best = ((deq - centers).pow(2) * counts).sum(1).argmin().item<int64_t>();
+  return {c_lo[best][0].item<float>(), c_hi[best][0].item<float>()};
+}
 
 ActQuantizer::ActQuantizer(int b, int steps, bool unit)
     : bits(b), fixed_unit_range(unit),
@@ -41,13 +59,14 @@ at::Tensor ActQuantizer::operator()(const at::Tensor& x, int step) {
     const float lo = x.min().item<float>(), hi = x.max().item<float>();
     min_seen[i] = std::min(min_seen[i], lo);
     max_seen[i] = std::max(max_seen[i], hi);
-    if (batches_seen[i]++ == 0) {
+    if (batches_seen[i]++ == 0 && !mse_init) {
       ema_min[i] = lo;
       ema_max[i] = hi;
-    } else {
-      ema_min[i] = 0.95f * ema_min[i] + 0.05f * lo;
-      ema_max[i] = 0.95f * ema_max[i] + 0.05f * hi;
+      return x;
     }
+    if (batches_seen[i] == 1) std::tie(ema_min[i], ema_max[i]) = mse_range(x.narrow(0, 0, std::min<int64_t>(16, x.size(0))), bits);
+    ema_min[i] = 0.95f * ema_min[i] + 0.05f * lo;
+    ema_max[i] = 0.95f * ema_max[i] + 0.05f * hi;
     return x;
   }
   if (scale.empty()) throw std::logic_error("ActQuantizer: quantize mode without a table");

@@ -15,6 +15,10 @@ struct StepContext {
   int step = 0;
 };
 
+// The range [lo', hi'] = alpha [lo, hi] (alpha = 1, 0.99, ..., 0.21) whose quantization of x
+// has the least squared error, from a 2048-bin histogram of x (bits-bit asymmetric grid).
+std::pair<float, float> mse_range(const at::Tensor& x, int bits);
+
 class ActQuantizer {
  public:
   enum class Mode { kOff, kObserve, kQuantize };
@@ -29,8 +33,11 @@ class ActQuantizer {
 
   // Observed per-step extremes (size = steps) and how many batches each saw.
   std::vector<float> min_seen, max_seen;
-  // EMA of per-batch min/max per step (FSC's refinement), momentum 0.95.
+  // EMA of per-batch min/max per step (FSC's refinement), momentum 0.95. With mse_init (FSC,
+  // the tfmq recipes) a step's EMA starts from the MSE-best range of its first 16 samples;
+  // otherwise from its first batch's min/max.
   std::vector<float> ema_min, ema_max;
+  bool mse_init = false;
   std::vector<int> batches_seen;
 
   // Tables: size 1 (shared) or one entry per step.

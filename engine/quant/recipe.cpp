@@ -86,6 +86,11 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
 
   if (spec.act_bits > 0) {
     t0 = std::chrono::steady_clock::now();
+    if (tfmq) {  // FSC: every step's range starts from an MSE search on 16 of its samples
+      for (auto& layer : q.layers) layer->act.mse_init = true;
+      for (auto& a : q.attention)
+        for (ActQuantizer* aq : {&a->q, &a->k, &a->v}) aq->mse_init = true;
+    }
     observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
     auto finalize = [&](ActQuantizer& a) { tfmq ? a.finalize_per_step() : a.finalize_minmax_shared(); };
     for (auto& layer : q.layers)
