@@ -162,8 +162,9 @@ LoadedArtifact load_artifact(const std::string& path) {
     }
   }
   for (auto& l : q.layers) {
-    if (cached && is_temporal_layer(l->name)) {
+    if (cached && is_temporal_layer(l->name)) {  // replaced by the feature cache: never runs
       packed_weights.insert(l->name + ".weight");
+      l->quant_input = false;
       continue;
     }
     at::Tensor w = l->fp_weight();
