@@ -107,9 +107,10 @@ void BM_IntLaneConv(benchmark::State& state) {
   std::vector<float> y(kConvBatch * out_numel);
   const qdm::ActQuant q{0.05f, 128};
   for (auto _ : state) {
+    const qdm::QConvPlan plan = qdm::qconv_plan(shape, w, q, bias.data());
     for (int i = 0; i < kConvBatch; ++i) {
       qdm::qconv_quantize_image(x.data() + i * in_numel, shape, q, image.data());
-      qdm::qconv_pixels(image.data(), shape, w, q, bias.data(), 0, s.hw * s.hw, y.data() + i * out_numel);
+      qdm::qconv_pixels(plan, image.data(), 0, s.hw * s.hw, y.data() + i * out_numel);
     }
     benchmark::DoNotOptimize(y.data());
   }

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "engine/kernels/qgemm.h"
 
@@ -39,8 +40,25 @@ bool qconv_available(QGemmIsa isa, int c);
 // plus the zero point, clamped to [0, 255], as the simulation does.
 void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
 
-// Output pixels [r0, r0 + rows) of one image for all w.n channels. bias may be null.
-void qconv_pixels(const uint8_t* padded, const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias,
-                  int r0, int rows, float* out);
+// What every image of one convolution call shares, computed once per call: the weights as
+// int8 rows (int4 unpacked for the call only; the resident weights stay packed), each group of
+// 4 K values' gather offset, and the epilogue's per-channel terms for the call's activation table.
+struct QConvPlan {
+  QConvShape shape;
+  const PackedWeights* weights = nullptr;
+  ActQuant act;
+  const float* bias = nullptr;             // may be null
+  std::vector<int8_t> unpacked;            // int4 weights as int8 rows (empty for int8)
+  std::vector<int32_t> group_offset;       // (ky * wp + kx) * C + 4 c4 per group
+  std::vector<int32_t> col_term;           // output_columns()
+  std::vector<float> col_scale;
+  const int8_t* rows() const {             // w.n rows of k_padded
+    return unpacked.empty() ? reinterpret_cast<const int8_t*>(weights->data.data()) : unpacked.data();
+  }
+};
+QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias);
+
+// Output pixels [r0, r0 + rows) of one image (its padded codes) for every output channel.
+void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out);
 
 }  // namespace qdm

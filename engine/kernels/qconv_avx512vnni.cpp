@@ -16,21 +16,18 @@ constexpr int kVectors = 4;                    // pixel vectors per micro-block:
 constexpr int kBlockPixels = kLanes * kVectors;
 constexpr int kChannels = 4;                   // output channels per micro-kernel
 
-// Weights as int8 rows of k_padded (K in (ky, kx, c) order): int4 rows are unpacked into
-// `scratch`, int8 rows are used in place.
-const int8_t* int8_rows(const PackedWeights& w, std::vector<int8_t>& scratch) {
-  if (w.bits > 4) return reinterpret_cast<const int8_t*>(w.data.data());
-  scratch.resize(static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded));
+// int4 weight rows (kRows: per 64-wide K block, 32 bytes with w'[j] in the low and w'[j + 32]
+// in the high nibble) as int8 rows of k_padded.
+std::vector<int8_t> unpack_int4_rows(const PackedWeights& w) {
+  std::vector<int8_t> out(static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded));
   const __m256i nib = _mm256_set1_epi8(0x0F);
   const size_t blocks = static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded / kKBlock);
-  // kRows: per 64-wide K block, 32 bytes with w'[j] in the low and w'[j + 32] in the high nibble.
   for (size_t b = 0; b < blocks; ++b) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.data.data() + b * 32));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(scratch.data() + b * 64), _mm256_and_si256(v, nib));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(scratch.data() + b * 64 + 32),
-                        _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + b * 64), _mm256_and_si256(v, nib));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + b * 64 + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
   }
-  return scratch.data();
+  return out;
 }
 
 inline __mmask16 lanes_below(int count) {
@@ -117,30 +114,35 @@ void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8
   }
 }
 
-void qconv_pixels(const uint8_t* padded, const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias,
-                  int r0, int rows, float* out) {
-  const int c = s.c, k = s.kernel, stride = s.stride, wo = s.wo(), wp = s.wp();
-  const size_t pix = static_cast<size_t>(s.ho()) * static_cast<size_t>(wo);
-  const int groups = k * k * c / 4;  // the real K; padded weights are never read
-  thread_local std::vector<int8_t> unpacked;
-  thread_local std::vector<uint8_t> a_t;
-  thread_local std::vector<int32_t> group_offset, col_term;
-  thread_local std::vector<float> col_scale;
-  const int8_t* w8 = int8_rows(w, unpacked);
-  a_t.resize(static_cast<size_t>(groups) * kBlockPixels * 4);
-  // Byte offset of group g from a pixel's top-left input: (ky * wp + kx) * C + 4 c4.
-  group_offset.resize(static_cast<size_t>(groups));
+QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias) {
+  QConvPlan plan;
+  plan.shape = s;
+  plan.weights = &w;
+  plan.act = q;
+  plan.bias = bias;
+  if (w.bits <= 4) plan.unpacked = unpack_int4_rows(w);
+  const int groups = s.kernel * s.kernel * s.c / 4;  // the real K; padded weights are never read
+  plan.group_offset.resize(static_cast<size_t>(groups));
   for (int g = 0; g < groups; ++g) {
-    const int kpos = 4 * g / c, c4 = (4 * g) % c;
-    group_offset[static_cast<size_t>(g)] = ((kpos / k) * wp + kpos % k) * c + c4;
+    const int kpos = 4 * g / s.c, c4 = (4 * g) % s.c;
+    plan.group_offset[static_cast<size_t>(g)] = ((kpos / s.kernel) * s.wp() + kpos % s.kernel) * s.c + c4;
   }
-  col_term.resize(static_cast<size_t>(w.n));
-  col_scale.resize(static_cast<size_t>(w.n));
-  for (int n = 0; n < w.n; ++n) {
-    const size_t i = static_cast<size_t>(n);
-    col_term[i] = -q.zero * w.col_sum[i] + w.k * q.zero * w.zero[i];
-    col_scale[i] = q.scale * w.scale[i];
-  }
+  plan.col_term.resize(static_cast<size_t>(w.n));
+  plan.col_scale.resize(static_cast<size_t>(w.n));
+  output_columns(w, q, plan.col_term.data(), plan.col_scale.data());
+  return plan;
+}
+
+void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
+  const QConvShape& s = plan.shape;
+  const PackedWeights& w = *plan.weights;
+  const float* bias = plan.bias;
+  const int c = s.c, stride = s.stride, wo = s.wo(), wp = s.wp();
+  const size_t pix = static_cast<size_t>(s.ho()) * static_cast<size_t>(wo);
+  const int groups = static_cast<int>(plan.group_offset.size());
+  const int8_t* w8 = plan.rows();
+  thread_local std::vector<uint8_t> a_t;
+  a_t.resize(static_cast<size_t>(groups) * kBlockPixels * 4);
   const __m512i ones = _mm512_set1_epi8(1);
   for (int m0 = r0; m0 < r0 + rows; m0 += kBlockPixels) {
     const int count = std::min(kBlockPixels, r0 + rows - m0);
@@ -159,7 +161,7 @@ void qconv_pixels(const uint8_t* padded, const QConvShape& s, const PackedWeight
     }
     // a_t: per group, the 4 bytes of each pixel (zeros in lanes past the block).
     for (int g = 0; g < groups; ++g) {
-      const __m512i off = _mm512_set1_epi32(group_offset[static_cast<size_t>(g)]);
+      const __m512i off = _mm512_set1_epi32(plan.group_offset[static_cast<size_t>(g)]);
       uint8_t* dst = a_t.data() + static_cast<size_t>(g) * kBlockPixels * 4;
       for (int v = 0; v < kVectors; ++v) {
         const __m512i a = valid[v] ? _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid[v],
@@ -178,8 +180,8 @@ void qconv_pixels(const uint8_t* padded, const QConvShape& s, const PackedWeight
       // Channel j of the block from acc[.][slot]: zero-point corrections, scales, bias, NCHW row.
       auto store = [&](int j, int slot) {
         const size_t n = static_cast<size_t>(n0 + j);
-        const __m512i zw = _mm512_set1_epi32(w.zero[n]), ct = _mm512_set1_epi32(col_term[n]);
-        const __m512 cs = _mm512_set1_ps(col_scale[n]), b = _mm512_set1_ps(bias ? bias[n] : 0.0f);
+        const __m512i zw = _mm512_set1_epi32(w.zero[n]), ct = _mm512_set1_epi32(plan.col_term[n]);
+        const __m512 cs = _mm512_set1_ps(plan.col_scale[n]), b = _mm512_set1_ps(bias ? bias[n] : 0.0f);
         float* dst = out + n * pix + static_cast<size_t>(m0);
         for (int v = 0; v < kVectors; ++v) {
           if (!valid[v]) continue;

@@ -173,17 +173,20 @@ void kernels::quantize_rows_generic(const float* x, int m, int k, ActQuant q, ui
 }
 
 // Sums stay in int32: pack_weights bounds K so that every term is below 2^31.
-void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
-                       const float* bias, float* y) {
-  // Per column: the terms that do not depend on the row, and the combined scale.
-  std::vector<int32_t> col_term(static_cast<size_t>(w.n));
-  std::vector<float> col_scale(static_cast<size_t>(w.n)), col_bias(static_cast<size_t>(w.n), 0.0f);
+void output_columns(const PackedWeights& w, ActQuant q, int32_t* term, float* scale) {
   for (int c = 0; c < w.n; ++c) {
     const size_t i = static_cast<size_t>(c);
-    col_term[i] = -q.zero * w.col_sum[i] + w.k * q.zero * w.zero[i];
-    col_scale[i] = q.scale * w.scale[i];
-    if (bias) col_bias[i] = bias[c];
+    term[i] = -q.zero * w.col_sum[i] + w.k * q.zero * w.zero[i];
+    scale[i] = q.scale * w.scale[i];
   }
+}
+
+void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
+                       const float* bias, float* y) {
+  std::vector<int32_t> col_term(static_cast<size_t>(w.n));
+  std::vector<float> col_scale(static_cast<size_t>(w.n)), col_bias(static_cast<size_t>(w.n), 0.0f);
+  output_columns(w, q, col_term.data(), col_scale.data());
+  if (bias) col_bias.assign(bias, bias + w.n);
   const int32_t* zw = w.zero.data();
   for (int r = 0; r < m; ++r) {
     const int32_t* a = acc + static_cast<size_t>(r) * w.n;

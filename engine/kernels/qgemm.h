@@ -67,6 +67,10 @@ struct ActQuant {
 // The fastest path present (they agree exactly); the second form pins one (AVX-512 or generic).
 void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
 void quantize_rows(QGemmIsa isa, const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
+// The row-independent parts of the dequantization for activation table q, per output column:
+// term[n] = -z_a colsum[n] + K z_a z'_w[n] and scale[n] = s_a s_w[n], so that
+// y[m, n] = float(acc[m, n] - z'_w[n] rowsum[m] + term[n]) * scale[n] + bias[n].
+void output_columns(const PackedWeights& w, ActQuant q, int32_t* term, float* scale);
 // y (m, n) = dequantized product + bias (may be null). acc from qgemm_s32.
 void dequantize_output(const int32_t* acc, int m, const PackedWeights& w, ActQuant q, const int32_t* row_sums,
                        const float* bias, float* y);

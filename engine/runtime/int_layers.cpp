@@ -182,7 +182,7 @@ at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
   at::Tensor out = at::empty({n, nout, s.ho(), s.wo()}, at::kFloat);
   const float* src = xc.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  const float* bias = bias_.data_ptr<float>();
+  const QConvPlan plan = qconv_plan(s, weights_, q, bias_.data_ptr<float>());
   const size_t padded = s.padded_bytes();
   if (n >= at::get_num_threads()) {
     at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
@@ -190,7 +190,7 @@ at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
       image.resize(padded);
       for (int64_t i = begin; i < end; ++i) {
         qconv_quantize_image(src + i * image_numel, s, q, image.data());
-        qconv_pixels(image.data(), s, weights_, q, bias, 0, static_cast<int>(pix), dst + i * nout * pix);
+        qconv_pixels(plan, image.data(), 0, static_cast<int>(pix), dst + i * nout * pix);
       }
     });
     return out;
@@ -203,7 +203,7 @@ at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
   at::parallel_for(0, n * blocks, 1, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const int64_t i = t / blocks, r0 = (t % blocks) * block;
-      qconv_pixels(images.data() + i * padded, s, weights_, q, bias, static_cast<int>(r0),
+      qconv_pixels(plan, images.data() + i * padded, static_cast<int>(r0),
                    static_cast<int>(std::min(block, pix - r0)), dst + i * nout * pix);
     }
   });
