@@ -86,17 +86,14 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
 
   if (spec.act_bits > 0) {
     t0 = std::chrono::steady_clock::now();
-    if (tfmq) {  // FSC: every step's range starts from an MSE search on 16 of its samples
-      for (auto& layer : q.layers) layer->act.mse_init = true;
-      for (auto& a : q.attention)
-        for (ActQuantizer* aq : {&a->q, &a->k, &a->v}) aq->mse_init = true;
-    }
-    observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
-    auto finalize = [&](ActQuantizer& a) { tfmq ? a.finalize_per_step() : a.finalize_minmax_shared(); };
+    // The calibrated quantizers: quantized layer inputs and attention's q, k, v.
+    std::vector<ActQuantizer*> acts;
     for (auto& layer : q.layers)
-      if (layer->quant_input) finalize(layer->act);
-    for (auto& a : q.attention)
-      for (ActQuantizer* aq : {&a->q, &a->k, &a->v}) finalize(*aq);
+      if (layer->quant_input) acts.push_back(&layer->act);
+    for (auto& a : q.attention) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
+    for (ActQuantizer* a : acts) a->mse_init = tfmq;  // FSC: each step's range starts from an MSE search
+    observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
+    for (ActQuantizer* a : acts) tfmq ? a->finalize_per_step() : a->finalize_minmax_shared();
     result.timings["activation_ranges"] = since(t0);
   }
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
