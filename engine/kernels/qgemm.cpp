@@ -75,7 +75,9 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
   if (bits < 2 || bits > 8) throw std::invalid_argument("pack_weights: bits must be 2..8");
   // |a w|, |z_a colsum|, |K z_a z_w|, |z_w rowsum| are each at most K * 255 * 128: four such
   // terms stay below 2^31 (the epilogues' int32 sums) for K up to 16384.
-  if (k < 1 || k > kMaxK) throw std::invalid_argument("pack_weights: K must be 1.." + std::to_string(kMaxK));
+  if (k < 1 || k > kMaxK)
+    throw std::invalid_argument("integer kernels: a layer with K = " + std::to_string(k) + " inputs per output is outside 1.." +
+                                std::to_string(kMaxK) + " (int32 accumulation); run it with --kernels sim");
   PackedWeights w;
   w.n = n;
   w.k = k;
