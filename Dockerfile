@@ -1,9 +1,11 @@
 # qdm images, multi-stage, from Debian 12 packages.
 #   docker build --target scheduler -t qdm-scheduler .
 #   docker build --target worker    -t qdm-worker .        (CPU worker)
-#   docker build --target worker-cuda --build-arg CUDA_IMAGE=nvidia/cuda:13.0.0-cudnn-runtime-ubuntu24.04 \
+#   docker build --target worker-cuda --build-arg CUDA_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04 \
 #                --build-arg LIBTORCH_URL_OR_DIR=... -t qdm-worker-cuda .   (GPU worker, see README)
+# Base images (ARGs before the first FROM are the only ones a FROM line can use).
 ARG DEBIAN=debian:12-slim
+ARG CUDA_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04
 
 # --- build: everything, tests included -------------------------------------------------------
 FROM ${DEBIAN} AS build
@@ -51,7 +53,6 @@ ENTRYPOINT ["qdm-worker"]
 # Debian's LibTorch is CPU-only. Build on a CUDA base image with a CUDA LibTorch unpacked into
 # /opt/libtorch (pass it in the build context as libtorch/, e.g. from pytorch.org's cxx11-abi zip),
 # and configure with -DQDM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch.
-ARG CUDA_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04
 FROM ${CUDA_IMAGE} AS worker-cuda
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev \
@@ -61,7 +62,11 @@ COPY libtorch /opt/libtorch
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja -DQDM_BUILD_TESTS=OFF -DQDM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch \
-    && cmake --build build --target qdm-worker && cp build/bin/qdm-worker /usr/local/bin/ && rm -rf /src \
-    && useradd --system --uid 10001 qdm
+    && cmake --build build --target qdm-worker && cp build/bin/qdm-worker /usr/local/bin/ \
+    && mkdir -p /opt/qdm/models && cp -r models/fmnist-classifier /opt/qdm/models/ && rm -rf /src \
+    && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
 USER 10001
+ENV QDM_SCHEDULER=qdm-scheduler:50051 QDM_LISTEN=0.0.0.0:50052 QDM_METRICS=0.0.0.0:9465 \
+    QDM_CACHE_DIR=/var/lib/qdm QDM_CLASSIFIER=/opt/qdm/models/fmnist-classifier
+EXPOSE 50052 9465
 ENTRYPOINT ["qdm-worker"]

@@ -23,8 +23,9 @@ chart="$src/helm/qdm"
   > "$work/gpu.yaml" || fail "helm template (GPU)"
 "$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set auth.existingSecret=qdm-auth > "$work/secure.yaml" \
   || fail "helm template (TLS and tokens)"
-python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" <<'PY' || fail "rendered manifests"
-import json, sys, yaml
+"${QDM_SCHEDULER_BIN:?}" --help > "$work/scheduler.help"; "${QDM_WORKER_BIN:?}" --help > "$work/worker.help"
+python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" <<'PY' || fail "rendered manifests"
+import json, re, sys, yaml
 def load(p):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
 default, gpu = load(sys.argv[1]), load(sys.argv[2])
@@ -66,6 +67,17 @@ assert any(e["name"] == "QDM_WORKER_TOKEN" and e["valueFrom"]["secretKeyRef"]["n
 wc = sec[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]
 assert "--scheduler-ca=/etc/qdm/tls/ca.crt" in wc["args"]
 assert any(e["name"] == "QDM_WORKER_TOKEN" for e in wc["env"])
+# Every flag and QDM_* variable the chart gives a container is an option of the binary it runs.
+helps = {c: open(f"{sys.argv[5]}/{c}.help").read() for c in ("scheduler", "worker")}
+for objs in (default, gpu, sec):
+    for c in ("scheduler", "worker"):
+        ctr = objs[("Deployment", f"rel-qdm-{c}")]["spec"]["template"]["spec"]["containers"][0]
+        for a in ctr.get("args", []):
+            flag = a.split("=")[0]
+            assert re.search(rf"(^|[ ,]){re.escape(flag)}\b(?!-)", helps[c], re.M), f"{c} is given {flag}, which qdm-{c} does not have"
+        for e in ctr.get("env", []):
+            if e["name"].startswith("QDM_"):
+                assert f"(Env:{e['name']})" in helps[c], f"{c} is given {e['name']}, which qdm-{c} does not read"
 dash = json.load(open(sys.argv[3]))
 assert any(v["type"] == "datasource" and v["name"] == "datasource" for v in dash["templating"]["list"])
 for p in dash["panels"]:
