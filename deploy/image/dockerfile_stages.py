@@ -3,7 +3,8 @@
 built, binaries copied from the build stage, QDM_* environment, user and entrypoint.
 Used by tests/dockerfile_test.sh and deploy/image/image_check.sh, which check the Dockerfile
 without a Docker engine.
-    python3 deploy/image/dockerfile_stages.py Dockerfile      (prints the stages as JSON)
+    python3 deploy/image/dockerfile_stages.py Dockerfile               (the stages as JSON)
+    python3 deploy/image/dockerfile_stages.py Dockerfile worker env    (one field, a line per value)
 """
 import json
 import re
@@ -68,5 +69,12 @@ def parse(path):
 
 
 if __name__ == "__main__":
-    json.dump(parse(sys.argv[1] if len(sys.argv) > 1 else "Dockerfile"), sys.stdout, indent=1)
-    print()
+    stages = parse(sys.argv[1] if len(sys.argv) > 1 else "Dockerfile")
+    if len(sys.argv) > 3:  # one field of one stage, a value (or KEY=VALUE) per line
+        field = stages[sys.argv[2]][sys.argv[3]]
+        if isinstance(field, dict):
+            field = [f"{k}={v}" for k, v in field.items()]
+        print("\n".join(field if isinstance(field, list) else [field or ""]))
+    else:
+        json.dump(stages, sys.stdout, indent=1)
+        print()
