@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The stages of qdm's Dockerfile as data: base image, packages installed with apt-get, targets
-built, binaries copied from the build stage, QDM_* environment, user and entrypoint.
+"""The stages of qdm's Dockerfile as data: base image, RUN commands, packages installed with
+apt-get, targets built, binaries copied from the build stage, QDM_* environment, user and entrypoint.
 Used by tests/dockerfile_test.sh and deploy/image/image_check.sh, which check the Dockerfile
 without a Docker engine.
     python3 deploy/image/dockerfile_stages.py Dockerfile               (the stages as JSON)
@@ -40,12 +40,13 @@ def parse(path):
             image, _, name = rest.partition(" AS ")
             image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), ""), image.strip())
             stage = name.strip() or image
-            stages[stage] = {"from": image, "packages": [], "builds": [], "copies": [], "env": {},
+            stages[stage] = {"from": image, "runs": [], "packages": [], "builds": [], "copies": [], "env": {},
                              "user": None, "entrypoint": None}
         elif stage is None:
             continue
         elif word == "RUN":
             s = stages[stage]
+            s["runs"].append(rest)
             for part in re.split(r"&&|;", rest):
                 toks = shlex.split(part)
                 if "apt-get" in toks and "install" in toks:

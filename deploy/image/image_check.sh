@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The Dockerfile's runtime images, emulated without a Docker engine: for the scheduler and the CPU
-# worker stage, a Debian 12 minbase root filesystem (what debian:12-slim is), the packages the
+# The Dockerfile's images, emulated without a Docker engine: for the build, scheduler and CPU
+# worker stages, a Debian 12 minbase root filesystem (what debian:12-slim is), the packages the
 # stage installs, the binaries it copies from build/bin, its user and QDM_* environment. Then the
 # scheduler and a worker run from those filesystems, as user 10001 with only the image's
 # environment (addresses moved to loopback ports), and the host's qdm client lists models,
 # generates images and runs a quantize job through them.
 #   sudo bash deploy/image/image_check.sh [WORK]      (after bash .ci/setup; WORK=var/image_check)
+#   sudo BUILD=1 bash deploy/image/image_check.sh     (the build stage compiles the binaries too)
 # Needs root (chroot, mounts), debootstrap and deb.debian.org: it downloads about 1 GB the first
 # time (kept under WORK for the next run), so it is a deployment check, not a CI test.
 set -euo pipefail
@@ -68,6 +69,17 @@ start() {
   chroot --userspec=10001:10001 "$work/$stage" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/var/lib/qdm \
     "${env[@]}" "$@" "$($stages "$stage" entrypoint)" >"$work/$stage.log" 2>&1 &
 }
+
+# The build stage: its packages, the committed tree as /src, and its CMake configure step (BUILD=1:
+# its whole RUN line, about 30 minutes on 2 cores; the runtime images then get those binaries).
+rootfs build
+rm -rf "$work/build/src"; mkdir -p "$work/build/src"; git archive HEAD | tar -x -C "$work/build/src"
+configure=$($stages build runs | grep -m1 "cmake -S")
+[ "${BUILD:-0}" = 1 ] || configure=${configure%%&& cmake --build*}
+chroot "$work/build" /bin/sh -c "cd /src && $configure" >"$work/build.cmake.log" 2>&1 \
+  || { tail -30 "$work/build.cmake.log"; fail "build stage: $configure"; }
+echo "image_check: build stage ran: $configure"
+[ "${BUILD:-0}" = 1 ] && bin=$work/build/src/build/bin
 
 rootfs scheduler
 rm -rf "$work/scheduler/opt/qdm/models"; cp -r "$src/models" "$work/scheduler/opt/qdm/models"
