@@ -13,6 +13,7 @@ def artifact_meta(path):
     return json.loads(header["__metadata__"]["qdm"])
 
 
+fids = {}  # (recipe, cfg) -> FID
 rows = [f"| FP32 | - | {fp['fid_fmnist']:.3f} | 0 | inf | 1.000 | - | {fp_bytes} | LibTorch | {fp['weight_bytes']} |"]
 for cfg in ["w8a8", "w4a8", "w4a32"]:
     for recipe in ["rtn", "qdiffusion", "tfmq", "tfmq_cache", "tfmq_qskip"]:
@@ -21,11 +22,23 @@ for cfg in ["w8a8", "w4a8", "w4a32"]:
         if not os.path.exists(f"{out}/{name}.eval.json"):
             continue
         ev = json.load(open(f"{out}/{name}.eval.json"))
+        fids[(recipe, cfg)] = ev["fid_fmnist"]
         meta = artifact_meta(path)
         rep = meta["report"]
         rows.append(f"| {recipe.replace('_', '+')} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {rep['mse_vs_fp']:.5f} | "
                     f"{rep['psnr_vs_fp']:.2f} | {rep['temporal_feature_cosine']:.4f} | "
                     f"{meta['timings'].get('quantization', meta['timings']['total']):.0f} | {os.path.getsize(path)} | {ev['kernels']} | {ev['weight_bytes']} |")
+goals = []
+fp_fid = fp["fid_fmnist"]
+for cfg in ["w8a8", "w4a8", "w4a32"]:
+    t, q = fids.get(("tfmq", cfg)), fids.get(("qdiffusion", cfg))
+    if t is None:
+        continue
+    line = f"- {cfg.upper()}: tfmq FID {t:.1f} is {100 * (t / fp_fid - 1):.1f}% above FP ({fp_fid:.1f}; goal at W4A8: within 10%)"
+    if q is not None:
+        line += (f"; its gap to FP ({t - fp_fid:.1f}) is {(t - fp_fid) / (q - fp_fid):.2f} of qdiffusion's "
+                 f"({q - fp_fid:.1f}; goal at W4A8: at most 0.5)")
+    goals.append(line + ".")
 print(f"""# Quantization of models/fmnist-ddpm
 
 100 DDIM steps; FID-FMNIST on {num} samples (seeds 0..{int(num)-1}); MSE / PSNR per image
@@ -40,6 +53,9 @@ tfmq+qskip: tfmq with the 1x1 shortcuts and downsample convs quantized as well.
 | recipe | bits | FID-FMNIST | MSE vs FP | PSNR vs FP dB | temporal cos | quantize s | artifact bytes | eval kernels | resident weight bytes |
 |---|---|---:|---:|---:|---:|---:|---:|---|---:|
 """ + "\n".join(rows) + """
+
+Goals, from the rows above:
+""" + ("\n".join(goals) or "- no tfmq row yet") + """
 
 Reproduce: `bash bench/quant_table.sh` (environment variables at the top of the script).
 """)
