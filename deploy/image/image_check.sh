@@ -40,22 +40,23 @@ trap cleanup EXIT
 
 # rootfs STAGE: the stage's filesystem, packages installed as its RUN line does.
 rootfs() {
-  local stage=$1 root=$work/$1
-  if [ ! -f "$root/.packages" ] || [ "$(cat "$root/.packages")" != "$($stages "$stage" packages | tr '\n' ' ')" ]; then
+  local stage=$1 root=$work/$1 packages copies b missing
+  packages=$($stages "$stage" packages | tr '\n' ' '); copies=$($stages "$stage" copies)
+  if [ ! -f "$root/.packages" ] || [ "$(cat "$root/.packages")" != "$packages" ]; then
     rm -rf "$root"; cp -a "$work/base" "$root"
     cp /etc/resolv.conf "$root/etc/resolv.conf"
     chroot "$root" apt-get update -qq >/dev/null
-    # shellcheck disable=SC2046
+    # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends \
-      $($stages "$stage" packages) >"$work/$stage.apt.log" 2>&1 || fail "$stage: apt-get install (log: $work/$stage.apt.log)"
+      $packages >"$work/$stage.apt.log" 2>&1 || fail "$stage: apt-get install (log: $work/$stage.apt.log)"
     chroot "$root" useradd --system --uid 10001 --home /var/lib/qdm qdm 2>/dev/null  # as the Dockerfile
-    $stages "$stage" packages | tr '\n' ' ' > "$root/.packages"
+    echo "$packages" > "$root/.packages"
   fi
   mkdir -p "$root/var/lib/qdm" "$root/opt/qdm"; chroot "$root" chown qdm /var/lib/qdm
-  for b in $($stages "$stage" copies); do install -m 755 "$bin/$b" "$root/usr/local/bin/$b"; done
+  for b in $copies; do install -m 755 "$bin/$b" "$root/usr/local/bin/$b"; done
   echo "image_check: $stage filesystem ready ($(du -sxh "$root" | cut -f1))"
   for d in proc dev sys; do mount --bind "/$d" "$root/$d"; mounts+=("$root/$d"); done
-  for b in $($stages "$stage" copies); do
+  for b in $copies; do
     missing=$(chroot "$root" ldd "/usr/local/bin/$b" | grep "not found" || true)
     [ -z "$missing" ] || fail "$stage: $b cannot load: $missing"
   done
