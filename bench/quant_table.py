@@ -30,6 +30,11 @@ for cfg in ["w8a8", "w4a8", "w4a32"]:
                     f"{meta['timings'].get('quantization', meta['timings']['total']):.0f} | {os.path.getsize(path)} | {ev['kernels']} | {ev['weight_bytes']} |")
 goals = []
 fp_fid = fp["fid_fmnist"]
+chance = f"{out}/fp_seed{num}.json"
+if os.path.exists(chance):
+    other = json.load(open(chance))["fid_fmnist"]
+    goals.append(f"- Chance level: FP32 on seeds {num}..{2 * int(num) - 1} scores {other:.1f} against {fp_fid:.1f} on "
+                 f"seeds 0..{int(num) - 1}; FIDs closer than about {abs(other - fp_fid):.1f} do not rank recipes.")
 for cfg in ["w8a8", "w4a8", "w4a32"]:
     t, q = fids.get(("tfmq", cfg)), fids.get(("qdiffusion", cfg))
     if t is None:

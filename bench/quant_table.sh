@@ -20,6 +20,9 @@ out=bench/results/quant
 qdm=${QDM:-build/bin/qdm}   # a copy lets the table run while the tree is rebuilt
 mkdir -p "$out"
 [ -f "$out/fp.json" ] || "$qdm" eval --model models/fmnist-ddpm --num "$num" --steps 100 --seed 0 --json "$out/fp.json" >/dev/null
+# FP32 again on the next seeds: how far FID moves between independent sample sets.
+[ -f "$out/fp_seed$num.json" ] || "$qdm" eval --model models/fmnist-ddpm --num "$num" --steps 100 --seed "$num" \
+  --json "$out/fp_seed$num.json" >/dev/null
 for cfg in $configs; do
   w=${cfg%%:*}; a=${cfg##*:}
   for r in $recipes; do
