@@ -51,8 +51,10 @@ ENTRYPOINT ["qdm-worker"]
 
 # --- CUDA worker: the same worker on a CUDA base with a CUDA LibTorch ------------------------------
 # Debian's LibTorch is CPU-only. Build on a CUDA base image with a CUDA LibTorch unpacked into
-# /opt/libtorch (pass it in the build context as libtorch/, e.g. from pytorch.org's cxx11-abi zip),
-# and configure with -DQDM_CUDA=ON -DCMAKE_PREFIX_PATH=/opt/libtorch.
+# /opt/libtorch (pass it in the build context as libtorch/, e.g. pytorch.org's cxx11-abi zip built
+# for the base image's CUDA version: cu130 for the default CUDA_IMAGE). CMake then finds a LibTorch
+# with CUDA and links the CUDA GEMM into the engine: fp32 models and the simulation run on the
+# GPU through LibTorch, integer artifacts through the dp4a GEMM (engine/runtime/tensor_int_layer.h).
 FROM ${CUDA_IMAGE} AS worker-cuda
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev \
@@ -67,6 +69,7 @@ RUN cmake -S . -B build -G Ninja -DQDM_BUILD_TESTS=OFF -DQDM_CUDA=ON -DCMAKE_PRE
     && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
 USER 10001
 ENV QDM_SCHEDULER=qdm-scheduler:50051 QDM_LISTEN=0.0.0.0:50052 QDM_METRICS=0.0.0.0:9465 \
-    QDM_CACHE_DIR=/var/lib/qdm QDM_CLASSIFIER=/opt/qdm/models/fmnist-classifier
+    QDM_CACHE_DIR=/var/lib/qdm QDM_CLASSIFIER=/opt/qdm/models/fmnist-classifier \
+    QDM_DEVICE=cuda
 EXPOSE 50052 9465
 ENTRYPOINT ["qdm-worker"]

@@ -23,7 +23,7 @@ struct SamplerArgs {
 void add_sampler_options(CLI::App* cmd, SamplerArgs& args);
 // --model / --artifact / --kernels: what to sample from.
 struct SourceArgs {
-  std::string model, artifact, kernels = "int";
+  std::string model, artifact, kernels = "int", device = "cpu";
   LoadedModel load() const;  // exactly one of model / artifact
 };
 void add_source_options(CLI::App* cmd, SourceArgs& args);

@@ -6,6 +6,7 @@
 
 #include "client/commands.h"
 #include "client/remote.h"
+#include "engine/runtime/device.h"
 #include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 
@@ -14,7 +15,7 @@ int main(int argc, char** argv) {
   qdm::keep_freed_tensor_memory();
   CLI::App app{"qdm: post-training quantization and sampling of diffusion models"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "qdm 0.1.0");
+  app.set_version_flag("--version", "qdm 0.1.0 (devices: " + qdm::available_devices() + ")");
   qdm::cli::add_sample_command(app);
   qdm::cli::add_forward_command(app);
   qdm::cli::add_eval_command(app);

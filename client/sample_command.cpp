@@ -7,6 +7,7 @@
 
 #include "client/commands.h"
 #include "client/progress_bar.h"
+#include "engine/runtime/device.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/images.h"
 #include "engine/util/threads.h"
@@ -45,11 +46,18 @@ void add_source_options(CLI::App* cmd, SourceArgs& a) {
   cmd->add_option("--artifact", a.artifact, "quantized artifact (.safetensors) from qdm quantize");
   cmd->add_option("--kernels", a.kernels, "Artifacts: int (integer kernels) or sim (fake-quant simulation)")
       ->capture_default_str()->check(CLI::IsMember({"int", "sim"}));
+  cmd->add_option("--device", a.device, "cpu, cuda, cuda:N or auto")->capture_default_str();
 }
 
 LoadedModel SourceArgs::load() const {
   if (model.empty() == artifact.empty()) throw CLI::ValidationError("give exactly one of --model or --artifact");
-  return artifact.empty() ? LoadedModel::from_folder(model) : LoadedModel::from_artifact(artifact, parse_kernel_mode(kernels));
+  c10::Device on = c10::kCPU;
+  try {
+    on = parse_device(device);
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError("--device", e.what());
+  }
+  return artifact.empty() ? LoadedModel::from_folder(model, on) : LoadedModel::from_artifact(artifact, parse_kernel_mode(kernels), on);
 }
 
 at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& req) {

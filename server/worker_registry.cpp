@@ -2,6 +2,7 @@
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <spdlog/spdlog.h>
 
 namespace qdm::server {
 
@@ -21,6 +22,8 @@ void WorkerRegistry::heartbeat(const v1::HeartbeatRequest& request) {
     args.SetMaxReceiveMessageSize(64 << 20);
     fresh->sampling = v1::Sampling::NewStub(grpc::CreateCustomChannel(info.address(), credentials_, args));
     w = fresh;
+    spdlog::info("worker {} at {}: {} job slots, batches of {}, sampling on {}", info.id(), info.address(),
+                 info.job_slots(), info.max_batch(), info.device().empty() ? "cpu" : info.device());
   }
   w->loaded = {request.loaded_models().begin(), request.loaded_models().end()};
   w->draining = request.draining();

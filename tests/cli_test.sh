@@ -88,6 +88,10 @@ expect_error() {  # expect_error "message fragment" args...
 expect_error "does not exist" sample --model "$work/nope" --num 1 --steps 2 --out "$work/x"
 expect_error "sampler" sample --model "$work/model" --sampler euler
 expect_error "steps must be in" sample --model "$work/model" --steps 1001 --num 1 --out "$work/x"
+expect_error "unknown device 'gpu'" sample --model "$work/model" --device gpu --num 1 --out "$work/x"
+if ! "$qdm" --version | grep -q "cuda"; then  # Debian's LibTorch: CPU only; the message says what to use
+  expect_error "no CUDA support.*--device cpu" sample --model "$work/model" --device cuda --num 1 --out "$work/x"
+fi
 printf 'garbage' > "$work/bad.safetensors"
 expect_error "too short" forward --model "$work/model" --input "$work/bad.safetensors" --out "$work/o.safetensors"
 

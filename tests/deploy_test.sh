@@ -54,6 +54,8 @@ sm = gpu[("ServiceMonitor", "rel-qdm")]
 assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 w = gpu[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]
 assert w["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+assert "--device=cuda" in w["containers"][0]["args"], w["containers"][0]["args"]
+assert "--device=cpu" in default[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]["args"]
 assert w["nodeSelector"] and w["tolerations"][0]["key"] == "nvidia.com/gpu"
 assert "nvidia.com/gpu" not in default[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})
 hpa = gpu[("HorizontalPodAutoscaler", "rel-qdm-worker")]

@@ -28,6 +28,24 @@ TEST(QGemmCuda, MatchesScalarReferenceAtAwkwardSizes) {
   }
 }
 
+// 8-bit codes (one byte each, unsigned) against the definition.
+TEST(QGemmCuda, EightBitCodesMatchTheDefinition) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 rng(8);
+  for (auto [m, n, k] : {std::tuple{1, 1, 64}, {17, 33, 128}, {300, 130, 320}}) {
+    std::vector<uint8_t> w(static_cast<size_t>(n) * k), a(static_cast<size_t>(m) * k);
+    for (auto& c : w) c = static_cast<uint8_t>(rng() % 256);
+    for (auto& c : a) c = static_cast<uint8_t>(rng() % 256);
+    std::vector<int32_t> want(static_cast<size_t>(m) * n, 0), got(want.size(), -1);
+    for (int r = 0; r < m; ++r)
+      for (int c = 0; c < n; ++c)
+        for (int i = 0; i < k; ++i)
+          want[static_cast<size_t>(r) * n + c] += a[static_cast<size_t>(r) * k + i] * w[static_cast<size_t>(c) * k + i];
+    qgemm_u8_cuda(a.data(), m, w.data(), n, k, 8, got.data());
+    ASSERT_EQ(got, want) << "m=" << m << " n=" << n << " k=" << k;
+  }
+}
+
 TEST(QGemmCuda, RefusesOtherLayouts) {
   std::vector<uint8_t> codes(16 * 64, 1);
   std::vector<float> scale(16, 1.0f), zero(16, 0.0f);

@@ -1,5 +1,6 @@
 // qdm-worker: runs quantize jobs leased from the scheduler and serves sampling (fp32 models and
-// quantized artifacts on the integer kernels) with dynamic batching.
+// quantized artifacts on the integer kernels) with dynamic batching, on the CPU or a CUDA GPU
+// (--device; quantize jobs always run on the CPU).
 //
 //   qdm-worker --scheduler localhost:50051 --listen 0.0.0.0:50052 --advertise localhost:50052
 //
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 
+#include "engine/runtime/device.h"
 #include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 #include "service/auth.h"
@@ -35,6 +37,7 @@ int main(int argc, char** argv) {
   keep_freed_tensor_memory();
   CLI::App app{"qdm-worker: quantize jobs and sampling for a qdm-scheduler"};
   std::string scheduler = "localhost:50051", listen = "0.0.0.0:50052", advertise, id, metrics_addr = "0.0.0.0:9465";
+  std::string device_option = "auto";
   std::string cache_dir = "var/qdm-worker", classifier = "models/fmnist-classifier", log_level = "info";
   int max_models = 2, job_slots = 1, max_images = 64, drain_seconds = 600;
   bool log_json = false;
@@ -48,6 +51,8 @@ int main(int argc, char** argv) {
   app.add_option("--advertise", advertise, "Address the scheduler reaches this worker at (default: hostname:port)")->envname("QDM_ADVERTISE");
   app.add_option("--id", id, "Stable worker id (default: the advertised address)")->envname("QDM_WORKER_ID");
   app.add_option("--metrics", metrics_addr, "Prometheus /metrics address")->envname("QDM_METRICS")->capture_default_str();
+  app.add_option("--device", device_option, "Where sampling runs: cpu, cuda, cuda:N, or auto (a GPU when this build and node have one)")
+      ->envname("QDM_DEVICE")->capture_default_str();
   app.add_option("--cache-dir", cache_dir, "Local copies of models and artifacts, job scratch space")->envname("QDM_CACHE_DIR")->capture_default_str();
   app.add_option("--classifier", classifier, "Fashion-MNIST classifier for FID in job reports")->envname("QDM_CLASSIFIER")->capture_default_str();
   app.add_option("--max-loaded-models", max_models, "Models kept loaded")->envname("QDM_MAX_LOADED_MODELS")->capture_default_str()->check(CLI::Range(1, 64));
@@ -70,15 +75,16 @@ int main(int argc, char** argv) {
   service::ShutdownSignals signals;  // before any thread starts
 
   try {
+    const c10::Device device = parse_device(device_option);  // refuses a device this build or node lacks
     service::MetricsServer metrics_server(metrics_addr, "worker");
     set_compute_threads();
-    worker::WorkerMetrics metrics(metrics_server.registry());
+    worker::WorkerMetrics metrics(metrics_server.registry(), device.str());
     const service::TokenAuth auth = service::TokenAuth::load("", "", worker_token);
     auto channel = grpc::CreateCustomChannel(scheduler, service::channel_credentials(scheduler_tls),
                                              service::channel_arguments(scheduler_tls, 64 << 20));
     auto gateway = v1::WorkerGateway::NewStub(channel);
     worker::ModelFetcher fetcher(cache_dir + "/files", *gateway, worker_token);
-    worker::ModelCache cache(fetcher, static_cast<size_t>(max_models), metrics);
+    worker::ModelCache cache(fetcher, static_cast<size_t>(max_models), metrics, device);
     worker::SampleBatcher batcher(cache, batching, metrics);
     service::Limits limits;
     limits.max_images = max_images;
@@ -110,12 +116,13 @@ int main(int argc, char** argv) {
     info.set_version(QDM_VERSION);
     info.set_job_slots(job_slots);
     info.set_max_batch(batching.max_batch);
+    info.set_device(device.str());
     std::atomic<bool> serving{false};
     worker::SchedulerLink link(*gateway, info, jobs, cache, batcher, worker_token, [&](bool ok) {
       if (ok && !serving.exchange(true)) health->SetServingStatus(true);
     });
-    spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}", info.id(), port,
-                 metrics_server.port(), scheduler);
+    spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}, sampling on {}", info.id(), port,
+                 metrics_server.port(), scheduler, info.device());
 
     const int sig = signals.wait();
     spdlog::info("signal {}: draining (up to {} s for running jobs)", sig, drain_seconds);

@@ -6,8 +6,8 @@
 
 namespace qdm::worker {
 
-ModelCache::ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics)
-    : fetcher_(fetcher), max_models_(std::max<size_t>(1, max_models)), metrics_(metrics) {}
+ModelCache::ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics, c10::Device device)
+    : fetcher_(fetcher), max_models_(std::max<size_t>(1, max_models)), device_(device), metrics_(metrics) {}
 
 std::shared_ptr<LoadedModel> ModelCache::get(const std::string& name, bool artifact, KernelMode kernels) {
   // The local copy is checked against the scheduler on every use (a cheap header exchange).
@@ -24,16 +24,16 @@ std::shared_ptr<LoadedModel> ModelCache::get(const std::string& name, bool artif
     lru_.erase(it);
     break;
   }
-  auto model = std::make_shared<LoadedModel>(artifact ? LoadedModel::from_artifact(path, kernels)
-                                                      : LoadedModel::from_folder(path));
+  auto model = std::make_shared<LoadedModel>(artifact ? LoadedModel::from_artifact(path, kernels, device_)
+                                                      : LoadedModel::from_folder(path, device_));
   model->display_name = name;
   lru_.push_front({key, name, version, model});
   while (lru_.size() > max_models_) {
     spdlog::info("model cache: evicting {}", lru_.back().name);
     lru_.pop_back();
   }
-  spdlog::info("loaded {} '{}' ({} weight bytes, {})", artifact ? "artifact" : "model", name, model->weight_bytes(),
-               precision_label(*model));
+  spdlog::info("loaded {} '{}' on {} ({} weight bytes, {})", artifact ? "artifact" : "model", name,
+               model->device().str(), model->weight_bytes(), precision_label(*model));
   update_metrics();
   return model;
 }

@@ -16,7 +16,8 @@ namespace qdm::worker {
 
 class ModelCache {
  public:
-  ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics);
+  // Models load onto `device` (the worker's --device).
+  ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics, c10::Device device = c10::kCPU);
 
   // Throws FetchError (unknown name, transfer) or std::exception (the file does not load).
   std::shared_ptr<LoadedModel> get(const std::string& name, bool artifact, KernelMode kernels);
@@ -30,6 +31,7 @@ class ModelCache {
   void update_metrics();
   ModelFetcher& fetcher_;
   size_t max_models_;
+  c10::Device device_;
   WorkerMetrics& metrics_;
   std::mutex mu_;
   std::list<Entry> lru_;  // most recent first

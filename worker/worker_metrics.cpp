@@ -2,7 +2,7 @@
 
 namespace qdm::worker {
 
-WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
+WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& device)
     : rpc(r, {"Sampling/Sample", "Sampling/SampleStream"}),
       batch_size(prometheus::BuildHistogram()
                      .Name("qdm_batch_size")
@@ -30,6 +30,11 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                        .Help("Quantize jobs running on this worker")
                        .Register(r)
                        .Add({})),
+      device_info(prometheus::BuildGauge()
+                      .Name("qdm_worker_device_info")
+                      .Help("Always 1; the device label says where this worker samples (cpu, cuda:N)")
+                      .Register(r)
+                      .Add({{"device", device}})),
       steps_(prometheus::BuildHistogram()
                  .Name("qdm_sample_step_duration_seconds")
                  .Help("Wall time of one sampler step of one batch, by precision")
@@ -38,6 +43,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r)
                   .Name("qdm_images_generated_total")
                   .Help("Images generated, by precision")
                   .Register(r)) {
+  device_info.Set(1);
   // Children that dashboards and alerts expect from the first scrape.
   step_latency("fp32");
   images("fp32");

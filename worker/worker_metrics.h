@@ -6,7 +6,8 @@
 namespace qdm::worker {
 
 struct WorkerMetrics {
-  explicit WorkerMetrics(prometheus::Registry& r);
+  // device: where the worker samples ("cpu", "cuda:0"), exported as qdm_worker_device_info.
+  WorkerMetrics(prometheus::Registry& r, const std::string& device);
 
   // qdm_sample_step_duration_seconds{precision}: one sampler step of one batch.
   prometheus::Histogram& step_latency(const std::string& precision);
@@ -20,6 +21,7 @@ struct WorkerMetrics {
   prometheus::Gauge& loaded_model_bytes;    // qdm_loaded_model_bytes (resident weights of cached models)
   prometheus::Gauge& loaded_models;         // qdm_loaded_models
   prometheus::Gauge& jobs_running;          // qdm_worker_jobs_running
+  prometheus::Gauge& device_info;           // qdm_worker_device_info{device} = 1
 
  private:
   prometheus::Family<prometheus::Histogram>& steps_;

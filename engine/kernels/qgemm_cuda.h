@@ -1,6 +1,12 @@
-// The W4A8 integer GEMM on an NVIDIA GPU (built with -DQDM_CUDA=ON when nvcc is found):
-// the same contract as qgemm_s32 for 4-bit weights in the kRows layout, so the CPU scalar
-// reference is its oracle (tests/qgemm_cuda_test.cpp, run where a GPU is present).
+// The integer GEMM on an NVIDIA GPU (built with -DQDM_CUDA=ON when nvcc is found): u8
+// activations times unsigned weight codes, exact s32, by __dp4a. The CPU scalar reference is
+// its oracle (tests/qgemm_cuda_test.cpp, run where a GPU is present).
+//
+// Weight codes w are unsigned (0 .. 2^bits - 1), a row of K per output channel, K padded to
+// kKBlock with zeros:
+//   bits <= 4  per 64-wide K block 32 bytes, byte j = w[j] | w[j + 32] << 4 (qgemm.h's kRows
+//              layout: for <= 4 bits its codes carry no offset, so PackedWeights match)
+//   bits 5..8  one byte per code
 #pragma once
 
 #include <cstdint>
@@ -12,8 +18,14 @@ namespace qdm {
 // True when the CUDA runtime sees at least one device.
 bool cuda_device_available();
 
-// acc (m, n) = a (m, k_padded) . w'^T, exact int32, on the default device (inputs are copied
-// in and the result out; for a resident model keep DeviceWeights). w: kRows, bits <= 4.
+// acc (m, n) = a (m, k_padded) . w^T with every pointer in device memory of the current
+// device, launched on the legacy default stream (LibTorch's default) and not waited for.
+void qgemm_u8_cuda_device(const uint8_t* a, int m, const uint8_t* w, int n, int k_padded, int bits, int32_t* acc);
+
+// The same from host memory: copies in, runs, copies the result back (tests).
+void qgemm_u8_cuda(const uint8_t* a, int m, const uint8_t* w, int n, int k_padded, int bits, int32_t* acc);
+
+// qgemm_s32's contract for 4-bit weights in the kRows layout, from host memory.
 void qgemm_s32_cuda(const uint8_t* a, int m, const PackedWeights& w, int32_t* acc);
 
 }  // namespace qdm

@@ -78,7 +78,7 @@ void QuantizedUNet::set_act_mode(ActQuantizer::Mode mode) {
 
 at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index) {
   step->step = step_index;
-  const at::Tensor ts = at::full({x.size(0)}, static_cast<float>(t));
+  const at::Tensor ts = at::full({x.size(0)}, static_cast<float>(t), x.options().dtype(at::kFloat));
   if (!has_temporal_cache()) return unet->forward(x, ts);
   std::vector<at::Tensor> features;
   for (const auto& f : temporal_cache.at(static_cast<size_t>(step_index))) features.push_back(f.expand({x.size(0), -1}));
@@ -92,6 +92,14 @@ void QuantizedUNet::cache_temporal_features(UNet2DModel fp, const std::vector<in
   for (auto& l : layers)
     if (is_temporal_layer(l->name)) l->quant_input = false;
   for (int t : timesteps) temporal_cache.push_back(fp->temporal_features(at::full({1}, static_cast<float>(t))));
+}
+
+void QuantizedUNet::to(c10::Device device) {
+  unet->to(device);
+  for (auto& l : layers)
+    if (l->fake_weight.defined()) l->fake_weight = l->fake_weight.to(device);
+  for (auto& features : temporal_cache)
+    for (auto& f : features) f = f.to(device);
 }
 
 std::shared_ptr<QuantLayer> QuantizedUNet::layer(const std::string& name) const {

@@ -53,6 +53,9 @@ class QuantizedUNet {
   void cache_temporal_features(UNet2DModel fp, const std::vector<int>& timesteps);
 
   void set_act_mode(ActQuantizer::Mode mode);
+  // Moves the UNet, the layers' grid weights and the temporal feature cache to `device`
+  // (activation tables are host scalars and go with every call).
+  void to(c10::Device device);
   // Runs the UNet for sampling step `step_index`.
   at::Tensor forward(const at::Tensor& x, int t, int step_index);
   std::shared_ptr<QuantLayer> layer(const std::string& name) const;

@@ -1,7 +1,9 @@
 #include "engine/runtime/loaded_model.h"
 
 #include "engine/model/unet_denoiser.h"
+#include "engine/runtime/device.h"
 #include "engine/runtime/int_layers.h"
+#include "engine/runtime/tensor_int_layer.h"
 
 namespace qdm {
 namespace {
@@ -21,9 +23,11 @@ KernelMode parse_kernel_mode(const std::string& name) {
   throw std::invalid_argument("unknown kernels '" + name + "'; use int or sim");
 }
 
-LoadedModel LoadedModel::from_folder(const std::string& dir) {
+LoadedModel LoadedModel::from_folder(const std::string& dir, c10::Device device) {
   LoadedModel m;
   m.fp = std::make_shared<DiffusionModel>(load_model_folder(dir));
+  m.device_ = device;
+  if (!device.is_cpu()) m.fp->unet->to(device);
   m.path_ = dir;
   m.sha256_ = m.fp->weights_sha256;
   m.schedule_ = std::make_shared<NoiseSchedule>(m.fp->scheduler);
@@ -32,10 +36,18 @@ LoadedModel LoadedModel::from_folder(const std::string& dir) {
   return m;
 }
 
-LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kernels) {
+LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kernels, c10::Device device) {
   LoadedModel m;
+  m.device_ = device;
+  if (!device.is_cpu() && kernels == KernelMode::kInt && !cuda_int_kernels_built())
+    throw std::invalid_argument("integer kernels on " + device_name(device) +
+                                " are not in this build (it needs a CUDA LibTorch and nvcc); use kernels sim");
   m.artifact_ = std::make_shared<LoadedArtifact>(load_artifact(path));
-  if (kernels == KernelMode::kInt) {
+  if (!device.is_cpu()) {
+    if (kernels == KernelMode::kInt) use_tensor_integer_kernels(*m.artifact_->model, device);
+    m.artifact_->model->to(device);
+    m.kernels_ = kernels == KernelMode::kInt ? "int (cuda dp4a)" : "sim";
+  } else if (kernels == KernelMode::kInt) {
     const QGemmIsa isa = best_isa();
     use_integer_kernels(*m.artifact_->model, isa);
     m.kernels_ = std::string("int (") + isa_name(isa) + ")";
@@ -50,6 +62,7 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     for (const auto& l : m.artifact_->model->layers) {
       auto* o = l->conv ? l->conv->override_.get() : l->linear->override_.get();
       if (auto* il = dynamic_cast<IntLayer*>(o)) m.weight_bytes_ += il->weight_bytes();
+      if (auto* tl = dynamic_cast<TensorIntLayer*>(o)) m.weight_bytes_ += tl->weight_bytes();
     }
   m.path_ = path;
   m.sha256_ = m.artifact_->sha256;
@@ -70,7 +83,9 @@ void LoadedModel::check(const SamplerOptions& options) const {
 at::Tensor LoadedModel::sample(const SampleRequest& request,
                                const std::function<bool(const SampleProgress&)>& on_progress) {
   check(request.sampler);
-  return sample_images(*schedule_, denoiser_, config().in_channels, config().sample_size, request, on_progress);
+  SampleRequest on_device = request;
+  on_device.device = device_;
+  return sample_images(*schedule_, denoiser_, config().in_channels, config().sample_size, on_device, on_progress);
 }
 
 PngText LoadedModel::png_text(const SampleRequest& r, int i) const {

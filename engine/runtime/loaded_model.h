@@ -1,5 +1,5 @@
-// Something images can be sampled from: an fp32 model folder or a quantized artifact.
-// The command line and the worker both sample through this.
+// Something images can be sampled from: an fp32 model folder or a quantized artifact, on the
+// CPU or a CUDA device. The command line and the worker both sample through this.
 #pragma once
 
 #include <memory>
@@ -19,8 +19,11 @@ KernelMode parse_kernel_mode(const std::string& name);  // "int" | "sim"
 
 class LoadedModel {
  public:
-  static LoadedModel from_folder(const std::string& dir);
-  static LoadedModel from_artifact(const std::string& path, KernelMode kernels = KernelMode::kInt);
+  // On a CUDA device fp32 models and the simulation run LibTorch's CUDA operators; integer
+  // kernels run TensorIntLayer (dp4a GEMM) with the attention core in the simulation.
+  static LoadedModel from_folder(const std::string& dir, c10::Device device = c10::kCPU);
+  static LoadedModel from_artifact(const std::string& path, KernelMode kernels = KernelMode::kInt,
+                                   c10::Device device = c10::kCPU);
 
   // Validates `options` for this model (steps within the schedule, the artifact's calibrated
   // schedule when its tables are per step); throws std::invalid_argument saying what to change.
@@ -39,6 +42,7 @@ class LoadedModel {
   // Bytes of resident weights: fp32 parameters plus packed integer weights.
   size_t weight_bytes() const { return weight_bytes_; }
   std::string kernels() const { return kernels_; }
+  c10::Device device() const { return device_; }
 
   std::string display_name;                 // PNG metadata names this instead of the path when set
   std::shared_ptr<DiffusionModel> fp;       // set for model folders
@@ -47,6 +51,7 @@ class LoadedModel {
  private:
   std::string path_, sha256_, kernels_ = "fp32";
   size_t weight_bytes_ = 0;
+  c10::Device device_ = c10::kCPU;
   std::shared_ptr<NoiseSchedule> schedule_;
   Denoiser denoiser_;
 };

@@ -21,10 +21,11 @@ at::Tensor sample_images(const NoiseSchedule& schedule, const BatchDenoiser& den
     SeededNoise noise = request.seeds.empty()
                             ? SeededNoise::consecutive(request.seed + static_cast<uint64_t>(done), n)
                             : SeededNoise({request.seeds.begin() + done, request.seeds.begin() + done + n});
+    noise.set_device(request.device);
     StepCallback cb = nullptr;
     if (on_progress)
       cb = [&](int step, int steps) { return on_progress({done, n, step, steps, request.num_images}); };
-    out.push_back(run_sampler(schedule, request.sampler, denoise, noise, channels, size, cb));
+    out.push_back(run_sampler(schedule, request.sampler, denoise, noise, channels, size, cb).cpu());
     done += n;
   }
   return at::cat(out, 0);

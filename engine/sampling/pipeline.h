@@ -20,6 +20,7 @@ struct SampleRequest {
   std::vector<uint64_t> seeds;
   int batch_size = 64;  // images per UNet call
   SamplerOptions sampler;
+  c10::Device device = c10::kCPU;  // where the model runs; the images come back on the CPU
 };
 
 struct SampleProgress {

@@ -18,7 +18,8 @@ at::Tensor SeededNoise::next(int64_t c, int64_t h, int64_t w) {
   std::vector<at::Tensor> rows;
   rows.reserve(generators_.size());
   for (auto& gen : generators_) rows.push_back(at::randn({1, c, h, w}, gen));
-  return at::cat(rows, 0);
+  const at::Tensor noise = at::cat(rows, 0);
+  return device_.is_cpu() ? noise : noise.to(device_);
 }
 
 }  // namespace qdm
