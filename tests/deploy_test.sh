@@ -20,11 +20,24 @@ chart="$src/helm/qdm"
 "$helm" lint "$chart" -f "$chart/values-gpu.yaml" >/dev/null 2>&1 || fail "helm lint (GPU values)"
 "$helm" template rel "$chart" > "$work/default.yaml" || fail "helm template"
 "$helm" template rel "$chart" -f "$chart/values-gpu.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+  --api-versions monitoring.coreos.com/v1/PrometheusRule \
   > "$work/gpu.yaml" || fail "helm template (GPU)"
 "$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set auth.existingSecret=qdm-auth > "$work/secure.yaml" \
   || fail "helm template (TLS and tokens)"
+# The README's "Deploying to a cluster with GPU nodes" install command, rendered as written.
+readme_install=$(python3 - "$src/README.md" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"^helm install qdm helm/qdm .*?(?<!\\)$", text, re.M | re.S)
+print(re.sub(r"\\\n\s*", "", m.group(0)) if m else "")
+PY
+)
+[ -n "$readme_install" ] || fail "README has no 'helm install qdm helm/qdm' command"
+(cd "$src" && eval "\"$helm\" template ${readme_install#helm install} --api-versions monitoring.coreos.com/v1/ServiceMonitor \
+  --api-versions monitoring.coreos.com/v1/PrometheusRule") > "$work/readme.yaml" || fail "README's helm install: $readme_install"
 "${QDM_SCHEDULER_BIN:?}" --help > "$work/scheduler.help"; "${QDM_WORKER_BIN:?}" --help > "$work/worker.help"
-python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" <<'PY' || fail "rendered manifests"
+python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" \
+  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" <<'PY' || fail "rendered manifests"
 import json, re, sys, yaml
 def load(p):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
@@ -58,9 +71,24 @@ assert "--device=cuda" in w["containers"][0]["args"], w["containers"][0]["args"]
 assert "--device=cpu" in default[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]["args"]
 assert w["nodeSelector"] and w["tolerations"][0]["key"] == "nvidia.com/gpu"
 assert "nvidia.com/gpu" not in default[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]["resources"].get("limits", {})
+# The alert rules go in as a PrometheusRule where its CRD exists, labelled for the same Prometheus.
+rule = gpu[("PrometheusRule", "rel-qdm")]
+assert rule["spec"] == yaml.safe_load(open(sys.argv[6].replace("adapter-values", "alerts"))), "PrometheusRule is not alerts.yaml"
+assert rule["metadata"]["labels"]["release"] == sm["metadata"]["labels"]["release"]
+assert ("PrometheusRule", "rel-qdm") not in default
 hpa = gpu[("HorizontalPodAutoscaler", "rel-qdm-worker")]
 assert hpa["apiVersion"] == "autoscaling/v2" and hpa["spec"]["metrics"][0]["type"] == "Pods"
 assert ("HorizontalPodAutoscaler", "rel-qdm-worker") not in default
+# prometheus-adapter's rule serves, per pod, the metric the HPA asks for, from the series the
+# workers export, and keeps the HPA's label selector in its query.
+hpa_metric = hpa["spec"]["metrics"][0]["pods"]["metric"]
+rules = yaml.safe_load(open(sys.argv[6]))["rules"]["custom"]
+rule = [r for r in rules if r["name"]["as"] == hpa_metric["name"]]
+assert rule, f"no adapter rule serves {hpa_metric['name']}"
+assert re.match(rule[0]["name"]["matches"], re.match(r"(\w+)", rule[0]["seriesQuery"]).group(1))
+assert {v["resource"] for v in rule[0]["resources"]["overrides"].values()} == {"namespace", "pod"}
+assert "<<.LabelMatchers>>" in rule[0]["metricsQuery"] and "<<.GroupBy>>" in rule[0]["metricsQuery"]
+assert set(hpa_metric["selector"]["matchLabels"]) == {"queue"}
 sec = load(sys.argv[4])
 sc = sec[("Deployment", "rel-qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]
 assert "--tls-cert=/etc/qdm/tls/tls.crt" in sc["args"] and "--tokens-file=/etc/qdm/auth/tokens" in sc["args"]
@@ -69,11 +97,22 @@ assert any(e["name"] == "QDM_WORKER_TOKEN" and e["valueFrom"]["secretKeyRef"]["n
 wc = sec[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]
 assert "--scheduler-ca=/etc/qdm/tls/ca.crt" in wc["args"]
 assert any(e["name"] == "QDM_WORKER_TOKEN" for e in wc["env"])
+# The README's install: GPU workers on the CUDA image from the registry, TLS and tokens, a
+# Service named as the README's client commands and certificate expect, alerts and monitoring.
+readme = load(sys.argv[7])
+rw = readme[("Deployment", "qdm-worker")]["spec"]["template"]["spec"]
+assert rw["containers"][0]["image"] == "REG/qdm-worker-cuda:0.1.0", rw["containers"][0]["image"]
+assert "--device=cuda" in rw["containers"][0]["args"] and rw["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
+assert "--scheduler-server-name=qdm-scheduler" in rw["containers"][0]["args"]
+assert readme[("Deployment", "qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]["image"] == "REG/qdm-scheduler:0.1.0"
+assert ("Service", "qdm-scheduler") in readme and ("PrometheusRule", "qdm") in readme and ("ServiceMonitor", "qdm") in readme
+assert ("HorizontalPodAutoscaler", "qdm-worker") in readme
 # Every flag and QDM_* variable the chart gives a container is an option of the binary it runs.
 helps = {c: open(f"{sys.argv[5]}/{c}.help").read() for c in ("scheduler", "worker")}
-for objs in (default, gpu, sec):
+for objs in (default, gpu, sec, readme):
     for c in ("scheduler", "worker"):
-        ctr = objs[("Deployment", f"rel-qdm-{c}")]["spec"]["template"]["spec"]["containers"][0]
+        dep = next(o for (k, n), o in objs.items() if k == "Deployment" and n.endswith(f"qdm-{c}"))
+        ctr = dep["spec"]["template"]["spec"]["containers"][0]
         for a in ctr.get("args", []):
             flag = a.split("=")[0]
             assert re.search(rf"(^|[ ,]){re.escape(flag)}\b(?!-)", helps[c], re.M), f"{c} is given {flag}, which qdm-{c} does not have"

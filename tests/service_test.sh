@@ -167,7 +167,8 @@ sleep 1
 curl -sf "http://127.0.0.1:$sched_metrics/metrics" > "$work/sched.prom" || fail "scheduler /metrics"
 wport=$((base + 10 + 2 + 1))
 curl -sf "http://127.0.0.1:$wport/metrics" > "$work/worker.prom" || fail "worker /metrics"
-python3 - "$work/sched.prom" "$work/worker.prom" "$src/deploy/grafana/qdm.json" "$src/deploy/prometheus/alerts.yaml" <<'PY' || fail "metrics"
+python3 - "$work/sched.prom" "$work/worker.prom" "$src/deploy/grafana/qdm.json" "$src/deploy/prometheus/alerts.yaml" \
+  "$src/deploy/prometheus/adapter-values.yaml" <<'PY' || fail "metrics"
 import re, sys
 line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|[Nn]a[Nn]|[+-]?[Ii]nf)( [0-9]+)?$')
 want = {
@@ -176,7 +177,8 @@ want = {
       "qdm_build_info", "qdm_sample_requests_in_flight"],
   1: ["qdm_requests_total", "qdm_request_duration_seconds_bucket", "qdm_queue_depth", "qdm_queue_wait_seconds_bucket",
       "qdm_sample_step_duration_seconds_bucket", "qdm_batch_size_bucket", "qdm_loaded_model_bytes",
-      "qdm_process_resident_memory_bytes", "qdm_build_info", "qdm_images_generated_total", "qdm_worker_jobs_running"],
+      "qdm_process_resident_memory_bytes", "qdm_build_info", "qdm_images_generated_total", "qdm_worker_jobs_running",
+      "qdm_worker_device_info"],
 }
 scraped = set()
 for i, path in enumerate(sys.argv[1:3]):
@@ -191,11 +193,12 @@ for i, path in enumerate(sys.argv[1:3]):
         assert "job-" not in line and "seed" not in line, f"high-cardinality label: {line}"
     missing = [n for n in want[i] if n not in names]
     assert not missing, f"{path}: missing {missing}"
-# Every qdm_ metric the dashboard and the alerts use is in a live scrape.
-for path in sys.argv[3:5]:
+# Every qdm_ metric the dashboard, the alerts and the autoscaling adapter use is in a live scrape.
+for path in sys.argv[3:6]:
     used = set(re.findall(r"\b(qdm_[a-z_]+)", open(path).read()))
     unknown = sorted(u for u in used if u not in scraped)
     assert not unknown, f"{path} uses metrics no process exports: {unknown}"
+assert 'qdm_worker_device_info{device="cpu"} 1' in open(sys.argv[2]).read(), "worker does not say it samples on the CPU"
 text = open(sys.argv[1]).read()
 assert re.search(r'qdm_jobs\{state="succeeded"\} [1-9]', text), "no succeeded jobs counted"
 assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers: " + str(re.findall(r"qdm_workers .*", text))
