@@ -6,6 +6,8 @@
 //   build/bin/qdm_sampling_bench --model models/fmnist-ddpm --steps 100 --batches 1,64 \
 //       --out bench/results/fp32_sampling.md
 //   build/bin/qdm_sampling_bench --artifact A.safetensors --kernels int --steps 100 --batches 1,64
+//   build/bin/qdm_sampling_bench --artifact A.safetensors --device cuda ...   (a GPU worker's path;
+//       the images come back to the host inside the timed call, so GPU time is fully counted)
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -14,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/runtime/device.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/util/allocator.h"
 #include "engine/util/threads.h"
@@ -32,12 +35,13 @@ int main(int argc, char** argv) {
   qdm::ensure_passive_omp_wait(argv);
   qdm::keep_freed_tensor_memory();
   CLI::App app{"qdm FP32 sampling benchmark"};
-  std::string model_dir, artifact, kernels = "int", out;
+  std::string model_dir, artifact, kernels = "int", out, device_name = "cpu";
   std::vector<int> batches = {1, 64};
   int steps = 100;
   app.add_option("--model", model_dir, "diffusers model folder (FP32)");
   app.add_option("--artifact", artifact, "quantized artifact");
   app.add_option("--kernels", kernels, "int or sim (artifacts)")->capture_default_str();
+  app.add_option("--device", device_name, "cpu, cuda, cuda:N")->capture_default_str();
   app.add_option("--steps", steps)->capture_default_str();
   app.add_option("--batches", batches)->delimiter(',')->capture_default_str();
   app.add_option("--out", out, "Markdown file to write");
@@ -48,9 +52,16 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "give exactly one of --model or --artifact\n");
     return 2;
   }
-  qdm::LoadedModel model = artifact.empty() ? qdm::LoadedModel::from_folder(model_dir)
-                                            : qdm::LoadedModel::from_artifact(artifact, qdm::parse_kernel_mode(kernels));
-  const std::string what = artifact.empty() ? model_dir + " (fp32)" : artifact + " (" + model.kernels() + ")";
+  c10::Device device = c10::kCPU;
+  try {
+    device = qdm::parse_device(device_name);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "--device: %s\n", e.what());
+    return 2;
+  }
+  qdm::LoadedModel model = artifact.empty() ? qdm::LoadedModel::from_folder(model_dir, device)
+                                            : qdm::LoadedModel::from_artifact(artifact, qdm::parse_kernel_mode(kernels), device);
+  const std::string what = (artifact.empty() ? model_dir + " (fp32" : artifact + " (" + model.kernels()) + ", " + device.str() + ")";
   std::ostringstream table;
   table << "| model | batch | steps | images/s | ms per step | s per batch | weight bytes | peak RSS MiB |\n"
         << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -75,7 +86,7 @@ int main(int argc, char** argv) {
   std::ostringstream doc;
   doc << "# Sampling throughput\n\n" << what << ", DDIM, " << qdm::compute_threads() << " threads.\n\n" << table.str()
       << "\nReproduce: `build/bin/qdm_sampling_bench " << (artifact.empty() ? "--model " + model_dir : "--artifact " + artifact + " --kernels " + kernels)
-      << " --steps " << steps << " --out <file>`\n";
+      << " --device " << device.str() << " --steps " << steps << " --out <file>`\n";
   std::printf("%s", doc.str().c_str());
   if (!out.empty()) std::ofstream(out) << doc.str();
   return 0;
