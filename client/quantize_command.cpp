@@ -21,7 +21,7 @@ void on_sigint(int) { g_interrupted = true; }
 
 void add_quantize_command(CLI::App& app) {
   struct Args {
-    std::string model, out, classifier = "models/fmnist-classifier";
+    std::string model, out, classifier = "models/fmnist-classifier", reference_cache;
     RecipeOptions recipe;
     int abits = 8, report_samples = 64;
     std::vector<std::string> keep_fp;
@@ -45,6 +45,7 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
   cmd->add_option("--report-samples", a->report_samples, "Images for the quality report (0: none)")->capture_default_str();
+  cmd->add_option("--reference-cache", a->reference_cache, "Keep the report's fp32 images here for later runs on the same model and sampler");
   cmd->add_option("--classifier", a->classifier, "Feature classifier for FID-FMNIST in the report (skipped if absent)");
   cmd->add_option("--out", a->out, "Artifact file to write")->required();
   cmd->callback([a] {
@@ -65,6 +66,7 @@ void add_quantize_command(CLI::App& app) {
     job.recipe = a->recipe;
     job.report_samples = a->report_samples;
     job.classifier_dir = a->classifier;
+    job.reference_cache_dir = a->reference_cache;
     std::signal(SIGINT, on_sigint);
     std::string stage;
     std::unique_ptr<ProgressBar> bar;

@@ -10,6 +10,7 @@
 #include "engine/quant/act_quantizer.h"
 #include "engine/quant/quant_model.h"
 #include "engine/quant/recipe.h"
+#include "engine/quant/reference_images.h"
 #include "engine/quant/uniform_quant.h"
 #include "engine/runtime/loaded_model.h"
 #include "tests/test_models.h"
@@ -200,6 +201,51 @@ TEST_F(TinyArtifact, CorruptedOrMismatchedArtifactsGiveClearErrors) {
   EXPECT_NE(error_after([](TensorMap& m, auto&) { m["down_blocks.1.attentions.0.q.ascale"] = torch::ones({3}); })
                 .find("entries"),
             std::string::npos);
+}
+
+// The quality report's fp32 images come from the cache when model, sampler and seeds match,
+// are sampled again (and the file replaced) when they do not or the file is damaged, and are
+// the same images either way.
+TEST_F(TinyArtifact, ReferenceImagesAreCachedPerModelSamplerAndSeeds) {
+  SampleRequest req;
+  req.num_images = 3;
+  req.sampler.steps = 4;
+  const std::string cache = dir_ + "/references";
+  bool cached = true;
+  const at::Tensor fresh = reference_images(*model_, req, "", nullptr, &cached);
+  EXPECT_FALSE(cached);
+  EXPECT_FALSE(std::filesystem::exists(cache));
+  const at::Tensor first = reference_images(*model_, req, cache, nullptr, &cached);
+  EXPECT_FALSE(cached);
+  const at::Tensor second = reference_images(*model_, req, cache, nullptr, &cached);
+  EXPECT_TRUE(cached);
+  EXPECT_TRUE(torch::equal(first, fresh));
+  EXPECT_TRUE(torch::equal(second, fresh));
+  // Other settings: other images, another file.
+  for (auto change : std::vector<std::function<void(SampleRequest&)>>{
+           [](SampleRequest& r) { r.sampler.steps = 5; }, [](SampleRequest& r) { r.seed = 1; },
+           [](SampleRequest& r) { r.num_images = 2; }, [](SampleRequest& r) { r.sampler.eta = 0.5; }}) {
+    SampleRequest other = req;
+    change(other);
+    reference_images(*model_, other, cache, nullptr, &cached);
+    EXPECT_FALSE(cached);
+  }
+  // Other weights with the same settings: not the cached images.
+  DiffusionModel retrained = load_model_folder(dir_ + "/model");
+  retrained.weights_sha256 = std::string(64, '0');
+  reference_images(retrained, req, cache, nullptr, &cached);
+  EXPECT_FALSE(cached);
+  // A damaged file is sampled again and replaced.
+  size_t files = 0;
+  for (const auto& f : std::filesystem::directory_iterator(cache)) {
+    std::filesystem::resize_file(f.path(), 40);
+    ++files;
+  }
+  EXPECT_EQ(files, 6u);
+  EXPECT_TRUE(torch::equal(reference_images(*model_, req, cache, nullptr, &cached), fresh));
+  EXPECT_FALSE(cached);
+  reference_images(*model_, req, cache, nullptr, &cached);
+  EXPECT_TRUE(cached);
 }
 
 TEST_F(TinyArtifact, UnknownRecipeAndBadBitsAreRefused) {

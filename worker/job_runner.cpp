@@ -39,8 +39,9 @@ QuantizeJobOptions job_options(const v1::QuantizeOptions& o) {
 }  // namespace
 
 JobRunner::JobRunner(ModelFetcher& fetcher, v1::WorkerGateway::StubInterface& scheduler, std::string work_dir,
-                     std::string classifier_dir, WorkerMetrics& metrics, int slots, std::string token)
-    : fetcher_(fetcher), scheduler_(scheduler), work_dir_(std::move(work_dir)),
+                     std::string reference_dir, std::string classifier_dir, WorkerMetrics& metrics, int slots,
+                     std::string token)
+    : fetcher_(fetcher), scheduler_(scheduler), work_dir_(std::move(work_dir)), reference_dir_(std::move(reference_dir)),
       classifier_dir_(std::move(classifier_dir)), metrics_(metrics), slots_(slots), token_(std::move(token)) {
   fs::create_directories(work_dir_);
 }
@@ -122,6 +123,7 @@ void JobRunner::execute(Running& job) {
   try {
     QuantizeJobOptions options = job_options(a.options());
     options.classifier_dir = classifier_dir_;
+    options.reference_cache_dir = reference_dir_;
     const std::string dir = fetcher_.fetch(a.model(), false);
     {
       std::lock_guard<std::mutex> l(job.mu);

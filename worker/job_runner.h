@@ -19,8 +19,9 @@ namespace qdm::worker {
 
 class JobRunner {
  public:
+  // work_dir: a folder per running job; reference_dir: fp32 quality-report images kept across jobs.
   JobRunner(ModelFetcher& fetcher, v1::WorkerGateway::StubInterface& scheduler, std::string work_dir,
-            std::string classifier_dir, WorkerMetrics& metrics, int slots, std::string token);
+            std::string reference_dir, std::string classifier_dir, WorkerMetrics& metrics, int slots, std::string token);
   ~JobRunner();
 
   void start(const v1::JobAssignment& assignment);
@@ -47,7 +48,7 @@ class JobRunner {
 
   ModelFetcher& fetcher_;
   v1::WorkerGateway::StubInterface& scheduler_;
-  std::string work_dir_, classifier_dir_;
+  std::string work_dir_, reference_dir_, classifier_dir_;
   WorkerMetrics& metrics_;
   int slots_;
   std::string token_;

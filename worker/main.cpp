@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   app.add_option("--metrics", metrics_addr, "Prometheus /metrics address")->envname("QDM_METRICS")->capture_default_str();
   app.add_option("--device", device_option, "Where sampling runs: cpu, cuda, cuda:N, or auto (a GPU when this build and node have one)")
       ->envname("QDM_DEVICE")->capture_default_str();
-  app.add_option("--cache-dir", cache_dir, "Local copies of models and artifacts, job scratch space")->envname("QDM_CACHE_DIR")->capture_default_str();
+  app.add_option("--cache-dir", cache_dir, "Local copies of models and artifacts, job scratch space, fp32 report images")->envname("QDM_CACHE_DIR")->capture_default_str();
   app.add_option("--classifier", classifier, "Fashion-MNIST classifier for FID in job reports")->envname("QDM_CLASSIFIER")->capture_default_str();
   app.add_option("--max-loaded-models", max_models, "Models kept loaded")->envname("QDM_MAX_LOADED_MODELS")->capture_default_str()->check(CLI::Range(1, 64));
   app.add_option("--job-slots", job_slots, "Quantize jobs run at once (0: sampling only)")->envname("QDM_JOB_SLOTS")->capture_default_str()->check(CLI::Range(0, 16));
@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
     service::Limits limits;
     limits.max_images = max_images;
     worker::SamplingService sampling(auth, batcher, metrics, limits);
-    worker::JobRunner jobs(fetcher, *gateway, cache_dir + "/jobs", classifier, metrics, job_slots, worker_token);
+    worker::JobRunner jobs(fetcher, *gateway, cache_dir + "/jobs", cache_dir + "/references", classifier, metrics,
+                           job_slots, worker_token);
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -1,5 +1,7 @@
 #include "engine/quant/quantize_job.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <filesystem>
 
@@ -8,6 +10,7 @@
 #include "engine/eval/evaluator.h"
 #include "engine/model/unet_denoiser.h"
 #include "engine/quant/quality.h"
+#include "engine/quant/reference_images.h"
 #include "engine/sampling/pipeline.h"
 
 namespace qdm {
@@ -66,8 +69,9 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
         return report("quality report", offset + p.images_done + p.batch_images * p.step / std::max(1, p.steps), total, 0);
       };
     };
-    at::Tensor fp_images = sample_images(schedule, unet_denoiser(model.unet), model.config.in_channels,
-                                         model.config.sample_size, req, on_step(0));
+    bool cached = false;
+    at::Tensor fp_images = reference_images(model, req, options.reference_cache_dir, on_step(0), &cached);
+    if (cached) spdlog::info("quality report: fp32 reference images from {}", options.reference_cache_dir);
     QuantizedUNet& q = *result.model;
     at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step) {
       return q.forward(x, t, step);

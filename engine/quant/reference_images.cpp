@@ -1,0 +1,68 @@
+#include "engine/quant/reference_images.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "engine/model/unet_denoiser.h"
+#include "engine/model_io/tensor_io.h"
+#include "engine/sampling/timesteps.h"
+#include "engine/util/sha256.h"
+
+namespace qdm {
+
+namespace fs = std::filesystem;
+
+std::string reference_key(const DiffusionModel& model, const SampleRequest& r) {
+  nlohmann::json seeds = r.seeds;
+  const nlohmann::json key = {{"weights_sha256", model.weights_sha256},
+                              {"config", model.config.to_json()},
+                              {"scheduler", model.scheduler.to_json()},
+                              {"sampler", sampler_name(r.sampler.kind)},
+                              {"steps", r.sampler.steps},
+                              {"eta", r.sampler.eta},
+                              {"spacing", spacing_name(r.sampler.spacing)},
+                              {"num_images", r.num_images},
+                              {"seed", r.seed},
+                              {"seeds", seeds}};
+  return key.dump();
+}
+
+at::Tensor reference_images(const DiffusionModel& model, const SampleRequest& request, const std::string& cache_dir,
+                            const std::function<bool(const SampleProgress&)>& on_progress, bool* from_cache) {
+  if (from_cache) *from_cache = false;
+  const std::string key = reference_key(model, request);
+  const fs::path path = cache_dir.empty() ? fs::path() : fs::path(cache_dir) / (sha256_hex(key.data(), key.size()).substr(0, 32) + ".safetensors");
+  if (!path.empty() && fs::exists(path)) {
+    try {
+      std::map<std::string, std::string> metadata;
+      TensorMap stored = load_tensors(path.string(), &metadata);
+      const auto images = stored.find("images");
+      if (metadata["qdm:reference_key"] == key && images != stored.end() && images->second.size(0) == request.num_images) {
+        if (from_cache) *from_cache = true;
+        return images->second.to(at::kFloat);
+      }
+      spdlog::warn("reference images {}: made for other settings; sampling them again", path.string());
+    } catch (const std::exception& e) {
+      spdlog::warn("reference images {}: {}; sampling them again", path.string(), e.what());
+    }
+  }
+  const NoiseSchedule schedule(model.scheduler);
+  at::Tensor images = sample_images(schedule, unet_denoiser(model.unet), model.config.in_channels,
+                                    model.config.sample_size, request, on_progress);
+  if (!path.empty()) {
+    try {
+      fs::create_directories(path.parent_path());
+      const fs::path tmp = path.string() + ".tmp";
+      save_tensors(tmp.string(), {{"images", images.contiguous()}}, {{"qdm:reference_key", key}});
+      fs::rename(tmp, path);
+    } catch (const std::exception& e) {
+      // A cache that cannot be written costs time on the next job, never this one.
+      spdlog::warn("reference images {}: not cached: {}", path.string(), e.what());
+    }
+  }
+  return images;
+}
+
+}  // namespace qdm
