@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <functional>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "engine/model/unet_denoiser.h"
@@ -54,7 +56,8 @@ at::Tensor reference_images(const DiffusionModel& model, const SampleRequest& re
   if (!path.empty()) {
     try {
       fs::create_directories(path.parent_path());
-      const fs::path tmp = path.string() + ".tmp";
+      // Per-thread temporary name: two job slots may sample the same references at once.
+      const fs::path tmp = path.string() + ".tmp" + std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id()));
       save_tensors(tmp.string(), {{"images", images.contiguous()}}, {{"qdm:reference_key", key}});
       fs::rename(tmp, path);
     } catch (const std::exception& e) {
