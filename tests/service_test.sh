@@ -198,7 +198,10 @@ for path in sys.argv[3:6]:
     used = set(re.findall(r"\b(qdm_[a-z_]+)", open(path).read()))
     unknown = sorted(u for u in used if u not in scraped)
     assert not unknown, f"{path} uses metrics no process exports: {unknown}"
-assert 'qdm_worker_device_info{device="cpu"} 1' in open(sys.argv[2]).read(), "worker does not say it samples on the CPU"
+wtext = open(sys.argv[2]).read()
+assert 'qdm_worker_device_info{device="cpu"} 1' in wtext, "worker does not say it samples on the CPU"
+assert re.search(r'qdm_sample_step_duration_seconds_count\{[^}]*device="cpu"[^}]*precision="fp32"', wtext), \
+    "step latency has no device label: " + str(re.findall(r"qdm_sample_step_duration_seconds_count.*", wtext))
 text = open(sys.argv[1]).read()
 assert re.search(r'qdm_jobs\{state="succeeded"\} [1-9]', text), "no succeeded jobs counted"
 assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers: " + str(re.findall(r"qdm_workers .*", text))

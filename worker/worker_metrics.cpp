@@ -37,13 +37,14 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& device)
                       .Add({{"device", device}})),
       steps_(prometheus::BuildHistogram()
                  .Name("qdm_sample_step_duration_seconds")
-                 .Help("Wall time of one sampler step of one batch, by precision")
+                 .Help("Wall time of one sampler step of one batch, by precision and device")
                  .Register(r)),
       images_(prometheus::BuildCounter()
                   .Name("qdm_images_generated_total")
                   .Help("Images generated, by precision")
                   .Register(r)) {
   device_info.Set(1);
+  device_ = device;
   // Children that dashboards and alerts expect from the first scrape.
   step_latency("fp32");
   images("fp32");
@@ -52,7 +53,7 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& device)
 prometheus::Histogram& WorkerMetrics::step_latency(const std::string& precision) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& h = step_children_[precision];
-  if (!h) h = &steps_.Add({{"precision", precision}}, service::step_buckets());
+  if (!h) h = &steps_.Add({{"precision", precision}, {"device", device_}}, service::step_buckets());
   return *h;
 }
 

@@ -9,7 +9,7 @@ struct WorkerMetrics {
   // device: where the worker samples ("cpu", "cuda:0"), exported as qdm_worker_device_info.
   WorkerMetrics(prometheus::Registry& r, const std::string& device);
 
-  // qdm_sample_step_duration_seconds{precision}: one sampler step of one batch.
+  // qdm_sample_step_duration_seconds{precision, device}: one sampler step of one batch.
   prometheus::Histogram& step_latency(const std::string& precision);
   // qdm_images_generated_total{precision}
   prometheus::Counter& images(const std::string& precision);
@@ -26,6 +26,7 @@ struct WorkerMetrics {
  private:
   prometheus::Family<prometheus::Histogram>& steps_;
   prometheus::Family<prometheus::Counter>& images_;
+  std::string device_;
   std::mutex mu_;
   std::map<std::string, prometheus::Histogram*> step_children_;
   std::map<std::string, prometheus::Counter*> image_children_;
