@@ -29,8 +29,6 @@ c10::Device parse_device(const std::string& name) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
-std::string device_name(const c10::Device& device) { return device.str(); }
-
 std::string available_devices() {
   std::string out = "cpu";
   const size_t gpus = at::hasCUDA() ? at::getNumGPUs() : 0;

@@ -11,7 +11,6 @@ namespace qdm {
 // Throws std::invalid_argument saying what to change for an unknown name, a CUDA device in a
 // build whose LibTorch has no CUDA (Debian's is CPU-only), or a device index that is not there.
 c10::Device parse_device(const std::string& name);
-std::string device_name(const c10::Device& device);  // "cpu", "cuda:0"
 // What this build and machine can run on: "cpu", or "cpu, cuda:0, cuda:1".
 std::string available_devices();
 

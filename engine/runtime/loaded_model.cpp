@@ -40,7 +40,7 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
   LoadedModel m;
   m.device_ = device;
   if (!device.is_cpu() && kernels == KernelMode::kInt && !cuda_int_kernels_built())
-    throw std::invalid_argument("integer kernels on " + device_name(device) +
+    throw std::invalid_argument("integer kernels on " + device.str() +
                                 " are not in this build (it needs a CUDA LibTorch and nvcc); use kernels sim");
   m.artifact_ = std::make_shared<LoadedArtifact>(load_artifact(path));
   if (!device.is_cpu()) {

@@ -29,7 +29,6 @@ class TensorIntLayer : public LayerOverride {
   size_t weight_bytes() const;
 
  private:
-  at::Tensor codes(const at::Tensor& x, float scale, float zero) const;  // float tensor of u8 codes
   at::Tensor product(const at::Tensor& a) const;                        // (m, k_padded) u8 -> (m, n) int32
   at::Tensor dequantize(const at::Tensor& a, float scale, int32_t zero) const;  // (m, k_padded) u8 -> (m, n) float
 
