@@ -284,21 +284,12 @@ TEST_F(TinyArtifact, IntegerLayersMatchTheSimulatedLayerToFloatRounding) {
   }
 }
 
-// Every layer quantized, inputs included (nothing kept in fp32), one step.
-QuantSpec every_layer_quantized_spec() {
-  QuantSpec spec;
-  spec.keep_fp.clear();
-  spec.keep_fp_input.clear();
-  spec.steps = 1;
-  return spec;
-}
-
 TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
   torch::manual_seed(4);
   for (int pad : {1, 0}) {
     UNetConfig cfg = testing::tiny_config();
     cfg.downsample_padding = pad;
-    QuantizedUNet q(UNet2DModel(cfg), every_layer_quantized_spec());
+    QuantizedUNet q(UNet2DModel(cfg), testing::every_layer_quantized_spec(1));
     for (const char* name : {"down_blocks.0.downsamplers.0.conv", "conv_in", "conv_out", "up_blocks.1.resnets.0.conv_shortcut"}) {
       auto layer = q.layer(name);
       ASSERT_NE(layer, nullptr) << name;
@@ -330,7 +321,7 @@ TEST(IntLayer, LaneConvolutionIsBitIdenticalToTheScalarPath) {
     cfg.attention_head_dim = 4;
     cfg.out_channels = 3;               // conv_out: a partial block of 4 output channels
     cfg.downsample_padding = pad;
-    QuantizedUNet q(UNet2DModel(cfg), every_layer_quantized_spec());
+    QuantizedUNet q(UNet2DModel(cfg), testing::every_layer_quantized_spec(1));
     int lane_layers = 0;
     for (const char* name : {"conv_out", "down_blocks.0.downsamplers.0.conv", "up_blocks.1.resnets.0.conv_shortcut",
                              "up_blocks.0.resnets.0.conv1", "mid_block.resnets.0.conv2"}) {

@@ -28,14 +28,6 @@ TEST(TensorIntLayer, NibblePackingIsTheKRowsLayout) {
   EXPECT_TRUE(std::equal(w.data.begin(), w.data.end(), packed.data_ptr<uint8_t>()));
 }
 
-QuantSpec every_layer_quantized_spec() {
-  QuantSpec spec;
-  spec.keep_fp.clear();
-  spec.keep_fp_input.clear();
-  spec.steps = 2;
-  return spec;
-}
-
 // The same integer sums and epilogue as IntLayer: outputs agree to float rounding over 1x1 and
 // 3x3 kernels, strides, paddings, linear layers, int4 and int8 weights and per-step tables.
 TEST(TensorIntLayer, MatchesTheCpuIntegerLayer) {
@@ -43,7 +35,7 @@ TEST(TensorIntLayer, MatchesTheCpuIntegerLayer) {
   for (int pad : {1, 0}) {
     UNetConfig cfg = testing::tiny_config();
     cfg.downsample_padding = pad;
-    QuantizedUNet q(UNet2DModel(cfg), every_layer_quantized_spec());
+    QuantizedUNet q(UNet2DModel(cfg), testing::every_layer_quantized_spec(2));
     for (const char* name : {"conv_in", "down_blocks.0.downsamplers.0.conv", "up_blocks.1.resnets.0.conv_shortcut",
                              "mid_block.resnets.0.conv2", "mid_block.attentions.0.to_q", "down_blocks.1.resnets.0.time_emb_proj"}) {
       auto layer = q.layer(name);

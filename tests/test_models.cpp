@@ -5,6 +5,14 @@
 
 namespace qdm::testing {
 
+QuantSpec every_layer_quantized_spec(int steps) {
+  QuantSpec spec;
+  spec.keep_fp.clear();
+  spec.keep_fp_input.clear();
+  spec.steps = steps;
+  return spec;
+}
+
 UNetConfig tiny_config() {
   UNetConfig c;
   c.sample_size = 8;

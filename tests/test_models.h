@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/model/unet_config.h"
+#include "engine/quant/quant_model.h"
 
 namespace qdm::testing {
 
@@ -14,6 +15,8 @@ UNetConfig tiny_config();
 nlohmann::json ddpm_cifar10_config_json();
 // The 128px DDPM of diffusers' unconditional training example.
 nlohmann::json ddpm_128_config_json();
+// Every layer quantized, inputs included (nothing kept in fp32), with `steps` table entries.
+QuantSpec every_layer_quantized_spec(int steps);
 // A fresh temporary directory, removed by the caller.
 std::string temp_dir(const std::string& name);
 

@@ -15,6 +15,17 @@ void QuantLayer::set_weight_quant(const QuantParams& params) {
   fake_weight = fake_quant(fp_weight().detach(), params);
 }
 
+void QuantLayer::replace_with(std::shared_ptr<LayerOverride> runtime) {
+  if (conv) {
+    conv->override_ = std::move(runtime);
+    conv->weight.set_data(at::empty({0}));
+  } else {
+    linear->override_ = std::move(runtime);
+    linear->weight.set_data(at::empty({0}));
+  }
+  fake_weight = at::Tensor();
+}
+
 void QuantLayer::begin_adaround() { adaround = std::make_shared<AdaRound>(fp_weight(), weight_params); }
 
 void QuantLayer::finish_adaround() {

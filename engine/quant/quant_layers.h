@@ -29,6 +29,9 @@ class QuantLayer : public LayerOverride {
   void begin_adaround();
   void finish_adaround();
   at::Tensor bias() const;
+  // Puts `runtime` (an integer layer built from this one) in this layer's place and frees the
+  // fp32 and grid weights it no longer needs.
+  void replace_with(std::shared_ptr<LayerOverride> runtime);
 
   std::string name;
   Conv2dLayerImpl* conv;

@@ -216,14 +216,7 @@ size_t use_integer_kernels(QuantizedUNet& model, QGemmIsa isa) {
     if (!l->quant_input) continue;
     auto layer = std::make_shared<IntLayer>(*l, isa);
     bytes += layer->weight_bytes();
-    if (l->conv) {
-      l->conv->override_ = layer;
-      l->conv->weight.set_data(at::empty({0}));
-    } else {
-      l->linear->override_ = layer;
-      l->linear->weight.set_data(at::empty({0}));
-    }
-    l->fake_weight = at::Tensor();
+    l->replace_with(layer);
   }
   // Attention cores: the integer core keeps the simulated one (its tables) alive.
   for (const auto& item : model.unet->named_modules("", false)) {

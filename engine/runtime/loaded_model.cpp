@@ -43,27 +43,22 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     throw std::invalid_argument("integer kernels on " + device.str() +
                                 " are not in this build (it needs a CUDA LibTorch and nvcc); use kernels sim");
   m.artifact_ = std::make_shared<LoadedArtifact>(load_artifact(path));
+  size_t int_bytes = 0;  // packed weights of the integer layers
   if (!device.is_cpu()) {
-    if (kernels == KernelMode::kInt) use_tensor_integer_kernels(*m.artifact_->model, device);
+    if (kernels == KernelMode::kInt) int_bytes = use_tensor_integer_kernels(*m.artifact_->model, device);
     m.artifact_->model->to(device);
     m.kernels_ = kernels == KernelMode::kInt ? "int (cuda dp4a)" : "sim";
   } else if (kernels == KernelMode::kInt) {
     const QGemmIsa isa = best_isa();
-    use_integer_kernels(*m.artifact_->model, isa);
+    int_bytes = use_integer_kernels(*m.artifact_->model, isa);
     m.kernels_ = std::string("int (") + isa_name(isa) + ")";
   } else {
     m.kernels_ = "sim";
   }
   // Sim keeps fp32 grid weights beside the parameters; int keeps packed weights only.
-  m.weight_bytes_ = parameter_bytes(*m.artifact_->model->unet);
+  m.weight_bytes_ = parameter_bytes(*m.artifact_->model->unet) + int_bytes;
   for (const auto& l : m.artifact_->model->layers)
     if (l->fake_weight.defined()) m.weight_bytes_ += static_cast<size_t>(l->fake_weight.numel()) * 4;
-  if (kernels == KernelMode::kInt)
-    for (const auto& l : m.artifact_->model->layers) {
-      auto* o = l->conv ? l->conv->override_.get() : l->linear->override_.get();
-      if (auto* il = dynamic_cast<IntLayer*>(o)) m.weight_bytes_ += il->weight_bytes();
-      if (auto* tl = dynamic_cast<TensorIntLayer*>(o)) m.weight_bytes_ += tl->weight_bytes();
-    }
   m.path_ = path;
   m.sha256_ = m.artifact_->sha256;
   m.schedule_ = std::make_shared<NoiseSchedule>(m.artifact_->info.scheduler);

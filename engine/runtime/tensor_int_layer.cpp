@@ -118,14 +118,7 @@ size_t use_tensor_integer_kernels(QuantizedUNet& model, c10::Device device) {
     if (!l->quant_input) continue;
     auto layer = std::make_shared<TensorIntLayer>(*l, device);
     bytes += layer->weight_bytes();
-    if (l->conv) {
-      l->conv->override_ = layer;
-      l->conv->weight.set_data(at::empty({0}));
-    } else {
-      l->linear->override_ = layer;
-      l->linear->weight.set_data(at::empty({0}));
-    }
-    l->fake_weight = at::Tensor();
+    l->replace_with(layer);
   }
   return bytes;
 }
