@@ -17,7 +17,6 @@ namespace qdm {
 namespace fs = std::filesystem;
 
 std::string reference_key(const DiffusionModel& model, const SampleRequest& r) {
-  nlohmann::json seeds = r.seeds;
   const nlohmann::json key = {{"weights_sha256", model.weights_sha256},
                               {"config", model.config.to_json()},
                               {"scheduler", model.scheduler.to_json()},
@@ -27,7 +26,7 @@ std::string reference_key(const DiffusionModel& model, const SampleRequest& r) {
                               {"spacing", spacing_name(r.sampler.spacing)},
                               {"num_images", r.num_images},
                               {"seed", r.seed},
-                              {"seeds", seeds}};
+                              {"seeds", r.seeds}};
   return key.dump();
 }
 

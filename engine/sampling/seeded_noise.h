@@ -19,7 +19,6 @@ class SeededNoise {
   // (N, C, H, W) with row i drawn from generator i, on device().
   at::Tensor next(int64_t channels, int64_t height, int64_t width);
   void set_device(c10::Device device) { device_ = device; }
-  c10::Device device() const { return device_; }
   const std::vector<uint64_t>& seeds() const { return seeds_; }
 
  private:
