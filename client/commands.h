@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/runtime/loaded_model.h"
 
@@ -16,6 +17,9 @@ struct SamplerArgs {
   std::optional<int> steps;
   std::optional<std::string> sampler, spacing;
   std::optional<double> eta;
+  // Class-conditional models: labels (indices, names, one per image, or "all") and guidance.
+  std::vector<std::string> class_labels;
+  double guidance = 1.0;
   SamplerOptions resolve(const SamplerOptions& defaults) const;
   // A request for `model` with these flags, checked against the model's schedule.
   SampleRequest request(const LoadedModel& model, int num, uint64_t seed, int batch) const;

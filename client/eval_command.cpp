@@ -40,7 +40,15 @@ void add_eval_command(CLI::App& app) {
       const SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
       const auto start = std::chrono::steady_clock::now();
       const at::Tensor images = sample_with_bar(model, req);
-      report = evaluator.evaluate(images).to_json();
+      // Labels 0..9 are Fashion-MNIST's classes; the null class (no label) is unconditional.
+      at::Tensor labels;
+      if (!req.class_labels.empty()) {
+        for (int l : req.class_labels)
+          if (l < 0 || l >= kFashionMnistClasses) throw CLI::ValidationError("--class-label", "eval needs Fashion-MNIST labels 0..9 or none");
+        labels = at::tensor(std::vector<int64_t>(req.class_labels.begin(), req.class_labels.end()), at::kLong);
+      }
+      report = evaluator.evaluate(images, labels).to_json();
+      if (!req.class_labels.empty() || req.guidance_scale != 1.0) report["guidance"] = req.guidance_scale;
       report[model.quantized() ? "artifact" : "model"] = model.path();
       report["sha256"] = model.sha256();
       report["kernels"] = model.kernels();

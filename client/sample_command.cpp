@@ -7,6 +7,7 @@
 
 #include "client/commands.h"
 #include "client/progress_bar.h"
+#include "engine/model/class_labels.h"
 #include "engine/runtime/device.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/images.h"
@@ -20,6 +21,10 @@ void add_sampler_options(CLI::App* cmd, SamplerArgs& a) {
   cmd->add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--spacing", a.spacing, "Timestep spacing: leading, trailing, uniform, quad")
       ->check(CLI::IsMember({"leading", "trailing", "uniform", "quad"}));
+  cmd->add_option("--class-label", a.class_labels,
+                  "Class-conditional models: a label (index or name) for every image, one per image, or all (an even "
+                  "spread); none: unconditional (the null class)");
+  cmd->add_option("--guidance", a.guidance, "Classifier-free guidance scale (1: none)")->check(CLI::Range(0.0, 100.0));
 }
 
 SamplerOptions SamplerArgs::resolve(const SamplerOptions& defaults) const {
@@ -38,6 +43,13 @@ SampleRequest SamplerArgs::request(const LoadedModel& model, int num, uint64_t s
   req.batch_size = batch;
   req.sampler = resolve(model.default_sampler());
   model.check(req.sampler);
+  try {
+    req.class_labels = parse_class_labels(model.config(), class_labels, num);
+    req.guidance_scale = guidance;
+    model.check_conditioning(req.class_labels, req.guidance_scale);
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError("--class-label/--guidance", e.what());
+  }
   return req;
 }
 

@@ -27,7 +27,16 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
   cmd->add_option("--threads", o->threads, "Intra-op threads (0: all cores)")->capture_default_str();
   cmd->add_flag("--no-resume{false}", o->resume, "Start over even if a checkpoint exists");
-  cmd->callback([o, config_path] {
+  cmd->add_option("--lr-schedule", o->lr_schedule, "constant, or cosine decay to --min-lr")
+      ->check(CLI::IsMember({"constant", "cosine"}))->capture_default_str();
+  cmd->add_option("--min-lr", o->min_lr, "Final learning rate of the cosine schedule")->capture_default_str();
+  cmd->add_option("--min-snr", o->min_snr_gamma, "Min-SNR-gamma loss weighting (0: off; 5 is the paper's)")->capture_default_str();
+  cmd->add_option("--label-dropout", o->label_dropout, "Class-conditional models: fraction of labels trained as the null class")
+      ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--init", o->init_from, "Warm start from this model folder's weights (new class-embedding parameters start at zero)");
+  auto conditional = std::make_shared<bool>(false);
+  cmd->add_flag("--conditional", *conditional, "Shipped shape, class-conditional: 10 Fashion-MNIST classes and a null class (label 10) for guidance");
+  cmd->callback([o, config_path, conditional] {
     if (!config_path->empty()) {
       o->config = UNetConfig::from_file(*config_path);
     } else {
@@ -44,6 +53,13 @@ void add_train_command(CLI::App& app) {
       o->config.norm_eps = 1e-6;
       o->config.flip_sin_to_cos = true;
       o->config.freq_shift = 0;
+    }
+    if (*conditional) {
+      o->config.num_class_embeds = kFashionMnistClasses + 1;
+      o->config.class_names.clear();
+      for (int c = 0; c < kFashionMnistClasses; ++c) o->config.class_names.push_back(fashion_mnist_class_name(c));
+      o->config.null_class = kFashionMnistClasses;
+      o->config.validate();
     }
     spdlog::info("training {} iterations of batch {} into {}", o->iterations, o->batch_size, o->out_dir);
     train_diffusion(*o, [](const TrainProgress& p) {

@@ -85,6 +85,19 @@ int main(int argc, char** argv) {
     service::MetricsServer metrics_server(f.metrics, "scheduler");
     server::SchedulerMetrics metrics(metrics_server.registry());
     const service::TokenAuth auth = service::TokenAuth::load(f.tokens_file, f.tokens, f.worker_token);
+    // The worker protocol hands out model weights, job leases and sampling traffic: it is open
+    // only when nothing else is protected (a development setup on a trusted network).
+    const bool protected_api = !auth.api_open() || !f.tls.cert.empty();
+    if (f.worker_token.empty() && protected_api) {
+      spdlog::error("API tokens or TLS are configured but no worker token: the worker protocol (model weights, job "
+                    "leases, the worker registry) would be open to anyone who reaches --listen. Set --worker-token "
+                    "(QDM_WORKER_TOKEN) to a shared secret and give the workers the same one");
+      return 1;
+    }
+    if (f.worker_token.empty())
+      spdlog::warn("development mode: no API tokens, no TLS and no worker token; anyone who reaches port {} can "
+                   "submit jobs, fetch model weights and register as a worker",
+                   f.listen.substr(f.listen.rfind(':') + 1));
     server::WorkerRegistry workers(std::chrono::milliseconds(static_cast<int64_t>(f.lease_seconds * 1000)),
                                    grpc::InsecureChannelCredentials(), f.worker_token);
     service::Limits limits;

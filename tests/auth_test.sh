@@ -50,6 +50,27 @@ echo '{"sample_size": 32, "in_channels": 1, "out_channels": 1, "block_out_channe
   "layers_per_block": 1, "norm_num_groups": 4}' > tiny.json
 "$qdm" train --out roots/tiny --iters 1 --batch 2 --config tiny.json >train.log 2>&1 || fail "train"
 
+# The worker protocol is closed by default: API tokens or TLS without a worker token refuse
+# to start, saying which flag to set; only the fully open development mode runs, with a warning.
+refuses() {  # LOG MESSAGE BIN ARGS...
+  local log=$1 msg=$2; shift 2
+  if timeout 20 "$@" >"$log" 2>&1; then fail "$* started"; fi
+  grep -q -- "$msg" "$log" || fail "$*: no '$msg' in: $(tail -3 "$log")"
+}
+refuses open1.log "Set --worker-token" "$sched_bin" --data open1 --model-root roots --listen 127.0.0.1:$((base + 11)) \
+  --metrics 127.0.0.1:$((base + 12)) --tokens rtok:read
+QDM_TOKENS=wtok:write refuses open2.log "Set --worker-token" "$sched_bin" --data open2 --model-root roots \
+  --listen 127.0.0.1:$((base + 11)) --metrics 127.0.0.1:$((base + 12))
+refuses open3.log "Set --worker-token" "$sched_bin" --data open3 --model-root roots --listen 127.0.0.1:$((base + 11)) \
+  --metrics 127.0.0.1:$((base + 12)) --tls-cert server.pem --tls-key server.key
+refuses open4.log "Set --worker-token" "$worker_bin" --scheduler localhost:$port --scheduler-ca ca.pem \
+  --listen 127.0.0.1:$((base + 13)) --metrics 127.0.0.1:$((base + 14)) --cache-dir w0
+"$sched_bin" --data open5 --model-root roots --listen 127.0.0.1:$((base + 11)) --metrics 127.0.0.1:$((base + 12)) >open5.log 2>&1 &
+dev=$!
+for _ in $(seq 50); do grep -q "listening" open5.log && break; sleep 0.1; done
+kill -9 $dev
+grep -q "development mode" open5.log || fail "the open development mode gives no warning: $(tail -3 open5.log)"
+
 "$sched_bin" --data data --model-root roots --listen 127.0.0.1:$port --metrics 127.0.0.1:$((base + 1)) \
   --health-listen 127.0.0.1:$health --tls-cert server.pem --tls-key server.key \
   --tokens rtok:read,wtok:write --worker-token wk >scheduler.log 2>&1 &
@@ -84,14 +105,14 @@ grep -q "intruder" scheduler.log && fail "the scheduler accepted the intruder"
 # An expired server certificate is refused by clients.
 kill -9 "${pids[0]}"
 "$sched_bin" --data data2 --model-root roots --listen 127.0.0.1:$((base + 7)) --metrics 127.0.0.1:$((base + 8)) \
-  --tls-cert expired.pem --tls-key expired.key >expired.log 2>&1 &
+  --tls-cert expired.pem --tls-key expired.key --worker-token wk >expired.log 2>&1 &
 pids+=($!)
 sleep 1
 expect_error UNAVAILABLE "" models list "${tls[@]}" --server localhost:$((base + 7))
 
 # Client certificates required.
 "$sched_bin" --data data3 --model-root roots --listen 127.0.0.1:$((base + 9)) --metrics 127.0.0.1:$((base + 10)) \
-  --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem >mtls.log 2>&1 &
+  --tls-cert server.pem --tls-key server.key --tls-client-ca ca.pem --worker-token wk >mtls.log 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do "$qdm" models list "${tls[@]}" --tls-cert client.pem --tls-key client.key --server localhost:$((base + 9)) >/dev/null 2>&1 && break; sleep 0.1; done
 "$qdm" models list "${tls[@]}" --tls-cert client.pem --tls-key client.key --server localhost:$((base + 9)) | grep -q "^tiny " \

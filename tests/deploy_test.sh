@@ -24,6 +24,9 @@ chart="$src/helm/qdm"
   > "$work/gpu.yaml" || fail "helm template (GPU)"
 "$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set auth.existingSecret=qdm-auth > "$work/secure.yaml" \
   || fail "helm template (TLS and tokens)"
+# TLS without the auth Secret (no worker token) is refused at render time, as the scheduler would.
+if "$helm" template rel "$chart" --set tls.existingSecret=t >"$work/tls-only.txt" 2>&1; then fail "TLS without a worker token rendered"; fi
+grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "TLS without a worker token: $(cat "$work/tls-only.txt")"
 # The README's "Deploying to a cluster with GPU nodes" install command, rendered as written.
 readme_install=$(python3 - "$src/README.md" <<'PY'
 import re, sys

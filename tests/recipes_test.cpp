@@ -126,7 +126,7 @@ TEST_F(Recipes, FscTablesDifferPerStepAndTheSamplerUsesThem) {
   EXPECT_THROW(check_schedule(a, schedule, other), std::invalid_argument);
   other.steps = 6;
   EXPECT_NO_THROW(check_schedule(a, schedule, other));
-  EXPECT_THROW(artifact_denoiser(a)(x, 3, 0), std::invalid_argument);  // t = 3 is not in the schedule
+  EXPECT_THROW(artifact_denoiser(a)(x, 3, 0, at::Tensor()), std::invalid_argument);  // t = 3 is not in the schedule
 }
 
 TEST_F(Recipes, CachedTemporalFeaturesReplaceTheQuantizedTib) {

@@ -107,9 +107,69 @@ TEST(Samplers, CancellationStopsBetweenSteps) {
     ++calls;
     return point_mass(s, 0.0)(x, t, step);
   };
-  EXPECT_THROW(sample_images(s, denoise, 1, 4, req, [](const SampleProgress& p) { return p.step < 3; }),
+  EXPECT_THROW(sample_images(s, unconditional(denoise), 1, 4, req, [](const SampleProgress& p) { return p.step < 3; }),
                SamplingCancelled);
   EXPECT_EQ(calls, 3);
+}
+
+// A label-dependent fake predictor: eps = 0.1 * x + label / 10; records the batch sizes.
+struct LabelModel {
+  std::vector<int64_t> batches;
+  ModelDenoiser denoiser() {
+    return [this](const at::Tensor& x, int, int, const at::Tensor& labels) {
+      batches.push_back(x.size(0));
+      return 0.1 * x + labels.to(at::kFloat).reshape({-1, 1, 1, 1}) / 10.0;
+    };
+  }
+};
+
+TEST(Guidance, MixesConditionalAndNullPredictionsInOneCall) {
+  LabelModel m;
+  const at::Tensor x = torch::randn({3, 1, 4, 4});
+  const at::Tensor labels = torch::tensor({2, 5, 9}, at::kLong);
+  const at::Tensor cond = 0.1 * x + labels.to(at::kFloat).reshape({-1, 1, 1, 1}) / 10.0;
+  const at::Tensor uncond = 0.1 * x + 0.9;  // null class 9
+  // Guidance 1 is the conditional prediction alone, from a call on N images.
+  EXPECT_TRUE(torch::allclose(guided_denoiser(m.denoiser(), labels, 9, 1.0)(x, 10, 0), cond));
+  EXPECT_EQ(m.batches, (std::vector<int64_t>{3}));
+  // Guidance 3: uncond + 3 (cond - uncond), from one call on 2N.
+  const at::Tensor g = guided_denoiser(m.denoiser(), labels, 9, 3.0)(x, 10, 0);
+  EXPECT_TRUE(torch::allclose(g, uncond + 3.0 * (cond - uncond), 1e-5, 1e-6));
+  EXPECT_EQ(m.batches, (std::vector<int64_t>{3, 6}));
+  // The null class is unaffected by guidance.
+  EXPECT_TRUE(torch::allclose(g[2], uncond[2], 1e-5, 1e-6));
+  EXPECT_THROW(guided_denoiser(m.denoiser(), labels, std::nullopt, 2.0), std::invalid_argument);
+  EXPECT_THROW(guided_denoiser(m.denoiser(), at::Tensor(), 9, 2.0), std::invalid_argument);
+}
+
+TEST(Guidance, PerImageLabelsAreBatchIndependent) {
+  torch::manual_seed(1);
+  UNetConfig c = testing::tiny_config();
+  c.num_class_embeds = 4;
+  c.null_class = 3;
+  UNet2DModel unet(c);
+  {
+    torch::NoGradGuard g;  // a non-zero class embedding, so labels matter
+    unet->class_table->weight.normal_();
+  }
+  const NoiseSchedule s(SchedulerConfig{});
+  SampleRequest req;
+  req.num_images = 4;
+  req.seed = 50;
+  req.sampler.steps = 6;
+  req.class_labels = {0, 1, 2, 3};
+  req.null_class = 3;
+  req.guidance_scale = 2.5;
+  req.batch_size = 4;
+  const at::Tensor together = sample_images(s, unet_denoiser(unet), 1, 8, req);
+  req.batch_size = 3;
+  EXPECT_LT((sample_images(s, unet_denoiser(unet), 1, 8, req) - together).abs().max().item<double>(), 1e-4);
+  req.num_images = 1;
+  req.seed = 52;
+  req.class_labels = {2};
+  EXPECT_LT((sample_images(s, unet_denoiser(unet), 1, 8, req)[0] - together[2]).abs().max().item<double>(), 1e-4);
+  req.class_labels = {1};  // same seed, another class: another image
+  EXPECT_GT((sample_images(s, unet_denoiser(unet), 1, 8, req)[0] - together[2]).abs().max().item<double>(), 1e-3);
 }
 
 }  // namespace

@@ -197,5 +197,99 @@ TEST(TimestepEmbedding, MatchesTheFormula) {
   EXPECT_EQ(sinusoidal_embedding(torch::tensor({1.0f, 2.0f}), 5, true, 0).sizes(), (std::vector<int64_t>{2, 5}));
 }
 
+
+// diffusers' class conditioning, written out independently: emb = time_embedding(time_proj(t))
+// + class_embedding(labels), where class_embedding is an nn.Embedding table (num_class_embeds)
+// or, for class_embed_type "timestep", a TimestepEmbedding over time_proj(labels).
+at::Tensor reference_embedding(UNet2DModelImpl& m, const at::Tensor& t, const at::Tensor& labels) {
+  const UNetConfig& c = m.config();
+  auto params = m.named_parameters();
+  auto mlp = [&](const std::string& prefix, const at::Tensor& x) {
+    const at::Tensor h = at::silu(at::linear(x, params[prefix + ".linear_1.weight"], params[prefix + ".linear_1.bias"]));
+    return at::linear(h, params[prefix + ".linear_2.weight"], params[prefix + ".linear_2.bias"]);
+  };
+  const int half = c.block_out_channels[0] / 2;
+  auto proj = [&](const at::Tensor& v) {  // flip_sin_to_cos true, freq_shift 0
+    const at::Tensor freqs = at::exp(-std::log(10000.0) * at::arange(half, at::kFloat) / half);
+    const at::Tensor args = v.to(at::kFloat).unsqueeze(1) * freqs.unsqueeze(0);
+    return at::cat({at::cos(args), at::sin(args)}, 1);
+  };
+  at::Tensor emb = mlp("time_embedding", proj(t));
+  if (c.class_embed_type == "timestep") return emb + mlp("class_embedding", proj(labels));
+  return emb + params["class_embedding.weight"].index_select(0, labels);
+}
+
+UNetConfig conditional_tiny(const std::string& type) {
+  UNetConfig c = testing::tiny_config();
+  if (type == "timestep") c.class_embed_type = "timestep";
+  else c.num_class_embeds = 4;
+  c.class_names = {"cat", "dog", "bird"};
+  c.null_class = 3;
+  return c;
+}
+
+TEST(ClassConditioning, EmbeddingMatchesDiffusersDefinition) {
+  torch::NoGradGuard g;
+  for (const std::string type : {"embedding", "timestep"}) {
+    torch::manual_seed(5);
+    UNet2DModel m(conditional_tiny(type));
+    const at::Tensor t = torch::tensor({10.0f, 500.0f, 999.0f}), labels = torch::tensor({2, 0, 3}, at::kLong);
+    const at::Tensor got = m->time_embed(t, labels), want = reference_embedding(*m, t, labels);
+    EXPECT_LT((got - want).abs().max().item<double>(), 1e-5) << type;
+    // The class changes the embedding, and each image's output depends on its own label only.
+    const at::Tensor x = torch::randn({3, 1, 8, 8});
+    const at::Tensor y = m->forward(x, t, labels);
+    EXPECT_GT((y - m->forward(x, t, torch::tensor({1, 0, 3}, at::kLong))).narrow(0, 0, 1).abs().max().item<double>(), 1e-6);
+    for (int i = 0; i < 3; ++i) {
+      const at::Tensor one = m->forward(x.narrow(0, i, 1), t.narrow(0, i, 1), labels.narrow(0, i, 1));
+      EXPECT_LT((one - y.narrow(0, i, 1)).abs().max().item<double>(), 1e-5) << type << " image " << i;
+    }
+  }
+}
+
+TEST(ClassConditioning, LabelsAreRequiredExactlyWhenConditional) {
+  torch::NoGradGuard g;
+  const at::Tensor x = torch::randn({1, 1, 8, 8}), t = torch::tensor({5.0f}), l = torch::tensor({1}, at::kLong);
+  UNet2DModel plain(testing::tiny_config()), cond(conditional_tiny("embedding"));
+  EXPECT_THROW(plain->forward(x, t, l), std::invalid_argument);
+  EXPECT_THROW(cond->forward(x, t), std::invalid_argument);
+  EXPECT_THROW(cond->forward(x, t, torch::tensor({4}, at::kLong)), std::invalid_argument);  // out of range
+  UNetConfig identity = testing::tiny_config();
+  identity.class_embed_type = "identity";
+  UNet2DModel id(identity);
+  const at::Tensor e = torch::randn({1, identity.time_embed_dim()});
+  const at::Tensor plain_emb = id->time_embedding->forward(sinusoidal_embedding(t, identity.block_out_channels[0], true, 0));
+  EXPECT_TRUE(torch::allclose(id->time_embed(t, e), plain_emb + e));
+  EXPECT_THROW(id->time_embed(t), std::invalid_argument);
+  EXPECT_EQ(identity.label_count(), 0);
+}
+
+TEST(ClassConditioning, ConfigRoundTripsAndLoads) {
+  const std::string dir = testing::temp_dir("cond");
+  torch::manual_seed(2);
+  UNet2DModel m(conditional_tiny("embedding"));
+  save_model_folder(dir, *m, SchedulerConfig{});
+  DiffusionModel loaded = load_model_folder(dir);
+  EXPECT_EQ(loaded.config.num_class_embeds, 4);
+  EXPECT_EQ(loaded.config.class_names, (std::vector<std::string>{"cat", "dog", "bird"}));
+  EXPECT_EQ(loaded.config.null_class, 3);
+  torch::NoGradGuard g;
+  const at::Tensor x = torch::randn({2, 1, 8, 8}), t = torch::tensor({3.0f, 300.0f}), l = torch::tensor({0, 2}, at::kLong);
+  EXPECT_TRUE(torch::equal(loaded.unet->forward(x, t, l), m->forward(x, t, l)));
+  // Weights without the class embedding do not load against a conditional config.
+  TensorMap w = load_tensors(dir + "/diffusion_pytorch_model.safetensors");
+  w.erase("class_embedding.weight");
+  save_tensors(dir + "/diffusion_pytorch_model.safetensors", w);
+  EXPECT_NE(load_error(dir).find("class_embedding.weight"), std::string::npos);
+  fs::remove_all(dir);
+  for (const char* bad : {R"({"num_class_embeds": 0})", R"({"class_embed_type": "projection"})",
+                          R"({"class_names": ["a"]})", R"({"num_class_embeds": 2, "null_class": 2})",
+                          R"({"num_class_embeds": 3, "class_names": ["a", "b"], "null_class": 1})"}) {
+    nlohmann::json j = testing::tiny_config().to_json();
+    j.update(nlohmann::json::parse(bad));
+    EXPECT_THROW(UNetConfig::from_json(j), ConfigError) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace qdm

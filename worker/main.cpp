@@ -75,6 +75,17 @@ int main(int argc, char** argv) {
   service::ShutdownSignals signals;  // before any thread starts
 
   try {
+    // The Sampling port serves the scheduler only: closed by the worker token unless the whole
+    // deployment is open (no token, no TLS to the scheduler: a development setup).
+    if (worker_token.empty() && !scheduler_tls.ca.empty()) {
+      spdlog::error("--scheduler-ca is set but no worker token: this worker's Sampling port and its calls to the "
+                    "scheduler would be unauthenticated. Set --worker-token (QDM_WORKER_TOKEN) to the scheduler's");
+      return 1;
+    }
+    if (worker_token.empty())
+      spdlog::warn("development mode: no worker token; anyone who reaches this worker's Sampling port ({}) can "
+                   "sample from the models it has loaded",
+                   listen);
     const c10::Device device = parse_device(device_option);  // refuses a device this build or node lacks
     service::MetricsServer metrics_server(metrics_addr, "worker");
     set_compute_threads();

@@ -64,12 +64,14 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   }
   for (const auto& p : model.unet->named_parameters())
     if (!packed_weights.count(p.key()) && !(cached && is_temporal_layer(p.key()))) tensors[p.key()] = p.value().to(at::kFloat);
-  // tfmq+cache: temporal_cache.<k> = (steps, C_k), the fp32 feature of resnet k at every step.
+  // tfmq+cache: temporal_cache.<k> = (steps, C_k), the fp32 feature of resnet k at every step;
+  // (steps, labels, C_k) for a class-conditional model (the feature of every label).
   if (cached) {
+    const bool per_label = model.unet->config().conditional();
     for (size_t k = 0; k < model.temporal_cache.front().size(); ++k) {
       std::vector<at::Tensor> rows;
-      for (const auto& step : model.temporal_cache) rows.push_back(step[k]);
-      tensors["temporal_cache." + std::to_string(k)] = at::cat(rows, 0).contiguous();
+      for (const auto& step : model.temporal_cache) rows.push_back(step[k].cpu());
+      tensors["temporal_cache." + std::to_string(k)] = (per_label ? at::stack(rows, 0) : at::cat(rows, 0)).contiguous();
     }
   }
   for (const auto& b : model.unet->named_buffers()) tensors[b.key()] = b.value().to(at::kFloat);
@@ -152,13 +154,19 @@ LoadedArtifact load_artifact(const std::string& path) {
   const bool cached = meta.value("temporal_cache", false);
   if (cached) {
     const size_t resnets = q.unet->resnets_in_order().size();
+    const int labels = out.info.config.label_count();
+    const int64_t dims = out.info.config.conditional() ? 3 : 2;
     q.temporal_cache.assign(out.info.timesteps.size(), {});
     for (size_t k = 0; k < resnets; ++k) {
       const at::Tensor table = get("temporal_cache." + std::to_string(k));
-      if (table.dim() != 2 || table.size(0) != static_cast<int64_t>(out.info.timesteps.size()))
-        throw ArtifactError(path + ": tensor 'temporal_cache." + std::to_string(k) + "' must have one row per step");
-      for (size_t s = 0; s < out.info.timesteps.size(); ++s)
-        q.temporal_cache[s].push_back(table[static_cast<int64_t>(s)].unsqueeze(0).to(at::kFloat));
+      if (table.dim() != dims || table.size(0) != static_cast<int64_t>(out.info.timesteps.size()) ||
+          (dims == 3 && table.size(1) != labels))
+        throw ArtifactError(path + ": tensor 'temporal_cache." + std::to_string(k) + "' must have one row per step" +
+                            (dims == 3 ? " and class label" : ""));
+      for (size_t s = 0; s < out.info.timesteps.size(); ++s) {
+        const at::Tensor row = table[static_cast<int64_t>(s)].to(at::kFloat);
+        q.temporal_cache[s].push_back(dims == 3 ? row : row.unsqueeze(0));
+      }
     }
   }
   for (auto& l : q.layers) {
@@ -223,16 +231,16 @@ void check_schedule(const LoadedArtifact& artifact, const NoiseSchedule& schedul
                                 " spacing; sample with those steps and spacing");
 }
 
-Denoiser artifact_denoiser(LoadedArtifact& artifact) {
+ModelDenoiser artifact_denoiser(LoadedArtifact& artifact) {
   QuantizedUNet* model = artifact.model.get();
   std::unordered_map<int, int> index;
   for (size_t i = 0; i < artifact.info.timesteps.size(); ++i) index[artifact.info.timesteps[i]] = static_cast<int>(i);
   const bool per_step = has_per_step_tables(*model);
-  return [model, index, per_step](const at::Tensor& x, int t, int) {
+  return [model, index, per_step](const at::Tensor& x, int t, int, const at::Tensor& labels) {
     auto it = index.find(t);
     if (it == index.end() && per_step)
       throw std::invalid_argument("timestep " + std::to_string(t) + " is not in the artifact's calibrated schedule");
-    return model->forward(x, t, it == index.end() ? 0 : it->second);
+    return model->forward(x, t, it == index.end() ? 0 : it->second, labels);
   };
 }
 

@@ -17,6 +17,7 @@
 #include "engine/model/unet_config.h"
 #include "engine/quant/quant_model.h"
 #include "engine/sampling/noise_schedule.h"
+#include "engine/sampling/guidance.h"
 #include "engine/sampling/samplers.h"
 
 namespace qdm {
@@ -50,9 +51,9 @@ struct LoadedArtifact {
 // Throws ArtifactError / SafeTensorsError naming what is wrong.
 LoadedArtifact load_artifact(const std::string& path);
 
-// A sampler Denoiser over a quantized model: maps each timestep to its table entry; a
+// A noise predictor over a quantized model: maps each timestep to its table entry; a
 // timestep outside the calibrated schedule is an error when the tables are per step.
-Denoiser artifact_denoiser(LoadedArtifact& artifact);
+ModelDenoiser artifact_denoiser(LoadedArtifact& artifact);
 // Checks that `options` visit exactly the artifact's schedule (per-step tables) or throws
 // std::invalid_argument saying what to change.
 void check_schedule(const LoadedArtifact& artifact, const NoiseSchedule& schedule, const SamplerOptions& options);

@@ -22,6 +22,11 @@ UNet2DModelImpl::UNet2DModelImpl(const UNetConfig& cfg) : config_(cfg) {
   }
   conv_in = register_module("conv_in", Conv2dLayer(cfg.in_channels, boc[0], 3, 1, 1));
   time_embedding = register_module("time_embedding", TimestepEmbedding(time_in, temb_dim));
+  if (cfg.class_embed_type == "timestep") {
+    class_timestep = register_module("class_embedding", TimestepEmbedding(time_in, temb_dim));
+  } else if (!cfg.class_embed_type && cfg.num_class_embeds) {
+    class_table = register_module("class_embedding", torch::nn::Embedding(*cfg.num_class_embeds, temb_dim));
+  }
 
   down_blocks = register_module("down_blocks", torch::nn::ModuleList());
   int out_ch = boc[0];
@@ -58,17 +63,42 @@ at::Tensor UNet2DModelImpl::broadcast_timesteps(const at::Tensor& timesteps, int
   return t;
 }
 
-at::Tensor UNet2DModelImpl::time_embed(const at::Tensor& timesteps) {
+at::Tensor UNet2DModelImpl::time_proj(const at::Tensor& t) {
   const auto& cfg = config_;
-  at::Tensor proj;
-  if (cfg.time_embedding_type == "positional") {
-    proj = sinusoidal_embedding(timesteps, cfg.block_out_channels[0], cfg.flip_sin_to_cos, cfg.freq_shift);
-  } else if (cfg.time_embedding_type == "fourier") {
-    proj = fourier_proj->forward(timesteps);
-  } else {
-    proj = learned_proj->forward(timesteps.to(at::kLong));
+  if (cfg.time_embedding_type == "positional")
+    return sinusoidal_embedding(t, cfg.block_out_channels[0], cfg.flip_sin_to_cos, cfg.freq_shift);
+  if (cfg.time_embedding_type == "fourier") return fourier_proj->forward(t);
+  return learned_proj->forward(t.to(at::kLong));
+}
+
+at::Tensor UNet2DModelImpl::class_embed(const at::Tensor& labels, int64_t batch) {
+  const auto& cfg = config_;
+  if (!cfg.conditional()) {
+    if (labels.defined()) throw std::invalid_argument("UNet2DModel: this model is not class-conditional; pass no class labels");
+    return {};
   }
-  return time_embedding->forward(proj);
+  if (!labels.defined()) throw std::invalid_argument("UNet2DModel: this class-conditional model needs class labels");
+  if (cfg.class_embed_type == "identity") {
+    if (labels.dim() != 2 || labels.size(0) != batch || labels.size(1) != cfg.time_embed_dim())
+      throw std::invalid_argument("UNet2DModel: \"identity\" class embeddings must be (N, " +
+                                  std::to_string(cfg.time_embed_dim()) + ")");
+    return labels.to(at::kFloat);
+  }
+  const at::Tensor l = labels.reshape({-1});
+  if (l.numel() != batch)
+    throw std::invalid_argument("UNet2DModel: " + std::to_string(l.numel()) + " class labels for a batch of " +
+                                std::to_string(batch));
+  if (class_timestep) return class_timestep->forward(time_proj(l.to(at::kFloat)));
+  const int64_t lo = l.min().item<int64_t>(), hi = l.max().item<int64_t>();
+  if (lo < 0 || hi >= *cfg.num_class_embeds)
+    throw std::invalid_argument("UNet2DModel: class labels must be in [0, " + std::to_string(*cfg.num_class_embeds) + ")");
+  return class_table->forward(l.to(at::kLong));
+}
+
+at::Tensor UNet2DModelImpl::time_embed(const at::Tensor& timesteps, const at::Tensor& class_labels) {
+  at::Tensor emb = time_embedding->forward(time_proj(timesteps));
+  const at::Tensor c = class_embed(class_labels, emb.size(0));
+  return c.defined() ? emb + c : emb;
 }
 
 std::vector<std::pair<std::string, ResnetBlock2DImpl*>> UNet2DModelImpl::resnets_in_order() {
@@ -79,16 +109,19 @@ std::vector<std::pair<std::string, ResnetBlock2DImpl*>> UNet2DModelImpl::resnets
   return out;
 }
 
-std::vector<at::Tensor> UNet2DModelImpl::temporal_features(const at::Tensor& timesteps) {
-  at::Tensor temb = time_embed(timesteps.reshape({-1}));
+std::vector<at::Tensor> UNet2DModelImpl::temporal_features(const at::Tensor& timesteps, const at::Tensor& class_labels) {
+  at::Tensor t = timesteps.reshape({-1});
+  if (class_labels.defined() && t.numel() == 1) t = t.expand({class_labels.size(0)});
+  at::Tensor temb = time_embed(t, class_labels);
   std::vector<at::Tensor> features;
   for (auto& [name, resnet] : resnets_in_order()) features.push_back(resnet->temporal_feature(temb));
   return features;
 }
 
-at::Tensor UNet2DModelImpl::forward(const at::Tensor& sample, const at::Tensor& timesteps) {
+at::Tensor UNet2DModelImpl::forward(const at::Tensor& sample, const at::Tensor& timesteps,
+                                    const at::Tensor& class_labels) {
   TimeContext time;
-  time.temb = time_embed(broadcast_timesteps(timesteps, sample.size(0)));
+  time.temb = time_embed(broadcast_timesteps(timesteps, sample.size(0)), class_labels);
   return run(sample, timesteps, time);
 }
 

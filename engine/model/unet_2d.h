@@ -24,17 +24,20 @@ class UNet2DModelImpl : public torch::nn::Module {
  public:
   explicit UNet2DModelImpl(const UNetConfig& config);
 
-  // sample: (N, C_in, H, W); timesteps: (N) or a single element -> (N, C_out, H, W)
-  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timesteps);
+  // sample: (N, C_in, H, W); timesteps: (N) or a single element; class_labels: (N) integer
+  // labels (a class-conditional model needs them, an unconditional one refuses them), or
+  // (N, time_embed_dim) embeddings for class_embed_type "identity" -> (N, C_out, H, W)
+  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels = {});
   // Same, with every resnet's temporal feature given (see temporal_features()).
   at::Tensor forward_with_features(const at::Tensor& sample, const at::Tensor& timesteps,
                                    const std::vector<at::Tensor>& features);
 
-  // timesteps (N) -> time embedding (N, time_embed_dim)
-  at::Tensor time_embed(const at::Tensor& timesteps);
+  // timesteps (N), class_labels (N) or undefined -> time embedding (N, time_embed_dim), the
+  // class embedding added as diffusers adds it
+  at::Tensor time_embed(const at::Tensor& timesteps, const at::Tensor& class_labels = {});
   // The Temporal Information Block's outputs: time_emb_proj(SiLU(emb)) of every resnet, in
-  // model order (down blocks, mid block, up blocks). They depend on t alone.
-  std::vector<at::Tensor> temporal_features(const at::Tensor& timesteps);
+  // model order (down blocks, mid block, up blocks). They depend on t (and the class) alone.
+  std::vector<at::Tensor> temporal_features(const at::Tensor& timesteps, const at::Tensor& class_labels = {});
   // Every ResnetBlock2D in model order, with its qualified name.
   std::vector<std::pair<std::string, ResnetBlock2DImpl*>> resnets_in_order();
 
@@ -45,6 +48,10 @@ class UNet2DModelImpl : public torch::nn::Module {
   GaussianFourierProjection fourier_proj{nullptr};
   torch::nn::Embedding learned_proj{nullptr};
   TimestepEmbedding time_embedding{nullptr};
+  // Registered as `class_embedding`: a table (num_class_embeds) or, for class_embed_type
+  // "timestep", a TimestepEmbedding over the projected label.
+  torch::nn::Embedding class_table{nullptr};
+  TimestepEmbedding class_timestep{nullptr};
   Conv2dLayer conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList down_blocks{nullptr}, up_blocks{nullptr};
   MidBlock mid_block{nullptr};
@@ -53,6 +60,8 @@ class UNet2DModelImpl : public torch::nn::Module {
  private:
   at::Tensor run(const at::Tensor& sample, const at::Tensor& timesteps, TimeContext& time);
   at::Tensor broadcast_timesteps(const at::Tensor& timesteps, int64_t batch) const;
+  at::Tensor time_proj(const at::Tensor& t);
+  at::Tensor class_embed(const at::Tensor& class_labels, int64_t batch);
   UNetConfig config_;
 };
 TORCH_MODULE(UNet2DModel);

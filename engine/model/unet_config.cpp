@@ -1,5 +1,6 @@
 #include "engine/model/unet_config.h"
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -62,9 +63,10 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   std::string act_fn = "silu";
   f.read("act_fn", act_fn);
   if (act_fn != "silu" && act_fn != "swish") fail("act_fn", "is '" + act_fn + "'; only silu is supported");
-  for (const char* key : {"class_embed_type", "num_class_embeds"})
-    if (j.contains(key) && !j[key].is_null())
-      fail(key, "is set; class-conditional UNets are not supported");
+  f.read_optional("class_embed_type", c.class_embed_type);
+  f.read_optional("num_class_embeds", c.num_class_embeds);
+  f.read("class_names", c.class_names);
+  f.read_optional("null_class", c.null_class);
   for (const char* key : {"downsample_type", "upsample_type"})
     if (j.contains(key) && !j[key].is_null() && j[key] != "conv")
       fail(key, "is " + j[key].dump() + "; only \"conv\" is supported");
@@ -128,6 +130,38 @@ void UNetConfig::validate() const {
   if (resnet_time_scale_shift != "default" && resnet_time_scale_shift != "scale_shift")
     fail("resnet_time_scale_shift", "is '" + resnet_time_scale_shift + "'; supported: default, scale_shift");
   if (downsample_padding != 0 && downsample_padding != 1) fail("downsample_padding", "must be 0 or 1");
+  if (class_embed_type && *class_embed_type != "timestep" && *class_embed_type != "identity")
+    fail("class_embed_type", "is '" + *class_embed_type + "'; supported: null, \"timestep\", \"identity\"");
+  if (num_class_embeds && *num_class_embeds <= 0) fail("num_class_embeds", "must be positive");
+  if (!class_names.empty()) {
+    if (!conditional()) fail("class_names", "needs a class-conditional model (num_class_embeds or class_embed_type)");
+    if (class_embed_type == "identity") fail("class_names", "cannot name \"identity\" class embeddings");
+    if (num_class_embeds && static_cast<int>(class_names.size()) > *num_class_embeds)
+      fail("class_names", "has more names than num_class_embeds (" + std::to_string(*num_class_embeds) + ")");
+    for (const auto& name : class_names)
+      if (name.empty() || name.size() > 64) fail("class_names", "entries must be 1 to 64 characters");
+  }
+  if (null_class) {
+    if (label_count() == 0) fail("null_class", "needs integer class labels (num_class_embeds or class_names)");
+    if (*null_class < 0 || *null_class >= label_count())
+      fail("null_class", "must be a label in [0, " + std::to_string(label_count()) + ")");
+    if (*null_class < static_cast<int>(class_names.size()))
+      fail("null_class", "must not be one of the named classes");
+  }
+}
+
+int UNetConfig::label_count() const {
+  if (!conditional() || class_embed_type == "identity") return 0;
+  if (num_class_embeds) return *num_class_embeds;
+  // "timestep" embeddings take any integer; the names (and the null class) bound the labels.
+  return std::max(static_cast<int>(class_names.size()), null_class ? *null_class + 1 : 0);
+}
+
+std::vector<int> UNetConfig::user_labels() const {
+  std::vector<int> labels;
+  for (int i = 0; i < label_count(); ++i)
+    if (!null_class || i != *null_class) labels.push_back(i);
+  return labels;
 }
 
 nlohmann::json UNetConfig::to_json() const {
@@ -158,8 +192,10 @@ nlohmann::json UNetConfig::to_json() const {
   j["norm_eps"] = norm_eps;
   j["resnet_time_scale_shift"] = resnet_time_scale_shift;
   j["add_attention"] = add_attention;
-  j["class_embed_type"] = nullptr;
-  j["num_class_embeds"] = nullptr;
+  j["class_embed_type"] = class_embed_type ? nlohmann::json(*class_embed_type) : nlohmann::json();
+  j["num_class_embeds"] = num_class_embeds ? nlohmann::json(*num_class_embeds) : nlohmann::json();
+  if (!class_names.empty()) j["class_names"] = class_names;
+  if (null_class) j["null_class"] = *null_class;
   j["num_train_timesteps"] = num_train_timesteps ? nlohmann::json(*num_train_timesteps) : nlohmann::json();
   return j;
 }

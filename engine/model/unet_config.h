@@ -36,9 +36,25 @@ struct UNetConfig {
   std::string resnet_time_scale_shift = "default";  // default | scale_shift
   bool add_attention = true;
   std::optional<int> num_train_timesteps;  // only for time_embedding_type "learned"
+  // Class conditioning as diffusers defines it: `num_class_embeds` alone builds an embedding
+  // table (time_embed_dim wide), class_embed_type "timestep" embeds the label like a timestep
+  // (time_proj then a TimestepEmbedding), "identity" takes the class embedding itself. The
+  // class embedding is added to the time embedding.
+  std::optional<std::string> class_embed_type;
+  std::optional<int> num_class_embeds;
+  // qdm's extension (diffusers ignores keys it does not know): the names of the labels
+  // 0..K-1, and the label trained as "no class" for classifier-free guidance.
+  std::vector<std::string> class_names;
+  std::optional<int> null_class;
 
   int time_embed_dim() const { return time_embedding_dim.value_or(4 * block_out_channels.at(0)); }
   int head_dim_for(int channels) const { return attention_head_dim.value_or(channels); }
+  bool conditional() const { return class_embed_type.has_value() || num_class_embeds.has_value(); }
+  // Labels the interfaces accept (0..n-1, the null class included); 0 when the model takes no
+  // integer labels (unconditional, or "identity" embeddings).
+  int label_count() const;
+  // Labels a user may ask for: every label but the null class.
+  std::vector<int> user_labels() const;
 
   // Parses and validates; throws ConfigError naming the offending field.
   static UNetConfig from_json(const nlohmann::json& j);

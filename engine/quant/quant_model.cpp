@@ -76,12 +76,24 @@ void QuantizedUNet::set_act_mode(ActQuantizer::Mode mode) {
   for (auto& a : attention) a->set_mode(mode);
 }
 
-at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index) {
+at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index, const at::Tensor& labels) {
   step->step = step_index;
   const at::Tensor ts = at::full({x.size(0)}, static_cast<float>(t), x.options().dtype(at::kFloat));
-  if (!has_temporal_cache()) return unet->forward(x, ts);
+  if (!has_temporal_cache()) return unet->forward(x, ts, labels);
+  const auto& tables = temporal_cache.at(static_cast<size_t>(step_index));
+  const int64_t rows = tables.front().size(0);
+  if (unet->config().conditional() != labels.defined())
+    throw std::invalid_argument(labels.defined() ? "this model is not class-conditional" : "this model needs class labels");
+  at::Tensor rows_for_batch;
+  if (labels.defined()) {
+    const at::Tensor l = labels.reshape({-1}).to(at::kLong);
+    if (l.min().item<int64_t>() < 0 || l.max().item<int64_t>() >= rows)
+      throw std::invalid_argument("class labels must be in [0, " + std::to_string(rows) + ")");
+    rows_for_batch = l.to(tables.front().device());
+  }
   std::vector<at::Tensor> features;
-  for (const auto& f : temporal_cache.at(static_cast<size_t>(step_index))) features.push_back(f.expand({x.size(0), -1}));
+  for (const auto& f : tables)
+    features.push_back(rows_for_batch.defined() ? f.index_select(0, rows_for_batch) : f.expand({x.size(0), -1}));
   return unet->forward_with_features(x, ts, features);
 }
 
@@ -91,7 +103,12 @@ void QuantizedUNet::cache_temporal_features(UNet2DModel fp, const std::vector<in
   // The TIB's own layers no longer run: nothing to calibrate or store for them.
   for (auto& l : layers)
     if (is_temporal_layer(l->name)) l->quant_input = false;
-  for (int t : timesteps) temporal_cache.push_back(fp->temporal_features(at::full({1}, static_cast<float>(t))));
+  const int labels = fp->config().label_count();
+  if (fp->config().conditional() && labels == 0)
+    throw std::invalid_argument("the temporal feature cache needs integer class labels (not \"identity\" embeddings)");
+  const at::Tensor all_labels = labels > 0 ? at::arange(labels, at::kLong) : at::Tensor();
+  for (int t : timesteps)
+    temporal_cache.push_back(fp->temporal_features(at::full({std::max(labels, 1)}, static_cast<float>(t)), all_labels));
 }
 
 void QuantizedUNet::to(c10::Device device) {

@@ -47,7 +47,9 @@ class QuantizedUNet {
   std::vector<std::string> kept_fp;                              // layers left in fp32
 
   // tfmq+cache: the fp32 temporal features of every resnet for every step of the schedule,
-  // [step][resnet] -> (1, C). When set, forward() uses them instead of the time embedding.
+  // [step][resnet] -> (L, C): one row per class label of a conditional model (L = its label
+  // count), one row (L = 1) otherwise. When set, forward() uses them instead of the time
+  // embedding.
   std::vector<std::vector<at::Tensor>> temporal_cache;
   bool has_temporal_cache() const { return !temporal_cache.empty(); }
   void cache_temporal_features(UNet2DModel fp, const std::vector<int>& timesteps);
@@ -56,8 +58,8 @@ class QuantizedUNet {
   // Moves the UNet, the layers' grid weights and the temporal feature cache to `device`
   // (activation tables are host scalars and go with every call).
   void to(c10::Device device);
-  // Runs the UNet for sampling step `step_index`.
-  at::Tensor forward(const at::Tensor& x, int t, int step_index);
+  // Runs the UNet for sampling step `step_index`; labels (N) for conditional models.
+  at::Tensor forward(const at::Tensor& x, int t, int step_index, const at::Tensor& labels = {});
   std::shared_ptr<QuantLayer> layer(const std::string& name) const;
 };
 

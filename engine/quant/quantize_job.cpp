@@ -73,8 +73,8 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
     at::Tensor fp_images = reference_images(model, req, options.reference_cache_dir, on_step(0), &cached);
     if (cached) spdlog::info("quality report: fp32 reference images from {}", options.reference_cache_dir);
     QuantizedUNet& q = *result.model;
-    at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step) {
-      return q.forward(x, t, step);
+    at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step, const at::Tensor& labels) {
+      return q.forward(x, t, step, labels);
     }, model.config.in_channels, model.config.sample_size, req, on_step(req.num_images));
     const ImageAgreement agree = compare_images(q_images, fp_images);
     info.report = {{"images", req.num_images}, {"seed", 0}, {"mse_vs_fp", agree.mse}, {"psnr_vs_fp", agree.psnr},

@@ -1,5 +1,6 @@
 #include "engine/runtime/loaded_model.h"
 
+#include "engine/model/class_labels.h"
 #include "engine/model/unet_denoiser.h"
 #include "engine/runtime/device.h"
 #include "engine/runtime/int_layers.h"
@@ -75,11 +76,20 @@ void LoadedModel::check(const SamplerOptions& options) const {
   if (artifact_) check_schedule(*artifact_, *schedule_, options);
 }
 
+void LoadedModel::check_conditioning(const std::vector<int>& labels, double guidance) const {
+  check_class_labels(config(), labels, guidance);
+}
+
 at::Tensor LoadedModel::sample(const SampleRequest& request,
                                const std::function<bool(const SampleProgress&)>& on_progress) {
   check(request.sampler);
+  check_conditioning(request.class_labels, request.guidance_scale);
   SampleRequest on_device = request;
   on_device.device = device_;
+  on_device.null_class = config().null_class;
+  // No label on a conditional model: unconditional sampling with the null class.
+  if (config().conditional() && request.class_labels.empty())
+    on_device.class_labels.assign(static_cast<size_t>(request.num_images), *config().null_class);
   return sample_images(*schedule_, denoiser_, config().in_channels, config().sample_size, on_device, on_progress);
 }
 
@@ -92,6 +102,12 @@ PngText LoadedModel::png_text(const SampleRequest& r, int i) const {
                   {"qdm:eta", std::to_string(r.sampler.eta)},
                   {"qdm:spacing", spacing_name(r.sampler.spacing)},
                   {"qdm:seed", std::to_string(r.seeds.empty() ? r.seed + static_cast<uint64_t>(i) : r.seeds.at(i))}};
+  if (config().conditional()) {
+    const int label = r.class_labels.empty() ? config().null_class.value_or(-1) : r.class_labels.at(static_cast<size_t>(i));
+    text.emplace_back("qdm:class_label", std::to_string(label));
+    text.emplace_back("qdm:class_name", class_label_name(config(), label));
+    text.emplace_back("qdm:guidance", std::to_string(r.guidance_scale));
+  }
   if (artifact_) text.emplace_back("qdm:recipe", artifact_->info.recipe.value("recipe", ""));
   if (artifact_) text.emplace_back("qdm:kernels", kernels_);
   return text;

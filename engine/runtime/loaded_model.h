@@ -28,6 +28,10 @@ class LoadedModel {
   // Validates `options` for this model (steps within the schedule, the artifact's calibrated
   // schedule when its tables are per step); throws std::invalid_argument saying what to change.
   void check(const SamplerOptions& options) const;
+  // Validates a request's class labels and guidance for this model (labels in range, none
+  // for an unconditional model, guidance only with a null class); throws
+  // std::invalid_argument naming the valid labels.
+  void check_conditioning(const std::vector<int>& labels, double guidance) const;
   at::Tensor sample(const SampleRequest& request,
                     const std::function<bool(const SampleProgress&)>& on_progress = nullptr);
 
@@ -53,7 +57,7 @@ class LoadedModel {
   size_t weight_bytes_ = 0;
   c10::Device device_ = c10::kCPU;
   std::shared_ptr<NoiseSchedule> schedule_;
-  Denoiser denoiser_;
+  ModelDenoiser denoiser_;
 };
 
 }  // namespace qdm

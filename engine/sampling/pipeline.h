@@ -6,8 +6,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
+#include "engine/sampling/guidance.h"
 #include "engine/sampling/samplers.h"
 
 namespace qdm {
@@ -21,6 +23,11 @@ struct SampleRequest {
   int batch_size = 64;  // images per UNet call
   SamplerOptions sampler;
   c10::Device device = c10::kCPU;  // where the model runs; the images come back on the CPU
+  // Class-conditional models: one label per image (empty: unconditional models only), the
+  // label that means "no class", and the classifier-free guidance scale (1: none).
+  std::vector<int> class_labels;
+  std::optional<int> null_class;
+  double guidance_scale = 1.0;
 };
 
 struct SampleProgress {
@@ -30,12 +37,10 @@ struct SampleProgress {
   int total_images;
 };
 
-// Noise predictor for a batch: x (N, C, H, W), t, step index -> eps.
-using BatchDenoiser = Denoiser;
 
 // Returns (num_images, C, S, S) in [-1, 1]. `on_progress` returns false to cancel
 // (SamplingCancelled is thrown).
-at::Tensor sample_images(const NoiseSchedule& schedule, const BatchDenoiser& denoise, int64_t channels,
+at::Tensor sample_images(const NoiseSchedule& schedule, const ModelDenoiser& denoise, int64_t channels,
                          int64_t size, const SampleRequest& request,
                          const std::function<bool(const SampleProgress&)>& on_progress = nullptr);
 

@@ -4,6 +4,7 @@
 #include <torch/utils.h>
 
 #include <chrono>
+#include <map>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -27,7 +28,43 @@ std::vector<std::pair<std::string, at::Tensor>> named_params(UNet2DModelImpl& un
   return out;
 }
 
+// Copies the weights of a model folder into `unet`; parameters the folder lacks must be new
+// class-embedding parameters, which start at zero.
+void warm_start(UNet2DModelImpl& unet, const std::string& dir) {
+  const DiffusionModel init = load_model_folder(dir);
+  std::map<std::string, at::Tensor> source;
+  for (const auto& p : init.unet->named_parameters()) source[p.key()] = p.value();
+  torch::NoGradGuard no_grad;
+  for (auto& p : unet.named_parameters()) {
+    auto it = source.find(p.key());
+    if (it != source.end() && it->second.sizes() == p.value().sizes()) {
+      p.value().copy_(it->second);
+    } else if (p.key().rfind("class_embedding.", 0) == 0) {
+      p.value().zero_();
+    } else {
+      throw std::invalid_argument("--init " + dir + ": no tensor '" + p.key() + "' of shape " +
+                                  c10::str(p.value().sizes()) + " (the architectures differ)");
+    }
+  }
+}
+
 }  // namespace
+
+double scheduled_lr(const DiffusionTrainOptions& o, int64_t step) {
+  if (step <= o.warmup) return o.lr * static_cast<double>(step) / std::max(1, o.warmup);
+  if (o.lr_schedule == "constant") return o.lr;
+  if (o.lr_schedule != "cosine") throw std::invalid_argument("lr schedule must be constant or cosine");
+  const double span = std::max<int64_t>(1, o.iterations - o.warmup);
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup) / span);
+  return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1 + std::cos(M_PI * progress));
+}
+
+at::Tensor min_snr_weights(const at::Tensor& alphas_cumprod, const at::Tensor& t, double gamma) {
+  if (gamma <= 0) return at::ones({t.size(0)});
+  const at::Tensor a = alphas_cumprod.index_select(0, t);
+  const at::Tensor snr = a / (1 - a);
+  return at::clamp_max(snr, gamma) / snr;
+}
 
 int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool(const TrainProgress&)>& on_log) {
   set_compute_threads(o.threads);
@@ -37,6 +74,12 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
   const at::Tensor images = to_model_range(data.images, o.config.sample_size);  // (60000, 1, S, S)
   if (o.config.in_channels != 1 || o.config.out_channels != 1)
     throw std::invalid_argument("Fashion-MNIST training needs in_channels = out_channels = 1");
+  const bool conditional = o.config.conditional();
+  if (conditional && o.config.label_count() < kFashionMnistClasses)
+    throw std::invalid_argument("a class-conditional Fashion-MNIST model needs labels 0..9 (num_class_embeds >= 10)");
+  if (conditional && o.label_dropout > 0 && !o.config.null_class)
+    throw std::invalid_argument("label dropout needs the config's null_class");
+  scheduled_lr(o, o.warmup + 1);  // rejects an unknown schedule before any work
 
   torch::manual_seed(o.seed);
   UNet2DModel model(o.config);
@@ -59,6 +102,7 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
     opt.load_state(state, "adam.", step);
     gen = at::detail::createCPUGenerator(o.seed + 1 + static_cast<uint64_t>(step));
   } else {
+    if (!o.init_from.empty()) warm_start(*model, o.init_from);
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params.size(); ++i) ema_params[i].second.copy_(params[i].second);
   }
@@ -95,12 +139,21 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
     const at::Tensor a = alphas_cumprod.index_select(0, t).reshape({-1, 1, 1, 1});
     const at::Tensor xt = a.sqrt() * x0 + (1 - a).sqrt() * noise;
 
-    const at::Tensor pred = model->forward(xt, t.to(at::kFloat));
-    const at::Tensor loss = at::mse_loss(pred, noise);
+    at::Tensor labels;
+    if (conditional) {
+      labels = data.labels.index_select(0, idx);
+      if (o.label_dropout > 0) {
+        const at::Tensor drop = at::rand({o.batch_size}, gen) < o.label_dropout;
+        labels = at::where(drop, at::full_like(labels, *o.config.null_class), labels);
+      }
+    }
+    const at::Tensor pred = model->forward(xt, t.to(at::kFloat), labels);
+    const at::Tensor weights = min_snr_weights(alphas_cumprod, t, o.min_snr_gamma);
+    const at::Tensor loss = ((pred - noise).pow(2).mean({1, 2, 3}) * weights).mean();
     opt.zero_grad();
     loss.backward();
     ++step;
-    const double lr = o.lr * std::min(1.0, static_cast<double>(step) / std::max(1, o.warmup));
+    const double lr = scheduled_lr(o, step);
     opt.step(lr);
     {
       torch::NoGradGuard no_grad;

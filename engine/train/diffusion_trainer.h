@@ -7,6 +7,8 @@
 #include <functional>
 #include <string>
 
+#include <ATen/ATen.h>
+
 #include "engine/model/unet_config.h"
 #include "engine/sampling/noise_schedule.h"
 
@@ -28,6 +30,18 @@ struct DiffusionTrainOptions {
   bool resume = true;          // continue from out_dir/checkpoint.safetensors if present
   bool hflip = true;           // random horizontal flips
   int threads = 0;             // 0: LibTorch's default
+  // Learning rate after warm-up: "constant", or "cosine" decay to min_lr at `iterations`.
+  std::string lr_schedule = "constant";
+  double min_lr = 0.0;
+  // Min-SNR-gamma loss weighting (Hang et al. 2023): each timestep's epsilon loss weighted by
+  // min(SNR(t), gamma) / SNR(t); 0 leaves the loss unweighted.
+  double min_snr_gamma = 0.0;
+  // Class-conditional configs: the fraction of labels replaced by the config's null_class,
+  // which teaches the unconditional prediction classifier-free guidance needs.
+  double label_dropout = 0.1;
+  // Warm start (when no checkpoint exists): weights of this model folder; parameters it lacks
+  // (a class embedding added to an unconditional model) start at zero.
+  std::string init_from;
 };
 
 struct TrainProgress {
@@ -37,6 +51,11 @@ struct TrainProgress {
   double lr;
   double seconds;  // wall time since this run started
 };
+
+// The learning rate at `step` (1-based) under warm-up and the schedule.
+double scheduled_lr(const DiffusionTrainOptions& options, int64_t step);
+// Per-sample loss weights for timesteps t (N) under min-SNR-gamma (ones when gamma is 0).
+at::Tensor min_snr_weights(const at::Tensor& alphas_cumprod, const at::Tensor& t, double gamma);
 
 // Returns the number of steps done. `on_log` may return false to stop after a checkpoint.
 int64_t train_diffusion(const DiffusionTrainOptions& options,
