@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "client/progress_bar.h"
 #include "client/remote.h"
@@ -29,6 +30,8 @@ void add_generate_command(CLI::App& app) {
     int num = 4, steps = 0;
     uint64_t seed = 0;
     double eta = 0;
+    std::optional<double> guidance;
+    std::vector<std::string> labels;
     bool unary = false;
   };
   auto a = std::make_shared<Args>();
@@ -44,6 +47,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
   cmd->add_option("--spacing", a->spacing, "leading, trailing, uniform, quad");
   cmd->add_option("--kernels", a->kernels, "Artifacts: int (default) or sim");
+  cmd->add_option("--class-label", a->labels,
+                  "Class-conditional models: a label (index or name) for every image, one per image, or all");
+  cmd->add_option("--guidance", a->guidance, "Classifier-free guidance scale (default 1: none)");
   cmd->add_option("--out", a->out, "Folder for the PNGs")->capture_default_str();
   cmd->add_flag("--unary", a->unary, "One Sample call instead of a stream");
   cmd->callback([a] {
@@ -63,6 +69,8 @@ void add_generate_command(CLI::App& app) {
     if (a->kernels == "int") req.set_kernels(v1::SampleRequest::INT);
     else if (a->kernels == "sim") req.set_kernels(v1::SampleRequest::SIM);
     else if (!a->kernels.empty()) throw CLI::ValidationError("--kernels", "use int or sim");
+    for (const auto& l : a->labels) req.add_class_labels(l);
+    if (a->guidance) req.set_guidance_scale(*a->guidance);
     std::filesystem::create_directories(a->out);
     auto stub = v1::Sampling::NewStub(a->remote.channel());
     grpc::ClientContext ctx;

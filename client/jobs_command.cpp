@@ -49,7 +49,9 @@ void add_jobs_command(CLI::App& app) {
   auto remote_get = std::make_shared<RemoteArgs>();  // one per subcommand: CLI11 fills env defaults per option
   add_remote_options(get, *remote_get);
   get->add_option("id", *id, "Job id")->required();
-  get->callback([remote = remote_get, id] {
+  auto json = std::make_shared<bool>(false);
+  get->add_flag("--json", *json, "The job as JSON (for scripts)");
+  get->callback([remote = remote_get, id, json] {
     auto stub = v1::QuantizeJobs::NewStub(remote->channel());
     grpc::ClientContext ctx;
     remote->apply(ctx);
@@ -57,7 +59,7 @@ void add_jobs_command(CLI::App& app) {
     req.set_id(*id);
     v1::Job job;
     check(stub->Get(&ctx, req, &job));
-    print_job(job);
+    print_job(job, *json);
   });
 
   auto* watch = jobs->add_subcommand("watch", "Follow a job until it finishes");

@@ -1,4 +1,6 @@
-// A one-line progress bar on stderr when it is a terminal; silent otherwise.
+// Progress for long calls: a one-line bar on stderr when stderr is a terminal, and plain lines
+// on stdout when stdout is not one (a log or a pipe), printed when the stage changes and at
+// most every 10 seconds otherwise, so `cmd > log` shows what is happening.
 #pragma once
 
 #include <chrono>
@@ -10,15 +12,22 @@ class ProgressBar {
  public:
   explicit ProgressBar(std::string label);
   ~ProgressBar();
-  // fraction in [0, 1]; detail is printed after the bar.
-  void update(double fraction, const std::string& detail = "");
+  // fraction in [0, 1]; detail is printed after the bar; a new `stage` prints a plain line at once.
+  void update(double fraction, const std::string& detail = "", const std::string& stage = "");
   void finish();
+
+  // For tests: force the plain-line mode and its interval.
+  void set_plain(bool bar, bool lines, std::chrono::milliseconds interval);
 
  private:
   std::string label_;
-  bool enabled_;
+  bool bar_;    // stderr is a terminal
+  bool lines_;  // stdout is not a terminal
   bool finished_ = false;
-  std::chrono::steady_clock::time_point start_, last_;
+  std::chrono::milliseconds interval_{10000};
+  std::string stage_;
+  double last_fraction_ = -1;
+  std::chrono::steady_clock::time_point start_, last_, last_line_;
 };
 
 }  // namespace qdm::cli

@@ -8,8 +8,9 @@
 
 #include "client/commands.h"
 #include "client/progress_bar.h"
-#include "engine/quant/quantize_job.h"
+#include "engine/job/quantize_job.h"
 #include "engine/util/threads.h"
+#include "format/recipes.h"
 
 namespace qdm::cli {
 namespace {
@@ -23,7 +24,7 @@ void add_quantize_command(CLI::App& app) {
   struct Args {
     std::string model, out, classifier = "models/fmnist-classifier", reference_cache;
     RecipeOptions recipe;
-    int abits = 8, report_samples = 64;
+    int abits = QuantSpec{}.act_bits, report_samples = QuantizeJobOptions{}.report_samples;
     std::vector<std::string> keep_fp;
     bool keep_none = false;
     SamplerArgs sampler;
@@ -31,8 +32,7 @@ void add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("quantize", "Quantize a model folder into a packed artifact");
   cmd->add_option("--model", a->model, "diffusers model folder")->required();
-  cmd->add_option("--recipe", a->recipe.recipe, "Recipe: rtn, qdiffusion, tfmq, tfmq+cache")
-      ->capture_default_str()->check(CLI::IsMember({"rtn", "qdiffusion", "tfmq", "tfmq+cache"}));
+  cmd->add_option("--recipe", a->recipe.recipe, "Recipe: " + recipe_list())->capture_default_str()->check(CLI::IsMember(recipe_names()));
   cmd->add_option("--wbits", a->recipe.spec.weight_bits, "Weight bits (2-8)")->capture_default_str()->check(CLI::Range(2, 8));
   cmd->add_option("--abits", a->abits, "Activation bits (4-8, or 32 for fp32 activations)")->capture_default_str();
   add_sampler_options(cmd, a->sampler);
@@ -67,6 +67,7 @@ void add_quantize_command(CLI::App& app) {
     job.report_samples = a->report_samples;
     job.classifier_dir = a->classifier;
     job.reference_cache_dir = a->reference_cache;
+    job.recipe.validate();
     std::signal(SIGINT, on_sigint);
     std::string stage;
     std::unique_ptr<ProgressBar> bar;

@@ -7,7 +7,7 @@
 
 #include "client/commands.h"
 #include "client/progress_bar.h"
-#include "engine/model/class_labels.h"
+#include "format/class_labels.h"
 #include "engine/runtime/device.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/images.h"

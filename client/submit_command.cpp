@@ -3,6 +3,8 @@
 
 #include "client/job_view.h"
 #include "client/remote.h"
+#include "format/quantize_options.h"
+#include "format/recipes.h"
 #include "qdm/v1/jobs.grpc.pb.h"
 
 namespace qdm::cli {
@@ -10,8 +12,10 @@ namespace qdm::cli {
 void add_submit_command(CLI::App& app) {
   struct Args {
     RemoteArgs remote;
-    std::string model, recipe = "tfmq", key, sampler = "ddim", spacing;
-    int wbits = 4, abits = 8, steps = 100, calib = 0, iters = 0, act_iters = 0, report = 64;
+    // Unset options take the service's defaults, which are format/quantize_options.h's.
+    std::string model, recipe, key, sampler, spacing;
+    int wbits = 0, abits = 0, steps = 0, calib = 0, iters = 0, act_iters = 0;
+    int report = QuantizeJobOptions{}.report_samples;
     std::vector<std::string> keep_fp;
     bool watch = false;
   };
@@ -19,15 +23,16 @@ void add_submit_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("submit", "Submit a quantize job to the service");
   add_remote_options(cmd, a->remote);
   cmd->add_option("--model", a->model, "Model name on the service (qdm models list)")->required();
-  cmd->add_option("--recipe", a->recipe, "rtn, qdiffusion, tfmq, tfmq+cache")->capture_default_str();
-  cmd->add_option("--wbits", a->wbits, "Weight bits (2-8)")->capture_default_str();
-  cmd->add_option("--abits", a->abits, "Activation bits (4-8, or 32)")->capture_default_str();
-  cmd->add_option("--steps", a->steps, "DDIM steps the artifact is calibrated for")->capture_default_str();
-  cmd->add_option("--sampler", a->sampler, "ddim or ddpm")->capture_default_str();
-  cmd->add_option("--spacing", a->spacing, "leading, trailing, uniform, quad");
-  cmd->add_option("--calib-samples", a->calib, "Calibration trajectories (0: the service default, 32)");
-  cmd->add_option("--iters", a->iters, "Reconstruction iterations per block (0: default 500)");
-  cmd->add_option("--act-iters", a->act_iters, "LSQ iterations per block (0: default 500)");
+  const QuantizeJobOptions d;
+  cmd->add_option("--recipe", a->recipe, "Recipe: " + recipe_list() + " (default " + d.recipe.recipe + ")");
+  cmd->add_option("--wbits", a->wbits, fmt::format("Weight bits, 2-8 (default {})", d.recipe.spec.weight_bits));
+  cmd->add_option("--abits", a->abits, fmt::format("Activation bits, 4-8 or 32 (default {})", d.recipe.spec.act_bits));
+  cmd->add_option("--steps", a->steps, fmt::format("Sampler steps the artifact is calibrated for (default {})", d.recipe.sampler.steps));
+  cmd->add_option("--sampler", a->sampler, "ddim (default) or ddpm")->check(CLI::IsMember({"ddim", "ddpm"}));
+  cmd->add_option("--spacing", a->spacing, "leading (default), trailing, uniform, quad");
+  cmd->add_option("--calib-samples", a->calib, fmt::format("Calibration trajectories (default {})", d.recipe.calib_samples));
+  cmd->add_option("--iters", a->iters, fmt::format("Reconstruction iterations per block (default {})", d.recipe.recon.iters));
+  cmd->add_option("--act-iters", a->act_iters, fmt::format("LSQ iterations per block, qdiffusion (default {})", d.recipe.recon.act_iters));
   cmd->add_option("--report-samples", a->report, "Images in the quality report")->capture_default_str();
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32");
   cmd->add_option("--idempotency-key", a->key, "Retrying with the same key returns the same job");
@@ -44,7 +49,6 @@ void add_submit_command(CLI::App& app) {
     o->mutable_sampler()->set_steps(a->steps);
     if (a->sampler == "ddpm") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDPM);
     else if (a->sampler == "ddim") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDIM);
-    else throw CLI::ValidationError("--sampler", "use ddim or ddpm");
     o->mutable_sampler()->set_spacing(a->spacing);
     o->set_calib_samples(a->calib);
     o->set_iters(a->iters);

@@ -1,16 +1,23 @@
 #include "server/job_store.h"
 
+#include <nlohmann/json.hpp>
+
 #include <random>
 
 namespace qdm::server {
 namespace {
 
+// SQLite's error as a StoreError; SQLITE_FULL (disk or quota) is flagged as a full disk.
+[[noreturn]] void fail(sqlite3* db, const std::string& what) {
+  const int code = sqlite3_errcode(db);
+  throw StoreError(what + ": " + sqlite3_errmsg(db), code == SQLITE_FULL);
+}
+
 // One prepared statement; finalized on scope exit.
 class Statement {
  public:
   Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK)
-      throw StoreError(std::string("sqlite prepare: ") + sqlite3_errmsg(db));
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail(db, "sqlite prepare");
   }
   ~Statement() { sqlite3_finalize(stmt_); }
   Statement& bind(int i, int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
@@ -24,7 +31,7 @@ class Statement {
     const int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw StoreError(std::string("sqlite step: ") + sqlite3_errmsg(db_));
+    fail(db_, "sqlite step");
   }
   int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
   std::string blob(int col) {
@@ -34,7 +41,7 @@ class Statement {
 
  private:
   Statement& check(int rc) {
-    if (rc != SQLITE_OK) throw StoreError(std::string("sqlite bind: ") + sqlite3_errmsg(db_));
+    if (rc != SQLITE_OK) fail(db_, "sqlite bind");
     return *this;
   }
   sqlite3* db_;
@@ -103,7 +110,7 @@ void JobStore::exec(const std::string& sql) {
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "?";
     sqlite3_free(err);
-    throw StoreError("sqlite: " + msg + " in " + sql);
+    throw StoreError("sqlite: " + msg, sqlite3_errcode(db_) == SQLITE_FULL);
   }
 }
 
@@ -296,7 +303,11 @@ bool JobStore::finish(const std::string& job_id, const std::string& lease_id, bo
   job->set_eta_seconds(0);
   if (succeeded) {
     job->set_progress(1);
-    job->mutable_report()->set_json(report_json);
+    try {
+      service::fill_report(nlohmann::json::parse(report_json), job->mutable_report());
+    } catch (const nlohmann::json::exception&) {
+      job->mutable_report()->set_json(report_json);
+    }
   } else {
     job->set_error(error);
   }

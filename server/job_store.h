@@ -19,13 +19,11 @@
 #include <vector>
 
 #include "qdm/v1/jobs.pb.h"
+#include "service/convert.h"
 
 namespace qdm::server {
 
-class StoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using service::StoreError;  // thrown by every method when SQLite fails (full() for a full disk)
 
 struct Lease {
   v1::Job job;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "server/job_store.h"
@@ -24,6 +25,8 @@
 #include "server/worker_gateway_service.h"
 #include "server/worker_registry.h"
 #include "service/auth.h"
+#include "service/health_names.h"
+#include "service/reflection_v1.h"
 #include "service/logging.h"
 #include "service/shutdown_signals.h"
 
@@ -43,6 +46,7 @@ struct Flags {
   std::string log_level = "info";
   qdm::service::TlsFiles tls;
   std::string tokens_file, tokens, worker_token, health_listen;
+  qdm::ModelLimits model_limits;
 };
 
 }  // namespace
@@ -61,6 +65,11 @@ int main(int argc, char** argv) {
   app.add_option("--max-queued-jobs", f.max_queued_jobs, "Queued jobs before Submit answers RESOURCE_EXHAUSTED")->envname("QDM_MAX_QUEUED_JOBS")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--max-images", f.max_images, "Images per sample request")->envname("QDM_MAX_IMAGES")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--max-upload-bytes", f.max_upload_bytes, "Largest model upload")->envname("QDM_MAX_UPLOAD_BYTES")->capture_default_str();
+  app.add_option("--max-model-parameters", f.model_limits.max_parameters, "Largest model (parameters its config implies) uploads and model roots may hold")->envname("QDM_MAX_MODEL_PARAMETERS")->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+  app.add_option("--max-model-channels", f.model_limits.max_channels, "Largest channel count in a model config")->envname("QDM_MAX_MODEL_CHANNELS")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  app.add_option("--max-model-levels", f.model_limits.max_levels, "Most entries of block_out_channels")->envname("QDM_MAX_MODEL_LEVELS")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--max-model-layers-per-block", f.model_limits.max_layers_per_block, "Largest layers_per_block")->envname("QDM_MAX_MODEL_LAYERS_PER_BLOCK")->capture_default_str()->check(CLI::Range(1, 1024));
+  app.add_option("--max-model-sample-size", f.model_limits.max_sample_size, "Largest sample_size (pixels per side)")->envname("QDM_MAX_MODEL_SAMPLE_SIZE")->capture_default_str()->check(CLI::Range(1, 1 << 16));
   app.add_flag("--log-json", f.log_json, "One JSON object per log line")->envname("QDM_LOG_JSON");
   app.add_option("--log-level", f.log_level, "trace, debug, info, warn, error")->envname("QDM_LOG_LEVEL")->capture_default_str();
   app.add_option("--tls-cert", f.tls.cert, "PEM certificate chain: TLS on --listen")->envname("QDM_TLS_CERT");
@@ -77,11 +86,23 @@ int main(int argc, char** argv) {
 
   try {
     std::filesystem::create_directories(f.data);
+    {  // The job store and uploads need a writable state directory: say so before SQLite does.
+      const auto probe = std::filesystem::path(f.data) / ".write-test";
+      std::ofstream out(probe);
+      if (!out || !(out << "x") || !out.flush()) {
+        spdlog::error("the state directory {} is read-only or not writable (the job store, uploads and artifacts live "
+                      "there); give --data (QDM_DATA) a writable folder or volume",
+                      f.data);
+        return 1;
+      }
+      out.close();
+      std::filesystem::remove(probe);
+    }
     server::JobStore jobs((std::filesystem::path(f.data) / "qdm.db").string(),
                           {f.max_attempts, std::min(2.0, f.lease_seconds / 2)});
     if (int n = jobs.renew_leases_after_restart(f.lease_seconds))
       spdlog::info("{} leased job(s) from before the restart: waiting {} s for their workers", n, f.lease_seconds);
-    server::ModelStore models(f.data, f.model_roots);
+    server::ModelStore models(f.data, f.model_roots, f.model_limits);
     service::MetricsServer metrics_server(f.metrics, "scheduler");
     server::SchedulerMetrics metrics(metrics_server.registry());
     const service::TokenAuth auth = service::TokenAuth::load(f.tokens_file, f.tokens, f.worker_token);
@@ -122,6 +143,13 @@ int main(int argc, char** argv) {
     builder.RegisterService(&models_service);
     builder.RegisterService(&sampling);
     builder.RegisterService(&gateway);
+    const std::vector<std::string> services = {"qdm.v1.QuantizeJobs", "qdm.v1.Models", "qdm.v1.Sampling",
+                                               "qdm.v1.WorkerGateway"};
+    std::vector<std::string> listed = services;
+    listed.insert(listed.end(), {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection",
+                                 "grpc.reflection.v1.ServerReflection"});
+    service::ReflectionV1 reflection_v1(listed);
+    builder.RegisterService(&reflection_v1);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
     if (!server || port == 0) {
       spdlog::error("cannot listen on {}", f.listen);
@@ -139,9 +167,9 @@ int main(int argc, char** argv) {
       health_server->GetHealthCheckService()->SetServingStatus(false);
     }
     auto set_serving = [&](bool serving) {
-      health->SetServingStatus(serving);
-      if (health_server) health_server->GetHealthCheckService()->SetServingStatus(serving);
+      service::set_serving({health, health_server ? health_server->GetHealthCheckService() : nullptr}, services, serving);
     };
+    set_serving(false);  // every name answers NOT_SERVING (not NOT_FOUND) until the store is ready
 
     // Lease expiry and the store gauges.
     std::atomic<bool> stop{false};

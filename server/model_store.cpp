@@ -6,10 +6,17 @@
 #include <fstream>
 #include <random>
 
-#include "engine/model/unet_config.h"
-#include "engine/model_io/safetensors.h"
-#include "engine/util/sha256.h"
+#include <spdlog/spdlog.h>
+
+#include "format/artifact_metadata.h"
+#include "format/echo.h"
+#include "format/safetensors.h"
+#include "format/sha256.h"
+#include "format/unet_config.h"
+#include "format/unet_tensors.h"
+#include "service/convert.h"
 #include "service/file_transfer.h"
+#include "service/limits.h"
 
 namespace fs = std::filesystem;
 
@@ -29,19 +36,14 @@ std::string read_text(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void fill_report(const nlohmann::json& report, v1::QualityReport* out) {
-  out->set_json(report.dump());
-  out->set_images(report.value("images", 0));
-  out->set_fid_fmnist(report.value("fid_fmnist", 0.0));
-  out->set_mse_vs_fp(report.value("mse_vs_fp", 0.0));
-  out->set_psnr_vs_fp(report.value("psnr_vs_fp", 0.0));
-  out->set_temporal_feature_cosine(report.value("temporal_feature_cosine", 0.0));
+grpc::Status invalid_name(const std::string& name) {
+  return service::check_name("name", name);
 }
 
 }  // namespace
 
-ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_roots)
-    : data_(std::move(data_dir)), roots_(std::move(model_roots)) {
+ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_roots, ModelLimits limits)
+    : data_(std::move(data_dir)), roots_(std::move(model_roots)), limits_(limits) {
   models_ = (fs::path(data_) / "models").string();
   artifacts_ = (fs::path(data_) / "artifacts").string();
   tmp_ = (fs::path(data_) / "tmp").string();
@@ -49,16 +51,67 @@ ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_root
   fs::create_directories(artifacts_);
   fs::remove_all(tmp_);  // leftovers of uploads interrupted by a crash
   fs::create_directories(tmp_);
+  // Read-only roots are checked once, as uploads are: a bad folder is never served.
+  for (const auto& root : roots_) {
+    if (!fs::is_directory(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      const std::string name = e.path().filename().string();
+      if (!fs::exists(e.path() / "config.json") || !fs::exists(e.path() / kWeights)) continue;
+      if (!service::valid_name(name)) {
+        spdlog::warn("model root {}: skipping '{}': not a valid model name", root, name);
+        continue;
+      }
+      if (root_models_.count(name)) continue;  // the first root wins
+      try {
+        validate_model(e.path().string());
+        root_models_[name] = e.path().string();
+      } catch (const std::exception& ex) {
+        spdlog::warn("model root {}: skipping '{}': {}", root, name, ex.what());
+      }
+    }
+  }
+}
+
+void ModelStore::validate_model(const std::string& dir) const {
+  const fs::path d(dir);
+  UNetConfig config;
+  try {
+    nlohmann::json j = nlohmann::json::parse(read_text(d / "config.json"));
+    config = UNetConfig::from_json(j);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(std::string("config.json is not valid JSON: ") + e.what());
+  }
+  check_model_limits(config, limits_);
+  const SafeTensors weights = [&] {
+    try {
+      return SafeTensors::read_file((d / kWeights).string());
+    } catch (const std::exception& e) {
+      throw SafeTensorsError(std::string(kWeights) + ": " + service::public_message(e.what(), {dir}));
+    }
+  }();
+  try {
+    check_unet_weights(config, weights);
+  } catch (const ConfigError& e) {
+    throw ConfigError(std::string(kWeights) + ": " + e.what());
+  }
+  for (const fs::path sched : {d / "scheduler" / "scheduler_config.json", d / "scheduler_config.json"})
+    if (fs::exists(sched)) {
+      try {
+        SchedulerConfig::from_json(nlohmann::json::parse(read_text(sched)));
+      } catch (const nlohmann::json::exception& e) {
+        throw ConfigError(fs::relative(sched, d).string() + " is not valid JSON: " + e.what());
+      } catch (const ConfigError& e) {
+        throw ConfigError(fs::relative(sched, d).string() + ": " + e.what());
+      }
+    }
 }
 
 std::optional<std::string> ModelStore::model_dir(const std::string& name) const {
   if (!service::valid_name(name)) return std::nullopt;
   const fs::path uploaded = fs::path(models_) / name;
   if (fs::exists(uploaded / "config.json")) return uploaded.string();
-  for (const auto& root : roots_) {
-    const fs::path p = fs::path(root) / name;
-    if (fs::exists(p / "config.json") && fs::exists(p / kWeights)) return p.string();
-  }
+  auto it = root_models_.find(name);
+  if (it != root_models_.end()) return it->second;
   return std::nullopt;
 }
 
@@ -67,6 +120,29 @@ std::optional<std::string> ModelStore::artifact_path(const std::string& name) co
   const fs::path p = fs::path(artifacts_) / (name + ".safetensors");
   if (fs::exists(p)) return p.string();
   return std::nullopt;
+}
+
+std::optional<UNetConfig> ModelStore::config_of(const std::string& name, bool artifact) {
+  const auto where = artifact ? artifact_path(name) : model_dir(name);
+  if (!where) return std::nullopt;
+  const std::string path = artifact ? *where : (fs::path(*where) / "config.json").string();
+  try {
+    const auto stamp = std::to_string(fs::last_write_time(path).time_since_epoch().count()) + ":" +
+                       std::to_string(fs::file_size(path));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = config_cache_.find(path);
+      if (it != config_cache_.end() && it->second.first == stamp) return it->second.second;
+    }
+    const UNetConfig config = artifact ? read_artifact_info(SafeTensors::read_file(path)).config
+                                       : UNetConfig::from_json(nlohmann::json::parse(read_text(path)));
+    std::lock_guard<std::mutex> lock(mu_);
+    config_cache_[path] = {stamp, config};
+    return config;
+  } catch (const std::exception& e) {
+    spdlog::warn("{} '{}': config unreadable: {}", artifact ? "artifact" : "model", name, e.what());
+    return std::nullopt;
+  }
 }
 
 std::string ModelStore::cached_sha256(const std::string& path) {
@@ -85,14 +161,7 @@ std::string ModelStore::cached_sha256(const std::string& path) {
 
 std::vector<v1::ModelInfo> ModelStore::list(bool include_artifacts) {
   std::vector<v1::ModelInfo> out;
-  std::map<std::string, std::string> names;  // name -> dir, uploaded first (they shadow roots)
-  for (const auto& root : roots_) {
-    if (!fs::is_directory(root)) continue;
-    for (const auto& e : fs::directory_iterator(root))
-      if (fs::exists(e.path() / "config.json") && fs::exists(e.path() / kWeights) &&
-          service::valid_name(e.path().filename().string()))
-        names.emplace(e.path().filename().string(), e.path().string());
-  }
+  std::map<std::string, std::string> names = root_models_;  // name -> dir; uploads shadow roots
   for (const auto& e : fs::directory_iterator(models_)) names[e.path().filename().string()] = e.path().string();
   for (const auto& [name, dir] : names) {
     v1::ModelInfo info;
@@ -109,11 +178,10 @@ std::vector<v1::ModelInfo> ModelStore::list(bool include_artifacts) {
 }
 
 grpc::Status ModelStore::describe(const std::string& name, v1::ModelInfo* info) {
-  if (!service::valid_name(name))
-    return {grpc::INVALID_ARGUMENT, "'" + name + "' is not a model name (1-128 of A-Z a-z 0-9 . _ + -)"};
+  if (auto s = invalid_name(name); !s.ok()) return s;
   if (auto dir = model_dir(name)) return describe_model(name, *dir, info);
   if (auto path = artifact_path(name)) return describe_artifact(name, *path, info);
-  return {grpc::NOT_FOUND, "no model or artifact named '" + name + "'; qdm models list shows what there is"};
+  return {grpc::NOT_FOUND, "no model or artifact named " + echo(name) + "; qdm models list shows what there is"};
 }
 
 grpc::Status ModelStore::describe_model(const std::string& name, const std::string& dir, v1::ModelInfo* info) {
@@ -127,31 +195,39 @@ grpc::Status ModelStore::describe_model(const std::string& name, const std::stri
     info->set_parameters(parameter_count(SafeTensors::read_file(weights.string())));
     return grpc::Status::OK;
   } catch (const std::exception& e) {
-    return {grpc::INTERNAL, "model '" + name + "' cannot be read: " + e.what()};
+    return {grpc::INTERNAL, "model '" + name + "' cannot be read: " + service::public_message(e.what(), {dir})};
   }
+}
+
+std::string ModelStore::model_name_for_sha(const std::string& sha256) {
+  if (sha256.empty()) return "";
+  std::map<std::string, std::string> names = root_models_;
+  for (const auto& e : fs::directory_iterator(models_)) names[e.path().filename().string()] = e.path().string();
+  for (const auto& [name, dir] : names)
+    if (cached_sha256((fs::path(dir) / kWeights).string()) == sha256) return name;
+  return "";
 }
 
 grpc::Status ModelStore::describe_artifact(const std::string& name, const std::string& path, v1::ModelInfo* info) {
   try {
     const SafeTensors file = SafeTensors::read_file(path);
-    auto it = file.metadata().find("qdm");
-    if (it == file.metadata().end()) return {grpc::INTERNAL, "artifact '" + name + "' has no qdm metadata"};
-    const auto meta = nlohmann::json::parse(it->second);
+    const ArtifactInfo meta = read_artifact_info(file);
     info->set_name(name);
     info->set_quantized(true);
     info->set_bytes(static_cast<int64_t>(file.file_bytes()));
     info->set_sha256(cached_sha256(path));
     info->set_parameters(parameter_count(file));
-    info->set_config_json(meta.value("unet_config", nlohmann::json::object()).dump());
-    nlohmann::json recipe = meta.value("recipe", nlohmann::json::object());
-    recipe["sampler"] = meta.value("sampler", "");
-    recipe["steps"] = meta.value("steps", 0);
+    info->set_config_json(meta.config.to_json().dump());
+    nlohmann::json recipe = meta.recipe;
+    recipe.update(meta.sampler.to_json());
     info->set_recipe_json(recipe.dump());
-    info->set_source_model(meta.value("source_sha256", ""));
-    fill_report(meta.value("report", nlohmann::json::object()), info->mutable_report());
+    info->set_source_model(meta.source_sha256);
+    // The name the job recorded, else the store's model with those weights (if still there).
+    info->set_source_model_name(meta.source_name.empty() ? model_name_for_sha(meta.source_sha256) : meta.source_name);
+    service::fill_report(meta.report, info->mutable_report());
     return grpc::Status::OK;
   } catch (const std::exception& e) {
-    return {grpc::INTERNAL, "artifact '" + name + "' cannot be read: " + e.what()};
+    return {grpc::INTERNAL, "artifact '" + name + "' cannot be read: " + service::public_message(e.what(), {data_})};
   }
 }
 
@@ -173,25 +249,19 @@ std::string ModelStore::make_temp_dir() {
 }
 
 grpc::Status ModelStore::commit_model(const std::string& temp_dir, const std::string& name, v1::ModelInfo* info) {
-  if (!service::valid_name(name))
-    return {grpc::INVALID_ARGUMENT, "'" + name + "' is not a model name (1-128 of A-Z a-z 0-9 . _ + -)"};
+  if (auto s = invalid_name(name); !s.ok()) return s;
   const fs::path dir(temp_dir);
   if (!fs::exists(dir / "config.json") || !fs::exists(dir / kWeights))
     return {grpc::INVALID_ARGUMENT, "a model folder needs config.json and diffusion_pytorch_model.safetensors"};
   try {
-    const UNetConfig config = UNetConfig::from_file((dir / "config.json").string());
-    const SafeTensors weights = SafeTensors::read_file((dir / kWeights).string());
-    if (weights.tensors().empty()) return {grpc::INVALID_ARGUMENT, "the safetensors file holds no tensors"};
-    if (!weights.find("conv_in.weight"))
-      return {grpc::INVALID_ARGUMENT, "the safetensors file has no conv_in.weight: is it a diffusers UNet2DModel?"};
-    (void)config;
+    validate_model(temp_dir);
   } catch (const std::exception& e) {
-    return {grpc::INVALID_ARGUMENT, std::string("the uploaded model is not valid: ") + e.what()};
+    return {grpc::INVALID_ARGUMENT, "the uploaded model is not valid: " + service::public_message(e.what(), {temp_dir, data_})};
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (model_dir(name) || artifact_path(name))
-      return {grpc::ALREADY_EXISTS, "a model or artifact named '" + name + "' exists; pick another name or delete it"};
+      return {grpc::ALREADY_EXISTS, "a model or artifact named " + echo(name) + " exists; pick another name or delete it"};
     fs::rename(dir, fs::path(models_) / name);
   }
   return describe_model(name, (fs::path(models_) / name).string(), info);
@@ -199,12 +269,9 @@ grpc::Status ModelStore::commit_model(const std::string& temp_dir, const std::st
 
 grpc::Status ModelStore::commit_artifact(const std::string& temp_file, const std::string& name) {
   try {
-    const SafeTensors file = SafeTensors::read_file(temp_file);
-    auto it = file.metadata().find("qdm");
-    if (it == file.metadata().end()) return {grpc::INVALID_ARGUMENT, "the result is not a qdm artifact"};
-    (void)nlohmann::json::parse(it->second);
+    read_artifact_info(SafeTensors::read_file(temp_file));
   } catch (const std::exception& e) {
-    return {grpc::INVALID_ARGUMENT, std::string("the artifact is not valid: ") + e.what()};
+    return {grpc::INVALID_ARGUMENT, "the artifact is not valid: " + service::public_message(e.what(), {data_})};
   }
   std::lock_guard<std::mutex> lock(mu_);
   fs::rename(temp_file, fs::path(artifacts_) / (name + ".safetensors"));
@@ -212,8 +279,7 @@ grpc::Status ModelStore::commit_artifact(const std::string& temp_file, const std
 }
 
 grpc::Status ModelStore::remove(const std::string& name) {
-  if (!service::valid_name(name))
-    return {grpc::INVALID_ARGUMENT, "'" + name + "' is not a model name (1-128 of A-Z a-z 0-9 . _ + -)"};
+  if (auto s = invalid_name(name); !s.ok()) return s;
   std::lock_guard<std::mutex> lock(mu_);
   const fs::path uploaded = fs::path(models_) / name;
   if (fs::exists(uploaded)) {
@@ -227,7 +293,7 @@ grpc::Status ModelStore::remove(const std::string& name) {
   if (model_dir(name))
     return {grpc::FAILED_PRECONDITION, "model '" + name + "' lives in a read-only model root; remove it from the "
                                        "root's folder instead"};
-  return {grpc::NOT_FOUND, "no model or artifact named '" + name + "'"};
+  return {grpc::NOT_FOUND, "no model or artifact named " + echo(name)};
 }
 
 }  // namespace qdm::server

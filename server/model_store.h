@@ -16,18 +16,22 @@
 #include <string>
 #include <vector>
 
+#include "format/unet_tensors.h"
 #include "qdm/v1/models.pb.h"
 
 namespace qdm::server {
 
 class ModelStore {
  public:
-  ModelStore(std::string data_dir, std::vector<std::string> model_roots);
+  // Model roots are checked at start like uploads; a folder that fails is skipped with a warning.
+  ModelStore(std::string data_dir, std::vector<std::string> model_roots, ModelLimits limits = {});
 
   std::optional<std::string> model_dir(const std::string& name) const;
   std::optional<std::string> artifact_path(const std::string& name) const;
 
   std::vector<v1::ModelInfo> list(bool include_artifacts);
+  // The UNet config of a model or artifact (cached by file stamp); nullopt when unknown.
+  std::optional<UNetConfig> config_of(const std::string& name, bool artifact);
   // NOT_FOUND for an unknown name.
   grpc::Status describe(const std::string& name, v1::ModelInfo* info);
 
@@ -39,8 +43,10 @@ class ModelStore {
   // A fresh folder under <data>/tmp for an upload or a job result; removed by the caller or
   // by the next start.
   std::string make_temp_dir();
-  // Validates the uploaded folder (config.json parses as a UNet2DModel config, the weights are
-  // a valid safetensors file holding the config's parameters) and moves it to models/<name>.
+  // Validates the uploaded folder as the engine would load it, without LibTorch (config.json
+  // within the limits, every tensor the config implies present with its shape and a float
+  // dtype, nothing else) and moves it to models/<name>. INVALID_ARGUMENT names the field or
+  // tensor, and files relative to the upload.
   grpc::Status commit_model(const std::string& temp_dir, const std::string& name, v1::ModelInfo* info);
   // Validates a qdm artifact (its metadata parses) and moves it to artifacts/<name>.safetensors.
   grpc::Status commit_artifact(const std::string& temp_file, const std::string& name);
@@ -49,13 +55,19 @@ class ModelStore {
 
  private:
   grpc::Status describe_model(const std::string& name, const std::string& dir, v1::ModelInfo* info);
+  // Throws ConfigError / SafeTensorsError naming what is wrong, files relative to `dir`.
+  void validate_model(const std::string& dir) const;
+  std::string model_name_for_sha(const std::string& sha256);
   grpc::Status describe_artifact(const std::string& name, const std::string& path, v1::ModelInfo* info);
   std::string cached_sha256(const std::string& path);
 
   std::string data_, models_, artifacts_, tmp_;
   std::vector<std::string> roots_;
+  ModelLimits limits_;
+  std::map<std::string, std::string> root_models_;  // valid read-only models: name -> folder
   std::mutex mu_;  // commits, removals and the hash cache
   std::map<std::string, std::pair<std::string, std::string>> sha_cache_;  // path -> (mtime+size, sha)
+  std::map<std::string, std::pair<std::string, UNetConfig>> config_cache_;  // path -> (mtime+size, config)
 };
 
 }  // namespace qdm::server

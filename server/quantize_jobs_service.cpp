@@ -2,13 +2,21 @@
 
 #include <spdlog/spdlog.h>
 
+#include "format/echo.h"
+
 namespace qdm::server {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 grpc::Status not_found(const std::string& id) {
-  return {grpc::NOT_FOUND, "no job with id '" + id + "'; qdm jobs list shows the ids"};
+  return {grpc::NOT_FOUND, "no job with id " + echo(id) + "; qdm jobs list shows the ids"};
+}
+
+grpc::Status check_id(const std::string& id) {
+  if (id.empty()) return {grpc::INVALID_ARGUMENT, "id is empty; give a job id (qdm jobs list shows them)"};
+  if (id.size() > 128) return {grpc::INVALID_ARGUMENT, "id " + echo(id) + " is not a job id"};
+  return grpc::Status::OK;
 }
 
 std::string artifact_base(const std::string& model, const v1::QuantizeOptions& o) {
@@ -25,10 +33,10 @@ QuantizeJobsService::QuantizeJobsService(const service::TokenAuth& auth, JobStor
     : auth_(auth), jobs_(jobs), models_(models), metrics_(metrics), limits_(limits), max_queued_(max_queued) {}
 
 grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1::Job* job) {
-  if (request.model().empty()) return {grpc::INVALID_ARGUMENT, "model is empty; name a model from qdm models list"};
+  if (auto s = service::check_name("model", request.model()); !s.ok()) return s;
   if (!models_.model_dir(request.model()))
-    return {grpc::NOT_FOUND, "no fp32 model named '" + request.model() +
-                                 "' (names only, no paths; qdm models list shows them, qdm models upload adds one)"};
+    return {grpc::NOT_FOUND, "no fp32 model named " + echo(request.model()) +
+                                 " (qdm models list shows them, qdm models upload adds one)"};
   if (request.idempotency_key().size() > 256)
     return {grpc::INVALID_ARGUMENT, "idempotency_key is longer than 256 bytes"};
   v1::QuantizeOptions options = request.options();
@@ -53,16 +61,27 @@ grpc::Status QuantizeJobsService::Submit(grpc::ServerContext* context, const v1:
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
     return metrics_.rpc.record("QuantizeJobs/Submit", start, denied);
-  return metrics_.rpc.record("QuantizeJobs/Submit", start, submit(*request, job));
+  grpc::Status status;
+  try {
+    status = submit(*request, job);
+  } catch (const std::exception& e) {
+    status = metrics_.store_failure("QuantizeJobs/Submit", e);
+  }
+  return metrics_.rpc.record("QuantizeJobs/Submit", start, status);
 }
 
 grpc::Status QuantizeJobsService::Get(grpc::ServerContext* context, const v1::GetJobRequest* request, v1::Job* job) {
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
     return metrics_.rpc.record("QuantizeJobs/Get", start, denied);
-  auto found = jobs_.get(request->id());
-  if (!found) return metrics_.rpc.record("QuantizeJobs/Get", start, not_found(request->id()));
-  *job = *found;
+  if (auto s = check_id(request->id()); !s.ok()) return metrics_.rpc.record("QuantizeJobs/Get", start, s);
+  try {
+    auto found = jobs_.get(request->id());
+    if (!found) return metrics_.rpc.record("QuantizeJobs/Get", start, not_found(request->id()));
+    *job = *found;
+  } catch (const std::exception& e) {
+    return metrics_.rpc.record("QuantizeJobs/Get", start, metrics_.store_failure("QuantizeJobs/Get", e));
+  }
   return metrics_.rpc.record("QuantizeJobs/Get", start, grpc::Status::OK);
 }
 
@@ -86,6 +105,8 @@ grpc::Status QuantizeJobsService::List(grpc::ServerContext* context, const v1::L
       response->set_next_page_token(page.next_page_token);
     } catch (const std::invalid_argument& e) {
       return {grpc::INVALID_ARGUMENT, e.what()};
+    } catch (const std::exception& e) {
+      return metrics_.store_failure("QuantizeJobs/List", e);
     }
     return grpc::Status::OK;
   }();
@@ -96,8 +117,14 @@ grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext* context, const v1:
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
     return metrics_.rpc.record("QuantizeJobs/Cancel", start, denied);
+  if (auto s = check_id(request->id()); !s.ok()) return metrics_.rpc.record("QuantizeJobs/Cancel", start, s);
   bool changed = false;
-  auto found = jobs_.cancel(request->id(), &changed);
+  std::optional<v1::Job> found;
+  try {
+    found = jobs_.cancel(request->id(), &changed);
+  } catch (const std::exception& e) {
+    return metrics_.rpc.record("QuantizeJobs/Cancel", start, metrics_.store_failure("QuantizeJobs/Cancel", e));
+  }
   if (!found) return metrics_.rpc.record("QuantizeJobs/Cancel", start, not_found(request->id()));
   if (!changed)
     return metrics_.rpc.record("QuantizeJobs/Cancel", start,
@@ -113,10 +140,16 @@ grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
     return metrics_.rpc.record("QuantizeJobs/Watch", start, denied);
+  if (auto s = check_id(request->id()); !s.ok()) return metrics_.rpc.record("QuantizeJobs/Watch", start, s);
   uint64_t seen = jobs_.version();
   std::string last;
   while (true) {
-    auto job = jobs_.get(request->id());
+    std::optional<v1::Job> job;
+    try {
+      job = jobs_.get(request->id());
+    } catch (const std::exception& e) {
+      return metrics_.rpc.record("QuantizeJobs/Watch", start, metrics_.store_failure("QuantizeJobs/Watch", e));
+    }
     if (!job) return metrics_.rpc.record("QuantizeJobs/Watch", start, not_found(request->id()));
     // Only the latest state is sent: a slow client skips intermediate updates.
     std::string bytes = job->SerializeAsString();

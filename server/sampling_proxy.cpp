@@ -3,6 +3,9 @@
 #include <grpcpp/client_context.h>
 #include <spdlog/spdlog.h>
 
+#include "format/class_labels.h"
+#include "format/echo.h"
+
 namespace qdm::server {
 namespace {
 
@@ -51,10 +54,21 @@ SamplingProxy::SamplingProxy(const service::TokenAuth& auth, ModelStore& models,
 
 grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
   if (auto s = service::check_sample_request(request, limits_); !s.ok()) return s;
-  if (request.source_case() == v1::SampleRequest::kModel && !models_.model_dir(request.model()))
-    return {grpc::NOT_FOUND, "no fp32 model named '" + request.model() + "'; qdm models list shows them"};
-  if (request.source_case() == v1::SampleRequest::kArtifact && !models_.artifact_path(request.artifact()))
-    return {grpc::NOT_FOUND, "no artifact named '" + request.artifact() + "'; qdm models list --artifacts shows them"};
+  const bool artifact = request.source_case() == v1::SampleRequest::kArtifact;
+  if (!artifact && !models_.model_dir(request.model()))
+    return {grpc::NOT_FOUND, "no fp32 model named " + echo(request.model()) + "; qdm models list shows them"};
+  if (artifact && !models_.artifact_path(request.artifact()))
+    return {grpc::NOT_FOUND, "no artifact named " + echo(request.artifact()) + "; qdm models list --artifacts shows them"};
+  // Class labels and guidance against the model's config, as the worker will check them.
+  if (auto config = models_.config_of(source_name(request), artifact)) {
+    try {
+      const auto labels = parse_class_labels(*config, {request.class_labels().begin(), request.class_labels().end()},
+                                             request.num_images());
+      check_class_labels(*config, labels, request.has_guidance_scale() ? request.guidance_scale() : 1.0);
+    } catch (const std::invalid_argument& e) {
+      return {grpc::INVALID_ARGUMENT, e.what()};
+    }
+  }
   return grpc::Status::OK;
 }
 

@@ -1,5 +1,9 @@
 #include "server/scheduler_metrics.h"
 
+#include <spdlog/spdlog.h>
+
+#include "service/convert.h"
+
 namespace qdm::server {
 namespace {
 
@@ -27,7 +31,12 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r)
       job_succeeded(job_duration_family.Add({{"outcome", "succeeded"}}, service::request_buckets())),
       job_failed(job_duration_family.Add({{"outcome", "failed"}}, service::request_buckets())),
       workers(gauge(r, "qdm_workers", "Workers heard from within the lease time").Add({})),
-      sample_in_flight(gauge(r, "qdm_sample_requests_in_flight", "Sample calls forwarded to workers and not yet answered").Add({})) {
+      sample_in_flight(gauge(r, "qdm_sample_requests_in_flight", "Sample calls forwarded to workers and not yet answered").Add({})),
+      store_errors(prometheus::BuildCounter()
+                       .Name("qdm_store_errors_total")
+                       .Help("Job store reads or writes that failed (disk full, I/O errors), by method")
+                       .Register(r)) {
+  store_errors.Add({{"method", "QuantizeJobs/Submit"}});  // in the first scrape, at zero
   auto& fam = gauge(r, "qdm_jobs", "Quantize jobs in the store, by state");
   for (auto s : {v1::Job::QUEUED, v1::Job::LEASED, v1::Job::RUNNING, v1::Job::SUCCEEDED, v1::Job::FAILED,
                  v1::Job::CANCELLED}) {
@@ -35,6 +44,12 @@ SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r)
     for (auto& c : name) c = static_cast<char>(std::tolower(c));
     jobs[s] = &fam.Add({{"state", name}});
   }
+}
+
+grpc::Status SchedulerMetrics::store_failure(const std::string& method, const std::exception& e) {
+  spdlog::error("{}: the job store failed: {}", method, e.what());
+  store_errors.Add({{"method", method}}).Increment();
+  return service::status_from_exception(e);
 }
 
 }  // namespace qdm::server

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <string>
 
 #include "qdm/v1/jobs.pb.h"
 #include "service/metrics.h"
@@ -20,6 +21,11 @@ struct SchedulerMetrics {
   prometheus::Histogram& job_failed;
   prometheus::Gauge& workers;                          // qdm_workers
   prometheus::Gauge& sample_in_flight;                 // qdm_sample_requests_in_flight
+  prometheus::Family<prometheus::Counter>& store_errors;  // qdm_store_errors_total{method}
+
+  // A job store failure in `method` (an RPC, or "maintenance"): logged at error level, counted,
+  // and mapped to UNAVAILABLE (RESOURCE_EXHAUSTED for a full disk) with a message.
+  grpc::Status store_failure(const std::string& method, const std::exception& e);
 };
 
 }  // namespace qdm::server

@@ -4,7 +4,8 @@
 
 #include <filesystem>
 
-#include "engine/util/sha256.h"
+#include "format/echo.h"
+#include "format/sha256.h"
 #include "service/file_transfer.h"
 
 namespace fs = std::filesystem;
@@ -50,18 +51,23 @@ grpc::Status WorkerGatewayService::Heartbeat(grpc::ServerContext* context, const
     return metrics_.rpc.record("WorkerGateway/Heartbeat", start,
                                {grpc::INVALID_ARGUMENT, "a heartbeat names the worker's id and address"});
   workers_.heartbeat(*request);
-  for (const auto& l : request->leases())
-    if (!jobs_.report(l.job_id(), l.lease_id(), l.stage(), l.progress(), l.loss(), settings_.lease_seconds))
-      response->add_revoked_leases(l.lease_id());
-  if (!request->draining() && request->free_slots() > 0 && !stopping_) {
-    assign(*request, response);
-    // Nothing queued: hold the call a little, so new work starts without waiting a heartbeat.
-    const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.hold_ms);
-    uint64_t seen = jobs_.version();
-    while (response->assignments_size() == 0 && Clock::now() < deadline && !context->IsCancelled() && !stopping_) {
-      seen = jobs_.wait_for_change(seen, std::chrono::milliseconds(200));
+  try {
+    for (const auto& l : request->leases())
+      if (!jobs_.report(l.job_id(), l.lease_id(), l.stage(), l.progress(), l.loss(), settings_.lease_seconds))
+        response->add_revoked_leases(l.lease_id());
+    if (!request->draining() && request->free_slots() > 0 && !stopping_) {
       assign(*request, response);
+      // Nothing queued: hold the call a little, so new work starts without waiting a heartbeat.
+      const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.hold_ms);
+      uint64_t seen = jobs_.version();
+      while (response->assignments_size() == 0 && Clock::now() < deadline && !context->IsCancelled() && !stopping_) {
+        seen = jobs_.wait_for_change(seen, std::chrono::milliseconds(200));
+        assign(*request, response);
+      }
     }
+  } catch (const std::exception& e) {
+    // The worker keeps its leases and retries: nothing it reported is lost by failing here.
+    return metrics_.rpc.record("WorkerGateway/Heartbeat", start, metrics_.store_failure("WorkerGateway/Heartbeat", e));
   }
   response->set_next_contact_ms(settings_.heartbeat_ms);
   response->set_lease_seconds(static_cast<int32_t>(settings_.lease_seconds));
@@ -78,13 +84,13 @@ grpc::Status WorkerGatewayService::FetchModel(grpc::ServerContext* context, cons
   if (request->artifact()) {
     auto path = models_.artifact_path(request->name());
     if (!path) return metrics_.rpc.record("WorkerGateway/FetchModel", start,
-                                          {grpc::NOT_FOUND, "no artifact named '" + request->name() + "'"});
+                                          {grpc::NOT_FOUND, "no artifact named " + echo(request->name())});
     dir = fs::path(*path).parent_path().string();
     files = {fs::path(*path).filename().string()};
   } else {
     auto d = models_.model_dir(request->name());
     if (!d) return metrics_.rpc.record("WorkerGateway/FetchModel", start,
-                                       {grpc::NOT_FOUND, "no model named '" + request->name() + "'"});
+                                       {grpc::NOT_FOUND, "no model named " + echo(request->name())});
     dir = *d;
     files = service::model_folder_files(dir);
   }
@@ -105,7 +111,7 @@ grpc::Status WorkerGatewayService::finish(grpc::ServerReader<v1::FinishJobChunk>
     return {grpc::INVALID_ARGUMENT, "FinishJob starts with a header"};
   const auto h = chunk.header();
   auto job = jobs_.get(h.job_id());
-  if (!job) return {grpc::NOT_FOUND, "no job " + h.job_id()};
+  if (!job) return {grpc::NOT_FOUND, "no job " + echo(h.job_id())};
   if (jobs_.current_lease(h.job_id()) != h.lease_id())
     return {grpc::FAILED_PRECONDITION, "lease " + h.lease_id() + " of job " + h.job_id() +
                                            " is no longer current (expired or cancelled); the result is dropped"};
@@ -146,7 +152,13 @@ grpc::Status WorkerGatewayService::FinishJob(grpc::ServerContext* context, grpc:
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWorker); !denied.ok())
     return metrics_.rpc.record("WorkerGateway/FinishJob", start, denied);
-  return metrics_.rpc.record("WorkerGateway/FinishJob", start, finish(reader));
+  grpc::Status status;
+  try {
+    status = finish(reader);
+  } catch (const std::exception& e) {
+    status = metrics_.store_failure("WorkerGateway/FinishJob", e);
+  }
+  return metrics_.rpc.record("WorkerGateway/FinishJob", start, status);
 }
 
 }  // namespace qdm::server

@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "engine/util/sha256.h"
+#include "format/sha256.h"
 
 namespace fs = std::filesystem;
 

@@ -20,14 +20,11 @@ struct Limits {
   int max_report_samples = 1024;
 };
 
-// The recipes this build knows (the engine's list; kept in one place for the service).
-const std::vector<std::string>& recipe_names();
-
 grpc::Status check_sampler(const v1::SamplerSpec& s, const Limits& limits);
 grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& limits);
 grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limits);
 
-// Fills unset fields with the defaults (recipe tfmq, W4A8, 100 DDIM steps, ...).
-void apply_defaults(v1::QuantizeOptions& o);
+// INVALID_ARGUMENT unless `name` can be a model or artifact name (never a path).
+grpc::Status check_name(const std::string& field, const std::string& name);
 
 }  // namespace qdm::service

@@ -10,7 +10,7 @@
 #include "engine/quant/act_quantizer.h"
 #include "engine/quant/quant_model.h"
 #include "engine/quant/recipe.h"
-#include "engine/quant/reference_images.h"
+#include "engine/job/reference_images.h"
 #include "engine/quant/uniform_quant.h"
 #include "engine/runtime/loaded_model.h"
 #include "tests/test_models.h"

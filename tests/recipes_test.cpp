@@ -5,7 +5,7 @@
 
 #include "engine/artifact/artifact.h"
 #include "engine/model/model_folder.h"
-#include "engine/model_io/safetensors.h"
+#include "format/safetensors.h"
 #include "engine/quant/adaround.h"
 #include "engine/quant/recipe.h"
 #include "engine/quant/reconstruction.h"

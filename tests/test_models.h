@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 #include "engine/quant/quant_model.h"
 
 namespace qdm::testing {

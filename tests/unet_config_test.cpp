@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/model/unet_config.h"
-#include "engine/sampling/noise_schedule.h"
+#include "format/unet_config.h"
+#include "format/noise_schedule.h"
 #include "tests/test_models.h"
 
 namespace qdm {

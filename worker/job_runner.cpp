@@ -5,36 +5,17 @@
 
 #include <filesystem>
 
-#include "engine/quant/quantize_job.h"
-#include "engine/sampling/timesteps.h"
-#include "engine/util/sha256.h"
+#include "engine/job/quantize_job.h"
+#include "format/timesteps.h"
+#include "format/sha256.h"
 #include "service/auth.h"
+#include "service/convert.h"
 #include "service/file_transfer.h"
 
 namespace fs = std::filesystem;
 
 namespace qdm::worker {
 namespace {
-
-QuantizeJobOptions job_options(const v1::QuantizeOptions& o) {
-  QuantizeJobOptions j;
-  RecipeOptions& r = j.recipe;
-  r.recipe = o.recipe();
-  r.spec.weight_bits = o.weight_bits();
-  r.spec.act_bits = o.act_bits() == 32 ? 0 : o.act_bits();
-  if (o.keep_fp_size() > 0) r.spec.keep_fp.assign(o.keep_fp().begin(), o.keep_fp().end());
-  r.sampler.kind = o.sampler().kind() == v1::SamplerSpec::DDPM ? SamplerKind::kDDPM : SamplerKind::kDDIM;
-  r.sampler.steps = o.sampler().steps() > 0 ? o.sampler().steps() : 100;
-  r.sampler.eta = o.sampler().eta();
-  if (!o.sampler().spacing().empty()) r.sampler.spacing = parse_spacing(o.sampler().spacing());
-  r.calib_samples = o.calib_samples();
-  r.calib_seed = o.calib_seed();
-  r.recon.iters = o.iters();
-  r.recon.act_iters = o.act_iters();
-  r.spec.validate();
-  j.report_samples = o.report_samples();
-  return j;
-}
 
 }  // namespace
 
@@ -114,6 +95,12 @@ void JobRunner::drain(std::chrono::seconds timeout) {
   jobs_.clear();
 }
 
+std::vector<std::string> JobRunner::hidden_paths() const {
+  // The worker's own folders never reach a client: names stay relative to them.
+  return {fs::absolute(work_dir_).parent_path().string(), fs::path(work_dir_).parent_path().string(), reference_dir_,
+          classifier_dir_};
+}
+
 void JobRunner::execute(Running& job) {
   const auto& a = job.assignment;
   const fs::path job_dir = fs::path(work_dir_) / a.job_id();
@@ -121,7 +108,8 @@ void JobRunner::execute(Running& job) {
   const std::string out = (job_dir / "artifact.safetensors").string();
   spdlog::info("job {}: {} on {} (attempt {})", a.job_id(), a.options().recipe(), a.model(), a.attempt());
   try {
-    QuantizeJobOptions options = job_options(a.options());
+    QuantizeJobOptions options = service::quantize_job_options(a.options());
+    options.source_name = a.model();
     options.classifier_dir = classifier_dir_;
     options.reference_cache_dir = reference_dir_;
     const std::string dir = fetcher_.fetch(a.model(), false);
@@ -137,16 +125,16 @@ void JobRunner::execute(Running& job) {
       if (p.loss > 0) job.report.set_loss(p.loss);
       return !job.cancelled.load();
     });
-    nlohmann::json report = result.report;
+    nlohmann::json report = result.report.is_object() ? result.report : nlohmann::json::object();
     report["timings"] = result.timings;
     send_result(job, true, "", report.dump(), out);
   } catch (const QuantizeCancelled&) {
     spdlog::info("job {}: stopped", a.job_id());
   } catch (const std::invalid_argument& e) {
-    send_result(job, false, std::string("bad options: ") + e.what(), "", "");
+    send_result(job, false, "bad options: " + service::public_message(e.what(), hidden_paths()), "", "");
   } catch (const std::exception& e) {
     spdlog::error("job {} failed: {}", a.job_id(), e.what());
-    send_result(job, false, e.what(), "", "");
+    send_result(job, false, service::public_message(e.what(), hidden_paths()), "", "");
   }
   fs::remove_all(job_dir);
   job.finished = true;

@@ -42,6 +42,7 @@ class JobRunner {
     std::thread thread;
   };
   void execute(Running& job);
+  std::vector<std::string> hidden_paths() const;
   void send_result(const Running& job, bool ok, const std::string& error, const std::string& report_json,
                    const std::string& artifact_path);
   void reap();

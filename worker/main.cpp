@@ -22,6 +22,8 @@
 #include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 #include "service/auth.h"
+#include "service/health_names.h"
+#include "service/reflection_v1.h"
 #include "service/logging.h"
 #include "service/shutdown_signals.h"
 #include "worker/job_runner.h"
@@ -110,13 +112,17 @@ int main(int argc, char** argv) {
     builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
     builder.SetMaxSendMessageSize(64 << 20);
     builder.RegisterService(&sampling);
+    const std::vector<std::string> services = {"qdm.v1.Sampling"};
+    service::ReflectionV1 reflection_v1({"qdm.v1.Sampling", "grpc.health.v1.Health",
+                                         "grpc.reflection.v1alpha.ServerReflection", "grpc.reflection.v1.ServerReflection"});
+    builder.RegisterService(&reflection_v1);
     auto server = builder.BuildAndStart();
     if (!server || port == 0) {
       spdlog::error("cannot listen on {}", listen);
       return 1;
     }
     auto* health = server->GetHealthCheckService();
-    health->SetServingStatus(false);  // until the scheduler has heard from us
+    service::set_serving({health}, services, false);  // until the scheduler has heard from us
     if (advertise.empty()) {
       char host[256] = {0};
       gethostname(host, sizeof host - 1);
@@ -131,7 +137,7 @@ int main(int argc, char** argv) {
     info.set_device(device.str());
     std::atomic<bool> serving{false};
     worker::SchedulerLink link(*gateway, info, jobs, cache, batcher, worker_token, [&](bool ok) {
-      if (ok && !serving.exchange(true)) health->SetServingStatus(true);
+      if (ok && !serving.exchange(true)) service::set_serving({health}, services, true);
     });
     spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}, sampling on {}", info.id(), port,
                  metrics_server.port(), scheduler, info.device());
@@ -139,7 +145,7 @@ int main(int argc, char** argv) {
     const int sig = signals.wait();
     spdlog::info("signal {}: draining (up to {} s for running jobs)", sig, drain_seconds);
     link.set_draining();
-    health->SetServingStatus(false);
+    service::set_serving({health}, services, false);
     jobs.drain(std::chrono::seconds(drain_seconds));
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
     batcher.stop();

@@ -1,5 +1,7 @@
 #include "worker/model_cache.h"
 
+#include <filesystem>
+
 #include <spdlog/spdlog.h>
 
 #include "engine/artifact/artifact.h"
@@ -58,6 +60,10 @@ std::string precision_label(const LoadedModel& model) {
   const std::string kernels = model.kernels();  // "int (avx512vnni)" or "sim"
   return "w" + std::to_string(spec.weight_bits) + "a" + std::to_string(spec.act_bits == 0 ? 32 : spec.act_bits) + "-" +
          kernels.substr(0, kernels.find(' '));
+}
+
+std::vector<std::string> ModelCache::hidden_paths() const {
+  return {std::filesystem::absolute(fetcher_.cache_dir()).string(), fetcher_.cache_dir()};
 }
 
 }  // namespace qdm::worker

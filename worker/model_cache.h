@@ -22,6 +22,8 @@ class ModelCache {
   // Throws FetchError (unknown name, transfer) or std::exception (the file does not load).
   std::shared_ptr<LoadedModel> get(const std::string& name, bool artifact, KernelMode kernels);
   std::vector<std::string> names();
+  // Local folders that messages to clients must not name (see service::public_message).
+  std::vector<std::string> hidden_paths() const;
 
  private:
   struct Entry {

@@ -22,6 +22,8 @@ class ModelFetcher {
   // The local folder of a model, or the local file of an artifact. Throws FetchError.
   // `version` (optional) receives the scheduler's manifest: it changes when the content does.
   std::string fetch(const std::string& name, bool artifact, std::string* version = nullptr);
+  // Where local copies live: never named in a status a client sees.
+  const std::string& cache_dir() const { return cache_; }
 
  private:
   std::string cache_;

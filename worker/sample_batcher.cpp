@@ -3,26 +3,20 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/sampling/images.h"
-#include "engine/sampling/timesteps.h"
+#include "format/class_labels.h"
+#include "format/timesteps.h"
+#include "service/convert.h"
 
 namespace qdm::worker {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Requests with the same key can share a UNet call.
+// Requests with the same key can share a UNet call. Class labels are per image, so requests
+// with different labels batch together; guidance scales differ per call, so they do not.
 std::string batch_key(const v1::SampleRequest& r) {
-  return r.model() + "|" + r.artifact() + "|" + std::to_string(r.kernels()) + "|" + r.sampler().SerializeAsString();
-}
-
-SamplerOptions sampler_options(const v1::SamplerSpec& spec, const LoadedModel& model) {
-  SamplerOptions o = model.default_sampler();
-  if (spec.kind() == v1::SamplerSpec::DDPM) o.kind = SamplerKind::kDDPM;
-  if (spec.kind() == v1::SamplerSpec::DDIM) o.kind = SamplerKind::kDDIM;
-  if (spec.steps() > 0) o.steps = spec.steps();
-  if (spec.kind() != v1::SamplerSpec::KIND_UNSPECIFIED || spec.eta() != 0) o.eta = spec.eta();
-  if (!spec.spacing().empty()) o.spacing = parse_spacing(spec.spacing());
-  return o;
+  return r.model() + "|" + r.artifact() + "|" + std::to_string(r.kernels()) + "|" + r.sampler().SerializeAsString() +
+         "|" + std::to_string(r.has_guidance_scale() ? r.guidance_scale() : 1.0);
 }
 
 void finish(PendingSample& p, const grpc::Status& status) {
@@ -130,22 +124,38 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
     const bool artifact = first.source_case() == v1::SampleRequest::kArtifact;
     model = cache_.get(artifact ? first.artifact() : first.model(), artifact,
                        first.kernels() == v1::SampleRequest::SIM ? KernelMode::kSim : KernelMode::kInt);
-    req.sampler = sampler_options(first.sampler(), *model);
+    req.sampler = service::sampler_options(first.sampler(), model->default_sampler());
     model->check(req.sampler);
+    req.guidance_scale = first.has_guidance_scale() ? first.guidance_scale() : 1.0;
+    // Each request's labels against the model, so one bad request fails alone.
+    for (auto it = live.begin(); it != live.end();) {
+      try {
+        const auto& r = (*it)->request;
+        const std::vector<int> labels = parse_class_labels(model->config(), {r.class_labels().begin(), r.class_labels().end()}, r.num_images());
+        model->check_conditioning(labels, req.guidance_scale);
+        (*it)->labels = labels;
+        ++it;
+      } catch (const std::invalid_argument& e) {
+        finish(**it, {grpc::INVALID_ARGUMENT, e.what()});
+        it = live.erase(it);
+      }
+    }
+    if (live.empty()) return;
   } catch (const FetchError& e) {
     for (auto& p : live) finish(*p, {e.code, e.what()});
     return;
-  } catch (const std::invalid_argument& e) {
-    for (auto& p : live) finish(*p, {grpc::INVALID_ARGUMENT, e.what()});
-    return;
   } catch (const std::exception& e) {
-    for (auto& p : live) finish(*p, {grpc::INTERNAL, std::string("loading the model failed: ") + e.what()});
+    const grpc::Status status = service::status_from_exception(e, "loading the model failed", cache_.hidden_paths());
+    for (auto& p : live) finish(*p, status);
     return;
   }
   std::vector<std::pair<PendingSample*, int>> owner;  // image -> (request, index within it)
+  const bool conditional = model->config().conditional();
   for (auto& p : live)
     for (int i = 0; i < p->request.num_images(); ++i) {
       req.seeds.push_back(p->request.seed() + static_cast<uint64_t>(i));
+      // No label on a conditional model: the null class (unconditional).
+      if (conditional) req.class_labels.push_back(p->labels.empty() ? *model->config().null_class : p->labels[static_cast<size_t>(i)]);
       owner.emplace_back(p.get(), i);
     }
   req.num_images = static_cast<int>(req.seeds.size());
@@ -185,6 +195,7 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
       v1::GeneratedImage img;
       img.set_index(index);
       img.set_seed(req.seeds[i]);
+      img.set_class_label(req.class_labels.empty() ? -1 : req.class_labels[i]);
       const auto png = encode_image_png(images, static_cast<int64_t>(i), model->png_text(req, static_cast<int>(i)));
       img.set_png(png.data(), png.size());
       std::lock_guard<std::mutex> lock(p->mu);
@@ -204,7 +215,8 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
                               : grpc::Status(grpc::DEADLINE_EXCEEDED, "the deadline passed during sampling"));
   } catch (const std::exception& e) {
     spdlog::error("sampling failed: {}", e.what());
-    for (auto& p : live) finish(*p, {grpc::INTERNAL, std::string("sampling failed: ") + e.what()});
+    const grpc::Status status = service::status_from_exception(e, "sampling failed", cache_.hidden_paths());
+    for (auto& p : live) finish(*p, status);
   }
 }
 

@@ -1,5 +1,6 @@
 // Dynamic batching of sample requests on a worker (Triton semantics): requests that can share
-// a UNet call (same model or artifact, kernels, sampler, steps, eta, spacing) are merged up to
+// a UNet call (same model or artifact, kernels, sampler, steps, eta, spacing, guidance scale;
+// class labels are per image and may differ) are merged up to
 // `max_batch` images; a batch leaves when it is full or its oldest request has waited
 // `max_delay`. The queue is bounded in images: submit() answers RESOURCE_EXHAUSTED when full.
 // Every image keeps its own seed, so results do not depend on what it was batched with.
@@ -34,6 +35,7 @@ struct BatchingOptions {
 // One request in flight: filled by the batcher, read by the RPC handler.
 struct PendingSample {
   v1::SampleRequest request;
+  std::vector<int> labels;  // resolved by the batcher against the model (empty: none)
   std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
   std::atomic<bool> cancelled{false};

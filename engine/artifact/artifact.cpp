@@ -7,9 +7,9 @@
 #include <unordered_map>
 
 #include "engine/artifact/weight_packing.h"
-#include "engine/model_io/safetensors.h"
+#include "format/safetensors.h"
 #include "engine/model_io/tensor_io.h"
-#include "engine/util/sha256.h"
+#include "format/sha256.h"
 
 namespace qdm {
 namespace {
@@ -40,7 +40,8 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   at::NoGradGuard no_grad;
   TensorMap tensors;
   std::set<std::string> packed_weights;
-  nlohmann::json layers = nlohmann::json::array();
+  ArtifactInfo meta = info;
+  meta.layers.clear();
   const bool cached = model.has_temporal_cache();
   for (const auto& l : model.layers) {
     if (cached && is_temporal_layer(l->name)) continue;  // replaced by the feature cache
@@ -54,8 +55,8 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
     const bool quant_input = l->quant_input;
     if (quant_input) add_act_table(tensors, l->name, l->act);
     packed_weights.insert(l->name + ".weight");
-    layers.push_back({{"name", l->name}, {"weight_bits", l->weight_params.bits},
-                      {"act_bits", quant_input ? l->act.bits : 0}, {"act_entries", quant_input ? l->act.scale.size() : 0}});
+    meta.layers.push_back({l->name, l->weight_params.bits, quant_input ? l->act.bits : 0,
+                           quant_input ? static_cast<int>(l->act.scale.size()) : 0});
   }
   for (const auto& a : model.attention) {
     add_act_table(tensors, a->name + ".q", a->q);
@@ -76,58 +77,19 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   }
   for (const auto& b : model.unet->named_buffers()) tensors[b.key()] = b.value().to(at::kFloat);
 
-  nlohmann::json meta = {{"format", "qdm-artifact"},
-                         {"format_version", kArtifactFormatVersion},
-                         {"unet_config", info.config.to_json()},
-                         {"scheduler_config", info.scheduler.to_json()},
-                         {"sampler", sampler_name(info.sampler.kind)},
-                         {"steps", info.sampler.steps},
-                         {"eta", info.sampler.eta},
-                         {"spacing", spacing_name(info.sampler.spacing)},
-                         {"timesteps", info.timesteps},
-                         {"source_sha256", info.source_sha256},
-                         {"recipe", info.recipe},
-                         {"spec", model.spec.to_json()},
-                         {"layers", layers},
-                         {"kept_fp", model.kept_fp},
-                         {"attention_quantized", model.attention.size()},
-                         {"temporal_cache", cached},
-                         {"timings", info.timings},
-                         {"report", info.report},
-                         {"qdm_version", "0.1.0"}};
-  save_tensors(path, tensors, {{"qdm", meta.dump()}, {"format", "qdm"}});
+  meta.spec = model.spec;
+  meta.kept_fp = model.kept_fp;
+  meta.attention_quantized = static_cast<int>(model.attention.size());
+  meta.temporal_cache = cached;
+  save_tensors(path, tensors, {{"qdm", meta.to_json().dump()}, {"format", "qdm"}});
 }
 
 LoadedArtifact load_artifact(const std::string& path) {
   const SafeTensors file = SafeTensors::read_file(path);
-  auto it = file.metadata().find("qdm");
-  if (it == file.metadata().end())
-    throw ArtifactError(path + ": not a qdm artifact (no 'qdm' metadata; is this a model's weights file?)");
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception& e) {
-    throw ArtifactError(path + ": metadata is not valid JSON: " + e.what());
-  }
   LoadedArtifact out;
   try {
-    if (meta.value("format_version", 0) != kArtifactFormatVersion)
-      throw ArtifactError("format_version " + meta.value("format_version", nlohmann::json()).dump() +
-                          " is not supported (this build reads " + std::to_string(kArtifactFormatVersion) + ")");
-    out.info.config = UNetConfig::from_json(meta.at("unet_config"));
-    out.info.scheduler = SchedulerConfig::from_json(meta.at("scheduler_config"));
-    out.info.sampler.kind = parse_sampler(meta.at("sampler").get<std::string>());
-    out.info.sampler.steps = meta.at("steps").get<int>();
-    out.info.sampler.eta = meta.at("eta").get<double>();
-    out.info.sampler.spacing = parse_spacing(meta.at("spacing").get<std::string>());
-    out.info.timesteps = meta.at("timesteps").get<std::vector<int>>();
-    out.info.source_sha256 = meta.value("source_sha256", "");
-    out.info.recipe = meta.value("recipe", nlohmann::json::object());
-    out.info.timings = meta.value("timings", nlohmann::json::object());
-    out.info.report = meta.value("report", nlohmann::json::object());
-    out.model = std::make_unique<QuantizedUNet>(UNet2DModel(out.info.config), QuantSpec::from_json(meta.at("spec")));
-  } catch (const nlohmann::json::exception& e) {
-    throw ArtifactError(path + ": metadata is incomplete: " + e.what());
+    out.info = read_artifact_info(file);
+    out.model = std::make_unique<QuantizedUNet>(UNet2DModel(out.info.config), out.info.spec);
   } catch (const std::exception& e) {
     throw ArtifactError(path + ": " + e.what());
   }
@@ -151,7 +113,7 @@ LoadedArtifact load_artifact(const std::string& path) {
     aq.set_table(std::move(scale), std::move(zero));
   };
   std::set<std::string> packed_weights;
-  const bool cached = meta.value("temporal_cache", false);
+  const bool cached = out.info.temporal_cache;
   if (cached) {
     const size_t resnets = q.unet->resnets_in_order().size();
     const int labels = out.info.config.label_count();

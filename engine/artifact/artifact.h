@@ -14,32 +14,17 @@
 #include <string>
 #include <vector>
 
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 #include "engine/quant/quant_model.h"
-#include "engine/sampling/noise_schedule.h"
+#include "format/artifact_metadata.h"
+#include "format/noise_schedule.h"
 #include "engine/sampling/guidance.h"
 #include "engine/sampling/samplers.h"
 
 namespace qdm {
 
-constexpr int kArtifactFormatVersion = 1;
-
-struct ArtifactInfo {
-  UNetConfig config;
-  SchedulerConfig scheduler;
-  SamplerOptions sampler;
-  std::vector<int> timesteps;  // the schedule the tables were calibrated for
-  std::string source_sha256;
-  nlohmann::json recipe;   // RecipeOptions::to_json()
-  nlohmann::json timings;  // seconds per stage
-  nlohmann::json report;   // quality report, may be empty
-};
-
-class ArtifactError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
+// Writes the tensors of `model` and `info` as metadata, with its spec, layers, kept layers and
+// feature cache flag taken from the model.
 void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info);
 
 struct LoadedArtifact {

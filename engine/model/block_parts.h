@@ -8,7 +8,7 @@
 #include "engine/model/attention_block.h"
 #include "engine/model/resnet_block.h"
 #include "engine/model/time_context.h"
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 
 namespace qdm {
 

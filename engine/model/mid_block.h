@@ -6,7 +6,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "engine/model/time_context.h"
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 
 namespace qdm {
 

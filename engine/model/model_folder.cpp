@@ -8,9 +8,10 @@
 #include <set>
 #include <torch/utils.h>
 
-#include "engine/model_io/safetensors.h"
+#include "format/safetensors.h"
+#include "format/unet_tensors.h"
 #include "engine/model_io/tensor_io.h"
-#include "engine/util/sha256.h"
+#include "format/sha256.h"
 
 namespace qdm {
 namespace fs = std::filesystem;
@@ -20,18 +21,6 @@ namespace {
 std::string shape_str(at::IntArrayRef s) { return c10::str(s); }
 
 }  // namespace
-
-std::string canonical_tensor_name(const std::string& stored) {
-  static const std::pair<const char*, const char*> kOld[] = {
-      {".query.", ".to_q."}, {".key.", ".to_k."}, {".value.", ".to_v."}, {".proj_attn.", ".to_out.0."}};
-  if (stored.find("attentions.") == std::string::npos) return stored;
-  for (const auto& [old_name, new_name] : kOld) {
-    const auto pos = stored.find(old_name);
-    if (pos != std::string::npos)
-      return stored.substr(0, pos) + new_name + stored.substr(pos + std::strlen(old_name));
-  }
-  return stored;
-}
 
 std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file) {
   std::map<std::string, at::Tensor> targets;
@@ -81,10 +70,11 @@ DiffusionModel load_model_folder(const std::string& dir) {
     }
   }
   const SafeTensors file = SafeTensors::read_file(weights.string());
-  m.unet = UNet2DModel(m.config);
   try {
+    check_unet_weights(m.config, file);  // the scheduler's check of uploads, before any allocation
+    m.unet = UNet2DModel(m.config);
     m.weights_dtype = load_unet_weights(*m.unet, file);
-  } catch (const ModelLoadError& e) {
+  } catch (const std::exception& e) {
     throw ModelLoadError(weights.string() + ": " + e.what());
   }
   m.unet->eval();

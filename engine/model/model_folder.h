@@ -5,8 +5,9 @@
 #include <string>
 
 #include "engine/model/unet_2d.h"
-#include "engine/model/unet_config.h"
-#include "engine/sampling/noise_schedule.h"
+#include "format/unet_config.h"
+#include "format/unet_tensors.h"
+#include "format/noise_schedule.h"
 
 namespace qdm {
 
@@ -33,8 +34,6 @@ std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file);
 // Writes config.json, diffusion_pytorch_model.safetensors (F32) and scheduler/scheduler_config.json.
 void save_model_folder(const std::string& dir, UNet2DModelImpl& unet, const SchedulerConfig& scheduler);
 
-// The pre-0.14 attention names (query/key/value/proj_attn) mapped to today's, other names as is.
-std::string canonical_tensor_name(const std::string& stored);
 
 class ModelLoadError : public std::runtime_error {
  public:

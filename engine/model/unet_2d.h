@@ -13,7 +13,7 @@
 #include "engine/model/layers.h"
 #include "engine/model/mid_block.h"
 #include "engine/model/timestep_embedding.h"
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 
 namespace qdm {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/model/time_context.h"
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 
 namespace qdm {
 

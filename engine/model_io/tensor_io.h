@@ -6,7 +6,7 @@
 #include <map>
 #include <string>
 
-#include "engine/model_io/safetensors.h"
+#include "format/safetensors.h"
 
 namespace qdm {
 

@@ -17,31 +17,8 @@ bool matches(const std::string& name, const std::vector<std::string>& patterns) 
 }  // namespace
 
 bool is_temporal_layer(const std::string& name) {
-  return name.rfind("time_embedding.", 0) == 0 || name.find(".time_emb_proj") != std::string::npos;
-}
-
-nlohmann::json QuantSpec::to_json() const {
-  return {{"weight_bits", weight_bits}, {"act_bits", act_bits},           {"steps", steps},
-          {"keep_fp", keep_fp},         {"keep_fp_input", keep_fp_input}, {"quantize_attention", quantize_attention}};
-}
-
-QuantSpec QuantSpec::from_json(const nlohmann::json& j) {
-  QuantSpec s;
-  s.weight_bits = j.at("weight_bits").get<int>();
-  s.act_bits = j.at("act_bits").get<int>();
-  s.steps = j.at("steps").get<int>();
-  s.keep_fp = j.at("keep_fp").get<std::vector<std::string>>();
-  s.keep_fp_input = j.at("keep_fp_input").get<std::vector<std::string>>();
-  s.quantize_attention = j.at("quantize_attention").get<bool>();
-  s.validate();
-  return s;
-}
-
-void QuantSpec::validate() const {
-  if (weight_bits < 2 || weight_bits > 8) throw std::invalid_argument("wbits must be in [2, 8], got " + std::to_string(weight_bits));
-  if (act_bits != 0 && (act_bits < 4 || act_bits > 8))
-    throw std::invalid_argument("abits must be in [4, 8] or 0/32 for fp32 activations, got " + std::to_string(act_bits));
-  if (steps < 1) throw std::invalid_argument("steps must be >= 1");
+  return name.rfind("time_embedding.", 0) == 0 || name.rfind("class_embedding.", 0) == 0 ||
+         name.find(".time_emb_proj") != std::string::npos;
 }
 
 QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)

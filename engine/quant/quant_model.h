@@ -9,30 +9,12 @@
 
 #include "engine/model/unet_2d.h"
 #include "engine/quant/quant_layers.h"
+#include "format/quantize_options.h"
 
 namespace qdm {
 
-struct QuantSpec {
-  int weight_bits = 4;  // 2..8
-  int act_bits = 8;     // 4..8, or 0 for fp32 activations (W4A32)
-  int steps = 100;      // entries of per-step tables
-  // Layers kept in fp32 (weights and input activations), by qualified-name substring.
-  // Default: TFMQ-DM's choice (see methods.md): first time-embedding linear, conv_in,
-  // conv_out, skip 1x1 convs, downsample convs.
-  std::vector<std::string> keep_fp = {"time_embedding.linear_1", "conv_in", "conv_out", "conv_shortcut",
-                                      "downsamplers"};
-  // Layers whose weights are quantized but whose input stays fp32 (the first ResBlock conv's
-  // input, as in TFMQ-DM's code).
-  std::vector<std::string> keep_fp_input = {"down_blocks.0.resnets.0.conv1"};
-  bool quantize_attention = true;  // q, k, v and softmax output as 8-bit activations
-
-  nlohmann::json to_json() const;
-  static QuantSpec from_json(const nlohmann::json& j);
-  void validate() const;  // throws std::invalid_argument naming the bad option
-};
-
 // Whether a parameter or layer name belongs to the Temporal Information Block: the time
-// embedding and every resnet's time_emb_proj (TFMQ-DM).
+// embedding, the class embedding and every resnet's time_emb_proj (TFMQ-DM).
 bool is_temporal_layer(const std::string& name);
 
 class QuantizedUNet {

@@ -26,33 +26,8 @@ UNet2DModel clone_unet(const DiffusionModel& model) {
 
 }  // namespace
 
-nlohmann::json RecipeOptions::to_json() const {
-  return {{"recipe", recipe},
-          {"spec", spec.to_json()},
-          {"sampler", sampler_name(sampler.kind)},
-          {"steps", sampler.steps},
-          {"eta", sampler.eta},
-          {"spacing", spacing_name(sampler.spacing)},
-          {"calib_samples", calib_samples},
-          {"calib_seed", calib_seed},
-          {"recon_iters", recon.iters},
-          {"recon_act_iters", recon.act_iters},
-          {"recon_batch", recon.batch},
-          {"recon_step_stride", recon_step_stride},
-          {"adaround_lr", recon.lr},
-          {"adaround_lambda", recon.lambda},
-          {"lsq_lr", recon.act_lr}};
-}
-
-std::vector<std::string> recipe_names() { return {"rtn", "qdiffusion", "tfmq", "tfmq+cache"}; }
-
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
-  const auto names = recipe_names();
-  if (std::find(names.begin(), names.end(), o.recipe) == names.end())
-    throw std::invalid_argument("unknown recipe '" + o.recipe + "'; use rtn, qdiffusion, tfmq or tfmq+cache");
-  if (o.recon.iters < 0 || o.recon.act_iters < 0 || o.recon.batch < 1 || o.recon_step_stride < 1)
-    throw std::invalid_argument("reconstruction iterations must be >= 0, batch and step stride >= 1");
-  if (o.calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
+  o.validate();
   auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
     if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
   };

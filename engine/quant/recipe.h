@@ -25,21 +25,11 @@
 #include "engine/quant/calibration.h"
 #include "engine/quant/quant_model.h"
 #include "engine/quant/reconstruction.h"
+#include "format/quantize_options.h"
+#include "format/recipes.h"
 
 namespace qdm {
 
-struct RecipeOptions {
-  std::string recipe = "rtn";
-  QuantSpec spec;
-  SamplerOptions sampler;  // the schedule the artifact is calibrated for
-  int calib_samples = 32;  // trajectories; each contributes one x_t per step
-  uint64_t calib_seed = 1234;
-  int batch = 64;
-  ReconOptions recon;        // qdiffusion / tfmq reconstruction settings
-  int recon_step_stride = 5; // weight reconstruction uses every k-th step of the calibration data
-
-  nlohmann::json to_json() const;
-};
 
 struct QuantizeProgress {
   std::string stage;  // "calibration data", "activation ranges", "weights", ...
@@ -59,8 +49,6 @@ struct QuantizeResult {
   nlohmann::json timings;  // seconds per stage
 };
 
-// Names of the recipes this build has.
-std::vector<std::string> recipe_names();
 // Throws std::invalid_argument for an unknown recipe or bad options, QuantizeCancelled.
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& options,
                               const QuantizeCallback& progress = nullptr);

@@ -15,6 +15,7 @@
 
 #include "engine/model/unet_2d.h"
 #include "engine/quant/quant_model.h"
+#include "format/quantize_options.h"
 
 namespace qdm {
 
@@ -25,17 +26,6 @@ struct ReconGroup {
   at::Tensor x;  // (n, C, H, W)
 };
 
-struct ReconOptions {
-  int iters = 500;     // AdaRound iterations per block
-  int batch = 32;
-  double lr = 1e-3;    // Adam on the rounding variables
-  double lambda = 0.01;
-  double warmup = 0.2;
-  int act_iters = 0;   // LSQ iterations per block (0: keep calibrated activation ranges)
-  double act_lr = 4e-4;
-  bool with_time_proj = true;  // optimise each resnet's time_emb_proj with its block
-  uint64_t seed = 0;
-};
 
 // Returns false to cancel; `loss` is the latest reconstruction loss.
 using ReconProgress = std::function<bool(const std::string& block, int index, int total, double loss)>;

@@ -1,6 +1,6 @@
 #include "engine/runtime/loaded_model.h"
 
-#include "engine/model/class_labels.h"
+#include "format/class_labels.h"
 #include "engine/model/unet_denoiser.h"
 #include "engine/runtime/device.h"
 #include "engine/runtime/int_layers.h"

@@ -9,7 +9,7 @@
 #include "engine/artifact/artifact.h"
 #include "engine/model/model_folder.h"
 #include "engine/sampling/pipeline.h"
-#include "engine/util/png.h"
+#include "format/png.h"
 
 namespace qdm {
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/util/png.h"
+#include "format/png.h"
 
 namespace qdm {
 

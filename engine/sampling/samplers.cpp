@@ -4,19 +4,6 @@
 
 namespace qdm {
 
-SamplerKind parse_sampler(const std::string& name) {
-  if (name == "ddim") return SamplerKind::kDDIM;
-  if (name == "ddpm") return SamplerKind::kDDPM;
-  throw std::invalid_argument("unknown sampler '" + name + "'; use ddim or ddpm");
-}
-
-const char* sampler_name(SamplerKind kind) { return kind == SamplerKind::kDDIM ? "ddim" : "ddpm"; }
-
-std::vector<int> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options) {
-  return make_timesteps(schedule.num_train_timesteps(), options.steps, options.spacing,
-                        schedule.config.steps_offset);
-}
-
 namespace {
 
 at::Tensor predict_x0(const NoiseSchedule& s, const at::Tensor& x, const at::Tensor& eps, double a_t) {

@@ -10,22 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/sampling/noise_schedule.h"
+#include "format/noise_schedule.h"
+#include "format/sampler_options.h"
 #include "engine/sampling/seeded_noise.h"
-#include "engine/sampling/timesteps.h"
+#include "format/timesteps.h"
 
 namespace qdm {
 
-enum class SamplerKind { kDDIM, kDDPM };
-SamplerKind parse_sampler(const std::string& name);  // throws std::invalid_argument
-const char* sampler_name(SamplerKind kind);
-
-struct SamplerOptions {
-  SamplerKind kind = SamplerKind::kDDIM;
-  int steps = 100;
-  double eta = 0.0;  // DDIM only: 0 deterministic, 1 DDPM-like
-  TimestepSpacing spacing = TimestepSpacing::kLeading;
-};
 
 // Predicts the noise in x_t: x (N, C, H, W), t the training timestep, step the index in the
 // schedule (0 = first, noisiest) -> eps (N, C, H, W).
@@ -38,8 +29,6 @@ class SamplingCancelled : public std::runtime_error {
   SamplingCancelled() : std::runtime_error("sampling cancelled") {}
 };
 
-// The timesteps `options` visits for this schedule.
-std::vector<int> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options);
 
 // Runs the reverse process from noise.next() to x_0 (N, C, H, W), values nominally in [-1, 1].
 at::Tensor run_sampler(const NoiseSchedule& schedule, const SamplerOptions& options, const Denoiser& denoise,

@@ -9,8 +9,8 @@
 
 #include <ATen/ATen.h>
 
-#include "engine/model/unet_config.h"
-#include "engine/sampling/noise_schedule.h"
+#include "format/unet_config.h"
+#include "format/noise_schedule.h"
 
 namespace qdm {
 

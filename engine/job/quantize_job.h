@@ -9,15 +9,10 @@
 
 #include "engine/model/model_folder.h"
 #include "engine/quant/recipe.h"
+#include "format/quantize_options.h"
 
 namespace qdm {
 
-struct QuantizeJobOptions {
-  RecipeOptions recipe;
-  int report_samples = 64;     // images for the quality report (0: none)
-  std::string classifier_dir;  // FID-FMNIST in the report when it holds a classifier (32x32, 1 channel)
-  std::string reference_cache_dir;  // fp32 report images kept here for later jobs (empty: none)
-};
 
 struct QuantizeJobProgress {
   std::string stage;

@@ -18,6 +18,8 @@ namespace qdm {
 // What the images depend on, as one string; the cache file is named by its hash.
 std::string reference_key(const DiffusionModel& model, const SampleRequest& request);
 
+// Whether a valid cache file for these images exists (it is checked again when read).
+bool reference_cached(const DiffusionModel& model, const SampleRequest& request, const std::string& cache_dir);
 // (num_images, C, S, S) in [-1, 1]. cache_dir empty: no cache. `from_cache` says whether the
 // images were read rather than sampled.
 at::Tensor reference_images(const DiffusionModel& model, const SampleRequest& request, const std::string& cache_dir,

@@ -1,11 +1,11 @@
-#include "engine/model/class_labels.h"
+#include "format/class_labels.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <stdexcept>
 
-#include "engine/util/echo.h"
+#include "format/echo.h"
 
 namespace qdm {
 namespace {

@@ -1,4 +1,4 @@
-#include "engine/quant/reference_images.h"
+#include "engine/job/reference_images.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,32 +9,46 @@
 
 #include "engine/model/unet_denoiser.h"
 #include "engine/model_io/tensor_io.h"
-#include "engine/sampling/timesteps.h"
-#include "engine/util/sha256.h"
+#include "format/timesteps.h"
+#include "format/sha256.h"
 
 namespace qdm {
 
 namespace fs = std::filesystem;
 
 std::string reference_key(const DiffusionModel& model, const SampleRequest& r) {
-  const nlohmann::json key = {{"weights_sha256", model.weights_sha256},
-                              {"config", model.config.to_json()},
-                              {"scheduler", model.scheduler.to_json()},
-                              {"sampler", sampler_name(r.sampler.kind)},
-                              {"steps", r.sampler.steps},
-                              {"eta", r.sampler.eta},
-                              {"spacing", spacing_name(r.sampler.spacing)},
-                              {"num_images", r.num_images},
-                              {"seed", r.seed},
-                              {"seeds", r.seeds}};
+  nlohmann::json key = {{"weights_sha256", model.weights_sha256},
+                        {"config", model.config.to_json()},
+                        {"scheduler", model.scheduler.to_json()},
+                        {"num_images", r.num_images},
+                        {"seed", r.seed},
+                        {"seeds", r.seeds}};
+  key.update(r.sampler.to_json());
+  if (!r.class_labels.empty()) {
+    key["class_labels"] = r.class_labels;
+    key["guidance"] = r.guidance_scale;
+  }
   return key.dump();
+}
+
+namespace {
+
+fs::path cache_path(const std::string& key, const std::string& cache_dir) {
+  return cache_dir.empty() ? fs::path() : fs::path(cache_dir) / (sha256_hex(key.data(), key.size()).substr(0, 32) + ".safetensors");
+}
+
+}  // namespace
+
+bool reference_cached(const DiffusionModel& model, const SampleRequest& request, const std::string& cache_dir) {
+  const fs::path path = cache_path(reference_key(model, request), cache_dir);
+  return !path.empty() && fs::exists(path);
 }
 
 at::Tensor reference_images(const DiffusionModel& model, const SampleRequest& request, const std::string& cache_dir,
                             const std::function<bool(const SampleProgress&)>& on_progress, bool* from_cache) {
   if (from_cache) *from_cache = false;
   const std::string key = reference_key(model, request);
-  const fs::path path = cache_dir.empty() ? fs::path() : fs::path(cache_dir) / (sha256_hex(key.data(), key.size()).substr(0, 32) + ".safetensors");
+  const fs::path path = cache_path(key, cache_dir);
   if (!path.empty() && fs::exists(path)) {
     try {
       std::map<std::string, std::string> metadata;

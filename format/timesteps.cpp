@@ -1,4 +1,4 @@
-#include "engine/sampling/timesteps.h"
+#include "format/timesteps.h"
 
 #include <algorithm>
 #include <cmath>

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 
 namespace qdm {
 

@@ -1,11 +1,11 @@
-#include "engine/sampling/noise_schedule.h"
+#include "format/noise_schedule.h"
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/util/json_fields.h"
+#include "format/json_fields.h"
 
 namespace qdm {
 namespace {

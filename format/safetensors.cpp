@@ -1,4 +1,4 @@
-#include "engine/model_io/safetensors.h"
+#include "format/safetensors.h"
 
 #include <algorithm>
 #include <cstdio>

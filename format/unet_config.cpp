@@ -1,4 +1,4 @@
-#include "engine/model/unet_config.h"
+#include "format/unet_config.h"
 
 #include <algorithm>
 #include <fstream>

@@ -1,4 +1,4 @@
-#include "engine/util/sha256.h"
+#include "format/sha256.h"
 
 #include <openssl/evp.h>
 

@@ -1,4 +1,4 @@
-#include "engine/util/png.h"
+#include "format/png.h"
 
 #include <png.h>
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/json_fields.h"  // ConfigError
+#include "format/json_fields.h"  // ConfigError
 
 namespace qdm {
 

@@ -1,4 +1,4 @@
-#include "engine/util/echo.h"
+#include "format/echo.h"
 
 namespace qdm {
 

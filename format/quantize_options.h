@@ -1,0 +1,73 @@
+// The options of a quantization, with the one set of defaults the command line, the service
+// (QuantizeOptions in jobs.proto, converted in service/convert) and the engine share:
+//   QuantSpec        bit widths and which layers stay fp32
+//   ReconOptions     block reconstruction (AdaRound, LSQ) settings
+//   RecipeOptions    the recipe, its schedule and calibration data
+//   QuantizeJobOptions  a whole job: the recipe plus its quality report
+// Torch-free, so the scheduler validates requests with exactly these rules.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "format/sampler_options.h"
+
+namespace qdm {
+
+struct QuantSpec {
+  int weight_bits = 4;  // 2..8
+  int act_bits = 8;     // 4..8, or 0 for fp32 activations (W4A32)
+  int steps = 100;      // entries of per-step tables
+  // Layers kept in fp32 (weights and input activations), by qualified-name substring.
+  // Default: TFMQ-DM's choice (see methods.md): first time-embedding linear, conv_in,
+  // conv_out, skip 1x1 convs, downsample convs.
+  std::vector<std::string> keep_fp = {"time_embedding.linear_1", "conv_in", "conv_out", "conv_shortcut",
+                                      "downsamplers"};
+  // Layers whose weights are quantized but whose input stays fp32 (the first ResBlock conv's
+  // input, as in TFMQ-DM's code).
+  std::vector<std::string> keep_fp_input = {"down_blocks.0.resnets.0.conv1"};
+  bool quantize_attention = true;  // q, k, v and softmax output as 8-bit activations
+
+  nlohmann::json to_json() const;
+  static QuantSpec from_json(const nlohmann::json& j);
+  void validate() const;  // throws std::invalid_argument naming the bad option
+};
+
+struct ReconOptions {
+  int iters = 500;     // AdaRound iterations per block
+  int batch = 32;
+  double lr = 1e-3;    // Adam on the rounding variables
+  double lambda = 0.01;
+  double warmup = 0.2;
+  int act_iters = 500; // LSQ iterations per block (qdiffusion; 0 keeps the calibrated ranges)
+  double act_lr = 4e-4;
+  bool with_time_proj = true;  // optimise each resnet's time_emb_proj with its block
+  uint64_t seed = 0;
+};
+
+struct RecipeOptions {
+  std::string recipe = "tfmq";
+  QuantSpec spec;
+  SamplerOptions sampler;  // the schedule the artifact is calibrated for
+  int calib_samples = 32;  // trajectories; each contributes one x_t per step
+  uint64_t calib_seed = 1234;
+  int batch = 64;
+  ReconOptions recon;         // qdiffusion / tfmq reconstruction settings
+  int recon_step_stride = 5;  // weight reconstruction uses every k-th step of the calibration data
+
+  nlohmann::json to_json() const;
+  // Throws std::invalid_argument naming the option: an unknown recipe, bits, counts.
+  void validate() const;
+};
+
+struct QuantizeJobOptions {
+  RecipeOptions recipe;
+  int report_samples = 64;     // images for the quality report (0: none; FID needs 2 or more)
+  std::string classifier_dir;  // FID-FMNIST in the report when it holds a classifier (32x32, 1 channel)
+  std::string reference_cache_dir;  // fp32 report images kept here for later jobs (empty: none)
+  std::string source_name;          // the model's name, recorded in the artifact (empty: the folder's name)
+};
+
+}  // namespace qdm

@@ -1,0 +1,22 @@
+// The quantization recipes this build has, by name, with what each does: the one list the
+// engine, the scheduler's request checks and the command line use. The algorithms live in
+// engine/quant/recipes/ (one file each); methods and published numbers in ../shared/methods.md.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace qdm {
+
+struct RecipeInfo {
+  const char* name;
+  const char* summary;
+  bool per_step_tables;  // activation tables per sampling step: the artifact samples only its schedule
+};
+
+const std::vector<RecipeInfo>& recipes();
+const RecipeInfo* find_recipe(const std::string& name);  // nullptr when unknown
+std::vector<std::string> recipe_names();
+std::string recipe_list();  // "rtn, qdiffusion, tfmq or tfmq+cache"
+
+}  // namespace qdm

@@ -1,0 +1,47 @@
+#include "format/sampler_options.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "format/echo.h"
+
+namespace qdm {
+
+SamplerKind parse_sampler(const std::string& name) {
+  if (name == "ddim") return SamplerKind::kDDIM;
+  if (name == "ddpm") return SamplerKind::kDDPM;
+  throw std::invalid_argument("unknown sampler " + echo(name) + "; use ddim or ddpm");
+}
+
+const char* sampler_name(SamplerKind kind) { return kind == SamplerKind::kDDIM ? "ddim" : "ddpm"; }
+
+nlohmann::json SamplerOptions::to_json() const {
+  return {{"sampler", sampler_name(kind)}, {"steps", steps}, {"eta", eta}, {"spacing", spacing_name(spacing)}};
+}
+
+SamplerOptions SamplerOptions::from_json(const nlohmann::json& j) {
+  SamplerOptions o;
+  try {
+    o.kind = parse_sampler(j.at("sampler").get<std::string>());
+    o.steps = j.at("steps").get<int>();
+    o.eta = j.at("eta").get<double>();
+    o.spacing = parse_spacing(j.at("spacing").get<std::string>());
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(std::string("sampler fields: ") + e.what());
+  }
+  o.validate();
+  return o;
+}
+
+void SamplerOptions::validate() const {
+  if (steps < 1) throw std::invalid_argument("steps must be >= 1, got " + std::to_string(steps));
+  if (!std::isfinite(eta) || eta < 0 || eta > 1) throw std::invalid_argument("eta must be a number in [0, 1]");
+  if (eta != 0 && kind != SamplerKind::kDDIM) throw std::invalid_argument("eta applies to DDIM only");
+}
+
+std::vector<int> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options) {
+  return make_timesteps(schedule.num_train_timesteps(), options.steps, options.spacing, schedule.config.steps_offset);
+}
+
+}  // namespace qdm

@@ -1,0 +1,36 @@
+// How to sample: the sampler, its step count, DDIM's eta and the timestep spacing, with the one
+// set of defaults every interface uses (the CLI, the service, artifacts, reference caches).
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "format/noise_schedule.h"
+#include "format/timesteps.h"
+
+namespace qdm {
+
+enum class SamplerKind { kDDIM, kDDPM };
+SamplerKind parse_sampler(const std::string& name);  // throws std::invalid_argument
+const char* sampler_name(SamplerKind kind);
+
+struct SamplerOptions {
+  SamplerKind kind = SamplerKind::kDDIM;
+  int steps = 100;
+  double eta = 0.0;  // DDIM only: 0 deterministic, 1 DDPM-like
+  TimestepSpacing spacing = TimestepSpacing::kLeading;
+
+  // {"sampler", "steps", "eta", "spacing"}: the artifact metadata's and cache keys' fields.
+  nlohmann::json to_json() const;
+  static SamplerOptions from_json(const nlohmann::json& j);  // throws std::invalid_argument
+  // Throws std::invalid_argument naming the field: steps >= 1, eta finite in [0, 1], eta only
+  // with DDIM.
+  void validate() const;
+};
+
+// The timesteps `options` visits for this schedule (descending); throws std::invalid_argument
+// for steps outside [1, T].
+std::vector<int> sampler_timesteps(const NoiseSchedule& schedule, const SamplerOptions& options);
+
+}  // namespace qdm

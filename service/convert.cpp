@@ -1,0 +1,96 @@
+#include "service/convert.h"
+
+#include <nlohmann/json.hpp>
+
+#include "format/artifact_metadata.h"
+#include "format/json_fields.h"
+#include "format/safetensors.h"
+
+namespace qdm::service {
+
+std::string public_message(std::string message, const std::vector<std::string>& hide) {
+  for (std::string h : hide) {
+    if (h.empty()) continue;
+    while (h.size() > 1 && h.back() == '/') h.pop_back();
+    for (const std::string cut : {h + "/", h}) {
+      for (size_t pos; (pos = message.find(cut)) != std::string::npos;) message.erase(pos, cut.size());
+    }
+  }
+  constexpr size_t kMax = 1000;
+  if (message.size() > kMax) message = message.substr(0, kMax) + " (cut)";
+  return message;
+}
+
+grpc::Status status_from_exception(const std::exception& e, const std::string& context,
+                                   const std::vector<std::string>& hide) {
+  const std::string message = public_message(context.empty() ? e.what() : context + ": " + e.what(), hide);
+  if (auto* store = dynamic_cast<const StoreError*>(&e)) {
+    if (store->full()) return {grpc::RESOURCE_EXHAUSTED, "the job store's disk is full; nothing was stored: " + message};
+    return {grpc::UNAVAILABLE, "the job store cannot be used right now; nothing was stored, retry: " + message};
+  }
+  if (dynamic_cast<const std::invalid_argument*>(&e) || dynamic_cast<const ConfigError*>(&e) ||
+      dynamic_cast<const ArtifactError*>(&e) || dynamic_cast<const SafeTensorsError*>(&e))
+    return {grpc::INVALID_ARGUMENT, message};
+  return {grpc::INTERNAL, message};
+}
+
+SamplerOptions sampler_options(const v1::SamplerSpec& spec, const SamplerOptions& defaults) {
+  SamplerOptions o = defaults;
+  if (spec.kind() == v1::SamplerSpec::DDPM) o.kind = SamplerKind::kDDPM;
+  if (spec.kind() == v1::SamplerSpec::DDIM) o.kind = SamplerKind::kDDIM;
+  if (spec.steps() > 0) o.steps = spec.steps();
+  if (spec.kind() != v1::SamplerSpec::KIND_UNSPECIFIED || spec.eta() != 0) o.eta = spec.eta();
+  if (o.kind == SamplerKind::kDDPM) o.eta = 0;
+  if (!spec.spacing().empty()) o.spacing = parse_spacing(spec.spacing());
+  o.validate();
+  return o;
+}
+
+void to_proto(const SamplerOptions& o, v1::SamplerSpec* spec) {
+  spec->set_kind(o.kind == SamplerKind::kDDPM ? v1::SamplerSpec::DDPM : v1::SamplerSpec::DDIM);
+  spec->set_steps(o.steps);
+  spec->set_eta(o.eta);
+  spec->set_spacing(spacing_name(o.spacing));
+}
+
+void apply_defaults(v1::QuantizeOptions& o) {
+  const QuantizeJobOptions d;
+  if (o.recipe().empty()) o.set_recipe(d.recipe.recipe);
+  if (o.weight_bits() == 0) o.set_weight_bits(d.recipe.spec.weight_bits);
+  if (o.act_bits() == 0) o.set_act_bits(d.recipe.spec.act_bits == 0 ? 32 : d.recipe.spec.act_bits);
+  if (o.sampler().steps() == 0) o.mutable_sampler()->set_steps(d.recipe.sampler.steps);
+  if (o.calib_samples() == 0) o.set_calib_samples(d.recipe.calib_samples);
+  if (o.calib_seed() == 0) o.set_calib_seed(d.recipe.calib_seed);
+  if (o.iters() == 0) o.set_iters(d.recipe.recon.iters);
+  if (o.act_iters() == 0) o.set_act_iters(d.recipe.recon.act_iters);
+}
+
+QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
+  QuantizeJobOptions j;
+  RecipeOptions& r = j.recipe;
+  r.recipe = o.recipe();
+  r.spec.weight_bits = o.weight_bits();
+  r.spec.act_bits = o.act_bits() == 32 ? 0 : o.act_bits();
+  if (o.keep_fp_size() > 0) r.spec.keep_fp.assign(o.keep_fp().begin(), o.keep_fp().end());
+  r.sampler = sampler_options(o.sampler(), r.sampler);
+  r.calib_samples = o.calib_samples();
+  r.calib_seed = o.calib_seed();
+  r.recon.iters = o.iters();
+  r.recon.act_iters = o.act_iters();
+  r.validate();
+  j.report_samples = o.report_samples();
+  return j;
+}
+
+void fill_report(const nlohmann::json& report, v1::QualityReport* out) {
+  if (!report.is_object()) return;  // no report
+  out->set_json(report.dump());
+  out->set_images(report.value("images", 0));
+  auto number = [&](const char* key) { return report.contains(key) && report[key].is_number() ? report[key].get<double>() : 0.0; };
+  out->set_fid_fmnist(number("fid_fmnist"));
+  out->set_mse_vs_fp(number("mse_vs_fp"));
+  out->set_psnr_vs_fp(number("psnr_vs_fp"));
+  out->set_temporal_feature_cosine(number("temporal_feature_cosine"));
+}
+
+}  // namespace qdm::service
