@@ -30,6 +30,8 @@ class StagePlan {
     add("calibration data", calib);
     add("weight ranges", 0.05 * calib + (recon ? 20 : 2));
     add("activation ranges", r.spec.act_bits > 0 ? calib * (tfmq ? 2.5 : 1.5) : 0);
+    // TIAR: the temporal block alone over the schedule's steps (tiny layers, every step a row).
+    if (tfmq && r.recipe != "tfmq+cache") add("reconstruction: temporal information block", 0.01 * r.recon.iters * steps);
     add("reconstruction", recon ? 3.0 * r.recon.iters * r.recon.batch * (1 + (tfmq ? 0 : r.recon.act_iters / std::max(1.0, double(r.recon.iters)))) : 0);
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1) + 1.5));
     add("writing artifact", 0.01 * calib + 1);

@@ -1,0 +1,90 @@
+// A whole quantize job (engine/job): its overall progress advances with its time, so the
+// scheduler's ETA is honest whichever stages a recipe runs; reports of one image or none.
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <chrono>
+#include <filesystem>
+
+#include "engine/artifact/artifact.h"
+#include "engine/job/quantize_job.h"
+#include "engine/model/model_folder.h"
+#include "format/safetensors.h"
+#include "tests/test_models.h"
+
+namespace qdm {
+namespace {
+
+class QuantizeJob : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(4);
+    dir_ = testing::temp_dir("qjob");
+    UNetConfig c = testing::tiny_config();
+    c.sample_size = 32;  // the evaluator's size, so a report may hold FID
+    UNet2DModel unet(c);
+    save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
+    model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_;
+  std::unique_ptr<DiffusionModel> model_;
+};
+
+// Old fixed stage spans put rtn at 85% when its quality report, most of its time, began.
+TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
+  for (const char* recipe : {"rtn", "tfmq"}) {
+    QuantizeJobOptions o;
+    o.recipe.recipe = recipe;
+    o.recipe.sampler.steps = 10;
+    o.recipe.calib_samples = 16;
+    o.recipe.batch = 16;
+    o.recipe.recon.iters = 6;
+    o.recipe.recon.batch = 8;
+    o.report_samples = 16;
+    std::vector<std::pair<double, double>> points;  // (seconds, overall)
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::string> stages;
+    quantize_to_artifact(*model_, o, dir_ + "/a.safetensors", [&](const QuantizeJobProgress& p) {
+      stages.push_back(p.stage);
+      points.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), p.overall);
+      return true;
+    });
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    double last = 0, worst = 0;
+    for (size_t i = 0; i < points.size(); ++i) {
+      const auto [t, overall] = points[i];
+      if (getenv("QDM_TEST_VERBOSE")) printf("%s %.3f %.3f %s\n", recipe, t / total, overall, stages[i].c_str());
+      EXPECT_GE(overall, last - 1e-9) << recipe << " " << stages[i];
+      last = overall;
+      worst = std::max(worst, std::abs(overall - t / total));
+    }
+    EXPECT_LT(worst, 0.3) << recipe << ": progress strays from elapsed time by " << worst;
+  }
+}
+
+TEST_F(QuantizeJob, ReportsOfOneImageOrNone) {
+  QuantizeJobOptions o;
+  o.recipe.recipe = "rtn";
+  o.recipe.sampler.steps = 4;
+  o.recipe.calib_samples = 2;
+  o.classifier_dir = std::string(QDM_SOURCE_DIR) + "/models/fmnist-classifier";
+  o.report_samples = 1;  // per-image measures, no FID (it needs two images)
+  QuantizeJobResult r = quantize_to_artifact(*model_, o, dir_ + "/one.safetensors");
+  EXPECT_EQ(r.report.value("images", 0), 1);
+  EXPECT_TRUE(r.report.contains("psnr_vs_fp"));
+  EXPECT_FALSE(r.report.contains("fid_fmnist"));
+  o.report_samples = 2;
+  r = quantize_to_artifact(*model_, o, dir_ + "/two.safetensors");
+  EXPECT_TRUE(r.report.contains("fid_fmnist"));
+  o.report_samples = 0;  // no report: null in the artifact, which still loads and describes
+  r = quantize_to_artifact(*model_, o, dir_ + "/none.safetensors");
+  EXPECT_TRUE(r.report.is_null());
+  const ArtifactInfo info = read_artifact_info(SafeTensors::read_file(dir_ + "/none.safetensors"));
+  EXPECT_TRUE(info.report.is_null());
+  EXPECT_EQ(info.source_name, "model");
+  EXPECT_NO_THROW(load_artifact(dir_ + "/none.safetensors"));
+}
+
+}  // namespace
+}  // namespace qdm
