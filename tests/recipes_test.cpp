@@ -172,3 +172,75 @@ TEST_F(Recipes, TemporalFeatureSimilarityIsOneForTheCacheAndBelowForQuantizedTib
 
 }  // namespace
 }  // namespace qdm
+
+#include "engine/runtime/int_layers.h"
+#include "engine/quant/calibration.h"
+
+namespace qdm {
+namespace {
+
+// Quantization of a class-conditional model: calibration covers every class and the null
+// class, the temporal features are f(t, class) (TIAR, the cache and the cosine cover every
+// pair), every recipe's artifact round-trips and runs on the integer kernels with labels.
+class ConditionalRecipes : public Recipes {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(12);
+    dir_ = testing::temp_dir("cond-recipes");
+    UNetConfig c = testing::tiny_config();
+    c.num_class_embeds = 4;
+    c.class_names = {"a", "b", "c"};
+    c.null_class = 3;
+    UNet2DModel unet(c);
+    {
+      torch::NoGradGuard g;
+      unet->class_table->weight.normal_();
+    }
+    save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
+    model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));
+  }
+};
+
+TEST_F(ConditionalRecipes, CalibrationCoversEveryClassAndTheNullClass) {
+  SamplerOptions six;
+  six.steps = 6;
+  const CalibrationSet calib = collect_calibration(model_->unet, NoiseSchedule(model_->scheduler), six, 8, 1);
+  ASSERT_TRUE(calib.labels.defined());
+  EXPECT_TRUE(torch::equal(calib.labels, torch::tensor({0, 1, 2, 3, 0, 1, 2, 3}, at::kLong)));
+}
+
+TEST_F(ConditionalRecipes, EveryRecipeRoundTripsAndLabelsReachTheKernels) {
+  const at::Tensor x = torch::randn({3, 1, 8, 8});
+  const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong);
+  for (const auto& recipe : recipe_names()) {
+    QuantizeResult r = run(recipe);
+    LoadedArtifact a = save_and_load(r);
+    torch::NoGradGuard g;
+    const int t = r.timesteps[2];
+    const at::Tensor sim = r.model->forward(x, t, 2, labels);
+    EXPECT_TRUE(torch::equal(sim, a.model->forward(x, t, 2, labels))) << recipe;
+    EXPECT_GT((sim - r.model->forward(x, t, 2, torch::tensor({1, 2, 3}, at::kLong))).narrow(0, 0, 1).abs().max().item<double>(), 1e-5)
+        << recipe << ": the label does not reach the output";
+    EXPECT_THROW(r.model->forward(x, t, 2), std::invalid_argument) << recipe;  // a conditional model needs labels
+    use_integer_kernels(*a.model, QGemmIsa::kScalar);
+    const at::Tensor integer = a.model->forward(x, t, 2, labels);
+    EXPECT_LT((integer - sim).abs().max().item<double>(), 1e-3) << recipe;
+  }
+}
+
+TEST_F(ConditionalRecipes, TheFeatureCacheHoldsEveryStepAndClass) {
+  QuantizeResult r = run("tfmq+cache");
+  save_and_load(r);
+  const SafeTensors file = SafeTensors::read_file(dir_ + "/a.safetensors");
+  EXPECT_EQ(file.at("temporal_cache.0").shape, (std::vector<int64_t>{6, 4, 8}));
+  QuantizeResult tfmq = run("tfmq");
+  torch::NoGradGuard g;
+  const at::Tensor t = torch::full({1}, static_cast<float>(r.timesteps[3]));
+  const auto fp = model_->unet->temporal_features(t, torch::tensor({2}, at::kLong));
+  EXPECT_TRUE(torch::equal(fp[2][0], r.model->temporal_cache[3][2][2]));
+  EXPECT_NEAR(temporal_feature_cosine(model_->unet, *r.model, r.timesteps), 1.0, 1e-6);
+  EXPECT_LT(temporal_feature_cosine(model_->unet, *tfmq.model, tfmq.timesteps), 1.0);
+}
+
+}  // namespace
+}  // namespace qdm

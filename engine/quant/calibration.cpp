@@ -4,6 +4,17 @@
 
 namespace qdm {
 
+at::Tensor calibration_labels(const UNetConfig& config, int samples) {
+  if (!config.conditional()) return {};
+  const std::vector<int> user = config.user_labels();
+  std::vector<int64_t> cycle(user.begin(), user.end());
+  if (config.null_class) cycle.push_back(*config.null_class);
+  if (cycle.empty()) throw std::invalid_argument("calibration needs integer class labels (not \"identity\" embeddings)");
+  std::vector<int64_t> labels;
+  for (int i = 0; i < samples; ++i) labels.push_back(cycle[static_cast<size_t>(i) % cycle.size()]);
+  return at::tensor(labels, at::kLong);
+}
+
 CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedule, const SamplerOptions& sampler,
                                    int samples, uint64_t seed, int batch, const CalibProgress& progress) {
   at::NoGradGuard no_grad;
@@ -12,12 +23,13 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
   const int steps = static_cast<int>(calib.timesteps.size());
   std::vector<std::vector<at::Tensor>> per_step(static_cast<size_t>(steps));
   const int64_t channels = unet->config().in_channels, size = unet->config().sample_size;
+  calib.labels = calibration_labels(unet->config(), samples);
   for (int done = 0; done < samples;) {
     const int n = std::min(batch, samples - done);
     SeededNoise noise = SeededNoise::consecutive(seed + static_cast<uint64_t>(done), n);
     Denoiser record = [&](const at::Tensor& x, int t, int step) {
       per_step[static_cast<size_t>(step)].push_back(x.clone());
-      return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)));
+      return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)), calib.labels_of(done, n));
     };
     run_sampler(schedule, sampler, record, noise, channels, size,
                 [&](int step, int total) {
@@ -37,7 +49,10 @@ void observe_activations(QuantizedUNet& model, const CalibrationSet& calib, int 
   for (int s = 0; s < steps; ++s) {
     const at::Tensor& xs = calib.inputs[static_cast<size_t>(s)];
     for (int64_t i = 0; i < xs.size(0); i += batch)
-      model.forward(xs.narrow(0, i, std::min<int64_t>(batch, xs.size(0) - i)), calib.timesteps[static_cast<size_t>(s)], s);
+    {
+      const int64_t n = std::min<int64_t>(batch, xs.size(0) - i);
+      model.forward(xs.narrow(0, i, n), calib.timesteps[static_cast<size_t>(s)], s, calib.labels_of(i, n));
+    }
     if (progress) progress(s + 1, steps);
   }
 }

@@ -16,6 +16,13 @@ namespace qdm {
 struct CalibrationSet {
   std::vector<int> timesteps;      // step i of the schedule visits timesteps[i]
   std::vector<at::Tensor> inputs;  // per step: (n, C, H, W) x_t
+  // Class-conditional models: trajectory i's label (n), spread over every class and the null
+  // class; undefined otherwise.
+  at::Tensor labels;
+  // Rows [begin, begin + count) of every step's inputs with their labels.
+  at::Tensor labels_of(int64_t begin, int64_t count) const {
+    return labels.defined() ? labels.narrow(0, begin, count) : at::Tensor();
+  }
   int64_t samples() const { return inputs.empty() ? 0 : inputs[0].size(0); }
 };
 
@@ -23,6 +30,9 @@ using CalibProgress = std::function<void(int done, int total)>;
 
 CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedule, const SamplerOptions& sampler,
                                    int samples, uint64_t seed, int batch = 64, const CalibProgress& progress = nullptr);
+
+// Trajectory labels of a conditional model: every user class and the null class in turn.
+at::Tensor calibration_labels(const UNetConfig& config, int samples);
 
 // Runs the quantized UNet in observe mode over every step's inputs, recording activation
 // ranges per step.

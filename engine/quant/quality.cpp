@@ -22,14 +22,16 @@ double temporal_feature_cosine(UNet2DModel fp, QuantizedUNet& q, const std::vect
   at::NoGradGuard no_grad;
   double total = 0;
   int count = 0;
+  const at::Tensor labels = every_class_label(fp->config());  // every (t, class) of a conditional model
+  const int64_t rows = labels.defined() ? labels.size(0) : 1;
   for (size_t i = 0; i < timesteps.size(); ++i) {
-    const at::Tensor t = at::full({1}, static_cast<float>(timesteps[i]));
+    const at::Tensor t = at::full({rows}, static_cast<float>(timesteps[i]));
     q.step->step = static_cast<int>(i);
-    const auto ref = fp->temporal_features(t);
+    const auto ref = fp->temporal_features(t, labels);
     // A cached TIB serves the fp32 features themselves.
-    const auto got = q.has_temporal_cache() ? q.temporal_cache[i] : q.unet->temporal_features(t);
+    const auto got = q.has_temporal_cache() ? q.temporal_cache[i] : q.unet->temporal_features(t, labels);
     for (size_t k = 0; k < ref.size(); ++k) {
-      total += at::cosine_similarity(ref[k].flatten(), got[k].flatten(), 0).item<double>();
+      total += at::cosine_similarity(ref[k], got[k], 1).mean().item<double>();
       ++count;
     }
   }

@@ -16,6 +16,13 @@ bool matches(const std::string& name, const std::vector<std::string>& patterns) 
 
 }  // namespace
 
+at::Tensor every_class_label(const UNetConfig& config) {
+  if (!config.conditional()) return {};
+  if (config.label_count() == 0)
+    throw std::invalid_argument("quantization needs integer class labels (not \"identity\" class embeddings)");
+  return at::arange(config.label_count(), at::kLong);
+}
+
 bool is_temporal_layer(const std::string& name) {
   return name.rfind("time_embedding.", 0) == 0 || name.rfind("class_embedding.", 0) == 0 ||
          name.find(".time_emb_proj") != std::string::npos;
@@ -80,12 +87,9 @@ void QuantizedUNet::cache_temporal_features(UNet2DModel fp, const std::vector<in
   // The TIB's own layers no longer run: nothing to calibrate or store for them.
   for (auto& l : layers)
     if (is_temporal_layer(l->name)) l->quant_input = false;
-  const int labels = fp->config().label_count();
-  if (fp->config().conditional() && labels == 0)
-    throw std::invalid_argument("the temporal feature cache needs integer class labels (not \"identity\" embeddings)");
-  const at::Tensor all_labels = labels > 0 ? at::arange(labels, at::kLong) : at::Tensor();
-  for (int t : timesteps)
-    temporal_cache.push_back(fp->temporal_features(at::full({std::max(labels, 1)}, static_cast<float>(t)), all_labels));
+  const at::Tensor labels = every_class_label(fp->config());
+  const int64_t rows = labels.defined() ? labels.size(0) : 1;
+  for (int t : timesteps) temporal_cache.push_back(fp->temporal_features(at::full({rows}, static_cast<float>(t)), labels));
 }
 
 void QuantizedUNet::to(c10::Device device) {

@@ -13,6 +13,11 @@
 
 namespace qdm {
 
+// Every label of a class-conditional model (0..L-1, the null class included) as an int64
+// tensor; undefined for an unconditional model. The temporal features of a conditional model
+// are f(t, label): the quantization covers every pair.
+at::Tensor every_class_label(const UNetConfig& config);
+
 // Whether a parameter or layer name belongs to the Temporal Information Block: the time
 // embedding, the class embedding and every resnet's time_emb_proj (TFMQ-DM).
 bool is_temporal_layer(const std::string& name);

@@ -85,7 +85,7 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   }
   std::vector<ReconGroup> groups;
   for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(o.recon_step_stride))
-    groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s]});
+    groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s], calib.labels});
   recon.with_time_proj = !tfmq;                              // TFMQ: the TIB stays frozen
   if (tfmq || spec.act_bits == 0) recon.act_iters = 0;       // TFMQ keeps its FSC tables
   t0 = std::chrono::steady_clock::now();

@@ -98,10 +98,13 @@ void reconstruct_temporal_block(QuantizedUNet& q, UNet2DModel fp, const std::vec
   for (auto& l : q.layers)
     if (is_temporal_layer(l->name)) tib.push_back(l);
   if (tib.empty()) return;
+  // Every (t, class) pair of a conditional model: its temporal features are f(t, class).
+  const at::Tensor labels = every_class_label(fp->config());
+  const int64_t rows = labels.defined() ? labels.size(0) : 1;
   std::vector<std::vector<at::Tensor>> targets;
   {
     torch::NoGradGuard no_grad;
-    for (int t : timesteps) targets.push_back(fp->temporal_features(at::full({1}, static_cast<float>(t))));
+    for (int t : timesteps) targets.push_back(fp->temporal_features(at::full({rows}, static_cast<float>(t)), labels));
   }
   std::vector<at::Tensor> params;
   for (auto& l : tib) {
@@ -118,7 +121,7 @@ void reconstruct_temporal_block(QuantizedUNet& q, UNet2DModel fp, const std::vec
     for (int j = 0; j < per_iter; ++j) {
       const int s = static_cast<int>(picks[j].item<int64_t>());
       q.step->step = s;
-      const auto got = q.unet->temporal_features(at::full({1}, static_cast<float>(timesteps[static_cast<size_t>(s)])));
+      const auto got = q.unet->temporal_features(at::full({rows}, static_cast<float>(timesteps[static_cast<size_t>(s)])), labels);
       for (size_t k = 0; k < got.size(); ++k) loss = loss + rec_loss(got[k], targets[static_cast<size_t>(s)][k]);
     }
     loss = loss / per_iter;
@@ -153,7 +156,7 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
           targets.push_back(out.detach());
           throw BlockReached{};
         });
-        run_until_tap([&] { fp->forward(g.x, t); });
+        run_until_tap([&] { fp->forward(g.x, t, g.labels); });
         set_tap(b.fp, nullptr);
         at::Tensor captured;
         auto capture = [&](const at::Tensor& in, const at::Tensor&) {
@@ -161,10 +164,10 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
           throw BlockReached{};
         };
         if (b.q_resnet) b.q_resnet->tap = capture; else b.q_attn->tap = capture;
-        run_until_tap([&] { q.forward(g.x, g.t, g.step); });
+        run_until_tap([&] { q.forward(g.x, g.t, g.step, g.labels); });
         if (b.q_resnet) b.q_resnet->tap = nullptr; else b.q_attn->tap = nullptr;
         inputs.push_back(captured);
-        if (b.q_resnet && !q.has_temporal_cache()) tembs.push_back(q.unet->time_embed(t));
+        if (b.q_resnet && !q.has_temporal_cache()) tembs.push_back(q.unet->time_embed(t, g.labels));
       }
     }
 
@@ -177,7 +180,9 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
       at::Tensor out;
       if (b.q_resnet && q.has_temporal_cache()) {
         const at::Tensor& f = q.temporal_cache[static_cast<size_t>(q.step->step)][static_cast<size_t>(b.resnet_index)];
-        out = b.q_resnet->forward_with_feature(in, f.expand({in.size(0), -1}));
+        const at::Tensor& labels = data[static_cast<size_t>(g)].labels;
+        out = b.q_resnet->forward_with_feature(in, labels.defined() ? f.index_select(0, labels.index_select(0, idx))
+                                                                    : f.expand({in.size(0), -1}));
       } else if (b.q_resnet) {
         const at::Tensor temb = tembs[static_cast<size_t>(g)].index_select(0, idx);
         out = b.q_resnet->forward_with_feature(in, b.q_resnet->temporal_feature(temb));

@@ -24,6 +24,7 @@ struct ReconGroup {
   int step = 0;  // index in the schedule (selects per-step activation tables)
   int t = 0;     // training timestep
   at::Tensor x;  // (n, C, H, W)
+  at::Tensor labels;  // (n) class labels of a conditional model; undefined otherwise
 };
 
 
