@@ -82,7 +82,7 @@ void add_generate_command(CLI::App& app) {
       for (const auto& img : summary.images()) write_png(a->out, img), ++written;
     } else {
       auto reader = stub->SampleStream(&ctx, req);
-      ProgressBar bar("generate");
+      ProgressBar bar("generate", true);
       v1::SampleEvent e;
       while (reader->Read(&e)) {
         if (e.has_progress())

@@ -99,7 +99,7 @@ v1::Job watch_job(v1::QuantizeJobs::StubInterface& stub, const std::string& id, 
   req.set_id(id);
   auto reader = stub.Watch(&ctx, req);
   v1::Job job;
-  ProgressBar bar(id);
+  ProgressBar bar(id, true);
   while (reader->Read(&job)) {
     std::string detail = job.stage();
     if (job.state() == v1::Job::QUEUED) detail = fmt::format("queued, position {}", job.queue_position());

@@ -7,8 +7,8 @@
 
 namespace qdm::cli {
 
-ProgressBar::ProgressBar(std::string label)
-    : label_(std::move(label)), bar_(isatty(fileno(stderr)) != 0), lines_(isatty(fileno(stdout)) == 0),
+ProgressBar::ProgressBar(std::string label, bool lines_on_stdout)
+    : label_(std::move(label)), bar_(isatty(fileno(stderr)) != 0), lines_(lines_on_stdout && isatty(fileno(stdout)) == 0),
       start_(std::chrono::steady_clock::now()), last_(start_ - std::chrono::seconds(1)), last_line_(start_) {}
 
 ProgressBar::~ProgressBar() { finish(); }

@@ -1,6 +1,7 @@
-// Progress for long calls: a one-line bar on stderr when stderr is a terminal, and plain lines
-// on stdout when stdout is not one (a log or a pipe), printed when the stage changes and at
-// most every 10 seconds otherwise, so `cmd > log` shows what is happening.
+// Progress for long calls: a one-line bar on stderr when stderr is a terminal. Commands whose
+// stdout is for people (jobs watch, generate) also print plain lines on stdout when it is not a
+// terminal (a log or a pipe), when the stage changes and at most every 10 seconds otherwise, so
+// `cmd > log` shows what is happening; commands that print data on stdout (eval's JSON) do not.
 #pragma once
 
 #include <chrono>
@@ -10,7 +11,7 @@ namespace qdm::cli {
 
 class ProgressBar {
  public:
-  explicit ProgressBar(std::string label);
+  explicit ProgressBar(std::string label, bool lines_on_stdout = false);
   ~ProgressBar();
   // fraction in [0, 1]; detail is printed after the bar; a new `stage` prints a plain line at once.
   void update(double fraction, const std::string& detail = "", const std::string& stage = "");

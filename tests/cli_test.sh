@@ -102,4 +102,19 @@ expect_error "recipe" quantize --model "$work/model" --recipe magic --out "$work
 expect_error "abits" quantize --model "$work/model" --abits 3 --out "$work/m.safetensors"
 [ ! -e "$work/m.safetensors" ] || fail "a refused quantize left a file"
 
+# A class-conditional model: labels by name or index, one per image or "all", with guidance;
+# the eval's per-class accuracy and FID; bad labels named with the valid ones.
+"$qdm" train --out "$work/cond" --config "$work/tiny.json" --conditional --iters 2 --batch 4 >/dev/null 2>&1 || fail "train --conditional"
+"$qdm" sample --model "$work/cond" --num 4 --steps 3 --class-label all --guidance 2 --out "$work/cond-png" >/dev/null 2>&1 \
+  || fail "sample with labels"
+grep -qa "qdm:class_name.Pullover" "$work/cond-png/00002.png" || fail "sample --class-label all: image 2 is not a pullover"
+"$qdm" eval --model "$work/cond" --num 20 --steps 2 --class-label all --guidance 1.5 --classifier "${QDM_SOURCE_DIR:?}/models/fmnist-classifier" \
+  > "$work/eval.json" 2>/dev/null || fail "eval with labels"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert 0 <= j["class_accuracy"] <= 1 and j["per_class"]["Bag"]["images"] == 2, j' \
+  "$work/eval.json" || fail "eval reports no per-class accuracy"
+set +e; out=$("$qdm" sample --model "$work/cond" --num 2 --steps 2 --class-label horse --out "$work/x" 2>&1); rc=$?; set -e
+[ $rc -ne 0 ] && grep -q "unknown class label 'horse'; valid: 0 T-shirt/top" <<<"$out" || fail "bad label: $out"
+set +e; out=$("$qdm" sample --model "$work/model" --num 1 --steps 2 --class-label 1 --out "$work/x" 2>&1); rc=$?; set -e
+[ $rc -ne 0 ] && grep -q "not class-conditional" <<<"$out" || fail "label on an unconditional model: $out"
+
 echo "cli_test: all passed"

@@ -39,6 +39,8 @@ cat > tiny.json <<'JSON'
 JSON
 "$qdm" train --out roots/tiny --config tiny.json --iters 2 --batch 4 >train.log 2>&1 || fail "train"
 rm -f roots/tiny/checkpoint.safetensors
+"$qdm" train --out roots/cond --config tiny.json --conditional --iters 2 --batch 4 >train-cond.log 2>&1 || fail "train conditional"
+rm -f roots/cond/checkpoint.safetensors
 # A model root folder whose weights do not match its config: skipped at start, never served.
 cp -r roots/tiny roots/broken
 python3 - roots/broken/config.json <<'PY'
@@ -133,6 +135,29 @@ for _ in $(seq 100); do "$qdm" health --server 127.0.0.1:$wport >/dev/null 2>&1 
 PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "eta must be a number" Sampling/Sample '{"model": "tiny", "numImages": 1, "sampler": {"eta": "NaN"}}'
 PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "not a model or artifact name" Sampling/Sample '{"model": "../x", "numImages": 1}'
 PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "guidance_scale" Sampling/SampleStream '{"model": "tiny", "numImages": 1, "guidanceScale": "-Infinity"}'
+
+# Class labels and guidance: checked at the scheduler against the model's classes, batched per
+# image on the worker, written into the PNGs.
+expect_error INVALID_ARGUMENT "unknown class label 'horse'; valid: 0 T-shirt/top, 1 Trouser" \
+  generate --model cond --num 1 --steps 2 --class-label horse --out x
+expect_error INVALID_ARGUMENT "one per image (3)" generate --model cond --num 3 --steps 2 --class-label bag sneaker --out x
+expect_error INVALID_ARGUMENT "not class-conditional" generate --model tiny --num 1 --steps 2 --guidance 2 --out x
+"$qdm" generate --model cond --num 3 --steps 2 --class-label sneaker 8 trouser --guidance 2.5 --out labelled >/dev/null 2>&1 \
+  || fail "generate with labels"
+python3 - labelled <<'PY' || fail "PNG text chunks lack the labels or guidance"
+import struct, sys, zlib
+def text(path):
+    data, out, i = open(path, "rb").read(), {}, 8
+    while i < len(data):
+        n, kind = struct.unpack(">I4s", data[i:i + 8]); body = data[i + 8:i + 8 + n]; i += 12 + n
+        if kind == b"tEXt": k, v = body.split(b"\0", 1); out[k.decode()] = v.decode()
+    return out
+for index, (label, name) in enumerate([("7", "Sneaker"), ("8", "Bag"), ("1", "Trouser")]):
+    t = text(f"{sys.argv[1]}/{index:05d}.png")
+    assert t["qdm:class_label"] == label and t["qdm:class_name"] == name, t
+    assert float(t["qdm:guidance"]) == 2.5, t
+PY
+"$qdm" generate --model cond --num 1 --steps 2 --out unlabelled >/dev/null 2>&1 || fail "generate from a conditional model without labels"
 
 quick=(--recipe rtn --steps 4 --calib-samples 2)
 j0=$("$qdm" submit --model tiny "${quick[@]}" --report-samples 0) || fail "submit report_samples 0"
