@@ -284,6 +284,25 @@ TEST_F(TinyArtifact, IntegerLayersMatchTheSimulatedLayerToFloatRounding) {
   }
 }
 
+// Activations below 8 bits clamp at 2^bits - 1, as the simulation does (the kernels once
+// clamped every code at 255).
+TEST_F(TinyArtifact, IntegerLayersMatchTheSimulationBelowEightBitActivations) {
+  QuantizeResult r = quantize("rtn", 4, 4);
+  torch::NoGradGuard g;
+  for (const char* name : {"mid_block.resnets.0.conv1", "mid_block.attentions.0.to_q"}) {
+    auto layer = r.model->layer(name);
+    ASSERT_EQ(layer->act.bits, 4);
+    const bool conv = layer->conv != nullptr;
+    // Beyond the calibrated range, so codes would exceed 15 unclamped.
+    const at::Tensor x = 5 * (conv ? torch::randn({2, layer->conv->in_channels, 8, 8}) : torch::randn({2, 5, layer->linear->in_features}));
+    for (QGemmIsa isa : supported_isas()) {
+      IntLayer integer(*layer, isa);
+      const at::Tensor a = layer->forward(x), b = integer.forward(x);
+      EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << name << " " << isa_name(isa);
+    }
+  }
+}
+
 TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
   torch::manual_seed(4);
   for (int pad : {1, 0}) {

@@ -94,7 +94,7 @@ void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8
   const int hw = s.h * s.w;
   std::memset(padded, static_cast<uint8_t>(q.zero), s.padded_bytes());  // the border; the inside is overwritten
   const __m512 scale = _mm512_set1_ps(q.scale), zero = _mm512_set1_ps(static_cast<float>(q.zero));
-  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(static_cast<float>(q.qmax));
   // Lane i reads channel c0 + i of one pixel: 16 channels gathered, quantized, stored as 16
   // contiguous bytes of the channels-last image.
   const __m512i channel_stride = _mm512_mullo_epi32(

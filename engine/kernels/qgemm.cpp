@@ -153,7 +153,7 @@ void kernels::quantize_rows_generic(const float* x, int m, int k, ActQuant q, ui
   // x / scale rounded half to even by (v + 1.5 * 2^23) - 1.5 * 2^23 (the FPU's default mode,
   // |v| clamped below 2^22 first): branch-free, so the loop vectorizes.
   constexpr float kMagic = 12582912.0f;
-  const float zero = static_cast<float>(q.zero);
+  const float zero = static_cast<float>(q.zero), qmax = static_cast<float>(q.qmax);
   for (int r = 0; r < m; ++r) {
     const float* xr = x + static_cast<size_t>(r) * k;
     uint8_t* o = out + static_cast<size_t>(r) * kp;
@@ -164,7 +164,7 @@ void kernels::quantize_rows_generic(const float* x, int m, int k, ActQuant q, ui
       v = v < -4096.0f ? -4096.0f : v;
       v = (v + kMagic) - kMagic + zero;
       v = v < 0.0f ? 0.0f : v;
-      v = v > 255.0f ? 255.0f : v;
+      v = v > qmax ? qmax : v;
       const int code = static_cast<int>(v);
       o[c] = static_cast<uint8_t>(code);
       sum += code;

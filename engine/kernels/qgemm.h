@@ -61,6 +61,7 @@ void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, in
 struct ActQuant {
   float scale = 1;
   int32_t zero = 0;
+  int32_t qmax = 255;  // 2^bits - 1: codes are clamped to [0, qmax]
 };
 // Quantizes x (m, k) to u8 rows of padded_k(k) (padding 0), returns row sums over the first k.
 // Rounds x / scale half to even, as the fake-quant simulation does.

@@ -63,7 +63,7 @@ void qgemm_s32_avx512vnni(const uint8_t* a, int m, const PackedWeights& w, int32
 void quantize_rows_avx512(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
   const int kp = padded_k(k);
   const __m512 scale = _mm512_set1_ps(q.scale), zero = _mm512_set1_ps(static_cast<float>(q.zero));
-  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
+  const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(static_cast<float>(q.qmax));
   for (int r = 0; r < m; ++r) {
     const float* xr = x + static_cast<size_t>(r) * k;
     uint8_t* o = out + static_cast<size_t>(r) * kp;

@@ -33,7 +33,7 @@ IntAttentionCore::IntAttentionCore(std::shared_ptr<const QuantAttentionCore> sou
 
 ActQuant IntAttentionCore::table(const ActQuantizer& a) const {
   const size_t i = a.scale.size() == 1 ? 0 : static_cast<size_t>(tables_->step->step);
-  return {a.scale.at(i), static_cast<int32_t>(std::lround(a.zero_point.at(i)))};
+  return {a.scale.at(i), static_cast<int32_t>(std::lround(a.zero_point.at(i))), (1 << a.bits) - 1};
 }
 
 at::Tensor IntAttentionCore::attend(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, double scale) {

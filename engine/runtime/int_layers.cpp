@@ -12,7 +12,8 @@
 namespace qdm {
 
 IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
-    : is_conv_(src.conv != nullptr), act_scale_(src.act.scale), act_zero_(src.act.zero_point), step_(src.step), isa_(isa) {
+    : is_conv_(src.conv != nullptr), act_bits_(src.act.bits), act_scale_(src.act.scale), act_zero_(src.act.zero_point),
+      step_(src.step), isa_(isa) {
   if (!src.quant_input) throw std::invalid_argument("IntLayer: layer '" + src.name + "' has an fp32 input");
   const at::Tensor w = src.fake_weight.defined() ? src.fake_weight : fake_quant(src.fp_weight().detach(), src.weight_params);
   const int64_t n = w.size(0), k = w.numel() / n;
@@ -41,7 +42,7 @@ IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
 
 at::Tensor IntLayer::forward(const at::Tensor& input) {
   const size_t i = act_scale_.size() == 1 ? 0 : static_cast<size_t>(step_->step);
-  const ActQuant q{act_scale_.at(i), static_cast<int32_t>(std::lround(act_zero_.at(i)))};
+  const ActQuant q{act_scale_.at(i), static_cast<int32_t>(std::lround(act_zero_.at(i))), (1 << act_bits_) - 1};
   if (!is_conv_) return linear_forward(input, q);
   return lane_conv_ ? lane_conv_forward(input, q) : conv_forward(input, q);
 }
@@ -84,7 +85,7 @@ void quantize_image_hwc(const float* x, int64_t c, int64_t hw, ActQuant q, uint8
   for (int64_t i = 0; i < c * hw; ++i) {  // contiguous: vectorizes
     float v = std::clamp(x[i] / scale, -1024.0f, 1024.0f);
     v = (v + kMagic) - kMagic;
-    t[i] = static_cast<uint8_t>(std::clamp(v + zero, 0.0f, 255.0f));
+    t[i] = static_cast<uint8_t>(std::clamp(v + zero, 0.0f, static_cast<float>(q.qmax)));
   }
   for (int64_t i = 0; i < hw; ++i)
     for (int64_t ch = 0; ch < c; ++ch) out[i * c + ch] = t[ch * hw + i];

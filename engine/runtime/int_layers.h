@@ -28,6 +28,7 @@ class IntLayer : public LayerOverride {
   at::Tensor gemm(const uint8_t* a, const int32_t* row_sums, int64_t m, ActQuant q);  // (m, n) float
 
   bool is_conv_;
+  int act_bits_ = 8;
   bool lane_conv_ = false;
   int kernel_ = 1, stride_ = 1, padding_ = 0, in_channels_ = 0;
   PackedWeights weights_;

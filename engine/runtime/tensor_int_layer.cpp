@@ -15,9 +15,9 @@ namespace qdm {
 namespace {
 
 // u8 activation codes as a float tensor: x / scale rounded half to even (torch.round), as the
-// simulation and quantize_rows do, plus the zero point, clamped to [0, 255].
-at::Tensor activation_codes(const at::Tensor& x, float scale, float zero) {
-  return at::clamp(at::round(x.to(at::kFloat) / scale) + zero, 0, 255);
+// simulation and quantize_rows do, plus the zero point, clamped to [0, qmax].
+at::Tensor activation_codes(const at::Tensor& x, float scale, float zero, int qmax) {
+  return at::clamp(at::round(x.to(at::kFloat) / scale) + zero, 0, qmax);
 }
 
 }  // namespace
@@ -32,7 +32,7 @@ at::Tensor pack_nibbles(const at::Tensor& codes) {
 }
 
 TensorIntLayer::TensorIntLayer(const QuantLayer& src, c10::Device device)
-    : is_conv_(src.conv != nullptr), bits_(src.weight_params.bits), act_scale_(src.act.scale),
+    : is_conv_(src.conv != nullptr), bits_(src.weight_params.bits), act_qmax_((1 << src.act.bits) - 1), act_scale_(src.act.scale),
       act_zero_(src.act.zero_point), step_(src.step) {
   if (!src.quant_input) throw std::invalid_argument("TensorIntLayer: layer '" + src.name + "' has an fp32 input");
   const at::Tensor w = src.fake_weight.defined() ? src.fake_weight : fake_quant(src.fp_weight().detach(), src.weight_params);
@@ -93,7 +93,7 @@ at::Tensor TensorIntLayer::forward(const at::Tensor& input) {
   const float scale = act_scale_.at(i);
   const int32_t zero = static_cast<int32_t>(std::lround(act_zero_.at(i)));
   if (!is_conv_) {
-    const at::Tensor q = activation_codes(input, scale, static_cast<float>(zero)).reshape({-1, k_});
+    const at::Tensor q = activation_codes(input, scale, static_cast<float>(zero), act_qmax_).reshape({-1, k_});
     const at::Tensor a = at::constant_pad_nd(q, {0, k_padded_ - k_}, 0).to(at::kByte).contiguous();
     std::vector<int64_t> shape = input.sizes().vec();
     shape.back() = n_;
@@ -103,7 +103,7 @@ at::Tensor TensorIntLayer::forward(const at::Tensor& input) {
   const int64_t batch = input.size(0);
   const int64_t ho = (input.size(2) + 2 * padding_ - kernel_) / stride_ + 1;
   const int64_t wo = (input.size(3) + 2 * padding_ - kernel_) / stride_ + 1;
-  at::Tensor q = activation_codes(input, scale, static_cast<float>(zero));
+  at::Tensor q = activation_codes(input, scale, static_cast<float>(zero), act_qmax_);
   if (padding_ > 0) q = at::constant_pad_nd(q, {padding_, padding_, padding_, padding_}, static_cast<double>(zero));
   const at::Tensor patches = at::im2col(q, {kernel_, kernel_}, {1, 1}, {0, 0}, {stride_, stride_});
   const at::Tensor rows = patches.transpose(1, 2).reshape({batch * ho * wo, k_});

@@ -33,7 +33,7 @@ class TensorIntLayer : public LayerOverride {
   at::Tensor dequantize(const at::Tensor& a, float scale, int32_t zero) const;  // (m, k_padded) u8 -> (m, n) float
 
   bool is_conv_;
-  int kernel_ = 1, stride_ = 1, padding_ = 0, bits_ = 8;
+  int kernel_ = 1, stride_ = 1, padding_ = 0, bits_ = 8, act_qmax_ = 255;
   int64_t n_ = 0, k_ = 0, k_padded_ = 0;
   at::Tensor weights_;  // CUDA and bits <= 4: (n, k_padded / 2) nibbles (qgemm_cuda.h); else (n, k_padded) u8 codes
   at::Tensor zero_w_;   // (n) int32
