@@ -56,7 +56,7 @@ void ModelCache::update_metrics() {
 
 std::string precision_label(const LoadedModel& model) {
   if (!model.quantized()) return "fp32";
-  const auto& spec = model.artifact_->model->spec;
+  const auto& spec = model.artifact_->info.spec;
   const std::string kernels = model.kernels();  // "int (avx512vnni)" or "sim"
   return "w" + std::to_string(spec.weight_bits) + "a" + std::to_string(spec.act_bits == 0 ? 32 : spec.act_bits) + "-" +
          kernels.substr(0, kernels.find(' '));

@@ -180,12 +180,13 @@ LoadedArtifact load_artifact(const std::string& path) {
   q.unet->eval();
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
   out.sha256 = sha256_file(path);
+  out.per_step_tables = has_per_step_tables(q);
   out.file_bytes = static_cast<int64_t>(file.file_bytes());
   return out;
 }
 
 void check_schedule(const LoadedArtifact& artifact, const NoiseSchedule& schedule, const SamplerOptions& options) {
-  if (!has_per_step_tables(*artifact.model)) return;
+  if (!artifact.per_step_tables) return;
   if (sampler_timesteps(schedule, options) != artifact.info.timesteps)
     throw std::invalid_argument("this artifact's activation tables were calibrated per step for " +
                                 std::to_string(artifact.info.sampler.steps) + " steps with " +
@@ -197,7 +198,7 @@ ModelDenoiser artifact_denoiser(LoadedArtifact& artifact) {
   QuantizedUNet* model = artifact.model.get();
   std::unordered_map<int, int> index;
   for (size_t i = 0; i < artifact.info.timesteps.size(); ++i) index[artifact.info.timesteps[i]] = static_cast<int>(i);
-  const bool per_step = has_per_step_tables(*model);
+  const bool per_step = artifact.per_step_tables;
   return [model, index, per_step](const at::Tensor& x, int t, int, const at::Tensor& labels) {
     auto it = index.find(t);
     if (it == index.end() && per_step)

@@ -32,6 +32,7 @@ struct LoadedArtifact {
   std::unique_ptr<QuantizedUNet> model;
   std::string sha256;
   int64_t file_bytes = 0;
+  bool per_step_tables = false;  // activation tables per step: only its own schedule samples
 };
 // Throws ArtifactError / SafeTensorsError naming what is wrong.
 LoadedArtifact load_artifact(const std::string& path);

@@ -48,17 +48,24 @@ struct QConvPlan {
   const PackedWeights* weights = nullptr;
   ActQuant act;
   const float* bias = nullptr;             // may be null
-  std::vector<int8_t> unpacked;            // int4 weights as int8 rows (empty for int8)
+  std::vector<int8_t> unpacked;            // int4 weights as int8 rows (empty for int8, or when nibbles)
+  bool nibbles = false;                    // int4 rows read packed, each group's word unpacked in registers
   std::vector<int32_t> group_offset;       // (ky * wp + kx) * C + 4 c4 per group
   std::vector<int32_t> col_term;           // output_columns()
   std::vector<float> col_scale;
-  const int8_t* rows() const {             // w.n rows of k_padded
+  const int8_t* rows() const {             // w.n rows of k_padded (of row_bytes() when nibbles)
     return unpacked.empty() ? reinterpret_cast<const int8_t*>(weights->data.data()) : unpacked.data();
   }
 };
 QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias);
+// A plan that keeps int4 weights packed (nibbles) and whose activation table is set per call
+// with qconv_set_table(): built once at load by the execution plan.
+QConvPlan qconv_resident_plan(const QConvShape& s, const PackedWeights& w, const float* bias);
+void qconv_set_table(QConvPlan& plan, ActQuant q);
 
 // Output pixels [r0, r0 + rows) of one image (its padded codes) for every output channel.
 void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out);
+// The same pixels written channels-last: row r0 + i at out + (r0 + i) * ld (n floats each).
+void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld);
 
 }  // namespace qdm

@@ -49,6 +49,17 @@ inline __m512i broadcast_word(const int8_t* p) {
   return _mm512_set1_epi32(word);
 }
 
+// Group g (K values 4g .. 4g + 3) of a packed int4 row (kRows: per 64-wide K block, byte j
+// holds w'[j] in its low and w'[j + 32] in its high nibble): the 4 codes as bytes.
+inline __m512i broadcast_nibbles(const int8_t* row, int g) {
+  const int block = g >> 4, j = (g & 15) * 4;  // 16 groups per 64-wide block
+  int32_t word;
+  std::memcpy(&word, row + block * 32 + (j & 31), 4);
+  const uint32_t u = static_cast<uint32_t>(word) >> (j >= 32 ? 4 : 0);
+  return _mm512_set1_epi32(static_cast<int32_t>(u & 0x0F0F0F0Fu));
+}
+
+template <bool kNibbles>
 void micro_kernel_4(const uint8_t* a_t, int groups, const int8_t* const* rows, __m512i (&acc)[kVectors][kChannels]) {
   __m512i c00 = _mm512_setzero_si512(), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
   __m512i c02 = c00, c12 = c00, c22 = c00, c32 = c00, c03 = c00, c13 = c00, c23 = c00, c33 = c00;
@@ -58,8 +69,12 @@ void micro_kernel_4(const uint8_t* a_t, int groups, const int8_t* const* rows, _
     const __m512i a0 = _mm512_loadu_si512(ag), a1 = _mm512_loadu_si512(ag + 64), a2 = _mm512_loadu_si512(ag + 128),
                   a3 = _mm512_loadu_si512(ag + 192);
     const size_t k = 4 * static_cast<size_t>(g);
-    const __m512i b0 = broadcast_word(w0 + k), b1 = broadcast_word(w1 + k), b2 = broadcast_word(w2 + k),
-                  b3 = broadcast_word(w3 + k);
+    __m512i b0, b1, b2, b3;
+    if constexpr (kNibbles) {
+      b0 = broadcast_nibbles(w0, g), b1 = broadcast_nibbles(w1, g), b2 = broadcast_nibbles(w2, g), b3 = broadcast_nibbles(w3, g);
+    } else {
+      b0 = broadcast_word(w0 + k), b1 = broadcast_word(w1 + k), b2 = broadcast_word(w2 + k), b3 = broadcast_word(w3 + k);
+    }
     QDM_DP4(c00, c10, c20, c30, b0);
     QDM_DP4(c01, c11, c21, c31, b1);
     QDM_DP4(c02, c12, c22, c32, b2);
@@ -71,13 +86,14 @@ void micro_kernel_4(const uint8_t* a_t, int groups, const int8_t* const* rows, _
   acc[0][3] = c03, acc[1][3] = c13, acc[2][3] = c23, acc[3][3] = c33;
 }
 
+template <bool kNibbles>
 void micro_kernel_1(const uint8_t* a_t, int groups, const int8_t* row, __m512i (&acc)[kVectors][kChannels]) {
   __m512i c0 = _mm512_setzero_si512(), c1 = c0, c2 = c0, c3 = c0;
   for (int g = 0; g < groups; ++g) {
     const uint8_t* ag = a_t + static_cast<size_t>(g) * kBlockPixels * 4;
     const __m512i a0 = _mm512_loadu_si512(ag), a1 = _mm512_loadu_si512(ag + 64), a2 = _mm512_loadu_si512(ag + 128),
                   a3 = _mm512_loadu_si512(ag + 192);
-    const __m512i b = broadcast_word(row + 4 * static_cast<size_t>(g));
+    const __m512i b = kNibbles ? broadcast_nibbles(row, g) : broadcast_word(row + 4 * static_cast<size_t>(g));
     QDM_DP4(c0, c1, c2, c3, b);
   }
   acc[0][0] = c0, acc[1][0] = c1, acc[2][0] = c2, acc[3][0] = c3;
@@ -114,6 +130,28 @@ void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8
   }
 }
 
+QConvPlan qconv_resident_plan(const QConvShape& s, const PackedWeights& w, const float* bias) {
+  QConvPlan plan;
+  plan.shape = s;
+  plan.weights = &w;
+  plan.bias = bias;
+  plan.nibbles = w.bits <= 4;
+  const int groups = s.kernel * s.kernel * s.c / 4;
+  plan.group_offset.resize(static_cast<size_t>(groups));
+  for (int g = 0; g < groups; ++g) {
+    const int kpos = 4 * g / s.c, c4 = (4 * g) % s.c;
+    plan.group_offset[static_cast<size_t>(g)] = ((kpos / s.kernel) * s.wp() + kpos % s.kernel) * s.c + c4;
+  }
+  plan.col_term.resize(static_cast<size_t>(w.n));
+  plan.col_scale.resize(static_cast<size_t>(w.n));
+  return plan;
+}
+
+void qconv_set_table(QConvPlan& plan, ActQuant q) {
+  plan.act = q;
+  output_columns(*plan.weights, q, plan.col_term.data(), plan.col_scale.data());
+}
+
 QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias) {
   QConvPlan plan;
   plan.shape = s;
@@ -133,12 +171,16 @@ QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, co
   return plan;
 }
 
-void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
+namespace {
+
+// Output pixel m of channel n lands at out + n * channel_stride + (m - origin).
+void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out,
+                       size_t channel_stride, int origin) {
   const QConvShape& s = plan.shape;
   const PackedWeights& w = *plan.weights;
   const float* bias = plan.bias;
   const int c = s.c, stride = s.stride, wo = s.wo(), wp = s.wp();
-  const size_t pix = static_cast<size_t>(s.ho()) * static_cast<size_t>(wo);
+  const size_t pix = channel_stride;
   const int groups = static_cast<int>(plan.group_offset.size());
   const int8_t* w8 = plan.rows();
   thread_local std::vector<uint8_t> a_t;
@@ -174,15 +216,15 @@ void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows
     for (int n0 = 0; n0 < w.n; n0 += kChannels) {
       const int nc = std::min(kChannels, w.n - n0);
       const int8_t* wrows[kChannels];
-      for (int j = 0; j < kChannels; ++j)
-        wrows[j] = w8 + static_cast<size_t>(n0 + std::min(j, nc - 1)) * static_cast<size_t>(w.k_padded);
+      const size_t row_bytes = plan.nibbles ? w.row_bytes() : static_cast<size_t>(w.k_padded);
+      for (int j = 0; j < kChannels; ++j) wrows[j] = w8 + static_cast<size_t>(n0 + std::min(j, nc - 1)) * row_bytes;
       __m512i acc[kVectors][kChannels];
       // Channel j of the block from acc[.][slot]: zero-point corrections, scales, bias, NCHW row.
       auto store = [&](int j, int slot) {
         const size_t n = static_cast<size_t>(n0 + j);
         const __m512i zw = _mm512_set1_epi32(w.zero[n]), ct = _mm512_set1_epi32(plan.col_term[n]);
         const __m512 cs = _mm512_set1_ps(plan.col_scale[n]), b = _mm512_set1_ps(bias ? bias[n] : 0.0f);
-        float* dst = out + n * pix + static_cast<size_t>(m0);
+        float* dst = out + n * pix + static_cast<size_t>(m0 - origin);
         for (int v = 0; v < kVectors; ++v) {
           if (!valid[v]) continue;
           const __m512i exact = _mm512_add_epi32(_mm512_sub_epi32(acc[v][slot], _mm512_mullo_epi32(zw, row_sum[v])), ct);
@@ -194,14 +236,38 @@ void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows
         }
       };
       if (nc == kChannels) {
-        micro_kernel_4(a_t.data(), groups, wrows, acc);
+        if (plan.nibbles) micro_kernel_4<true>(a_t.data(), groups, wrows, acc);
+        else micro_kernel_4<false>(a_t.data(), groups, wrows, acc);
         for (int j = 0; j < kChannels; ++j) store(j, j);
       } else {  // the channel tail, one at a time
         for (int j = 0; j < nc; ++j) {
-          micro_kernel_1(a_t.data(), groups, wrows[j], acc);
+          if (plan.nibbles) micro_kernel_1<true>(a_t.data(), groups, wrows[j], acc);
+          else micro_kernel_1<false>(a_t.data(), groups, wrows[j], acc);
           store(j, 0);
         }
       }
+    }
+  }
+}
+
+}  // namespace
+
+void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
+  qconv_pixels_impl(plan, padded, r0, rows, out, static_cast<size_t>(plan.shape.ho()) * static_cast<size_t>(plan.shape.wo()), 0);
+}
+
+void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld) {
+  const int n = plan.weights->n;
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(n) * kBlockPixels);
+  for (int b0 = r0; b0 < r0 + rows; b0 += kBlockPixels) {
+    const int count = std::min(kBlockPixels, r0 + rows - b0);
+    // Channel-major tile of this block (pixel m of channel j at tile[j * 64 + m - b0]) ...
+    qconv_pixels_impl(plan, padded, b0, count, tile.data(), kBlockPixels, b0);
+    // ... transposed into channels-last rows.
+    for (int i = 0; i < count; ++i) {
+      float* row = out + static_cast<int64_t>(b0 + i) * ld;
+      for (int j = 0; j < n; ++j) row[j] = tile[static_cast<size_t>(j) * kBlockPixels + i];
     }
   }
 }

@@ -1,5 +1,7 @@
 #include "engine/runtime/loaded_model.h"
 
+#include <unordered_map>
+
 #include "format/class_labels.h"
 #include "engine/model/unet_denoiser.h"
 #include "engine/runtime/device.h"
@@ -14,6 +16,23 @@ size_t parameter_bytes(torch::nn::Module& m) {
   for (const auto& p : m.parameters()) bytes += static_cast<size_t>(p.numel()) * p.element_size();
   for (const auto& b : m.buffers()) bytes += static_cast<size_t>(b.numel()) * b.element_size();
   return bytes;
+}
+
+// The plan as a noise predictor: timesteps map to their schedule index as artifact_denoiser's do.
+ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vector<int>& timesteps, bool per_step) {
+  std::unordered_map<int, int> index;
+  for (size_t i = 0; i < timesteps.size(); ++i) index[timesteps[i]] = static_cast<int>(i);
+  return [plan, index, per_step](const at::Tensor& x, int t, int, const at::Tensor& labels) {
+    auto it = index.find(t);
+    if (it == index.end() && per_step)
+      throw std::invalid_argument("timestep " + std::to_string(t) + " is not in the artifact's calibrated schedule");
+    const at::Tensor in = x.to(at::kFloat).contiguous();
+    at::Tensor out = at::empty_like(in);
+    const at::Tensor l = labels.defined() ? labels.to(at::kLong).contiguous() : at::Tensor();
+    plan->run(in.data_ptr<float>(), static_cast<int>(in.size(0)), t, it == index.end() ? 0 : it->second,
+              l.defined() ? l.data_ptr<int64_t>() : nullptr, out.data_ptr<float>());
+    return out;
+  };
 }
 
 }  // namespace
@@ -49,6 +68,19 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     if (kernels == KernelMode::kInt) int_bytes = use_tensor_integer_kernels(*m.artifact_->model, device);
     m.artifact_->model->to(device);
     m.kernels_ = kernels == KernelMode::kInt ? "int (cuda dp4a)" : "sim";
+  } else if (kernels == KernelMode::kInt && ExecutionPlan::unsupported(*m.artifact_->model).empty()) {
+    // The execution plan: fused kernels over preallocated buffers. It owns everything it needs,
+    // so the simulation's weights are released.
+    const QGemmIsa isa = best_isa();
+    m.plan_ = std::make_shared<ExecutionPlan>(*m.artifact_->model, isa);
+    m.kernels_ = std::string("int plan (") + isa_name(isa) + ")";
+    m.weight_bytes_ = m.plan_->weight_bytes();
+    m.path_ = path;
+    m.sha256_ = m.artifact_->sha256;
+    m.schedule_ = std::make_shared<NoiseSchedule>(m.artifact_->info.scheduler);
+    m.denoiser_ = plan_denoiser(m.plan_, m.artifact_->info.timesteps, m.artifact_->per_step_tables);
+    m.artifact_->model.reset();
+    return m;
   } else if (kernels == KernelMode::kInt) {
     const QGemmIsa isa = best_isa();
     int_bytes = use_integer_kernels(*m.artifact_->model, isa);

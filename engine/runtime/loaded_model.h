@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine/artifact/artifact.h"
+#include "engine/runtime/plan/execution_plan.h"
 #include "engine/model/model_folder.h"
 #include "engine/sampling/pipeline.h"
 #include "format/png.h"
@@ -51,6 +52,7 @@ class LoadedModel {
   std::string display_name;                 // PNG metadata names this instead of the path when set
   std::shared_ptr<DiffusionModel> fp;       // set for model folders
   std::shared_ptr<LoadedArtifact> artifact_;  // set for artifacts
+  std::shared_ptr<ExecutionPlan> plan_;       // integer kernels on the CPU, when the plan supports the artifact
 
  private:
   std::string path_, sha256_, kernels_ = "fp32";

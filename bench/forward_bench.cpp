@@ -1,0 +1,89 @@
+// One UNet forward of a model folder (FP32, LibTorch) or an artifact (the execution plan, the
+// per-layer integer kernels or the simulation), timed: the medians of `reps` calls on a batch of
+// `batch` images at t = 500, as bench/peer_speed.sh compares them with ONNX Runtime. Prints one
+// JSON line; --profile adds the plan's time per kernel kind.
+//
+//   build/bin/qdm_forward_bench --artifact A.safetensors --batch 64 --reps 20 [--profile]
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "engine/runtime/loaded_model.h"
+#include "engine/util/allocator.h"
+#include "engine/util/threads.h"
+
+int main(int argc, char** argv) {
+  qdm::ensure_passive_omp_wait(argv);
+  qdm::keep_freed_tensor_memory();
+  CLI::App app{"qdm UNet forward benchmark"};
+  std::string model_dir, artifact, kernels = "int";
+  int batch = 1, reps = 20, warmup = 3, t = 500;
+  bool profile = false;
+  app.add_option("--model", model_dir, "diffusers model folder (FP32)");
+  app.add_option("--artifact", artifact, "quantized artifact");
+  app.add_option("--kernels", kernels, "int or sim (artifacts)")->capture_default_str();
+  app.add_option("--batch", batch)->capture_default_str();
+  app.add_option("--reps", reps)->capture_default_str();
+  app.add_option("--warmup", warmup)->capture_default_str();
+  app.add_option("--t", t, "timestep (artifacts with per-step tables: one of their schedule's)")->capture_default_str();
+  app.add_flag("--profile", profile, "time per kernel kind (execution plan only)");
+  CLI11_PARSE(app, argc, argv);
+  qdm::set_compute_threads();
+  qdm::LoadedModel model = artifact.empty() ? qdm::LoadedModel::from_folder(model_dir)
+                                            : qdm::LoadedModel::from_artifact(artifact, qdm::parse_kernel_mode(kernels));
+  const auto& cfg = model.config();
+  // A timestep the model accepts: the artifact's schedule step nearest t.
+  int step = 0, tt = t;
+  if (model.quantized()) {
+    const auto& ts = model.artifact_->info.timesteps;
+    size_t best = 0;
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (std::abs(ts[i] - t) < std::abs(ts[best] - t)) best = i;
+    step = static_cast<int>(best);
+    tt = ts[best];
+  }
+  torch::NoGradGuard no_grad;
+  const at::Tensor x = torch::randn({batch, cfg.in_channels, cfg.sample_size, cfg.sample_size});
+  at::Tensor labels;
+  if (cfg.conditional()) labels = at::full({batch}, static_cast<int64_t>(cfg.null_class.value_or(0)), at::kLong);
+  auto forward = [&] {
+    if (model.plan_) {
+      at::Tensor out = at::empty_like(x);
+      model.plan_->run(x.data_ptr<float>(), batch, tt, step, labels.defined() ? labels.data_ptr<int64_t>() : nullptr,
+                       out.data_ptr<float>());
+    } else if (model.quantized()) {
+      model.artifact_->model->forward(x, tt, step, labels);
+    } else {
+      model.fp->unet->forward(x, at::full({batch}, static_cast<float>(tt)), labels);
+    }
+  };
+  for (int i = 0; i < warmup; ++i) forward();
+  if (profile && model.plan_) model.plan_->set_profiling(true);
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    forward();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  nlohmann::json out = {{"what", artifact.empty() ? "fp32 libtorch" : model.kernels()},
+                        {"batch", batch},
+                        {"median_ms", ms[ms.size() / 2]},
+                        {"min_ms", ms.front()},
+                        {"weight_bytes", model.weight_bytes()},
+                        {"peak_rss_mib", static_cast<double>(u.ru_maxrss) / 1024.0},
+                        {"threads", qdm::compute_threads()}};
+  if (profile && model.plan_) {
+    nlohmann::json p = nlohmann::json::object();
+    for (const auto& [kind, secs] : model.plan_->profile()) p[kind] = 1000.0 * secs / reps;
+    out["profile_ms"] = p;
+  }
+  std::printf("%s\n", out.dump().c_str());
+  return 0;
+}

@@ -1,0 +1,399 @@
+#include "engine/runtime/plan/execution_plan.h"
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <stdexcept>
+
+#include "engine/model/down_block.h"
+#include "engine/model/mid_block.h"
+#include "engine/model/resample.h"
+#include "engine/model/resnet_block.h"
+#include "engine/model/up_block.h"
+#include "engine/quant/quant_model.h"
+#include "engine/kernels/qconv.h"
+
+namespace qdm {
+
+using plan::CodesTarget;
+using plan::Epilogue;
+using plan::Table;
+using plan::Value;
+
+namespace {
+
+std::vector<float> to_vector(const at::Tensor& t) {
+  const at::Tensor c = t.detach().to(at::kFloat).contiguous().cpu();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+}  // namespace
+
+// Walks the UNet as its forward() does and emits the plan's ops.
+class PlanBuilder {
+ public:
+  PlanBuilder(ExecutionPlan& p, const QuantizedUNet& q) : p_(p), q_(q), cfg_(q.unet->config()) {
+    for (const auto& l : q.layers) layers_[l->name] = l.get();
+    for (const auto& a : q.attention) attention_[a->name] = a.get();
+  }
+
+  void build() {
+    UNet2DModelImpl& unet = *q_.unet.ptr();
+    const int size = cfg_.sample_size;
+    p_.in_channels_ = cfg_.in_channels;
+    p_.out_channels_ = cfg_.out_channels;
+    p_.input_ = value(cfg_.in_channels, size, size);
+    time_features();
+    Value h = conv("conv_in", unet.conv_in.get(), p_.input_, value(cfg_.block_out_channels[0], size, size), {}, false);
+    std::vector<Value> skips{h};
+    for (size_t b = 0; b < unet.down_blocks->size(); ++b) {
+      auto* block = unet.down_blocks[b]->as<DownBlockImpl>();
+      const std::string name = "down_blocks." + std::to_string(b);
+      for (size_t i = 0; i < block->resnets->size(); ++i) {
+        h = resnet(name + ".resnets." + std::to_string(i), block->resnets[i]->as<ResnetBlock2DImpl>(), h);
+        if (block->attentions)
+          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h);
+        skips.push_back(h);
+      }
+      if (block->downsamplers) {
+        auto* down = block->downsamplers[0]->as<Downsample2DImpl>();
+        h = conv(name + ".downsamplers.0.conv", down->conv.get(), h, value(h.c, h.h / 2, h.w / 2), {}, false);
+        skips.push_back(h);
+      }
+    }
+    if (unet.mid_block) {
+      auto* mid = unet.mid_block.get();
+      h = resnet("mid_block.resnets.0", mid->resnets[0]->as<ResnetBlock2DImpl>(), h);
+      if (mid->attentions) h = attention("mid_block.attentions.0", mid->attentions[0]->as<AttentionBlockImpl>(), h);
+      h = resnet("mid_block.resnets.1", mid->resnets[1]->as<ResnetBlock2DImpl>(), h);
+    }
+    for (size_t b = 0; b < unet.up_blocks->size(); ++b) {
+      auto* block = unet.up_blocks[b]->as<UpBlockImpl>();
+      const std::string name = "up_blocks." + std::to_string(b);
+      for (size_t i = 0; i < block->resnets->size(); ++i) {
+        const Value skip = skips.back();
+        skips.pop_back();
+        // cat(h, skip) along channels: two slices of one buffer
+        const Value cat = value(h.c + skip.c, h.h, h.w);
+        emit(plan::copy_op(h, slice(cat, 0, h.c)), name + " concat");
+        emit(plan::copy_op(skip, slice(cat, h.c, skip.c)), name + " concat");
+        h = resnet(name + ".resnets." + std::to_string(i), block->resnets[i]->as<ResnetBlock2DImpl>(), cat);
+        if (block->attentions)
+          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h);
+      }
+      if (block->upsamplers) {
+        auto* up = block->upsamplers[0]->as<Upsample2DImpl>();
+        h = conv(name + ".upsamplers.0.conv", up->conv.get(), h, value(h.c, h.h * 2, h.w * 2), {}, true);
+      }
+    }
+    // conv_norm_out + SiLU + conv_out
+    const Value out = value(cfg_.out_channels, size, size);
+    norm_then_conv("conv_norm_out", unet.conv_norm_out.get(), true, h, "conv_out", unet.conv_out.get(), out, {});
+    p_.output_ = out;
+  }
+
+ private:
+  Value value(int c, int h, int w) {
+    p_.buffer_floats_.push_back(static_cast<int64_t>(h) * w * c);
+    return {static_cast<int>(p_.buffer_floats_.size()) - 1, 0, c, c, h, w};
+  }
+  static Value slice(Value v, int offset, int c) {
+    v.offset += offset;
+    v.c = c;
+    return v;
+  }
+  CodesTarget codes(int h, int w, int c, int pad, const QuantLayer& layer) {
+    PaddedShape s{h, w, c, pad};
+    p_.codes_bytes_.push_back(s.bytes());
+    return {static_cast<int>(p_.codes_bytes_.size()) - 1, s, table(layer.act)};
+  }
+  const Table* table(const ActQuantizer& a) {
+    auto t = std::make_unique<Table>();
+    t->scale = a.scale;
+    t->zero = a.zero_point;
+    t->bits = a.bits;
+    p_.tables_.push_back(std::move(t));
+    return p_.tables_.back().get();
+  }
+  void emit(std::unique_ptr<plan::Op> op, const std::string& name) {
+    op->name = name;
+    p_.ops_.push_back(std::move(op));
+  }
+  const QuantLayer* layer(const std::string& name) const {
+    auto it = layers_.find(name);
+    return it == layers_.end() ? nullptr : it->second;
+  }
+  bool integer(const std::string& name) const {
+    const QuantLayer* l = layer(name);
+    return l && l->quant_input;
+  }
+  // The weights a layer computes with: the grid weights of a quantized layer, else fp32.
+  at::Tensor weights_of(const std::string& name, const at::Tensor& fp) const {
+    const QuantLayer* l = layer(name);
+    if (l && l->fake_weight.defined()) return l->fake_weight;
+    return fp;
+  }
+  PackedWeights pack(const QuantLayer& l, bool conv, bool lanes) {
+    const at::Tensor w = l.fake_weight.defined() ? l.fake_weight : fake_quant(l.fp_weight().detach(), l.weight_params);
+    const int64_t n = w.size(0), k = w.numel() / n;
+    at::Tensor codes = quantize_codes(w.reshape({n, k}), l.weight_params);
+    if (conv) {  // K in (ky, kx, c) order, as the patches
+      const int64_t kk = l.conv->kernel, ch = k / (kk * kk);
+      codes = codes.reshape({n, ch, kk, kk}).permute({0, 2, 3, 1}).reshape({n, k});
+    }
+    codes = codes.contiguous();
+    const at::Tensor scale = l.weight_params.scale.to(at::kFloat).contiguous();
+    const at::Tensor zero = l.weight_params.zero_point.to(at::kFloat).contiguous();
+    PackedWeights p = pack_weights(codes.data_ptr<uint8_t>(), static_cast<int>(n), static_cast<int>(k), l.weight_params.bits,
+                                   scale.data_ptr<float>(), zero.data_ptr<float>(),
+                                   lanes ? WeightLayout::kRows : layout_for(p_.isa_));
+    p_.weight_bytes_ += p.bytes();
+    return p;
+  }
+  std::vector<float> bias_of(const at::Tensor& b) {
+    p_.weight_bytes_ += static_cast<size_t>(b.numel()) * 4;
+    return to_vector(b);
+  }
+  // fp32 weights of a conv (N, C, k, k) as (k*k*C, N), (ky, kx, c) order.
+  std::vector<float> f32_conv_weights(const at::Tensor& w) {
+    p_.weight_bytes_ += static_cast<size_t>(w.numel()) * 4;
+    return to_vector(w.permute({2, 3, 1, 0}).reshape({-1, w.size(0)}));
+  }
+  std::vector<float> f32_linear_weights(const at::Tensor& w) {
+    p_.weight_bytes_ += static_cast<size_t>(w.numel()) * 4;
+    return to_vector(w.t());
+  }
+
+  // A convolution on an fp32 value: integer (quantize its input, optionally upsampled, into a
+  // padded image) or fp32 (upsampled first when asked).
+  Value conv(const std::string& name, Conv2dLayerImpl* c, Value in, Value out, Epilogue e, bool upsample) {
+    if (integer(name)) {
+      const QuantLayer& l = *layer(name);
+      const int h = upsample ? in.h * 2 : in.h, w = upsample ? in.w * 2 : in.w;
+      const CodesTarget target = codes(h, w, in.c, c->padding, l);
+      emit(plan::quantize_op(in, upsample, target), name + " input");
+      const bool lanes = qconv_available(p_.isa_, in.c);
+      emit(plan::int_conv_op(target, c->kernel, c->stride, pack(l, true, lanes), bias_of(c->bias), p_.isa_, lanes, out, e),
+           name);
+      return out;
+    }
+    if (upsample) {
+      const Value up = value(in.c, in.h * 2, in.w * 2);
+      emit(plan::upsample_op(in, up), name + " upsample");
+      in = up;
+    }
+    emit(plan::f32_conv_op(in, c->kernel, c->stride, c->padding, f32_conv_weights(weights_of(name, c->weight)),
+                           bias_of(c->bias), out, e),
+         name);
+    return out;
+  }
+
+  // GroupNorm (+ SiLU) feeding a convolution: fused into its quantized input when integer.
+  void norm_then_conv(const std::string& norm_name, torch::nn::GroupNormImpl* norm, bool silu, Value in,
+                      const std::string& conv_name, Conv2dLayerImpl* c, Value out, Epilogue e) {
+    const auto& o = norm->options;
+    std::vector<float> gamma = o.affine() ? bias_of(norm->weight) : std::vector<float>{};
+    std::vector<float> beta = o.affine() ? bias_of(norm->bias) : std::vector<float>{};
+    if (integer(conv_name)) {
+      const QuantLayer& l = *layer(conv_name);
+      const CodesTarget target = codes(in.h, in.w, in.c, c->padding, l);
+      emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, {},
+                               target),
+           norm_name);
+      const bool lanes = qconv_available(p_.isa_, in.c);
+      emit(plan::int_conv_op(target, c->kernel, c->stride, pack(l, true, lanes), bias_of(c->bias), p_.isa_, lanes, out, e),
+           conv_name);
+      return;
+    }
+    const Value g = value(in.c, in.h, in.w);
+    emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, g, {}),
+         norm_name);
+    emit(plan::f32_conv_op(g, c->kernel, c->stride, c->padding, f32_conv_weights(weights_of(conv_name, c->weight)),
+                           bias_of(c->bias), out, e),
+         conv_name);
+  }
+
+  Value linear(const std::string& name, LinearLayerImpl* l, Value in, Value out, Epilogue e) {
+    if (integer(name)) {
+      emit(plan::int_linear_op(in, table(layer(name)->act), pack(*layer(name), false, false), bias_of(l->bias), p_.isa_, out, e),
+           name);
+    } else {
+      emit(plan::f32_conv_op(in, 1, 1, 0, f32_linear_weights(weights_of(name, l->weight)), bias_of(l->bias), out, e), name);
+    }
+    return out;
+  }
+
+  Value resnet(const std::string& name, ResnetBlock2DImpl* r, Value x) {
+    const int cout = r->conv1->out_channels;
+    const Value h1 = value(cout, x.h, x.w);
+    Epilogue add_feature;
+    add_feature.feature = features_.at(next_feature_++);
+    norm_then_conv(name + ".norm1", r->norm1.get(), true, x, name + ".conv1", r->conv1.get(), h1, add_feature);
+    Value skip = x;
+    if (r->conv_shortcut) skip = conv(name + ".conv_shortcut", r->conv_shortcut.get(), x, value(cout, x.h, x.w), {}, false);
+    const Value out = value(cout, x.h, x.w);
+    Epilogue residual;
+    residual.residual = skip;
+    residual.factor = static_cast<float>(r->output_scale_factor);
+    norm_then_conv(name + ".norm2", r->norm2.get(), true, h1, name + ".conv2", r->conv2.get(), out, residual);
+    return out;
+  }
+
+  Value attention(const std::string& name, AttentionBlockImpl* a, Value x) {
+    const Value rows{x.buffer, x.offset, x.c, x.ld, 1, static_cast<int>(x.pixels())};  // (L, C) per image
+    Value g = rows;
+    if (a->group_norm) {
+      g = value(x.c, 1, static_cast<int>(x.pixels()));
+      const auto& o = a->group_norm->options;
+      emit(plan::group_norm_op(rows, static_cast<int>(o.num_groups()), o.eps(), bias_of(a->group_norm->weight),
+                               bias_of(a->group_norm->bias), false, g, {}),
+           name + ".group_norm");
+    }
+    const Value q = linear(name + ".to_q", a->to_q.get(), g, value(x.c, 1, g.w), {});
+    const Value k = linear(name + ".to_k", a->to_k.get(), g, value(x.c, 1, g.w), {});
+    const Value v = linear(name + ".to_v", a->to_v.get(), g, value(x.c, 1, g.w), {});
+    const QuantAttentionCore* core = attention_.at(name);
+    const Value o = value(x.c, 1, g.w);
+    emit(plan::attention_op(q, k, v, a->heads, table(core->q), table(core->k), table(core->v), table(core->probs), p_.isa_, o),
+         name + " core");
+    const Value out = value(x.c, 1, g.w);
+    Epilogue residual;
+    residual.residual = rows;
+    residual.factor = static_cast<float>(a->rescale_output_factor);
+    linear(name + ".to_out.0", a->to_out[0]->as<LinearLayerImpl>(), o, out, residual);
+    return {out.buffer, 0, x.c, x.c, x.h, x.w};
+  }
+
+  // The temporal feature of every resnet, per image: from the artifact's cache, or the time
+  // embedding computed each step (sinusoid, linear_1, SiLU, linear_2, + class embedding, SiLU,
+  // each time_emb_proj).
+  void time_features() {
+    auto resnets = q_.unet.ptr()->resnets_in_order();
+    if (q_.has_temporal_cache()) {
+      for (size_t r = 0; r < resnets.size(); ++r) {
+        const int64_t rows = q_.temporal_cache.front()[r].size(0), c = q_.temporal_cache.front()[r].size(1);
+        std::vector<float> cache;
+        for (const auto& step : q_.temporal_cache) {
+          const std::vector<float> part = to_vector(step[r]);
+          cache.insert(cache.end(), part.begin(), part.end());
+        }
+        p_.weight_bytes_ += cache.size() * 4;
+        const Value f = value(static_cast<int>(c), 1, 1);
+        emit(plan::feature_cache_op(std::move(cache), static_cast<int>(rows), f), resnets[r].first + " feature");
+        features_.push_back(f);
+      }
+      return;
+    }
+    auto& te = *q_.unet.ptr()->time_embedding;
+    const int proj = cfg_.block_out_channels[0], temb = cfg_.time_embed_dim();
+    const Value t0 = value(proj, 1, 1);
+    emit(plan::timestep_proj_op(proj, cfg_.flip_sin_to_cos, cfg_.freq_shift, t0), "time_proj");
+    const Value t1 = linear("time_embedding.linear_1", te.linear_1.get(), t0, value(temb, 1, 1), {});
+    const Value s1 = value(temb, 1, 1);
+    emit(plan::silu_op(t1, s1), "time_embedding.act");
+    const Value emb = linear("time_embedding.linear_2", te.linear_2.get(), s1, value(temb, 1, 1), {});
+    if (q_.unet->class_table) {
+      std::vector<float> table = to_vector(q_.unet->class_table->weight);
+      p_.weight_bytes_ += table.size() * 4;
+      emit(plan::class_embed_op(std::move(table), temb, emb), "class_embedding");
+    }
+    const Value e = value(temb, 1, 1);
+    emit(plan::silu_op(emb, e), "temporal act");
+    for (auto& [name, r] : resnets) {
+      const int c = r->time_emb_proj->out_features;
+      features_.push_back(linear(name + ".time_emb_proj", r->time_emb_proj.get(), e, value(c, 1, 1), {}));
+    }
+  }
+
+  ExecutionPlan& p_;
+  const QuantizedUNet& q_;
+  const UNetConfig& cfg_;
+  std::map<std::string, const QuantLayer*> layers_;
+  std::map<std::string, const QuantAttentionCore*> attention_;
+  std::vector<Value> features_;
+  size_t next_feature_ = 0;
+};
+
+std::string ExecutionPlan::unsupported(const QuantizedUNet& q) {
+  const UNetConfig& c = q.unet->config();
+  if (c.time_embedding_type != "positional") return "time_embedding_type " + c.time_embedding_type;
+  if (c.resnet_time_scale_shift != "default") return "resnet_time_scale_shift " + c.resnet_time_scale_shift;
+  if (c.class_embed_type) return "class_embed_type " + *c.class_embed_type;
+  if (c.downsample_padding != 1) return "downsample_padding 0";
+  if (q.spec.act_bits == 0) return "fp32 activations (W" + std::to_string(q.spec.weight_bits) + "A32)";
+  if (q.attention.size() != 0 && !q.spec.quantize_attention) return "attention not quantized";
+  for (const auto& item : q.unet.ptr()->named_modules("", false))
+    if (auto* a = item.value()->as<AttentionBlockImpl>())
+      if (!std::dynamic_pointer_cast<QuantAttentionCore>(a->core_override_)) return "attention " + item.key() + " not quantized";
+  for (const auto& l : q.layers)
+    if (l->quant_input && l->act.bits > 8) return "activations over 8 bits";
+  return "";
+}
+
+ExecutionPlan::ExecutionPlan(const QuantizedUNet& model, QGemmIsa isa, int threads)
+    : isa_(isa), pool_(std::make_unique<ThreadPool>(threads)) {
+  const std::string why = unsupported(model);
+  if (!why.empty()) throw std::invalid_argument("the execution plan does not support " + why);
+  at::NoGradGuard no_grad;
+  PlanBuilder(*this, model).build();
+  op_seconds_.assign(ops_.size(), 0.0);
+}
+
+ExecutionPlan::~ExecutionPlan() = default;
+
+void ExecutionPlan::reserve(int n) {
+  if (n <= capacity_) return;
+  buffers_.resize(buffer_floats_.size());
+  codes_.resize(codes_bytes_.size());
+  for (size_t i = 0; i < buffers_.size(); ++i) buffers_[i].resize(static_cast<size_t>(buffer_floats_[i]) * n);
+  for (size_t i = 0; i < codes_.size(); ++i) codes_[i].resize(codes_bytes_[i] * static_cast<size_t>(n));
+  capacity_ = n;
+}
+
+void ExecutionPlan::run(const float* x, int n, int t, int step, const int64_t* labels, float* eps) {
+  reserve(n);
+  plan::Context ctx;
+  ctx.n = n;
+  ctx.step = step;
+  ctx.t = t;
+  ctx.labels = labels;
+  ctx.pool = pool_.get();
+  for (auto& b : buffers_) ctx.buffers.push_back(b.data());
+  for (auto& c : codes_) ctx.codes.push_back(c.data());
+  // NCHW in -> channels-last rows
+  const int64_t pix = input_.pixels();
+  for (int i = 0; i < n; ++i) {
+    float* dst = ctx.at(input_, i);
+    const float* src = x + static_cast<int64_t>(i) * in_channels_ * pix;
+    for (int c = 0; c < in_channels_; ++c)
+      for (int64_t p = 0; p < pix; ++p) dst[p * input_.ld + c] = src[c * pix + p];
+  }
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    if (!profiling_) {
+      ops_[i]->run(ctx);
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
+    ops_[i]->run(ctx);
+    op_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  for (int i = 0; i < n; ++i) {
+    const float* src = ctx.at(output_, i);
+    float* dst = eps + static_cast<int64_t>(i) * out_channels_ * pix;
+    for (int c = 0; c < out_channels_; ++c)
+      for (int64_t p = 0; p < pix; ++p) dst[c * pix + p] = src[p * output_.ld + c];
+  }
+}
+
+void ExecutionPlan::set_profiling(bool on) {
+  profiling_ = on;
+  std::fill(op_seconds_.begin(), op_seconds_.end(), 0.0);
+}
+
+std::vector<std::pair<std::string, double>> ExecutionPlan::profile() const {
+  std::map<std::string, double> by_kind;
+  for (size_t i = 0; i < ops_.size(); ++i) by_kind[ops_[i]->kind()] += op_seconds_[i];
+  return {by_kind.begin(), by_kind.end()};
+}
+
+}  // namespace qdm

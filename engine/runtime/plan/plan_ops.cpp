@@ -1,0 +1,494 @@
+#include "engine/runtime/plan/plan_ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace qdm::plan {
+namespace {
+
+constexpr float kNoResidualFactor = 1.0f;
+
+// Pixel blocks per image so that a run has a few tasks per thread (blocks of whole 64-pixel
+// lane blocks, at most the image).
+int64_t block_pixels(int64_t pixels, int images, int threads) {
+  const int64_t want_tasks = 4 * static_cast<int64_t>(threads);
+  int64_t b = (pixels * images + want_tasks - 1) / want_tasks;
+  b = (b + 63) / 64 * 64;
+  return std::clamp<int64_t>(b, 64, pixels);
+}
+
+template <typename T>
+T* scratch(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// y = float(acc - z'_w rowsum + term) * scale + bias, written with separate roundings (as
+// dequantize_output), then the epilogue.
+void dequantize_rows(const int32_t* acc, int rows, const PackedWeights& w, const int32_t* row_sums,
+                     const int32_t* term, const float* scale, const float* bias, float* out, int64_t ld) {
+  for (int r = 0; r < rows; ++r) {
+    const int32_t* a = acc + static_cast<int64_t>(r) * w.n;
+    float* o = out + r * ld;
+    for (int j = 0; j < w.n; ++j) {
+      const int32_t exact = a[j] - w.zero[static_cast<size_t>(j)] * row_sums[r] + term[j];
+      o[j] = static_cast<float>(exact) * scale[j] + (bias ? bias[j] : 0.0f);  // -ffp-contract=off: two roundings
+    }
+  }
+}
+
+void apply_epilogue(const Context& ctx, const Epilogue& e, int image, int64_t p0, int64_t rows, float* out,
+                    int64_t ld, int n) {
+  if (e.feature.buffer >= 0) add_rows(out, ld, ctx.at(e.feature, image), 0, rows, n);
+  if (e.residual.buffer >= 0) {
+    const float* res = ctx.at(e.residual, image) + p0 * e.residual.ld;
+    // (residual + out) / factor, in that order as the model computes skip + h.
+    for (int64_t r = 0; r < rows; ++r) {
+      float* o = out + r * ld;
+      const float* s = res + r * e.residual.ld;
+      for (int j = 0; j < n; ++j) o[j] = s[j] + o[j];
+    }
+    if (e.factor != kNoResidualFactor)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int j = 0; j < n; ++j) out[r * ld + j] = out[r * ld + j] / e.factor;
+  }
+}
+
+class GroupNormOp final : public Op {
+ public:
+  GroupNormOp(Value in, int groups, double eps, std::vector<float> gamma, std::vector<float> beta, bool silu,
+              Value out, CodesTarget codes)
+      : in_(in), groups_(groups), eps_(eps), gamma_(std::move(gamma)), beta_(std::move(beta)), silu_(silu), out_(out),
+        codes_(codes) {}
+  const char* kind() const override { return codes_.buffer >= 0 ? "group_norm+quantize" : "group_norm"; }
+  void run(Context& ctx) override {
+    const int64_t pix = in_.pixels();
+    const int64_t block = block_pixels(pix, ctx.n, ctx.pool->threads());
+    const int blocks = static_cast<int>((pix + block - 1) / block);
+    const int tasks = ctx.n * blocks;
+    double* sums = scratch(sums_, static_cast<size_t>(tasks) * 2 * groups_);
+    std::fill(sums, sums + static_cast<size_t>(tasks) * 2 * groups_, 0.0);
+    ctx.pool->run(tasks, [&](int task, int) {
+      const int image = task / blocks;
+      const int64_t p0 = (task % blocks) * block, p1 = std::min(pix, p0 + block);
+      group_norm_sums(ctx.at(in_, image), in_.ld, p0, p1, in_.c, groups_, sums + static_cast<size_t>(task) * 2 * groups_);
+    });
+    float* mean = scratch(mean_, static_cast<size_t>(ctx.n) * groups_);
+    float* rstd = scratch(rstd_, static_cast<size_t>(ctx.n) * groups_);
+    std::vector<double>& total = total_;
+    total.assign(static_cast<size_t>(2 * groups_), 0.0);
+    for (int image = 0; image < ctx.n; ++image) {
+      std::fill(total.begin(), total.end(), 0.0);
+      for (int b = 0; b < blocks; ++b)
+        for (int i = 0; i < 2 * groups_; ++i) total[static_cast<size_t>(i)] += sums[(static_cast<size_t>(image) * blocks + b) * 2 * groups_ + i];
+      group_norm_moments(total.data(), groups_, in_.c / groups_, pix, eps_, mean + image * groups_, rstd + image * groups_);
+    }
+    const ActQuant q = codes_.table ? codes_.table->at(ctx.step) : ActQuant{};
+    ctx.pool->run(tasks, [&](int task, int) {
+      const int image = task / blocks;
+      const int64_t p0 = (task % blocks) * block, p1 = std::min(pix, p0 + block);
+      GroupNormApply g{in_.c, groups_, mean + image * groups_, rstd + image * groups_,
+                       gamma_.empty() ? nullptr : gamma_.data(), beta_.empty() ? nullptr : beta_.data(), silu_};
+      if (codes_.buffer >= 0) {
+        uint8_t* dst = ctx.codes[static_cast<size_t>(codes_.buffer)] + image * codes_.shape.bytes();
+        if (p0 == 0) fill_border(codes_.shape, static_cast<uint8_t>(q.zero), dst);
+        group_norm_to_padded(ctx.at(in_, image), in_.ld, p0, p1, g, q, codes_.shape, dst);
+      } else {
+        group_norm_to_f32(ctx.at(in_, image), in_.ld, p0, p1, g, ctx.at(out_, image), out_.ld);
+      }
+    });
+  }
+
+ private:
+  Value in_;
+  int groups_;
+  double eps_;
+  std::vector<float> gamma_, beta_;
+  bool silu_;
+  Value out_;
+  CodesTarget codes_;
+  std::vector<double> sums_, total_;
+  std::vector<float> mean_, rstd_;
+};
+
+class QuantizeOp final : public Op {
+ public:
+  QuantizeOp(Value in, bool upsample, CodesTarget out) : in_(in), upsample_(upsample), out_(out) {}
+  const char* kind() const override { return upsample_ ? "upsample+quantize" : "quantize"; }
+  void run(Context& ctx) override {
+    const ActQuant q = out_.table->at(ctx.step);
+    const int rows_per_task = std::max(1, static_cast<int>(block_pixels(in_.pixels(), ctx.n, ctx.pool->threads()) / in_.w));
+    const int blocks = (in_.h + rows_per_task - 1) / rows_per_task;
+    ctx.pool->run(ctx.n * blocks, [&](int task, int) {
+      const int image = task / blocks, y0 = (task % blocks) * rows_per_task, y1 = std::min(in_.h, y0 + rows_per_task);
+      uint8_t* dst = ctx.codes[static_cast<size_t>(out_.buffer)] + image * out_.shape.bytes();
+      if (y0 == 0) fill_border(out_.shape, static_cast<uint8_t>(q.zero), dst);
+      quantize_to_padded(ctx.at(in_, image), in_.ld, in_.w, y0, y1, q, upsample_, out_.shape, dst);
+    });
+  }
+
+ private:
+  Value in_;
+  bool upsample_;
+  CodesTarget out_;
+};
+
+class IntConvOp final : public Op {
+ public:
+  IntConvOp(CodesTarget in, int kernel, int stride, PackedWeights w, std::vector<float> bias, QGemmIsa isa, bool lanes,
+            Value out, Epilogue e)
+      : in_(in), kernel_(kernel), stride_(stride), w_(std::move(w)), bias_(std::move(bias)), isa_(isa), lanes_(lanes),
+        out_(out), e_(e), term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)) {
+    if (lanes_) {
+      const QConvShape s{in.shape.c, in.shape.hp(), in.shape.wp(), kernel, stride, 0};
+      lane_plan_ = qconv_resident_plan(s, w_, bias_.empty() ? nullptr : bias_.data());
+    }
+  }
+  const char* kind() const override { return lanes_ ? "int conv (lanes)" : "int conv (gemm)"; }
+  void run(Context& ctx) override {
+    const ActQuant q = in_.table->at(ctx.step);
+    if (lanes_) qconv_set_table(lane_plan_, q);
+    else output_columns(w_, q, term_.data(), scale_.data());
+    const int64_t pix = out_.pixels();
+    const int64_t block = block_pixels(pix, ctx.n, ctx.pool->threads());
+    const int blocks = static_cast<int>((pix + block - 1) / block);
+    ctx.pool->run(ctx.n * blocks, [&](int task, int) {
+      const int image = task / blocks;
+      const int64_t p0 = (task % blocks) * block, rows = std::min(pix - p0, block);
+      const uint8_t* codes = ctx.codes[static_cast<size_t>(in_.buffer)] + image * in_.shape.bytes();
+      float* out = ctx.at(out_, image) + p0 * out_.ld;
+      if (lanes_) {
+        qconv_pixels_rows(lane_plan_, codes, static_cast<int>(p0), static_cast<int>(rows), out - p0 * out_.ld, out_.ld);
+      } else {
+        thread_local std::vector<uint8_t> a;
+        thread_local std::vector<int32_t> sums, acc;
+        uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
+        int32_t* sp = scratch(sums, static_cast<size_t>(rows));
+        int32_t* cp = scratch(acc, static_cast<size_t>(rows) * w_.n);
+        im2col_u8(codes, in_.shape, kernel_, stride_, p0, p0 + rows, w_.k_padded, ap, sp);
+        qgemm_s32(isa_, ap, static_cast<int>(rows), w_, cp);
+        dequantize_rows(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(), bias_.empty() ? nullptr : bias_.data(),
+                        out, out_.ld);
+      }
+      apply_epilogue(ctx, e_, image, p0, rows, out, out_.ld, w_.n);
+    });
+  }
+
+ private:
+  CodesTarget in_;
+  int kernel_, stride_;
+  PackedWeights w_;
+  std::vector<float> bias_;
+  QGemmIsa isa_;
+  bool lanes_;
+  Value out_;
+  Epilogue e_;
+  QConvPlan lane_plan_;
+  std::vector<int32_t> term_;
+  std::vector<float> scale_;
+};
+
+class IntLinearOp final : public Op {
+ public:
+  IntLinearOp(Value in, const Table* table, PackedWeights w, std::vector<float> bias, QGemmIsa isa, Value out, Epilogue e)
+      : in_(in), table_(table), w_(std::move(w)), bias_(std::move(bias)), isa_(isa), out_(out), e_(e),
+        term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)) {}
+  const char* kind() const override { return "int linear"; }
+  void run(Context& ctx) override {
+    const ActQuant q = table_->at(ctx.step);
+    output_columns(w_, q, term_.data(), scale_.data());
+    const int64_t pix = in_.pixels();
+    const int64_t block = std::min<int64_t>(pix, 64);
+    const int blocks = static_cast<int>((pix + block - 1) / block);
+    ctx.pool->run(ctx.n * blocks, [&](int task, int) {
+      const int image = task / blocks;
+      const int64_t p0 = (task % blocks) * block, rows = std::min(pix - p0, block);
+      thread_local std::vector<uint8_t> a;
+      thread_local std::vector<int32_t> sums, acc;
+      uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
+      int32_t* sp = scratch(sums, static_cast<size_t>(rows));
+      int32_t* cp = scratch(acc, static_cast<size_t>(rows) * w_.n);
+      quantize_rows_ld(ctx.at(in_, image) + p0 * in_.ld, in_.ld, 0, rows, in_.c, q, ap, sp);
+      qgemm_s32(isa_, ap, static_cast<int>(rows), w_, cp);
+      float* out = ctx.at(out_, image) + p0 * out_.ld;
+      dequantize_rows(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(), bias_.empty() ? nullptr : bias_.data(),
+                      out, out_.ld);
+      apply_epilogue(ctx, e_, image, p0, rows, out, out_.ld, w_.n);
+    });
+  }
+
+ private:
+  Value in_;
+  const Table* table_;
+  PackedWeights w_;
+  std::vector<float> bias_;
+  QGemmIsa isa_;
+  Value out_;
+  Epilogue e_;
+  std::vector<int32_t> term_;
+  std::vector<float> scale_;
+};
+
+class F32ConvOp final : public Op {
+ public:
+  F32ConvOp(Value in, int kernel, int stride, int pad, std::vector<float> w, std::vector<float> bias, Value out, Epilogue e)
+      : in_(in), kernel_(kernel), stride_(stride), pad_(pad), w_(std::move(w)), bias_(std::move(bias)), out_(out), e_(e) {}
+  const char* kind() const override { return "fp32 conv"; }
+  void run(Context& ctx) override {
+    const int64_t pix = out_.pixels();
+    const int k = kernel_ * kernel_ * in_.c;
+    const bool direct = kernel_ == 1 && stride_ == 1 && pad_ == 0;  // the input rows are the patches
+    const int64_t block = std::min<int64_t>(pix, direct ? 256 : 64);
+    const int blocks = static_cast<int>((pix + block - 1) / block);
+    ctx.pool->run(ctx.n * blocks, [&](int task, int) {
+      const int image = task / blocks;
+      const int64_t p0 = (task % blocks) * block, rows = std::min(pix - p0, block);
+      const float* a;
+      int64_t lda;
+      thread_local std::vector<float> patches;
+      if (direct) {
+        a = ctx.at(in_, image) + p0 * in_.ld;
+        lda = in_.ld;
+      } else {
+        float* pp = scratch(patches, static_cast<size_t>(rows) * k);
+        im2col_f32(ctx.at(in_, image), in_.ld, in_.h, in_.w, in_.c, kernel_, stride_, pad_, p0, p0 + rows, pp);
+        a = pp;
+        lda = k;
+      }
+      float* out = ctx.at(out_, image) + p0 * out_.ld;
+      gemm_f32(a, lda, static_cast<int>(rows), k, w_.data(), out_.c, bias_.empty() ? nullptr : bias_.data(), out, out_.ld);
+      apply_epilogue(ctx, e_, image, p0, rows, out, out_.ld, out_.c);
+    });
+  }
+
+ private:
+  Value in_;
+  int kernel_, stride_, pad_;
+  std::vector<float> w_, bias_;
+  Value out_;
+  Epilogue e_;
+};
+
+class UpsampleOp final : public Op {
+ public:
+  UpsampleOp(Value in, Value out) : in_(in), out_(out) {}
+  const char* kind() const override { return "upsample"; }
+  void run(Context& ctx) override {
+    ctx.pool->run(ctx.n, [&](int image, int) {
+      const float* src = ctx.at(in_, image);
+      float* dst = ctx.at(out_, image);
+      for (int y = 0; y < out_.h; ++y)
+        for (int x = 0; x < out_.w; ++x)
+          std::memcpy(dst + (static_cast<int64_t>(y) * out_.w + x) * out_.ld,
+                      src + (static_cast<int64_t>(y / 2) * in_.w + x / 2) * in_.ld, sizeof(float) * in_.c);
+    });
+  }
+
+ private:
+  Value in_, out_;
+};
+
+class SiluOp final : public Op {
+ public:
+  SiluOp(Value in, Value out) : in_(in), out_(out) {}
+  const char* kind() const override { return "silu"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image)
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* s = ctx.at(in_, image) + p * in_.ld;
+        float* d = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < in_.c; ++j) d[j] = s[j] / (1.0f + std::exp(-s[j]));
+      }
+  }
+
+ private:
+  Value in_, out_;
+};
+
+class CopyOp final : public Op {
+ public:
+  CopyOp(Value in, Value out) : in_(in), out_(out) {}
+  const char* kind() const override { return "copy"; }
+  void run(Context& ctx) override {
+    ctx.pool->run(ctx.n, [&](int image, int) {
+      for (int64_t p = 0; p < in_.pixels(); ++p)
+        std::memcpy(ctx.at(out_, image) + p * out_.ld, ctx.at(in_, image) + p * in_.ld, sizeof(float) * in_.c);
+    });
+  }
+
+ private:
+  Value in_, out_;
+};
+
+// The B operand of an attention product: x (rows, cols) quantized with one table, packed.
+void pack_operand(const float* x, int rows, int cols, ActQuant q, QGemmIsa isa, PackedWeights& out,
+                  std::vector<uint8_t>& codes, std::vector<float>& scale, std::vector<float>& zero) {
+  const int count = rows * cols;
+  codes.resize(static_cast<size_t>(padded_k(count)));
+  int32_t unused = 0;
+  quantize_rows_ld(x, count, 0, 1, count, q, codes.data(), &unused);
+  scale.assign(static_cast<size_t>(rows), q.scale);
+  zero.assign(static_cast<size_t>(rows), static_cast<float>(q.zero));
+  out = pack_weights(codes.data(), rows, cols, 8, scale.data(), zero.data(), layout_for(isa));
+}
+
+class AttentionOp final : public Op {
+ public:
+  AttentionOp(Value q, Value k, Value v, int heads, const Table* tq, const Table* tk, const Table* tv, const Table* tp,
+              QGemmIsa isa, Value out)
+      : q_(q), k_(k), v_(v), heads_(heads), tq_(tq), tk_(tk), tv_(tv), tp_(tp), isa_(isa), out_(out) {}
+  const char* kind() const override { return "attention"; }
+  void run(Context& ctx) override {
+    const int len = static_cast<int>(q_.pixels()), d = q_.c / heads_;
+    const ActQuant aq = tq_->at(ctx.step), ak = tk_->at(ctx.step), av = tv_->at(ctx.step), ap = tp_->at(ctx.step);
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    ctx.pool->run(ctx.n * heads_, [&](int task, int) {
+      const int image = task / heads_, h = task % heads_;
+      thread_local std::vector<float> qh, kh, vt, logits, o;
+      thread_local std::vector<uint8_t> a, codes;
+      thread_local std::vector<int32_t> sums, acc;
+      thread_local std::vector<float> s, z;
+      thread_local PackedWeights b;
+      float* qp = scratch(qh, static_cast<size_t>(len) * d);
+      float* kp = scratch(kh, static_cast<size_t>(len) * d);
+      float* vp = scratch(vt, static_cast<size_t>(d) * len);  // V^T: rows of the head's channels
+      const float* qs = ctx.at(q_, image) + h * d;
+      const float* ks = ctx.at(k_, image) + h * d;
+      const float* vs = ctx.at(v_, image) + h * d;
+      for (int i = 0; i < len; ++i) {
+        std::memcpy(qp + i * d, qs + static_cast<int64_t>(i) * q_.ld, sizeof(float) * d);
+        std::memcpy(kp + i * d, ks + static_cast<int64_t>(i) * k_.ld, sizeof(float) * d);
+        for (int j = 0; j < d; ++j) vp[j * len + i] = vs[static_cast<int64_t>(i) * v_.ld + j];
+      }
+      // Q K^T
+      uint8_t* ap8 = scratch(a, static_cast<size_t>(len) * padded_k(std::max(d, len)));
+      int32_t* sp = scratch(sums, static_cast<size_t>(len));
+      int32_t* cp = scratch(acc, static_cast<size_t>(len) * std::max(d, len));
+      quantize_rows_ld(qp, d, 0, len, d, aq, ap8, sp);
+      pack_operand(kp, len, d, ak, isa_, b, codes, s, z);
+      qgemm_s32(isa_, ap8, len, b, cp);
+      float* lp = scratch(logits, static_cast<size_t>(len) * len);
+      dequantize_output(cp, len, b, aq, sp, nullptr, lp);
+      softmax_rows(lp, len, len, len, scale);
+      // P V
+      quantize_rows_ld(lp, len, 0, len, len, ap, ap8, sp);
+      pack_operand(vp, d, len, av, isa_, b, codes, s, z);
+      qgemm_s32(isa_, ap8, len, b, cp);
+      float* op = scratch(o, static_cast<size_t>(len) * d);
+      dequantize_output(cp, len, b, ap, sp, nullptr, op);
+      float* dst = ctx.at(out_, image) + h * d;
+      for (int i = 0; i < len; ++i) std::memcpy(dst + static_cast<int64_t>(i) * out_.ld, op + i * d, sizeof(float) * d);
+    });
+  }
+
+ private:
+  Value q_, k_, v_;
+  int heads_;
+  const Table *tq_, *tk_, *tv_, *tp_;
+  QGemmIsa isa_;
+  Value out_;
+};
+
+class TimestepProjOp final : public Op {
+ public:
+  TimestepProjOp(int dim, bool flip, double shift, Value out) : dim_(dim), flip_(flip), shift_(shift), out_(out) {}
+  const char* kind() const override { return "timestep projection"; }
+  void run(Context& ctx) override {
+    const int half = dim_ / 2;
+    float* row = ctx.at(out_, 0);
+    for (int i = 0; i < half; ++i) {
+      // as sinusoidal_embedding: exp(i * -ln(10000) / (half - shift)) in float, times t
+      const float e = static_cast<float>(i) * static_cast<float>(-std::log(10000.0) / (half - shift_));
+      const float arg = static_cast<float>(ctx.t) * std::exp(e);
+      row[flip_ ? i : half + i] = std::cos(arg);
+      row[flip_ ? half + i : i] = std::sin(arg);
+    }
+    if (dim_ % 2 == 1) row[dim_ - 1] = 0.0f;
+    for (int image = 1; image < ctx.n; ++image) std::memcpy(ctx.at(out_, image), row, sizeof(float) * dim_);
+  }
+
+ private:
+  int dim_;
+  bool flip_;
+  double shift_;
+  Value out_;
+};
+
+class ClassEmbedOp final : public Op {
+ public:
+  ClassEmbedOp(std::vector<float> table, int dim, Value out) : table_(std::move(table)), dim_(dim), out_(out) {}
+  const char* kind() const override { return "class embedding"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image) {
+      float* row = ctx.at(out_, image);
+      const float* e = table_.data() + ctx.labels[image] * dim_;
+      for (int j = 0; j < dim_; ++j) row[j] = row[j] + e[j];
+    }
+  }
+
+ private:
+  std::vector<float> table_;
+  int dim_;
+  Value out_;
+};
+
+class FeatureCacheOp final : public Op {
+ public:
+  FeatureCacheOp(std::vector<float> cache, int rows, Value out) : cache_(std::move(cache)), rows_(rows), out_(out) {}
+  const char* kind() const override { return "feature cache"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image) {
+      const int64_t row = static_cast<int64_t>(ctx.step) * rows_ + (ctx.labels ? ctx.labels[image] : 0);
+      std::memcpy(ctx.at(out_, image), cache_.data() + row * out_.c, sizeof(float) * out_.c);
+    }
+  }
+
+ private:
+  std::vector<float> cache_;
+  int rows_;
+  Value out_;
+};
+
+}  // namespace
+
+ActQuant Table::at(int step) const {
+  const size_t i = scale.size() == 1 ? 0 : static_cast<size_t>(step);
+  return {scale.at(i), static_cast<int32_t>(std::lround(zero.at(i))), (1 << bits) - 1};
+}
+
+std::unique_ptr<Op> group_norm_op(Value in, int groups, double eps, std::vector<float> gamma, std::vector<float> beta,
+                                  bool silu, Value out_f32, CodesTarget out_codes) {
+  return std::make_unique<GroupNormOp>(in, groups, eps, std::move(gamma), std::move(beta), silu, out_f32, out_codes);
+}
+std::unique_ptr<Op> quantize_op(Value in, bool upsample, CodesTarget out) { return std::make_unique<QuantizeOp>(in, upsample, out); }
+std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWeights weights, std::vector<float> bias,
+                                QGemmIsa isa, bool lanes, Value out, Epilogue epilogue) {
+  return std::make_unique<IntConvOp>(in, kernel, stride, std::move(weights), std::move(bias), isa, lanes, out, epilogue);
+}
+std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
+                                  QGemmIsa isa, Value out, Epilogue epilogue) {
+  return std::make_unique<IntLinearOp>(in, table, std::move(weights), std::move(bias), isa, out, epilogue);
+}
+std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, std::vector<float> weights,
+                                std::vector<float> bias, Value out, Epilogue epilogue) {
+  return std::make_unique<F32ConvOp>(in, kernel, stride, pad, std::move(weights), std::move(bias), out, epilogue);
+}
+std::unique_ptr<Op> upsample_op(Value in, Value out) { return std::make_unique<UpsampleOp>(in, out); }
+std::unique_ptr<Op> silu_op(Value in, Value out) { return std::make_unique<SiluOp>(in, out); }
+std::unique_ptr<Op> copy_op(Value in, Value out) { return std::make_unique<CopyOp>(in, out); }
+std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Table* tq, const Table* tk,
+                                 const Table* tv, const Table* tp, QGemmIsa isa, Value out) {
+  return std::make_unique<AttentionOp>(q, k, v, heads, tq, tk, tv, tp, isa, out);
+}
+std::unique_ptr<Op> timestep_proj_op(int dim, bool flip, double shift, Value out) {
+  return std::make_unique<TimestepProjOp>(dim, flip, shift, out);
+}
+std::unique_ptr<Op> class_embed_op(std::vector<float> table, int dim, Value out) {
+  return std::make_unique<ClassEmbedOp>(std::move(table), dim, out);
+}
+std::unique_ptr<Op> feature_cache_op(std::vector<float> cache, int rows_per_step, Value out) {
+  return std::make_unique<FeatureCacheOp>(std::move(cache), rows_per_step, out);
+}
+
+}  // namespace qdm::plan

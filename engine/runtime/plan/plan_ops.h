@@ -1,0 +1,98 @@
+// The operations of an execution plan: fused kernels over the plan's buffers, each one
+// parallel region on the plan's thread pool, no allocation and no LibTorch in a step.
+//
+// Activations are channels-last fp32 rows (a Value: a column slice of a buffer, so a
+// concatenation is two slices of one buffer). Convolution inputs are u8 codes in padded
+// channels-last images (a Codes buffer) written by the op before them (group norm + SiLU +
+// quantize, or quantize, optionally upsampled), whose activation table is the convolution's.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/kernels/fused.h"
+#include "engine/kernels/qconv.h"
+#include "engine/kernels/qgemm.h"
+#include "engine/runtime/thread_pool.h"
+
+namespace qdm::plan {
+
+// A column slice [offset, offset + c) of buffer `buffer`, whose rows are ld floats; h x w pixels
+// per image (1 x 1 for per-image vectors such as time embeddings).
+struct Value {
+  int buffer = -1;
+  int offset = 0, c = 0, ld = 0;
+  int h = 1, w = 1;
+  int64_t pixels() const { return static_cast<int64_t>(h) * w; }
+};
+
+// An activation table: one entry, or one per sampling step.
+struct Table {
+  std::vector<float> scale, zero;
+  int bits = 8;
+  ActQuant at(int step) const;
+};
+
+// What one run of the plan works on.
+struct Context {
+  int n = 0;     // images
+  int step = 0;  // the sampling step (selects table entries)
+  int t = 0;     // the training timestep
+  const int64_t* labels = nullptr;  // n class labels, or null
+  ThreadPool* pool = nullptr;
+  std::vector<float*> buffers;      // fp32, capacity images each
+  std::vector<uint8_t*> codes;      // padded u8 images, capacity images each
+  float* at(const Value& v, int image) const {
+    return buffers[static_cast<size_t>(v.buffer)] + image * v.pixels() * v.ld + v.offset;
+  }
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  virtual void run(Context& ctx) = 0;
+  virtual const char* kind() const = 0;
+  std::string name;  // the model's module, for profiles
+};
+
+// Where a producer of convolution input puts its codes.
+struct CodesTarget {
+  int buffer = -1;
+  PaddedShape shape;
+  const Table* table = nullptr;
+};
+
+// After a layer: out = (out + residual) / factor, or out += feature[image] (a per-image row).
+struct Epilogue {
+  Value residual;  // buffer -1: none
+  float factor = 1.0f;
+  Value feature;   // buffer -1: none; h = w = 1
+};
+
+std::unique_ptr<Op> group_norm_op(Value in, int groups, double eps, std::vector<float> gamma, std::vector<float> beta,
+                                  bool silu, Value out_f32, CodesTarget out_codes);
+std::unique_ptr<Op> quantize_op(Value in, bool upsample, CodesTarget out);
+std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWeights weights, std::vector<float> bias,
+                                QGemmIsa isa, bool lanes, Value out, Epilogue epilogue);
+// Linear layers over rows (pixels): input fp32 rows quantized with `table`.
+std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
+                                  QGemmIsa isa, Value out, Epilogue epilogue);
+// weights (k*k*C_in, C_out) in (ky, kx, c) order; pad with zeros.
+std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, std::vector<float> weights,
+                                std::vector<float> bias, Value out, Epilogue epilogue);
+std::unique_ptr<Op> upsample_op(Value in, Value out);  // nearest 2x, fp32
+std::unique_ptr<Op> silu_op(Value in, Value out);
+std::unique_ptr<Op> copy_op(Value in, Value out);
+// softmax(q k^T * scale) v per (image, head) with q, k, v and the probabilities quantized.
+std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Table* tq, const Table* tk,
+                                 const Table* tv, const Table* tp, QGemmIsa isa, Value out);
+// sinusoidal projection of ctx.t for every image (diffusers' get_timestep_embedding).
+std::unique_ptr<Op> timestep_proj_op(int dim, bool flip_sin_to_cos, double freq_shift, Value out);
+// out[image] += table[label(image)]: the class embedding of a conditional model.
+std::unique_ptr<Op> class_embed_op(std::vector<float> table, int dim, Value out);
+// out[image] = cache[step][label(image) or 0] for a tfmq+cache artifact's resnet feature.
+std::unique_ptr<Op> feature_cache_op(std::vector<float> cache, int rows_per_step, Value out);
+
+}  // namespace qdm::plan

@@ -1,0 +1,116 @@
+// The execution plan against the simulation it must reproduce: one UNet call at several steps
+// for every recipe, 4- and 8-bit weights, every kernel path this machine has, unconditional and
+// class-conditional; then a short trajectory.
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+
+#include "engine/artifact/artifact.h"
+#include "engine/model/model_folder.h"
+#include "engine/quant/recipe.h"
+#include "engine/runtime/plan/execution_plan.h"
+#include "tests/test_models.h"
+
+namespace qdm {
+namespace {
+
+class PlanVsSim : public ::testing::Test {
+ protected:
+  void make_model(bool conditional) {
+    torch::manual_seed(21);
+    dir_ = testing::temp_dir("plan");
+    UNetConfig c = testing::tiny_config();
+    if (conditional) {
+      c.num_class_embeds = 4;
+      c.null_class = 3;
+    }
+    UNet2DModel unet(c);
+    if (conditional) {
+      torch::NoGradGuard g;
+      unet->class_table->weight.normal_();
+    }
+    save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
+    model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  LoadedArtifact quantize(const std::string& recipe, int wbits) {
+    RecipeOptions o;
+    o.recipe = recipe;
+    o.spec.weight_bits = wbits;
+    o.sampler.steps = 6;
+    o.calib_samples = 4;
+    o.recon.iters = 4;
+    o.recon.act_iters = 2;
+    o.recon.batch = 4;
+    QuantizeResult r = quantize_model(*model_, o);
+    ArtifactInfo info;
+    info.config = model_->config;
+    info.scheduler = model_->scheduler;
+    info.sampler = o.sampler;
+    info.timesteps = r.timesteps;
+    save_artifact(dir_ + "/a.safetensors", *r.model, info);
+    return load_artifact(dir_ + "/a.safetensors");
+  }
+
+  // Per step, max |plan - sim| relative to max |sim|. The plan's group norm, SiLU and time
+  // projection round differently from LibTorch's in the last bit, so now and then an activation
+  // lands on the other side of a quantization boundary and one code differs: a step then
+  // differs by about one quantization step of one layer, where it otherwise agrees to float
+  // rounding.
+  std::vector<double> compare(LoadedArtifact& a, QGemmIsa isa, bool conditional) {
+    ExecutionPlan plan(*a.model, isa, 2);
+    torch::NoGradGuard g;
+    const at::Tensor x = torch::randn({3, 1, 8, 8});
+    const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong);
+    std::vector<double> errors;
+    for (int step = 0; step < 6; ++step) {
+      const int t = a.info.timesteps[static_cast<size_t>(step)];
+      const at::Tensor sim = a.model->forward(x, t, step, conditional ? labels : at::Tensor());
+      at::Tensor out = at::empty_like(x);
+      plan.run(x.data_ptr<float>(), 3, t, step, conditional ? labels.data_ptr<int64_t>() : nullptr, out.data_ptr<float>());
+      errors.push_back((out - sim).abs().max().item<double>() / sim.abs().max().item<double>());
+      if (getenv("QDM_PLAN_DEBUG")) {
+        const at::Tensor d = (out - sim).abs();
+        printf("  step %d: max %g mean %g (sim max %g), elements over 1e-4: %ld of %ld\n", step, d.max().item<double>(),
+               d.mean().item<double>(), sim.abs().max().item<double>(), (d > 1e-4).sum().item<int64_t>(), d.numel());
+      }
+    }
+    return errors;
+  }
+  // Most steps agree to float rounding; none by more than a few code flips.
+  void expect_agreement(const std::vector<double>& errors, const std::string& what) {
+    int exact = 0;
+    for (double e : errors) {
+      exact += e < 1e-5;
+      EXPECT_LT(e, 5e-2) << what;
+    }
+    EXPECT_GE(exact, static_cast<int>(errors.size()) / 2) << what << ": most steps should agree to float rounding";
+  }
+
+  std::string dir_;
+  std::unique_ptr<DiffusionModel> model_;
+};
+
+TEST_F(PlanVsSim, OneCallMatchesTheSimulationOnEveryKernelPath) {
+  make_model(false);
+  for (const std::string recipe : {"rtn", "tfmq", "tfmq+cache"})
+    for (int wbits : {4, 8}) {
+      LoadedArtifact a = quantize(recipe, wbits);
+      ASSERT_EQ(ExecutionPlan::unsupported(*a.model), "");
+      for (QGemmIsa isa : supported_isas())
+        expect_agreement(compare(a, isa, false), recipe + " W" + std::to_string(wbits) + " " + isa_name(isa));
+    }
+}
+
+TEST_F(PlanVsSim, ClassConditionalModels) {
+  make_model(true);
+  for (const std::string recipe : {"tfmq", "tfmq+cache"}) {
+    LoadedArtifact a = quantize(recipe, 4);
+    for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, true), recipe + " " + isa_name(isa));
+  }
+}
+
+}  // namespace
+}  // namespace qdm
