@@ -83,6 +83,9 @@ int main(int argc, char** argv) {
     nlohmann::json p = nlohmann::json::object();
     for (const auto& [kind, secs] : model.plan_->profile()) p[kind] = 1000.0 * secs / reps;
     out["profile_ms"] = p;
+    nlohmann::json ops = nlohmann::json::array();
+    for (const auto& [name, secs] : model.plan_->profile_ops()) ops.push_back({name, 1000.0 * secs / reps});
+    out["ops_ms"] = ops;
   }
   std::printf("%s\n", out.dump().c_str());
   return 0;

@@ -20,18 +20,21 @@ struct QuantSpec {
   int weight_bits = 4;  // 2..8
   int act_bits = 8;     // 4..8, or 0 for fp32 activations (W4A32)
   int steps = 100;      // entries of per-step tables
-  // Layers kept in fp32 (weights and input activations), by qualified-name substring.
-  // Default: TFMQ-DM's choice (see methods.md): first time-embedding linear, conv_in,
-  // conv_out, skip 1x1 convs, downsample convs.
+  // Layers whose input activations stay fp32, by qualified-name substring. Default: TFMQ-DM's
+  // choice (see methods.md): first time-embedding linear, conv_in, conv_out, skip 1x1 convs,
+  // downsample convs.
   std::vector<std::string> keep_fp = {"time_embedding.linear_1", "conv_in", "conv_out", "conv_shortcut",
                                       "downsamplers"};
+  // Their weights: per-channel keep_bits (8 by default: a fifth of the resident bytes of fp32
+  // for them), or 0 for fp32 weights as TFMQ-DM's code keeps them.
+  int keep_bits = 8;
   // Layers whose weights are quantized but whose input stays fp32 (the first ResBlock conv's
   // input, as in TFMQ-DM's code).
   std::vector<std::string> keep_fp_input = {"down_blocks.0.resnets.0.conv1"};
   bool quantize_attention = true;  // q, k, v and softmax output as 8-bit activations
 
   nlohmann::json to_json() const;
-  static QuantSpec from_json(const nlohmann::json& j);
+  static QuantSpec from_json(const nlohmann::json& j);  // keep_bits absent (older artifacts): 0
   void validate() const;  // throws std::invalid_argument naming the bad option
 };
 

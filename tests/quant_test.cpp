@@ -150,7 +150,11 @@ TEST_F(TinyArtifact, KeepsTheConfiguredLayersInFp32) {
   const auto& kept = r.model->kept_fp;
   for (const char* name : {"conv_in", "conv_out", "time_embedding.linear_1", "down_blocks.0.downsamplers.0.conv"})
     EXPECT_NE(std::find(kept.begin(), kept.end(), name), kept.end()) << name;
-  EXPECT_EQ(r.model->layer("conv_in"), nullptr);
+  // Kept layers keep fp32 inputs; their weights are 8-bit per channel (keep_bits).
+  ASSERT_NE(r.model->layer("conv_in"), nullptr);
+  EXPECT_FALSE(r.model->layer("conv_in")->quant_input);
+  EXPECT_EQ(r.model->layer("conv_in")->weight_params.bits, 8);
+  EXPECT_EQ(r.model->layer("mid_block.resnets.0.conv1")->weight_params.bits, 4);
   ASSERT_NE(r.model->layer("down_blocks.0.resnets.0.conv1"), nullptr);
   EXPECT_FALSE(r.model->layer("down_blocks.0.resnets.0.conv1")->quant_input);
   EXPECT_TRUE(r.model->layer("down_blocks.0.resnets.0.conv2")->quant_input);

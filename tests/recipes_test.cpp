@@ -42,9 +42,13 @@ TEST(TemporalInformationBlock, FoundForAnyConfig) {
   for (auto [cfg, resnets] : {std::pair{testing::tiny_config(), 8}, std::pair{UNetConfig::from_json(testing::ddpm_cifar10_config_json()), 22}}) {
     QuantizedUNet q(UNet2DModel(cfg), QuantSpec{});
     const auto tib = temporal_block_layers(q);
-    // time_embedding.linear_2 plus one time_emb_proj per resnet (linear_1 stays fp32).
-    EXPECT_EQ(tib.size(), static_cast<size_t>(resnets + 1));
-    EXPECT_EQ(tib.front(), "time_embedding.linear_2");
+    // time_embedding.linear_1 (fp32 input, 8-bit weights) and linear_2, one time_emb_proj per resnet.
+    EXPECT_EQ(tib.size(), static_cast<size_t>(resnets + 2));
+    EXPECT_EQ(tib.front(), "time_embedding.linear_1");
+    QuantSpec fp32_kept;
+    fp32_kept.keep_bits = 0;  // TFMQ-DM's own choice: linear_1 stays fp32 and outside the block
+    QuantizedUNet kept(UNet2DModel(cfg), fp32_kept);
+    EXPECT_EQ(temporal_block_layers(kept).size(), static_cast<size_t>(resnets + 1));
   }
 }
 
@@ -224,7 +228,8 @@ TEST_F(ConditionalRecipes, EveryRecipeRoundTripsAndLabelsReachTheKernels) {
     EXPECT_THROW(r.model->forward(x, t, 2), std::invalid_argument) << recipe;  // a conditional model needs labels
     use_integer_kernels(*a.model, QGemmIsa::kScalar);
     const at::Tensor integer = a.model->forward(x, t, 2, labels);
-    EXPECT_LT((integer - sim).abs().max().item<double>(), 1e-3) << recipe;
+    // To float rounding, but for an occasional activation code on the other side of a boundary.
+    EXPECT_LT((integer - sim).abs().max().item<double>(), 3e-2 * sim.abs().max().item<double>()) << recipe;
   }
 }
 

@@ -59,7 +59,8 @@ TEST(UNetConfig, RefusesUnsupportedFieldsByName) {
   EXPECT_NE(with("down_block_types", {"DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D", "DownBlock2D"})
                 .find("'down_block_types' contains 'CrossAttnDownBlock2D'"),
             std::string::npos);
-  EXPECT_NE(with("num_class_embeds", 10).find("'num_class_embeds'"), std::string::npos);
+  EXPECT_NE(with("num_class_embeds", 0).find("'num_class_embeds' must be positive"), std::string::npos);
+  EXPECT_NE(with("class_embed_type", "projection").find("'class_embed_type'"), std::string::npos);
   EXPECT_NE(with("act_fn", "gelu").find("'act_fn'"), std::string::npos);
   EXPECT_NE(with("norm_num_groups", 7).find("'norm_num_groups'"), std::string::npos);
   EXPECT_NE(with("layers_per_block", "two").find("'layers_per_block' has the wrong type"), std::string::npos);

@@ -138,7 +138,11 @@ LoadedArtifact load_artifact(const std::string& path) {
       continue;
     }
     at::Tensor w = l->fp_weight();
-    const int bits = q.spec.weight_bits;
+    // Each layer's bits as the artifact lists them (mixed precision, kept layers at keep_bits).
+    int bits = l->weight_bits;
+    for (const auto& entry : out.info.layers)
+      if (entry.name == l->name) bits = entry.weight_bits;
+    l->weight_bits = bits;
     QuantParams params{get(l->name + ".wscale"), get(l->name + ".wzero"), bits};
     if (params.scale.numel() != w.size(0) || params.zero_point.numel() != w.size(0))
       throw ArtifactError(path + ": tensor '" + l->name + ".wscale' does not have one entry per output channel");

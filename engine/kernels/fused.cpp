@@ -12,7 +12,7 @@ namespace {
 
 // x / scale rounded half to even plus the zero point, clamped to [0, qmax]: the formula of
 // quantize_rows (and the simulation), branch-free so loops vectorize.
-inline float code_of(float x, float scale, float zero, float qmax) {
+__attribute__((always_inline)) inline float code_of(float x, float scale, float zero, float qmax) {
   constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23: (v + magic) - magic rounds to nearest even
   float v = x / scale;
   v = v > 4096.0f ? 4096.0f : v;
@@ -24,7 +24,7 @@ inline float code_of(float x, float scale, float zero, float qmax) {
 
 // exp(x) to about 1 ulp, branch-free so loops over it vectorize (libm's expf is a call per
 // element): 2^n * p(r) with n = round(x / ln 2), r = x - n ln 2 in two parts, p of degree 6.
-inline float fast_exp(float x) {
+__attribute__((always_inline)) inline float fast_exp(float x) {
   x = x < -87.0f ? -87.0f : x;
   x = x > 88.0f ? 88.0f : x;
   constexpr float kMagic = 12582912.0f;
@@ -44,7 +44,7 @@ inline float fast_exp(float x) {
   return p * two_n;
 }
 
-inline float silu(float v) { return v / (1.0f + fast_exp(-v)); }
+__attribute__((always_inline)) inline float silu(float v) { return v / (1.0f + fast_exp(-v)); }
 
 }  // namespace
 

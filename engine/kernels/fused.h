@@ -76,6 +76,11 @@ void im2col_f32(const float* x, int64_t ld, int h, int w, int c, int kernel, int
 void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, const float* bias, float* c,
               int64_t ldc);
 
+// The same with B as u8 codes (k, n) of per-column weights scale[j] (code - zero[j]): the layers
+// with fp32 inputs keep 8-bit (or 4-bit) weights resident.
+void gemm_f32_codes(const float* a, int64_t lda, int m, int k, const uint8_t* codes, int n, const float* zero,
+                    const float* scale, const float* bias, float* c, int64_t ldc);
+
 // Rows of x (n wide, rows of ld): x = softmax(x * scale) in place.
 void softmax_rows(float* x, int64_t ld, int rows, int n, float scale);
 

@@ -4,6 +4,7 @@
 // multiply-adds contract into FMAs like every fp32 library's.
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "engine/kernels/fused.h"
 
@@ -14,18 +15,17 @@ namespace {
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
-inline v16 load(const float* p) {
+__attribute__((always_inline)) inline v16 load(const float* p) {
   v16 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+__attribute__((always_inline)) inline void store(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
 
-}  // namespace
-
-QDM_CLONES
-void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, const float* bias, float* c,
-              int64_t ldc) {
+// C = A B (times `scale` per column when kCodes: B then holds code - zero) + bias.
+template <bool kCodes>
+__attribute__((always_inline)) inline void gemm_impl(const float* a, int64_t lda, int m, int k, const float* b, int n,
+                                                     const float* scale, const float* bias, float* c, int64_t ldc) {
   constexpr int kRows = 4, kCols = 32;
   const int n_main = n / kCols * kCols;
   int m0 = 0;
@@ -36,8 +36,8 @@ void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, 
     for (int j0 = 0; j0 < n_main; j0 += kCols) {
       v16 acc[kRows][2];
       for (int i = 0; i < kRows; ++i) acc[i][0] = acc[i][1] = v16{};
-      const float* bp = b + j0;
-      for (int kk = 0; kk < k; ++kk, bp += n) {
+      for (int kk = 0; kk < k; ++kk) {
+        const float* bp = b + static_cast<int64_t>(kk) * n + j0;
         const v16 b0 = load(bp), b1 = load(bp + 16);
         for (int i = 0; i < kRows; ++i) {
           const float av = ar[i][kk];
@@ -47,19 +47,60 @@ void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, 
       }
       v16 b0 = v16{}, b1 = v16{};
       if (bias) b0 = load(bias + j0), b1 = load(bias + j0 + 16);
+      if constexpr (kCodes) {
+        const v16 s0 = load(scale + j0), s1 = load(scale + j0 + 16);
+        for (int i = 0; i < kRows; ++i) acc[i][0] *= s0, acc[i][1] *= s1;
+      }
       for (int i = 0; i < mb; ++i) {
         store(c + (m0 + i) * ldc + j0, acc[i][0] + b0);
         store(c + (m0 + i) * ldc + j0 + 16, acc[i][1] + b1);
       }
     }
-    // Column tail (n not a multiple of 32, e.g. conv_out's single channel).
-    for (int j = n_main; j < n; ++j)
-      for (int i = 0; i < mb; ++i) {
-        float s = 0.0f;
-        for (int kk = 0; kk < k; ++kk) s += ar[i][kk] * b[static_cast<int64_t>(kk) * n + j];
-        c[(m0 + i) * ldc + j] = s + (bias ? bias[j] : 0.0f);
+    // Column tail (n not a multiple of 32, e.g. conv_out's single channel): dot products of
+    // the rows with the tail's columns, gathered contiguous once per call.
+    if (n_main < n) {
+      thread_local std::vector<float> cols;
+      if (m0 == 0) {
+        cols.resize(static_cast<size_t>(n - n_main) * k);
+        for (int j = n_main; j < n; ++j)
+          for (int kk = 0; kk < k; ++kk)
+            cols[static_cast<size_t>(j - n_main) * k + kk] = b[static_cast<int64_t>(kk) * n + j];
       }
+      for (int j = n_main; j < n; ++j) {
+        const float* col = cols.data() + static_cast<size_t>(j - n_main) * k;
+        for (int i = 0; i < mb; ++i) {
+          v16 acc = v16{};
+          int kk = 0;
+          for (; kk + 16 <= k; kk += 16) acc += load(ar[i] + kk) * load(col + kk);
+          float s = 0.0f;
+          for (int l = 0; l < 16; ++l) s += acc[l];
+          for (; kk < k; ++kk) s += ar[i][kk] * col[kk];
+          c[(m0 + i) * ldc + j] = (kCodes ? s * scale[j] : s) + (bias ? bias[j] : 0.0f);
+        }
+      }
+    }
   }
+}
+
+
+}  // namespace
+
+QDM_CLONES
+void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, const float* bias, float* c,
+              int64_t ldc) {
+  gemm_impl<false>(a, lda, m, k, b, n, nullptr, bias, c, ldc);
+}
+
+QDM_CLONES
+void gemm_f32_codes(const float* a, int64_t lda, int m, int k, const uint8_t* codes, int n, const float* zero,
+                    const float* scale, const float* bias, float* c, int64_t ldc) {
+  // code - zero as floats (exact), once per call: a plain loop the compiler vectorizes.
+  thread_local std::vector<float> values;
+  values.resize(static_cast<size_t>(k) * n);
+  for (int kk = 0; kk < k; ++kk)
+    for (int j = 0; j < n; ++j)
+      values[static_cast<size_t>(kk) * n + j] = static_cast<float>(codes[static_cast<size_t>(kk) * n + j]) - zero[j];
+  gemm_impl<true>(a, lda, m, k, values.data(), n, scale, bias, c, ldc);
 }
 
 }  // namespace qdm

@@ -70,15 +70,14 @@ int8_t PackedWeights::weight(int row, int col) const {
   return static_cast<int8_t>(j < 32 ? byte & 15 : byte >> 4);
 }
 
-PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point,
-                           WeightLayout layout) {
+void pack_weights_into(PackedWeights& w, const uint8_t* codes, int n, int k, int bits, const float* scale,
+                       const float* zero_point, WeightLayout layout) {
   if (bits < 2 || bits > 8) throw std::invalid_argument("pack_weights: bits must be 2..8");
   // |a w|, |z_a colsum|, |K z_a z_w|, |z_w rowsum| are each at most K * 255 * 128: four such
   // terms stay below 2^31 (the epilogues' int32 sums) for K up to 16384.
   if (k < 1 || k > kMaxK)
     throw std::invalid_argument("integer kernels: a layer with K = " + std::to_string(k) + " inputs per output is outside 1.." +
                                 std::to_string(kMaxK) + " (int32 accumulation); run it with --kernels sim");
-  PackedWeights w;
   w.n = n;
   w.k = k;
   w.k_padded = padded_k(k);
@@ -103,7 +102,7 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
       w.col_sum[static_cast<size_t>(r)] = sum - 128 * k;
       w.zero[static_cast<size_t>(r)] = static_cast<int32_t>(std::lround(zero_point[r])) - offset;
     }
-    return w;
+    return;
   }
   for (int r = 0; r < n; ++r) {
     uint8_t* row = w.data.data() + static_cast<size_t>(r) * w.row_bytes();
@@ -124,6 +123,12 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
       }
     }
   }
+}
+
+PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point,
+                           WeightLayout layout) {
+  PackedWeights w;
+  pack_weights_into(w, codes, n, k, bits, scale, zero_point, layout);
   return w;
 }
 

@@ -54,6 +54,9 @@ struct PackedWeights {
 // codes: (n, k) row-major in [0, 2^bits - 1]; zero_point: integers in the same range.
 PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const float* scale, const float* zero_point,
                            WeightLayout layout = WeightLayout::kRows);
+// The same into `w`, reusing its storage (operands packed per call, e.g. attention's K and V).
+void pack_weights_into(PackedWeights& w, const uint8_t* codes, int n, int k, int bits, const float* scale,
+                       const float* zero_point, WeightLayout layout = WeightLayout::kRows);
 
 // acc (m, n) = a (m, k_padded) . w'^T, exact int32. w must be packed with layout_for(isa).
 void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, int32_t* acc);

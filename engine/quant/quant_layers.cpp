@@ -3,9 +3,9 @@
 namespace qdm {
 
 QuantLayer::QuantLayer(std::string n, Conv2dLayerImpl* c, LinearLayerImpl* l, int act_bits, int steps,
-                       std::shared_ptr<StepContext> s)
-    : name(std::move(n)), conv(c), linear(l), quant_input(act_bits > 0), act(act_bits > 0 ? act_bits : 8, steps),
-      step(std::move(s)) {}
+                       std::shared_ptr<StepContext> s, int wbits)
+    : name(std::move(n)), conv(c), linear(l), quant_input(act_bits > 0), weight_bits(wbits),
+      act(act_bits > 0 ? act_bits : 8, steps), step(std::move(s)) {}
 
 at::Tensor QuantLayer::fp_weight() const { return conv ? conv->weight : linear->weight; }
 at::Tensor QuantLayer::bias() const { return conv ? conv->bias : linear->bias; }

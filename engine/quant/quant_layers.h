@@ -16,9 +16,10 @@ namespace qdm {
 
 class QuantLayer : public LayerOverride {
  public:
-  // Exactly one of conv / linear is set. act_bits 0 keeps the input in fp32.
+  // Exactly one of conv / linear is set. act_bits 0 keeps the input in fp32; weight_bits is
+  // the grid the recipe puts the weights on.
   QuantLayer(std::string name, Conv2dLayerImpl* conv, LinearLayerImpl* linear, int act_bits, int steps,
-             std::shared_ptr<StepContext> step);
+             std::shared_ptr<StepContext> step, int weight_bits);
   at::Tensor forward(const at::Tensor& input) override;
 
   // Quantizes the layer's fp32 weight with `params` (kept for packing); the fp32 weight stays
@@ -37,6 +38,7 @@ class QuantLayer : public LayerOverride {
   Conv2dLayerImpl* conv;
   LinearLayerImpl* linear;
   bool quant_input;  // whether `act` is used at all
+  int weight_bits;
   ActQuantizer act;
   QuantParams weight_params;  // undefined scale: fp32 weights
   at::Tensor fake_weight;  // on the quantization grid; the artifact packs its codes

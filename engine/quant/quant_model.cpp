@@ -43,12 +43,14 @@ QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
       }
       continue;
     }
-    if (matches(name, spec.keep_fp)) {
+    const bool kept = matches(name, spec.keep_fp);
+    if (kept) {
       kept_fp.push_back(name);
-      continue;
+      if (spec.keep_bits == 0) continue;  // fp32 weights: the layer is left alone
     }
-    const bool quant_input = spec.act_bits > 0 && !matches(name, spec.keep_fp_input);
-    auto layer = std::make_shared<QuantLayer>(name, conv, linear, quant_input ? spec.act_bits : 0, spec.steps, step);
+    const bool quant_input = !kept && spec.act_bits > 0 && !matches(name, spec.keep_fp_input);
+    auto layer = std::make_shared<QuantLayer>(name, conv, linear, quant_input ? spec.act_bits : 0, spec.steps, step,
+                                              kept ? spec.keep_bits : spec.weight_bits);
     if (conv) conv->override_ = layer; else linear->override_ = layer;
     layers.push_back(layer);
   }

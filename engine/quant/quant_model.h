@@ -31,7 +31,7 @@ class QuantizedUNet {
   std::shared_ptr<StepContext> step;
   std::vector<std::shared_ptr<QuantLayer>> layers;               // quantized layers, model order
   std::vector<std::shared_ptr<QuantAttentionCore>> attention;    // per attention block
-  std::vector<std::string> kept_fp;                              // layers left in fp32
+  std::vector<std::string> kept_fp;                              // layers with fp32 inputs (weights keep_bits)
 
   // tfmq+cache: the fp32 temporal features of every resnet for every step of the schedule,
   // [step][resnet] -> (L, C): one row per class label of a conditional model (L = its label

@@ -53,7 +53,7 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   int i = 0;
   for (auto& layer : q.layers) {
     const at::Tensor w = layer->fp_weight().detach();
-    layer->set_weight_quant(rtn ? minmax_weight_params(w, spec.weight_bits) : mse_weight_params(w, spec.weight_bits));
+    layer->set_weight_quant(rtn ? minmax_weight_params(w, layer->weight_bits) : mse_weight_params(w, layer->weight_bits));
     report("weight ranges", ++i, static_cast<int>(q.layers.size()));
   }
   result.timings["weight_ranges"] = since(t0);

@@ -127,11 +127,25 @@ class PlanBuilder {
     const QuantLayer* l = layer(name);
     return l && l->quant_input;
   }
-  // The weights a layer computes with: the grid weights of a quantized layer, else fp32.
-  at::Tensor weights_of(const std::string& name, const at::Tensor& fp) const {
+  // The weights of a layer with an fp32 input as (k*k*C_in or C_in, C_out): the codes of a
+  // quantized layer (kept layers at keep_bits, keep_fp_input layers at their bits), else fp32.
+  plan::F32Weights f32_weights(const std::string& name, const at::Tensor& fp) {
+    plan::F32Weights out;
     const QuantLayer* l = layer(name);
-    if (l && l->fake_weight.defined()) return l->fake_weight;
-    return fp;
+    auto to_kn = [](const at::Tensor& w) {  // (N, C, k, k) or (N, C) -> (K, N), K in (ky, kx, c) order
+      return w.dim() == 4 ? w.permute({2, 3, 1, 0}).reshape({-1, w.size(0)}) : w.t();
+    };
+    if (l && l->fake_weight.defined()) {
+      const at::Tensor codes = quantize_codes(l->fake_weight.detach(), l->weight_params);  // same shape as w
+      const at::Tensor kn = to_kn(codes).contiguous();
+      out.codes.assign(kn.data_ptr<uint8_t>(), kn.data_ptr<uint8_t>() + kn.numel());
+      out.zero = to_vector(l->weight_params.zero_point.reshape({-1}).expand({l->fake_weight.size(0)}));
+      out.scale = to_vector(l->weight_params.scale.reshape({-1}).expand({l->fake_weight.size(0)}));
+    } else {
+      out.values = to_vector(to_kn(fp));
+    }
+    p_.weight_bytes_ += out.bytes();
+    return out;
   }
   PackedWeights pack(const QuantLayer& l, bool conv, bool lanes) {
     const at::Tensor w = l.fake_weight.defined() ? l.fake_weight : fake_quant(l.fp_weight().detach(), l.weight_params);
@@ -154,15 +168,6 @@ class PlanBuilder {
     p_.weight_bytes_ += static_cast<size_t>(b.numel()) * 4;
     return to_vector(b);
   }
-  // fp32 weights of a conv (N, C, k, k) as (k*k*C, N), (ky, kx, c) order.
-  std::vector<float> f32_conv_weights(const at::Tensor& w) {
-    p_.weight_bytes_ += static_cast<size_t>(w.numel()) * 4;
-    return to_vector(w.permute({2, 3, 1, 0}).reshape({-1, w.size(0)}));
-  }
-  std::vector<float> f32_linear_weights(const at::Tensor& w) {
-    p_.weight_bytes_ += static_cast<size_t>(w.numel()) * 4;
-    return to_vector(w.t());
-  }
 
   // A convolution on an fp32 value: integer (quantize its input, optionally upsampled, into a
   // padded image) or fp32 (upsampled first when asked).
@@ -182,8 +187,7 @@ class PlanBuilder {
       emit(plan::upsample_op(in, up), name + " upsample");
       in = up;
     }
-    emit(plan::f32_conv_op(in, c->kernel, c->stride, c->padding, f32_conv_weights(weights_of(name, c->weight)),
-                           bias_of(c->bias), out, e),
+    emit(plan::f32_conv_op(in, c->kernel, c->stride, c->padding, f32_weights(name, c->weight), bias_of(c->bias), out, e),
          name);
     return out;
   }
@@ -208,8 +212,7 @@ class PlanBuilder {
     const Value g = value(in.c, in.h, in.w);
     emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, g, {}),
          norm_name);
-    emit(plan::f32_conv_op(g, c->kernel, c->stride, c->padding, f32_conv_weights(weights_of(conv_name, c->weight)),
-                           bias_of(c->bias), out, e),
+    emit(plan::f32_conv_op(g, c->kernel, c->stride, c->padding, f32_weights(conv_name, c->weight), bias_of(c->bias), out, e),
          conv_name);
   }
 
@@ -218,7 +221,7 @@ class PlanBuilder {
       emit(plan::int_linear_op(in, table(layer(name)->act), pack(*layer(name), false, false), bias_of(l->bias), p_.isa_, out, e),
            name);
     } else {
-      emit(plan::f32_conv_op(in, 1, 1, 0, f32_linear_weights(weights_of(name, l->weight)), bias_of(l->bias), out, e), name);
+      emit(plan::f32_conv_op(in, 1, 1, 0, f32_weights(name, l->weight), bias_of(l->bias), out, e), name);
     }
     return out;
   }
@@ -388,6 +391,12 @@ void ExecutionPlan::run(const float* x, int n, int t, int step, const int64_t* l
 void ExecutionPlan::set_profiling(bool on) {
   profiling_ = on;
   std::fill(op_seconds_.begin(), op_seconds_.end(), 0.0);
+}
+
+std::vector<std::pair<std::string, double>> ExecutionPlan::profile_ops() const {
+  std::vector<std::pair<std::string, double>> out;
+  for (size_t i = 0; i < ops_.size(); ++i) out.emplace_back(ops_[i]->name + " [" + ops_[i]->kind() + "]", op_seconds_[i]);
+  return out;
 }
 
 std::vector<std::pair<std::string, double>> ExecutionPlan::profile() const {

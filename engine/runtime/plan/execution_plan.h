@@ -40,6 +40,8 @@ class ExecutionPlan {
   QGemmIsa isa() const { return isa_; }
   // Seconds per op kind over the runs since the last reset, for profiles.
   std::vector<std::pair<std::string, double>> profile() const;
+  // The same per op ("name [kind]"), in plan order.
+  std::vector<std::pair<std::string, double>> profile_ops() const;
   void set_profiling(bool on);
 
  private:

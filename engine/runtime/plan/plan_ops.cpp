@@ -232,7 +232,7 @@ class IntLinearOp final : public Op {
 
 class F32ConvOp final : public Op {
  public:
-  F32ConvOp(Value in, int kernel, int stride, int pad, std::vector<float> w, std::vector<float> bias, Value out, Epilogue e)
+  F32ConvOp(Value in, int kernel, int stride, int pad, F32Weights w, std::vector<float> bias, Value out, Epilogue e)
       : in_(in), kernel_(kernel), stride_(stride), pad_(pad), w_(std::move(w)), bias_(std::move(bias)), out_(out), e_(e) {}
   const char* kind() const override { return "fp32 conv"; }
   void run(Context& ctx) override {
@@ -257,7 +257,9 @@ class F32ConvOp final : public Op {
         lda = k;
       }
       float* out = ctx.at(out_, image) + p0 * out_.ld;
-      gemm_f32(a, lda, static_cast<int>(rows), k, w_.data(), out_.c, bias_.empty() ? nullptr : bias_.data(), out, out_.ld);
+      const float* bias = bias_.empty() ? nullptr : bias_.data();
+      if (w_.codes.empty()) gemm_f32(a, lda, static_cast<int>(rows), k, w_.values.data(), out_.c, bias, out, out_.ld);
+      else gemm_f32_codes(a, lda, static_cast<int>(rows), k, w_.codes.data(), out_.c, w_.zero.data(), w_.scale.data(), bias, out, out_.ld);
       apply_epilogue(ctx, e_, image, p0, rows, out, out_.ld, out_.c);
     });
   }
@@ -265,7 +267,8 @@ class F32ConvOp final : public Op {
  private:
   Value in_;
   int kernel_, stride_, pad_;
-  std::vector<float> w_, bias_;
+  F32Weights w_;
+  std::vector<float> bias_;
   Value out_;
   Epilogue e_;
 };
@@ -330,7 +333,7 @@ void pack_operand(const float* x, int rows, int cols, ActQuant q, QGemmIsa isa, 
   quantize_rows_ld(x, count, 0, 1, count, q, codes.data(), &unused);
   scale.assign(static_cast<size_t>(rows), q.scale);
   zero.assign(static_cast<size_t>(rows), static_cast<float>(q.zero));
-  out = pack_weights(codes.data(), rows, cols, 8, scale.data(), zero.data(), layout_for(isa));
+  pack_weights_into(out, codes.data(), rows, cols, 8, scale.data(), zero.data(), layout_for(isa));
 }
 
 class AttentionOp final : public Op {
@@ -470,7 +473,7 @@ std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights we
                                   QGemmIsa isa, Value out, Epilogue epilogue) {
   return std::make_unique<IntLinearOp>(in, table, std::move(weights), std::move(bias), isa, out, epilogue);
 }
-std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, std::vector<float> weights,
+std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, F32Weights weights,
                                 std::vector<float> bias, Value out, Epilogue epilogue) {
   return std::make_unique<F32ConvOp>(in, kernel, stride, pad, std::move(weights), std::move(bias), out, epilogue);
 }

@@ -79,8 +79,16 @@ std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWe
 // Linear layers over rows (pixels): input fp32 rows quantized with `table`.
 std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
                                   QGemmIsa isa, Value out, Epilogue epilogue);
-// weights (k*k*C_in, C_out) in (ky, kx, c) order; pad with zeros.
-std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, std::vector<float> weights,
+// The weights of a layer with an fp32 input, (k*k*C_in, C_out) in (ky, kx, c) order: fp32, or
+// u8 codes with per-output-channel zero points and scales (kept layers at keep_bits).
+struct F32Weights {
+  std::vector<float> values;  // fp32 weights, or empty when codes
+  std::vector<uint8_t> codes;
+  std::vector<float> zero, scale;
+  size_t bytes() const { return values.size() * 4 + codes.size() + (zero.size() + scale.size()) * 4; }
+};
+// Zero padding `pad`.
+std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, F32Weights weights,
                                 std::vector<float> bias, Value out, Epilogue epilogue);
 std::unique_ptr<Op> upsample_op(Value in, Value out);  // nearest 2x, fp32
 std::unique_ptr<Op> silu_op(Value in, Value out);
