@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   std::string model_dir, artifact, kernels = "int";
   int batch = 1, reps = 20, warmup = 3, t = 500;
   bool profile = false;
+  int chunk = 0;
   app.add_option("--model", model_dir, "diffusers model folder (FP32)");
   app.add_option("--artifact", artifact, "quantized artifact");
   app.add_option("--kernels", kernels, "int or sim (artifacts)")->capture_default_str();
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup)->capture_default_str();
   app.add_option("--t", t, "timestep (artifacts with per-step tables: one of their schedule's)")->capture_default_str();
   app.add_flag("--profile", profile, "time per kernel kind (execution plan only)");
+  app.add_option("--chunk", chunk, "execution plan: run the batch in chunks of this many images (0: the plan's default)");
   CLI11_PARSE(app, argc, argv);
   qdm::set_compute_threads();
   qdm::LoadedModel model = artifact.empty() ? qdm::LoadedModel::from_folder(model_dir)
@@ -53,8 +55,11 @@ int main(int argc, char** argv) {
   auto forward = [&] {
     if (model.plan_) {
       at::Tensor out = at::empty_like(x);
-      model.plan_->run(x.data_ptr<float>(), batch, tt, step, labels.defined() ? labels.data_ptr<int64_t>() : nullptr,
-                       out.data_ptr<float>());
+      const int c = chunk > 0 ? chunk : batch;
+      const int64_t per_image = x[0].numel();
+      for (int i = 0; i < batch; i += c)
+        model.plan_->run(x.data_ptr<float>() + i * per_image, std::min(c, batch - i), tt, step,
+                         labels.defined() ? labels.data_ptr<int64_t>() + i : nullptr, out.data_ptr<float>() + i * per_image);
     } else if (model.quantized()) {
       model.artifact_->model->forward(x, tt, step, labels);
     } else {

@@ -17,10 +17,15 @@ namespace {
 
 class PlanVsSim : public ::testing::Test {
  protected:
-  void make_model(bool conditional) {
+  void make_model(bool conditional, bool wide = false) {
     torch::manual_seed(21);
     dir_ = testing::temp_dir("plan");
     UNetConfig c = testing::tiny_config();
+    if (wide) {  // channels enough that small batches split output channels across threads
+      c.block_out_channels = {32, 64};
+      c.attention_head_dim = 16;
+      c.norm_num_groups = 8;
+    }
     if (conditional) {
       c.num_class_embeds = 4;
       c.null_class = 3;
@@ -59,17 +64,17 @@ class PlanVsSim : public ::testing::Test {
   // lands on the other side of a quantization boundary and one code differs: a step then
   // differs by about one quantization step of one layer, where it otherwise agrees to float
   // rounding.
-  std::vector<double> compare(LoadedArtifact& a, QGemmIsa isa, bool conditional) {
+  std::vector<double> compare(LoadedArtifact& a, QGemmIsa isa, bool conditional, int images = 3) {
     ExecutionPlan plan(*a.model, isa, 2);
     torch::NoGradGuard g;
-    const at::Tensor x = torch::randn({3, 1, 8, 8});
-    const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong);
+    const at::Tensor x = torch::randn({images, 1, 8, 8});
+    const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong).narrow(0, 0, images);
     std::vector<double> errors;
     for (int step = 0; step < 6; ++step) {
       const int t = a.info.timesteps[static_cast<size_t>(step)];
       const at::Tensor sim = a.model->forward(x, t, step, conditional ? labels : at::Tensor());
       at::Tensor out = at::empty_like(x);
-      plan.run(x.data_ptr<float>(), 3, t, step, conditional ? labels.data_ptr<int64_t>() : nullptr, out.data_ptr<float>());
+      plan.run(x.data_ptr<float>(), images, t, step, conditional ? labels.data_ptr<int64_t>() : nullptr, out.data_ptr<float>());
       errors.push_back((out - sim).abs().max().item<double>() / sim.abs().max().item<double>());
       if (getenv("QDM_PLAN_DEBUG")) {
         const at::Tensor d = (out - sim).abs();
@@ -102,6 +107,12 @@ TEST_F(PlanVsSim, OneCallMatchesTheSimulationOnEveryKernelPath) {
       for (QGemmIsa isa : supported_isas())
         expect_agreement(compare(a, isa, false), recipe + " W" + std::to_string(wbits) + " " + isa_name(isa));
     }
+}
+
+TEST_F(PlanVsSim, OneImageSplitsChannelsAcrossThreads) {
+  make_model(false, true);
+  LoadedArtifact a = quantize("tfmq", 4);
+  for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, false, 1), std::string("one image ") + isa_name(isa));
 }
 
 TEST_F(PlanVsSim, ClassConditionalModels) {

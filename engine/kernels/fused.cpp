@@ -233,10 +233,8 @@ void softmax_rows(float* x, int64_t ld, int rows, int n, float scale) {
       mx = row[j] > mx ? row[j] : mx;
     }
     float sum = 0;
-    for (int j = 0; j < n; ++j) {
-      row[j] = std::exp(row[j] - mx);
-      sum += row[j];
-    }
+    for (int j = 0; j < n; ++j) row[j] = fast_exp(row[j] - mx);
+    for (int j = 0; j < n; ++j) sum += row[j];
     const float inv = 1.0f / sum;
     for (int j = 0; j < n; ++j) row[j] *= inv;
   }

@@ -65,7 +65,9 @@ void qconv_set_table(QConvPlan& plan, ActQuant q);
 
 // Output pixels [r0, r0 + rows) of one image (its padded codes) for every output channel.
 void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out);
-// The same pixels written channels-last: row r0 + i at out + (r0 + i) * ld (n floats each).
-void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld);
+// The same pixels written channels-last: row r0 + i at out + (r0 + i) * ld, output channels
+// [n0, n1) (multiples of 4 but for the end) at their column.
+void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0 = 0,
+                       int n1 = -1);
 
 }  // namespace qdm

@@ -101,6 +101,33 @@ void micro_kernel_1(const uint8_t* a_t, int groups, const int8_t* row, __m512i (
 
 #undef QDM_DP4
 
+// r[i] (16 floats) -> r[j] = column j of the input rows: a 16 x 16 transpose in registers.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
 }  // namespace
 
 bool qconv_available(QGemmIsa isa, int c) { return isa == QGemmIsa::kAvx512Vnni && c % 4 == 0 && c > 0; }
@@ -175,7 +202,7 @@ namespace {
 
 // Output pixel m of channel n lands at out + n * channel_stride + (m - origin).
 void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out,
-                       size_t channel_stride, int origin) {
+                       size_t channel_stride, int origin, int n_begin, int n_end) {
   const QConvShape& s = plan.shape;
   const PackedWeights& w = *plan.weights;
   const float* bias = plan.bias;
@@ -213,8 +240,8 @@ void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int
         row_sum[v] = _mm512_dpbusd_epi32(row_sum[v], a, ones);
       }
     }
-    for (int n0 = 0; n0 < w.n; n0 += kChannels) {
-      const int nc = std::min(kChannels, w.n - n0);
+    for (int n0 = n_begin; n0 < n_end; n0 += kChannels) {
+      const int nc = std::min(kChannels, n_end - n0);
       const int8_t* wrows[kChannels];
       const size_t row_bytes = plan.nibbles ? w.row_bytes() : static_cast<size_t>(w.k_padded);
       for (int j = 0; j < kChannels; ++j) wrows[j] = w8 + static_cast<size_t>(n0 + std::min(j, nc - 1)) * row_bytes;
@@ -253,21 +280,32 @@ void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int
 }  // namespace
 
 void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
-  qconv_pixels_impl(plan, padded, r0, rows, out, static_cast<size_t>(plan.shape.ho()) * static_cast<size_t>(plan.shape.wo()), 0);
+  qconv_pixels_impl(plan, padded, r0, rows, out, static_cast<size_t>(plan.shape.ho()) * static_cast<size_t>(plan.shape.wo()), 0, 0,
+                    plan.weights->n);
 }
 
-void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld) {
+void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0,
+                       int n1) {
   const int n = plan.weights->n;
+  if (n1 < 0 || n1 > n) n1 = n;
   thread_local std::vector<float> tile;
   tile.resize(static_cast<size_t>(n) * kBlockPixels);
   for (int b0 = r0; b0 < r0 + rows; b0 += kBlockPixels) {
     const int count = std::min(kBlockPixels, r0 + rows - b0);
     // Channel-major tile of this block (pixel m of channel j at tile[j * 64 + m - b0]) ...
-    qconv_pixels_impl(plan, padded, b0, count, tile.data(), kBlockPixels, b0);
-    // ... transposed into channels-last rows.
-    for (int i = 0; i < count; ++i) {
+    qconv_pixels_impl(plan, padded, b0, count, tile.data(), kBlockPixels, b0, n0, n1);
+    // ... transposed into channels-last rows, 16 channels x 16 pixels at a time in registers.
+    int j = n0;
+    for (; j + 16 <= n1; j += 16)
+      for (int i0 = 0; i0 < count; i0 += 16) {
+        __m512 r[16];
+        for (int c = 0; c < 16; ++c) r[c] = _mm512_loadu_ps(tile.data() + static_cast<size_t>(j + c) * kBlockPixels + i0);
+        transpose16(r);
+        for (int p = 0; p < 16 && i0 + p < count; ++p) _mm512_storeu_ps(out + static_cast<int64_t>(b0 + i0 + p) * ld + j, r[p]);
+      }
+    for (int i = 0; i < count; ++i) {  // channels past the last multiple of 16
       float* row = out + static_cast<int64_t>(b0 + i) * ld;
-      for (int j = 0; j < n; ++j) row[j] = tile[static_cast<size_t>(j) * kBlockPixels + i];
+      for (int c = j; c < n1; ++c) row[c] = tile[static_cast<size_t>(c) * kBlockPixels + i];
     }
   }
 }

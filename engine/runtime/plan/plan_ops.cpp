@@ -38,6 +38,20 @@ void dequantize_rows(const int32_t* acc, int rows, const PackedWeights& w, const
   }
 }
 
+// The epilogue on output columns [n0, n1) only.
+void apply_epilogue_columns(const Context& ctx, const Epilogue& e, int image, int64_t p0, int64_t rows, float* out,
+                            int64_t ld, int n0, int n1) {
+  if (e.feature.buffer >= 0) add_rows(out + n0, ld, ctx.at(e.feature, image) + n0, 0, rows, n1 - n0);
+  if (e.residual.buffer >= 0) {
+    const float* res = ctx.at(e.residual, image) + p0 * e.residual.ld;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int j = n0; j < n1; ++j) out[r * ld + j] = res[r * e.residual.ld + j] + out[r * ld + j];
+    if (e.factor != kNoResidualFactor)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int j = n0; j < n1; ++j) out[r * ld + j] = out[r * ld + j] / e.factor;
+  }
+}
+
 void apply_epilogue(const Context& ctx, const Epilogue& e, int image, int64_t p0, int64_t rows, float* out,
                     int64_t ld, int n) {
   if (e.feature.buffer >= 0) add_rows(out, ld, ctx.at(e.feature, image), 0, rows, n);
@@ -153,13 +167,23 @@ class IntConvOp final : public Op {
     const int64_t pix = out_.pixels();
     const int64_t block = block_pixels(pix, ctx.n, ctx.pool->threads());
     const int blocks = static_cast<int>((pix + block - 1) / block);
-    ctx.pool->run(ctx.n * blocks, [&](int task, int) {
-      const int image = task / blocks;
-      const int64_t p0 = (task % blocks) * block, rows = std::min(pix - p0, block);
+    // Few pixel blocks (small batches at 8 x 8): the lane convolution splits output channels too.
+    int splits = 1;
+    if (lanes_)
+      while (ctx.n * blocks * splits < 2 * ctx.pool->threads() && w_.n / (splits * 2) >= 16) splits *= 2;
+    const int per_split = (w_.n / splits + 3) / 4 * 4;
+    ctx.pool->run(ctx.n * blocks * splits, [&](int task, int) {
+      const int split = task % splits, image = task / splits / blocks;
+      const int64_t p0 = (task / splits % blocks) * block, rows = std::min(pix - p0, block);
       const uint8_t* codes = ctx.codes[static_cast<size_t>(in_.buffer)] + image * in_.shape.bytes();
       float* out = ctx.at(out_, image) + p0 * out_.ld;
       if (lanes_) {
-        qconv_pixels_rows(lane_plan_, codes, static_cast<int>(p0), static_cast<int>(rows), out - p0 * out_.ld, out_.ld);
+        const int n0 = split * per_split, n1 = std::min(w_.n, n0 + per_split);
+        qconv_pixels_rows(lane_plan_, codes, static_cast<int>(p0), static_cast<int>(rows), out - p0 * out_.ld, out_.ld, n0, n1);
+        if (splits > 1) {
+          apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
+          return;
+        }
       } else {
         thread_local std::vector<uint8_t> a;
         thread_local std::vector<int32_t> sums, acc;
@@ -199,7 +223,8 @@ class IntLinearOp final : public Op {
     const ActQuant q = table_->at(ctx.step);
     output_columns(w_, q, term_.data(), scale_.data());
     const int64_t pix = in_.pixels();
-    const int64_t block = std::min<int64_t>(pix, 64);
+    int64_t block = std::min<int64_t>(pix, 64);
+    while (block > 16 && ctx.n * ((pix + block - 1) / block) < 2 * ctx.pool->threads()) block /= 2;
     const int blocks = static_cast<int>((pix + block - 1) / block);
     ctx.pool->run(ctx.n * blocks, [&](int task, int) {
       const int image = task / blocks;
