@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "engine/runtime/int_layers.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/util/allocator.h"
 #include "engine/util/threads.h"
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   };
   for (int i = 0; i < warmup; ++i) forward();
   if (profile && model.plan_) model.plan_->set_profiling(true);
+  qdm::IntLayerTime::reset();
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
     const auto start = std::chrono::steady_clock::now();
@@ -84,6 +86,13 @@ int main(int argc, char** argv) {
                         {"weight_bytes", model.weight_bytes()},
                         {"peak_rss_mib", static_cast<double>(u.ru_maxrss) / 1024.0},
                         {"threads", qdm::compute_threads()}};
+  if (profile && !model.plan_ && model.quantized()) {  // the per-layer path: kernels vs the rest of the graph
+    const double layers = 1000.0 * qdm::IntLayerTime::layers().load() / reps, attn = 1000.0 * qdm::IntLayerTime::attention().load() / reps;
+    out["profile_ms"] = {{"integer layers (quantize, im2col, GEMM / lane conv, dequantize)", layers},
+                         {"integer attention cores", attn},
+                         {"everything else (LibTorch ops: norms, SiLU, fp32 layers, attention projections' reshapes, concat, allocation)",
+                          out["median_ms"].get<double>() - layers - attn}};
+  }
   if (profile && model.plan_) {
     nlohmann::json p = nlohmann::json::object();
     for (const auto& [kind, secs] : model.plan_->profile()) p[kind] = 1000.0 * secs / reps;

@@ -2,7 +2,10 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cmath>
+
+#include "engine/runtime/int_layers.h"
 
 namespace qdm {
 namespace {
@@ -37,6 +40,14 @@ ActQuant IntAttentionCore::table(const ActQuantizer& a) const {
 }
 
 at::Tensor IntAttentionCore::attend(const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, double scale) {
+  const auto start = std::chrono::steady_clock::now();
+  struct Timer {
+    std::chrono::steady_clock::time_point start;
+    ~Timer() {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      IntLayerTime::attention().store(IntLayerTime::attention().load() + s);
+    }
+  } timer{start};
   // (N, heads, L, d) each
   const at::Tensor q = q_in.contiguous(), k = k_in.contiguous();
   const at::Tensor vt = v_in.transpose(-1, -2).contiguous();  // (N, heads, d, L): rows of V^T

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cmath>
 
 #include <cstring>
@@ -40,11 +41,23 @@ IntLayer::IntLayer(const QuantLayer& src, QGemmIsa isa)
   }
 }
 
+std::atomic<double>& IntLayerTime::layers() {
+  static std::atomic<double> t{0};
+  return t;
+}
+std::atomic<double>& IntLayerTime::attention() {
+  static std::atomic<double> t{0};
+  return t;
+}
+
 at::Tensor IntLayer::forward(const at::Tensor& input) {
+  const auto start = std::chrono::steady_clock::now();
   const size_t i = act_scale_.size() == 1 ? 0 : static_cast<size_t>(step_->step);
   const ActQuant q{act_scale_.at(i), static_cast<int32_t>(std::lround(act_zero_.at(i))), (1 << act_bits_) - 1};
-  if (!is_conv_) return linear_forward(input, q);
-  return lane_conv_ ? lane_conv_forward(input, q) : conv_forward(input, q);
+  at::Tensor out = !is_conv_ ? linear_forward(input, q) : lane_conv_ ? lane_conv_forward(input, q) : conv_forward(input, q);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  IntLayerTime::layers().store(IntLayerTime::layers().load() + secs);
+  return out;
 }
 
 at::Tensor IntLayer::gemm(const uint8_t* a, const int32_t* row_sums, int64_t m, ActQuant q) {

@@ -6,6 +6,7 @@
 // simulation path.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "engine/kernels/qgemm.h"
@@ -36,6 +37,14 @@ class IntLayer : public LayerOverride {
   std::vector<float> act_scale_, act_zero_;
   std::shared_ptr<StepContext> step_;
   QGemmIsa isa_;
+};
+
+// Seconds spent inside integer layers (convolutions, linear layers) and integer attention cores
+// since the last reset: the per-layer path's share of a step, for profiles against the plan.
+struct IntLayerTime {
+  static std::atomic<double>& layers();
+  static std::atomic<double>& attention();
+  static void reset() { layers() = 0; attention() = 0; }
 };
 
 // Replaces every quantized layer of `model` whose input is quantized by an IntLayer and frees

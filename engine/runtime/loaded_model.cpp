@@ -1,5 +1,6 @@
 #include "engine/runtime/loaded_model.h"
 
+#include <cstdlib>
 #include <unordered_map>
 
 #include "format/class_labels.h"
@@ -35,6 +36,13 @@ ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vect
   };
 }
 
+// QDM_EXECUTION_PLAN=0 runs artifacts on the per-layer integer kernels inside LibTorch's graph
+// instead (for comparisons and bisection).
+bool use_execution_plan() {
+  const char* env = std::getenv("QDM_EXECUTION_PLAN");
+  return !(env && std::string(env) == "0");
+}
+
 }  // namespace
 
 KernelMode parse_kernel_mode(const std::string& name) {
@@ -68,7 +76,7 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     if (kernels == KernelMode::kInt) int_bytes = use_tensor_integer_kernels(*m.artifact_->model, device);
     m.artifact_->model->to(device);
     m.kernels_ = kernels == KernelMode::kInt ? "int (cuda dp4a)" : "sim";
-  } else if (kernels == KernelMode::kInt && ExecutionPlan::unsupported(*m.artifact_->model).empty()) {
+  } else if (kernels == KernelMode::kInt && use_execution_plan() && ExecutionPlan::unsupported(*m.artifact_->model).empty()) {
     // The execution plan: fused kernels over preallocated buffers. It owns everything it needs,
     // so the simulation's weights are released.
     const QGemmIsa isa = best_isa();
