@@ -11,7 +11,7 @@ namespace qdm {
 ThreadPool::ThreadPool(int threads, std::chrono::microseconds spin) : spin_(spin) {
   if (spin_.count() < 0) {
     const char* env = std::getenv("QDM_POOL_SPIN_US");
-    spin_ = std::chrono::microseconds(env && *env ? std::atoi(env) : 100);
+    spin_ = std::chrono::microseconds(env && *env ? std::atoi(env) : 1000);
   }
   if (threads <= 0) threads = compute_threads();
   for (int t = 1; t < threads; ++t) workers_.emplace_back([this, t] { work(t); });

@@ -20,7 +20,7 @@ namespace qdm {
 class ThreadPool {
  public:
   // threads <= 0: compute_threads(). spin 0: sleep at once (OMP_WAIT_POLICY=PASSIVE-like);
-  // negative: $QDM_POOL_SPIN_US if set, else 100 us.
+  // negative: $QDM_POOL_SPIN_US if set, else 1 ms (measured: bench/results/peer_speed.md).
   explicit ThreadPool(int threads = 0, std::chrono::microseconds spin = std::chrono::microseconds(-1));
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
