@@ -1,6 +1,7 @@
 #include "format/quantize_options.h"
 
 #include <nlohmann/json.hpp>
+#include <cmath>
 #include <stdexcept>
 
 #include "format/echo.h"
@@ -52,6 +53,57 @@ nlohmann::json RecipeOptions::to_json() const {
   return j;
 }
 
+nlohmann::json SearchOptions::to_json() const {
+  return {{"steps", steps},
+          {"base_steps", base_steps},
+          {"weight_bits", weight_bits},
+          {"act_bits", act_bits},
+          {"population", population},
+          {"top", top},
+          {"mutations", mutations},
+          {"crossovers", crossovers},
+          {"generations", generations},
+          {"mutation_prob", mutation_prob},
+          {"seed", seed},
+          {"fitness_images", fitness_images},
+          {"final_candidates", final_candidates},
+          {"final_images", final_images},
+          {"bitops_cap", bitops_cap},
+          {"ms_cap", ms_cap}};
+}
+
+void SearchOptions::validate() const {
+  if (steps < 1 || steps > base_steps) throw std::invalid_argument("search steps must be in [1, base_steps]");
+  if (base_steps < 1) throw std::invalid_argument("base_steps must be >= 1");
+  auto bits_ok = [](const std::vector<int>& bits, int lo, const char* what) {
+    if (bits.empty()) throw std::invalid_argument(std::string(what) + " must list at least one bit width");
+    for (int b : bits)
+      if (b < lo || b > 8) throw std::invalid_argument(std::string(what) + " must be in [" + std::to_string(lo) + ", 8]");
+  };
+  bits_ok(weight_bits, 2, "search weight bits");
+  bits_ok(act_bits, 4, "search activation bits");
+  if (population < 2 || top < 1 || top > population || mutations < 0 || crossovers < 0 || generations < 1)
+    throw std::invalid_argument("search: population >= 2, 1 <= top <= population, generations >= 1");
+  if (!(mutation_prob >= 0 && mutation_prob <= 1)) throw std::invalid_argument("mutation_prob must be in [0, 1]");
+  if (fitness_images < 1 || final_images < 0 || final_candidates < 1)
+    throw std::invalid_argument("fitness_images and final_candidates must be >= 1, final_images >= 0");
+  if (!(bitops_cap > 0) || !(ms_cap >= 0)) throw std::invalid_argument("bitops_cap must be > 0 and ms_cap >= 0");
+}
+
+std::vector<std::pair<int, int>> timestep_groups(int T, int n) {
+  if (n < 1 || n > T) throw std::invalid_argument("groups must be in [1, T]");
+  std::vector<int> edges = {0};
+  const double top = std::sqrt(0.8 * T);
+  for (int i = 1; i < n; ++i) {  // linspace(0, top, n) point i, squared; the last is 0.8 T
+    const double v = top * i / (n - 1);
+    edges.push_back(static_cast<int>(std::floor(v * v + 1e-9)));
+  }
+  edges.push_back(T);
+  std::vector<std::pair<int, int>> groups;
+  for (int i = 0; i < n; ++i) groups.emplace_back(edges[static_cast<size_t>(i)], edges[static_cast<size_t>(i) + 1]);
+  return groups;
+}
+
 void RecipeOptions::validate() const {
   if (!find_recipe(recipe)) throw std::invalid_argument("unknown recipe " + echo(recipe) + "; use " + recipe_list());
   spec.validate();
@@ -60,6 +112,7 @@ void RecipeOptions::validate() const {
     throw std::invalid_argument("reconstruction iterations must be >= 0, batch and step stride >= 1");
   if (calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
+  if (recipe == "tmpq") search.validate();
 }
 
 }  // namespace qdm

@@ -50,6 +50,33 @@ struct ReconOptions {
   uint64_t seed = 0;
 };
 
+// TMPQ-DM's search (recipe "tmpq"): the sampling timesteps, one per non-uniform group dense near
+// t = 0, and every layer's weight and activation bits, by an evolutionary search whose fitness is
+// image quality under a cost budget. See ../shared/methods.md.
+struct SearchOptions {
+  int steps = 10;         // timesteps of the searched schedule: one per group
+  int base_steps = 200;   // candidates: the timesteps of this leading-spaced DDIM schedule
+  std::vector<int> weight_bits = {4, 5, 6, 7, 8};
+  std::vector<int> act_bits = {4, 5, 6, 7, 8};
+  int population = 50, top = 10, mutations = 25, crossovers = 10, generations = 20;
+  double mutation_prob = 0.25;
+  uint64_t seed = 0;
+  int fitness_images = 32;  // images per candidate (fixed seeds): mean squared distance to the fp32
+                            // model's DDIM images (its base schedule) on the same seeds
+  int final_candidates = 4; // the best by that proxy, re-ranked at the end by FID-FMNIST ...
+  int final_images = 128;   // ... on this many images (needs the classifier; 0: the proxy decides)
+  double bitops_cap = 1.0;  // BitOPs per image and step at most this times the all-6-bit model's
+  double ms_cap = 0;        // measured ms per image (all steps, batch 1) at most this (0: no cap)
+  std::string state_dir;    // each finished generation is saved here; a rerun resumes from it
+
+  nlohmann::json to_json() const;
+  void validate() const;
+};
+
+// The TMPQ-DM timestep groups for T training steps and n groups, ascending [lo, hi): boundaries
+// (linspace(0, sqrt(0.8 T), n))^2 without the first point, the last group [0.8 T, T).
+std::vector<std::pair<int, int>> timestep_groups(int T, int n);
+
 struct RecipeOptions {
   std::string recipe = "tfmq";
   QuantSpec spec;
@@ -59,6 +86,7 @@ struct RecipeOptions {
   int batch = 64;
   ReconOptions recon;         // qdiffusion / tfmq reconstruction settings
   int recon_step_stride = 5;  // weight reconstruction uses every k-th step of the calibration data
+  SearchOptions search;       // tmpq
 
   nlohmann::json to_json() const;
   // Throws std::invalid_argument naming the option: an unknown recipe, bits, counts.

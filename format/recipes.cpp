@@ -13,6 +13,10 @@ const std::vector<RecipeInfo>& recipes() {
        true},
       {"tfmq+cache", "TFMQ-DM with the fp32 temporal features of every step (and class) stored instead of a quantized TIB",
        true},
+      {"tmpq",
+       "TMPQ-DM: the sampling timesteps (one per non-uniform group) and each layer's weight and activation bits searched "
+       "together by evolution, image quality under a BitOPs or measured-time budget",
+       true},
   };
   return all;
 }

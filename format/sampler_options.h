@@ -20,12 +20,16 @@ struct SamplerOptions {
   int steps = 100;
   double eta = 0.0;  // DDIM only: 0 deterministic, 1 DDPM-like
   TimestepSpacing spacing = TimestepSpacing::kLeading;
+  // An explicit schedule (descending training timesteps; a searched artifact's, e.g. TMPQ-DM's):
+  // when set it is what the sampler visits, and steps equals its length.
+  std::vector<int> timesteps;
 
-  // {"sampler", "steps", "eta", "spacing"}: the artifact metadata's and cache keys' fields.
+  // {"sampler", "steps", "eta", "spacing"} (+ "schedule" when explicit): the artifact
+  // metadata's and cache keys' fields.
   nlohmann::json to_json() const;
   static SamplerOptions from_json(const nlohmann::json& j);  // throws std::invalid_argument
   // Throws std::invalid_argument naming the field: steps >= 1, eta finite in [0, 1], eta only
-  // with DDIM.
+  // with DDIM, an explicit schedule strictly descending and non-negative.
   void validate() const;
 };
 

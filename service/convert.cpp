@@ -38,6 +38,7 @@ SamplerOptions sampler_options(const v1::SamplerSpec& spec, const SamplerOptions
   SamplerOptions o = defaults;
   if (spec.kind() == v1::SamplerSpec::DDPM) o.kind = SamplerKind::kDDPM;
   if (spec.kind() == v1::SamplerSpec::DDIM) o.kind = SamplerKind::kDDIM;
+  if (spec.steps() > 0 || !spec.spacing().empty()) o.timesteps.clear();  // an explicit schedule gives way
   if (spec.steps() > 0) o.steps = spec.steps();
   if (spec.kind() != v1::SamplerSpec::KIND_UNSPECIFIED || spec.eta() != 0) o.eta = spec.eta();
   if (o.kind == SamplerKind::kDDPM) o.eta = 0;

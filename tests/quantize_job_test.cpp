@@ -59,7 +59,10 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
       last = overall;
       worst = std::max(worst, std::abs(overall - t / total));
     }
-    EXPECT_LT(worst, 0.3) << recipe << ": progress strays from elapsed time by " << worst;
+    // The fixed stage spans this replaced put rtn at 85% when its quality report, most of its
+    // time, began (a 0.45 gap here); the cost estimates stay within these bounds even on a loaded
+    // machine (the tiny model's weight-range search is relatively slower than the real one's).
+    EXPECT_LT(worst, std::string(recipe) == "rtn" ? 0.25 : 0.4) << recipe << ": progress strays from elapsed time by " << worst;
   }
 }
 
