@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 
 #include "client/commands.h"
 #include "client/progress_bar.h"
@@ -22,7 +23,7 @@ void on_sigint(int) { g_interrupted = true; }
 
 void add_quantize_command(CLI::App& app) {
   struct Args {
-    std::string model, out, classifier = "models/fmnist-classifier", reference_cache;
+    std::string model, out, classifier = "models/fmnist-classifier", reference_cache, cache_dir;
     RecipeOptions recipe;
     int abits = QuantSpec{}.act_bits, report_samples = QuantizeJobOptions{}.report_samples;
     std::vector<std::string> keep_fp;
@@ -48,6 +49,25 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--reference-cache", a->reference_cache, "Keep the report's fp32 images here for later runs on the same model and sampler");
   cmd->add_option("--classifier", a->classifier, "Feature classifier for FID-FMNIST in the report (skipped if absent)");
   cmd->add_option("--out", a->out, "Artifact file to write")->required();
+  // tmpq (TMPQ-DM): --steps is the searched schedule's length; the rest shape the search.
+  auto& s = a->recipe.search;
+  cmd->add_option("--base-steps", s.base_steps, "tmpq: candidate timesteps come from this DDIM schedule")->capture_default_str();
+  cmd->add_option("--search-wbits", s.weight_bits, "tmpq: weight bit widths to search")->delimiter(',')->capture_default_str();
+  cmd->add_option("--search-abits", s.act_bits, "tmpq: activation bit widths to search")->delimiter(',')->capture_default_str();
+  cmd->add_option("--population", s.population, "tmpq: candidates per generation")->capture_default_str();
+  cmd->add_option("--top", s.top, "tmpq: candidates kept per generation")->capture_default_str();
+  cmd->add_option("--mutations", s.mutations, "tmpq: mutants per generation")->capture_default_str();
+  cmd->add_option("--crossovers", s.crossovers, "tmpq: crossovers per generation")->capture_default_str();
+  cmd->add_option("--mutation-prob", s.mutation_prob, "tmpq: per-gene mutation probability")->capture_default_str();
+  cmd->add_option("--generations", s.generations, "tmpq: generations")->capture_default_str();
+  cmd->add_option("--search-seed", s.seed, "tmpq: the search's random seed")->capture_default_str();
+  cmd->add_option("--fitness-images", s.fitness_images, "tmpq: images per candidate (MSE to the fp32 model's)")->capture_default_str();
+  cmd->add_option("--final-candidates", s.final_candidates, "tmpq: the best by MSE re-ranked by FID")->capture_default_str();
+  cmd->add_option("--final-images", s.final_images, "tmpq: images for that FID (0: MSE decides)")->capture_default_str();
+  cmd->add_option("--bitops-cap", s.bitops_cap, "tmpq: BitOPs at most this times the all-6-bit model's")->capture_default_str();
+  cmd->add_option("--ms-cap", s.ms_cap, "tmpq: measured ms per image (all steps, batch 1) at most this (0: none)")->capture_default_str();
+  cmd->add_option("--search-state", s.state_dir, "tmpq: save each generation here; a rerun resumes");
+  cmd->add_option("--cache-dir", a->cache_dir, "Kernel latency tables and search reference images kept between runs");
   cmd->callback([a] {
     set_compute_threads();
     if (a->abits != 32 && (a->abits < 4 || a->abits > 8))
@@ -56,6 +76,10 @@ void add_quantize_command(CLI::App& app) {
     if (!a->keep_fp.empty()) a->recipe.spec.keep_fp = a->keep_fp;
     if (a->keep_none) a->recipe.spec.keep_fp.clear(), a->recipe.spec.keep_fp_input.clear();
     a->recipe.sampler = a->sampler.resolve(SamplerOptions{});
+    if (a->recipe.recipe == "tmpq") {  // --steps: the searched schedule; candidates from --base-steps
+      a->recipe.search.steps = a->sampler.steps.value_or(a->recipe.search.steps);
+      a->recipe.sampler.steps = a->recipe.search.base_steps;
+    }
     a->recipe.spec.validate();
     const auto out_dir = std::filesystem::path(a->out).parent_path();
     if (!out_dir.empty() && !std::filesystem::is_directory(out_dir))
@@ -67,6 +91,7 @@ void add_quantize_command(CLI::App& app) {
     job.report_samples = a->report_samples;
     job.classifier_dir = a->classifier;
     job.reference_cache_dir = a->reference_cache;
+    job.cache_dir = a->cache_dir;
     job.recipe.validate();
     std::signal(SIGINT, on_sigint);
     std::string stage;
@@ -84,6 +109,11 @@ void add_quantize_command(CLI::App& app) {
     if (bar) bar->finish();
     std::signal(SIGINT, SIG_DFL);
     spdlog::info("report: {}", result.report.dump());
+    if (!result.figure_png.empty()) {
+      std::ofstream(a->out + ".search.png", std::ios::binary)
+          .write(reinterpret_cast<const char*>(result.figure_png.data()), static_cast<std::streamsize>(result.figure_png.size()));
+      spdlog::info("search figure: {}.search.png", a->out);
+    }
     spdlog::info("wrote {} ({} bytes) in {:.1f} s", a->out, std::filesystem::file_size(a->out), result.seconds);
   });
 }

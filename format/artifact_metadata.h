@@ -43,6 +43,7 @@ struct ArtifactInfo {
   nlohmann::json recipe = nlohmann::json::object();   // RecipeOptions::to_json()
   nlohmann::json timings = nlohmann::json::object();  // seconds per stage
   nlohmann::json report;       // quality report; null when the job asked for none
+  std::vector<uint8_t> figure_png;  // the recipe's figure (stored as tensor report.figure_png), or empty
   // Filled from the model when saving:
   QuantSpec spec;
   std::vector<ArtifactLayer> layers;

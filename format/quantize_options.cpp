@@ -12,7 +12,8 @@ namespace qdm {
 nlohmann::json QuantSpec::to_json() const {
   return {{"weight_bits", weight_bits}, {"act_bits", act_bits},           {"steps", steps},
           {"keep_fp", keep_fp},         {"keep_fp_input", keep_fp_input}, {"quantize_attention", quantize_attention},
-          {"keep_bits", keep_bits}};
+          {"keep_bits", keep_bits},
+          {"layer_bits", layer_bits}};
 }
 
 QuantSpec QuantSpec::from_json(const nlohmann::json& j) {
@@ -24,6 +25,7 @@ QuantSpec QuantSpec::from_json(const nlohmann::json& j) {
   s.keep_fp_input = j.at("keep_fp_input").get<std::vector<std::string>>();
   s.quantize_attention = j.at("quantize_attention").get<bool>();
   s.keep_bits = j.value("keep_bits", 0);
+  if (j.contains("layer_bits")) s.layer_bits = j.at("layer_bits").get<std::map<std::string, std::pair<int, int>>>();
   s.validate();
   return s;
 }
@@ -33,6 +35,9 @@ void QuantSpec::validate() const {
   if (act_bits != 0 && (act_bits < 4 || act_bits > 8))
     throw std::invalid_argument("abits must be in [4, 8] or 0/32 for fp32 activations, got " + std::to_string(act_bits));
   if (steps < 1) throw std::invalid_argument("steps must be >= 1");
+  for (const auto& [name, bits] : layer_bits)
+    if (bits.first < 2 || bits.first > 8 || (bits.second != 0 && (bits.second < 4 || bits.second > 8)))
+      throw std::invalid_argument("layer_bits of '" + name + "' must be weights 2..8 and activations 4..8 (or 0)");
   if (keep_bits != 0 && (keep_bits < 2 || keep_bits > 8))
     throw std::invalid_argument("keep_bits must be 0 (fp32) or in [2, 8], got " + std::to_string(keep_bits));
 }

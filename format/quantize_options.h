@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct QuantSpec {
   // input, as in TFMQ-DM's code).
   std::vector<std::string> keep_fp_input = {"down_blocks.0.resnets.0.conv1"};
   bool quantize_attention = true;  // q, k, v and softmax output as 8-bit activations
+  // Mixed precision (tmpq): per layer name, its weight and activation bits instead of the above.
+  std::map<std::string, std::pair<int, int>> layer_bits;
 
   nlohmann::json to_json() const;
   static QuantSpec from_json(const nlohmann::json& j);  // keep_bits absent (older artifacts): 0
@@ -99,6 +102,7 @@ struct QuantizeJobOptions {
   std::string classifier_dir;  // FID-FMNIST in the report when it holds a classifier (32x32, 1 channel)
   std::string reference_cache_dir;  // fp32 report images kept here for later jobs (empty: none)
   std::string source_name;          // the model's name, recorded in the artifact (empty: the folder's name)
+  std::string cache_dir;            // kept between runs: kernel latency tables, search reference images (empty: none)
 };
 
 }  // namespace qdm

@@ -5,6 +5,7 @@
 #include <torch/utils.h>
 
 #include <filesystem>
+#include <set>
 
 #include "engine/artifact/artifact.h"
 #include "engine/model/model_folder.h"
@@ -43,6 +44,18 @@ class PlanVsSim : public ::testing::Test {
   LoadedArtifact quantize(const std::string& recipe, int wbits) {
     RecipeOptions o;
     o.recipe = recipe;
+    if (recipe == "tmpq") {  // mixed precision: every layer's bits drawn by the search
+      o.search.steps = 6;
+      o.search.base_steps = 12;
+      o.search.population = 4;
+      o.search.top = 2;
+      o.search.mutations = 2;
+      o.search.crossovers = 1;
+      o.search.generations = 2;
+      o.search.fitness_images = 2;
+      o.search.final_images = 0;
+      o.sampler.steps = 12;
+    }
     o.spec.weight_bits = wbits;
     o.sampler.steps = 6;
     o.calib_samples = 4;
@@ -53,7 +66,7 @@ class PlanVsSim : public ::testing::Test {
     ArtifactInfo info;
     info.config = model_->config;
     info.scheduler = model_->scheduler;
-    info.sampler = o.sampler;
+    info.sampler = r.sampler;
     info.timesteps = r.timesteps;
     save_artifact(dir_ + "/a.safetensors", *r.model, info);
     return load_artifact(dir_ + "/a.safetensors");
@@ -70,7 +83,7 @@ class PlanVsSim : public ::testing::Test {
     const at::Tensor x = torch::randn({images, 1, 8, 8});
     const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong).narrow(0, 0, images);
     std::vector<double> errors;
-    for (int step = 0; step < 6; ++step) {
+    for (int step = 0; step < static_cast<int>(a.info.timesteps.size()); ++step) {
       const int t = a.info.timesteps[static_cast<size_t>(step)];
       const at::Tensor sim = a.model->forward(x, t, step, conditional ? labels : at::Tensor());
       at::Tensor out = at::empty_like(x);
@@ -107,6 +120,19 @@ TEST_F(PlanVsSim, OneCallMatchesTheSimulationOnEveryKernelPath) {
       for (QGemmIsa isa : supported_isas())
         expect_agreement(compare(a, isa, false), recipe + " W" + std::to_string(wbits) + " " + isa_name(isa));
     }
+}
+
+TEST_F(PlanVsSim, MixedPrecisionArtifactsOnEveryKernelPath) {
+  make_model(false);
+  LoadedArtifact a = quantize("tmpq", 4);
+  std::set<int> wbits, abits;
+  for (const auto& l : a.model->layers) {
+    wbits.insert(l->weight_params.bits);
+    if (l->quant_input) abits.insert(l->act.bits);
+  }
+  EXPECT_GT(wbits.size(), 2u);  // really mixed
+  EXPECT_GT(abits.size(), 2u);
+  for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, false), std::string("tmpq ") + isa_name(isa));
 }
 
 TEST_F(PlanVsSim, OneImageSplitsChannelsAcrossThreads) {

@@ -112,6 +112,9 @@ void JobRunner::execute(Running& job) {
     options.source_name = a.model();
     options.classifier_dir = classifier_dir_;
     options.reference_cache_dir = reference_dir_;
+    options.cache_dir = fs::path(work_dir_).parent_path().string();
+    // A search (tmpq) saves each generation here: a job leased again after a kill resumes it.
+    options.recipe.search.state_dir = (fs::path(work_dir_).parent_path() / "search" / a.job_id()).string();
     const std::string dir = fetcher_.fetch(a.model(), false);
     {
       std::lock_guard<std::mutex> l(job.mu);
@@ -137,6 +140,7 @@ void JobRunner::execute(Running& job) {
     send_result(job, false, service::public_message(e.what(), hidden_paths()), "", "");
   }
   fs::remove_all(job_dir);
+  if (!job.cancelled) fs::remove_all(fs::path(work_dir_).parent_path() / "search" / a.job_id());  // finished either way
   job.finished = true;
 }
 

@@ -76,6 +76,8 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
     }
   }
   for (const auto& b : model.unet->named_buffers()) tensors[b.key()] = b.value().to(at::kFloat);
+  if (!info.figure_png.empty())
+    tensors["report.figure_png"] = at::tensor(std::vector<uint8_t>(info.figure_png), at::kByte);
 
   meta.spec = model.spec;
   meta.kept_fp = model.kept_fp;
@@ -179,6 +181,11 @@ LoadedArtifact load_artifact(const std::string& path) {
     p.value().copy_(t);
   }
   for (auto& b : q.unet->named_buffers()) b.value().copy_(get(b.key()));
+  if (const TensorInfo* fig = file.find("report.figure_png")) {
+    const at::Tensor bytes = to_tensor(file, *fig).contiguous();
+    out.info.figure_png.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
+    used.insert(fig->name);
+  }
   for (const auto& t : file.tensors())
     if (!used.count(t.name)) throw ArtifactError(path + ": unexpected tensor '" + t.name + "'");
   q.unet->eval();

@@ -26,13 +26,19 @@ class StagePlan {
   StagePlan(const QuantizeJobOptions& o, bool reference_cached) {
     const RecipeOptions& r = o.recipe;
     const double steps = r.sampler.steps, calib = r.calib_samples * steps;
-    const bool recon = r.recipe != "rtn", tfmq = r.recipe.rfind("tfmq", 0) == 0;
-    add("calibration data", calib);
+    const bool recon = r.recipe != "rtn" && r.recipe != "tmpq", tfmq = r.recipe.rfind("tfmq", 0) == 0;
+    const double calib_steps = r.recipe == "tmpq" ? r.calib_samples * static_cast<double>(r.search.base_steps) : calib;
+    add("calibration data", calib_steps);
     add("weight ranges", 0.05 * calib + (recon ? 20 : 2));
-    add("activation ranges", r.spec.act_bits > 0 ? calib * (tfmq ? 2.5 : 1.5) : 0);
+    add("activation ranges", r.spec.act_bits > 0 ? calib_steps * (tfmq ? 2.5 : 1.5) : 0);
     // TIAR: the temporal block alone over the schedule's steps (tiny layers, every step a row).
     if (tfmq && r.recipe != "tfmq+cache") add("reconstruction: temporal information block", 0.01 * r.recon.iters * steps);
     add("reconstruction", recon ? 3.0 * r.recon.iters * r.recon.batch * (1 + (tfmq ? 0 : r.recon.act_iters / std::max(1.0, double(r.recon.iters)))) : 0);
+    if (r.recipe == "tmpq") {  // every candidate samples its images over its steps in the simulation
+      const auto& s = r.search;
+      add("kernel latency", 30.0 * s.weight_bits.size());
+      add("search", 1.5 * s.generations * s.population * s.steps * s.fitness_images + 1.5 * s.final_candidates * s.steps * s.final_images);
+    }
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1) + 1.5));
     add("writing artifact", 0.01 * calib + 1);
   }
@@ -79,13 +85,14 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
   };
   QuantizeResult result = quantize_model(model, options.recipe, [&](const QuantizeProgress& p) {
     return report(p.stage, p.done, p.total, p.loss);
-  });
+  }, RecipeEnvironment{options.classifier_dir, options.cache_dir});
+  req.sampler = result.sampler;  // a searched schedule (tmpq) is known only now
   const double quant_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   ArtifactInfo info;
   info.config = model.config;
   info.scheduler = model.scheduler;
-  info.sampler = options.recipe.sampler;
+  info.sampler = result.sampler;
   info.timesteps = result.timesteps;
   info.source_sha256 = model.weights_sha256;
   info.source_name = options.source_name.empty() ? std::filesystem::path(model.dir).filename().string() : options.source_name;
@@ -120,8 +127,14 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
       info.report["fid_fmnist_fp"] = evaluator.evaluate(fp_images).fid;
     }
   }
+  if (!result.report.empty()) {  // the recipe's own report fields (tmpq: its search)
+    if (!info.report.is_object()) info.report = nlohmann::json::object();
+    info.report.update(result.report);
+  }
+  info.figure_png = result.figure_png;
   if (!report("writing artifact", 0, 1, 0)) throw QuantizeCancelled();
   QuantizeJobResult out;
+  out.figure_png = result.figure_png;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   info.timings["total"] = out.seconds;
   save_artifact(out_path, *result.model, info);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "engine/model/model_folder.h"
 #include "engine/quant/recipe.h"
@@ -23,6 +24,7 @@ struct QuantizeJobProgress {
 using QuantizeJobCallback = std::function<bool(const QuantizeJobProgress&)>;  // false: cancel
 
 struct QuantizeJobResult {
+  std::vector<uint8_t> figure_png;  // the recipe's figure (tmpq: fitness against BitOPs), also in the artifact
   nlohmann::json report;
   nlohmann::json timings;
   double seconds = 0;

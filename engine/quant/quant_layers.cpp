@@ -35,6 +35,17 @@ void QuantLayer::finish_adaround() {
 }
 
 at::Tensor QuantLayer::forward(const at::Tensor& input) {
+  if (input.dim() >= 2 && input.size(0) > 0) {  // for budgets (BitOPs): per image
+    const int64_t per_image = input.numel() / input.size(0);
+    if (conv) {
+      const int64_t h = input.size(2), w = input.size(3);
+      const int64_t ho = (h + 2 * conv->padding - conv->kernel) / conv->stride + 1;
+      const int64_t wo = (w + 2 * conv->padding - conv->kernel) / conv->stride + 1;
+      macs_per_image = ho * wo * conv->out_channels * conv->in_channels * conv->kernel * conv->kernel;
+    } else {
+      macs_per_image = per_image / linear->in_features * linear->in_features * linear->out_features;
+    }
+  }
   const at::Tensor x = act(input, step->step);
   const at::Tensor w = adaround ? adaround->soft_weight() : fake_weight.defined() ? fake_weight : fp_weight();
   if (conv) return at::conv2d(x, w, conv->bias, {conv->stride, conv->stride}, {conv->padding, conv->padding});
@@ -54,6 +65,8 @@ void QuantAttentionCore::set_mode(ActQuantizer::Mode mode) {
 at::Tensor QuantAttentionCore::attend(const at::Tensor& qt, const at::Tensor& kt, const at::Tensor& vt,
                                       double scale) {
   const int s = step->step;
+  tokens = qt.size(2);
+  channels = qt.size(1) * qt.size(3);
   const at::Tensor p = at::softmax(at::matmul(q(qt, s), k(kt, s).transpose(-1, -2)) * scale, -1);
   return at::matmul(probs(p, s), v(vt, s));
 }

@@ -39,6 +39,7 @@ class QuantLayer : public LayerOverride {
   LinearLayerImpl* linear;
   bool quant_input;  // whether `act` is used at all
   int weight_bits;
+  int64_t macs_per_image = 0;  // multiply-adds of one image's call, from the last input seen
   ActQuantizer act;
   QuantParams weight_params;  // undefined scale: fp32 weights
   at::Tensor fake_weight;  // on the quantization grid; the artifact packs its codes
@@ -53,6 +54,7 @@ class QuantAttentionCore : public AttentionCoreOverride {
 
   std::string name;
   ActQuantizer q, k, v, probs;  // probs: softmax output, unsigned on [0, 1]
+  int64_t tokens = 0, channels = 0;  // of the last call (budgets)
   std::shared_ptr<StepContext> step;
   void set_mode(ActQuantizer::Mode mode);
 };

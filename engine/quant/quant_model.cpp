@@ -49,8 +49,12 @@ QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
       if (spec.keep_bits == 0) continue;  // fp32 weights: the layer is left alone
     }
     const bool quant_input = !kept && spec.act_bits > 0 && !matches(name, spec.keep_fp_input);
-    auto layer = std::make_shared<QuantLayer>(name, conv, linear, quant_input ? spec.act_bits : 0, spec.steps, step,
-                                              kept ? spec.keep_bits : spec.weight_bits);
+    int wbits = kept ? spec.keep_bits : spec.weight_bits, abits = quant_input ? spec.act_bits : 0;
+    if (auto it = spec.layer_bits.find(name); it != spec.layer_bits.end()) {  // mixed precision
+      wbits = it->second.first;
+      if (quant_input) abits = it->second.second;
+    }
+    auto layer = std::make_shared<QuantLayer>(name, conv, linear, abits, spec.steps, step, wbits);
     if (conv) conv->override_ = layer; else linear->override_ = layer;
     layers.push_back(layer);
   }

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "engine/model/unet_2d.h"
+#include "engine/quant/tmpq/tmpq_recipe.h"
 #include "engine/quant/uniform_quant.h"
 
 namespace qdm {
@@ -11,6 +12,8 @@ namespace {
 double since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
+
+}  // namespace
 
 // A private copy of the fp32 UNet to install quantizers on, so the source model stays usable.
 UNet2DModel clone_unet(const DiffusionModel& model) {
@@ -24,10 +27,10 @@ UNet2DModel clone_unet(const DiffusionModel& model) {
   return copy;
 }
 
-}  // namespace
-
-QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
+QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
+                              const RecipeEnvironment& env) {
   o.validate();
+  if (o.recipe == "tmpq") return quantize_tmpq(model, o, env, progress);
   auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
     if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
   };
@@ -35,6 +38,7 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   QuantizeResult result;
   const NoiseSchedule schedule(model.scheduler);
   result.timesteps = sampler_timesteps(schedule, o.sampler);
+  result.sampler = o.sampler;
   QuantSpec spec = o.spec;
   spec.steps = static_cast<int>(result.timesteps.size());
 

@@ -46,11 +46,23 @@ class QuantizeCancelled : public std::runtime_error {
 struct QuantizeResult {
   std::unique_ptr<QuantizedUNet> model;
   std::vector<int> timesteps;
+  SamplerOptions sampler;  // the schedule the artifact samples with (a searched one for tmpq)
   nlohmann::json timings;  // seconds per stage
+  nlohmann::json report = nlohmann::json::object();  // recipe-specific report fields (tmpq: the search)
+  std::vector<uint8_t> figure_png;  // a figure for the report (tmpq: fitness against BitOPs), or empty
 };
+
+// Runtime inputs of recipes that evaluate images (not options: where things are on this machine).
+struct RecipeEnvironment {
+  std::string classifier_dir;  // FID-FMNIST (tmpq's final ranking)
+  std::string cache_dir;       // reference images and kernel latency tables kept between runs
+};
+
+// A private copy of the model's fp32 UNet to install quantizers on.
+UNet2DModel clone_unet(const DiffusionModel& model);
 
 // Throws std::invalid_argument for an unknown recipe or bad options, QuantizeCancelled.
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& options,
-                              const QuantizeCallback& progress = nullptr);
+                              const QuantizeCallback& progress = nullptr, const RecipeEnvironment& env = {});
 
 }  // namespace qdm
