@@ -39,5 +39,6 @@ void add_forward_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
 
 }  // namespace qdm::cli

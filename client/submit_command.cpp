@@ -8,6 +8,13 @@
 #include "qdm/v1/jobs.grpc.pb.h"
 
 namespace qdm::cli {
+namespace {
+std::string join_ints(const std::vector<int>& v) {
+  std::string out;
+  for (int x : v) out += (out.empty() ? "" : ",") + std::to_string(x);
+  return out;
+}
+}  // namespace
 
 void add_submit_command(CLI::App& app) {
   struct Args {
@@ -16,6 +23,11 @@ void add_submit_command(CLI::App& app) {
     std::string model, recipe, key, sampler, spacing;
     int wbits = 0, abits = 0, steps = 0, calib = 0, iters = 0, act_iters = 0;
     int report = QuantizeJobOptions{}.report_samples;
+    int base_steps = 0, population = 0, top = 0, mutations = 0, crossovers = 0, generations = 0;
+    int fitness_images = 0, final_candidates = 0, final_images = -1;
+    double mutation_prob = 0, bitops_cap = 0, ms_cap = 0;
+    uint64_t search_seed = 0;
+    std::vector<int> search_wbits, search_abits;
     std::vector<std::string> keep_fp;
     bool watch = false;
   };
@@ -34,6 +46,22 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--iters", a->iters, fmt::format("Reconstruction iterations per block (default {})", d.recipe.recon.iters));
   cmd->add_option("--act-iters", a->act_iters, fmt::format("LSQ iterations per block, qdiffusion (default {})", d.recipe.recon.act_iters));
   cmd->add_option("--report-samples", a->report, "Images in the quality report")->capture_default_str();
+  // tmpq: --steps is the searched schedule's length; these shape the search (0: defaults).
+  cmd->add_option("--base-steps", a->base_steps, fmt::format("tmpq: candidate timesteps' DDIM schedule (default {})", d.recipe.search.base_steps));
+  cmd->add_option("--population", a->population, fmt::format("tmpq: candidates per generation (default {})", d.recipe.search.population));
+  cmd->add_option("--top", a->top, fmt::format("tmpq: parents kept per generation (default {})", d.recipe.search.top));
+  cmd->add_option("--mutations", a->mutations, fmt::format("tmpq: mutated children per generation (default {})", d.recipe.search.mutations));
+  cmd->add_option("--crossovers", a->crossovers, fmt::format("tmpq: crossover children per generation (default {})", d.recipe.search.crossovers));
+  cmd->add_option("--mutation-prob", a->mutation_prob, fmt::format("tmpq: per-gene mutation probability (default {})", d.recipe.search.mutation_prob));
+  cmd->add_option("--search-seed", a->search_seed, fmt::format("tmpq: the search's seed (default {})", d.recipe.search.seed));
+  cmd->add_option("--search-wbits", a->search_wbits, "tmpq: weight bit widths to search (default " + join_ints(d.recipe.search.weight_bits) + ")")->delimiter(',');
+  cmd->add_option("--search-abits", a->search_abits, "tmpq: activation bit widths to search (default " + join_ints(d.recipe.search.act_bits) + ")")->delimiter(',');
+  cmd->add_option("--final-candidates", a->final_candidates, fmt::format("tmpq: candidates re-ranked by FID (default {})", d.recipe.search.final_candidates));
+  cmd->add_option("--generations", a->generations, fmt::format("tmpq: generations (default {})", d.recipe.search.generations));
+  cmd->add_option("--fitness-images", a->fitness_images, fmt::format("tmpq: images per candidate (default {})", d.recipe.search.fitness_images));
+  cmd->add_option("--final-images", a->final_images, fmt::format("tmpq: images for the final FID ranking (default {})", d.recipe.search.final_images));
+  cmd->add_option("--bitops-cap", a->bitops_cap, "tmpq: BitOPs cap, x the all-6-bit model's (default 1)");
+  cmd->add_option("--ms-cap", a->ms_cap, "tmpq: measured ms per image cap (default none)");
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32");
   cmd->add_option("--idempotency-key", a->key, "Retrying with the same key returns the same job");
   cmd->add_flag("--watch", a->watch, "Follow the job until it finishes");
@@ -46,7 +74,27 @@ void add_submit_command(CLI::App& app) {
     o->set_recipe(a->recipe);
     o->set_weight_bits(a->wbits);
     o->set_act_bits(a->abits);
-    o->mutable_sampler()->set_steps(a->steps);
+    if (a->recipe == "tmpq") {
+      auto* s = o->mutable_search();
+      s->set_steps(a->steps);
+      s->set_base_steps(a->base_steps);
+      s->set_population(a->population);
+      s->set_top(a->top);
+      s->set_mutations(a->mutations);
+      s->set_crossovers(a->crossovers);
+      s->set_mutation_prob(a->mutation_prob);
+      s->set_seed(a->search_seed);
+      for (int b : a->search_wbits) s->add_weight_bits(b);
+      for (int b : a->search_abits) s->add_act_bits(b);
+      s->set_final_candidates(a->final_candidates);
+      s->set_generations(a->generations);
+      s->set_fitness_images(a->fitness_images);
+      if (a->final_images >= 0) s->set_final_images(a->final_images);
+      s->set_bitops_cap(a->bitops_cap);
+      s->set_ms_cap(a->ms_cap);
+    } else {
+      o->mutable_sampler()->set_steps(a->steps);
+    }
     if (a->sampler == "ddpm") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDPM);
     else if (a->sampler == "ddim") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDIM);
     o->mutable_sampler()->set_spacing(a->spacing);

@@ -78,6 +78,27 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
   r.calib_seed = o.calib_seed();
   r.recon.iters = o.iters();
   r.recon.act_iters = o.act_iters();
+  if (r.recipe == "tmpq") {  // the sampler's steps are the searched schedule's; candidates from base_steps
+    const auto& s = o.search();
+    SearchOptions& d = r.search;
+    if (s.base_steps() > 0) d.base_steps = s.base_steps();
+    d.steps = s.steps() > 0 ? s.steps() : d.steps;
+    if (s.weight_bits_size() > 0) d.weight_bits.assign(s.weight_bits().begin(), s.weight_bits().end());
+    if (s.act_bits_size() > 0) d.act_bits.assign(s.act_bits().begin(), s.act_bits().end());
+    if (s.population() > 0) d.population = s.population();
+    if (s.top() > 0) d.top = s.top();
+    if (s.mutations() > 0) d.mutations = s.mutations();
+    if (s.crossovers() > 0) d.crossovers = s.crossovers();
+    if (s.generations() > 0) d.generations = s.generations();
+    if (s.mutation_prob() != 0) d.mutation_prob = s.mutation_prob();
+    if (s.seed() != 0) d.seed = s.seed();
+    if (s.fitness_images() > 0) d.fitness_images = s.fitness_images();
+    if (s.final_candidates() > 0) d.final_candidates = s.final_candidates();
+    if (s.has_final_images()) d.final_images = s.final_images();
+    if (s.bitops_cap() != 0) d.bitops_cap = s.bitops_cap();
+    if (s.ms_cap() != 0) d.ms_cap = s.ms_cap();
+    r.sampler.steps = d.base_steps;
+  }
   r.validate();
   j.report_samples = o.report_samples();
   return j;

@@ -55,6 +55,13 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
     return invalid("options.report_samples must be 0.." + std::to_string(limits.max_report_samples) +
                    " (0: no quality report; FID needs 2 or more)");
   if (o.keep_fp_size() > 256) return invalid("options.keep_fp has more than 256 entries");
+  const auto& s = o.search();
+  if (s.population() > 1000 || s.generations() > 1000 || s.fitness_images() > limits.max_report_samples ||
+      s.final_images() > limits.max_report_samples || s.base_steps() > limits.max_steps)
+    return invalid("options.search is over this service's limits (population and generations 1000, images " +
+                   std::to_string(limits.max_report_samples) + ", base_steps " + std::to_string(limits.max_steps) + ")");
+  if (!std::isfinite(s.mutation_prob()) || !std::isfinite(s.bitops_cap()) || !std::isfinite(s.ms_cap()))
+    return invalid("options.search: mutation_prob, bitops_cap and ms_cap must be finite numbers");
   for (const auto& k : o.keep_fp())
     if (k.empty() || k.size() > 256) return invalid("options.keep_fp entries must be 1 to 256 characters");
   try {

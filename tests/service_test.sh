@@ -109,6 +109,17 @@ art3=$(job_field "$j3" artifact)
 "$qdm" models list --artifacts | grep -q "^$art3 " || fail "artifact $art3 not listed"
 "$qdm" models describe "$art3" | grep -q '"recipe":"tfmq"' || fail "artifact describe has no recipe"
 
+# TMPQ-DM through the service: a small search; the artifact samples with its own schedule.
+jt=$("$qdm" submit --model tiny --recipe tmpq --steps 3 --base-steps 12 --population 4 --top 2 --mutations 2 --crossovers 1 --generations 2 \
+  --fitness-images 2 --final-images 0 --calib-samples 2 --report-samples 2) || fail "submit tmpq"
+wait_state "$jt" succeeded 120
+"$qdm" jobs get "$jt" --json | python3 -c 'import json,sys; r=json.loads(json.load(sys.stdin)["report"]["json"]); assert len(r["search"]["timesteps"]) == 3 and len(r["search"]["history"]) == 2, r' \
+  || fail "tmpq job report has no search"
+artt=$(job_field "$jt" artifact)
+"$qdm" generate --artifact "$artt" --num 2 --out "$work/gen_tmpq" >/dev/null 2>&1 || fail "generate from a tmpq artifact"
+python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:steps\x003" in d, "not 3 steps"' "$work/gen_tmpq/00000.png" \
+  || fail "the tmpq artifact did not sample its own 3-step schedule"
+
 # --- sampling ---------------------------------------------------------------------------------
 "$qdm" generate --model tiny --num 3 --steps 3 --seed 5 --out "$work/gen" >/dev/null 2>&1 || fail "generate (stream)"
 "$qdm" generate --model tiny --num 2 --steps 3 --seed 6 --unary --out "$work/gen_unary" >/dev/null 2>&1 || fail "generate (unary)"

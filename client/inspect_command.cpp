@@ -1,0 +1,140 @@
+// qdm inspect: what an artifact holds, offline: recipe, per-layer bits, schedule, bits per weight
+// with every byte counted, resident bytes on the kernels, the quality report and (tmpq) the
+// search; --json for scripts, --figure to extract the recipe's figure.
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "client/commands.h"
+#include "format/artifact_metadata.h"
+#include "format/safetensors.h"
+#include "format/sha256.h"
+#include "format/unet_tensors.h"
+
+namespace qdm::cli {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+nlohmann::json describe(const std::string& path) {
+  const SafeTensors file = SafeTensors::read_file(path);
+  const ArtifactInfo info = read_artifact_info(file);
+  // Bits per weight over every conv and linear weight of the model, counting all their bytes:
+  // packed codes, per-channel scales and zero points, and weights stored in fp32.
+  int64_t weights = 0;
+  for (const auto& t : expected_unet_tensors(info.config))
+    if (ends_with(t.name, ".weight") && t.shape.size() >= 2) {
+      int64_t n = 1;
+      for (int64_t d : t.shape) n *= d;
+      weights += n;
+    }
+  int64_t weight_bytes = 0;
+  for (const auto& t : file.tensors()) {
+    const bool packed = ends_with(t.name, ".qweight") || ends_with(t.name, ".wscale") || ends_with(t.name, ".wzero");
+    const bool fp_weight = ends_with(t.name, ".weight") && t.shape.size() >= 2;
+    if (packed || fp_weight) weight_bytes += static_cast<int64_t>(t.nbytes());
+  }
+  std::map<int, int> wbits, abits;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : info.layers) {
+    ++wbits[l.weight_bits];
+    ++abits[l.act_bits];
+    layers.push_back({{"name", l.name}, {"weight_bits", l.weight_bits}, {"act_bits", l.act_bits == 0 ? 32 : l.act_bits}});
+  }
+  nlohmann::json wb = nlohmann::json::object(), ab = nlohmann::json::object();
+  for (auto [b, n] : wbits) wb[std::to_string(b)] = n;
+  for (auto [b, n] : abits) ab[b == 0 ? "fp32" : std::to_string(b)] = n;
+  nlohmann::json j = {{"artifact", std::filesystem::path(path).filename().string()},
+                      {"file_bytes", file.file_bytes()},
+                      {"sha256", sha256_file(path)},
+                      {"recipe", info.recipe.value("recipe", "")},
+                      {"recipe_options", info.recipe},
+                      {"source_model", info.source_name},
+                      {"source_sha256", info.source_sha256},
+                      {"sampler", info.sampler.to_json()},
+                      {"timesteps", info.timesteps},
+                      {"layers", layers},
+                      {"weight_bits_histogram", wb},
+                      {"act_bits_histogram", ab},
+                      {"kept_fp_inputs", info.kept_fp},
+                      {"temporal_cache", info.temporal_cache},
+                      {"conv_linear_weights", weights},
+                      {"weight_bytes", weight_bytes},
+                      {"bits_per_weight", weights > 0 ? 8.0 * static_cast<double>(weight_bytes) / static_cast<double>(weights) : 0.0},
+                      {"report", info.report},
+                      {"figure_png_bytes", info.figure_png.size()}};
+  return j;
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app) {
+  struct Args {
+    std::string artifact, figure;
+    bool json = false, resident = true;
+  };
+  auto a = std::make_shared<Args>();
+  auto* cmd = app.add_subcommand("inspect", "What an artifact holds: recipe, per-layer bits, schedule, bits per weight, report");
+  cmd->add_option("artifact", a->artifact, "artifact (.safetensors)")->required();
+  cmd->add_flag("--json", a->json, "Everything as JSON");
+  cmd->add_option("--figure", a->figure, "Write the recipe's figure (tmpq: fitness against BitOPs) to this PNG");
+  cmd->add_flag("!--no-resident", a->resident, "Skip loading the artifact on the kernels to measure its resident bytes");
+  cmd->callback([a] {
+    nlohmann::json j = describe(a->artifact);
+    if (a->resident) {
+      const LoadedModel m = LoadedModel::from_artifact(a->artifact, KernelMode::kInt);
+      j["resident_weight_bytes"] = m.weight_bytes();
+      j["kernels"] = m.kernels();
+      const auto& cfg = m.config();
+      const double fp = 4.0 * static_cast<double>(parameter_count(expected_unet_tensors(cfg)));
+      j["resident_vs_fp32"] = static_cast<double>(m.weight_bytes()) / fp;
+    }
+    if (!a->figure.empty()) {
+      const ArtifactInfo info = read_artifact_info(SafeTensors::read_file(a->artifact));
+      if (info.figure_png.empty()) throw std::runtime_error("this artifact holds no figure (only tmpq artifacts do)");
+      std::ofstream(a->figure, std::ios::binary).write(reinterpret_cast<const char*>(info.figure_png.data()),
+                                                       static_cast<std::streamsize>(info.figure_png.size()));
+    }
+    if (a->json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return;
+    }
+    const auto& s = j["sampler"];
+    std::string sched = fmt::format("{}, {} steps", s.value("sampler", ""), s.value("steps", 0));
+    sched += ": ";
+    for (int t : j["timesteps"].get<std::vector<int>>()) sched += std::to_string(t) + " ";
+    fmt::print("artifact    {} ({} bytes)\n", j["artifact"].get<std::string>(), j["file_bytes"].get<uint64_t>());
+    fmt::print("recipe      {}\n", j["recipe"].get<std::string>());
+    fmt::print("source      {} ({})\n", j["source_model"].get<std::string>(), j["source_sha256"].get<std::string>().substr(0, 16));
+    fmt::print("schedule    {}\n", sched);
+    fmt::print("layers      {} quantized; weight bits {}; activation bits {}\n", j["layers"].size(), j["weight_bits_histogram"].dump(),
+               j["act_bits_histogram"].dump());
+    fmt::print("            fp32 inputs: {}{}\n", j["kept_fp_inputs"].dump(), j["temporal_cache"].get<bool>() ? "; temporal features cached" : "");
+    fmt::print("bits/weight {:.2f} over {} conv and linear weights, every byte counted (codes, scales, zero points, fp32 weights)\n",
+               j["bits_per_weight"].get<double>(), j["conv_linear_weights"].get<int64_t>());
+    if (j.contains("resident_weight_bytes"))
+      fmt::print("resident    {} bytes on {} ({:.3f}x of fp32)\n", j["resident_weight_bytes"].get<size_t>(), j["kernels"].get<std::string>(),
+                 j["resident_vs_fp32"].get<double>());
+    const auto& r = j["report"];
+    if (r.is_object()) {
+      if (r.contains("fid_fmnist")) fmt::print("report      FID-FMNIST {:.1f} (fp32 {:.1f}) on {} images\n", r.value("fid_fmnist", 0.0), r.value("fid_fmnist_fp", 0.0), r.value("images", 0));
+      if (r.contains("psnr_vs_fp")) fmt::print("            PSNR vs fp32 {:.2f} dB\n", r.value("psnr_vs_fp", 0.0));
+      if (r.contains("search")) {
+        const auto& se = r["search"];
+        fmt::print("search      {} generations; best fitness {:.5f}, BitOPs {:.3f}x all-6-bit, {:.2f} ms per image ({}){}\n",
+                   se["history"].size(), se.value("fitness", 0.0), se.value("bitops_vs_6bit", 0.0), se.value("ms_per_image", 0.0),
+                   se.value("latency_measured_on", ""), j["figure_png_bytes"].get<size_t>() ? "; figure stored (--figure)" : "");
+      }
+    } else {
+      fmt::print("report      none\n");
+    }
+  });
+}
+
+}  // namespace qdm::cli
