@@ -34,10 +34,10 @@ class StagePlan {
     // TIAR: the temporal block alone over the schedule's steps (tiny layers, every step a row).
     if (tfmq && r.recipe != "tfmq+cache") add("reconstruction: temporal information block", 0.01 * r.recon.iters * steps);
     add("reconstruction", recon ? 3.0 * r.recon.iters * r.recon.batch * (1 + (tfmq ? 0 : r.recon.act_iters / std::max(1.0, double(r.recon.iters)))) : 0);
-    if (r.recipe == "tmpq") {  // every candidate samples its images over its steps in the simulation
-      const auto& s = r.search;
+    if (r.recipe == "tmpq") {  // every candidate samples its images over its steps on the integer
+      const auto& s = r.search;  // plan, about 0.4 fp32 image-steps per image-step
       add("kernel latency", 30.0 * s.weight_bits.size());
-      add("search", 1.5 * s.generations * s.population * s.steps * s.fitness_images + 1.5 * s.final_candidates * s.steps * s.final_images);
+      add("search", 0.4 * s.generations * s.population * s.steps * s.fitness_images + 0.4 * s.final_candidates * s.steps * s.final_images);
     }
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1) + 1.5));
     add("writing artifact", 0.01 * calib + 1);

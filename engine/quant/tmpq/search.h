@@ -1,7 +1,8 @@
 // TMPQ-DM's evolutionary search over a quantizer bank: candidates within the budget (BitOPs and,
 // optionally, the measured time of qdm's kernels), fitness = the mean squared distance of the
-// candidate's images (its schedule, sim kernels) to the fp32 model's on fixed seeds, the best few
-// re-ranked by FID-FMNIST at the end. Seeded and reproducible; each finished generation is saved
+// candidate's images (its schedule, on the integer kernels' execution plan when it supports the
+// model, else the simulation) to the fp32 model's on fixed seeds, the best few re-ranked by
+// FID-FMNIST at the end. Seeded and reproducible; each finished generation is saved
 // to the state folder and a rerun resumes from it.
 #pragma once
 
