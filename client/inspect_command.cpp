@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "client/commands.h"
+#include "engine/artifact/artifact.h"
+#include "engine/quant/bitops.h"
 #include "format/artifact_metadata.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
@@ -68,6 +70,7 @@ nlohmann::json describe(const std::string& path) {
                       {"weight_bytes", weight_bytes},
                       {"bits_per_weight", weights > 0 ? 8.0 * static_cast<double>(weight_bytes) / static_cast<double>(weights) : 0.0},
                       {"report", info.report},
+                      {"timings", info.timings},
                       {"figure_png_bytes", info.figure_png.size()}};
   return j;
 }
@@ -95,6 +98,12 @@ void add_inspect_command(CLI::App& app) {
       const double fp = 4.0 * static_cast<double>(parameter_count(expected_unet_tensors(cfg)));
       j["resident_vs_fp32"] = static_cast<double>(m.weight_bytes()) / fp;
     }
+    {  // the cost of one image's UNet call, counted on the simulation
+      LoadedArtifact sim = load_artifact(a->artifact);
+      const CallCost cost = call_cost(*sim.model);
+      j["macs_per_call"] = cost.macs;
+      j["bitops_per_call"] = cost.bitops;
+    }
     if (!a->figure.empty()) {
       const ArtifactInfo info = read_artifact_info(SafeTensors::read_file(a->artifact));
       if (info.figure_png.empty()) throw std::runtime_error("this artifact holds no figure (only tmpq artifacts do)");
@@ -118,9 +127,13 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("            fp32 inputs: {}{}\n", j["kept_fp_inputs"].dump(), j["temporal_cache"].get<bool>() ? "; temporal features cached" : "");
     fmt::print("bits/weight {:.2f} over {} conv and linear weights, every byte counted (codes, scales, zero points, fp32 weights)\n",
                j["bits_per_weight"].get<double>(), j["conv_linear_weights"].get<int64_t>());
+    fmt::print("cost        {:.3g} multiply-adds, {:.3g} BitOPs per image and UNet call\n", j["macs_per_call"].get<double>(),
+               j["bitops_per_call"].get<double>());
     if (j.contains("resident_weight_bytes"))
       fmt::print("resident    {} bytes on {} ({:.3f}x of fp32)\n", j["resident_weight_bytes"].get<size_t>(), j["kernels"].get<std::string>(),
                  j["resident_vs_fp32"].get<double>());
+    if (j["timings"].contains("total"))
+      fmt::print("quantized   in {:.0f} s\n", j["timings"]["total"].get<double>());
     const auto& r = j["report"];
     if (r.is_object()) {
       if (r.contains("fid_fmnist")) fmt::print("report      FID-FMNIST {:.1f} (fp32 {:.1f}) on {} images\n", r.value("fid_fmnist", 0.0), r.value("fid_fmnist_fp", 0.0), r.value("images", 0));

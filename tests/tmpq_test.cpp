@@ -8,6 +8,7 @@
 
 #include "engine/artifact/artifact.h"
 #include "engine/model/model_folder.h"
+#include "engine/quant/bitops.h"
 #include "engine/quant/calibration.h"
 #include "engine/quant/tmpq/latency_table.h"
 #include "engine/quant/tmpq/quantizer_bank.h"
@@ -207,6 +208,10 @@ TEST_F(Tmpq, ArtifactKeepsItsBitsAndScheduleAndSamples) {
   LoadedArtifact a = load_artifact(dir_ + "/t.safetensors");
   EXPECT_EQ(a.info.sampler.timesteps, r.timesteps);
   EXPECT_EQ(a.info.figure_png, r.figure_png);
+  // inspect's count of the loaded artifact is the search's count of its best candidate.
+  const CallCost cost = call_cost(*a.model);
+  EXPECT_NEAR(cost.bitops, r.report["search"]["bitops"].get<double>(), 1e-9 * cost.bitops);
+  EXPECT_GT(cost.macs, 0);
   for (const auto& l : r.model->layers) {
     if (!l->weight_params.scale.defined()) continue;
     auto loaded = a.model->layer(l->name);

@@ -1,0 +1,115 @@
+"""Assembles bench/results/tmpq_table.md from the files bench/tmpq_table.sh writes."""
+import json, os, subprocess, sys
+
+out, model, num, steps, iters, search_flags = sys.argv[1:7]
+steps = [int(n) for n in steps.split()]
+qdm = os.environ.get("QDM", "build/bin/qdm")
+
+
+def load(path):
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def speed(name):
+    """ms per image per batch size from a qdm_sampling_bench table (the median of repeated runs)."""
+    ms = {}
+    path = f"{out}/{name}.speed.md"
+    if not os.path.exists(path):
+        return ms
+    for line in open(path):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[1].isdigit():
+            ms.setdefault(int(cells[1]), []).append(1000 * float(cells[5]) / int(cells[1]))
+    return {b: sorted(v)[(len(v) - 1) // 2] for b, v in ms.items()}
+
+
+def inspect(path):
+    return json.loads(subprocess.run([qdm, "inspect", path, "--json"], check=True, capture_output=True, text=True).stdout)
+
+
+fp_bytes = os.path.getsize(f"{model}/diffusion_pytorch_model.safetensors")
+fp_macs = None  # multiply-adds of one UNet call, from any artifact of the model
+rows, fid = [], {}
+
+
+def row(label, n, name, bitops, resident, search_s="-"):
+    ev = load(f"{out}/{name}.eval.json")
+    if ev is None:
+        return
+    fid[name] = ev["fid_fmnist"]
+    ms = speed(name)
+    b1 = f"{ms[1]:.1f}" if 1 in ms else "-"
+    b64 = f"{ms[64]:.2f}" if 64 in ms else "-"
+    rows.append(f"| {label} | {n} | {ev['fid_fmnist']:.1f} | {bitops / 1e9:.1f} | {b1} | {b64} | {resident} | {search_s} |")
+
+
+artifacts = {}
+for n in steps:
+    for name in [f"tfmq_w4a8_n{n}", f"tmpq_bitops_n{n}", f"tmpq_ms_n{n}"]:
+        path = f"{out}/{name}.safetensors"
+        if os.path.exists(path) and os.path.exists(f"{out}/{name}.eval.json"):
+            artifacts[name] = inspect(path)
+            fp_macs = artifacts[name]["macs_per_call"]
+
+fp_resident = load(f"{out}/fp_ddim100.eval.json")["weight_bytes"] if os.path.exists(f"{out}/fp_ddim100.eval.json") else fp_bytes
+fp_bitops = (fp_macs or 0) * 32 * 32
+row("FP32 DDIM", 100, "fp_ddim100", fp_bitops * 100, fp_resident)
+for n in steps:
+    row("FP32 DDIM (uniform)", n, f"fp_ddim{n}", fp_bitops * n, fp_resident)
+for n in steps:
+    a = artifacts.get(f"tfmq_w4a8_n{n}")
+    if a:
+        row("TFMQ-DM W4A8", n, f"tfmq_w4a8_n{n}", a["bitops_per_call"] * n, a["resident_weight_bytes"])
+for cap in ["bitops", "ms"]:
+    for n in steps:
+        a = artifacts.get(f"tmpq_{cap}_n{n}")
+        if not a:
+            continue
+        se = a["report"]["search"]
+        label = "TMPQ-DM, BitOPs cap" if cap == "bitops" else "TMPQ-DM, time cap"
+        budget = (f"{se['options']['bitops_cap']:g} x all-6-bit" if cap == "bitops"
+                  else f"{se['options']['ms_cap']:.1f} ms (1.2x TFMQ W4A8 at N = {n})")
+        row(f"{label} {budget}", n, f"tmpq_{cap}_n{n}", a["bitops_per_call"] * n, a["resident_weight_bytes"],
+            f"{a['timings'].get('total', 0) / 60:.1f} min")
+
+lines = []
+fp100 = fid.get("fp_ddim100")
+for n in steps:
+    t = fid.get(f"tmpq_bitops_n{n}")
+    if t is None or fp100 is None:
+        continue
+    u = fid.get(f"fp_ddim{n}")
+    ok = t <= 1.1 * fp100 and (u is None or t < u)
+    lines.append(f"- N = {n}: TMPQ (BitOPs cap) FID {t:.1f} against FP DDIM-100 {fp100:.1f} (goal at N = 10: <= {1.1 * fp100:.1f})"
+                 + (f" and uniform FP DDIM-{n} {u:.1f}" if u is not None else "") + (" - met" if ok else " - not met") + ".")
+s100 = speed("fp_ddim100")
+for n in steps:
+    s = speed(f"tmpq_bitops_n{n}")
+    if 64 in s and 64 in s100:
+        lines.append(f"- N = {n}: TMPQ time per image at batch 64 is {s[64] / s100[64]:.3f}x of FP DDIM-100's "
+                     f"(batch 1: {s.get(1, 0) / s100.get(1, 1):.3f}x; goal at N = 10: <= 0.1x).")
+times = [a["timings"].get("total", 0) / 60 for k, a in artifacts.items() if k.startswith("tmpq_bitops")]
+if times:
+    lines.append(f"- Default searches took {min(times):.0f}-{max(times):.0f} min end to end (goal: <= 60 min).")
+
+print(f"""# TMPQ-DM: timesteps and per-layer bits searched together ({os.path.basename(model)})
+
+FID-FMNIST on {num} samples, seeds 0..{int(num) - 1} for every row (the evaluator's classifier
+features against the Fashion-MNIST test set). BitOPs per image over all N steps (one UNet call
+per step: multiply-adds x weight bits x activation bits, 32 for fp32 operands, attention's
+matmuls at their operand bits; the cached temporal block is free). ms per image: sampling runs
+of qdm_sampling_bench in one process, the median of three at batch 1 and one at batch 64 (integer kernels on the execution plan;
+FP32 on LibTorch), this machine, 2 threads. Resident bytes: the weights the runtime holds.
+TFMQ-DM W4A8: calibrated for that N ({iters} AdaRound iterations per block). TMPQ-DM: the
+default search (recipe defaults{', plus ' + search_flags if search_flags else ''}) at N, either under the
+default BitOPs cap (the all-6-bit model's) or under a time cap alone: 1.2x TFMQ W4A8's
+measured ms per image at batch 1 at the same N, checked against the kernels' latency table
+(measured once per machine, per layer and weight bit width). Search time is the whole
+quantize job (quantizer bank, search, final FID ranking; the latency table was cached).
+
+| model | N | FID-FMNIST | GBitOPs / image | ms / image (b1) | ms / image (b64) | resident weight bytes | search wall time |
+|---|---:|---:|---:|---:|---:|---:|---:|
+""" + "\n".join(rows) + "\n\nGoals:\n" + "\n".join(lines) + """
+
+Reproduce: `bash bench/tmpq_table.sh` (environment variables at the top of the script).
+""")

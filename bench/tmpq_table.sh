@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The TMPQ-DM table of the TMPQ issue: on one model, the same seeds for every row, FID-FMNIST
+# on NUM samples of
+#   FP32 DDIM-100 and uniform (leading-spaced) DDIM at N = 5, 10, 20,
+#   TFMQ-DM W4A8 calibrated for those N,
+#   TMPQ-DM searched at those N (default search) under the BitOPs cap (the all-6-bit model's)
+#   and under a measured-time cap instead (1.2x TFMQ W4A8's measured ms per image at batch 1 at
+#   the same N, no BitOPs cap: on qdm's kernels time hardly depends on the bit widths),
+# with BitOPs per image, measured ms per image at batch 1 and 64 (integer kernels: the execution
+# plan; FP32: LibTorch), resident weight bytes and search wall time.
+#   bash bench/tmpq_table.sh              (from the repository root, after .ci/setup)
+# Environment: MODEL (default models/fmnist-ddpm), NUM (1000), STEPS ("5 10 20"), ITERS (TFMQ
+# AdaRound iterations per block, 200 as in bench/results/quant_table.md), SEARCH (extra qdm
+# quantize flags for every search, e.g. "--generations 10"), QDM (binary), PAUSE_PID (a
+# background job, e.g. training, stopped while speed is measured and resumed after).
+# Every row is kept in bench/results/tmpq/<model>/ as it finishes: a rerun skips finished rows,
+# and a search killed mid-way resumes from its last generation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=${MODEL:-models/fmnist-ddpm}
+num=${NUM:-1000}
+steps=${STEPS:-"5 10 20"}
+iters=${ITERS:-200}
+read -r -a search <<< "${SEARCH:-}"
+qdm=${QDM:-build/bin/qdm}
+bench=${BENCH:-build/bin/qdm_sampling_bench}
+out=${OUT:-bench/results/tmpq/$(basename "$model")}
+mkdir -p "$out/state" "$out/cache"
+classifier=models/fmnist-classifier
+
+pause() { [ -n "${PAUSE_PID:-}" ] && kill -STOP "$PAUSE_PID" 2>/dev/null || true; }
+resume() { [ -n "${PAUSE_PID:-}" ] && kill -CONT "$PAUSE_PID" 2>/dev/null || true; }
+trap resume EXIT
+
+# speed NAME STEPS ARGS...: ms per image at batch 1 (three runs) and 64 (one process, warm), into NAME.speed.md
+speed() {
+  local name=$1 n=$2; shift 2
+  [ -s "$out/$name.speed.md" ] && return
+  pause
+  "$bench" "$@" --steps "$n" --batches 1,1,1,64 --out "$out/$name.speed.md.tmp" >/dev/null 2>&1 || { resume; return 1; }
+  resume
+  mv "$out/$name.speed.md.tmp" "$out/$name.speed.md"
+}
+# ms per image at batch 1 from a speed file, the median of its runs (the time-capped search's cap)
+ms_b1() { awk -F'|' '$3+0 == 1 { print 1000 * $7 }' "$out/$1.speed.md" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }'; }
+evaluate() {  # NAME ARGS...
+  local name=$1; shift
+  [ -s "$out/$name.eval.json" ] || "$qdm" eval "$@" --num "$num" --seed 0 --classifier "$classifier" --json "$out/$name.eval.json" >"$out/$name.eval.log" 2>&1
+}
+
+# The kernels' latency table (measured once per machine and model, cached for every search):
+# measured first by a one-generation search, on a quiet machine.
+if [ -z "$(ls "$out/cache/latency" 2>/dev/null)" ]; then
+  pause
+  "$qdm" quantize --model "$model" --recipe tmpq --steps 5 --base-steps 20 --calib-samples 2 --generations 1 --population 2 \
+    --top 1 --mutations 0 --crossovers 0 --final-images 0 --report-samples 0 --cache-dir "$out/cache" --out "$out/latency_probe.safetensors" \
+    >"$out/latency_probe.log" 2>&1
+  resume
+  rm -f "$out/latency_probe.safetensors"*
+fi
+# FP32 DDIM-100 on these seeds may exist already (bench/quant_table.sh's): reused when it is of
+# the same weights and sample count.
+[ -s "$out/fp_ddim100.eval.json" ] || python3 - "$model" "$num" "$out/fp_ddim100.eval.json" <<'PY' || true
+import hashlib, json, os, shutil, sys
+model, num, dst = sys.argv[1:4]
+src = "bench/results/quant/fp.json"
+if os.path.exists(src):
+    j = json.load(open(src))
+    sha = hashlib.sha256(open(f"{model}/diffusion_pytorch_model.safetensors", "rb").read()).hexdigest()
+    if j.get("sha256") == sha and j.get("num_images") == int(num) and j.get("steps") == 100 and j.get("seed") == 0:
+        shutil.copy(src, dst)
+PY
+evaluate fp_ddim100 --model "$model" --steps 100
+speed fp_ddim100 100 --model "$model"
+for n in $steps; do
+  evaluate "fp_ddim$n" --model "$model" --steps "$n"
+  speed "fp_ddim$n" "$n" --model "$model"
+
+  a="$out/tfmq_w4a8_n$n.safetensors"
+  [ -s "$a" ] || "$qdm" quantize --model "$model" --recipe tfmq --wbits 4 --abits 8 --steps "$n" --iters "$iters" \
+    --report-samples 0 --out "$a" >"$out/tfmq_w4a8_n$n.log" 2>&1
+  evaluate "tfmq_w4a8_n$n" --artifact "$a"
+  speed "tfmq_w4a8_n$n" "$n" --artifact "$a" --kernels int
+
+  for cap in bitops ms; do
+    name="tmpq_${cap}_n$n"
+    a="$out/$name.safetensors"
+    budget=()
+    [ "$cap" = ms ] && budget=(--ms-cap "$(ms_b1 "tfmq_w4a8_n$n" | awk '{ printf "%.3f", 1.2 * $1 }')" --bitops-cap 100)
+    if [ ! -s "$a" ] && ! "$qdm" quantize --model "$model" --recipe tmpq --steps "$n" "${budget[@]}" "${search[@]}" \
+        --classifier "$classifier" --report-samples 0 --cache-dir "$out/cache" --search-state "$out/state/$name" --out "$a" \
+        >"$out/$name.log" 2>&1; then
+      echo "$name: the search failed ($(tail -1 "$out/$name.log" | cut -c1-200))" >&2
+      continue
+    fi
+    evaluate "$name" --artifact "$a"
+    speed "$name" "$n" --artifact "$a" --kernels int
+  done
+done
+python3 bench/tmpq_table.py "$out" "$model" "$num" "$steps" "$iters" "${SEARCH:-}" > "${TABLE:-bench/results/tmpq_table.md}"
+cat "${TABLE:-bench/results/tmpq_table.md}"
