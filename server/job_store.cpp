@@ -3,50 +3,39 @@
 #include <nlohmann/json.hpp>
 
 #include <random>
+#include <stdexcept>
+
+#include "server/job_transitions.h"
+#include "server/postgres_job_store.h"
+#include "server/sqlite_job_store.h"
 
 namespace qdm::server {
-namespace {
 
-// SQLite's error as a StoreError; SQLITE_FULL (disk or quota) is flagged as a full disk.
-[[noreturn]] void fail(sqlite3* db, const std::string& what) {
-  const int code = sqlite3_errcode(db);
-  throw StoreError(what + ": " + sqlite3_errmsg(db), code == SQLITE_FULL);
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-// One prepared statement; finalized on scope exit.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) fail(db, "sqlite prepare");
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement& bind(int i, int64_t v) { return check(sqlite3_bind_int64(stmt_, i, v)); }
-  Statement& bind(int i, const std::string& v) {
-    return check(sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  Statement& bind_text(int i, const std::string& v) {
-    return check(sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
-  }
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    fail(db_, "sqlite step");
-  }
-  int64_t integer(int col) { return sqlite3_column_int64(stmt_, col); }
-  std::string blob(int col) {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, col))) : "";
-  }
+bool is_finished(v1::Job::State s) {
+  return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED || s == v1::Job::CANCELLED;
+}
 
- private:
-  Statement& check(int rc) {
-    if (rc != SQLITE_OK) fail(db_, "sqlite bind");
-    return *this;
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
+std::unique_ptr<JobStore> open_job_store(const std::string& url, JobStore::Options options) {
+  if (url.rfind("sqlite:", 0) == 0) return std::make_unique<SqliteJobStore>(url.substr(7), options);
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)
+    return std::make_unique<PostgresJobStore>(url, options);
+  throw std::invalid_argument("--store must be sqlite:PATH or a postgresql:// URL");
+}
+
+std::string describe_store_url(const std::string& url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const size_t at = url.find('@', scheme);
+  if (at == std::string::npos) return url;
+  const size_t colon = url.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon) + ":***" + url.substr(at);  // user:password@ -> user:***@
+}
 
 std::string random_hex(int n) {
   static thread_local std::mt19937_64 rng(std::random_device{}());
@@ -69,98 +58,7 @@ v1::Job parse_job(const std::string& bytes) {
   return job;
 }
 
-}  // namespace
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-bool is_finished(v1::Job::State s) {
-  return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED || s == v1::Job::CANCELLED;
-}
-
-JobStore::JobStore(const std::string& path, Options options) : options_(options) {
-  if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) {
-    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
-    sqlite3_close(db_);
-    throw StoreError("cannot open job store " + path + ": " + msg);
-  }
-  sqlite3_busy_timeout(db_, 5000);
-  exec("PRAGMA journal_mode=WAL");
-  exec("PRAGMA synchronous=FULL");
-  exec(R"(CREATE TABLE IF NOT EXISTS jobs (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT UNIQUE NOT NULL,
-            idem TEXT,
-            state INTEGER NOT NULL,
-            model TEXT NOT NULL,
-            lease_id TEXT NOT NULL DEFAULT '',
-            lease_expiry_ms INTEGER NOT NULL DEFAULT 0,
-            not_before_ms INTEGER NOT NULL DEFAULT 0,
-            job BLOB NOT NULL))");
-  exec("CREATE UNIQUE INDEX IF NOT EXISTS jobs_idem ON jobs(idem) WHERE idem IS NOT NULL");
-  exec("CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq)");
-}
-
-JobStore::~JobStore() { sqlite3_close(db_); }
-
-void JobStore::exec(const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "?";
-    sqlite3_free(err);
-    throw StoreError("sqlite: " + msg, sqlite3_errcode(db_) == SQLITE_FULL);
-  }
-}
-
-void JobStore::changed() {
-  ++version_;
-  cv_.notify_all();
-}
-
-std::optional<v1::Job> JobStore::load(const std::string& id, int64_t* seq, std::string* lease_id) {
-  Statement s(db_, "SELECT seq, lease_id, job FROM jobs WHERE id = ?");
-  s.bind_text(1, id);
-  if (!s.step()) return std::nullopt;
-  if (seq) *seq = s.integer(0);
-  if (lease_id) *lease_id = s.blob(1);
-  return parse_job(s.blob(2));
-}
-
-void JobStore::update(const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms,
-                      int64_t not_before_ms) {
-  v1::Job stored = job;
-  stored.clear_queue_position();  // derived on read
-  set_time(stored.mutable_updated(), now_ms());
-  Statement s(db_, "UPDATE jobs SET state = ?, lease_id = ?, lease_expiry_ms = ?, not_before_ms = ?, job = ? WHERE id = ?");
-  s.bind(1, stored.state()).bind_text(2, lease_id).bind(3, lease_expiry_ms).bind(4, not_before_ms);
-  s.bind(5, stored.SerializeAsString()).bind_text(6, stored.id());
-  s.step();
-  changed();
-}
-
-void JobStore::fill_queue_position(v1::Job& job, int64_t seq) {
-  if (job.state() != v1::Job::QUEUED) return;
-  Statement s(db_, "SELECT COUNT(*) FROM jobs WHERE state = ? AND seq < ?");
-  s.bind(1, v1::Job::QUEUED).bind(2, seq);
-  s.step();
-  job.set_queue_position(static_cast<int32_t>(s.integer(0)));
-}
-
-v1::Job JobStore::submit(const std::string& model, const v1::QuantizeOptions& options,
-                         const std::string& idempotency_key, const std::string& artifact_name, bool* created) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!idempotency_key.empty()) {
-    Statement s(db_, "SELECT seq, job FROM jobs WHERE idem = ?");
-    s.bind_text(1, idempotency_key);
-    if (s.step()) {
-      *created = false;
-      v1::Job job = parse_job(s.blob(1));
-      fill_queue_position(job, s.integer(0));
-      return job;
-    }
-  }
+v1::Job new_job(const std::string& model, const v1::QuantizeOptions& options, const std::string& artifact_name) {
   v1::Job job;
   job.set_id("job-" + random_hex(12));
   job.set_model(model);
@@ -172,216 +70,72 @@ v1::Job JobStore::submit(const std::string& model, const v1::QuantizeOptions& op
   const int64_t now = now_ms();
   set_time(job.mutable_created(), now);
   set_time(job.mutable_updated(), now);
-  Statement s(db_, "INSERT INTO jobs (id, idem, state, model, job) VALUES (?, ?, ?, ?, ?)");
-  s.bind_text(1, job.id());
-  s.bind_text(2, idempotency_key.empty() ? "anon:" + job.id() : idempotency_key);
-  s.bind(3, job.state()).bind_text(4, model).bind(5, job.SerializeAsString());
-  s.step();
-  *created = true;
-  Statement q(db_, "SELECT seq FROM jobs WHERE id = ?");
-  q.bind_text(1, job.id());
-  q.step();
-  fill_queue_position(job, q.integer(0));
-  changed();
   return job;
 }
 
-std::optional<v1::Job> JobStore::get(const std::string& id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  int64_t seq = 0;
-  auto job = load(id, &seq);
-  if (job) fill_queue_position(*job, seq);
-  return job;
+std::string anonymous_key(const v1::Job& job) { return "anon:" + job.id(); }
+
+std::string lease_job(v1::Job& job, const std::string& worker) {
+  job.set_state(v1::Job::LEASED);
+  job.set_stage("leased");
+  job.set_worker(worker);
+  job.set_attempt(job.attempt() + 1);
+  job.clear_error();
+  return "lease-" + random_hex(16);
 }
 
-std::optional<v1::Job> JobStore::get_by_key(const std::string& idempotency_key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "SELECT job FROM jobs WHERE idem = ?");
-  s.bind_text(1, idempotency_key);
-  if (!s.step()) return std::nullopt;
-  return parse_job(s.blob(0));
-}
-
-std::string JobStore::current_lease(const std::string& job_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::string lease;
-  auto job = load(job_id, nullptr, &lease);
-  return job ? lease : "";
-}
-
-JobPage JobStore::list(const std::vector<v1::Job::State>& states, int page_size, const std::string& page_token) {
-  std::lock_guard<std::mutex> lock(mu_);
-  int64_t before = INT64_MAX;
-  if (!page_token.empty()) {
-    try {
-      before = std::stoll(page_token);
-    } catch (const std::exception&) {
-      throw std::invalid_argument("page_token '" + page_token + "' is not one this service returned");
-    }
-  }
-  std::string sql = "SELECT seq, job FROM jobs WHERE seq < ?";
-  if (!states.empty()) {
-    sql += " AND state IN (";
-    for (size_t i = 0; i < states.size(); ++i) sql += (i ? ",?" : "?");
-    sql += ")";
-  }
-  sql += " ORDER BY seq DESC LIMIT ?";
-  Statement s(db_, sql.c_str());
-  int i = 1;
-  s.bind(i++, before);
-  for (auto st : states) s.bind(i++, st);
-  s.bind(i++, page_size + 1);
-  JobPage page;
-  int64_t last_seq = 0;
-  while (s.step()) {
-    if (static_cast<int>(page.jobs.size()) == page_size) {
-      page.next_page_token = std::to_string(last_seq);
-      break;
-    }
-    last_seq = s.integer(0);
-    page.jobs.push_back(parse_job(s.blob(1)));
-  }
-  return page;
-}
-
-std::optional<v1::Job> JobStore::cancel(const std::string& id, bool* changed_out) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto job = load(id);
-  if (!job) return std::nullopt;
-  *changed_out = false;
-  if (is_finished(job->state())) return job;
-  job->set_state(v1::Job::CANCELLED);
-  job->set_stage("cancelled");
-  job->set_eta_seconds(0);
-  set_time(job->mutable_finished(), now_ms());
-  update(*job, "", 0, 0);
-  *changed_out = true;
-  return job;
-}
-
-std::optional<Lease> JobStore::lease_next(const std::string& worker, double lease_seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "SELECT job FROM jobs WHERE state = ? AND not_before_ms <= ? ORDER BY seq LIMIT 1");
-  s.bind(1, v1::Job::QUEUED).bind(2, now_ms());
-  if (!s.step()) return std::nullopt;
-  Lease lease{parse_job(s.blob(0)), "lease-" + random_hex(16)};
-  lease.job.set_state(v1::Job::LEASED);
-  lease.job.set_stage("leased");
-  lease.job.set_worker(worker);
-  lease.job.set_attempt(lease.job.attempt() + 1);
-  lease.job.clear_error();
-  update(lease.job, lease.lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
-  return lease;
-}
-
-bool JobStore::report(const std::string& job_id, const std::string& lease_id, const std::string& stage,
-                      double progress, double loss, double lease_seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::string current;
-  auto job = load(job_id, nullptr, &current);
-  if (!job || current != lease_id || is_finished(job->state())) return false;
-  if (job->state() == v1::Job::LEASED) set_time(job->mutable_started(), now_ms());
-  job->set_state(v1::Job::RUNNING);
-  if (!stage.empty()) job->set_stage(stage);
-  job->set_progress(progress);
-  job->set_loss(loss);
+void report_job(v1::Job& job, const std::string& stage, double progress, double loss) {
+  if (job.state() == v1::Job::LEASED) set_time(job.mutable_started(), now_ms());
+  job.set_state(v1::Job::RUNNING);
+  if (!stage.empty()) job.set_stage(stage);
+  job.set_progress(progress);
+  job.set_loss(loss);
   // ETA from this attempt's rate so far.
-  const double elapsed = (now_ms() - to_ms(job->started())) / 1000.0;
-  job->set_eta_seconds(progress > 0.005 ? elapsed * (1 - progress) / progress : 0);
-  update(*job, lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
-  return true;
+  const double elapsed = (now_ms() - to_ms(job.started())) / 1000.0;
+  job.set_eta_seconds(progress > 0.005 ? elapsed * (1 - progress) / progress : 0);
 }
 
-bool JobStore::finish(const std::string& job_id, const std::string& lease_id, bool succeeded,
-                      const std::string& error, const std::string& report_json) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::string current;
-  auto job = load(job_id, nullptr, &current);
-  if (!job || current != lease_id || is_finished(job->state())) return false;
-  job->set_state(succeeded ? v1::Job::SUCCEEDED : v1::Job::FAILED);
-  job->set_stage(succeeded ? "done" : "failed");
-  job->set_eta_seconds(0);
+void finish_job(v1::Job& job, bool succeeded, const std::string& error, const std::string& report_json) {
+  job.set_state(succeeded ? v1::Job::SUCCEEDED : v1::Job::FAILED);
+  job.set_stage(succeeded ? "done" : "failed");
+  job.set_eta_seconds(0);
   if (succeeded) {
-    job->set_progress(1);
+    job.set_progress(1);
     try {
-      service::fill_report(nlohmann::json::parse(report_json), job->mutable_report());
+      service::fill_report(nlohmann::json::parse(report_json), job.mutable_report());
     } catch (const nlohmann::json::exception&) {
-      job->mutable_report()->set_json(report_json);
+      job.mutable_report()->set_json(report_json);
     }
   } else {
-    job->set_error(error);
+    job.set_error(error);
   }
-  set_time(job->mutable_finished(), now_ms());
-  update(*job, "", 0, 0);
-  return true;
+  set_time(job.mutable_finished(), now_ms());
 }
 
-std::vector<std::string> JobStore::expire_leases() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string> ids;
-  {
-    Statement s(db_, "SELECT id FROM jobs WHERE state IN (?, ?) AND lease_expiry_ms < ?");
-    s.bind(1, v1::Job::LEASED).bind(2, v1::Job::RUNNING).bind(3, now_ms());
-    while (s.step()) ids.push_back(s.blob(0));
+void cancel_job(v1::Job& job) {
+  job.set_state(v1::Job::CANCELLED);
+  job.set_stage("cancelled");
+  job.set_eta_seconds(0);
+  set_time(job.mutable_finished(), now_ms());
+}
+
+int64_t expire_job(v1::Job& job, const JobStore::Options& options) {
+  const std::string lost = job.worker();
+  if (job.attempt() >= options.max_attempts) {
+    job.set_state(v1::Job::FAILED);
+    job.set_stage("failed");
+    job.set_error("the lease expired " + std::to_string(job.attempt()) + " times (last worker '" + lost +
+                  "' stopped sending heartbeats); giving up after max_attempts=" + std::to_string(options.max_attempts));
+    set_time(job.mutable_finished(), now_ms());
+    return 0;
   }
-  for (const auto& id : ids) {
-    auto job = load(id);
-    if (!job) continue;
-    const std::string lost = job->worker();
-    if (job->attempt() >= options_.max_attempts) {
-      job->set_state(v1::Job::FAILED);
-      job->set_stage("failed");
-      job->set_error("the lease expired " + std::to_string(job->attempt()) + " times (last worker '" + lost +
-                     "' stopped sending heartbeats); giving up after max_attempts=" +
-                     std::to_string(options_.max_attempts));
-      set_time(job->mutable_finished(), now_ms());
-      update(*job, "", 0, 0);
-    } else {
-      job->set_state(v1::Job::QUEUED);
-      job->set_stage("requeued");
-      job->set_progress(0);
-      job->set_loss(0);
-      job->set_error("attempt " + std::to_string(job->attempt()) + " on worker '" + lost + "' lost its lease");
-      const double backoff = options_.backoff_seconds * (1 << std::min(job->attempt() - 1, 10));
-      update(*job, "", 0, now_ms() + static_cast<int64_t>(backoff * 1000));
-    }
-  }
-  return ids;
-}
-
-int JobStore::renew_leases_after_restart(double lease_seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "UPDATE jobs SET lease_expiry_ms = ? WHERE state IN (?, ?)");
-  s.bind(1, now_ms() + static_cast<int64_t>(lease_seconds * 1000)).bind(2, v1::Job::LEASED).bind(3, v1::Job::RUNNING);
-  s.step();
-  return sqlite3_changes(db_);
-}
-
-std::map<v1::Job::State, int64_t> JobStore::count_by_state() {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::map<v1::Job::State, int64_t> counts;
-  Statement s(db_, "SELECT state, COUNT(*) FROM jobs GROUP BY state");
-  while (s.step()) counts[static_cast<v1::Job::State>(s.integer(0))] = s.integer(1);
-  return counts;
-}
-
-bool JobStore::model_in_use(const std::string& model) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Statement s(db_, "SELECT COUNT(*) FROM jobs WHERE model = ? AND state IN (?, ?, ?)");
-  s.bind_text(1, model).bind(2, v1::Job::QUEUED).bind(3, v1::Job::LEASED).bind(4, v1::Job::RUNNING);
-  s.step();
-  return s.integer(0) > 0;
-}
-
-uint64_t JobStore::version() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return version_;
-}
-
-uint64_t JobStore::wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return version_ != seen; });
-  return version_;
+  job.set_state(v1::Job::QUEUED);
+  job.set_stage("requeued");
+  job.set_progress(0);
+  job.set_loss(0);
+  job.set_error("attempt " + std::to_string(job.attempt()) + " on worker '" + lost + "' lost its lease");
+  const double backoff = options.backoff_seconds * (1 << std::min(job.attempt() - 1, 10));
+  return now_ms() + static_cast<int64_t>(backoff * 1000);
 }
 
 }  // namespace qdm::server

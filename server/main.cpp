@@ -36,6 +36,7 @@ struct Flags {
   std::string listen = "0.0.0.0:50051";
   std::string metrics = "0.0.0.0:9464";
   std::string data = "var/qdm";
+  std::string store;  // empty: sqlite:<data>/qdm.db
   std::vector<std::string> model_roots = {"models"};
   double lease_seconds = 15;
   int max_attempts = 3;
@@ -59,6 +60,10 @@ int main(int argc, char** argv) {
   app.add_option("--listen", f.listen, "gRPC address (public API and worker protocol)")->envname("QDM_LISTEN")->capture_default_str();
   app.add_option("--metrics", f.metrics, "Prometheus /metrics address")->envname("QDM_METRICS")->capture_default_str();
   app.add_option("--data", f.data, "Folder of the job store (qdm.db), models and artifacts")->envname("QDM_DATA")->capture_default_str();
+  app.add_option("--store", f.store,
+                 "Job store: sqlite:PATH (default: sqlite:<data>/qdm.db, one scheduler) or a postgresql:// URL (shared by "
+                 "scheduler replicas; models and artifacts then belong on storage every replica reads)")
+      ->envname("QDM_STORE");
   app.add_option("--model-root", f.model_roots, "Read-only folders of model folders (repeatable)")->envname("QDM_MODEL_ROOT")->capture_default_str();
   app.add_option("--lease-seconds", f.lease_seconds, "A job's lease expires after this long without a heartbeat")->envname("QDM_LEASE_SECONDS")->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--max-attempts", f.max_attempts, "Leases per job before it fails")->envname("QDM_MAX_ATTEMPTS")->capture_default_str()->check(CLI::Range(1, 100));
@@ -98,8 +103,11 @@ int main(int argc, char** argv) {
       out.close();
       std::filesystem::remove(probe);
     }
-    server::JobStore jobs((std::filesystem::path(f.data) / "qdm.db").string(),
-                          {f.max_attempts, std::min(2.0, f.lease_seconds / 2)});
+    const std::string store_url = f.store.empty() ? "sqlite:" + (std::filesystem::path(f.data) / "qdm.db").string() : f.store;
+    const std::unique_ptr<server::JobStore> job_store =
+        server::open_job_store(store_url, {f.max_attempts, std::min(2.0, f.lease_seconds / 2)});
+    server::JobStore& jobs = *job_store;
+    spdlog::info("job store: {}", server::describe_store_url(store_url));
     if (int n = jobs.renew_leases_after_restart(f.lease_seconds))
       spdlog::info("{} leased job(s) from before the restart: waiting {} s for their workers", n, f.lease_seconds);
     server::ModelStore models(f.data, f.model_roots, f.model_limits);

@@ -1,28 +1,41 @@
 // The job store behind the scheduler, without processes: persistence across reopening,
 // idempotency, queue positions, leases with fencing, expiry with backoff and bounded attempts,
-// cancellation, paging, restart renewal and the typed report. Written against a factory so the
-// same suite runs on every store implementation.
+// cancellation, paging, restart renewal and the typed report. The same suite runs on SQLite and
+// on PostgreSQL (a throw-away cluster per test process, a database per test); the PostgreSQL
+// store's replica behaviour (two stores on one database) has its own tests below.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <thread>
 
 #include "server/job_store.h"
+#include "server/postgres_job_store.h"
+#include "tests/pg_cluster.h"
 
 namespace qdm::server {
 namespace {
 
 namespace fs = std::filesystem;
 
-class JobStoreTest : public ::testing::Test {
+std::string test_name() {
+  std::string n = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  for (char& c : n)
+    c = std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '_';
+  return n;  // a PostgreSQL database name as written, unquoted
+}
+
+class JobStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qdm-jobstore-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() / ("qdm-jobstore-" + std::to_string(::getpid()) + "-" + test_name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
+    url_ = GetParam() == "sqlite" ? "sqlite:" + (dir_ / "qdm.db").string()
+                                  : qdm::testing::fresh_postgres_database("t_" + std::to_string(::getpid()) + "_" + test_name());
     open();
   }
   void TearDown() override {
@@ -31,7 +44,7 @@ class JobStoreTest : public ::testing::Test {
   }
   void open(JobStore::Options o = {3, 0.05}) {
     store_.reset();
-    store_ = std::make_unique<JobStore>((dir_ / "qdm.db").string(), o);
+    store_ = open_job_store(url_, o);
   }
   v1::Job submit(const std::string& key = "", bool* created = nullptr) {
     bool c = false;
@@ -42,10 +55,14 @@ class JobStoreTest : public ::testing::Test {
     return job;
   }
   fs::path dir_;
+  std::string url_;
   std::unique_ptr<JobStore> store_;
 };
 
-TEST_F(JobStoreTest, SubmittedJobsSurviveReopening) {
+INSTANTIATE_TEST_SUITE_P(Stores, JobStoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+
+TEST_P(JobStoreTest, SubmittedJobsSurviveReopening) {
   const v1::Job a = submit(), b = submit();
   EXPECT_EQ(a.state(), v1::Job::QUEUED);
   EXPECT_EQ(a.queue_position(), 0);
@@ -57,7 +74,7 @@ TEST_F(JobStoreTest, SubmittedJobsSurviveReopening) {
   EXPECT_FALSE(store_->get("job-none"));
 }
 
-TEST_F(JobStoreTest, IdempotencyKeyReturnsTheSameJob) {
+TEST_P(JobStoreTest, IdempotencyKeyReturnsTheSameJob) {
   bool created = false;
   const v1::Job a = submit("key-1", &created);
   EXPECT_TRUE(created);
@@ -68,7 +85,7 @@ TEST_F(JobStoreTest, IdempotencyKeyReturnsTheSameJob) {
   EXPECT_EQ(store_->count_by_state()[v1::Job::QUEUED], 2);
 }
 
-TEST_F(JobStoreTest, OnlyTheCurrentLeaseHolderReportsAndFinishes) {
+TEST_P(JobStoreTest, OnlyTheCurrentLeaseHolderReportsAndFinishes) {
   const v1::Job job = submit();
   auto lease = store_->lease_next("w1", 5);
   ASSERT_TRUE(lease);
@@ -89,7 +106,7 @@ TEST_F(JobStoreTest, OnlyTheCurrentLeaseHolderReportsAndFinishes) {
   EXPECT_FALSE(store_->finish(job.id(), lease->lease_id, true, "", "{}"));  // once
 }
 
-TEST_F(JobStoreTest, ExpiredLeasesRequeueWithBackoffThenFail) {
+TEST_P(JobStoreTest, ExpiredLeasesRequeueWithBackoffThenFail) {
   open({2, 0.05});
   const v1::Job job = submit();
   auto lease = store_->lease_next("w1", 0.01);
@@ -111,7 +128,7 @@ TEST_F(JobStoreTest, ExpiredLeasesRequeueWithBackoffThenFail) {
   EXPECT_NE(store_->get(job.id())->error().find("max_attempts=2"), std::string::npos);
 }
 
-TEST_F(JobStoreTest, CancelQueuedAndRunningButNotFinished) {
+TEST_P(JobStoreTest, CancelQueuedAndRunningButNotFinished) {
   const v1::Job queued = submit(), running = submit();
   auto lease = store_->lease_next("w1", 5);
   ASSERT_EQ(lease->job.id(), queued.id());
@@ -126,7 +143,7 @@ TEST_F(JobStoreTest, CancelQueuedAndRunningButNotFinished) {
   EXPECT_FALSE(store_->model_in_use("tiny"));
 }
 
-TEST_F(JobStoreTest, ListsNewestFirstInPages) {
+TEST_P(JobStoreTest, ListsNewestFirstInPages) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(submit().id());
   store_->lease_next("w1", 5);  // ids[0] leased
@@ -143,7 +160,7 @@ TEST_F(JobStoreTest, ListsNewestFirstInPages) {
   EXPECT_TRUE(store_->model_in_use("tiny"));
 }
 
-TEST_F(JobStoreTest, LeasesHeldAcrossARestartAreRenewed) {
+TEST_P(JobStoreTest, LeasesHeldAcrossARestartAreRenewed) {
   submit();
   auto lease = store_->lease_next("w1", 0.01);
   open();
@@ -153,7 +170,7 @@ TEST_F(JobStoreTest, LeasesHeldAcrossARestartAreRenewed) {
   EXPECT_TRUE(store_->report(lease->job.id(), lease->lease_id, "resumed", 0.5, 0, 5));
 }
 
-TEST_F(JobStoreTest, WatchersWakeOnChanges) {
+TEST_P(JobStoreTest, WatchersWakeOnChanges) {
   const uint64_t v = store_->version();
   std::thread t([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -161,6 +178,109 @@ TEST_F(JobStoreTest, WatchersWakeOnChanges) {
   });
   EXPECT_NE(store_->wait_for_change(v, std::chrono::seconds(5)), v);
   t.join();
+}
+
+// Two schedulers on one PostgreSQL database: what one does, the other sees.
+class ReplicatedJobStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { url_ = qdm::testing::fresh_postgres_database("r_" + std::to_string(::getpid()) + "_" + test_name()); }
+  std::unique_ptr<JobStore> replica() { return open_job_store(url_, {3, 0.05}); }
+  static v1::Job submit(JobStore& s, const std::string& key = "") {
+    bool created = false;
+    v1::QuantizeOptions o;
+    o.set_recipe("rtn");
+    return s.submit("tiny", o, key, "tiny-rtn", &created);
+  }
+  std::string url_;
+};
+
+TEST_F(ReplicatedJobStoreTest, ConcurrentReplicasLeaseEveryJobExactlyOnce) {
+  auto a = replica(), b = replica();
+  std::vector<std::string> submitted;
+  for (int i = 0; i < 40; ++i) submitted.push_back(submit(i % 2 ? *a : *b).id());
+  std::vector<std::string> leased_a, leased_b;
+  auto drain = [](JobStore& s, std::vector<std::string>& out, const char* worker) {
+    while (auto l = s.lease_next(worker, 30)) out.push_back(l->job.id());
+  };
+  std::thread ta([&] { drain(*a, leased_a, "wa"); }), tb([&] { drain(*b, leased_b, "wb"); });
+  ta.join();
+  tb.join();
+  std::vector<std::string> all = leased_a;
+  all.insert(all.end(), leased_b.begin(), leased_b.end());
+  std::sort(all.begin(), all.end());
+  std::sort(submitted.begin(), submitted.end());
+  EXPECT_EQ(all, submitted);  // each exactly once, none lost
+  EXPECT_FALSE(leased_a.empty());
+  EXPECT_FALSE(leased_b.empty());
+}
+
+TEST_F(ReplicatedJobStoreTest, IdempotencyAndLeasesHoldAcrossReplicas) {
+  auto a = replica(), b = replica();
+  const v1::Job job = submit(*a, "key-x");
+  bool created = true;
+  v1::QuantizeOptions o;
+  EXPECT_EQ(b->submit("tiny", o, "key-x", "", &created).id(), job.id());
+  EXPECT_FALSE(created);
+  auto lease = b->lease_next("w1", 5);
+  ASSERT_TRUE(lease);
+  EXPECT_TRUE(a->report(job.id(), lease->lease_id, "calibration", 0.5, 0, 5));  // the worker failed over to a
+  EXPECT_FALSE(b->report(job.id(), "lease-forged", "x", 0.6, 0, 5));
+  EXPECT_TRUE(a->finish(job.id(), lease->lease_id, true, "", "{}"));
+  EXPECT_FALSE(b->finish(job.id(), lease->lease_id, true, "", "{}"));  // exactly once
+  EXPECT_EQ(b->get(job.id())->state(), v1::Job::SUCCEEDED);
+}
+
+TEST_F(ReplicatedJobStoreTest, AChangeThroughOneReplicaWakesWatchersOfAnother) {
+  auto a = replica(), b = replica();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both listeners connected
+  const uint64_t v = a->version();
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    submit(*b);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(a->wait_for_change(v, std::chrono::seconds(5)), v);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  t.join();
+}
+
+TEST_F(ReplicatedJobStoreTest, ReplicasStartingAtOnceMigrateOnce) {
+  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<JobStore>> stores(6);
+  std::vector<std::string> errors(6);
+  for (size_t i = 0; i < stores.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        stores[i] = replica();
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors) EXPECT_EQ(e, "");
+  const std::string db = url_.substr(url_.find(":///") + 4, url_.find('?') - url_.find(":///") - 4);
+  EXPECT_EQ(qdm::testing::postgres_query(db, "SELECT COUNT(*) FROM qdm_schema_history"),
+            std::to_string(PostgresJobStore::schema_version()));
+  submit(*stores[0]);
+  EXPECT_EQ(stores[5]->count_by_state()[v1::Job::QUEUED], 1);
+}
+
+TEST_F(ReplicatedJobStoreTest, ANewerSchemaIsRefusedWithAClearError) {
+  replica();
+  const std::string db = url_.substr(url_.find(":///") + 4, url_.find('?') - url_.find(":///") - 4);
+  qdm::testing::postgres_query(db, "INSERT INTO qdm_schema_history VALUES (999, 0)");
+  try {
+    replica();
+    FAIL() << "a newer schema was accepted";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("newer than this scheduler"), std::string::npos) << e.what();
+  }
+}
+
+TEST(JobStoreUrl, UnknownSchemesAndPasswordsInLogs) {
+  EXPECT_THROW(open_job_store("mysql://x", {}), std::invalid_argument);
+  EXPECT_EQ(describe_store_url("postgresql://qdm:s3cret@db:5432/qdm"), "postgresql://qdm:***@db:5432/qdm");
+  EXPECT_EQ(describe_store_url("sqlite:/data/qdm.db"), "sqlite:/data/qdm.db");
 }
 
 }  // namespace

@@ -5,13 +5,22 @@
 # (lease expiry, requeue, the job completes once), kill -9 of the scheduler (nothing
 # acknowledged is lost, running jobs resume), sampling (stream, unary, artifacts, deadline),
 # bad input for every RPC (status code + message, the service keeps serving) and /metrics.
+# QDM_TEST_STORE=postgresql runs all of it on the PostgreSQL job store (a throw-away cluster).
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
 src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+store=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  [ ${#store[@]} -gt 0 ] && bash "$src/tests/pg_cluster.sh" stop "$work/pg"
+  rm -rf "$work"
+}
 trap cleanup EXIT
+if [ "${QDM_TEST_STORE:-sqlite}" = postgresql ]; then
+  store=(--store "$(bash "$src/tests/pg_cluster.sh" start "$work/pg")")
+fi
 fail() {
   echo "FAIL: $*" >&2
   for f in "$work"/*.log; do echo "--- $f"; tail -15 "$f"; done >&2
@@ -23,7 +32,7 @@ export QDM_SERVER=127.0.0.1:$sched_port
 export QDM_THREADS=1
 
 start_scheduler() {
-  "$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port \
+  "$sched_bin" --data "$work/data" "${store[@]}" --model-root "$work/roots" --listen 127.0.0.1:$sched_port \
     --metrics 127.0.0.1:$sched_metrics --lease-seconds 5 --max-queued-jobs 3 --max-images 16 >>"$work/scheduler.log" 2>&1 &
   sched_pid=$!; pids+=("$sched_pid")
   for _ in $(seq 100); do "$qdm" models list >/dev/null 2>&1 && return 0; sleep 0.1; done

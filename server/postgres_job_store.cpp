@@ -1,0 +1,449 @@
+#include "server/postgres_job_store.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+
+#include <cstring>
+
+#include "server/job_transitions.h"
+
+namespace qdm::server {
+namespace {
+
+constexpr const char* kChannel = "qdm_jobs";
+constexpr int64_t kMigrationLock = 0x71646d5f6a6f6273;  // "qdm_jobs": one migrator at a time
+
+// Versioned migrations: entry i takes the schema from version i to i + 1. Never edit one that
+// has shipped; append.
+const std::vector<std::vector<const char*>> kMigrations = {
+    {R"(CREATE TABLE jobs (
+          seq BIGSERIAL PRIMARY KEY,
+          id TEXT UNIQUE NOT NULL,
+          idem TEXT UNIQUE NOT NULL,
+          state INTEGER NOT NULL,
+          model TEXT NOT NULL,
+          lease_id TEXT NOT NULL DEFAULT '',
+          lease_expiry_ms BIGINT NOT NULL DEFAULT 0,
+          not_before_ms BIGINT NOT NULL DEFAULT 0,
+          job BYTEA NOT NULL))",
+     "CREATE INDEX jobs_state ON jobs (state, seq)", "CREATE INDEX jobs_model ON jobs (model) WHERE state IN (1, 2, 3)"},
+};
+
+// One PostgreSQL result; cleared on scope exit.
+class Result {
+ public:
+  explicit Result(PGresult* r) : r_(r) {}
+  ~Result() { PQclear(r_); }
+  Result(Result&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
+  Result(const Result&) = delete;
+  int rows() const { return PQntuples(r_); }
+  bool null(int row, int col) const { return PQgetisnull(r_, row, col); }
+  std::string text(int row, int col) const { return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col))); }
+  int64_t integer(int row, int col) const { return std::stoll(text(row, col)); }
+  std::string bytes(int row, int col) const {  // bytea in text format: \x + hex
+    size_t n = 0;
+    unsigned char* p = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);
+    if (!p) throw StoreError("postgresql: out of memory decoding a stored job");
+    std::string s(reinterpret_cast<const char*>(p), n);
+    PQfreemem(p);
+    return s;
+  }
+  PGresult* raw() const { return r_; }
+  int64_t affected() const {
+    const char* n = PQcmdTuples(r_);
+    return n && *n ? std::stoll(n) : 0;
+  }
+
+ private:
+  PGresult* r_;
+};
+
+// A statement parameter: text, or binary bytes (bytea).
+struct Param {
+  std::string value;
+  bool binary = false;
+  Param(std::string v) : value(std::move(v)) {}  // NOLINT: implicit, for brace lists
+  Param(const char* v) : value(v) {}             // NOLINT
+  Param(int64_t v) : value(std::to_string(v)) {}  // NOLINT
+  Param(int v) : value(std::to_string(v)) {}      // NOLINT
+  static Param bytes(std::string v) {
+    Param p(std::move(v));
+    p.binary = true;
+    return p;
+  }
+};
+
+}  // namespace
+
+// One libpq connection: parameterised statements, errors as StoreError (a full disk flagged),
+// reconnection when the server went away between requests.
+class PostgresJobStore::Connection {
+ public:
+  explicit Connection(const std::string& url) {
+    conn_ = PQconnectdb(url.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      const std::string msg = PQerrorMessage(conn_);
+      PQfinish(conn_);
+      conn_ = nullptr;
+      throw StoreError("cannot connect to the PostgreSQL job store: " + first_line(msg));
+    }
+    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // "already exists" notices
+  }
+  ~Connection() { PQfinish(conn_); }
+  PGconn* raw() { return conn_; }
+
+  void ensure() {
+    if (PQstatus(conn_) == CONNECTION_OK) return;
+    PQreset(conn_);
+    if (PQstatus(conn_) != CONNECTION_OK) throw StoreError("the PostgreSQL job store is unreachable: " + first_line(PQerrorMessage(conn_)));
+  }
+
+  Result exec(const char* sql, const std::vector<Param>& params = {}) {
+    std::vector<const char*> values;
+    std::vector<int> lengths, formats;
+    for (const auto& p : params) {
+      values.push_back(p.value.data());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    Result r(PQexecParams(conn_, sql, static_cast<int>(params.size()), nullptr, values.data(), lengths.data(), formats.data(), 0));
+    check(r, sql);
+    return r;
+  }
+
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+ private:
+  void check(const Result& r, const char* sql) {
+    PGresult* raw = r.raw();
+    const ExecStatusType st = PQresultStatus(raw);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
+    const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+    const bool full = state && (std::strcmp(state, "53100") == 0 || std::strcmp(state, "53200") == 0);
+    std::string what = sql;
+    what = what.substr(0, what.find_first_of(" \n"));
+    throw StoreError("postgresql " + what + ": " + first_line(PQresultErrorMessage(raw)), full);
+  }
+
+  PGconn* conn_ = nullptr;
+};
+
+namespace {
+
+// BEGIN ... COMMIT, rolled back when the scope is left by an exception or an early return.
+class Transaction {
+ public:
+  explicit Transaction(PostgresJobStore::Connection& c) : c_(c) { c_.exec("BEGIN"); }
+  ~Transaction() {
+    if (!done_) {
+      try {
+        c_.exec("ROLLBACK");
+      } catch (const std::exception&) {
+        // the connection is gone; the server rolls back
+      }
+    }
+  }
+  void commit() {
+    c_.exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  PostgresJobStore::Connection& c_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+int PostgresJobStore::schema_version() { return static_cast<int>(kMigrations.size()); }
+
+PostgresJobStore::PostgresJobStore(const std::string& url, Options options) : options_(options), url_(url) {
+  db_ = std::make_unique<Connection>(url);
+  migrate();
+  listener_ = std::thread([this] { listen_loop(); });
+}
+
+PostgresJobStore::~PostgresJobStore() {
+  stop_ = true;
+  if (listener_.joinable()) listener_.join();
+}
+
+void PostgresJobStore::migrate() {
+  Transaction tx(*db_);
+  db_->exec("SELECT pg_advisory_xact_lock($1)", {kMigrationLock});
+  db_->exec("CREATE TABLE IF NOT EXISTS qdm_schema_history (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)");
+  const Result v = db_->exec("SELECT COALESCE(MAX(version), 0) FROM qdm_schema_history");
+  const int current = static_cast<int>(v.integer(0, 0));
+  if (current > schema_version())
+    throw StoreError("the job store's schema is version " + std::to_string(current) + ", newer than this scheduler's " +
+                     std::to_string(schema_version()) + ": run a newer qdm-scheduler");
+  for (int i = current; i < schema_version(); ++i) {
+    for (const char* sql : kMigrations[static_cast<size_t>(i)]) db_->exec(sql);
+    db_->exec("INSERT INTO qdm_schema_history (version, applied_ms) VALUES ($1, $2)", {i + 1, now_ms()});
+  }
+  tx.commit();
+}
+
+void PostgresJobStore::listen_loop() {
+  std::unique_ptr<Connection> conn;
+  while (!stop_) {
+    try {
+      if (!conn) {
+        conn = std::make_unique<Connection>(url_);
+        conn->exec("LISTEN qdm_jobs");
+        changed();  // anything may have changed while not listening
+      }
+      pollfd fd{PQsocket(conn->raw()), POLLIN, 0};
+      if (::poll(&fd, 1, 200) < 0) continue;
+      if (!PQconsumeInput(conn->raw())) throw StoreError("listener connection lost");
+      bool any = false;
+      while (PGnotify* n = PQnotifies(conn->raw())) {
+        any = true;
+        PQfreemem(n);
+      }
+      if (any) changed();
+    } catch (const std::exception&) {
+      conn.reset();
+      for (int i = 0; i < 10 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+void PostgresJobStore::changed() {
+  {
+    std::lock_guard<std::mutex> lock(version_mu_);
+    ++version_;
+  }
+  cv_.notify_all();
+}
+
+namespace {
+
+void update_row(PostgresJobStore::Connection& db, const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms) {
+  v1::Job stored = job;
+  stored.clear_queue_position();  // derived on read
+  set_time(stored.mutable_updated(), now_ms());
+  db.exec("UPDATE jobs SET state = $1, lease_id = $2, lease_expiry_ms = $3, not_before_ms = $4, job = $5 WHERE id = $6",
+          {static_cast<int>(stored.state()), lease_id, lease_expiry_ms, not_before_ms, Param::bytes(stored.SerializeAsString()), stored.id()});
+  db.exec("SELECT pg_notify($1, '')", {kChannel});
+}
+
+void fill_position(PostgresJobStore::Connection& db, v1::Job& job, int64_t seq) {
+  if (job.state() != v1::Job::QUEUED) return;
+  const Result r = db.exec("SELECT COUNT(*) FROM jobs WHERE state = $1 AND seq < $2", {static_cast<int>(v1::Job::QUEUED), seq});
+  job.set_queue_position(static_cast<int32_t>(r.integer(0, 0)));
+}
+
+}  // namespace
+
+v1::Job PostgresJobStore::submit(const std::string& model, const v1::QuantizeOptions& options,
+                                 const std::string& idempotency_key, const std::string& artifact_name, bool* created) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  v1::Job job = new_job(model, options, artifact_name);
+  const std::string key = idempotency_key.empty() ? anonymous_key(job) : idempotency_key;
+  Transaction tx(*db_);
+  const Result ins = db_->exec(
+      "INSERT INTO jobs (id, idem, state, model, job) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idem) DO NOTHING RETURNING seq",
+      {job.id(), key, static_cast<int>(job.state()), model, Param::bytes(job.SerializeAsString())});
+  int64_t seq = 0;
+  if (ins.rows() == 1) {
+    seq = ins.integer(0, 0);
+    *created = true;
+    db_->exec("SELECT pg_notify($1, '')", {kChannel});
+  } else {  // the key was used before (possibly through another replica)
+    const Result old = db_->exec("SELECT seq, job FROM jobs WHERE idem = $1", {key});
+    if (old.rows() != 1) throw StoreError("postgresql: an idempotency key conflicted but its job is gone");
+    seq = old.integer(0, 0);
+    job = parse_job(old.bytes(0, 1));
+    *created = false;
+  }
+  fill_position(*db_, job, seq);
+  tx.commit();
+  if (*created) changed();
+  return job;
+}
+
+std::optional<v1::Job> PostgresJobStore::get(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  const Result r = db_->exec("SELECT seq, job FROM jobs WHERE id = $1", {id});
+  if (r.rows() == 0) return std::nullopt;
+  v1::Job job = parse_job(r.bytes(0, 1));
+  fill_position(*db_, job, r.integer(0, 0));
+  return job;
+}
+
+std::optional<v1::Job> PostgresJobStore::get_by_key(const std::string& idempotency_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  const Result r = db_->exec("SELECT job FROM jobs WHERE idem = $1", {idempotency_key});
+  if (r.rows() == 0) return std::nullopt;
+  return parse_job(r.bytes(0, 0));
+}
+
+std::string PostgresJobStore::current_lease(const std::string& job_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  const Result r = db_->exec("SELECT lease_id FROM jobs WHERE id = $1", {job_id});
+  return r.rows() ? r.text(0, 0) : "";
+}
+
+JobPage PostgresJobStore::list(const std::vector<v1::Job::State>& states, int page_size, const std::string& page_token) {
+  int64_t before = INT64_MAX;
+  if (!page_token.empty()) {
+    try {
+      before = std::stoll(page_token);
+    } catch (const std::exception&) {
+      throw std::invalid_argument("page_token '" + page_token + "' is not one this service returned");
+    }
+  }
+  std::string set = "{";
+  for (size_t i = 0; i < states.size(); ++i) set += (i ? "," : "") + std::to_string(static_cast<int>(states[i]));
+  set += "}";
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  const Result r = db_->exec(
+      "SELECT seq, job FROM jobs WHERE seq < $1 AND (cardinality($2::int[]) = 0 OR state = ANY($2::int[])) "
+      "ORDER BY seq DESC LIMIT $3",
+      {before, set, page_size + 1});
+  JobPage page;
+  int64_t last_seq = 0;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (static_cast<int>(page.jobs.size()) == page_size) {
+      page.next_page_token = std::to_string(last_seq);
+      break;
+    }
+    last_seq = r.integer(i, 0);
+    page.jobs.push_back(parse_job(r.bytes(i, 1)));
+  }
+  return page;
+}
+
+std::optional<v1::Job> PostgresJobStore::cancel(const std::string& id, bool* changed_out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  Transaction tx(*db_);
+  const Result r = db_->exec("SELECT job FROM jobs WHERE id = $1 FOR UPDATE", {id});
+  if (r.rows() == 0) return std::nullopt;
+  v1::Job job = parse_job(r.bytes(0, 0));
+  *changed_out = false;
+  if (!is_finished(job.state())) {
+    cancel_job(job);
+    update_row(*db_, job, "", 0, 0);
+    *changed_out = true;
+  }
+  tx.commit();
+  if (*changed_out) changed();
+  return job;
+}
+
+std::optional<Lease> PostgresJobStore::lease_next(const std::string& worker, double lease_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  Transaction tx(*db_);
+  // SKIP LOCKED: a job another replica is leasing right now is passed over, never leased twice.
+  const Result r = db_->exec(
+      "SELECT job FROM jobs WHERE state = $1 AND not_before_ms <= $2 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
+      {static_cast<int>(v1::Job::QUEUED), now_ms()});
+  if (r.rows() == 0) return std::nullopt;
+  Lease lease{parse_job(r.bytes(0, 0)), ""};
+  lease.lease_id = lease_job(lease.job, worker);
+  update_row(*db_, lease.job, lease.lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
+  tx.commit();
+  changed();
+  return lease;
+}
+
+bool PostgresJobStore::report(const std::string& job_id, const std::string& lease_id, const std::string& stage,
+                              double progress, double loss, double lease_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  Transaction tx(*db_);
+  const Result r = db_->exec("SELECT lease_id, job FROM jobs WHERE id = $1 FOR UPDATE", {job_id});
+  if (r.rows() == 0 || r.text(0, 0) != lease_id) return false;
+  v1::Job job = parse_job(r.bytes(0, 1));
+  if (is_finished(job.state())) return false;
+  report_job(job, stage, progress, loss);
+  update_row(*db_, job, lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
+  tx.commit();
+  changed();
+  return true;
+}
+
+bool PostgresJobStore::finish(const std::string& job_id, const std::string& lease_id, bool succeeded,
+                              const std::string& error, const std::string& report_json) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  Transaction tx(*db_);
+  const Result r = db_->exec("SELECT lease_id, job FROM jobs WHERE id = $1 FOR UPDATE", {job_id});
+  if (r.rows() == 0 || r.text(0, 0) != lease_id) return false;
+  v1::Job job = parse_job(r.bytes(0, 1));
+  if (is_finished(job.state())) return false;
+  finish_job(job, succeeded, error, report_json);
+  update_row(*db_, job, "", 0, 0);
+  tx.commit();
+  changed();
+  return true;
+}
+
+std::vector<std::string> PostgresJobStore::expire_leases() {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  Transaction tx(*db_);
+  // Every replica runs this; SKIP LOCKED lets them split the work instead of waiting.
+  const Result r = db_->exec("SELECT id, job FROM jobs WHERE state IN ($1, $2) AND lease_expiry_ms < $3 FOR UPDATE SKIP LOCKED",
+                             {static_cast<int>(v1::Job::LEASED), static_cast<int>(v1::Job::RUNNING), now_ms()});
+  std::vector<std::string> ids;
+  for (int i = 0; i < r.rows(); ++i) {
+    v1::Job job = parse_job(r.bytes(i, 1));
+    const int64_t not_before = expire_job(job, options_);
+    update_row(*db_, job, "", 0, not_before);
+    ids.push_back(r.text(i, 0));
+  }
+  tx.commit();
+  if (!ids.empty()) changed();
+  return ids;
+}
+
+int PostgresJobStore::renew_leases_after_restart(double lease_seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  // With replicas the other schedulers kept expiring leases; this only extends the leases of
+  // workers that were connected to a replica that went down, giving them time to fail over.
+  const Result r = db_->exec("UPDATE jobs SET lease_expiry_ms = GREATEST(lease_expiry_ms, $1) WHERE state IN ($2, $3)",
+                             {now_ms() + static_cast<int64_t>(lease_seconds * 1000), static_cast<int>(v1::Job::LEASED),
+                              static_cast<int>(v1::Job::RUNNING)});
+  return static_cast<int>(r.affected());
+}
+
+std::map<v1::Job::State, int64_t> PostgresJobStore::count_by_state() {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  const Result r = db_->exec("SELECT state, COUNT(*) FROM jobs GROUP BY state");
+  std::map<v1::Job::State, int64_t> counts;
+  for (int i = 0; i < r.rows(); ++i) counts[static_cast<v1::Job::State>(r.integer(i, 0))] = r.integer(i, 1);
+  return counts;
+}
+
+bool PostgresJobStore::model_in_use(const std::string& model) {
+  std::lock_guard<std::mutex> lock(mu_);
+  db_->ensure();
+  const Result r = db_->exec("SELECT EXISTS (SELECT 1 FROM jobs WHERE model = $1 AND state IN ($2, $3, $4))",
+                             {model, static_cast<int>(v1::Job::QUEUED), static_cast<int>(v1::Job::LEASED),
+                              static_cast<int>(v1::Job::RUNNING)});
+  return r.text(0, 0) == "t";
+}
+
+uint64_t PostgresJobStore::version() {
+  std::lock_guard<std::mutex> lock(version_mu_);
+  return version_;
+}
+
+uint64_t PostgresJobStore::wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(version_mu_);
+  cv_.wait_for(lock, timeout, [&] { return version_ != seen; });
+  return version_;
+}
+
+}  // namespace qdm::server
