@@ -23,6 +23,7 @@
 #include "server/sampling_proxy.h"
 #include "server/scheduler_metrics.h"
 #include "server/worker_gateway_service.h"
+#include "server/worker_directory.h"
 #include "server/worker_registry.h"
 #include "service/auth.h"
 #include "service/health_names.h"
@@ -110,7 +111,7 @@ int main(int argc, char** argv) {
     spdlog::info("job store: {}", server::describe_store_url(store_url));
     if (int n = jobs.renew_leases_after_restart(f.lease_seconds))
       spdlog::info("{} leased job(s) from before the restart: waiting {} s for their workers", n, f.lease_seconds);
-    server::ModelStore models(f.data, f.model_roots, f.model_limits);
+    server::ModelStore models(f.data, f.model_roots, f.model_limits, store_url.rfind("sqlite:", 0) != 0);
     service::MetricsServer metrics_server(f.metrics, "scheduler");
     server::SchedulerMetrics metrics(metrics_server.registry());
     const service::TokenAuth auth = service::TokenAuth::load(f.tokens_file, f.tokens, f.worker_token);
@@ -127,8 +128,9 @@ int main(int argc, char** argv) {
       spdlog::warn("development mode: no API tokens, no TLS and no worker token; anyone who reaches port {} can "
                    "submit jobs, fetch model weights and register as a worker",
                    f.listen.substr(f.listen.rfind(':') + 1));
+    const std::unique_ptr<server::WorkerDirectory> directory = server::open_worker_directory(store_url);
     server::WorkerRegistry workers(std::chrono::milliseconds(static_cast<int64_t>(f.lease_seconds * 1000)),
-                                   grpc::InsecureChannelCredentials(), f.worker_token);
+                                   grpc::InsecureChannelCredentials(), f.worker_token, directory.get());
     service::Limits limits;
     limits.max_images = f.max_images;
     server::LeaseSettings lease;

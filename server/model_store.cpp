@@ -42,15 +42,21 @@ grpc::Status invalid_name(const std::string& name) {
 
 }  // namespace
 
-ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_roots, ModelLimits limits)
+ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_roots, ModelLimits limits, bool shared)
     : data_(std::move(data_dir)), roots_(std::move(model_roots)), limits_(limits) {
   models_ = (fs::path(data_) / "models").string();
   artifacts_ = (fs::path(data_) / "artifacts").string();
   tmp_ = (fs::path(data_) / "tmp").string();
   fs::create_directories(models_);
   fs::create_directories(artifacts_);
-  fs::remove_all(tmp_);  // leftovers of uploads interrupted by a crash
+  // Leftovers of uploads interrupted by a crash. On a folder shared by replicas only those older
+  // than an hour: another replica may be receiving an upload right now.
   fs::create_directories(tmp_);
+  const auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const auto& e : fs::directory_iterator(tmp_)) {
+    std::error_code ec;
+    if (!shared || fs::last_write_time(e.path(), ec) < hour_ago) fs::remove_all(e.path(), ec);
+  }
   // Read-only roots are checked once, as uploads are: a bad folder is never served.
   for (const auto& root : roots_) {
     if (!fs::is_directory(root)) continue;

@@ -24,7 +24,9 @@ namespace qdm::server {
 class ModelStore {
  public:
   // Model roots are checked at start like uploads; a folder that fails is skipped with a warning.
-  ModelStore(std::string data_dir, std::vector<std::string> model_roots, ModelLimits limits = {});
+  // `shared`: other scheduler replicas use `data_dir` too (a ReadWriteMany volume): writes are
+  // renames into place as always, and only stale temporary folders are cleaned at start.
+  ModelStore(std::string data_dir, std::vector<std::string> model_roots, ModelLimits limits = {}, bool shared = false);
 
   std::optional<std::string> model_dir(const std::string& name) const;
   std::optional<std::string> artifact_path(const std::string& name) const;

@@ -3,163 +3,40 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
-#include <cstring>
-
 #include "server/job_transitions.h"
+#include "server/postgres_connection.h"
+#include "server/postgres_schema.h"
 
 namespace qdm::server {
+
+using pg::Param;
+using pg::Result;
+using pg::Transaction;
+
 namespace {
 
 constexpr const char* kChannel = "qdm_jobs";
-constexpr int64_t kMigrationLock = 0x71646d5f6a6f6273;  // "qdm_jobs": one migrator at a time
 
-// Versioned migrations: entry i takes the schema from version i to i + 1. Never edit one that
-// has shipped; append.
-const std::vector<std::vector<const char*>> kMigrations = {
-    {R"(CREATE TABLE jobs (
-          seq BIGSERIAL PRIMARY KEY,
-          id TEXT UNIQUE NOT NULL,
-          idem TEXT UNIQUE NOT NULL,
-          state INTEGER NOT NULL,
-          model TEXT NOT NULL,
-          lease_id TEXT NOT NULL DEFAULT '',
-          lease_expiry_ms BIGINT NOT NULL DEFAULT 0,
-          not_before_ms BIGINT NOT NULL DEFAULT 0,
-          job BYTEA NOT NULL))",
-     "CREATE INDEX jobs_state ON jobs (state, seq)", "CREATE INDEX jobs_model ON jobs (model) WHERE state IN (1, 2, 3)"},
-};
+void update_row(pg::Connection& db, const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms) {
+  v1::Job stored = job;
+  stored.clear_queue_position();  // derived on read
+  set_time(stored.mutable_updated(), now_ms());
+  db.exec("UPDATE jobs SET state = $1, lease_id = $2, lease_expiry_ms = $3, not_before_ms = $4, job = $5 WHERE id = $6",
+          {static_cast<int>(stored.state()), lease_id, lease_expiry_ms, not_before_ms, Param::bytes(stored.SerializeAsString()), stored.id()});
+  db.exec("SELECT pg_notify($1, '')", {kChannel});
+}
 
-// One PostgreSQL result; cleared on scope exit.
-class Result {
- public:
-  explicit Result(PGresult* r) : r_(r) {}
-  ~Result() { PQclear(r_); }
-  Result(Result&& o) noexcept : r_(o.r_) { o.r_ = nullptr; }
-  Result(const Result&) = delete;
-  int rows() const { return PQntuples(r_); }
-  bool null(int row, int col) const { return PQgetisnull(r_, row, col); }
-  std::string text(int row, int col) const { return std::string(PQgetvalue(r_, row, col), static_cast<size_t>(PQgetlength(r_, row, col))); }
-  int64_t integer(int row, int col) const { return std::stoll(text(row, col)); }
-  std::string bytes(int row, int col) const {  // bytea in text format: \x + hex
-    size_t n = 0;
-    unsigned char* p = PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r_, row, col)), &n);
-    if (!p) throw StoreError("postgresql: out of memory decoding a stored job");
-    std::string s(reinterpret_cast<const char*>(p), n);
-    PQfreemem(p);
-    return s;
-  }
-  PGresult* raw() const { return r_; }
-  int64_t affected() const {
-    const char* n = PQcmdTuples(r_);
-    return n && *n ? std::stoll(n) : 0;
-  }
-
- private:
-  PGresult* r_;
-};
-
-// A statement parameter: text, or binary bytes (bytea).
-struct Param {
-  std::string value;
-  bool binary = false;
-  Param(std::string v) : value(std::move(v)) {}  // NOLINT: implicit, for brace lists
-  Param(const char* v) : value(v) {}             // NOLINT
-  Param(int64_t v) : value(std::to_string(v)) {}  // NOLINT
-  Param(int v) : value(std::to_string(v)) {}      // NOLINT
-  static Param bytes(std::string v) {
-    Param p(std::move(v));
-    p.binary = true;
-    return p;
-  }
-};
+void fill_position(pg::Connection& db, v1::Job& job, int64_t seq) {
+  if (job.state() != v1::Job::QUEUED) return;
+  const Result r = db.exec("SELECT COUNT(*) FROM jobs WHERE state = $1 AND seq < $2", {static_cast<int>(v1::Job::QUEUED), seq});
+  job.set_queue_position(static_cast<int32_t>(r.integer(0, 0)));
+}
 
 }  // namespace
-
-// One libpq connection: parameterised statements, errors as StoreError (a full disk flagged),
-// reconnection when the server went away between requests.
-class PostgresJobStore::Connection {
- public:
-  explicit Connection(const std::string& url) {
-    conn_ = PQconnectdb(url.c_str());
-    if (PQstatus(conn_) != CONNECTION_OK) {
-      const std::string msg = PQerrorMessage(conn_);
-      PQfinish(conn_);
-      conn_ = nullptr;
-      throw StoreError("cannot connect to the PostgreSQL job store: " + first_line(msg));
-    }
-    PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // "already exists" notices
-  }
-  ~Connection() { PQfinish(conn_); }
-  PGconn* raw() { return conn_; }
-
-  void ensure() {
-    if (PQstatus(conn_) == CONNECTION_OK) return;
-    PQreset(conn_);
-    if (PQstatus(conn_) != CONNECTION_OK) throw StoreError("the PostgreSQL job store is unreachable: " + first_line(PQerrorMessage(conn_)));
-  }
-
-  Result exec(const char* sql, const std::vector<Param>& params = {}) {
-    std::vector<const char*> values;
-    std::vector<int> lengths, formats;
-    for (const auto& p : params) {
-      values.push_back(p.value.data());
-      lengths.push_back(static_cast<int>(p.value.size()));
-      formats.push_back(p.binary ? 1 : 0);
-    }
-    Result r(PQexecParams(conn_, sql, static_cast<int>(params.size()), nullptr, values.data(), lengths.data(), formats.data(), 0));
-    check(r, sql);
-    return r;
-  }
-
-  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
-
- private:
-  void check(const Result& r, const char* sql) {
-    PGresult* raw = r.raw();
-    const ExecStatusType st = PQresultStatus(raw);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return;
-    const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
-    const bool full = state && (std::strcmp(state, "53100") == 0 || std::strcmp(state, "53200") == 0);
-    std::string what = sql;
-    what = what.substr(0, what.find_first_of(" \n"));
-    throw StoreError("postgresql " + what + ": " + first_line(PQresultErrorMessage(raw)), full);
-  }
-
-  PGconn* conn_ = nullptr;
-};
-
-namespace {
-
-// BEGIN ... COMMIT, rolled back when the scope is left by an exception or an early return.
-class Transaction {
- public:
-  explicit Transaction(PostgresJobStore::Connection& c) : c_(c) { c_.exec("BEGIN"); }
-  ~Transaction() {
-    if (!done_) {
-      try {
-        c_.exec("ROLLBACK");
-      } catch (const std::exception&) {
-        // the connection is gone; the server rolls back
-      }
-    }
-  }
-  void commit() {
-    c_.exec("COMMIT");
-    done_ = true;
-  }
-
- private:
-  PostgresJobStore::Connection& c_;
-  bool done_ = false;
-};
-
-}  // namespace
-
-int PostgresJobStore::schema_version() { return static_cast<int>(kMigrations.size()); }
 
 PostgresJobStore::PostgresJobStore(const std::string& url, Options options) : options_(options), url_(url) {
-  db_ = std::make_unique<Connection>(url);
-  migrate();
+  db_ = std::make_unique<pg::Connection>(url);
+  pg::migrate(*db_);
   listener_ = std::thread([this] { listen_loop(); });
 }
 
@@ -168,28 +45,12 @@ PostgresJobStore::~PostgresJobStore() {
   if (listener_.joinable()) listener_.join();
 }
 
-void PostgresJobStore::migrate() {
-  Transaction tx(*db_);
-  db_->exec("SELECT pg_advisory_xact_lock($1)", {kMigrationLock});
-  db_->exec("CREATE TABLE IF NOT EXISTS qdm_schema_history (version INTEGER PRIMARY KEY, applied_ms BIGINT NOT NULL)");
-  const Result v = db_->exec("SELECT COALESCE(MAX(version), 0) FROM qdm_schema_history");
-  const int current = static_cast<int>(v.integer(0, 0));
-  if (current > schema_version())
-    throw StoreError("the job store's schema is version " + std::to_string(current) + ", newer than this scheduler's " +
-                     std::to_string(schema_version()) + ": run a newer qdm-scheduler");
-  for (int i = current; i < schema_version(); ++i) {
-    for (const char* sql : kMigrations[static_cast<size_t>(i)]) db_->exec(sql);
-    db_->exec("INSERT INTO qdm_schema_history (version, applied_ms) VALUES ($1, $2)", {i + 1, now_ms()});
-  }
-  tx.commit();
-}
-
 void PostgresJobStore::listen_loop() {
-  std::unique_ptr<Connection> conn;
+  std::unique_ptr<pg::Connection> conn;
   while (!stop_) {
     try {
       if (!conn) {
-        conn = std::make_unique<Connection>(url_);
+        conn = std::make_unique<pg::Connection>(url_);
         conn->exec("LISTEN qdm_jobs");
         changed();  // anything may have changed while not listening
       }
@@ -217,24 +78,6 @@ void PostgresJobStore::changed() {
   cv_.notify_all();
 }
 
-namespace {
-
-void update_row(PostgresJobStore::Connection& db, const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms) {
-  v1::Job stored = job;
-  stored.clear_queue_position();  // derived on read
-  set_time(stored.mutable_updated(), now_ms());
-  db.exec("UPDATE jobs SET state = $1, lease_id = $2, lease_expiry_ms = $3, not_before_ms = $4, job = $5 WHERE id = $6",
-          {static_cast<int>(stored.state()), lease_id, lease_expiry_ms, not_before_ms, Param::bytes(stored.SerializeAsString()), stored.id()});
-  db.exec("SELECT pg_notify($1, '')", {kChannel});
-}
-
-void fill_position(PostgresJobStore::Connection& db, v1::Job& job, int64_t seq) {
-  if (job.state() != v1::Job::QUEUED) return;
-  const Result r = db.exec("SELECT COUNT(*) FROM jobs WHERE state = $1 AND seq < $2", {static_cast<int>(v1::Job::QUEUED), seq});
-  job.set_queue_position(static_cast<int32_t>(r.integer(0, 0)));
-}
-
-}  // namespace
 
 v1::Job PostgresJobStore::submit(const std::string& model, const v1::QuantizeOptions& options,
                                  const std::string& idempotency_key, const std::string& artifact_name, bool* created) {

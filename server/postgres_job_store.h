@@ -13,9 +13,10 @@
 
 #include "server/job_store.h"
 
-struct pg_conn;
-
 namespace qdm::server {
+namespace pg {
+class Connection;
+}
 
 class PostgresJobStore : public JobStore {
  public:
@@ -44,19 +45,13 @@ class PostgresJobStore : public JobStore {
   uint64_t version() override;
   uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) override;
 
-  // The schema version this build migrates to.
-  static int schema_version();
-
-  class Connection;  // one libpq connection (defined in the .cpp)
-
  private:
-  void migrate();
   void listen_loop();
   void changed();
 
   Options options_;
   std::string url_;
-  std::unique_ptr<Connection> db_;  // requests, one at a time (mu_)
+  std::unique_ptr<pg::Connection> db_;  // requests, one at a time (mu_)
   std::mutex mu_;
   std::mutex version_mu_;
   std::condition_variable cv_;

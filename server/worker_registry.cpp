@@ -7,31 +7,80 @@
 namespace qdm::server {
 
 WorkerRegistry::WorkerRegistry(std::chrono::milliseconds stale_after,
-                               std::shared_ptr<grpc::ChannelCredentials> credentials, std::string worker_token)
-    : stale_after_(stale_after), credentials_(std::move(credentials)), worker_token_(std::move(worker_token)) {}
+                               std::shared_ptr<grpc::ChannelCredentials> credentials, std::string worker_token,
+                               WorkerDirectory* shared)
+    : stale_after_(stale_after), shared_(shared), credentials_(std::move(credentials)), worker_token_(std::move(worker_token)) {}
+
+std::shared_ptr<WorkerHandle> WorkerRegistry::handle_for(const std::string& id, const std::string& address) {
+  auto& w = workers_[id];
+  if (!w || w->address != address) {
+    auto fresh = std::make_shared<WorkerHandle>();
+    fresh->id = id;
+    fresh->address = address;
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(64 << 20);
+    fresh->sampling = v1::Sampling::NewStub(grpc::CreateCustomChannel(address, credentials_, args));
+    w = fresh;
+  }
+  return w;
+}
 
 void WorkerRegistry::heartbeat(const v1::HeartbeatRequest& request) {
   const auto& info = request.worker();
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& w = workers_[info.id()];
-  if (!w || w->address != info.address()) {
-    auto fresh = std::make_shared<WorkerHandle>();
-    fresh->id = info.id();
-    fresh->address = info.address();
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(64 << 20);
-    fresh->sampling = v1::Sampling::NewStub(grpc::CreateCustomChannel(info.address(), credentials_, args));
-    w = fresh;
-    spdlog::info("worker {} at {}: {} job slots, batches of {}, sampling on {}", info.id(), info.address(),
-                 info.job_slots(), info.max_batch(), info.device().empty() ? "cpu" : info.device());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool known = workers_.count(info.id()) && workers_[info.id()]->address == info.address();
+    auto w = handle_for(info.id(), info.address());
+    if (!known)
+      spdlog::info("worker {} at {}: {} job slots, batches of {}, sampling on {}", info.id(), info.address(),
+                   info.job_slots(), info.max_batch(), info.device().empty() ? "cpu" : info.device());
+    w->loaded = {request.loaded_models().begin(), request.loaded_models().end()};
+    w->draining = request.draining();
+    w->reported_queue = request.sampling_queue();
+    w->last_seen = std::chrono::steady_clock::now();
   }
-  w->loaded = {request.loaded_models().begin(), request.loaded_models().end()};
-  w->draining = request.draining();
-  w->reported_queue = request.sampling_queue();
-  w->last_seen = std::chrono::steady_clock::now();
+  if (!shared_) return;
+  WorkerRecord r{info.id(), info.address(), {request.loaded_models().begin(), request.loaded_models().end()},
+                 request.draining(), request.sampling_queue(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
+  try {
+    shared_->record(r);
+  } catch (const std::exception& e) {
+    spdlog::warn("worker {}: not recorded for the other replicas: {}", info.id(), e.what());
+  }
+}
+
+void WorkerRegistry::refresh_from_directory() {
+  if (!shared_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (std::chrono::steady_clock::now() - refreshed_ < std::chrono::milliseconds(250)) return;
+    refreshed_ = std::chrono::steady_clock::now();
+  }
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::vector<WorkerRecord> live;
+  try {
+    live = shared_->live(now - stale_after_.count());
+  } catch (const std::exception& e) {
+    spdlog::warn("the shared worker directory is unreachable ({}); sampling uses the workers connected here", e.what());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto steady_now = std::chrono::steady_clock::now();
+  for (const auto& r : live) {
+    const auto seen = steady_now - std::chrono::milliseconds(std::max<int64_t>(0, now - r.seen_ms));
+    auto it = workers_.find(r.id);
+    if (it != workers_.end() && it->second->last_seen >= seen) continue;  // heard here more recently
+    auto w = handle_for(r.id, r.address);
+    w->loaded = {r.loaded.begin(), r.loaded.end()};
+    w->draining = r.draining;
+    w->reported_queue = r.queue;
+    w->last_seen = seen;
+  }
 }
 
 std::shared_ptr<WorkerHandle> WorkerRegistry::pick_for_sampling(const std::string& name) {
+  refresh_from_directory();
   std::lock_guard<std::mutex> lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   std::shared_ptr<WorkerHandle> best;
@@ -56,6 +105,7 @@ void WorkerRegistry::done(const std::shared_ptr<WorkerHandle>& worker) {
 }
 
 int WorkerRegistry::connected() {
+  refresh_from_directory();
   std::lock_guard<std::mutex> lock(mu_);
   const auto now = std::chrono::steady_clock::now();
   for (auto it = workers_.begin(); it != workers_.end();)

@@ -1,6 +1,8 @@
 // The workers the scheduler knows from their heartbeats: where their Sampling service listens,
 // which models they hold, how busy they are. A worker that has not been heard from for
-// `stale_after` is dropped (its leases expire in the job store on their own).
+// `stale_after` is dropped (its leases expire in the job store on their own). With a shared
+// directory (PostgreSQL, scheduler replicas) heartbeats are recorded there and the workers
+// other replicas hear from are picked too.
 #pragma once
 
 #include <grpcpp/channel.h>
@@ -15,6 +17,7 @@
 
 #include "qdm/v1/sampling.grpc.pb.h"
 #include "qdm/v1/worker.pb.h"
+#include "server/worker_directory.h"
 
 namespace qdm::server {
 
@@ -31,7 +34,7 @@ struct WorkerHandle {
 class WorkerRegistry {
  public:
   WorkerRegistry(std::chrono::milliseconds stale_after, std::shared_ptr<grpc::ChannelCredentials> credentials,
-                 std::string worker_token);
+                 std::string worker_token, WorkerDirectory* shared = nullptr);
   // Sent with every call to a worker.
   const std::string& worker_token() const { return worker_token_; }
 
@@ -46,7 +49,13 @@ class WorkerRegistry {
   int connected();  // drops stale workers first
 
  private:
+  // Merges the shared directory's workers in (at most every 250 ms).
+  void refresh_from_directory();
+  std::shared_ptr<WorkerHandle> handle_for(const std::string& id, const std::string& address);  // mu_ held
+
   std::chrono::milliseconds stale_after_;
+  WorkerDirectory* shared_;
+  std::chrono::steady_clock::time_point refreshed_{};
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::string worker_token_;
   std::mutex mu_;

@@ -14,6 +14,7 @@
 
 #include "server/job_store.h"
 #include "server/postgres_job_store.h"
+#include "server/postgres_schema.h"
 #include "tests/pg_cluster.h"
 
 namespace qdm::server {
@@ -260,7 +261,7 @@ TEST_F(ReplicatedJobStoreTest, ReplicasStartingAtOnceMigrateOnce) {
   for (const auto& e : errors) EXPECT_EQ(e, "");
   const std::string db = url_.substr(url_.find(":///") + 4, url_.find('?') - url_.find(":///") - 4);
   EXPECT_EQ(qdm::testing::postgres_query(db, "SELECT COUNT(*) FROM qdm_schema_history"),
-            std::to_string(PostgresJobStore::schema_version()));
+            std::to_string(pg::schema_version()));
   submit(*stores[0]);
   EXPECT_EQ(stores[5]->count_by_state()[v1::Job::QUEUED], 1);
 }

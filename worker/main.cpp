@@ -24,6 +24,7 @@
 #include "service/auth.h"
 #include "service/health_names.h"
 #include "service/reflection_v1.h"
+#include "service/scheduler_target.h"
 #include "service/logging.h"
 #include "service/shutdown_signals.h"
 #include "worker/job_runner.h"
@@ -48,7 +49,9 @@ int main(int argc, char** argv) {
   worker::BatchingOptions batching;
   int max_delay_ms = 10;
   app.set_config("--config", "", "TOML/INI file with the same option names");
-  app.add_option("--scheduler", scheduler, "Scheduler address")->envname("QDM_SCHEDULER")->capture_default_str();
+  app.add_option("--scheduler", scheduler,
+                 "Scheduler address: host:port, a gRPC target (dns:///name:port), or IP:port,IP:port,... of "
+                 "replicas on a shared PostgreSQL store (fails over between them)")->envname("QDM_SCHEDULER")->capture_default_str();
   app.add_option("--listen", listen, "Address of this worker's Sampling service")->envname("QDM_LISTEN")->capture_default_str();
   app.add_option("--advertise", advertise, "Address the scheduler reaches this worker at (default: hostname:port)")->envname("QDM_ADVERTISE");
   app.add_option("--id", id, "Stable worker id (default: the advertised address)")->envname("QDM_WORKER_ID");
@@ -93,7 +96,7 @@ int main(int argc, char** argv) {
     set_compute_threads();
     worker::WorkerMetrics metrics(metrics_server.registry(), device.str());
     const service::TokenAuth auth = service::TokenAuth::load("", "", worker_token);
-    auto channel = grpc::CreateCustomChannel(scheduler, service::channel_credentials(scheduler_tls),
+    auto channel = grpc::CreateCustomChannel(service::scheduler_target(scheduler), service::channel_credentials(scheduler_tls),
                                              service::channel_arguments(scheduler_tls, 64 << 20));
     auto gateway = v1::WorkerGateway::NewStub(channel);
     worker::ModelFetcher fetcher(cache_dir + "/files", *gateway, worker_token);

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Two qdm-scheduler replicas on one PostgreSQL store (a throw-away cluster) and one shared data
+# folder, two workers: a job submitted through replica A is watched and leased through replica
+# B; a sampling request arriving at B reaches a worker connected only to A; kill -9 of the
+# replica a worker is connected to while its job runs: the worker fails over to the other, the
+# job completes exactly once on its first lease, nothing acknowledged is lost. Prints the
+# failover times (kill -9 to the job's next progress seen through the other replica).
+set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
+src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  exec 2>/dev/null  # no "Killed" job notices
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  bash "$src/tests/pg_cluster.sh" stop "$work/pg"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$work"/*.log; do echo "--- $f"; tail -15 "$f"; done >&2
+  exit 1
+}
+store=$(bash "$src/tests/pg_cluster.sh" start "$work/pg")
+base=$((20000 + RANDOM % 20000))
+port_a=$base; port_b=$((base + 2))
+export QDM_THREADS=1
+
+launch_replica() {  # launch_replica a|b PORT
+  "$sched_bin" --data "$work/data" --store "$store" --model-root "$work/roots" --listen 127.0.0.1:$2 \
+    --metrics 127.0.0.1:$(($2 + 1)) --lease-seconds 5 --max-queued-jobs 20 >>"$work/scheduler_$1.log" 2>&1 &
+  pids+=("$!")
+}
+wait_up() {
+  for _ in $(seq 100); do QDM_SERVER=127.0.0.1:$1 "$qdm" models list >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "the replica on port $1 did not come up"
+}
+start_worker() {  # start_worker N SCHEDULERS
+  local n=$1 port=$((base + 10 + 2 * $1))
+  "$worker_bin" --scheduler "$2" --listen 127.0.0.1:$port --advertise 127.0.0.1:$port --id "w$n" \
+    --metrics 127.0.0.1:$((port + 1)) --cache-dir "$work/worker$n" --classifier "$work/none" >>"$work/worker$n.log" 2>&1 &
+  eval "worker$n=$!"; pids+=("$!")
+}
+on() { local r=$1; shift; QDM_SERVER="127.0.0.1:$r" "$qdm" "$@"; }
+field() { on "$1" jobs get "$2" | sed -n "s/^$3: *//p"; }
+wait_state() {  # wait_state PORT JOB STATE SECONDS
+  for _ in $(seq $(($4 * 10))); do [ "$(field "$1" "$2" state)" = "$3" ] && return 0; sleep 0.1; done
+  fail "job $2 not $3 after $4 s (is $(field "$1" "$2" state))"
+}
+
+mkdir -p "$work/roots"
+cat > "$work/tiny.json" <<'JSON'
+{"sample_size": 32, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16],
+ "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
+ "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 4}
+JSON
+"$qdm" train --out "$work/roots/tiny" --config "$work/tiny.json" --iters 2 --batch 4 >/dev/null 2>&1 || fail "train"
+rm -f "$work/roots/tiny/checkpoint.safetensors"
+
+# Two replicas starting at once on the empty database: one migration, both serve.
+launch_replica a $port_a; sched_a=$!
+launch_replica b $port_b
+wait_up $port_a; wait_up $port_b
+
+# Uploaded through A, listed through B (the shared data folder).
+on $port_a models upload "$work/roots/tiny" --name tiny-up >/dev/null || fail "upload through A"
+on $port_b models list | grep -q "^tiny-up " || fail "a model uploaded through A is not listed by B"
+
+# A job submitted through A is seen through B, with the same idempotency key answering the same job.
+j=$(on $port_a submit --model tiny --recipe rtn --steps 4 --calib-samples 2 --report-samples 0 --idempotency-key k1)
+[ "$(on $port_b submit --model tiny --recipe rtn --steps 4 --calib-samples 2 --report-samples 0 --idempotency-key k1)" = "$j" ] \
+  || fail "the idempotency key did not return job $j through B"
+[ "$(field $port_b "$j" state)" = queued ] || fail "job $j not queued as seen through B"
+
+# Worker 1 talks to A first (B if A goes away); it leases the job.
+start_worker 1 "127.0.0.1:$port_a,127.0.0.1:$port_b"
+wait_state $port_b "$j" succeeded 60
+
+# Sampling through B reaches worker 1, which is connected to A only.
+on $port_b generate --model tiny --num 2 --steps 3 --seed 1 --out "$work/gen" >/dev/null 2>&1 \
+  || fail "sampling through B did not reach the worker connected to A"
+[ "$(ls "$work/gen" | grep -c '\.png$')" = 2 ] || fail "sampling through B wrote $(ls "$work/gen" | wc -l) files"
+
+# kill -9 of replica A while worker 1 runs a job: it fails over to B, the job completes once,
+# on its first lease.
+long=$(on $port_b submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 150 --act-iters 0 --report-samples 2)
+wait_state $port_b "$long" running 60
+grep -q "$long" "$work/worker1.log" || fail "worker 1 did not take job $long"
+before=$(on $port_b jobs get "$long" | sed -n 's/^progress: *//p')
+kill -9 "$sched_a"; t0=$(date +%s.%N)
+on $port_b models list >/dev/null || fail "B does not answer after A was killed"
+t_call=$(echo "$(date +%s.%N) - $t0" | bc)
+t_progress=""
+for _ in $(seq 300); do
+  now=$(on $port_b jobs get "$long" | sed -n 's/^progress: *//p')
+  if [ "$now" != "$before" ]; then t_progress=$(echo "$(date +%s.%N) - $t0" | bc); break; fi
+  sleep 0.1
+done
+[ -n "$t_progress" ] || fail "no progress of job $long through B within 30 s of killing A"
+wait_state $port_b "$long" succeeded 240
+[ "$(field $port_b "$long" attempt)" = 1 ] || fail "job $long completed on attempt $(field $port_b "$long" attempt), not its first lease"
+art=$(field $port_b "$long" artifact)
+[ "$(on $port_b models list --artifacts | grep -c "^$art ")" = 1 ] || fail "artifact $art stored other than once"
+# Everything acknowledged is still there.
+for id in "$j" "$long"; do [ "$(field $port_b "$id" state)" = succeeded ] || fail "job $id lost"; done
+echo "failover: first call through B after kill -9 of A: ${t_call} s; the running job's next progress through B: ${t_progress} s"
+echo "replicas_test: ok"
