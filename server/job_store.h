@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,12 @@
 namespace qdm::server {
 
 using service::StoreError;  // thrown by every method when the database fails (full() for a full disk)
+
+struct QueueFull : std::runtime_error {
+  explicit QueueFull(int limit)
+      : std::runtime_error("the quantize queue is full (" + std::to_string(limit) +
+                           " jobs waiting); retry later or cancel queued jobs") {}
+};
 
 struct Lease {
   v1::Job job;
@@ -40,11 +47,13 @@ class JobStore {
   struct Options {
     int max_attempts = 3;
     double backoff_seconds = 2;  // before attempt n+1: backoff * 2^(n-1)
+    int max_queued = 0;          // QUEUED jobs at most (0: unbounded), exact across replicas
   };
   virtual ~JobStore() = default;
 
   // Inserts a QUEUED job. With a non-empty idempotency key that was seen before, returns the
-  // job stored under it instead and sets *created = false.
+  // job stored under it instead and sets *created = false. Throws QueueFull when max_queued jobs
+  // are queued already (counted under a lock every replica takes).
   virtual v1::Job submit(const std::string& model, const v1::QuantizeOptions& options, const std::string& idempotency_key,
                          const std::string& artifact_name, bool* created) = 0;
   virtual std::optional<v1::Job> get(const std::string& id) = 0;

@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
     }
     const std::string store_url = f.store.empty() ? "sqlite:" + (std::filesystem::path(f.data) / "qdm.db").string() : f.store;
     const std::unique_ptr<server::JobStore> job_store =
-        server::open_job_store(store_url, {f.max_attempts, std::min(2.0, f.lease_seconds / 2)});
+        server::open_job_store(store_url, {f.max_attempts, std::min(2.0, f.lease_seconds / 2), f.max_queued_jobs});
     server::JobStore& jobs = *job_store;
     spdlog::info("job store: {}", server::describe_store_url(store_url));
     if (int n = jobs.renew_leases_after_restart(f.lease_seconds))
@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
     lease.lease_seconds = f.lease_seconds;
     lease.heartbeat_ms = static_cast<int>(std::min(1000.0, f.lease_seconds * 1000 / 4));
 
-    server::QuantizeJobsService jobs_service(auth, jobs, models, metrics, limits, f.max_queued_jobs);
+    server::QuantizeJobsService jobs_service(auth, jobs, models, metrics, limits);
     server::ModelsService models_service(auth, models, jobs, metrics, f.max_upload_bytes);
     server::SamplingProxy sampling(auth, models, workers, metrics, limits);
     server::WorkerGatewayService gateway(auth, jobs, models, workers, metrics, lease);

@@ -16,6 +16,7 @@ using pg::Transaction;
 namespace {
 
 constexpr const char* kChannel = "qdm_jobs";
+constexpr int64_t kQueueLock = 0x71646d5f71756575;  // "qdm_queu": submissions against the queue bound
 
 void update_row(pg::Connection& db, const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms) {
   v1::Job stored = job;
@@ -86,6 +87,16 @@ v1::Job PostgresJobStore::submit(const std::string& model, const v1::QuantizeOpt
   v1::Job job = new_job(model, options, artifact_name);
   const std::string key = idempotency_key.empty() ? anonymous_key(job) : idempotency_key;
   Transaction tx(*db_);
+  if (options_.max_queued > 0) {
+    // One submitter at a time across replicas, so the bound holds exactly; a key seen before
+    // answers its job even when the queue is full.
+    db_->exec("SELECT pg_advisory_xact_lock($1)", {kQueueLock});
+    const Result old = db_->exec("SELECT seq, job FROM jobs WHERE idem = $1", {key});
+    if (old.rows() == 0) {
+      const Result n = db_->exec("SELECT COUNT(*) FROM jobs WHERE state = $1", {static_cast<int>(v1::Job::QUEUED)});
+      if (n.integer(0, 0) >= options_.max_queued) throw QueueFull(options_.max_queued);
+    }
+  }
   const Result ins = db_->exec(
       "INSERT INTO jobs (id, idem, state, model, job) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idem) DO NOTHING RETURNING seq",
       {job.id(), key, static_cast<int>(job.state()), model, Param::bytes(job.SerializeAsString())});

@@ -29,8 +29,8 @@ std::string artifact_base(const std::string& model, const v1::QuantizeOptions& o
 }  // namespace
 
 QuantizeJobsService::QuantizeJobsService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics,
-                                         service::Limits limits, int max_queued)
-    : auth_(auth), jobs_(jobs), models_(models), metrics_(metrics), limits_(limits), max_queued_(max_queued) {}
+                                         service::Limits limits)
+    : auth_(auth), jobs_(jobs), models_(models), metrics_(metrics), limits_(limits) {}
 
 grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1::Job* job) {
   if (auto s = service::check_name("model", request.model()); !s.ok()) return s;
@@ -42,16 +42,13 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
   v1::QuantizeOptions options = request.options();
   service::apply_defaults(options);
   if (auto s = service::check_quantize_options(options, limits_); !s.ok()) return s;
-  if (request.idempotency_key().empty() || !jobs_.get_by_key(request.idempotency_key())) {
-    const auto counts = jobs_.count_by_state();
-    const auto it = counts.find(v1::Job::QUEUED);
-    if (it != counts.end() && it->second >= max_queued_)
-      return {grpc::RESOURCE_EXHAUSTED, "the quantize queue is full (" + std::to_string(max_queued_) +
-                                            " jobs waiting); retry later or cancel queued jobs"};
-  }
   bool created = false;
-  *job = jobs_.submit(request.model(), options, request.idempotency_key(), artifact_base(request.model(), options),
-                      &created);
+  try {
+    *job = jobs_.submit(request.model(), options, request.idempotency_key(), artifact_base(request.model(), options),
+                        &created);
+  } catch (const QueueFull& e) {
+    return {grpc::RESOURCE_EXHAUSTED, e.what()};
+  }
   if (created) spdlog::info("job {} submitted: model={} recipe={} w{}a{}", job->id(), job->model(),
                             options.recipe(), options.weight_bits(), options.act_bits());
   return grpc::Status::OK;

@@ -13,8 +13,7 @@ namespace qdm::server {
 
 class QuantizeJobsService final : public v1::QuantizeJobs::Service {
  public:
-  QuantizeJobsService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics, service::Limits limits,
-                      int max_queued);
+  QuantizeJobsService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics, service::Limits limits);
 
   grpc::Status Submit(grpc::ServerContext*, const v1::SubmitJobRequest*, v1::Job*) override;
   grpc::Status Get(grpc::ServerContext*, const v1::GetJobRequest*, v1::Job*) override;
@@ -32,7 +31,6 @@ class QuantizeJobsService final : public v1::QuantizeJobs::Service {
   ModelStore& models_;
   SchedulerMetrics& metrics_;
   service::Limits limits_;
-  int max_queued_;
   std::atomic<bool> stopping_{false};
 };
 

@@ -129,6 +129,12 @@ v1::Job SqliteJobStore::submit(const std::string& model, const v1::QuantizeOptio
       return job;
     }
   }
+  if (options_.max_queued > 0) {
+    Statement q(db_, "SELECT COUNT(*) FROM jobs WHERE state = ?");
+    q.bind(1, v1::Job::QUEUED);
+    q.step();
+    if (q.integer(0) >= options_.max_queued) throw QueueFull(options_.max_queued);
+  }
   v1::Job job = new_job(model, options, artifact_name);
   Statement s(db_, "INSERT INTO jobs (id, idem, state, model, job) VALUES (?, ?, ?, ?, ?)");
   s.bind_text(1, job.id());

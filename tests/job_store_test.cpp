@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <filesystem>
 #include <functional>
@@ -171,6 +172,17 @@ TEST_P(JobStoreTest, LeasesHeldAcrossARestartAreRenewed) {
   EXPECT_TRUE(store_->report(lease->job.id(), lease->lease_id, "resumed", 0.5, 0, 5));
 }
 
+TEST_P(JobStoreTest, TheQueueBoundHoldsButKnownKeysStillAnswer) {
+  open({3, 0.05, 2});
+  const v1::Job a = submit("k-a");
+  submit();
+  EXPECT_THROW(submit(), QueueFull);
+  EXPECT_EQ(submit("k-a").id(), a.id());  // a retry of an accepted job is not refused
+  ASSERT_TRUE(store_->lease_next("w1", 5));
+  submit();  // one slot free again
+  EXPECT_EQ(store_->count_by_state()[v1::Job::QUEUED], 2);
+}
+
 TEST_P(JobStoreTest, WatchersWakeOnChanges) {
   const uint64_t v = store_->version();
   std::thread t([&] {
@@ -229,6 +241,27 @@ TEST_F(ReplicatedJobStoreTest, IdempotencyAndLeasesHoldAcrossReplicas) {
   EXPECT_TRUE(a->finish(job.id(), lease->lease_id, true, "", "{}"));
   EXPECT_FALSE(b->finish(job.id(), lease->lease_id, true, "", "{}"));  // exactly once
   EXPECT_EQ(b->get(job.id())->state(), v1::Job::SUCCEEDED);
+}
+
+TEST_F(ReplicatedJobStoreTest, SixteenClientsOnTwoReplicasNeverExceedTheQueueBound) {
+  auto a = open_job_store(url_, {3, 0.05, 5}), b = open_job_store(url_, {3, 0.05, 5});
+  std::atomic<int> accepted{0}, refused{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 16; ++c)
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < 3; ++i) {
+        try {
+          submit(c % 2 ? *a : *b);
+          ++accepted;
+        } catch (const QueueFull&) {
+          ++refused;
+        }
+      }
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(accepted.load(), 5);
+  EXPECT_EQ(refused.load(), 43);
+  EXPECT_EQ(b->count_by_state()[v1::Job::QUEUED], 5);
 }
 
 TEST_F(ReplicatedJobStoreTest, AChangeThroughOneReplicaWakesWatchersOfAnother) {
