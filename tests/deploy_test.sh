@@ -24,6 +24,14 @@ chart="$src/helm/qdm"
   > "$work/gpu.yaml" || fail "helm template (GPU)"
 "$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set auth.existingSecret=qdm-auth > "$work/secure.yaml" \
   || fail "helm template (TLS and tokens)"
+# Replicated schedulers on PostgreSQL; replicas without the store or a shared volume are refused.
+"$helm" template rel "$chart" --set scheduler.replicas=3 --set store.existingSecret=qdm-store \
+  --set scheduler.persistence.accessMode=ReadWriteMany > "$work/replicated.yaml" || fail "helm template (replicated)"
+if "$helm" template rel "$chart" --set scheduler.replicas=2 >"$work/rep-sqlite.txt" 2>&1; then fail "two SQLite replicas rendered"; fi
+grep -q "needs store.existingSecret" "$work/rep-sqlite.txt" || fail "replicas on SQLite: $(cat "$work/rep-sqlite.txt")"
+if "$helm" template rel "$chart" --set scheduler.replicas=2 --set store.existingSecret=s >"$work/rep-rwo.txt" 2>&1; then
+  fail "replicas on a ReadWriteOnce volume rendered"; fi
+grep -q "ReadWriteMany" "$work/rep-rwo.txt" || fail "replicas on ReadWriteOnce: $(cat "$work/rep-rwo.txt")"
 # TLS without the auth Secret (no worker token) is refused at render time, as the scheduler would.
 if "$helm" template rel "$chart" --set tls.existingSecret=t >"$work/tls-only.txt" 2>&1; then fail "TLS without a worker token rendered"; fi
 grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "TLS without a worker token: $(cat "$work/tls-only.txt")"
@@ -40,7 +48,7 @@ PY
   --api-versions monitoring.coreos.com/v1/PrometheusRule") > "$work/readme.yaml" || fail "README's helm install: $readme_install"
 "${QDM_SCHEDULER_BIN:?}" --help > "$work/scheduler.help"; "${QDM_WORKER_BIN:?}" --help > "$work/worker.help"
 python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" \
-  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" <<'PY' || fail "rendered manifests"
+  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" "$work/replicated.yaml" <<'PY' || fail "rendered manifests"
 import json, re, sys, yaml
 def load(p):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
@@ -110,9 +118,19 @@ assert "--scheduler-server-name=qdm-scheduler" in rw["containers"][0]["args"]
 assert readme[("Deployment", "qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]["image"] == "REG/qdm-scheduler:0.1.0"
 assert ("Service", "qdm-scheduler") in readme and ("PrometheusRule", "qdm") in readme and ("ServiceMonitor", "qdm") in readme
 assert ("HorizontalPodAutoscaler", "qdm-worker") in readme
+# Replicated: the replicas asked for, rolling updates, a disruption budget, the store URL from
+# its Secret; the default keeps one replica and no budget.
+rep = load(sys.argv[8])
+rs = rep[("Deployment", "rel-qdm-scheduler")]["spec"]
+assert rs["replicas"] == 3 and rs["strategy"]["type"] == "RollingUpdate", rs["strategy"]
+env = rs["template"]["spec"]["containers"][0]["env"]
+assert any(e["name"] == "QDM_STORE" and e["valueFrom"]["secretKeyRef"] == {"name": "qdm-store", "key": "url"} for e in env), env
+assert rep[("PodDisruptionBudget", "rel-qdm-scheduler")]["spec"]["minAvailable"] == 1
+assert rep[("PersistentVolumeClaim", "rel-qdm-scheduler")]["spec"]["accessModes"] == ["ReadWriteMany"]
+assert ("PodDisruptionBudget", "rel-qdm-scheduler") not in default
 # Every flag and QDM_* variable the chart gives a container is an option of the binary it runs.
 helps = {c: open(f"{sys.argv[5]}/{c}.help").read() for c in ("scheduler", "worker")}
-for objs in (default, gpu, sec, readme):
+for objs in (default, gpu, sec, readme, rep):
     for c in ("scheduler", "worker"):
         dep = next(o for (k, n), o in objs.items() if k == "Deployment" and n.endswith(f"qdm-{c}"))
         ctr = dep["spec"]["template"]["spec"]["containers"][0]
