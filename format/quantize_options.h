@@ -59,8 +59,10 @@ struct ReconOptions {
 struct SearchOptions {
   int steps = 10;         // timesteps of the searched schedule: one per group
   int base_steps = 200;   // candidates: the timesteps of this leading-spaced DDIM schedule
-  std::vector<int> weight_bits = {4, 5, 6, 7, 8};
-  std::vector<int> act_bits = {4, 5, 6, 7, 8};
+  // TMPQ-DM's released search space: 4-bit activations on min/max ranges broke images that the
+  // proxy scored well (bench/results/tmpq_table.md)
+  std::vector<int> weight_bits = {5, 6, 7, 8};
+  std::vector<int> act_bits = {5, 6, 7, 8};
   int population = 50, top = 10, mutations = 25, crossovers = 10, generations = 20;
   double mutation_prob = 0.25;
   uint64_t seed = 0;
