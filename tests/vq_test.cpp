@@ -72,6 +72,23 @@ TEST(AdditiveQuantizer, KmeansAndAdamReduceTowardsAKnownOptimum) {
   EXPECT_LT(objective(w, best, h), 0.1 * nothing);
 }
 
+TEST(AdditiveQuantizer, IntegerCodebooksDecodeToExactInt8AndCostLittle) {
+  at::Generator gen = at::detail::createCPUGenerator(11);
+  const at::Tensor w = at::randn({32, 64}, gen), h = second_moment(64, 12);
+  AqOptions o;
+  o.codebooks = 3, o.codebook_bits = 6, o.max_rounds = 4, o.adam_steps = 50;
+  AqCodes q = quantize(w, h, o);
+  const double fp = objective(w, q, h);
+  EXPECT_THROW(decode_int8(q), std::logic_error);  // float codebooks
+  to_integer_codebooks(w, h, q, 8);
+  const at::Tensor codes8 = decode_int8(q);
+  EXPECT_EQ(codes8.scalar_type(), at::kChar);
+  EXPECT_LE(q.codebooks.abs().reshape({3, -1}).amax(1).sum().item<double>(), 127);  // any sum of 3 fits int8
+  // The served weights are the int8 values times the row scales, exactly the decode.
+  EXPECT_TRUE(at::allclose(codes8.to(at::kFloat) * q.scales.unsqueeze(1), decode(q), 1e-6, 1e-6));
+  EXPECT_LT(objective(w, q, h), 1.3 * fp) << "the integer grid cost too much: " << fp;
+}
+
 TEST(AdditiveQuantizer, RefusesShapesThatDoNotFit) {
   const at::Tensor w = at::randn({4, 12}), h = at::eye(12);
   AqOptions o;

@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -128,6 +129,35 @@ void adam_codebooks(const at::Tensor& w, const at::Tensor& h, AqCodes& q, int st
   }
   q.codebooks = codebooks.detach();
   q.scales = scales.detach();
+}
+
+void to_integer_codebooks(const at::Tensor& w, const at::Tensor& h, AqCodes& q, int beam) {
+  at::NoGradGuard no_grad;
+  // One grid step for all codebooks, the int8 range shared in proportion to each codebook's
+  // largest entry (residual codebooks are smaller: an equal split would waste their share).
+  const int64_t m = q.codebooks.size(0);
+  const at::Tensor largest = q.codebooks.abs().reshape({m, -1}).amax(1);  // (M)
+  const double step = std::max(1e-30, largest.sum().item<double>() / 127.0);
+  const at::Tensor bound = (largest / step).floor().reshape({m, 1, 1});  // sums to <= 127
+  q.codebooks = at::minimum(at::maximum((q.codebooks / step).round(), -bound), bound);
+  q.scales = q.scales * step;
+  // Each row's scale refitted in closed form for its int8 vector d: argmin_s (w - s d) H (w - s d)^T.
+  auto refit = [&]() {
+    const at::Tensor d = codeword_sums(q).reshape({q.codes.size(0), -1});
+    const at::Tensor dh = at::matmul(d, h);
+    const at::Tensor num = (dh * w).sum(1), den = (dh * d).sum(1);
+    q.scales = at::where(den > 0, num / den.clamp_min(1e-30), q.scales);
+  };
+  refit();
+  beam_search(w, h, q, beam);
+  refit();
+}
+
+at::Tensor decode_int8(const AqCodes& q) {
+  const at::Tensor sums = codeword_sums(q).reshape({q.codes.size(0), -1});
+  if (!at::equal(sums, sums.round()) || sums.abs().max().item<double>() > 127)
+    throw std::logic_error("decode_int8: the codebooks are not on the int8 grid (to_integer_codebooks first)");
+  return sums.to(at::kChar);
 }
 
 AqCodes quantize(const at::Tensor& w, const at::Tensor& h, const AqOptions& o,

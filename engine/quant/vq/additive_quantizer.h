@@ -43,6 +43,16 @@ void beam_search(const at::Tensor& w, const at::Tensor& h, AqCodes& q, int beam)
 // `steps` Adam steps on the codebooks and scales (codes fixed) against the objective.
 void adam_codebooks(const at::Tensor& w, const at::Tensor& h, AqCodes& q, int steps, double lr);
 
+// Puts the codebooks on one integer grid whose M-term sums fit int8 (codebook m's entries within
+// +-b_m, sum of b_m <= 127, shared in proportion to each codebook's largest entry; the grid step
+// folded into the row scales), then re-fits the codes by one beam-search pass and the row scales
+// in closed form. A decoded group is then exactly scale[row] times an int8
+// vector, which the integer GEMM and lane convolution read like W8 weights: the decode is M table
+// look-ups and adds per group, into a cache-resident tile, never the whole matrix.
+void to_integer_codebooks(const at::Tensor& w, const at::Tensor& h, AqCodes& q, int beam);
+// The int8 weights (rows, cols) the integer codebooks decode to, without the scales.
+at::Tensor decode_int8(const AqCodes& q);
+
 struct AqOptions {
   int codebooks = 3, codebook_bits = 8, group = 8;
   int beam = 8;
