@@ -17,6 +17,7 @@ struct SamplerArgs {
   std::optional<int> steps;
   std::optional<std::string> sampler, spacing;
   std::optional<double> eta;
+  std::vector<int> timesteps;  // an explicit schedule (descending), instead of steps and spacing
   // Class-conditional models: labels (indices, names, one per image, or "all") and guidance.
   std::vector<std::string> class_labels;
   double guidance = 1.0;

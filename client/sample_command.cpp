@@ -21,6 +21,11 @@ void add_sampler_options(CLI::App* cmd, SamplerArgs& a) {
   cmd->add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--spacing", a.spacing, "Timestep spacing: leading, trailing, uniform, quad")
       ->check(CLI::IsMember({"leading", "trailing", "uniform", "quad"}));
+  cmd->add_option("--timesteps", a.timesteps,
+                  "An explicit schedule, descending training timesteps (e.g. 999,800,500,200,0), instead of --steps and --spacing")
+      ->delimiter(',')
+      ->excludes("--steps")
+      ->excludes("--spacing");
   cmd->add_option("--class-label", a.class_labels,
                   "Class-conditional models: a label (index or name) for every image, one per image, or all (an even "
                   "spread); none: unconditional (the null class)");
@@ -33,6 +38,10 @@ SamplerOptions SamplerArgs::resolve(const SamplerOptions& defaults) const {
   if (sampler) o.kind = parse_sampler(*sampler);
   if (eta) o.eta = *eta;
   if (spacing) o.spacing = parse_spacing(*spacing);
+  if (!timesteps.empty()) {
+    o.timesteps = timesteps;
+    o.steps = static_cast<int>(timesteps.size());
+  }
   return o;
 }
 
@@ -42,6 +51,11 @@ SampleRequest SamplerArgs::request(const LoadedModel& model, int num, uint64_t s
   req.seed = seed;
   req.batch_size = batch;
   req.sampler = resolve(model.default_sampler());
+  try {
+    req.sampler.validate();
+  } catch (const std::invalid_argument& e) {
+    throw CLI::ValidationError("--timesteps/--steps", e.what());
+  }
   model.check(req.sampler);
   try {
     req.class_labels = parse_class_labels(model.config(), class_labels, num);

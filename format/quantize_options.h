@@ -67,7 +67,8 @@ struct SearchOptions {
   double mutation_prob = 0.25;
   uint64_t seed = 0;
   int fitness_images = 32;  // images per candidate (fixed seeds): mean squared distance to the fp32
-                            // model's DDIM images (its base schedule) on the same seeds
+                            // model's DDIM images (its base schedule) on the same seeds, in the
+                            // evaluator's classifier features (pixels without the classifier)
   int final_candidates = 4; // the best by that proxy, re-ranked at the end by FID-FMNIST ...
   int final_images = 128;   // ... on this many images (needs the classifier; 0: the proxy decides)
   double bitops_cap = 1.0;  // BitOPs per image and step at most this times the all-6-bit model's

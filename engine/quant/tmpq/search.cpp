@@ -134,7 +134,22 @@ SearchOutcome search(const DiffusionModel& model, const QuantizerBank& bank, Qua
   const at::Tensor target = reference_images(model, request_for(model.config, so.fitness_images, 0, base),
                                              env.cache_dir.empty() ? "" : env.cache_dir + "/references");
 
-  const std::string key = state_key(o, model);
+  // The proxy: with the evaluator's classifier, the mean squared distance of each image's
+  // classifier features to its fp32 twin's (relative to the twins' mean squared norm); pixel
+  // MSE ranked schedules that are far worse by FID best (on the shipped model at N = 10 a
+  // schedule scoring FID 294 in fp32, against 181 for an even one). Without it, pixel MSE.
+  const bool fid = so.final_images >= 2 && !env.classifier_dir.empty() &&
+                   fs::exists(env.classifier_dir + "/model.safetensors") && model.config.in_channels == 1 &&
+                   model.config.sample_size == 32;
+  std::unique_ptr<FmnistEvaluator> evaluator;
+  at::Tensor target_features;
+  double feature_norm = 1;
+  if (fid) {
+    evaluator = std::make_unique<FmnistEvaluator>(env.classifier_dir, default_fashion_mnist_dir());
+    target_features = evaluator->features(target);
+    feature_norm = std::max(1e-12, target_features.pow(2).sum(1).mean().item<double>());
+  }
+  const std::string key = state_key(o, model) + (fid ? "|features" : "|pixels");
   State st;
   std::mt19937_64 rng(so.seed);
   SearchOutcome out;
@@ -157,7 +172,9 @@ SearchOutcome search(const DiffusionModel& model, const QuantizerBank& bank, Qua
   auto fitness = [&](const Candidate& c) {
     auto it = st.fitness.find(c.key());
     if (it != st.fitness.end()) return it->second;
-    const double f = compare_images(sample_candidate(model, bank, q, c, so.fitness_images, 0), target).mse;
+    const at::Tensor images = sample_candidate(model, bank, q, c, so.fitness_images, 0);
+    const double f = evaluator ? (evaluator->features(images) - target_features).pow(2).sum(1).mean().item<double>() / feature_norm
+                               : compare_images(images, target).mse;
     st.fitness[c.key()] = f;
     return f;
   };
@@ -207,18 +224,15 @@ SearchOutcome search(const DiffusionModel& model, const QuantizerBank& bank, Qua
   out.final_population = ranked;
 
   // The best few by the proxy, ranked by FID-FMNIST on other seeds when the evaluator applies.
-  const bool fid = so.final_images >= 2 && !env.classifier_dir.empty() &&
-                   fs::exists(env.classifier_dir + "/model.safetensors") && model.config.in_channels == 1 &&
-                   model.config.sample_size == 32;
   out.best = ranked.front().first;
   out.fitness = ranked.front().second;
+  out.proxy = fid ? "classifier features" : "pixels";
   if (fid) {
-    FmnistEvaluator evaluator(env.classifier_dir, default_fashion_mnist_dir());
     const int n = std::min<int>(so.final_candidates, static_cast<int>(ranked.size()));
     for (int i = 0; i < n; ++i) {
       report("search: final ranking", i, n, out.fitness);
       const at::Tensor images = sample_candidate(model, bank, q, ranked[static_cast<size_t>(i)].first, so.final_images, 100000);
-      const double f = evaluator.evaluate(images).fid;
+      const double f = evaluator->evaluate(images).fid;
       if (out.fid < 0 || f < out.fid) {
         out.fid = f;
         out.best = ranked[static_cast<size_t>(i)].first;
@@ -297,7 +311,7 @@ std::vector<uint8_t> plot_population(const SearchOutcome& o, const QuantizerBank
       for (int dx = -2; dx <= 2; ++dx) put(img, w, h, px + dx, py + dy, best ? 220 : 30, best ? 20 : 60, best ? 20 : 160);
   }
   return encode_png(img.data(), w, h, 3,
-                    {{"Title", "TMPQ-DM search: fitness (image MSE vs fp32, x1000 on the y axis) against BitOPs / all-6-bit"},
+                    {{"Title", "TMPQ-DM search: fitness (distance to the fp32 images, x1000 on the y axis) against BitOPs / all-6-bit"},
                      {"x_range", fmt(x0, 4) + " .. " + fmt(x1, 4)},
                      {"y_range", fmt(y0, 6) + " .. " + fmt(y1, 6)}});
 }

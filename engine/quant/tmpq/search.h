@@ -1,9 +1,10 @@
 // TMPQ-DM's evolutionary search over a quantizer bank: candidates within the budget (BitOPs and,
-// optionally, the measured time of qdm's kernels), fitness = the mean squared distance of the
-// candidate's images (its schedule, on the integer kernels' execution plan when it supports the
-// model, else the simulation) to the fp32 model's on fixed seeds, the best few re-ranked by
-// FID-FMNIST at the end. Seeded and reproducible; each finished generation is saved
-// to the state folder and a rerun resumes from it.
+// optionally, the measured time of qdm's kernels), fitness = the distance of the candidate's
+// images (its schedule, on the integer kernels' execution plan when it supports the model, else
+// the simulation) to the fp32 model's on fixed seeds — in the evaluator's classifier features
+// when the classifier is there, else in pixels — the best few re-ranked by FID-FMNIST at the
+// end. Seeded and reproducible; each finished generation is saved to the state folder and a
+// rerun resumes from it.
 #pragma once
 
 #include <functional>
@@ -19,6 +20,7 @@ namespace qdm::tmpq {
 struct SearchOutcome {
   Candidate best;
   double fitness = 0;  // its proxy
+  std::string proxy;   // "classifier features" or "pixels"
   double fid = -1;     // its FID-FMNIST when ranked by it
   nlohmann::json history = nlohmann::json::array();  // per generation: best, median, budget of the best
   std::vector<std::pair<Candidate, double>> final_population;  // sorted by fitness

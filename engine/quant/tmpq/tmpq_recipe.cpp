@@ -58,6 +58,7 @@ QuantizeResult quantize_tmpq(const DiffusionModel& model, const RecipeOptions& o
                              {"timesteps", s.best.timesteps},
                              {"layer_bits", bits},
                              {"fitness", s.fitness},
+                             {"fitness_proxy", s.proxy},
                              {"fid_fmnist_final_ranking", s.fid < 0 ? nlohmann::json() : nlohmann::json(s.fid)},
                              {"bitops", bitops(bank, s.best)},
                              {"bitops_vs_6bit", bitops(bank, s.best) / uniform_bitops(bank, 6)},
