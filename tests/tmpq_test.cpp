@@ -94,6 +94,39 @@ class Tmpq : public ::testing::Test {
   RecipeOptions o_;
 };
 
+// Sampling starts from pure noise: the first step of every candidate is the base schedule's first.
+TEST_F(Tmpq, TheFirstStepIsTheBaseSchedulesFirst) {
+  auto q = working();
+  const QuantizerBank b = bank(*q);
+  ASSERT_EQ(b.space.group_timesteps.back().size(), 1u);
+  EXPECT_EQ(b.space.group_timesteps.back().front(), b.base.front());
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(random_candidate(b.space, rng).timesteps.front(), b.base.front());
+}
+
+// With the evaluator's classifier (a 32x32 one-channel model) candidates are scored in its
+// features and the best few re-ranked by FID.
+TEST_F(Tmpq, TheProxyIsInClassifierFeaturesWhenTheClassifierIsThere) {
+  UNetConfig cfg = testing::tiny_config();
+  cfg.sample_size = 32;
+  UNet2DModel unet(cfg);
+  save_model_folder(dir_ + "/model32", *unet, SchedulerConfig{});
+  const DiffusionModel m32 = load_model_folder(dir_ + "/model32");
+  o_.search.generations = 2;
+  o_.search.fitness_images = 4;
+  o_.search.final_images = 4;
+  o_.search.final_candidates = 2;
+  RecipeEnvironment env;
+  env.classifier_dir = std::string(QDM_SOURCE_DIR) + "/models/fmnist-classifier";
+  const QuantizeResult r = quantize_model(m32, o_, nullptr, env);
+  const auto& s = r.report["search"];
+  EXPECT_EQ(s["fitness_proxy"], "classifier features");
+  EXPECT_TRUE(s["fid_fmnist_final_ranking"].is_number());
+  EXPECT_GT(s["fitness"].get<double>(), 0);
+  env.classifier_dir = dir_ + "/none";
+  EXPECT_EQ(quantize_model(m32, o_, nullptr, env).report["search"]["fitness_proxy"], "pixels");
+}
+
 // Assembling a candidate from the bank gives the model that calibrating that candidate
 // directly gives: its timesteps' calibration data observed into tables of its bits, its layers'
 // weights at its bits.
