@@ -54,6 +54,10 @@ class PlanVsSim : public ::testing::Test {
       o.search.generations = 2;
       o.search.fitness_images = 2;
       o.search.final_images = 0;
+      // Bits named here, not the defaults: one code flipped at a boundary moves a layer by
+      // 1/(2^bits - 1) of its range, which the tolerance below is sized for (6 bits and up).
+      o.search.weight_bits = {4, 6, 8};
+      o.search.act_bits = {6, 7, 8};
       o.sampler.steps = 12;
     }
     o.spec.weight_bits = wbits;
