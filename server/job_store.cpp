@@ -20,6 +20,25 @@ bool is_finished(v1::Job::State s) {
   return s == v1::Job::SUCCEEDED || s == v1::Job::FAILED || s == v1::Job::CANCELLED;
 }
 
+uint64_t JobStore::version() {
+  std::lock_guard<std::mutex> lock(version_mu_);
+  return version_;
+}
+
+uint64_t JobStore::wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(version_mu_);
+  version_cv_.wait_for(lock, timeout, [&] { return version_ != seen; });
+  return version_;
+}
+
+void JobStore::changed() {
+  {
+    std::lock_guard<std::mutex> lock(version_mu_);
+    ++version_;
+  }
+  version_cv_.notify_all();
+}
+
 std::unique_ptr<JobStore> open_job_store(const std::string& url, JobStore::Options options) {
   if (url.rfind("sqlite:", 0) == 0) return std::make_unique<SqliteJobStore>(url.substr(7), options);
   if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)

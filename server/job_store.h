@@ -11,9 +11,11 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -87,9 +89,18 @@ class JobStore {
   virtual bool model_in_use(const std::string& model) = 0;
 
   // Bumped on every change (on PostgreSQL: every change through any replica); Watch waits on it.
-  virtual uint64_t version() = 0;
+  uint64_t version();
   // Waits until version() != seen or `timeout` passes; returns the version.
-  virtual uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) = 0;
+  uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout);
+
+ protected:
+  // Implementations call this after every change they make or learn of.
+  void changed();
+
+ private:
+  std::mutex version_mu_;
+  std::condition_variable version_cv_;
+  uint64_t version_ = 0;
 };
 
 // Opens the store `url` names: "sqlite:PATH" or "postgresql://..." / "postgres://..." (a libpq

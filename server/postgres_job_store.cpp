@@ -71,13 +71,6 @@ void PostgresJobStore::listen_loop() {
   }
 }
 
-void PostgresJobStore::changed() {
-  {
-    std::lock_guard<std::mutex> lock(version_mu_);
-    ++version_;
-  }
-  cv_.notify_all();
-}
 
 
 v1::Job PostgresJobStore::submit(const std::string& model, const v1::QuantizeOptions& options,
@@ -289,15 +282,6 @@ bool PostgresJobStore::model_in_use(const std::string& model) {
   return r.text(0, 0) == "t";
 }
 
-uint64_t PostgresJobStore::version() {
-  std::lock_guard<std::mutex> lock(version_mu_);
-  return version_;
-}
 
-uint64_t PostgresJobStore::wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(version_mu_);
-  cv_.wait_for(lock, timeout, [&] { return version_ != seen; });
-  return version_;
-}
 
 }  // namespace qdm::server

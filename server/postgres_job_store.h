@@ -42,20 +42,14 @@ class PostgresJobStore : public JobStore {
   int renew_leases_after_restart(double lease_seconds) override;
   std::map<v1::Job::State, int64_t> count_by_state() override;
   bool model_in_use(const std::string& model) override;
-  uint64_t version() override;
-  uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) override;
 
  private:
   void listen_loop();
-  void changed();
 
   Options options_;
   std::string url_;
   std::unique_ptr<pg::Connection> db_;  // requests, one at a time (mu_)
   std::mutex mu_;
-  std::mutex version_mu_;
-  std::condition_variable cv_;
-  uint64_t version_ = 0;
   std::atomic<bool> stop_{false};
   std::thread listener_;
 };

@@ -82,10 +82,6 @@ void SqliteJobStore::exec(const std::string& sql) {
   }
 }
 
-void SqliteJobStore::changed() {
-  ++version_;
-  cv_.notify_all();
-}
 
 std::optional<v1::Job> SqliteJobStore::load(const std::string& id, int64_t* seq, std::string* lease_id) {
   Statement s(db_, "SELECT seq, lease_id, job FROM jobs WHERE id = ?");
@@ -294,15 +290,6 @@ bool SqliteJobStore::model_in_use(const std::string& model) {
   return s.integer(0) > 0;
 }
 
-uint64_t SqliteJobStore::version() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return version_;
-}
 
-uint64_t SqliteJobStore::wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return version_ != seen; });
-  return version_;
-}
 
 }  // namespace qdm::server

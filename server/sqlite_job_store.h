@@ -33,21 +33,16 @@ class SqliteJobStore : public JobStore {
   int renew_leases_after_restart(double lease_seconds) override;
   std::map<v1::Job::State, int64_t> count_by_state() override;
   bool model_in_use(const std::string& model) override;
-  uint64_t version() override;
-  uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout) override;
 
  private:
   void exec(const std::string& sql);
   std::optional<v1::Job> load(const std::string& id, int64_t* seq = nullptr, std::string* lease_id = nullptr);
   void update(const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms);
   void fill_queue_position(v1::Job& job, int64_t seq);
-  void changed();
 
   Options options_;
   sqlite3* db_ = nullptr;
   std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t version_ = 0;
 };
 
 }  // namespace qdm::server
