@@ -19,7 +19,15 @@ size_t parameter_bytes(torch::nn::Module& m) {
   return bytes;
 }
 
-// The plan as a noise predictor: timesteps map to their schedule index as artifact_denoiser's do.
+// QDM_EXECUTION_PLAN=0 runs artifacts on the per-layer integer kernels inside LibTorch's graph
+// instead (for comparisons and bisection).
+bool use_execution_plan() {
+  const char* env = std::getenv("QDM_EXECUTION_PLAN");
+  return !(env && std::string(env) == "0");
+}
+
+}  // namespace
+
 ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vector<int>& timesteps, bool per_step) {
   std::unordered_map<int, int> index;
   for (size_t i = 0; i < timesteps.size(); ++i) index[timesteps[i]] = static_cast<int>(i);
@@ -35,15 +43,6 @@ ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vect
     return out;
   };
 }
-
-// QDM_EXECUTION_PLAN=0 runs artifacts on the per-layer integer kernels inside LibTorch's graph
-// instead (for comparisons and bisection).
-bool use_execution_plan() {
-  const char* env = std::getenv("QDM_EXECUTION_PLAN");
-  return !(env && std::string(env) == "0");
-}
-
-}  // namespace
 
 KernelMode parse_kernel_mode(const std::string& name) {
   if (name == "int") return KernelMode::kInt;

@@ -14,6 +14,11 @@
 
 namespace qdm {
 
+// An execution plan as a noise predictor: each timestep maps to its index in `timesteps` (the
+// plan's table entry), as artifact_denoiser does; with `per_step` tables a timestep outside
+// them is an error.
+ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vector<int>& timesteps, bool per_step);
+
 // How a quantized artifact runs: integer kernels (default) or the fake-quant simulation.
 enum class KernelMode { kInt, kSim };
 KernelMode parse_kernel_mode(const std::string& name);  // "int" | "sim"

@@ -13,7 +13,7 @@
 #include "engine/job/reference_images.h"
 #include "engine/kernels/qgemm.h"
 #include "engine/quant/quality.h"
-#include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/sampling/pipeline.h"
 #include "format/png.h"
 
@@ -56,18 +56,8 @@ at::Tensor sample_candidate(const DiffusionModel& model, const QuantizerBank& ba
   if (!ExecutionPlan::unsupported(q).empty())
     return sample_images(schedule, [&](const at::Tensor& x, int t, int step, const at::Tensor& labels) { return q.forward(x, t, step, labels); },
                          model.config.in_channels, model.config.sample_size, req);
-  ExecutionPlan plan(q, best_isa());
-  return sample_images(
-      schedule,
-      [&](const at::Tensor& x, int t, int step, const at::Tensor& labels) {
-        const at::Tensor in = x.to(at::kFloat).contiguous();
-        at::Tensor out = at::empty_like(in);
-        const at::Tensor l = labels.defined() ? labels.to(at::kLong).contiguous() : at::Tensor();
-        plan.run(in.data_ptr<float>(), static_cast<int>(in.size(0)), t, step, l.defined() ? l.data_ptr<int64_t>() : nullptr,
-                 out.data_ptr<float>());
-        return out;
-      },
-      model.config.in_channels, model.config.sample_size, req);
+  return sample_images(schedule, plan_denoiser(std::make_shared<ExecutionPlan>(q, best_isa()), c.timesteps, true),
+                       model.config.in_channels, model.config.sample_size, req);
 }
 
 struct State {
