@@ -67,6 +67,15 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--bitops-cap", s.bitops_cap, "tmpq: BitOPs at most this times the all-6-bit model's")->capture_default_str();
   cmd->add_option("--ms-cap", s.ms_cap, "tmpq: measured ms per image (all steps, batch 1) at most this (0: none)")->capture_default_str();
   cmd->add_option("--search-state", s.state_dir, "tmpq: save each generation here; a rerun resumes");
+  // vq (VQDM): additive vector quantization of the weights.
+  VqOptions& v = a->recipe.vq;
+  cmd->add_option("--codebooks", v.codebooks, "vq: codebooks M per group (about M * B / group bits per weight)")->capture_default_str();
+  cmd->add_option("--codebook-bits", v.codebook_bits, "vq: B, each codebook has 2^B vectors")->capture_default_str();
+  cmd->add_option("--group", v.group, "vq: input values per group (input channels at one kernel position)")->capture_default_str();
+  cmd->add_option("--beam", v.beam, "vq: beam width of the code search")->capture_default_str();
+  cmd->add_option("--vq-rounds", v.max_rounds, "vq: beam search + Adam rounds per layer at most")->capture_default_str();
+  cmd->add_option("--vq-adam-steps", v.adam_steps, "vq: Adam steps on codebooks and scales per round")->capture_default_str();
+  cmd->add_option("--vq-stride", v.step_stride, "vq: X^T X from every k-th calibration step")->capture_default_str();
   cmd->add_option("--cache-dir", a->cache_dir, "Kernel latency tables and search reference images kept between runs");
   cmd->callback([a] {
     set_compute_threads();

@@ -28,6 +28,7 @@ void add_submit_command(CLI::App& app) {
     double mutation_prob = 0, bitops_cap = 0, ms_cap = 0;
     uint64_t search_seed = 0;
     std::vector<int> search_wbits, search_abits;
+    int codebooks = 0, codebook_bits = 0, group = 0, vq_rounds = 0;
     std::vector<std::string> keep_fp;
     bool watch = false;
   };
@@ -62,6 +63,10 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--final-images", a->final_images, fmt::format("tmpq: images for the final FID ranking (default {})", d.recipe.search.final_images));
   cmd->add_option("--bitops-cap", a->bitops_cap, "tmpq: BitOPs cap, x the all-6-bit model's (default 1)");
   cmd->add_option("--ms-cap", a->ms_cap, "tmpq: measured ms per image cap (default none)");
+  cmd->add_option("--codebooks", a->codebooks, fmt::format("vq: codebooks per group (default {})", d.recipe.vq.codebooks));
+  cmd->add_option("--codebook-bits", a->codebook_bits, fmt::format("vq: bits per codebook index (default {})", d.recipe.vq.codebook_bits));
+  cmd->add_option("--group", a->group, fmt::format("vq: input values per group (default {})", d.recipe.vq.group));
+  cmd->add_option("--vq-rounds", a->vq_rounds, fmt::format("vq: rounds per layer at most (default {})", d.recipe.vq.max_rounds));
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32");
   cmd->add_option("--idempotency-key", a->key, "Retrying with the same key returns the same job");
   cmd->add_flag("--watch", a->watch, "Follow the job until it finishes");
@@ -94,6 +99,13 @@ void add_submit_command(CLI::App& app) {
       s->set_ms_cap(a->ms_cap);
     } else {
       o->mutable_sampler()->set_steps(a->steps);
+    }
+    if (a->recipe == "vq") {
+      auto* v = o->mutable_vq();
+      v->set_codebooks(a->codebooks);
+      v->set_codebook_bits(a->codebook_bits);
+      v->set_group(a->group);
+      v->set_max_rounds(a->vq_rounds);
     }
     if (a->sampler == "ddpm") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDPM);
     else if (a->sampler == "ddim") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDIM);

@@ -33,6 +33,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--min-snr", o->min_snr_gamma, "Min-SNR-gamma loss weighting (0: off; 5 is the paper's)")->capture_default_str();
   cmd->add_option("--label-dropout", o->label_dropout, "Class-conditional models: fraction of labels trained as the null class")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
+  cmd->add_option("--class-lr-scale", o->class_lr_scale,
+                  "Class-conditional models: the class embedding's learning rate as a multiple of --lr")
+      ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--init", o->init_from, "Warm start from this model folder's weights (new class-embedding parameters start at zero)");
   auto conditional = std::make_shared<bool>(false);
   cmd->add_flag("--conditional", *conditional, "Shipped shape, class-conditional: 10 Fashion-MNIST classes and a null class (label 10) for guidance");

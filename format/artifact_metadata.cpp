@@ -6,8 +6,12 @@ namespace qdm {
 
 nlohmann::json ArtifactInfo::to_json() const {
   nlohmann::json layer_list = nlohmann::json::array();
-  for (const auto& l : layers)
-    layer_list.push_back({{"name", l.name}, {"weight_bits", l.weight_bits}, {"act_bits", l.act_bits}, {"act_entries", l.act_entries}});
+  for (const auto& l : layers) {
+    nlohmann::json e = {{"name", l.name}, {"weight_bits", l.weight_bits}, {"act_bits", l.act_bits}, {"act_entries", l.act_entries}};
+    if (l.vector_quantized())
+      e["vq"] = {{"codebooks", l.vq_codebooks}, {"codebook_bits", l.vq_codebook_bits}, {"group", l.vq_group}};
+    layer_list.push_back(e);
+  }
   nlohmann::json j = {{"format", "qdm-artifact"},
                       {"format_version", kArtifactFormatVersion},
                       {"unet_config", config.to_json()},
@@ -46,9 +50,19 @@ ArtifactInfo ArtifactInfo::from_json(const nlohmann::json& j) {
     a.report = j.contains("report") ? j["report"] : nlohmann::json();
     if (a.report.is_object() && a.report.empty()) a.report = nullptr;
     a.spec = QuantSpec::from_json(j.at("spec"));
-    for (const auto& l : j.value("layers", nlohmann::json::array()))
-      a.layers.push_back({l.at("name").get<std::string>(), l.at("weight_bits").get<int>(), l.at("act_bits").get<int>(),
-                          l.at("act_entries").get<int>()});
+    for (const auto& l : j.value("layers", nlohmann::json::array())) {
+      ArtifactLayer e{l.at("name").get<std::string>(), l.at("weight_bits").get<int>(), l.at("act_bits").get<int>(),
+                      l.at("act_entries").get<int>()};
+      if (l.contains("vq")) {
+        const auto& v = l.at("vq");
+        e.vq_codebooks = v.at("codebooks").get<int>();
+        e.vq_codebook_bits = v.at("codebook_bits").get<int>();
+        e.vq_group = v.at("group").get<int>();
+        if (e.vq_codebooks < 1 || e.vq_codebooks > 8 || e.vq_codebook_bits < 1 || e.vq_codebook_bits > 8 || e.vq_group < 1)
+          throw ArtifactError("layer '" + e.name + "': vq codebooks must be 1..8, codebook_bits 1..8, group >= 1");
+      }
+      a.layers.push_back(e);
+    }
     a.kept_fp = j.value("kept_fp", std::vector<std::string>{});
     a.attention_quantized = j.value("attention_quantized", 0);
     a.temporal_cache = j.value("temporal_cache", false);

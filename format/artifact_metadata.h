@@ -31,6 +31,10 @@ struct ArtifactLayer {
   int weight_bits = 0;
   int act_bits = 0;     // 0: fp32 input
   int act_entries = 0;  // activation table entries (1, or one per step)
+  // Recipe vq: the layer's weights as additive-quantization codes (tensors <layer>.vq_codes,
+  // .vq_codebooks, .vq_scales instead of .qweight/.wscale/.wzero); codebooks 0: scalar.
+  int vq_codebooks = 0, vq_codebook_bits = 0, vq_group = 0;
+  bool vector_quantized() const { return vq_codebooks > 0; }
 };
 
 struct ArtifactInfo {

@@ -55,7 +55,26 @@ nlohmann::json RecipeOptions::to_json() const {
           {"adaround_lambda", recon.lambda},
           {"lsq_lr", recon.act_lr}};
   j.update(sampler.to_json());
+  if (recipe == "vq") j["vq"] = vq.to_json();
   return j;
+}
+
+nlohmann::json VqOptions::to_json() const {
+  return {{"codebooks", codebooks}, {"codebook_bits", codebook_bits}, {"group", group},
+          {"beam", beam},           {"adam_steps", adam_steps},       {"lr", lr},
+          {"max_rounds", max_rounds}, {"min_gain", min_gain},       {"step_stride", step_stride},
+          {"seed", seed},           {"nominal_bits", nominal_bits()}};
+}
+
+void VqOptions::validate() const {
+  if (codebooks < 1 || codebooks > 8) throw std::invalid_argument("vq codebooks must be in [1, 8]");
+  if (codebook_bits < 1 || codebook_bits > 8)
+    throw std::invalid_argument("vq codebook_bits must be in [1, 8] (codes are stored as bytes)");
+  if (group != 4 && group != 8 && group != 16) throw std::invalid_argument("vq group must be 4, 8 or 16");
+  if (beam < 1 || beam > 64) throw std::invalid_argument("vq beam must be in [1, 64]");
+  if (adam_steps < 0 || max_rounds < 0 || step_stride < 1)
+    throw std::invalid_argument("vq adam_steps and max_rounds must be >= 0, step_stride >= 1");
+  if (!(lr > 0) || !(min_gain >= 0)) throw std::invalid_argument("vq lr must be > 0 and min_gain >= 0");
 }
 
 nlohmann::json SearchOptions::to_json() const {
@@ -118,6 +137,10 @@ void RecipeOptions::validate() const {
   if (calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
   if (recipe == "tmpq") search.validate();
+  if (recipe == "vq") {
+    vq.validate();
+    if (spec.act_bits != 0 && spec.act_bits != 8) throw std::invalid_argument("recipe vq runs with act_bits 8 or 32 (fp32)");
+  }
 }
 
 }  // namespace qdm

@@ -79,6 +79,27 @@ struct SearchOptions {
   void validate() const;
 };
 
+// VQDM (recipe "vq"): additive vector quantization of the weights (AQLM). Each group of `group`
+// input values of an output channel (a conv's `group` input channels at one kernel position) is
+// scale[channel] * (C_1[k_1] + ... + C_M[k_M]), M = codebooks, each of 2^codebook_bits vectors,
+// per layer, on an integer grid whose sums are int8. A layer is vector-quantized only where its
+// codes plus codebooks take fewer bytes than scalar weights at the spec's weight_bits; the
+// others (small layers, kept layers) are scalar. See ../shared/methods.md.
+struct VqOptions {
+  int codebooks = 3, codebook_bits = 8, group = 8;
+  int beam = 8;
+  int adam_steps = 100;    // Adam steps on codebooks and scales per round
+  double lr = 1e-3;
+  int max_rounds = 10;     // beam search + Adam rounds per layer at most ...
+  double min_gain = 0.01;  // ... stopping when a round gains less than this (relative)
+  int step_stride = 5;     // X^T X from every k-th step of the calibration trajectories
+  uint64_t seed = 0;
+
+  double nominal_bits() const { return static_cast<double>(codebooks) * codebook_bits / group; }
+  nlohmann::json to_json() const;
+  void validate() const;
+};
+
 // The TMPQ-DM timestep groups for T training steps and n groups, ascending [lo, hi): boundaries
 // (linspace(0, sqrt(0.8 T), n))^2 without the first point, the last group [0.8 T, T).
 std::vector<std::pair<int, int>> timestep_groups(int T, int n);
@@ -93,6 +114,7 @@ struct RecipeOptions {
   ReconOptions recon;         // qdiffusion / tfmq reconstruction settings
   int recon_step_stride = 5;  // weight reconstruction uses every k-th step of the calibration data
   SearchOptions search;       // tmpq
+  VqOptions vq;               // vq
 
   nlohmann::json to_json() const;
   // Throws std::invalid_argument naming the option: an unknown recipe, bits, counts.

@@ -17,6 +17,11 @@ const std::vector<RecipeInfo>& recipes() {
        "TMPQ-DM: the sampling timesteps (one per non-uniform group) and each layer's weight and activation bits searched "
        "together by evolution, image quality under a BitOPs or measured-time budget",
        true},
+      {"vq",
+       "VQDM: additive vector quantization of the weights (M codebooks of 2^B vectors per group of 8 inputs, about "
+       "M*B/8 bits), layer by layer on X^T X from the model's trajectories; TFMQ-DM's cached temporal features and "
+       "per-step activation tables",
+       true},
   };
   return all;
 }

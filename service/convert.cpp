@@ -99,6 +99,18 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
     if (s.ms_cap() != 0) d.ms_cap = s.ms_cap();
     r.sampler.steps = d.base_steps;
   }
+  if (r.recipe == "vq") {
+    const auto& s = o.vq();
+    VqOptions& d = r.vq;
+    if (s.codebooks() > 0) d.codebooks = s.codebooks();
+    if (s.codebook_bits() > 0) d.codebook_bits = s.codebook_bits();
+    if (s.group() > 0) d.group = s.group();
+    if (s.beam() > 0) d.beam = s.beam();
+    if (s.max_rounds() > 0) d.max_rounds = s.max_rounds();
+    if (s.adam_steps() > 0) d.adam_steps = s.adam_steps();
+    if (s.step_stride() > 0) d.step_stride = s.step_stride();
+    if (s.seed() != 0) d.seed = s.seed();
+  }
   r.validate();
   j.report_samples = o.report_samples();
   return j;

@@ -62,6 +62,11 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
                    std::to_string(limits.max_report_samples) + ", base_steps " + std::to_string(limits.max_steps) + ")");
   if (!std::isfinite(s.mutation_prob()) || !std::isfinite(s.bitops_cap()) || !std::isfinite(s.ms_cap()))
     return invalid("options.search: mutation_prob, bitops_cap and ms_cap must be finite numbers");
+  const auto& v = o.vq();
+  if (v.max_rounds() < 0 || v.max_rounds() > 100 || v.adam_steps() < 0 || v.adam_steps() > limits.max_iters ||
+      v.step_stride() < 0 || v.step_stride() > limits.max_steps)
+    return invalid("options.vq: max_rounds must be 0..100, adam_steps 0.." + std::to_string(limits.max_iters) +
+                   ", step_stride 0.." + std::to_string(limits.max_steps) + " (0: the default)");
   for (const auto& k : o.keep_fp())
     if (k.empty() || k.size() > 256) return invalid("options.keep_fp entries must be 1 to 256 characters");
   try {

@@ -60,6 +60,12 @@ class PlanVsSim : public ::testing::Test {
       o.search.act_bits = {6, 7, 8};
       o.sampler.steps = 12;
     }
+    if (recipe == "vq") {  // codebooks small enough to pay on these layers
+      o.vq.codebooks = 2;
+      o.vq.codebook_bits = 4;
+      o.vq.max_rounds = 2;
+      o.vq.adam_steps = 10;
+    }
     o.spec.weight_bits = wbits;
     o.sampler.steps = 6;
     o.calib_samples = 4;
@@ -145,9 +151,18 @@ TEST_F(PlanVsSim, OneImageSplitsChannelsAcrossThreads) {
   for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, false, 1), std::string("one image ") + isa_name(isa));
 }
 
+TEST_F(PlanVsSim, VectorQuantizedArtifactsOnEveryKernelPath) {
+  make_model(false);
+  LoadedArtifact a = quantize("vq", 4);
+  int vq_layers = 0;
+  for (const auto& l : a.model->layers) vq_layers += l->vq != nullptr;
+  EXPECT_GT(vq_layers, 3);
+  for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, false), std::string("vq ") + isa_name(isa));
+}
+
 TEST_F(PlanVsSim, ClassConditionalModels) {
   make_model(true);
-  for (const std::string recipe : {"tfmq", "tfmq+cache"}) {
+  for (const std::string recipe : {"tfmq", "tfmq+cache", "vq"}) {
     LoadedArtifact a = quantize(recipe, 4);
     for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, true), recipe + " " + isa_name(isa));
   }

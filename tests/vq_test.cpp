@@ -4,7 +4,19 @@
 
 #include <ATen/ATen.h>
 
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "engine/artifact/artifact.h"
+#include "engine/model/model_folder.h"
+#include "engine/quant/recipe.h"
 #include "engine/quant/vq/additive_quantizer.h"
+#include "engine/quant/vq/layer_moments.h"
+#include "engine/quant/vq/vq_layer.h"
+#include "engine/quant/vq/vq_recipe.h"
+#include "engine/runtime/loaded_model.h"
+#include "tests/test_models.h"
 
 namespace qdm::vq {
 namespace {
@@ -95,6 +107,143 @@ TEST(AdditiveQuantizer, RefusesShapesThatDoNotFit) {
   EXPECT_THROW(quantize(w, h, o), std::invalid_argument);  // 12 columns, groups of 8
   o.group = 4;
   EXPECT_THROW(quantize(w, at::eye(8), o), std::invalid_argument);
+}
+
+// The objective on H from InputMoments is the layer's output error: count * tr(dW H dW^T)
+// equals || conv(x, dW) ||^2 summed over every output, so the group order of weights and
+// unfolded inputs agree (padding and stride included).
+TEST(LayerMoments, ObjectiveIsTheConvOutputError) {
+  at::Generator gen = at::detail::createCPUGenerator(5);
+  for (int stride : {1, 2}) {
+    const at::Tensor x = at::randn({3, 8, 7, 6}, gen);
+    const at::Tensor dw = at::randn({5, 8, 3, 3}, gen);
+    InputMoments m(8 * 9, {3, stride, 1});
+    m.add(x.narrow(0, 0, 2));
+    m.add(x.narrow(0, 2, 1));
+    const at::Tensor rows = to_group_order(dw);
+    EXPECT_TRUE(at::equal(from_group_order(rows, dw.sizes()), dw));
+    EXPECT_TRUE(at::equal(rows.reshape({5, 3, 3, 8})[2][1][0], dw[2].select(1, 1).select(1, 0)));  // (ky, kx, c) order
+    const double direct = at::conv2d(x, dw, {}, {stride, stride}, {1, 1}).pow(2).sum().item<double>();
+    const double via_h = static_cast<double>(m.count()) * (at::matmul(rows, m.h()) * rows).sum().item<double>();
+    EXPECT_NEAR(via_h, direct, 1e-4 * direct) << "stride " << stride;
+  }
+  InputMoments lin(6, {0, 1, 0});
+  const at::Tensor x = at::randn({4, 3, 6}, gen), dw = at::randn({2, 6}, gen);
+  lin.add(x);
+  EXPECT_EQ(lin.count(), 12);
+  const double direct = at::linear(x, dw).pow(2).sum().item<double>();
+  EXPECT_NEAR(12.0 * (at::matmul(dw, lin.h()) * dw).sum().item<double>(), direct, 1e-4 * direct);
+  EXPECT_THROW(InputMoments(6, {0, 1, 0}).h(), std::logic_error);
+  EXPECT_THROW(lin.add(at::randn({2, 5})), std::invalid_argument);
+}
+
+TEST(VqLayer, ArtifactTensorsRoundTripAndBadOnesAreRefused) {
+  at::Generator gen = at::detail::createCPUGenerator(9);
+  const at::Tensor w = at::randn({6, 16}, gen), h = second_moment(16, 10);
+  AqOptions o;
+  o.codebooks = 2, o.codebook_bits = 3, o.max_rounds = 2, o.adam_steps = 10;
+  AqCodes q = quantize(w, h, o);
+  to_integer_codebooks(w, h, q, 4);
+  TensorMap t;
+  add_tensors(t, "l", q);
+  const AqCodes back = from_tensors(t["l.vq_codes"], t["l.vq_codebooks"], t["l.vq_scales"], 2, 3, 8, 6, 16);
+  EXPECT_TRUE(at::equal(back.codes, q.codes));
+  EXPECT_TRUE(at::equal(back.codebooks, q.codebooks));
+  EXPECT_TRUE(at::equal(decode(back), decode(q)));
+  auto refused = [&](at::Tensor codes, at::Tensor books, at::Tensor scales, const std::string& says) {
+    try {
+      from_tensors(codes, books, scales, 2, 3, 8, 6, 16);
+      ADD_FAILURE() << "accepted: " << says;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  refused(t["l.vq_codes"].narrow(0, 0, 5), t["l.vq_codebooks"], t["l.vq_scales"], "vq_codes must be U8 of shape [6, 2, 2]");
+  refused(t["l.vq_codes"].clone().fill_(8), t["l.vq_codebooks"], t["l.vq_scales"], "beyond the 8 codewords");
+  refused(t["l.vq_codes"], t["l.vq_codebooks"].clone().fill_(100), t["l.vq_scales"], "exceeds 127");
+  refused(t["l.vq_codes"], t["l.vq_codebooks"].to(at::kFloat), t["l.vq_scales"], "vq_codebooks must be I8");
+  refused(t["l.vq_codes"], t["l.vq_codebooks"], t["l.vq_scales"].clone().fill_(NAN), "finite");
+}
+
+// Recipe vq on a tiny model: layers where codebooks pay are vector-quantized (the others stay
+// scalar), the report counts every byte, the artifact round-trips the codes exactly and samples
+// on the integer kernels and the simulation.
+TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
+  torch::manual_seed(41);
+  const std::string dir = testing::temp_dir("vq");
+  UNetConfig c = testing::tiny_config();
+  c.block_out_channels = {16, 32};
+  UNet2DModel unet(c);
+  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
+  const DiffusionModel model = load_model_folder(dir + "/model");
+  RecipeOptions o;
+  o.recipe = "vq";
+  o.sampler.steps = 5;
+  o.calib_samples = 4;
+  o.vq.codebooks = 2;
+  o.vq.codebook_bits = 4;
+  o.vq.max_rounds = 3;
+  o.vq.adam_steps = 20;
+  std::vector<std::string> stages;
+  QuantizeResult r = quantize_model(model, o, [&](const QuantizeProgress& p) {
+    if (stages.empty() || stages.back() != p.stage) stages.push_back(p.stage);
+    return true;
+  });
+  int vq_layers = 0;
+  int64_t bytes = 0, weights = 0;
+  for (const auto& l : r.model->layers) {
+    if (is_temporal_layer(l->name)) continue;
+    const int64_t rows = l->fp_weight().size(0), cols = l->fp_weight().numel() / rows;
+    weights += rows * cols;
+    if (l->vq) {
+      ++vq_layers;
+      EXPECT_LT(vq_layer_bytes(rows, cols, o.vq), scalar_layer_bytes(rows, cols, o.spec.weight_bits)) << l->name;
+      bytes += vq_layer_bytes(rows, cols, o.vq);
+      // The decode lies on the int8 grid the kernels read.
+      EXPECT_TRUE(at::equal(fake_quant(l->fake_weight, l->weight_params), l->fake_weight)) << l->name;
+    } else {
+      bytes += scalar_layer_bytes(rows, cols, l->weight_bits);
+    }
+  }
+  EXPECT_GE(vq_layers, 4);
+  const auto& rep = r.report["vq"];
+  EXPECT_EQ(rep["vq_layers"].get<int>(), vq_layers);
+  EXPECT_EQ(rep["weight_bytes"].get<int64_t>(), bytes);
+  EXPECT_NEAR(rep["bits_per_weight"].get<double>(), 8.0 * bytes / weights, 1e-9);
+  EXPECT_DOUBLE_EQ(rep["nominal_bits"].get<double>(), 1.0);
+  for (const auto& l : rep["layers"]) EXPECT_LT(l["relative_error"].get<double>(), 1.0) << l.dump();
+  EXPECT_NE(std::find_if(stages.begin(), stages.end(), [](const std::string& s) { return s.rfind("vq: ", 0) == 0; }), stages.end());
+
+  ArtifactInfo info;
+  info.config = model.config;
+  info.scheduler = model.scheduler;
+  info.sampler = r.sampler;
+  info.timesteps = r.timesteps;
+  save_artifact(dir + "/a.safetensors", *r.model, info);
+  LoadedArtifact a = load_artifact(dir + "/a.safetensors");
+  int listed = 0;
+  for (const auto& e : a.info.layers) listed += e.vector_quantized();
+  EXPECT_EQ(listed, vq_layers);
+  for (const auto& l : r.model->layers) {
+    if (!l->vq) continue;
+    auto loaded = a.model->layer(l->name);
+    ASSERT_TRUE(loaded && loaded->vq) << l->name;
+    EXPECT_TRUE(at::equal(loaded->vq->codes, l->vq->codes)) << l->name;
+    EXPECT_TRUE(at::equal(loaded->fake_weight, l->fake_weight)) << l->name;
+  }
+  torch::NoGradGuard g;
+  const at::Tensor x = torch::randn({2, 1, 8, 8});
+  EXPECT_TRUE(torch::equal(r.model->forward(x, r.timesteps[2], 2), a.model->forward(x, r.timesteps[2], 2)));
+  for (KernelMode mode : {KernelMode::kInt, KernelMode::kSim}) {
+    LoadedModel m = LoadedModel::from_artifact(dir + "/a.safetensors", mode);
+    SampleRequest req;
+    req.num_images = 2;
+    req.sampler = m.default_sampler();
+    const at::Tensor images = m.sample(req);
+    EXPECT_EQ(images.sizes(), (std::vector<int64_t>{2, 1, 8, 8}));
+    EXPECT_TRUE(at::isfinite(images).all().item<bool>());
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -2,11 +2,13 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <unordered_map>
 
 #include "engine/artifact/weight_packing.h"
+#include "engine/quant/vq/vq_layer.h"
 #include "format/safetensors.h"
 #include "engine/model_io/tensor_io.h"
 #include "format/sha256.h"
@@ -46,17 +48,26 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   for (const auto& l : model.layers) {
     if (cached && is_temporal_layer(l->name)) continue;  // replaced by the feature cache
     if (!l->weight_params.scale.defined()) throw ArtifactError("layer '" + l->name + "' has no weight quantizer");
+    const bool quant_input = l->quant_input;
+    ArtifactLayer entry{l->name, l->weight_params.bits, quant_input ? l->act.bits : 0,
+                        quant_input ? static_cast<int>(l->act.scale.size()) : 0};
+    if (quant_input) add_act_table(tensors, l->name, l->act);
+    packed_weights.insert(l->name + ".weight");
+    if (l->vq) {  // additive-quantization codes instead of scalar codes
+      vq::add_tensors(tensors, l->name, *l->vq);
+      entry.vq_codebooks = static_cast<int>(l->vq->codebooks.size(0));
+      entry.vq_codebook_bits = static_cast<int>(std::lround(std::log2(static_cast<double>(l->vq->codebooks.size(1)))));
+      entry.vq_group = l->vq->group;
+      meta.layers.push_back(entry);
+      continue;
+    }
     // fake_weight lies on the grid (nearest or learned rounding): its codes are exact.
     const at::Tensor w = l->fake_weight.defined() ? l->fake_weight : fake_quant(l->fp_weight().detach(), l->weight_params);
     const at::Tensor codes = quantize_codes(w.reshape({w.size(0), -1}), l->weight_params);
     tensors[l->name + ".qweight"] = pack_codes(codes, l->weight_params.bits);
     tensors[l->name + ".wscale"] = l->weight_params.scale.to(at::kFloat).contiguous();
     tensors[l->name + ".wzero"] = l->weight_params.zero_point.to(at::kFloat).contiguous();
-    const bool quant_input = l->quant_input;
-    if (quant_input) add_act_table(tensors, l->name, l->act);
-    packed_weights.insert(l->name + ".weight");
-    meta.layers.push_back({l->name, l->weight_params.bits, quant_input ? l->act.bits : 0,
-                           quant_input ? static_cast<int>(l->act.scale.size()) : 0});
+    meta.layers.push_back(entry);
   }
   for (const auto& a : model.attention) {
     add_act_table(tensors, a->name + ".q", a->q);
@@ -142,8 +153,21 @@ LoadedArtifact load_artifact(const std::string& path) {
     at::Tensor w = l->fp_weight();
     // Each layer's bits as the artifact lists them (mixed precision, kept layers at keep_bits).
     int bits = l->weight_bits;
+    const ArtifactLayer* listed = nullptr;
     for (const auto& entry : out.info.layers)
-      if (entry.name == l->name) bits = entry.weight_bits;
+      if (entry.name == l->name) listed = &entry, bits = entry.weight_bits;
+    if (listed && listed->vector_quantized()) {
+      try {
+        vq::install(*l, vq::from_tensors(get(l->name + ".vq_codes"), get(l->name + ".vq_codebooks"), get(l->name + ".vq_scales"),
+                                         listed->vq_codebooks, listed->vq_codebook_bits, listed->vq_group, w.size(0),
+                                         w.numel() / w.size(0)));
+      } catch (const std::invalid_argument& e) {
+        throw ArtifactError(path + ": layer '" + l->name + "': " + e.what());
+      }
+      packed_weights.insert(l->name + ".weight");
+      if (l->quant_input) load_act(l->act, l->name);
+      continue;
+    }
     l->weight_bits = bits;
     QuantParams params{get(l->name + ".wscale"), get(l->name + ".wzero"), bits};
     if (params.scale.numel() != w.size(0) || params.zero_point.numel() != w.size(0))

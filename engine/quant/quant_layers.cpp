@@ -47,6 +47,7 @@ at::Tensor QuantLayer::forward(const at::Tensor& input) {
     }
   }
   const at::Tensor x = act(input, step->step);
+  if (input_tap) input_tap(x);
   const at::Tensor w = adaround ? adaround->soft_weight() : fake_weight.defined() ? fake_weight : fp_weight();
   if (conv) return at::conv2d(x, w, conv->bias, {conv->stride, conv->stride}, {conv->padding, conv->padding});
   return at::linear(x, w, linear->bias);

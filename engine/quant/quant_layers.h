@@ -3,6 +3,7 @@
 // their own activation quantizers.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "engine/quant/act_quantizer.h"
 #include "engine/quant/adaround.h"
 #include "engine/quant/uniform_quant.h"
+#include "engine/quant/vq/additive_quantizer.h"
 
 namespace qdm {
 
@@ -45,6 +47,12 @@ class QuantLayer : public LayerOverride {
   at::Tensor fake_weight;  // on the quantization grid; the artifact packs its codes
   std::shared_ptr<AdaRound> adaround;
   std::shared_ptr<StepContext> step;
+  // Recipe vq: the weights as additive-quantization codes on integer codebooks (their decode is
+  // fake_weight; weight_params is then the 8-bit grid that decode lies on). Null: scalar.
+  std::shared_ptr<const vq::AqCodes> vq;
+  // When set, called with every input as the layer sees it (after its activation quantizer),
+  // e.g. to gather X^T X.
+  std::function<void(const at::Tensor&)> input_tap;
 };
 
 class QuantAttentionCore : public AttentionCoreOverride {

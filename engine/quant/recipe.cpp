@@ -5,6 +5,7 @@
 #include "engine/model/unet_2d.h"
 #include "engine/quant/tmpq/tmpq_recipe.h"
 #include "engine/quant/uniform_quant.h"
+#include "engine/quant/vq/vq_recipe.h"
 
 namespace qdm {
 namespace {
@@ -31,6 +32,7 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
                               const RecipeEnvironment& env) {
   o.validate();
   if (o.recipe == "tmpq") return quantize_tmpq(model, o, env, progress);
+  if (o.recipe == "vq") return quantize_vq(model, o, progress);
   auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
     if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
   };

@@ -12,7 +12,14 @@ AdamW::AdamW(std::vector<std::pair<std::string, at::Tensor>> params, Options opt
   for (const auto& [name, p] : params_) {
     m_.push_back(at::zeros_like(p));
     v_.push_back(at::zeros_like(p));
+    lr_scale_.push_back(1.0);
   }
+}
+
+void AdamW::set_lr_scale(const std::string& prefix, double scale) {
+  if (!(scale > 0)) throw std::invalid_argument("AdamW: a learning-rate scale must be positive");
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].first.rfind(prefix, 0) == 0) lr_scale_[i] = scale;
 }
 
 void AdamW::step(double lr) {
@@ -24,11 +31,12 @@ void AdamW::step(double lr) {
     at::Tensor& p = params_[i].second;
     const at::Tensor& g = p.grad();
     if (!g.defined()) continue;
-    if (options_.weight_decay > 0) p.mul_(1.0 - lr * options_.weight_decay);
+    const double lr_i = lr * lr_scale_[i];
+    if (options_.weight_decay > 0) p.mul_(1.0 - lr_i * options_.weight_decay);
     m_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
     v_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
     const at::Tensor denom = (v_[i] / bc2).sqrt_().add_(options_.eps);
-    p.addcdiv_(m_[i], denom, -lr / bc1);
+    p.addcdiv_(m_[i], denom, -lr_i / bc1);
   }
 }
 

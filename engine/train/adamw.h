@@ -22,6 +22,9 @@ class AdamW {
   AdamW(std::vector<std::pair<std::string, at::Tensor>> params, Options options);
 
   void step(double lr);  // one update from the parameters' .grad()
+  // Parameters whose names start with `prefix` step with lr * scale (e.g. a new embedding
+  // that must catch up with warm-started weights).
+  void set_lr_scale(const std::string& prefix, double scale);
   void zero_grad();
   int64_t steps() const { return step_; }
 
@@ -31,6 +34,7 @@ class AdamW {
  private:
   std::vector<std::pair<std::string, at::Tensor>> params_;
   std::vector<at::Tensor> m_, v_;
+  std::vector<double> lr_scale_;
   Options options_;
   int64_t step_ = 0;
 };

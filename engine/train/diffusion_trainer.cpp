@@ -87,6 +87,7 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
   auto params = named_params(*model);
   auto ema_params = named_params(*ema);
   AdamW opt(params, {o.lr});
+  if (conditional) opt.set_lr_scale("class_embedding.", o.class_lr_scale);
   at::Generator gen = at::detail::createCPUGenerator(o.seed + 1);
 
   int64_t step = 0;

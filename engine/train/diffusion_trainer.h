@@ -39,6 +39,9 @@ struct DiffusionTrainOptions {
   // Class-conditional configs: the fraction of labels replaced by the config's null_class,
   // which teaches the unconditional prediction classifier-free guidance needs.
   double label_dropout = 0.1;
+  // The class embedding's learning rate as a multiple of the schedule's: a zero-initialised
+  // embedding warm-started beside trained weights otherwise stays small and guidance weak.
+  double class_lr_scale = 1.0;
   // Warm start (when no checkpoint exists): weights of this model folder; parameters it lacks
   // (a class embedding added to an unconditional model) start at zero.
   std::string init_from;

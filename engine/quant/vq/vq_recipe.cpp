@@ -1,0 +1,189 @@
+#include "engine/quant/vq/vq_recipe.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <map>
+
+#include "engine/quant/uniform_quant.h"
+#include "engine/quant/vq/additive_quantizer.h"
+#include "engine/quant/vq/layer_moments.h"
+#include "engine/quant/vq/vq_layer.h"
+
+namespace qdm {
+namespace {
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The block a layer belongs to: down_blocks.i, up_blocks.i, mid_block, or the layer itself.
+std::string block_of(const std::string& name) {
+  for (const char* prefix : {"down_blocks.", "up_blocks."})
+    if (name.rfind(prefix, 0) == 0) return name.substr(0, name.find('.', std::string(prefix).size()));
+  if (name.rfind("mid_block.", 0) == 0) return "mid_block";
+  return name;
+}
+
+vq::ConvGeometry geometry(const QuantLayer& l) {
+  if (l.conv) return {l.conv->kernel, l.conv->stride, l.conv->padding};
+  return {0, 1, 0};
+}
+
+}  // namespace
+
+int64_t vq_layer_bytes(int64_t rows, int64_t cols, const VqOptions& o) {
+  const int64_t code_bytes = (o.codebook_bits + 7) / 8;
+  return rows * (cols / o.group) * o.codebooks * code_bytes + static_cast<int64_t>(o.codebooks) * (int64_t{1} << o.codebook_bits) * o.group + 4 * rows;
+}
+
+int64_t scalar_layer_bytes(int64_t rows, int64_t cols, int bits) { return (rows * cols * bits + 7) / 8 + 8 * rows; }
+
+QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
+  auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
+    if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
+  };
+  const VqOptions& v = o.vq;
+  QuantizeResult result;
+  const NoiseSchedule schedule(model.scheduler);
+  result.timesteps = sampler_timesteps(schedule, o.sampler);
+  result.sampler = o.sampler;
+  QuantSpec spec = o.spec;
+  spec.steps = static_cast<int>(result.timesteps.size());
+
+  auto t0 = std::chrono::steady_clock::now();
+  const CalibrationSet calib =
+      collect_calibration(model.unet, schedule, o.sampler, o.calib_samples, o.calib_seed, o.batch,
+                          [&](int done, int total) { report("calibration data", done, total); });
+  result.timings["calibration_data"] = since(t0);
+
+  result.model = std::make_unique<QuantizedUNet>(clone_unet(model), spec);
+  QuantizedUNet& q = *result.model;
+  for (auto& p : q.unet->parameters()) p.set_requires_grad(false);
+
+  // Scalar weights for every layer first (the layers vq leaves scalar keep them).
+  t0 = std::chrono::steady_clock::now();
+  int i = 0;
+  for (auto& layer : q.layers) {
+    layer->set_weight_quant(mse_weight_params(layer->fp_weight().detach(), layer->weight_bits));
+    report("weight ranges", ++i, static_cast<int>(q.layers.size()));
+  }
+  result.timings["weight_ranges"] = since(t0);
+  q.cache_temporal_features(model.unet, result.timesteps);  // the TIB: exact, per step (and class)
+
+  if (spec.act_bits > 0) {  // FSC: per-step tables, each step's range from an MSE search
+    t0 = std::chrono::steady_clock::now();
+    std::vector<ActQuantizer*> acts;
+    for (auto& layer : q.layers)
+      if (layer->quant_input) acts.push_back(&layer->act);
+    for (auto& a : q.attention) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
+    for (ActQuantizer* a : acts) a->mse_init = true;
+    observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
+    for (ActQuantizer* a : acts) a->finalize_per_step();
+    result.timings["activation_ranges"] = since(t0);
+  }
+  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+
+  // The layers where vector quantization pays, grouped by block in model order.
+  std::vector<std::pair<std::string, std::vector<QuantLayer*>>> blocks;
+  int64_t vq_weights = 0, total_weights = 0, vq_bytes = 0, scalar_bytes = 0;
+  for (auto& layer : q.layers) {
+    if (is_temporal_layer(layer->name)) continue;  // cached, never runs
+    const at::Tensor w = layer->fp_weight();
+    const int64_t rows = w.size(0), cols = w.numel() / rows;
+    total_weights += w.numel();
+    const int64_t channels = layer->conv ? layer->conv->in_channels : cols;
+    const bool kept = layer->weight_bits != spec.weight_bits;
+    if (kept || channels % v.group != 0 || vq_layer_bytes(rows, cols, v) >= scalar_layer_bytes(rows, cols, spec.weight_bits)) {
+      scalar_bytes += scalar_layer_bytes(rows, cols, layer->weight_bits);
+      continue;
+    }
+    const std::string block = block_of(layer->name);
+    if (blocks.empty() || blocks.back().first != block) blocks.push_back({block, {}});
+    blocks.back().second.push_back(layer.get());
+  }
+  int layers_total = 0, layers_done = 0;
+  for (const auto& b : blocks) layers_total += static_cast<int>(b.second.size());
+
+  t0 = std::chrono::steady_clock::now();
+  nlohmann::json layer_reports = nlohmann::json::array();
+  for (auto& [block, layers] : blocks) {
+    // X^T X of each layer's inputs, through the model as quantized so far.
+    std::map<QuantLayer*, vq::InputMoments> moments;
+    for (QuantLayer* l : layers) {
+      const at::Tensor w = l->fp_weight();
+      auto [it, fresh] = moments.try_emplace(l, w.numel() / w.size(0), geometry(*l));
+      vq::InputMoments* m = &it->second;
+      l->input_tap = [m](const at::Tensor& x) { m->add(x); };
+    }
+    {
+      at::NoGradGuard no_grad;
+      const int steps = static_cast<int>(calib.inputs.size());
+      for (int s = 0; s < steps; s += v.step_stride) {
+        const at::Tensor& xs = calib.inputs[static_cast<size_t>(s)];
+        for (int64_t b = 0; b < xs.size(0); b += o.batch) {
+          const int64_t n = std::min<int64_t>(o.batch, xs.size(0) - b);
+          q.forward(xs.narrow(0, b, n), calib.timesteps[static_cast<size_t>(s)], s, calib.labels_of(b, n));
+        }
+        report("vq inputs: " + block, s + 1, steps);
+      }
+    }
+    for (QuantLayer* l : layers) l->input_tap = nullptr;
+
+    for (QuantLayer* l : layers) {
+      const at::Tensor w_fp = l->fp_weight().detach();
+      const at::Tensor w = vq::to_group_order(w_fp).to(at::kFloat);
+      const at::Tensor h = moments.at(l).h();
+      vq::AqOptions ao;
+      ao.codebooks = v.codebooks;
+      ao.codebook_bits = v.codebook_bits;
+      ao.group = v.group;
+      ao.beam = v.beam;
+      ao.adam_steps = v.adam_steps;
+      ao.lr = v.lr;
+      ao.max_rounds = v.max_rounds;
+      ao.min_gain = v.min_gain;
+      ao.seed = v.seed + static_cast<uint64_t>(layers_done);
+      const double zero_obj = (at::matmul(w, h) * w).sum().item<double>();  // all-zero weights
+      const std::string stage = "vq: " + l->name;
+      vq::AqCodes codes = vq::quantize(w, h, ao, [&](int round, double objective) {
+        report(stage, layers_done, layers_total, objective / std::max(zero_obj, 1e-30));
+        return round < v.max_rounds;
+      });
+      const double float_obj = vq::objective(w, codes, h);
+      vq::to_integer_codebooks(w, h, codes, v.beam);
+      const double int_obj = vq::objective(w, codes, h);
+      const double scalar_obj = [&] {
+        const at::Tensor ws = vq::to_group_order(l->fake_weight);
+        const at::Tensor d = w - ws;
+        return (at::matmul(d, h) * d).sum().item<double>();
+      }();
+      vq::install(*l, std::move(codes));
+      const int64_t rows = w.size(0), cols = w.size(1);
+      vq_weights += rows * cols;
+      vq_bytes += vq_layer_bytes(rows, cols, v);
+      layer_reports.push_back({{"layer", l->name},
+                               {"weights", rows * cols},
+                               {"relative_error", float_obj / std::max(zero_obj, 1e-30)},
+                               {"relative_error_int8", int_obj / std::max(zero_obj, 1e-30)},
+                               {"relative_error_scalar", scalar_obj / std::max(zero_obj, 1e-30)}});
+      report(stage, ++layers_done, layers_total, int_obj / std::max(zero_obj, 1e-30));
+    }
+  }
+  result.timings["vq"] = since(t0);
+  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+
+  const int64_t bytes = vq_bytes + scalar_bytes;
+  result.report["vq"] = {
+      {"nominal_bits", v.nominal_bits()},
+      {"vq_layers", layers_total},
+      {"vq_weights", vq_weights},
+      {"weights", total_weights},
+      {"vq_bits_per_weight", vq_weights ? 8.0 * static_cast<double>(vq_bytes) / static_cast<double>(vq_weights) : 0.0},
+      {"bits_per_weight", total_weights ? 8.0 * static_cast<double>(bytes) / static_cast<double>(total_weights) : 0.0},
+      {"weight_bytes", bytes},
+      {"layers", layer_reports}};
+  return result;
+}
+
+}  // namespace qdm
