@@ -157,7 +157,18 @@ TEST_F(PlanVsSim, VectorQuantizedArtifactsOnEveryKernelPath) {
   int vq_layers = 0;
   for (const auto& l : a.model->layers) vq_layers += l->vq != nullptr;
   EXPECT_GT(vq_layers, 3);
-  for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, false), std::string("vq ") + isa_name(isa));
+  for (QGemmIsa isa : supported_isas()) {
+    expect_agreement(compare(a, isa, false), std::string("vq ") + isa_name(isa));
+    // The vq layers run on the tile-decoding ops, whose resident weights are the codes.
+    ExecutionPlan plan(*a.model, isa, 1);
+    plan.set_profiling(true);
+    const at::Tensor x = torch::randn({1, 1, 8, 8});
+    at::Tensor out = at::empty_like(x);
+    plan.run(x.data_ptr<float>(), 1, a.info.timesteps[0], 0, nullptr, out.data_ptr<float>());
+    int vq_ops = 0;
+    for (const auto& [name, ms] : plan.profile_ops()) vq_ops += name.find("[vq ") != std::string::npos;
+    EXPECT_EQ(vq_ops, vq_layers) << isa_name(isa);
+  }
 }
 
 TEST_F(PlanVsSim, ClassConditionalModels) {

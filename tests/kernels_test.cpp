@@ -1,6 +1,7 @@
 // Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
 // the dequantized output against a double-precision simulation, at awkward sizes.
 #include "engine/kernels/qgemm.h"
+#include "engine/kernels/vq_decode.h"
 
 #include <gtest/gtest.h>
 
@@ -139,6 +140,82 @@ TEST(QGemm, EnvironmentPinsTheKernelPath) {
   EXPECT_THROW(best_isa(), std::invalid_argument);
   unsetenv("QDM_KERNEL_ISA");
   EXPECT_EQ(best_isa(), supported_isas().back());
+}
+
+// Random vq weights whose codebooks' largest magnitudes sum to at most 127.
+VqWeights random_vq(std::mt19937& rng, int n, int k, int m, int bits, int group, WeightLayout layout) {
+  const size_t entries = size_t{1} << bits;
+  std::vector<uint8_t> codes(static_cast<size_t>(n) * (k / group) * m);
+  for (auto& c : codes) c = static_cast<uint8_t>(rng() % entries);
+  std::vector<int8_t> words(static_cast<size_t>(m) * entries * group);
+  const int bound = 127 / m;
+  for (auto& w : words) w = static_cast<int8_t>(static_cast<int>(rng() % (2 * bound + 1)) - bound);
+  std::vector<float> scale(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) scale[static_cast<size_t>(i)] = 0.002f * (i + 1);
+  return make_vq_weights(n, k, m, bits, group, codes, words, scale, layout);
+}
+
+// The word-at-a-time decode equals the value-at-a-time reference, including sums that wrap a
+// byte on the way (the final sums are int8); a decoded tile equals pack_weights of the same
+// weights as 8-bit codes in every layout, and the GEMM on tiles equals it on the packed matrix.
+TEST(VqDecode, EveryPathMatchesTheReferenceAndThePackedWeights) {
+  std::mt19937 rng(17);
+  struct Shape {
+    int n, k, m, bits, group;
+  };
+  for (Shape s : {Shape{1, 8, 1, 4, 8}, Shape{5, 24, 3, 8, 8}, Shape{17, 72, 2, 6, 8}, Shape{33, 144, 4, 5, 16},
+                  Shape{7, 36, 3, 3, 4}, Shape{64, 576, 3, 8, 8}}) {
+    for (WeightLayout layout : {WeightLayout::kRows, WeightLayout::kPanels16}) {
+      const VqWeights w = random_vq(rng, s.n, s.k, s.m, s.bits, s.group, layout);
+      std::vector<int8_t> fast(static_cast<size_t>(s.n) * s.k), ref(fast.size());
+      vq_decode_rows(w, 0, s.n, fast.data(), static_cast<size_t>(s.k));
+      vq_decode_rows_reference(w, 0, s.n, ref.data(), static_cast<size_t>(s.k));
+      ASSERT_EQ(fast, ref) << s.n << "x" << s.k;
+      std::vector<uint8_t> codes(ref.size());
+      for (size_t i = 0; i < ref.size(); ++i) codes[i] = static_cast<uint8_t>(ref[i] + 128);
+      std::vector<float> zero(static_cast<size_t>(s.n), 128.0f);
+      const PackedWeights packed = pack_weights(codes.data(), s.n, s.k, 8, w.scale.data(), zero.data(), layout);
+      EXPECT_EQ(packed.col_sum, w.columns.col_sum);
+      EXPECT_EQ(packed.zero, w.columns.zero);
+      for (int n0 : {0, s.n / 2}) {  // a tile that starts mid-matrix
+        PackedWeights tile;
+        vq_decode_tile(w, n0, s.n, tile);
+        for (int r = n0; r < s.n; ++r)
+          for (int c = 0; c < s.k; ++c) ASSERT_EQ(tile.weight(r - n0, c), packed.weight(r, c)) << r << "," << c;
+        for (QGemmIsa isa : supported_isas()) {
+          if (layout_for(isa) != layout && isa != QGemmIsa::kScalar) continue;
+          const int m = 3;
+          std::vector<uint8_t> a(static_cast<size_t>(m) * packed.k_padded);
+          for (auto& v : a) v = static_cast<uint8_t>(rng() % 256);
+          std::vector<int32_t> full(static_cast<size_t>(m) * s.n), part(static_cast<size_t>(m) * (s.n - n0));
+          PackedWeights packed_isa = pack_weights(codes.data(), s.n, s.k, 8, w.scale.data(), zero.data(), layout_for(isa));
+          qgemm_s32(isa, a.data(), m, packed_isa, full.data());
+          PackedWeights tile_isa;
+          VqWeights wi = w;
+          wi.columns.layout = layout_for(isa);
+          vq_decode_tile(wi, n0, s.n, tile_isa);
+          qgemm_s32(isa, a.data(), m, tile_isa, part.data());
+          for (int r = 0; r < m; ++r)
+            for (int j = n0; j < s.n; ++j)
+              ASSERT_EQ(part[static_cast<size_t>(r) * (s.n - n0) + (j - n0)], full[static_cast<size_t>(r) * s.n + j]) << isa_name(isa);
+        }
+      }
+    }
+  }
+}
+
+TEST(VqDecode, RefusesWeightsThatCanLeaveInt8) {
+  std::vector<int8_t> words(2 * 16 * 8, 0);
+  words[0] = 100;
+  words[16 * 8] = -28;  // 100 + 28 = 128 > 127
+  EXPECT_THROW(make_vq_weights(1, 8, 2, 4, 8, std::vector<uint8_t>(2, 0), words, {1.0f}, WeightLayout::kRows),
+               std::invalid_argument);
+  words[16 * 8] = -27;
+  EXPECT_NO_THROW(make_vq_weights(1, 8, 2, 4, 8, std::vector<uint8_t>(2, 0), words, {1.0f}, WeightLayout::kRows));
+  EXPECT_THROW(make_vq_weights(1, 8, 2, 4, 8, std::vector<uint8_t>{0, 16}, words, {1.0f}, WeightLayout::kRows),
+               std::invalid_argument);  // a code beyond its 16 entries
+  EXPECT_THROW(make_vq_weights(1, 12, 2, 4, 8, std::vector<uint8_t>(2, 0), words, {1.0f}, WeightLayout::kRows),
+               std::invalid_argument);  // k not a multiple of the group
 }
 
 }  // namespace

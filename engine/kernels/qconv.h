@@ -66,8 +66,10 @@ void qconv_set_table(QConvPlan& plan, ActQuant q);
 // Output pixels [r0, r0 + rows) of one image (its padded codes) for every output channel.
 void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out);
 // The same pixels written channels-last: row r0 + i at out + (r0 + i) * ld, output channels
-// [n0, n1) (multiples of 4 but for the end) at their column.
+// [n0, n1) (multiples of 4 but for the end) at their column. With `tile`, the weight rows of
+// channels n0..n1 are read from there (row n at tile + (n - n0) * k_padded: int8, e.g. decoded
+// vq weights) instead of the plan's weights, which then only supply the epilogue's terms.
 void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0 = 0,
-                       int n1 = -1);
+                       int n1 = -1, const int8_t* tile = nullptr);
 
 }  // namespace qdm

@@ -202,7 +202,7 @@ namespace {
 
 // Output pixel m of channel n lands at out + n * channel_stride + (m - origin).
 void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out,
-                       size_t channel_stride, int origin, int n_begin, int n_end) {
+                       size_t channel_stride, int origin, int n_begin, int n_end, const int8_t* tile = nullptr) {
   const QConvShape& s = plan.shape;
   const PackedWeights& w = *plan.weights;
   const float* bias = plan.bias;
@@ -244,7 +244,9 @@ void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int
       const int nc = std::min(kChannels, n_end - n0);
       const int8_t* wrows[kChannels];
       const size_t row_bytes = plan.nibbles ? w.row_bytes() : static_cast<size_t>(w.k_padded);
-      for (int j = 0; j < kChannels; ++j) wrows[j] = w8 + static_cast<size_t>(n0 + std::min(j, nc - 1)) * row_bytes;
+      for (int j = 0; j < kChannels; ++j)
+        wrows[j] = tile ? tile + static_cast<size_t>(n0 - n_begin + std::min(j, nc - 1)) * static_cast<size_t>(w.k_padded)
+                        : w8 + static_cast<size_t>(n0 + std::min(j, nc - 1)) * row_bytes;
       __m512i acc[kVectors][kChannels];
       // Channel j of the block from acc[.][slot]: zero-point corrections, scales, bias, NCHW row.
       auto store = [&](int j, int slot) {
@@ -285,7 +287,7 @@ void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows
 }
 
 void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0,
-                       int n1) {
+                       int n1, const int8_t* weight_tile) {
   const int n = plan.weights->n;
   if (n1 < 0 || n1 > n) n1 = n;
   thread_local std::vector<float> tile;
@@ -293,7 +295,7 @@ void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int
   for (int b0 = r0; b0 < r0 + rows; b0 += kBlockPixels) {
     const int count = std::min(kBlockPixels, r0 + rows - b0);
     // Channel-major tile of this block (pixel m of channel j at tile[j * 64 + m - b0]) ...
-    qconv_pixels_impl(plan, padded, b0, count, tile.data(), kBlockPixels, b0, n0, n1);
+    qconv_pixels_impl(plan, padded, b0, count, tile.data(), kBlockPixels, b0, n0, n1, weight_tile);
     // ... transposed into channels-last rows, 16 channels x 16 pixels at a time in registers.
     int j = n0;
     for (; j + 16 <= n1; j += 16)

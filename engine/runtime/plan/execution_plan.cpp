@@ -1,6 +1,7 @@
 #include "engine/runtime/plan/execution_plan.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -164,6 +165,26 @@ class PlanBuilder {
     p_.weight_bytes_ += p.bytes();
     return p;
   }
+  // Additive-quantization codes as the kernels decode them (K in (ky, kx, c) order already).
+  std::shared_ptr<const VqWeights> vq_weights(const QuantLayer& l, bool lanes) {
+    const vq::AqCodes& q = *l.vq;
+    const at::Tensor codes = q.codes.to(at::kByte).contiguous();
+    const at::Tensor words = q.codebooks.round().to(at::kChar).contiguous();
+    const at::Tensor scale = q.scales.to(at::kFloat).contiguous();
+    auto w = std::make_shared<VqWeights>(make_vq_weights(
+        static_cast<int>(q.codes.size(0)), static_cast<int>(q.codes.size(1) * q.group), static_cast<int>(q.codes.size(2)),
+        static_cast<int>(std::lround(std::log2(static_cast<double>(q.codebooks.size(1))))), q.group,
+        std::vector<uint8_t>(codes.data_ptr<uint8_t>(), codes.data_ptr<uint8_t>() + codes.numel()),
+        std::vector<int8_t>(words.data_ptr<int8_t>(), words.data_ptr<int8_t>() + words.numel()), to_vector(scale),
+        lanes ? WeightLayout::kRows : layout_for(p_.isa_)));
+    p_.weight_bytes_ += w->bytes();
+    return w;
+  }
+  std::unique_ptr<plan::Op> conv_op(const QuantLayer& l, Conv2dLayerImpl* c, const CodesTarget& target, bool lanes, Value out,
+                                    Epilogue e) {
+    if (l.vq) return plan::vq_conv_op(target, c->kernel, c->stride, vq_weights(l, lanes), bias_of(c->bias), p_.isa_, lanes, out, e);
+    return plan::int_conv_op(target, c->kernel, c->stride, pack(l, true, lanes), bias_of(c->bias), p_.isa_, lanes, out, e);
+  }
   std::vector<float> bias_of(const at::Tensor& b) {
     p_.weight_bytes_ += static_cast<size_t>(b.numel()) * 4;
     return to_vector(b);
@@ -177,9 +198,7 @@ class PlanBuilder {
       const int h = upsample ? in.h * 2 : in.h, w = upsample ? in.w * 2 : in.w;
       const CodesTarget target = codes(h, w, in.c, c->padding, l);
       emit(plan::quantize_op(in, upsample, target), name + " input");
-      const bool lanes = qconv_available(p_.isa_, in.c);
-      emit(plan::int_conv_op(target, c->kernel, c->stride, pack(l, true, lanes), bias_of(c->bias), p_.isa_, lanes, out, e),
-           name);
+      emit(conv_op(l, c, target, qconv_available(p_.isa_, in.c), out, e), name);
       return out;
     }
     if (upsample) {
@@ -204,9 +223,7 @@ class PlanBuilder {
       emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, {},
                                target),
            norm_name);
-      const bool lanes = qconv_available(p_.isa_, in.c);
-      emit(plan::int_conv_op(target, c->kernel, c->stride, pack(l, true, lanes), bias_of(c->bias), p_.isa_, lanes, out, e),
-           conv_name);
+      emit(conv_op(l, c, target, qconv_available(p_.isa_, in.c), out, e), conv_name);
       return;
     }
     const Value g = value(in.c, in.h, in.w);
@@ -218,8 +235,11 @@ class PlanBuilder {
 
   Value linear(const std::string& name, LinearLayerImpl* l, Value in, Value out, Epilogue e) {
     if (integer(name)) {
-      emit(plan::int_linear_op(in, table(layer(name)->act), pack(*layer(name), false, false), bias_of(l->bias), p_.isa_, out, e),
-           name);
+      const QuantLayer& q = *layer(name);
+      if (q.vq)
+        emit(plan::vq_linear_op(in, table(q.act), vq_weights(q, false), bias_of(l->bias), p_.isa_, out, e), name);
+      else
+        emit(plan::int_linear_op(in, table(q.act), pack(q, false, false), bias_of(l->bias), p_.isa_, out, e), name);
     } else {
       emit(plan::f32_conv_op(in, 1, 1, 0, f32_weights(name, l->weight), bias_of(l->bias), out, e), name);
     }

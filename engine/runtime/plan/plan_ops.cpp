@@ -148,22 +148,58 @@ class QuantizeOp final : public Op {
   CodesTarget out_;
 };
 
+// y[:, n0:n1] from acc (rows, n1 - n0) of a weight tile: dequantize_rows' formula on those columns.
+void dequantize_columns(const int32_t* acc, int rows, const PackedWeights& w, const int32_t* row_sums, const int32_t* term,
+                        const float* scale, const float* bias, float* out, int64_t ld, int n0, int n1) {
+  const int tn = n1 - n0;
+  for (int r = 0; r < rows; ++r) {
+    const int32_t* a = acc + static_cast<int64_t>(r) * tn;
+    float* o = out + r * ld;
+    for (int j = n0; j < n1; ++j) {
+      const int32_t exact = a[j - n0] - w.zero[static_cast<size_t>(j)] * row_sums[r] + term[j];
+      o[j] = static_cast<float>(exact) * scale[j] + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
+
+// Vector-quantized weights: tasks over tiles of output channels, each tile decoded once per
+// task (kVqTile rows, cache-resident) and run over a share of the call's pixel blocks.
+constexpr int kVqTile = 64;
+struct VqSchedule {
+  int tiles, chunks, units;
+  VqSchedule(int n, int units_total, int threads)
+      : tiles((n + kVqTile - 1) / kVqTile), chunks(std::clamp((2 * threads + tiles - 1) / tiles, 1, units_total)),
+        units(units_total) {}
+  int tasks() const { return tiles * chunks; }
+  // Task t: channels [n0, n1) of tile t / chunks, units [u0, u1).
+  void of(int t, int n, int& n0, int& n1, int& u0, int& u1) const {
+    const int tile = t / chunks, chunk = t % chunks;
+    n0 = tile * kVqTile, n1 = std::min(n, n0 + kVqTile);
+    u0 = static_cast<int>(static_cast<int64_t>(units) * chunk / chunks);
+    u1 = static_cast<int>(static_cast<int64_t>(units) * (chunk + 1) / chunks);
+  }
+};
+
 class IntConvOp final : public Op {
  public:
   IntConvOp(CodesTarget in, int kernel, int stride, PackedWeights w, std::vector<float> bias, QGemmIsa isa, bool lanes,
-            Value out, Epilogue e)
+            Value out, Epilogue e, std::shared_ptr<const VqWeights> vq = nullptr)
       : in_(in), kernel_(kernel), stride_(stride), w_(std::move(w)), bias_(std::move(bias)), isa_(isa), lanes_(lanes),
-        out_(out), e_(e), term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)) {
+        out_(out), e_(e), term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)), vq_(std::move(vq)) {
     if (lanes_) {
       const QConvShape s{in.shape.c, in.shape.hp(), in.shape.wp(), kernel, stride, 0};
       lane_plan_ = qconv_resident_plan(s, w_, bias_.empty() ? nullptr : bias_.data());
     }
   }
-  const char* kind() const override { return lanes_ ? "int conv (lanes)" : "int conv (gemm)"; }
+  const char* kind() const override {
+    if (vq_) return lanes_ ? "vq conv (lanes)" : "vq conv (gemm)";
+    return lanes_ ? "int conv (lanes)" : "int conv (gemm)";
+  }
   void run(Context& ctx) override {
     const ActQuant q = in_.table->at(ctx.step);
     if (lanes_) qconv_set_table(lane_plan_, q);
     else output_columns(w_, q, term_.data(), scale_.data());
+    if (vq_) return run_vq(ctx);
     const int64_t pix = out_.pixels();
     const int64_t block = block_pixels(pix, ctx.n, ctx.pool->threads());
     const int blocks = static_cast<int>((pix + block - 1) / block);
@@ -200,6 +236,40 @@ class IntConvOp final : public Op {
   }
 
  private:
+  void run_vq(Context& ctx) {
+    const int64_t pix = out_.pixels();
+    const int64_t block = lanes_ ? std::min<int64_t>(pix, 256) : std::min<int64_t>(pix, 64);
+    const int blocks = static_cast<int>((pix + block - 1) / block);
+    const VqSchedule plan(w_.n, ctx.n * blocks, ctx.pool->threads());
+    ctx.pool->run(plan.tasks(), [&](int task, int) {
+      int n0, n1, u0, u1;
+      plan.of(task, w_.n, n0, n1, u0, u1);
+      thread_local PackedWeights tile;
+      vq_decode_tile(*vq_, n0, n1, tile);
+      for (int u = u0; u < u1; ++u) {
+        const int image = u / blocks;
+        const int64_t p0 = (u % blocks) * block, rows = std::min(pix - p0, block);
+        const uint8_t* codes = ctx.codes[static_cast<size_t>(in_.buffer)] + image * in_.shape.bytes();
+        float* out = ctx.at(out_, image) + p0 * out_.ld;
+        if (lanes_) {
+          qconv_pixels_rows(lane_plan_, codes, static_cast<int>(p0), static_cast<int>(rows), out - p0 * out_.ld, out_.ld, n0, n1,
+                            reinterpret_cast<const int8_t*>(tile.data.data()));
+        } else {
+          thread_local std::vector<uint8_t> a;
+          thread_local std::vector<int32_t> sums, acc;
+          uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
+          int32_t* sp = scratch(sums, static_cast<size_t>(rows));
+          int32_t* cp = scratch(acc, static_cast<size_t>(rows) * (n1 - n0));
+          im2col_u8(codes, in_.shape, kernel_, stride_, p0, p0 + rows, w_.k_padded, ap, sp);
+          qgemm_s32(isa_, ap, static_cast<int>(rows), tile, cp);
+          dequantize_columns(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(),
+                             bias_.empty() ? nullptr : bias_.data(), out, out_.ld, n0, n1);
+        }
+        apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
+      }
+    });
+  }
+
   CodesTarget in_;
   int kernel_, stride_;
   PackedWeights w_;
@@ -211,17 +281,20 @@ class IntConvOp final : public Op {
   QConvPlan lane_plan_;
   std::vector<int32_t> term_;
   std::vector<float> scale_;
+  std::shared_ptr<const VqWeights> vq_;
 };
 
 class IntLinearOp final : public Op {
  public:
-  IntLinearOp(Value in, const Table* table, PackedWeights w, std::vector<float> bias, QGemmIsa isa, Value out, Epilogue e)
+  IntLinearOp(Value in, const Table* table, PackedWeights w, std::vector<float> bias, QGemmIsa isa, Value out, Epilogue e,
+              std::shared_ptr<const VqWeights> vq = nullptr)
       : in_(in), table_(table), w_(std::move(w)), bias_(std::move(bias)), isa_(isa), out_(out), e_(e),
-        term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)) {}
-  const char* kind() const override { return "int linear"; }
+        term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)), vq_(std::move(vq)) {}
+  const char* kind() const override { return vq_ ? "vq linear" : "int linear"; }
   void run(Context& ctx) override {
     const ActQuant q = table_->at(ctx.step);
     output_columns(w_, q, term_.data(), scale_.data());
+    if (vq_) return run_vq(ctx, q);
     const int64_t pix = in_.pixels();
     int64_t block = std::min<int64_t>(pix, 64);
     while (block > 16 && ctx.n * ((pix + block - 1) / block) < 2 * ctx.pool->threads()) block /= 2;
@@ -244,6 +317,33 @@ class IntLinearOp final : public Op {
   }
 
  private:
+  void run_vq(Context& ctx, ActQuant q) {
+    const int64_t pix = in_.pixels(), block = std::min<int64_t>(pix, 64);
+    const int blocks = static_cast<int>((pix + block - 1) / block);
+    const VqSchedule plan(w_.n, ctx.n * blocks, ctx.pool->threads());
+    ctx.pool->run(plan.tasks(), [&](int task, int) {
+      int n0, n1, u0, u1;
+      plan.of(task, w_.n, n0, n1, u0, u1);
+      thread_local PackedWeights tile;
+      vq_decode_tile(*vq_, n0, n1, tile);
+      for (int u = u0; u < u1; ++u) {
+        const int image = u / blocks;
+        const int64_t p0 = (u % blocks) * block, rows = std::min(pix - p0, block);
+        thread_local std::vector<uint8_t> a;
+        thread_local std::vector<int32_t> sums, acc;
+        uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
+        int32_t* sp = scratch(sums, static_cast<size_t>(rows));
+        int32_t* cp = scratch(acc, static_cast<size_t>(rows) * (n1 - n0));
+        quantize_rows_ld(ctx.at(in_, image) + p0 * in_.ld, in_.ld, 0, rows, in_.c, q, ap, sp);
+        qgemm_s32(isa_, ap, static_cast<int>(rows), tile, cp);
+        float* out = ctx.at(out_, image) + p0 * out_.ld;
+        dequantize_columns(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(),
+                           bias_.empty() ? nullptr : bias_.data(), out, out_.ld, n0, n1);
+        apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
+      }
+    });
+  }
+
   Value in_;
   const Table* table_;
   PackedWeights w_;
@@ -253,6 +353,7 @@ class IntLinearOp final : public Op {
   Epilogue e_;
   std::vector<int32_t> term_;
   std::vector<float> scale_;
+  std::shared_ptr<const VqWeights> vq_;
 };
 
 class F32ConvOp final : public Op {
@@ -490,6 +591,19 @@ std::unique_ptr<Op> group_norm_op(Value in, int groups, double eps, std::vector<
   return std::make_unique<GroupNormOp>(in, groups, eps, std::move(gamma), std::move(beta), silu, out_f32, out_codes);
 }
 std::unique_ptr<Op> quantize_op(Value in, bool upsample, CodesTarget out) { return std::make_unique<QuantizeOp>(in, upsample, out); }
+std::unique_ptr<Op> vq_conv_op(CodesTarget in, int kernel, int stride, std::shared_ptr<const VqWeights> weights,
+                               std::vector<float> bias, QGemmIsa isa, bool lanes, Value out, Epilogue epilogue) {
+  PackedWeights columns = weights->columns;
+  return std::make_unique<IntConvOp>(in, kernel, stride, std::move(columns), std::move(bias), isa, lanes, out, epilogue,
+                                     std::move(weights));
+}
+
+std::unique_ptr<Op> vq_linear_op(Value in, const Table* table, std::shared_ptr<const VqWeights> weights,
+                                 std::vector<float> bias, QGemmIsa isa, Value out, Epilogue epilogue) {
+  PackedWeights columns = weights->columns;
+  return std::make_unique<IntLinearOp>(in, table, std::move(columns), std::move(bias), isa, out, epilogue, std::move(weights));
+}
+
 std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWeights weights, std::vector<float> bias,
                                 QGemmIsa isa, bool lanes, Value out, Epilogue epilogue) {
   return std::make_unique<IntConvOp>(in, kernel, stride, std::move(weights), std::move(bias), isa, lanes, out, epilogue);

@@ -15,6 +15,7 @@
 #include "engine/kernels/fused.h"
 #include "engine/kernels/qconv.h"
 #include "engine/kernels/qgemm.h"
+#include "engine/kernels/vq_decode.h"
 #include "engine/runtime/thread_pool.h"
 
 namespace qdm::plan {
@@ -79,6 +80,13 @@ std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWe
 // Linear layers over rows (pixels): input fp32 rows quantized with `table`.
 std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
                                   QGemmIsa isa, Value out, Epilogue epilogue);
+// The same layers with vector-quantized weights: a tile of output channels decoded per task
+// (engine/kernels/vq_decode.h), never the whole matrix; results equal the int ops' on the
+// decoded weights bit for bit.
+std::unique_ptr<Op> vq_conv_op(CodesTarget in, int kernel, int stride, std::shared_ptr<const VqWeights> weights,
+                               std::vector<float> bias, QGemmIsa isa, bool lanes, Value out, Epilogue epilogue);
+std::unique_ptr<Op> vq_linear_op(Value in, const Table* table, std::shared_ptr<const VqWeights> weights,
+                                 std::vector<float> bias, QGemmIsa isa, Value out, Epilogue epilogue);
 // The weights of a layer with an fp32 input, (k*k*C_in, C_out) in (ky, kx, c) order: fp32, or
 // u8 codes with per-output-channel zero points and scales (kept layers at keep_bits).
 struct F32Weights {
