@@ -38,19 +38,27 @@ nlohmann::json describe(const std::string& path) {
     }
   int64_t weight_bytes = 0;
   for (const auto& t : file.tensors()) {
-    const bool packed = ends_with(t.name, ".qweight") || ends_with(t.name, ".wscale") || ends_with(t.name, ".wzero");
+    const bool packed = ends_with(t.name, ".qweight") || ends_with(t.name, ".wscale") || ends_with(t.name, ".wzero") ||
+                        ends_with(t.name, ".vq_codes") || ends_with(t.name, ".vq_codebooks") || ends_with(t.name, ".vq_scales");
     const bool fp_weight = ends_with(t.name, ".weight") && t.shape.size() >= 2;
     if (packed || fp_weight) weight_bytes += static_cast<int64_t>(t.nbytes());
   }
-  std::map<int, int> wbits, abits;
+  std::map<std::string, int> wbits;
+  std::map<int, int> abits;
   nlohmann::json layers = nlohmann::json::array();
   for (const auto& l : info.layers) {
-    ++wbits[l.weight_bits];
     ++abits[l.act_bits];
-    layers.push_back({{"name", l.name}, {"weight_bits", l.weight_bits}, {"act_bits", l.act_bits == 0 ? 32 : l.act_bits}});
+    nlohmann::json e = {{"name", l.name}, {"weight_bits", l.weight_bits}, {"act_bits", l.act_bits == 0 ? 32 : l.act_bits}};
+    if (l.vector_quantized()) {  // additive quantization: M codebooks of 2^B vectors per group
+      e["vq"] = {{"codebooks", l.vq_codebooks}, {"codebook_bits", l.vq_codebook_bits}, {"group", l.vq_group}};
+      ++wbits[fmt::format("vq {}x{}/{}", l.vq_codebooks, l.vq_codebook_bits, l.vq_group)];
+    } else {
+      ++wbits[std::to_string(l.weight_bits)];
+    }
+    layers.push_back(e);
   }
   nlohmann::json wb = nlohmann::json::object(), ab = nlohmann::json::object();
-  for (auto [b, n] : wbits) wb[std::to_string(b)] = n;
+  for (const auto& [b, n] : wbits) wb[b] = n;
   for (auto [b, n] : abits) ab[b == 0 ? "fp32" : std::to_string(b)] = n;
   nlohmann::json j = {{"artifact", std::filesystem::path(path).filename().string()},
                       {"file_bytes", file.file_bytes()},
@@ -125,7 +133,7 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("layers      {} quantized; weight bits {}; activation bits {}\n", j["layers"].size(), j["weight_bits_histogram"].dump(),
                j["act_bits_histogram"].dump());
     fmt::print("            fp32 inputs: {}{}\n", j["kept_fp_inputs"].dump(), j["temporal_cache"].get<bool>() ? "; temporal features cached" : "");
-    fmt::print("bits/weight {:.2f} over {} conv and linear weights, every byte counted (codes, scales, zero points, fp32 weights)\n",
+    fmt::print("bits/weight {:.2f} over {} conv and linear weights, every byte counted (codes, codebooks, scales, zero points, fp32 weights)\n",
                j["bits_per_weight"].get<double>(), j["conv_linear_weights"].get<int64_t>());
     fmt::print("cost        {:.3g} multiply-adds, {:.3g} BitOPs per image and UNet call\n", j["macs_per_call"].get<double>(),
                j["bitops_per_call"].get<double>());

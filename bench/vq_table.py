@@ -1,0 +1,71 @@
+"""Assembles bench/results/vq_table.md from the files bench/vq_table.sh writes."""
+import json, os, struct, sys
+
+out, num, variants, scalars = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+
+
+def meta(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return json.loads(json.loads(f.read(n))["__metadata__"]["qdm"])
+
+
+def speed(name):
+    p = f"{out}/{name}.speed.json"
+    if not os.path.exists(p):
+        return {}
+    return {j["batch"]: j for j in map(json.loads, open(p).read().split("\n")) if j} if False else \
+        {j["batch"]: j for j in (json.loads(l) for l in open(p) if l.strip())}
+
+
+def ms(name, batch):
+    s = speed(name).get(batch)
+    return f"{s['median_ms']:.2f}" if s else "-"
+
+
+fp = json.load(open("bench/results/quant/fp.json"))
+fp_speed = speed("fp32")
+rows = [f"| FP32 (LibTorch) | 32 | 32 | {fp['fid_fmnist']:.1f} | inf | {fp['weight_bytes']} | {ms('fp32', 1)} | - | "
+        f"{ms('fp32', 64)} | - | - |"]
+notes = []
+for v in variants + scalars:
+    name = v.split(":")[0]
+    path = f"{out}/{name}.safetensors"
+    if not os.path.exists(f"{out}/{name}.eval.json"):
+        continue
+    ev = json.load(open(f"{out}/{name}.eval.json"))
+    m = meta(path)
+    rep = m["report"] or {}
+    secs = float(open(f"{out}/{name}.seconds").read().strip())
+    if name.startswith("vq"):
+        vq = rep["vq"]
+        label = f"vq M={v.split(':')[1]} B={v.split(':')[2]} A8"
+        nominal = f"{vq['nominal_bits']:.2f} (vq layers), {vq['vq_layers']} of the layers"
+        bits = f"{vq['vq_bits_per_weight']:.2f} vq layers / {vq['bits_per_weight']:.2f} all"
+        sim = (ms(name + '.sim', 1), ms(name + '.sim', 64))
+    else:
+        w = v.split(":")[1]
+        label = f"tfmq+cache W{w}A8"
+        nominal = w
+        # packed codes plus an fp32 scale and zero point per output channel, kept layers at 8 bits:
+        bits = "-"
+        sim = ("-", "-")
+    rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {rep.get('psnr_vs_fp', float('nan')):.2f} | "
+                f"{ev['weight_bytes']} | {ms(name, 1)} | {sim[0]} | {ms(name, 64)} | {sim[1]} | {secs / 60:.1f} |")
+print(f"""# VQDM on models/fmnist-ddpm
+
+`bash bench/vq_table.sh`: 100 DDIM steps, FID-FMNIST on {num} samples (seeds 0..{int(num) - 1}) on the integer kernels,
+PSNR against the FP32 images of the same seeds (256 images); bits per weight count every byte of the
+quantized layers' weights (codes, int8 codebooks, fp32 row scales; scalar layers: packed codes,
+scale and zero point) over all conv and linear weights but the cached temporal block; resident
+weight bytes are what the evaluation held (the execution plan's weights, biases, norms, caches);
+ms per UNet call (median; t = 990) at batch 1 and 64, 2 threads, for the integer kernels (vq:
+a tile of output channels decoded per task) and the decode-then-FP32 simulation (`--kernels
+sim`, what VQDM's own code does); quantization wall time in minutes.
+
+| model | nominal bits | bits per weight (all bytes) | FID-FMNIST | PSNR vs FP dB | resident weight bytes | ms b1 int | ms b1 sim | ms b64 int | ms b64 sim | quantize min |
+|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|
+""" + "\n".join(rows) + """
+
+Reproduce: `bash bench/vq_table.sh` (environment variables at the top of the script).
+""")
