@@ -18,6 +18,16 @@ namespace {
 constexpr const char* kChannel = "qdm_jobs";
 constexpr int64_t kQueueLock = 0x71646d5f71756575;  // "qdm_queu": submissions against the queue bound
 
+// The job `job_id` locked for this transaction (FOR UPDATE) when `lease_id` still holds it and it
+// has not finished; nullopt otherwise (the lease expired, moved on, or the job was cancelled).
+std::optional<v1::Job> lock_leased(pg::Connection& db, const std::string& job_id, const std::string& lease_id) {
+  const pg::Result r = db.exec("SELECT lease_id, job FROM jobs WHERE id = $1 FOR UPDATE", {job_id});
+  if (r.rows() == 0 || r.text(0, 0) != lease_id) return std::nullopt;
+  v1::Job job = parse_job(r.bytes(0, 1));
+  if (is_finished(job.state())) return std::nullopt;
+  return job;
+}
+
 void update_row(pg::Connection& db, const v1::Job& job, const std::string& lease_id, int64_t lease_expiry_ms, int64_t not_before_ms) {
   v1::Job stored = job;
   stored.clear_queue_position();  // derived on read
@@ -207,10 +217,9 @@ bool PostgresJobStore::report(const std::string& job_id, const std::string& leas
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
   Transaction tx(*db_);
-  const Result r = db_->exec("SELECT lease_id, job FROM jobs WHERE id = $1 FOR UPDATE", {job_id});
-  if (r.rows() == 0 || r.text(0, 0) != lease_id) return false;
-  v1::Job job = parse_job(r.bytes(0, 1));
-  if (is_finished(job.state())) return false;
+  std::optional<v1::Job> leased = lock_leased(*db_, job_id, lease_id);
+  if (!leased) return false;
+  v1::Job& job = *leased;
   report_job(job, stage, progress, loss);
   update_row(*db_, job, lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
   tx.commit();
@@ -223,10 +232,9 @@ bool PostgresJobStore::finish(const std::string& job_id, const std::string& leas
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
   Transaction tx(*db_);
-  const Result r = db_->exec("SELECT lease_id, job FROM jobs WHERE id = $1 FOR UPDATE", {job_id});
-  if (r.rows() == 0 || r.text(0, 0) != lease_id) return false;
-  v1::Job job = parse_job(r.bytes(0, 1));
-  if (is_finished(job.state())) return false;
+  std::optional<v1::Job> leased = lock_leased(*db_, job_id, lease_id);
+  if (!leased) return false;
+  v1::Job& job = *leased;
   finish_job(job, succeeded, error, report_json);
   update_row(*db_, job, "", 0, 0);
   tx.commit();
