@@ -9,6 +9,7 @@
 # read-only state directory.
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
+source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
 qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"; probe="${QDM_PROBE_BIN:?}"
 work=$(mktemp -d)
 pids=()
@@ -32,15 +33,8 @@ probe_expect() {
 }
 
 mkdir -p roots
-cat > tiny.json <<'JSON'
-{"sample_size": 32, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 4}
-JSON
-"$qdm" train --out roots/tiny --config tiny.json --iters 2 --batch 4 >train.log 2>&1 || fail "train"
-rm -f roots/tiny/checkpoint.safetensors
-"$qdm" train --out roots/cond --config tiny.json --conditional --iters 2 --batch 4 >train-cond.log 2>&1 || fail "train conditional"
-rm -f roots/cond/checkpoint.safetensors
+tiny_model roots/tiny
+tiny_model roots/cond --conditional
 # A model root folder whose weights do not match its config: skipped at start, never served.
 cp -r roots/tiny roots/broken
 python3 - roots/broken/config.json <<'PY'

@@ -7,6 +7,7 @@
 # failover times (kill -9 to the job's next progress seen through the other replica).
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
+source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
 src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
 work=$(mktemp -d)
 pids=()
@@ -50,13 +51,7 @@ wait_state() {  # wait_state PORT JOB STATE SECONDS
 }
 
 mkdir -p "$work/roots"
-cat > "$work/tiny.json" <<'JSON'
-{"sample_size": 32, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 4}
-JSON
-"$qdm" train --out "$work/roots/tiny" --config "$work/tiny.json" --iters 2 --batch 4 >/dev/null 2>&1 || fail "train"
-rm -f "$work/roots/tiny/checkpoint.safetensors"
+tiny_model "$work/roots/tiny"
 
 # Two replicas starting at once on the empty database: one migration, both serve.
 launch_replica a $port_a; sched_a=$!

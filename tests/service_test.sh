@@ -8,6 +8,7 @@
 # QDM_TEST_STORE=postgresql runs all of it on the PostgreSQL job store (a throw-away cluster).
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
+source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
 src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
 work=$(mktemp -d)
 pids=()
@@ -54,13 +55,7 @@ wait_state() {  # wait_state JOB STATE SECONDS
 
 # A tiny model in a read-only model root, and a second copy to upload.
 mkdir -p "$work/roots"
-cat > "$work/tiny.json" <<'JSON'
-{"sample_size": 32, "in_channels": 1, "out_channels": 1, "block_out_channels": [8, 16],
- "down_block_types": ["DownBlock2D", "AttnDownBlock2D"], "up_block_types": ["AttnUpBlock2D", "UpBlock2D"],
- "layers_per_block": 1, "attention_head_dim": 8, "norm_num_groups": 4}
-JSON
-"$qdm" train --out "$work/roots/tiny" --config "$work/tiny.json" --iters 2 --batch 4 >/dev/null 2>&1 || fail "train"
-rm -f "$work/roots/tiny/checkpoint.safetensors"
+tiny_model "$work/roots/tiny"
 
 # --- scheduler alone: uploads, jobs persisted, bounded queue, idempotency, no worker --------
 start_scheduler
