@@ -141,8 +141,10 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
   for (const Block& b : blocks) {
     ++index;
     std::vector<std::shared_ptr<QuantLayer>> layers;
+    // Layers with vq codes keep them: only scalar weights have a rounding to learn.
     for (auto& l : q.layers)
-      if (l->name.rfind(b.name + ".", 0) == 0 && (o.with_time_proj || !is_temporal_layer(l->name))) layers.push_back(l);
+      if (l->name.rfind(b.name + ".", 0) == 0 && (o.with_time_proj || !is_temporal_layer(l->name)) && !l->vq)
+        layers.push_back(l);
     if (layers.empty()) continue;
 
     // Calibration pairs: the quantized prefix's block input, the fp32 block output, and the

@@ -171,6 +171,22 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
     }
   }
   result.timings["vq"] = since(t0);
+
+  // The scalar layers left (small layers at weight_bits, kept layers) learn their rounding as
+  // in tfmq: AdaRound block by block against the fp32 blocks' outputs, the vq layers fixed.
+  if (o.recon.iters > 0) {
+    t0 = std::chrono::steady_clock::now();
+    std::vector<ReconGroup> groups;
+    for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(o.recon_step_stride))
+      groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s], calib.labels});
+    ReconOptions recon = o.recon;
+    recon.with_time_proj = false;  // cached
+    recon.act_iters = 0;           // the FSC tables stay
+    reconstruct_blocks(q, model.unet, groups, recon, [&](const std::string& block, int index, int total, double loss) {
+      return !progress || progress({"reconstruction: " + block, index, total, loss});
+    });
+    result.timings["block_reconstruction"] = since(t0);
+  }
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 
   const int64_t bytes = vq_bytes + scalar_bytes;

@@ -2,7 +2,8 @@
 // cached, per-step activation tables) with the weights of every layer where it pays as additive
 // vector quantization, fitted layer by layer, block by block in model order, each block's
 // X^T X gathered from the calibration trajectories through the model with the earlier blocks
-// already quantized. The other layers keep scalar weights (MSE ranges). See VqOptions.
+// already quantized. The other layers keep scalar weights: MSE ranges, then AdaRound block by
+// block as tfmq reconstructs them (the vq layers fixed). See VqOptions.
 #pragma once
 
 #include "engine/quant/recipe.h"
