@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The VQDM table (issue 16): recipe vq at M = 2, 3, 4 codebooks of 2^8 (VARIANTS adds others, e.g.
 # vq_m4b6:4:6, codebooks of 2^6 at a quarter of the overhead) against scalar tfmq+cache at W4A8 /
-# W3A8 (the same
-# temporal handling: cached temporal features, per-step activation tables) on the shipped model,
-# 100 DDIM steps, FID-FMNIST on the same seeds; bits per weight with every byte counted; ms per
+# W3A8 (the same temporal handling: cached temporal features, per-step activation tables) on the
+# shipped model, 100 DDIM steps, FID-FMNIST on the same seeds; bits per weight with every byte counted; ms per
 # UNet call at batch 1 and 64 for the vq kernels (int), decode-then-FP32 (sim) and FP32.
 #   bash bench/vq_table.sh            (from the repository root, after .ci/setup)
 # Environment: NUM (samples per FID, default 1000), CALIB (calibration trajectories), VARIANTS
