@@ -10,12 +10,29 @@ def meta(path):
         return json.loads(json.loads(f.read(n))["__metadata__"]["qdm"])
 
 
+def tensor_bytes(path):
+    """name -> (shape, bytes) of a safetensors file's tensors."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+    return {k: (v["shape"], v["data_offsets"][1] - v["data_offsets"][0]) for k, v in h.items() if k != "__metadata__"}
+
+
+def scalar_bits(path, weights):
+    """Bits per weight of a scalar artifact's conv and linear weights, every byte counted: packed
+    codes, scales and zero points, and 2-d+ weights stored in fp32."""
+    total = 0
+    for k, (shape, nbytes) in tensor_bytes(path).items():
+        if k.endswith((".qweight", ".wscale", ".wzero")) or (k.endswith(".weight") and len(shape) >= 2):
+            total += nbytes
+    return 8.0 * total / weights
+
+
 def speed(name):
     p = f"{out}/{name}.speed.json"
     if not os.path.exists(p):
         return {}
-    return {j["batch"]: j for j in map(json.loads, open(p).read().split("\n")) if j} if False else \
-        {j["batch"]: j for j in (json.loads(l) for l in open(p) if l.strip())}
+    return {j["batch"]: j for j in (json.loads(l) for l in open(p) if l.strip())}
 
 
 def ms(name, batch):
@@ -28,6 +45,11 @@ fp_speed = speed("fp32")
 rows = [f"| FP32 (LibTorch) | 32 | 32 | {fp['fid_fmnist']:.1f} | inf | {fp['weight_bytes']} | {ms('fp32', 1)} | - | "
         f"{ms('fp32', 64)} | - | - |"]
 notes = []
+weights = None  # conv and linear weights but the cached temporal block, from a vq report
+for v in variants:
+    p = f"{out}/{v.split(':')[0]}.safetensors"
+    if os.path.exists(p) and weights is None:
+        weights = meta(p)["report"]["vq"]["weights"]
 for v in variants + scalars:
     name = v.split(":")[0]
     path = f"{out}/{name}.safetensors"
@@ -36,6 +58,11 @@ for v in variants + scalars:
     ev = json.load(open(f"{out}/{name}.eval.json"))
     m = meta(path)
     rep = m["report"] or {}
+    marker = f"{out}/{name}.from_quant_table"
+    if os.path.exists(marker):  # quality and time measured by bench/quant_table.sh, speed here
+        notes.append(f"- {name}: " + open(marker).read().strip() + ".")
+        log = open(f"bench/results/quant/{name}.log").read()
+        rep = dict(rep, psnr_vs_fp=float(log.split('psnr_vs_fp":')[1].split(",")[0].split("}")[0]))
     secs = float(open(f"{out}/{name}.seconds").read().strip())
     if name.startswith("vq"):
         vq = rep["vq"]
@@ -47,8 +74,7 @@ for v in variants + scalars:
         w = v.split(":")[1]
         label = f"tfmq+cache W{w}A8"
         nominal = w
-        # packed codes plus an fp32 scale and zero point per output channel, kept layers at 8 bits:
-        bits = "-"
+        bits = f"{scalar_bits(path, weights):.2f} all" if weights else "-"
         sim = ("-", "-")
     rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {rep.get('psnr_vs_fp', float('nan')):.2f} | "
                 f"{ev['weight_bytes']} | {ms(name, 1)} | {sim[0]} | {ms(name, 64)} | {sim[1]} | {secs / 60:.1f} |")
@@ -66,6 +92,8 @@ sim`, what VQDM's own code does); quantization wall time in minutes.
 | model | nominal bits | bits per weight (all bytes) | FID-FMNIST | PSNR vs FP dB | resident weight bytes | ms b1 int | ms b1 sim | ms b64 int | ms b64 sim | quantize min |
 |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|
 """ + "\n".join(rows) + """
+
+""" + "\n".join(notes) + """
 
 Reproduce: `bash bench/vq_table.sh` (environment variables at the top of the script).
 """)

@@ -163,18 +163,21 @@ void dequantize_columns(const int32_t* acc, int rows, const PackedWeights& w, co
 }
 
 // Vector-quantized weights: tasks over tiles of output channels, each tile decoded once per
-// task (kVqTile rows, cache-resident) and run over a share of the call's pixel blocks.
-constexpr int kVqTile = 64;
+// task (cache-resident) and run over a share of the call's pixel blocks. With pixel blocks
+// enough for every thread, a tile is up to kVqWideTile rows (the lane convolution gathers a
+// block's activations once per tile); with few (small batches at 8 x 8), 64-row tiles give the
+// threads channels to split.
+constexpr int kVqTile = 64, kVqWideTile = 256;
 struct VqSchedule {
-  int tiles, chunks, units;
+  int rows, tiles, chunks, units;
   VqSchedule(int n, int units_total, int threads)
-      : tiles((n + kVqTile - 1) / kVqTile), chunks(std::clamp((2 * threads + tiles - 1) / tiles, 1, units_total)),
-        units(units_total) {}
+      : rows(units_total >= 2 * threads ? kVqWideTile : kVqTile), tiles((n + rows - 1) / rows),
+        chunks(std::clamp((2 * threads + tiles - 1) / tiles, 1, units_total)), units(units_total) {}
   int tasks() const { return tiles * chunks; }
   // Task t: channels [n0, n1) of tile t / chunks, units [u0, u1).
   void of(int t, int n, int& n0, int& n1, int& u0, int& u1) const {
     const int tile = t / chunks, chunk = t % chunks;
-    n0 = tile * kVqTile, n1 = std::min(n, n0 + kVqTile);
+    n0 = tile * rows, n1 = std::min(n, n0 + rows);
     u0 = static_cast<int>(static_cast<int64_t>(units) * chunk / chunks);
     u1 = static_cast<int>(static_cast<int64_t>(units) * (chunk + 1) / chunks);
   }
