@@ -50,6 +50,7 @@ for v in variants:
     p = f"{out}/{v.split(':')[0]}.safetensors"
     if os.path.exists(p) and weights is None:
         weights = meta(p)["report"]["vq"]["weights"]
+fid, ms_of = {}, {}
 for v in variants + scalars:
     name = v.split(":")[0]
     path = f"{out}/{name}.safetensors"
@@ -64,6 +65,9 @@ for v in variants + scalars:
         log = open(f"bench/results/quant/{name}.log").read()
         rep = dict(rep, psnr_vs_fp=float(log.split('psnr_vs_fp":')[1].split(",")[0].split("}")[0]))
     secs = float(open(f"{out}/{name}.seconds").read().strip())
+    fid[name] = ev["fid_fmnist"]
+    ms_of[name] = {b: speed(name).get(b, {}).get("median_ms") for b in (1, 64)}
+    ms_of[name + ".sim"] = {b: speed(name + ".sim").get(b, {}).get("median_ms") for b in (1, 64)}
     if name.startswith("vq"):
         vq = rep["vq"]
         label = f"vq M={v.split(':')[1]} B={v.split(':')[2]} A8"
@@ -78,6 +82,27 @@ for v in variants + scalars:
         sim = ("-", "-")
     rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {rep.get('psnr_vs_fp', float('nan')):.2f} | "
                 f"{ev['weight_bytes']} | {ms(name, 1)} | {sim[0]} | {ms(name, 64)} | {sim[1]} | {secs / 60:.1f} |")
+def goals():
+    out_lines = ["Goals (issue 16), for each vq row against tfmq+cache W4A8:"]
+    ref = "tfmq_cache_w4a8"
+    if ref not in fid:
+        return []
+    for v in variants:
+        name = v.split(":")[0]
+        if name not in fid:
+            continue
+        line = f"- {name}: FID {fid[name] - fid[ref]:+.1f} against W4A8 ({fid[ref]:.1f})"
+        for b in (1, 64):
+            q, w, sim = ms_of[name][b], ms_of[ref][b], ms_of[name + ".sim"][b]
+            if q and w:
+                line += f"; batch {b}: {q / w:.2f}x the W4A8 step" + (f", {sim / q:.1f}x faster than decode-then-FP32" if sim else "")
+        out_lines.append(line + ".")
+    out_lines.append("(goal: about 3 bits per weight with every byte and FID no worse than W4A8; the vq kernels within "
+                     "1.2x of the W4A8 step and faster than decode-then-FP32 at every batch; FIDs closer than about 2 "
+                     "do not rank)")
+    return out_lines
+
+
 print(f"""# VQDM on models/fmnist-ddpm
 
 `bash bench/vq_table.sh`: 100 DDIM steps, FID-FMNIST on {num} samples (seeds 0..{int(num) - 1}) on the integer kernels,
@@ -94,6 +119,8 @@ sim`, what VQDM's own code does); quantization wall time in minutes.
 """ + "\n".join(rows) + """
 
 """ + "\n".join(notes) + """
+
+""" + "\n".join(goals()) + """
 
 Reproduce: `bash bench/vq_table.sh` (environment variables at the top of the script).
 """)
