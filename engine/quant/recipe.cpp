@@ -28,76 +28,94 @@ UNet2DModel clone_unet(const DiffusionModel& model) {
   return copy;
 }
 
-QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
-                              const RecipeEnvironment& env) {
-  o.validate();
-  if (o.recipe == "tmpq") return quantize_tmpq(model, o, env, progress);
-  if (o.recipe == "vq") return quantize_vq(model, o, progress);
-  auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
-    if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
-  };
+void report_stage(const QuantizeCallback& progress, const std::string& stage, int done, int total, double loss) {
+  if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
+}
 
-  QuantizeResult result;
+CalibrationSet begin_quantization(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
+                                  QuantizeResult& result) {
   const NoiseSchedule schedule(model.scheduler);
   result.timesteps = sampler_timesteps(schedule, o.sampler);
   result.sampler = o.sampler;
   QuantSpec spec = o.spec;
   spec.steps = static_cast<int>(result.timesteps.size());
-
-  auto t0 = std::chrono::steady_clock::now();
-  const CalibrationSet calib =
+  const auto t0 = std::chrono::steady_clock::now();
+  CalibrationSet calib =
       collect_calibration(model.unet, schedule, o.sampler, o.calib_samples, o.calib_seed, o.batch,
-                          [&](int done, int total) { report("calibration data", done, total); });
+                          [&](int done, int total) { report_stage(progress, "calibration data", done, total); });
   result.timings["calibration_data"] = since(t0);
-
   result.model = std::make_unique<QuantizedUNet>(clone_unet(model), spec);
-  QuantizedUNet& q = *result.model;
-  for (auto& p : q.unet->parameters()) p.set_requires_grad(false);
-  const bool rtn = o.recipe == "rtn", tfmq = o.recipe.rfind("tfmq", 0) == 0, cache = o.recipe == "tfmq+cache";
+  for (auto& p : result.model->unet->parameters()) p.set_requires_grad(false);
+  return calib;
+}
 
-  t0 = std::chrono::steady_clock::now();
+void weight_ranges(QuantizedUNet& q, bool minmax, const QuantizeCallback& progress, nlohmann::json& timings) {
+  const auto t0 = std::chrono::steady_clock::now();
   int i = 0;
   for (auto& layer : q.layers) {
     const at::Tensor w = layer->fp_weight().detach();
-    layer->set_weight_quant(rtn ? minmax_weight_params(w, layer->weight_bits) : mse_weight_params(w, layer->weight_bits));
-    report("weight ranges", ++i, static_cast<int>(q.layers.size()));
+    layer->set_weight_quant(minmax ? minmax_weight_params(w, layer->weight_bits) : mse_weight_params(w, layer->weight_bits));
+    report_stage(progress, "weight ranges", ++i, static_cast<int>(q.layers.size()));
   }
-  result.timings["weight_ranges"] = since(t0);
-  if (cache) q.cache_temporal_features(model.unet, result.timesteps);
+  timings["weight_ranges"] = since(t0);
+}
 
-  if (spec.act_bits > 0) {
-    t0 = std::chrono::steady_clock::now();
+void activation_ranges(QuantizedUNet& q, const CalibrationSet& calib, int batch, bool per_step, const QuantizeCallback& progress,
+                       nlohmann::json& timings) {
+  if (q.spec.act_bits > 0) {
+    const auto t0 = std::chrono::steady_clock::now();
     // The calibrated quantizers: quantized layer inputs and attention's q, k, v.
     std::vector<ActQuantizer*> acts;
     for (auto& layer : q.layers)
       if (layer->quant_input) acts.push_back(&layer->act);
     for (auto& a : q.attention) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
-    for (ActQuantizer* a : acts) a->mse_init = tfmq;  // FSC: each step's range starts from an MSE search
-    observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
-    for (ActQuantizer* a : acts) tfmq ? a->finalize_per_step() : a->finalize_minmax_shared();
-    result.timings["activation_ranges"] = since(t0);
+    for (ActQuantizer* a : acts) a->mse_init = per_step;  // FSC: each step's range starts from an MSE search
+    observe_activations(q, calib, batch, [&](int done, int total) { report_stage(progress, "activation ranges", done, total); });
+    for (ActQuantizer* a : acts) per_step ? a->finalize_per_step() : a->finalize_minmax_shared();
+    timings["activation_ranges"] = since(t0);
   }
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
+}
+
+void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, const CalibrationSet& calib, int step_stride,
+                                const ReconOptions& recon, const QuantizeCallback& progress, nlohmann::json& timings) {
+  std::vector<ReconGroup> groups;
+  for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(step_stride))
+    groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s], calib.labels});
+  const auto t0 = std::chrono::steady_clock::now();
+  reconstruct_blocks(q, model.unet, groups, recon, [&](const std::string& block, int index, int total, double loss) {
+    return !progress || progress({"reconstruction: " + block, index, total, loss});
+  });
+  timings["block_reconstruction"] = since(t0);
+  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+}
+
+QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
+                              const RecipeEnvironment& env) {
+  o.validate();
+  if (o.recipe == "tmpq") return quantize_tmpq(model, o, env, progress);
+  if (o.recipe == "vq") return quantize_vq(model, o, progress);
+
+  QuantizeResult result;
+  const CalibrationSet calib = begin_quantization(model, o, progress, result);
+  QuantizedUNet& q = *result.model;
+  const bool rtn = o.recipe == "rtn", tfmq = o.recipe.rfind("tfmq", 0) == 0, cache = o.recipe == "tfmq+cache";
+  weight_ranges(q, rtn, progress, result.timings);
+  if (cache) q.cache_temporal_features(model.unet, result.timesteps);
+  activation_ranges(q, calib, o.batch, tfmq, progress, result.timings);
   if (rtn) return result;
 
-  auto recon_progress = [&](const std::string& block, int index, int total, double loss) {
-    return !progress || progress({"reconstruction: " + block, index, total, loss});
-  };
   ReconOptions recon = o.recon;
   if (tfmq && !cache) {
-    t0 = std::chrono::steady_clock::now();
-    reconstruct_temporal_block(q, model.unet, result.timesteps, recon, recon_progress);
+    const auto t0 = std::chrono::steady_clock::now();
+    reconstruct_temporal_block(q, model.unet, result.timesteps, recon, [&](const std::string& block, int index, int total, double loss) {
+      return !progress || progress({"reconstruction: " + block, index, total, loss});
+    });
     result.timings["tiar"] = since(t0);
   }
-  std::vector<ReconGroup> groups;
-  for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(o.recon_step_stride))
-    groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s], calib.labels});
   recon.with_time_proj = !tfmq;                              // TFMQ: the TIB stays frozen
-  if (tfmq || spec.act_bits == 0) recon.act_iters = 0;       // TFMQ keeps its FSC tables
-  t0 = std::chrono::steady_clock::now();
-  reconstruct_blocks(q, model.unet, groups, recon, recon_progress);
-  result.timings["block_reconstruction"] = since(t0);
-  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+  if (tfmq || q.spec.act_bits == 0) recon.act_iters = 0;     // TFMQ keeps its FSC tables
+  reconstruct_on_calibration(q, model, calib, o.recon_step_stride, recon, progress, result.timings);
   return result;
 }
 

@@ -61,6 +61,24 @@ struct RecipeEnvironment {
 // A private copy of the model's fp32 UNet to install quantizers on.
 UNet2DModel clone_unet(const DiffusionModel& model);
 
+// The stages the recipes compose. Each reports its progress (throwing QuantizeCancelled when the
+// callback says stop) and records its seconds in `timings` under the stage's key.
+void report_stage(const QuantizeCallback& progress, const std::string& stage, int done, int total, double loss = 0);
+// The schedule (result.timesteps, result.sampler), the calibration trajectories, and
+// result.model: a frozen clone of the model with quantizers for one table entry per step.
+CalibrationSet begin_quantization(const DiffusionModel& model, const RecipeOptions& options, const QuantizeCallback& progress,
+                                  QuantizeResult& result);
+// Every layer's scalar weight quantizer at its bits: min-max (rtn) or MSE-searched ranges.
+void weight_ranges(QuantizedUNet& q, bool minmax, const QuantizeCallback& progress, nlohmann::json& timings);
+// Activation tables (when the spec quantizes activations) from the calibration data: per step,
+// each from an MSE search refined by EMA (FSC), or one min-max range for all steps.
+void activation_ranges(QuantizedUNet& q, const CalibrationSet& calib, int batch, bool per_step, const QuantizeCallback& progress,
+                       nlohmann::json& timings);
+// Block reconstruction (AdaRound, then LSQ when recon.act_iters > 0) on every step_stride-th step
+// of the calibration data.
+void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, const CalibrationSet& calib, int step_stride,
+                                const ReconOptions& recon, const QuantizeCallback& progress, nlohmann::json& timings);
+
 // Throws std::invalid_argument for an unknown recipe or bad options, QuantizeCancelled.
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& options,
                               const QuantizeCallback& progress = nullptr, const RecipeEnvironment& env = {});

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <map>
 
-#include "engine/quant/uniform_quant.h"
 #include "engine/quant/vq/additive_quantizer.h"
 #include "engine/quant/vq/layer_moments.h"
 #include "engine/quant/vq/vq_layer.h"
@@ -41,48 +40,16 @@ int64_t scalar_layer_bytes(int64_t rows, int64_t cols, int bits) { return (rows 
 
 QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
   auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
-    if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
+    report_stage(progress, stage, done, total, loss);
   };
   const VqOptions& v = o.vq;
   QuantizeResult result;
-  const NoiseSchedule schedule(model.scheduler);
-  result.timesteps = sampler_timesteps(schedule, o.sampler);
-  result.sampler = o.sampler;
-  QuantSpec spec = o.spec;
-  spec.steps = static_cast<int>(result.timesteps.size());
-
-  auto t0 = std::chrono::steady_clock::now();
-  const CalibrationSet calib =
-      collect_calibration(model.unet, schedule, o.sampler, o.calib_samples, o.calib_seed, o.batch,
-                          [&](int done, int total) { report("calibration data", done, total); });
-  result.timings["calibration_data"] = since(t0);
-
-  result.model = std::make_unique<QuantizedUNet>(clone_unet(model), spec);
+  const CalibrationSet calib = begin_quantization(model, o, progress, result);
   QuantizedUNet& q = *result.model;
-  for (auto& p : q.unet->parameters()) p.set_requires_grad(false);
-
-  // Scalar weights for every layer first (the layers vq leaves scalar keep them).
-  t0 = std::chrono::steady_clock::now();
-  int i = 0;
-  for (auto& layer : q.layers) {
-    layer->set_weight_quant(mse_weight_params(layer->fp_weight().detach(), layer->weight_bits));
-    report("weight ranges", ++i, static_cast<int>(q.layers.size()));
-  }
-  result.timings["weight_ranges"] = since(t0);
-  q.cache_temporal_features(model.unet, result.timesteps);  // the TIB: exact, per step (and class)
-
-  if (spec.act_bits > 0) {  // FSC: per-step tables, each step's range from an MSE search
-    t0 = std::chrono::steady_clock::now();
-    std::vector<ActQuantizer*> acts;
-    for (auto& layer : q.layers)
-      if (layer->quant_input) acts.push_back(&layer->act);
-    for (auto& a : q.attention) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
-    for (ActQuantizer* a : acts) a->mse_init = true;
-    observe_activations(q, calib, o.batch, [&](int done, int total) { report("activation ranges", done, total); });
-    for (ActQuantizer* a : acts) a->finalize_per_step();
-    result.timings["activation_ranges"] = since(t0);
-  }
-  q.set_act_mode(ActQuantizer::Mode::kQuantize);
+  const QuantSpec& spec = q.spec;
+  weight_ranges(q, /*minmax=*/false, progress, result.timings);  // the layers vq leaves scalar keep them
+  q.cache_temporal_features(model.unet, result.timesteps);        // the TIB: exact, per step (and class)
+  activation_ranges(q, calib, o.batch, /*per_step=*/true, progress, result.timings);  // FSC
 
   // The layers where vector quantization pays, grouped by block in model order.
   std::vector<std::pair<std::string, std::vector<QuantLayer*>>> blocks;
@@ -105,7 +72,7 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
   int layers_total = 0, layers_done = 0;
   for (const auto& b : blocks) layers_total += static_cast<int>(b.second.size());
 
-  t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   nlohmann::json layer_reports = nlohmann::json::array();
   for (auto& [block, layers] : blocks) {
     // X^T X of each layer's inputs, through the model as quantized so far.
@@ -175,17 +142,10 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
   // The scalar layers left (small layers at weight_bits, kept layers) learn their rounding as
   // in tfmq: AdaRound block by block against the fp32 blocks' outputs, the vq layers fixed.
   if (o.recon.iters > 0) {
-    t0 = std::chrono::steady_clock::now();
-    std::vector<ReconGroup> groups;
-    for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(o.recon_step_stride))
-      groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s], calib.labels});
     ReconOptions recon = o.recon;
     recon.with_time_proj = false;  // cached
     recon.act_iters = 0;           // the FSC tables stay
-    reconstruct_blocks(q, model.unet, groups, recon, [&](const std::string& block, int index, int total, double loss) {
-      return !progress || progress({"reconstruction: " + block, index, total, loss});
-    });
-    result.timings["block_reconstruction"] = since(t0);
+    reconstruct_on_calibration(q, model, calib, o.recon_step_stride, recon, progress, result.timings);
   }
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 
