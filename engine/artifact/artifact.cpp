@@ -2,7 +2,6 @@
 
 #include <ATen/core/grad_mode.h>
 
-#include <cmath>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -56,7 +55,7 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
     if (l->vq) {  // additive-quantization codes instead of scalar codes
       vq::add_tensors(tensors, l->name, *l->vq);
       entry.vq_codebooks = static_cast<int>(l->vq->codebooks.size(0));
-      entry.vq_codebook_bits = static_cast<int>(std::lround(std::log2(static_cast<double>(l->vq->codebooks.size(1)))));
+      entry.vq_codebook_bits = vq::codebook_bits(*l->vq);
       entry.vq_group = l->vq->group;
       meta.layers.push_back(entry);
       continue;

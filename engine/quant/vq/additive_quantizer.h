@@ -24,6 +24,13 @@ struct AqCodes {
   int group = 8;
 };
 
+// B: each codebook holds 2^B vectors.
+inline int codebook_bits(const AqCodes& q) {
+  int bits = 0;
+  while ((int64_t{1} << bits) < q.codebooks.size(1)) ++bits;
+  return bits;
+}
+
 // scale * sum of codewords, (rows, groups * group).
 at::Tensor decode(const AqCodes& q);
 // tr(dW H dW^T), dW = W - decode(q); W (rows, cols), H (cols, cols) symmetric PSD.

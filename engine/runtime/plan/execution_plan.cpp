@@ -1,7 +1,6 @@
 #include "engine/runtime/plan/execution_plan.h"
 
 #include <chrono>
-#include <cmath>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -173,7 +172,7 @@ class PlanBuilder {
     const at::Tensor scale = q.scales.to(at::kFloat).contiguous();
     auto w = std::make_shared<VqWeights>(make_vq_weights(
         static_cast<int>(q.codes.size(0)), static_cast<int>(q.codes.size(1) * q.group), static_cast<int>(q.codes.size(2)),
-        static_cast<int>(std::lround(std::log2(static_cast<double>(q.codebooks.size(1))))), q.group,
+        vq::codebook_bits(q), q.group,
         std::vector<uint8_t>(codes.data_ptr<uint8_t>(), codes.data_ptr<uint8_t>() + codes.numel()),
         std::vector<int8_t>(words.data_ptr<int8_t>(), words.data_ptr<int8_t>() + words.numel()), to_vector(scale),
         lanes ? WeightLayout::kRows : layout_for(p_.isa_)));

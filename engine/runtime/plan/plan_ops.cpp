@@ -183,6 +183,25 @@ struct VqSchedule {
   }
 };
 
+// One parallel region over a vq layer's call: pixel blocks of `block` of `pix` per image, each
+// task's tile of output channels decoded once, then body(image, p0, rows, n0, n1, tile) for each
+// of the task's blocks.
+template <typename Body>
+void run_vq_tiles(Context& ctx, const VqWeights& w, int64_t pix, int64_t block, Body body) {
+  const int blocks = static_cast<int>((pix + block - 1) / block);
+  const VqSchedule plan(w.n, ctx.n * blocks, ctx.pool->threads());
+  ctx.pool->run(plan.tasks(), [&](int task, int) {
+    int n0, n1, u0, u1;
+    plan.of(task, w.n, n0, n1, u0, u1);
+    thread_local PackedWeights tile;
+    vq_decode_tile(w, n0, n1, tile);
+    for (int u = u0; u < u1; ++u) {
+      const int64_t p0 = (u % blocks) * block;
+      body(u / blocks, p0, std::min(pix - p0, block), n0, n1, tile);
+    }
+  });
+}
+
 class IntConvOp final : public Op {
  public:
   IntConvOp(CodesTarget in, int kernel, int stride, PackedWeights w, std::vector<float> bias, QGemmIsa isa, bool lanes,
@@ -242,34 +261,24 @@ class IntConvOp final : public Op {
   void run_vq(Context& ctx) {
     const int64_t pix = out_.pixels();
     const int64_t block = lanes_ ? std::min<int64_t>(pix, 256) : std::min<int64_t>(pix, 64);
-    const int blocks = static_cast<int>((pix + block - 1) / block);
-    const VqSchedule plan(w_.n, ctx.n * blocks, ctx.pool->threads());
-    ctx.pool->run(plan.tasks(), [&](int task, int) {
-      int n0, n1, u0, u1;
-      plan.of(task, w_.n, n0, n1, u0, u1);
-      thread_local PackedWeights tile;
-      vq_decode_tile(*vq_, n0, n1, tile);
-      for (int u = u0; u < u1; ++u) {
-        const int image = u / blocks;
-        const int64_t p0 = (u % blocks) * block, rows = std::min(pix - p0, block);
-        const uint8_t* codes = ctx.codes[static_cast<size_t>(in_.buffer)] + image * in_.shape.bytes();
-        float* out = ctx.at(out_, image) + p0 * out_.ld;
-        if (lanes_) {
-          qconv_pixels_rows(lane_plan_, codes, static_cast<int>(p0), static_cast<int>(rows), out - p0 * out_.ld, out_.ld, n0, n1,
-                            reinterpret_cast<const int8_t*>(tile.data.data()));
-        } else {
-          thread_local std::vector<uint8_t> a;
-          thread_local std::vector<int32_t> sums, acc;
-          uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
-          int32_t* sp = scratch(sums, static_cast<size_t>(rows));
-          int32_t* cp = scratch(acc, static_cast<size_t>(rows) * (n1 - n0));
-          im2col_u8(codes, in_.shape, kernel_, stride_, p0, p0 + rows, w_.k_padded, ap, sp);
-          qgemm_s32(isa_, ap, static_cast<int>(rows), tile, cp);
-          dequantize_columns(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(),
-                             bias_.empty() ? nullptr : bias_.data(), out, out_.ld, n0, n1);
-        }
-        apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
+    run_vq_tiles(ctx, *vq_, pix, block, [&](int image, int64_t p0, int64_t rows, int n0, int n1, const PackedWeights& tile) {
+      const uint8_t* codes = ctx.codes[static_cast<size_t>(in_.buffer)] + image * in_.shape.bytes();
+      float* out = ctx.at(out_, image) + p0 * out_.ld;
+      if (lanes_) {
+        qconv_pixels_rows(lane_plan_, codes, static_cast<int>(p0), static_cast<int>(rows), out - p0 * out_.ld, out_.ld, n0, n1,
+                          reinterpret_cast<const int8_t*>(tile.data.data()));
+      } else {
+        thread_local std::vector<uint8_t> a;
+        thread_local std::vector<int32_t> sums, acc;
+        uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
+        int32_t* sp = scratch(sums, static_cast<size_t>(rows));
+        int32_t* cp = scratch(acc, static_cast<size_t>(rows) * (n1 - n0));
+        im2col_u8(codes, in_.shape, kernel_, stride_, p0, p0 + rows, w_.k_padded, ap, sp);
+        qgemm_s32(isa_, ap, static_cast<int>(rows), tile, cp);
+        dequantize_columns(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(),
+                           bias_.empty() ? nullptr : bias_.data(), out, out_.ld, n0, n1);
       }
+      apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
     });
   }
 
@@ -321,29 +330,20 @@ class IntLinearOp final : public Op {
 
  private:
   void run_vq(Context& ctx, ActQuant q) {
-    const int64_t pix = in_.pixels(), block = std::min<int64_t>(pix, 64);
-    const int blocks = static_cast<int>((pix + block - 1) / block);
-    const VqSchedule plan(w_.n, ctx.n * blocks, ctx.pool->threads());
-    ctx.pool->run(plan.tasks(), [&](int task, int) {
-      int n0, n1, u0, u1;
-      plan.of(task, w_.n, n0, n1, u0, u1);
-      thread_local PackedWeights tile;
-      vq_decode_tile(*vq_, n0, n1, tile);
-      for (int u = u0; u < u1; ++u) {
-        const int image = u / blocks;
-        const int64_t p0 = (u % blocks) * block, rows = std::min(pix - p0, block);
-        thread_local std::vector<uint8_t> a;
-        thread_local std::vector<int32_t> sums, acc;
-        uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
-        int32_t* sp = scratch(sums, static_cast<size_t>(rows));
-        int32_t* cp = scratch(acc, static_cast<size_t>(rows) * (n1 - n0));
-        quantize_rows_ld(ctx.at(in_, image) + p0 * in_.ld, in_.ld, 0, rows, in_.c, q, ap, sp);
-        qgemm_s32(isa_, ap, static_cast<int>(rows), tile, cp);
-        float* out = ctx.at(out_, image) + p0 * out_.ld;
-        dequantize_columns(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(),
-                           bias_.empty() ? nullptr : bias_.data(), out, out_.ld, n0, n1);
-        apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
-      }
+    const int64_t pix = in_.pixels();
+    run_vq_tiles(ctx, *vq_, pix, std::min<int64_t>(pix, 64),
+                 [&](int image, int64_t p0, int64_t rows, int n0, int n1, const PackedWeights& tile) {
+      thread_local std::vector<uint8_t> a;
+      thread_local std::vector<int32_t> sums, acc;
+      uint8_t* ap = scratch(a, static_cast<size_t>(rows) * w_.k_padded);
+      int32_t* sp = scratch(sums, static_cast<size_t>(rows));
+      int32_t* cp = scratch(acc, static_cast<size_t>(rows) * (n1 - n0));
+      quantize_rows_ld(ctx.at(in_, image) + p0 * in_.ld, in_.ld, 0, rows, in_.c, q, ap, sp);
+      qgemm_s32(isa_, ap, static_cast<int>(rows), tile, cp);
+      float* out = ctx.at(out_, image) + p0 * out_.ld;
+      dequantize_columns(cp, static_cast<int>(rows), w_, sp, term_.data(), scale_.data(),
+                         bias_.empty() ? nullptr : bias_.data(), out, out_.ld, n0, n1);
+      apply_epilogue_columns(ctx, e_, image, p0, rows, out, out_.ld, n0, n1);
     });
   }
 
