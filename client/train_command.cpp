@@ -38,7 +38,7 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--init", o->init_from, "Warm start from this model folder's weights (new class-embedding parameters start at zero)");
   auto conditional = std::make_shared<bool>(false);
-  cmd->add_flag("--conditional", *conditional, "Shipped shape, class-conditional: 10 Fashion-MNIST classes and a null class (label 10) for guidance");
+  cmd->add_flag("--conditional", *conditional, "Shipped shape, class-conditional: 10 Fashion-MNIST classes and a null class (label 10) for guidance; the scheduler written without x0 clipping (clipping breaks guided DDIM)");
   cmd->callback([o, config_path, conditional] {
     if (!config_path->empty()) {
       o->config = UNetConfig::from_file(*config_path);
@@ -63,6 +63,10 @@ void add_train_command(CLI::App& app) {
       for (int c = 0; c < kFashionMnistClasses; ++c) o->config.class_names.push_back(fashion_mnist_class_name(c));
       o->config.null_class = kFashionMnistClasses;
       o->config.validate();
+      // Guided DDIM with x0 clipped to [-1, 1] (and eps not re-derived from the clipped x0, as
+      // diffusers' default) saturates: on the shipped model at guidance 3, 25 steps, 100 images,
+      // class accuracy 0.37 clipped against 0.96 unclipped, with no loss unguided.
+      o->scheduler.clip_sample = false;
     }
     spdlog::info("training {} iterations of batch {} into {}", o->iterations, o->batch_size, o->out_dir);
     train_diffusion(*o, [](const TrainProgress& p) {
