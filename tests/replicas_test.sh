@@ -77,6 +77,21 @@ on $port_b generate --model tiny --num 2 --steps 3 --seed 1 --out "$work/gen" >/
   || fail "sampling through B did not reach the worker connected to A"
 [ "$(ls "$work/gen" | grep -c '\.png$')" = 2 ] || fail "sampling through B wrote $(ls "$work/gen" | wc -l) files"
 
+# Store-wide gauges (jobs by state, the quantize queue, connected workers) read the same on
+# both replicas: the dashboard and the alerts take their max over replicas, never the sum.
+store_gauges() { curl -sf "http://127.0.0.1:$(($1 + 1))/metrics" | grep -E '^qdm_(jobs|workers|queue_depth)[{ ]' | sort; }
+same=""
+for _ in $(seq 50); do
+  ga=$(store_gauges $port_a); gb=$(store_gauges $port_b)
+  if [ "$ga" = "$gb" ] && grep -q '^qdm_jobs{state="succeeded"} 1$' <<<"$ga" && grep -q '^qdm_workers 1$' <<<"$ga"; then
+    same=1; break
+  fi
+  sleep 0.2
+done
+[ -n "$same" ] || fail "store-wide gauges differ between the replicas or miss the job and the worker:
+A: $ga
+B: $gb"
+
 # kill -9 of replica A while worker 1 runs a job: it fails over to B, the job completes once,
 # on its first lease.
 long=$(on $port_b submit --model tiny --recipe qdiffusion --steps 20 --calib-samples 4 --iters 150 --act-iters 0 --report-samples 2)
