@@ -13,8 +13,20 @@ def artifact_meta(path):
     return json.loads(header["__metadata__"]["qdm"])
 
 
+def guided_cells(prefix):
+    """Class accuracy and FID of the guided evaluation (class-conditional model), or dashes."""
+    path = f"{prefix}.guided.json"
+    if not os.path.exists(path):
+        return "- | -"
+    g = json.load(open(path))
+    return f"{g['class_accuracy']:.3f} | {g['fid_fmnist']:.3f}"
+
+
+guidance = None
+if os.path.exists(f"{out}/fp.guided.json"):
+    guidance = json.load(open(f"{out}/fp.guided.json"))["guidance"]
 fids = {}  # (recipe, cfg) -> FID
-rows = [f"| FP32 | - | {fp['fid_fmnist']:.3f} | 0 | inf | 1.000 | - | {fp_bytes} | LibTorch | {fp['weight_bytes']} |"]
+rows = [f"| FP32 | - | {fp['fid_fmnist']:.3f} | {guided_cells(f'{out}/fp')} | 0 | inf | 1.000 | - | {fp_bytes} | LibTorch | {fp['weight_bytes']} |"]
 for cfg in ["w8a8", "w4a8", "w4a32"]:
     for recipe in ["rtn", "qdiffusion", "tfmq", "tfmq_cache", "tfmq_qskip"]:
         name = f"{recipe}_{cfg}"
@@ -25,7 +37,7 @@ for cfg in ["w8a8", "w4a8", "w4a32"]:
         fids[(recipe, cfg)] = ev["fid_fmnist"]
         meta = artifact_meta(path)
         rep = meta["report"]
-        rows.append(f"| {recipe.replace('_', '+')} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {rep['mse_vs_fp']:.5f} | "
+        rows.append(f"| {recipe.replace('_', '+')} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {guided_cells(f'{out}/{name}')} | {rep['mse_vs_fp']:.5f} | "
                     f"{rep['psnr_vs_fp']:.2f} | {rep['temporal_feature_cosine']:.4f} | "
                     f"{meta['timings'].get('quantization', meta['timings']['total']):.0f} | {os.path.getsize(path)} | {ev['kernels']} | {ev['weight_bytes']} |")
 goals = []
@@ -54,9 +66,12 @@ machine; artifact size in bytes. Reconstruction: {iters} AdaRound iterations per
 FID evaluated on the kernels named per row (int: the integer kernels; sim: fake-quant), with
 the weight bytes resident in that evaluation (sim keeps fp32 and fake-quantized copies).
 tfmq+qskip: tfmq with the 1x1 shortcuts and downsample convs quantized as well.
+FID-FMNIST without labels is the unconditional (null-class) model; """ + (
+    f"guided: the same seeds with an even spread of class labels at guidance {guidance:g}, class accuracy "
+    "by the evaluator's classifier and FID." if guidance else "guided: (unconditional model)") + """
 
-| recipe | bits | FID-FMNIST | MSE vs FP | PSNR vs FP dB | temporal cos | quantize s | artifact bytes | eval kernels | resident weight bytes |
-|---|---|---:|---:|---:|---:|---:|---:|---|---:|
+| recipe | bits | FID-FMNIST | guided class acc | guided FID | MSE vs FP | PSNR vs FP dB | temporal cos | quantize s | artifact bytes | eval kernels | resident weight bytes |
+|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|
 """ + "\n".join(rows) + """
 
 Goals, from the rows above:
