@@ -4,7 +4,7 @@
 # TFMQ-DM W4A8 quantize job for the shipped Fashion-MNIST model, watches it, and generates
 # images from the artifact on the integer kernels into out/generated.
 #   bash deploy/local/main_job.sh           (after bash .ci/setup)
-# Environment: ITERS (reconstruction iterations per block, default 200), NUM (images, 16),
+# Environment: ITERS (reconstruction iterations per block, default 200), NUM (images, 16), GUIDANCE (3),
 # KEEP_RUNNING=1 leaves the service up afterwards (QDM_SERVER=localhost:50051).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -28,5 +28,8 @@ job=$("$bin/qdm" submit --model fmnist-ddpm --recipe tfmq --wbits 4 --abits 8 --
 echo "submitted $job"
 "$bin/qdm" jobs watch "$job"
 artifact=$("$bin/qdm" jobs get "$job" | sed -n 's/^artifact: *//p')
-"$bin/qdm" generate --artifact "$artifact" --num "${NUM:-16}" --seed 0 --out out/generated
+# The shipped model is class-conditional: an even spread of the ten classes, guidance 3.
+labels=()
+grep -q '"num_class_embeds": *[1-9]' models/fmnist-ddpm/config.json && labels=(--class-label all --guidance "${GUIDANCE:-3}")
+"$bin/qdm" generate --artifact "$artifact" --num "${NUM:-16}" --seed 0 "${labels[@]}" --out out/generated
 echo "images in out/generated; artifact $artifact in var/qdm/artifacts"
