@@ -105,6 +105,8 @@ expect_error "abits" quantize --model "$work/model" --abits 3 --out "$work/m.saf
 # A class-conditional model: labels by name or index, one per image or "all", with guidance;
 # the eval's per-class accuracy and FID; bad labels named with the valid ones.
 "$qdm" train --out "$work/cond" --config "$work/tiny.json" --conditional --iters 2 --batch 4 >/dev/null 2>&1 || fail "train --conditional"
+# Its scheduler does not clip x0: guided DDIM with clipped x0 saturates.
+grep -q '"clip_sample": false' "$work/cond/scheduler/scheduler_config.json" || fail "train --conditional wrote a clipping scheduler"
 "$qdm" sample --model "$work/cond" --num 4 --steps 3 --class-label all --guidance 2 --out "$work/cond-png" >/dev/null 2>&1 \
   || fail "sample with labels"
 grep -qa "qdm:class_name.Pullover" "$work/cond-png/00002.png" || fail "sample --class-label all: image 2 is not a pullover"
