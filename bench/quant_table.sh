@@ -37,19 +37,16 @@ for cfg in $configs; do
     recipe=$r; extra=()
     [ "$r" = tfmq-qskip ] && recipe=tfmq && extra=(--keep-fp conv_in conv_out time_embedding.linear_1)
     k=$kernels; [ "$a" = 32 ] && k=sim
-    if [ -f "$out/$name.eval.json" ]; then
-      [ "$guidance" = 0 ] || [ -f "$out/$name.guided.json" ] || "$qdm" eval --artifact "$out/$name.safetensors" \
-        --kernels "$k" --num "$num" --seed 0 "${guided[@]}" --json "$out/$name.guided.json" >/dev/null
-      continue
+    if [ ! -f "$out/$name.eval.json" ]; then
+      # A finished artifact (written atomically, with its wall time) is kept: only its evaluation reruns.
+      [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
+      /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-ddpm --recipe "$recipe" "${extra[@]}" \
+        --wbits "$w" --abits "$a" --steps 100 --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" \
+        --report-samples 256 --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
+      "$qdm" eval --artifact "$out/$name.safetensors" --kernels "$k" --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
     fi
-    # A finished artifact (written atomically, with its wall time) is kept: only its evaluation reruns.
-    [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
-    /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-ddpm --recipe "$recipe" "${extra[@]}" \
-      --wbits "$w" --abits "$a" --steps 100 --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" \
-      --report-samples 256 --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
-    "$qdm" eval --artifact "$out/$name.safetensors" --kernels "$k" --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
-    [ "$guidance" = 0 ] || "$qdm" eval --artifact "$out/$name.safetensors" --kernels "$k" --num "$num" --seed 0 \
-      "${guided[@]}" --json "$out/$name.guided.json" >/dev/null
+    [ "$guidance" = 0 ] || [ -f "$out/$name.guided.json" ] || "$qdm" eval --artifact "$out/$name.safetensors" \
+      --kernels "$k" --num "$num" --seed 0 "${guided[@]}" --json "$out/$name.guided.json" >/dev/null
   done
 done
 python3 bench/quant_table.py "$out" "$num" "$iters" "$act_iters" "$calib" > bench/results/quant_table.md

@@ -10,8 +10,11 @@
 namespace qdm {
 namespace {
 
-double since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+// Block reconstruction's progress as the job's stage "reconstruction: <block>".
+ReconProgress reconstruction_progress(const QuantizeCallback& progress) {
+  return [&progress](const std::string& block, int index, int total, double loss) {
+    return !progress || progress({"reconstruction: " + block, index, total, loss});
+  };
 }
 
 }  // namespace
@@ -43,7 +46,7 @@ CalibrationSet begin_quantization(const DiffusionModel& model, const RecipeOptio
   CalibrationSet calib =
       collect_calibration(model.unet, schedule, o.sampler, o.calib_samples, o.calib_seed, o.batch,
                           [&](int done, int total) { report_stage(progress, "calibration data", done, total); });
-  result.timings["calibration_data"] = since(t0);
+  result.timings["calibration_data"] = seconds_since(t0);
   result.model = std::make_unique<QuantizedUNet>(clone_unet(model), spec);
   for (auto& p : result.model->unet->parameters()) p.set_requires_grad(false);
   return calib;
@@ -57,7 +60,7 @@ void weight_ranges(QuantizedUNet& q, bool minmax, const QuantizeCallback& progre
     layer->set_weight_quant(minmax ? minmax_weight_params(w, layer->weight_bits) : mse_weight_params(w, layer->weight_bits));
     report_stage(progress, "weight ranges", ++i, static_cast<int>(q.layers.size()));
   }
-  timings["weight_ranges"] = since(t0);
+  timings["weight_ranges"] = seconds_since(t0);
 }
 
 void activation_ranges(QuantizedUNet& q, const CalibrationSet& calib, int batch, bool per_step, const QuantizeCallback& progress,
@@ -72,7 +75,7 @@ void activation_ranges(QuantizedUNet& q, const CalibrationSet& calib, int batch,
     for (ActQuantizer* a : acts) a->mse_init = per_step;  // FSC: each step's range starts from an MSE search
     observe_activations(q, calib, batch, [&](int done, int total) { report_stage(progress, "activation ranges", done, total); });
     for (ActQuantizer* a : acts) per_step ? a->finalize_per_step() : a->finalize_minmax_shared();
-    timings["activation_ranges"] = since(t0);
+    timings["activation_ranges"] = seconds_since(t0);
   }
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 }
@@ -83,10 +86,8 @@ void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, c
   for (size_t s = 0; s < calib.inputs.size(); s += static_cast<size_t>(step_stride))
     groups.push_back({static_cast<int>(s), calib.timesteps[s], calib.inputs[s], calib.labels});
   const auto t0 = std::chrono::steady_clock::now();
-  reconstruct_blocks(q, model.unet, groups, recon, [&](const std::string& block, int index, int total, double loss) {
-    return !progress || progress({"reconstruction: " + block, index, total, loss});
-  });
-  timings["block_reconstruction"] = since(t0);
+  reconstruct_blocks(q, model.unet, groups, recon, reconstruction_progress(progress));
+  timings["block_reconstruction"] = seconds_since(t0);
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 }
 
@@ -108,10 +109,8 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   ReconOptions recon = o.recon;
   if (tfmq && !cache) {
     const auto t0 = std::chrono::steady_clock::now();
-    reconstruct_temporal_block(q, model.unet, result.timesteps, recon, [&](const std::string& block, int index, int total, double loss) {
-      return !progress || progress({"reconstruction: " + block, index, total, loss});
-    });
-    result.timings["tiar"] = since(t0);
+    reconstruct_temporal_block(q, model.unet, result.timesteps, recon, reconstruction_progress(progress));
+    result.timings["tiar"] = seconds_since(t0);
   }
   recon.with_time_proj = !tfmq;                              // TFMQ: the TIB stays frozen
   if (tfmq || q.spec.act_bits == 0) recon.act_iters = 0;     // TFMQ keeps its FSC tables

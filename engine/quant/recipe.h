@@ -16,6 +16,7 @@
 // See ../shared/methods.md for the published algorithms; iteration counts are options.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -60,6 +61,11 @@ struct RecipeEnvironment {
 
 // A private copy of the model's fp32 UNet to install quantizers on.
 UNet2DModel clone_unet(const DiffusionModel& model);
+
+// Seconds from t to now: the recipes' stage timings.
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 // The stages the recipes compose. Each reports its progress (throwing QuantizeCancelled when the
 // callback says stop) and records its seconds in `timings` under the stage's key.

@@ -7,19 +7,12 @@
 #include "engine/quant/tmpq/search.h"
 
 namespace qdm {
-namespace {
-
-double since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
-}  // namespace
 
 QuantizeResult quantize_tmpq(const DiffusionModel& model, const RecipeOptions& o, const RecipeEnvironment& env,
                              const QuantizeCallback& progress) {
   using namespace tmpq;
   auto report = [&](const std::string& stage, int done, int total, double loss = 0) {
-    if (progress && !progress({stage, done, total, loss})) throw QuantizeCancelled();
+    report_stage(progress, stage, done, total, loss);
     return true;
   };
   QuantizeResult result;
@@ -31,16 +24,16 @@ QuantizeResult quantize_tmpq(const DiffusionModel& model, const RecipeOptions& o
 
   auto t0 = std::chrono::steady_clock::now();
   const QuantizerBank bank = build_bank(model, q, o, [&](const std::string& stage, int d, int t) { return report(stage, d, t); });
-  result.timings["quantizer_bank"] = since(t0);
+  result.timings["quantizer_bank"] = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   report("kernel latency", 0, 1);
   const LatencyTable latency = measure_latency(bank, q, model.weights_sha256, env.cache_dir.empty() ? "" : env.cache_dir + "/latency");
-  result.timings["kernel_latency"] = since(t0);
+  result.timings["kernel_latency"] = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   const SearchOutcome s = search(model, bank, q, latency, o, env, [&](const std::string& stage, int d, int t, double loss) {
     return report(stage, d, t, loss);
   });
-  result.timings["search"] = since(t0);
+  result.timings["search"] = seconds_since(t0);
 
   result.timesteps = s.best.timesteps;
   result.sampler = o.sampler;

@@ -12,10 +12,6 @@
 namespace qdm {
 namespace {
 
-double since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-}
-
 // The block a layer belongs to: down_blocks.i, up_blocks.i, mid_block, or the layer itself.
 std::string block_of(const std::string& name) {
   for (const char* prefix : {"down_blocks.", "up_blocks."})
@@ -137,7 +133,7 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
       report(stage, ++layers_done, layers_total, int_obj / std::max(zero_obj, 1e-30));
     }
   }
-  result.timings["vq"] = since(t0);
+  result.timings["vq"] = seconds_since(t0);
 
   // The scalar layers left (small layers at weight_bits, kept layers) learn their rounding as
   // in tfmq: AdaRound block by block against the fp32 blocks' outputs, the vq layers fixed.
