@@ -12,12 +12,14 @@
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "server/job_store.h"
 #include "server/model_store.h"
+#include "server/postgres_connection.h"
 #include "server/models_service.h"
 #include "server/quantize_jobs_service.h"
 #include "server/sampling_proxy.h"
@@ -38,6 +40,7 @@ struct Flags {
   std::string metrics = "0.0.0.0:9464";
   std::string data = "var/qdm";
   std::string store;  // empty: sqlite:<data>/qdm.db
+  double store_wait_seconds = 60;
   std::vector<std::string> model_roots = {"models"};
   double lease_seconds = 15;
   int max_attempts = 3;
@@ -65,6 +68,10 @@ int main(int argc, char** argv) {
                  "Job store: sqlite:PATH (default: sqlite:<data>/qdm.db, one scheduler) or a postgresql:// URL (shared by "
                  "scheduler replicas; models and artifacts then belong on storage every replica reads)")
       ->envname("QDM_STORE");
+  app.add_option("--store-wait", f.store_wait_seconds,
+                 "Seconds to keep retrying a PostgreSQL store that cannot be reached at start (a database starting "
+                 "beside the scheduler, a failover); 0 fails at once")
+      ->envname("QDM_STORE_WAIT")->capture_default_str()->check(CLI::Range(0.0, 3600.0));
   app.add_option("--model-root", f.model_roots, "Read-only folders of model folders (repeatable)")->envname("QDM_MODEL_ROOT")->capture_default_str();
   app.add_option("--lease-seconds", f.lease_seconds, "A job's lease expires after this long without a heartbeat")->envname("QDM_LEASE_SECONDS")->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--max-attempts", f.max_attempts, "Leases per job before it fails")->envname("QDM_MAX_ATTEMPTS")->capture_default_str()->check(CLI::Range(1, 100));
@@ -105,8 +112,17 @@ int main(int argc, char** argv) {
       std::filesystem::remove(probe);
     }
     const std::string store_url = f.store.empty() ? "sqlite:" + (std::filesystem::path(f.data) / "qdm.db").string() : f.store;
-    const std::unique_ptr<server::JobStore> job_store =
-        server::open_job_store(store_url, {f.max_attempts, std::min(2.0, f.lease_seconds / 2), f.max_queued_jobs});
+    std::unique_ptr<server::JobStore> job_store;
+    const auto store_deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(f.store_wait_seconds);
+    while (!job_store) {
+      try {
+        job_store = server::open_job_store(store_url, {f.max_attempts, std::min(2.0, f.lease_seconds / 2), f.max_queued_jobs});
+      } catch (const server::pg::Unreachable& e) {
+        if (std::chrono::steady_clock::now() >= store_deadline) throw;
+        spdlog::warn("{}; retrying (--store-wait {} s)", e.what(), f.store_wait_seconds);
+        if (signals.wait_for(std::chrono::seconds(2))) return 0;
+      }
+    }
     server::JobStore& jobs = *job_store;
     spdlog::info("job store: {}", server::describe_store_url(store_url));
     if (int n = jobs.renew_leases_after_restart(f.lease_seconds))

@@ -35,7 +35,7 @@ Connection::Connection(const std::string& url) {
     const std::string msg = PQerrorMessage(conn_);
     PQfinish(conn_);
     conn_ = nullptr;
-    throw StoreError("cannot connect to the PostgreSQL store: " + first_line(msg));
+    throw Unreachable("cannot connect to the PostgreSQL store: " + first_line(msg));
   }
   PQsetNoticeProcessor(conn_, [](void*, const char*) {}, nullptr);  // "already exists" notices
 }
@@ -45,7 +45,7 @@ Connection::~Connection() { PQfinish(conn_); }
 void Connection::ensure() {
   if (PQstatus(conn_) == CONNECTION_OK) return;
   PQreset(conn_);
-  if (PQstatus(conn_) != CONNECTION_OK) throw StoreError("the PostgreSQL store is unreachable: " + first_line(PQerrorMessage(conn_)));
+  if (PQstatus(conn_) != CONNECTION_OK) throw Unreachable("the PostgreSQL store is unreachable: " + first_line(PQerrorMessage(conn_)));
 }
 
 Result Connection::exec(const char* sql, const std::vector<Param>& params) {

@@ -16,6 +16,12 @@ namespace qdm::server::pg {
 
 using service::StoreError;
 
+// The server could not be reached at all (not up yet, a failover, a wrong host or password).
+class Unreachable : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 class Result {
  public:
   explicit Result(pg_result* r) : r_(r) {}
@@ -51,7 +57,7 @@ struct Param {
 
 class Connection {
  public:
-  // Throws StoreError saying why the server cannot be reached (never the URL's password).
+  // Throws Unreachable saying why the server cannot be reached (never the URL's password).
   explicit Connection(const std::string& url);
   ~Connection();
   Connection(const Connection&) = delete;

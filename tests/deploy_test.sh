@@ -28,10 +28,16 @@ chart="$src/helm/qdm"
 "$helm" template rel "$chart" --set scheduler.replicas=3 --set store.existingSecret=qdm-store \
   --set scheduler.persistence.accessMode=ReadWriteMany > "$work/replicated.yaml" || fail "helm template (replicated)"
 if "$helm" template rel "$chart" --set scheduler.replicas=2 >"$work/rep-sqlite.txt" 2>&1; then fail "two SQLite replicas rendered"; fi
-grep -q "needs store.existingSecret" "$work/rep-sqlite.txt" || fail "replicas on SQLite: $(cat "$work/rep-sqlite.txt")"
+grep -q "needs a PostgreSQL job store" "$work/rep-sqlite.txt" || fail "replicas on SQLite: $(cat "$work/rep-sqlite.txt")"
 if "$helm" template rel "$chart" --set scheduler.replicas=2 --set store.existingSecret=s >"$work/rep-rwo.txt" 2>&1; then
   fail "replicas on a ReadWriteOnce volume rendered"; fi
 grep -q "ReadWriteMany" "$work/rep-rwo.txt" || fail "replicas on ReadWriteOnce: $(cat "$work/rep-rwo.txt")"
+# The bundled PostgreSQL: replicas on it; it and an existing store's Secret at once are refused.
+"$helm" template rel "$chart" --set postgresql.enabled=true --set scheduler.replicas=2 \
+  --set scheduler.persistence.accessMode=ReadWriteMany > "$work/bundled-pg.yaml" || fail "helm template (bundled PostgreSQL)"
+if "$helm" template rel "$chart" --set postgresql.enabled=true --set store.existingSecret=s >"$work/pg-both.txt" 2>&1; then
+  fail "the bundled PostgreSQL and store.existingSecret rendered together"; fi
+grep -q "exclusive" "$work/pg-both.txt" || fail "bundled PostgreSQL with an existing store: $(cat "$work/pg-both.txt")"
 # TLS without the auth Secret (no worker token) is refused at render time, as the scheduler would.
 if "$helm" template rel "$chart" --set tls.existingSecret=t >"$work/tls-only.txt" 2>&1; then fail "TLS without a worker token rendered"; fi
 grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "TLS without a worker token: $(cat "$work/tls-only.txt")"
@@ -48,7 +54,7 @@ PY
   --api-versions monitoring.coreos.com/v1/PrometheusRule") > "$work/readme.yaml" || fail "README's helm install: $readme_install"
 "${QDM_SCHEDULER_BIN:?}" --help > "$work/scheduler.help"; "${QDM_WORKER_BIN:?}" --help > "$work/worker.help"
 python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" \
-  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" "$work/replicated.yaml" <<'PY' || fail "rendered manifests"
+  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" "$work/replicated.yaml" "$work/bundled-pg.yaml" <<'PY' || fail "rendered manifests"
 import json, re, sys, yaml
 def load(p):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
@@ -128,9 +134,35 @@ assert any(e["name"] == "QDM_STORE" and e["valueFrom"]["secretKeyRef"] == {"name
 assert rep[("PodDisruptionBudget", "rel-qdm-scheduler")]["spec"]["minAvailable"] == 1
 assert rep[("PersistentVolumeClaim", "rel-qdm-scheduler")]["spec"]["accessModes"] == ["ReadWriteMany"]
 assert ("PodDisruptionBudget", "rel-qdm-scheduler") not in default
+# The bundled PostgreSQL: a StatefulSet with its own volume behind a Service, and the URL the
+# schedulers read names that Service, the database, user and password the server is initialised with.
+from urllib.parse import urlsplit
+pg = load(sys.argv[9])
+ss = pg[("StatefulSet", "rel-qdm-postgresql")]
+assert ss["spec"]["replicas"] == 1 and ss["spec"]["volumeClaimTemplates"][0]["spec"]["accessModes"] == ["ReadWriteOnce"]
+pc = ss["spec"]["template"]["spec"]["containers"][0]
+penv = {e["name"]: e for e in pc["env"]}
+svc = pg[("Service", "rel-qdm-postgresql")]
+assert svc["spec"]["selector"].items() <= ss["spec"]["template"]["metadata"]["labels"].items(), "the Service does not select the database pod"
+assert svc["spec"]["ports"][0]["targetPort"] in {p["name"] for p in pc["ports"]}
+secret = pg[("Secret", "rel-qdm-postgresql")]
+assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+assert penv["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "rel-qdm-postgresql", "key": "password"}
+u = urlsplit(secret["stringData"]["url"])
+assert u.scheme == "postgresql" and u.hostname == svc["metadata"]["name"] and u.port == svc["spec"]["ports"][0]["port"], u
+assert u.path == "/" + penv["POSTGRES_DB"]["value"] and u.username == penv["POSTGRES_USER"]["value"], u
+assert u.password == secret["stringData"]["password"] and len(u.password) >= 24
+assert all(p.get("exec") for p in (pc["readinessProbe"], pc["livenessProbe"]))
+ps = pg[("Deployment", "rel-qdm-scheduler")]["spec"]
+assert ps["replicas"] == 2 and ps["strategy"]["type"] == "RollingUpdate"
+senv = {e["name"]: e for e in ps["template"]["spec"]["containers"][0]["env"]}
+assert senv["QDM_STORE"]["valueFrom"]["secretKeyRef"] == {"name": "rel-qdm-postgresql", "key": "url"}
+assert 0 < float(senv["QDM_STORE_WAIT"]["value"]) < 2 * 60, "the scheduler's wait for the database outlasts its startup probe"
+assert ("PodDisruptionBudget", "rel-qdm-scheduler") in pg
+assert ("StatefulSet", "rel-qdm-postgresql") not in rep and ("StatefulSet", "rel-qdm-postgresql") not in default
 # Every flag and QDM_* variable the chart gives a container is an option of the binary it runs.
 helps = {c: open(f"{sys.argv[5]}/{c}.help").read() for c in ("scheduler", "worker")}
-for objs in (default, gpu, sec, readme, rep):
+for objs in (default, gpu, sec, readme, rep, pg):
     for c in ("scheduler", "worker"):
         dep = next(o for (k, n), o in objs.items() if k == "Deployment" and n.endswith(f"qdm-{c}"))
         ctr = dep["spec"]["template"]["spec"]["containers"][0]

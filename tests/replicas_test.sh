@@ -4,7 +4,8 @@
 # B; a sampling request arriving at B reaches a worker connected only to A; kill -9 of the
 # replica a worker is connected to while its job runs: the worker fails over to the other, the
 # job completes exactly once on its first lease, nothing acknowledged is lost. Prints the
-# failover times (kill -9 to the job's next progress seen through the other replica).
+# failover times (kill -9 to the job's next progress seen through the other replica). A third
+# replica started while the database is down waits for it (--store-wait) and then serves.
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
 source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
@@ -114,5 +115,18 @@ art=$(field $port_b "$long" artifact)
 [ "$(on $port_b models list --artifacts | grep -c "^$art ")" = 1 ] || fail "artifact $art stored other than once"
 # Everything acknowledged is still there.
 for id in "$j" "$long"; do [ "$(field $port_b "$id" state)" = succeeded ] || fail "job $id lost"; done
+# A replica that starts while the database is down waits for it (--store-wait) and then serves.
+bash "$src/tests/pg_cluster.sh" halt "$work/pg"
+port_c=$((base + 4))
+"$sched_bin" --data "$work/data" --store "$store" --store-wait 60 --model-root "$work/roots" --listen 127.0.0.1:$port_c \
+  --metrics 127.0.0.1:$((port_c + 1)) >>"$work/scheduler_c.log" 2>&1 &
+sched_c=$!; pids+=("$sched_c")
+for _ in $(seq 100); do grep -q "cannot connect to the PostgreSQL store.*retrying" "$work/scheduler_c.log" && break; sleep 0.1; done
+grep -q "retrying" "$work/scheduler_c.log" || fail "replica C did not say it waits for the database"
+kill -0 "$sched_c" 2>/dev/null || fail "replica C exited while the database was down"
+bash "$src/tests/pg_cluster.sh" resume "$work/pg"
+wait_up $port_c
+[ "$(field $port_c "$long" state)" = succeeded ] || fail "job $long not seen through replica C"
+
 echo "failover: first call through B after kill -9 of A: ${t_call} s; the running job's next progress through B: ${t_progress} s"
 echo "replicas_test: ok"

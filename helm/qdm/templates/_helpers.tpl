@@ -22,3 +22,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- $reg := .root.Values.image.registry -}}
 {{- if $reg }}{{ printf "%s/%s:%s" $reg .image.repository .image.tag }}{{ else }}{{ printf "%s:%s" .image.repository .image.tag }}{{ end -}}
 {{- end -}}
+{{- /* The Secret and key holding the scheduler's PostgreSQL URL; empty for SQLite. */ -}}
+{{- define "qdm.storeSecret" -}}
+{{- if and .Values.store.existingSecret .Values.postgresql.enabled -}}
+{{- fail "store.existingSecret and postgresql.enabled are exclusive: the job store is either an existing PostgreSQL or the bundled one" -}}
+{{- else if .Values.store.existingSecret -}}{{ .Values.store.existingSecret }}
+{{- else if .Values.postgresql.enabled -}}{{ include "qdm.fullname" . }}-postgresql
+{{- end -}}
+{{- end -}}
+{{- define "qdm.storeSecretKey" -}}
+{{- if .Values.store.existingSecret }}{{ .Values.store.secretKey }}{{ else }}url{{ end -}}
+{{- end -}}
