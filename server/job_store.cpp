@@ -138,7 +138,7 @@ void cancel_job(v1::Job& job) {
   set_time(job.mutable_finished(), now_ms());
 }
 
-int64_t expire_job(v1::Job& job, const JobStore::Options& options) {
+int64_t expire_job(v1::Job& job, const JobStore::Options& options, int64_t now) {
   const std::string lost = job.worker();
   if (job.attempt() >= options.max_attempts) {
     job.set_state(v1::Job::FAILED);
@@ -154,7 +154,7 @@ int64_t expire_job(v1::Job& job, const JobStore::Options& options) {
   job.set_loss(0);
   job.set_error("attempt " + std::to_string(job.attempt()) + " on worker '" + lost + "' lost its lease");
   const double backoff = options.backoff_seconds * (1 << std::min(job.attempt() - 1, 10));
-  return now_ms() + static_cast<int64_t>(backoff * 1000);
+  return now + static_cast<int64_t>(backoff * 1000);
 }
 
 }  // namespace qdm::server

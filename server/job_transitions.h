@@ -25,8 +25,8 @@ std::string lease_job(v1::Job& job, const std::string& worker);
 void report_job(v1::Job& job, const std::string& stage, double progress, double loss);
 void finish_job(v1::Job& job, bool succeeded, const std::string& error, const std::string& report_json);
 void cancel_job(v1::Job& job);
-// A lost lease: FAILED after max_attempts (returns 0), else QUEUED again; returns the time
-// (ms since the epoch) before which it is not leased again.
-int64_t expire_job(v1::Job& job, const JobStore::Options& options);
+// A lost lease: FAILED after max_attempts, else QUEUED again. Returns the time (ms since the
+// epoch on the caller's clock `now`) before which it is not leased again, 0 when FAILED.
+int64_t expire_job(v1::Job& job, const JobStore::Options& options, int64_t now);
 
 }  // namespace qdm::server

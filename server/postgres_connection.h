@@ -55,6 +55,10 @@ struct Param {
   }
 };
 
+// The database server's wall clock in ms since the epoch, as an SQL expression: leases, retry
+// times and worker heartbeats are timed by it so that replicas' clocks never have to agree.
+inline constexpr const char* kNowMs = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
+
 class Connection {
  public:
   // Throws Unreachable saying why the server cannot be reached (never the URL's password).

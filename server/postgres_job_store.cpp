@@ -37,6 +37,9 @@ void update_row(pg::Connection& db, const v1::Job& job, const std::string& lease
   db.exec("SELECT pg_notify($1, '')", {kChannel});
 }
 
+// The database's clock: what every replica times leases and retries by.
+int64_t db_now_ms(pg::Connection& db) { return db.exec((std::string("SELECT ") + pg::kNowMs).c_str()).integer(0, 0); }
+
 void fill_position(pg::Connection& db, v1::Job& job, int64_t seq) {
   if (job.state() != v1::Job::QUEUED) return;
   const Result r = db.exec("SELECT COUNT(*) FROM jobs WHERE state = $1 AND seq < $2", {static_cast<int>(v1::Job::QUEUED), seq});
@@ -199,14 +202,15 @@ std::optional<Lease> PostgresJobStore::lease_next(const std::string& worker, dou
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
   Transaction tx(*db_);
+  const int64_t now = db_now_ms(*db_);
   // SKIP LOCKED: a job another replica is leasing right now is passed over, never leased twice.
   const Result r = db_->exec(
       "SELECT job FROM jobs WHERE state = $1 AND not_before_ms <= $2 ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-      {static_cast<int>(v1::Job::QUEUED), now_ms()});
+      {static_cast<int>(v1::Job::QUEUED), now});
   if (r.rows() == 0) return std::nullopt;
   Lease lease{parse_job(r.bytes(0, 0)), ""};
   lease.lease_id = lease_job(lease.job, worker);
-  update_row(*db_, lease.job, lease.lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
+  update_row(*db_, lease.job, lease.lease_id, now + static_cast<int64_t>(lease_seconds * 1000), 0);
   tx.commit();
   changed();
   return lease;
@@ -221,7 +225,7 @@ bool PostgresJobStore::report(const std::string& job_id, const std::string& leas
   if (!leased) return false;
   v1::Job& job = *leased;
   report_job(job, stage, progress, loss);
-  update_row(*db_, job, lease_id, now_ms() + static_cast<int64_t>(lease_seconds * 1000), 0);
+  update_row(*db_, job, lease_id, db_now_ms(*db_) + static_cast<int64_t>(lease_seconds * 1000), 0);
   tx.commit();
   changed();
   return true;
@@ -246,13 +250,14 @@ std::vector<std::string> PostgresJobStore::expire_leases() {
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
   Transaction tx(*db_);
+  const int64_t now = db_now_ms(*db_);
   // Every replica runs this; SKIP LOCKED lets them split the work instead of waiting.
   const Result r = db_->exec("SELECT id, job FROM jobs WHERE state IN ($1, $2) AND lease_expiry_ms < $3 FOR UPDATE SKIP LOCKED",
-                             {static_cast<int>(v1::Job::LEASED), static_cast<int>(v1::Job::RUNNING), now_ms()});
+                             {static_cast<int>(v1::Job::LEASED), static_cast<int>(v1::Job::RUNNING), now});
   std::vector<std::string> ids;
   for (int i = 0; i < r.rows(); ++i) {
     v1::Job job = parse_job(r.bytes(i, 1));
-    const int64_t not_before = expire_job(job, options_);
+    const int64_t not_before = expire_job(job, options_, now);
     update_row(*db_, job, "", 0, not_before);
     ids.push_back(r.text(i, 0));
   }
@@ -267,7 +272,7 @@ int PostgresJobStore::renew_leases_after_restart(double lease_seconds) {
   // With replicas the other schedulers kept expiring leases; this only extends the leases of
   // workers that were connected to a replica that went down, giving them time to fail over.
   const Result r = db_->exec("UPDATE jobs SET lease_expiry_ms = GREATEST(lease_expiry_ms, $1) WHERE state IN ($2, $3)",
-                             {now_ms() + static_cast<int64_t>(lease_seconds * 1000), static_cast<int>(v1::Job::LEASED),
+                             {db_now_ms(*db_) + static_cast<int64_t>(lease_seconds * 1000), static_cast<int>(v1::Job::LEASED),
                               static_cast<int>(v1::Job::RUNNING)});
   return static_cast<int>(r.affected());
 }

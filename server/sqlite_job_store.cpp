@@ -260,7 +260,7 @@ std::vector<std::string> SqliteJobStore::expire_leases() {
   for (const auto& id : ids) {
     auto job = load(id);
     if (!job) continue;
-    const int64_t not_before = expire_job(*job, options_);
+    const int64_t not_before = expire_job(*job, options_, now_ms());
     update(*job, "", 0, not_before);
   }
   return ids;

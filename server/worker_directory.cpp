@@ -21,16 +21,18 @@ void PostgresWorkerDirectory::record(const WorkerRecord& w) {
   for (const auto& m : w.loaded) loaded += (loaded.empty() ? "" : "\n") + m;  // names hold no newline
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
-  db_->exec(
-      "INSERT INTO workers (id, address, loaded, draining, queue, seen_ms) VALUES ($1, $2, $3, $4, $5, $6) "
-      "ON CONFLICT (id) DO UPDATE SET address = $2, loaded = $3, draining = $4, queue = $5, seen_ms = GREATEST(workers.seen_ms, $6)",
-      {w.id, w.address, loaded, w.draining ? "true" : "false", w.queue, w.seen_ms});
+  const std::string sql = std::string("INSERT INTO workers (id, address, loaded, draining, queue, seen_ms) VALUES ($1, $2, $3, $4, $5, ") +
+                          pg::kNowMs + ") ON CONFLICT (id) DO UPDATE SET address = $2, loaded = $3, draining = $4, queue = $5, seen_ms = " +
+                          pg::kNowMs;
+  db_->exec(sql.c_str(), {w.id, w.address, loaded, w.draining ? "true" : "false", w.queue});
 }
 
-std::vector<WorkerRecord> PostgresWorkerDirectory::live(int64_t since_ms) {
+std::vector<WorkerRecord> PostgresWorkerDirectory::live(int64_t max_age_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
-  const pg::Result r = db_->exec("SELECT id, address, loaded, draining, queue, seen_ms FROM workers WHERE seen_ms >= $1", {since_ms});
+  const std::string sql = std::string("SELECT id, address, loaded, draining, queue, GREATEST(0, ") + pg::kNowMs +
+                          " - seen_ms) FROM workers WHERE seen_ms >= " + pg::kNowMs + " - $1";
+  const pg::Result r = db_->exec(sql.c_str(), {max_age_ms});
   std::vector<WorkerRecord> out;
   for (int i = 0; i < r.rows(); ++i) {
     WorkerRecord w;
@@ -45,7 +47,7 @@ std::vector<WorkerRecord> PostgresWorkerDirectory::live(int64_t since_ms) {
     }
     w.draining = r.text(i, 3) == "t";
     w.queue = static_cast<int>(r.integer(i, 4));
-    w.seen_ms = r.integer(i, 5);
+    w.age_ms = r.integer(i, 5);
     out.push_back(std::move(w));
   }
   return out;

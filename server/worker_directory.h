@@ -20,16 +20,19 @@ struct WorkerRecord {
   std::string id, address;
   std::vector<std::string> loaded;  // models resident in its cache
   bool draining = false;
-  int queue = 0;        // sample requests waiting on it
-  int64_t seen_ms = 0;  // its last heartbeat, on the recording replica's clock
+  int queue = 0;       // sample requests waiting on it
+  int64_t age_ms = 0;  // since its last heartbeat (through any replica); set by live()
 };
 
+// Heartbeats are timed by the directory's clock (the database's), never a replica's: replicas
+// whose wall clocks disagree still agree on which workers are live.
 class WorkerDirectory {
  public:
   virtual ~WorkerDirectory() = default;
+  // Records a heartbeat of `worker` now.
   virtual void record(const WorkerRecord& worker) = 0;
-  // Workers heard from at or after `since_ms` (through any replica).
-  virtual std::vector<WorkerRecord> live(int64_t since_ms) = 0;
+  // Workers heard from within the last `max_age_ms` (through any replica).
+  virtual std::vector<WorkerRecord> live(int64_t max_age_ms) = 0;
 };
 
 // The directory of the store `url` names: nullptr for sqlite:, a table in the database for
@@ -41,7 +44,7 @@ class PostgresWorkerDirectory : public WorkerDirectory {
   explicit PostgresWorkerDirectory(const std::string& url);
   ~PostgresWorkerDirectory() override;
   void record(const WorkerRecord& worker) override;
-  std::vector<WorkerRecord> live(int64_t since_ms) override;
+  std::vector<WorkerRecord> live(int64_t max_age_ms) override;
 
  private:
   std::mutex mu_;

@@ -41,8 +41,7 @@ void WorkerRegistry::heartbeat(const v1::HeartbeatRequest& request) {
   }
   if (!shared_) return;
   WorkerRecord r{info.id(), info.address(), {request.loaded_models().begin(), request.loaded_models().end()},
-                 request.draining(), request.sampling_queue(),
-                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
+                 request.draining(), request.sampling_queue()};
   try {
     shared_->record(r);
   } catch (const std::exception& e) {
@@ -57,10 +56,9 @@ void WorkerRegistry::refresh_from_directory() {
     if (std::chrono::steady_clock::now() - refreshed_ < std::chrono::milliseconds(250)) return;
     refreshed_ = std::chrono::steady_clock::now();
   }
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::vector<WorkerRecord> live;
   try {
-    live = shared_->live(now - stale_after_.count());
+    live = shared_->live(stale_after_.count());
   } catch (const std::exception& e) {
     spdlog::warn("the shared worker directory is unreachable ({}); sampling uses the workers connected here", e.what());
     return;
@@ -68,7 +66,7 @@ void WorkerRegistry::refresh_from_directory() {
   std::lock_guard<std::mutex> lock(mu_);
   const auto steady_now = std::chrono::steady_clock::now();
   for (const auto& r : live) {
-    const auto seen = steady_now - std::chrono::milliseconds(std::max<int64_t>(0, now - r.seen_ms));
+    const auto seen = steady_now - std::chrono::milliseconds(r.age_ms);
     auto it = workers_.find(r.id);
     if (it != workers_.end() && it->second->last_seen >= seen) continue;  // heard here more recently
     auto w = handle_for(r.id, r.address);

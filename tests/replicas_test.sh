@@ -29,8 +29,12 @@ base=$((20000 + RANDOM % 20000))
 port_a=$base; port_b=$((base + 2))
 export QDM_THREADS=1
 
+# Replica B's wall clock runs an hour ahead of A's (libfaketime): leases and retry times are
+# timed by the database's clock, so neither replica expires the other's leases early.
+skew=(env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -m -f +1h)
 launch_replica() {  # launch_replica a|b PORT
-  "$sched_bin" --data "$work/data" --store "$store" --model-root "$work/roots" --listen 127.0.0.1:$2 \
+  local clock=(); [ "$1" = b ] && clock=("${skew[@]}")
+  "${clock[@]}" "$sched_bin" --data "$work/data" --store "$store" --model-root "$work/roots" --listen 127.0.0.1:$2 \
     --metrics 127.0.0.1:$(($2 + 1)) --lease-seconds 5 --max-queued-jobs 20 >>"$work/scheduler_$1.log" 2>&1 &
   pids+=("$!")
 }
