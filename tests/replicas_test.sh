@@ -31,6 +31,7 @@ export QDM_THREADS=1
 
 # Replica B's wall clock runs an hour ahead of A's (libfaketime): leases and retry times are
 # timed by the database's clock, so neither replica expires the other's leases early.
+command -v faketime >/dev/null || fail "faketime missing (Debian package faketime; .ci/setup installs it)"
 skew=(env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -m -f +1h)
 launch_replica() {  # launch_replica a|b PORT
   local clock=(); [ "$1" = b ] && clock=("${skew[@]}")
