@@ -5,7 +5,8 @@
 # replica a worker is connected to while its job runs: the worker fails over to the other, the
 # job completes exactly once on its first lease, nothing acknowledged is lost. Prints the
 # failover times (kill -9 to the job's next progress seen through the other replica). A third
-# replica started while the database is down waits for it (--store-wait) and then serves.
+# replica started while the database is down waits for it (--store-wait) and then serves; 16
+# concurrent clients over two replicas never queue more than the bound.
 set -euo pipefail
 source "$(cd "$(dirname "$0")" && pwd)/expect_error.sh"
 source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
@@ -124,7 +125,7 @@ for id in "$j" "$long"; do [ "$(field $port_b "$id" state)" = succeeded ] || fai
 bash "$src/tests/pg_cluster.sh" halt "$work/pg"
 port_c=$((base + 4))
 "$sched_bin" --data "$work/data" --store "$store" --store-wait 60 --model-root "$work/roots" --listen 127.0.0.1:$port_c \
-  --metrics 127.0.0.1:$((port_c + 1)) >>"$work/scheduler_c.log" 2>&1 &
+  --metrics 127.0.0.1:$((port_c + 1)) --max-queued-jobs 20 >>"$work/scheduler_c.log" 2>&1 &
 sched_c=$!; pids+=("$sched_c")
 for _ in $(seq 100); do grep -q "cannot connect to the PostgreSQL store.*retrying" "$work/scheduler_c.log" && break; sleep 0.1; done
 grep -q "retrying" "$work/scheduler_c.log" || fail "replica C did not say it waits for the database"
@@ -132,6 +133,30 @@ kill -0 "$sched_c" 2>/dev/null || fail "replica C exited while the database was 
 bash "$src/tests/pg_cluster.sh" resume "$work/pg"
 wait_up $port_c
 [ "$(field $port_c "$long" state)" = succeeded ] || fail "job $long not seen through replica C"
+
+# 16 concurrent clients over replicas B and C, 3 submissions each, nothing leasing: the queue
+# bound (20) holds exactly across the replicas; every other submission is RESOURCE_EXHAUSTED.
+kill -9 "$worker1"
+clients=()
+for c in $(seq 16); do
+  ( port=$port_b; [ $((c % 2)) = 0 ] && port=$port_c
+    for k in 1 2 3; do
+      if out=$(on $port submit --model tiny --recipe rtn --steps 4 --calib-samples 2 --report-samples 0 2>&1); then
+        echo "ok $out"
+      else
+        grep -q "error: RESOURCE_EXHAUSTED: " <<<"$out" && echo full || echo "other $out"
+      fi
+    done ) > "$work/client$c.out" &
+  clients+=("$!")
+done
+wait "${clients[@]}"
+cat "$work"/client*.out > "$work/clients.out"
+[ "$(grep -c '^ok ' "$work/clients.out")" = 20 ] || fail "$(grep -c '^ok ' "$work/clients.out") of 48 concurrent submissions accepted under a bound of 20"
+[ "$(grep -c '^full$' "$work/clients.out")" = 28 ] || fail "submissions refused otherwise than RESOURCE_EXHAUSTED: $(grep '^other' "$work/clients.out" | head -3)"
+for port in $port_b $port_c; do
+  n=$(on $port jobs list --state queued --page-size 100 | grep -c '^job-' || true)
+  [ "$n" = 20 ] || fail "$n queued jobs seen through port $port, not 20"
+done
 
 echo "failover: first call through B after kill -9 of A: ${t_call} s; the running job's next progress through B: ${t_progress} s"
 echo "replicas_test: ok"
