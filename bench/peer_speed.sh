@@ -16,6 +16,10 @@ cd "$(dirname "$0")/.."
 bin=build/bin; rounds=${ROUNDS:-5}; threads=${THREADS:-2}; batches=${BATCHES:-"1 4 16 64"}; recipe=${RECIPE:-rtn}
 peer=var/peer; mkdir -p "$peer" var/bench
 out=bench/results/peer_speed.md
+# The export and the artifacts are cached per model weights (a retrained model gets fresh ones).
+key=$(sha256sum models/fmnist-ddpm/diffusion_pytorch_model.safetensors | cut -c1-12)
+onnx=$peer/fmnist-ddpm-$key.onnx
+artifact() { echo "var/bench/${recipe}_$1-$key.safetensors"; }
 if [ -n "${PAUSE_PID:-}" ]; then kill -STOP "$PAUSE_PID"; trap 'kill -CONT "$PAUSE_PID" 2>/dev/null || true' EXIT; fi
 
 # The peer: onnxruntime-node (its install script fetches GPU builds from the network: skipped),
@@ -27,9 +31,9 @@ if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
   sudo_cmd=""; [ "$(id -u)" -eq 0 ] || sudo_cmd=sudo
   $sudo_cmd apt-get install -y -qq --no-install-recommends python3-torch >/dev/null
 fi
-[ -s "$peer/fmnist-ddpm.onnx" ] || /usr/bin/python3 bench/peer/export_onnx.py models/fmnist-ddpm "$peer/fmnist-ddpm.onnx" --check "$bin/qdm" 2>&1 | grep "export:"
+[ -s "$onnx" ] || /usr/bin/python3 bench/peer/export_onnx.py models/fmnist-ddpm "$onnx" --check "$bin/qdm" 2>&1 | grep "export:"
 for wa in w8a8 w4a8; do
-  a=var/bench/${recipe}_$wa.safetensors
+  a=$(artifact $wa)
   [ -s "$a" ] || QDM_THREADS=$threads "$bin/qdm" quantize --model models/fmnist-ddpm --recipe "$recipe" --wbits "${wa:1:1}" \
     --abits 8 --report-samples 0 --out "$a" >/dev/null 2>&1
 done
@@ -37,11 +41,11 @@ done
 results=$(mktemp)
 run_variant() {  # VARIANT BATCH REPS
   case $1 in
-    ort-spin) NODE_PATH=$peer/node_modules node bench/peer/ort_bench.js "$peer/fmnist-ddpm.onnx" "$2" "$3" "$threads" 1 ;;
-    ort-nospin) NODE_PATH=$peer/node_modules node bench/peer/ort_bench.js "$peer/fmnist-ddpm.onnx" "$2" "$3" "$threads" 0 ;;
+    ort-spin) NODE_PATH=$peer/node_modules node bench/peer/ort_bench.js "$onnx" "$2" "$3" "$threads" 1 ;;
+    ort-nospin) NODE_PATH=$peer/node_modules node bench/peer/ort_bench.js "$onnx" "$2" "$3" "$threads" 0 ;;
     qdm-fp32) QDM_THREADS=$threads "$bin/qdm_forward_bench" --model models/fmnist-ddpm --batch "$2" --reps "$3" ;;
-    qdm-w8a8) QDM_THREADS=$threads "$bin/qdm_forward_bench" --artifact "var/bench/${recipe}_w8a8.safetensors" --batch "$2" --reps "$3" ;;
-    qdm-w4a8) QDM_THREADS=$threads "$bin/qdm_forward_bench" --artifact "var/bench/${recipe}_w4a8.safetensors" --batch "$2" --reps "$3" ;;
+    qdm-w8a8) QDM_THREADS=$threads "$bin/qdm_forward_bench" --artifact "$(artifact w8a8)" --batch "$2" --reps "$3" ;;
+    qdm-w4a8) QDM_THREADS=$threads "$bin/qdm_forward_bench" --artifact "$(artifact w4a8)" --batch "$2" --reps "$3" ;;
   esac
 }
 variants="ort-spin ort-nospin qdm-fp32 qdm-w8a8 qdm-w4a8"
@@ -53,7 +57,7 @@ for round in $(seq "$rounds"); do
   echo "round $round of $rounds done" >&2
 done
 # The W4A8 kernel breakdown at batch 1 and 64.
-profile=$(for b in 1 64; do QDM_THREADS=$threads "$bin/qdm_forward_bench" --artifact "var/bench/${recipe}_w4a8.safetensors" \
+profile=$(for b in 1 64; do QDM_THREADS=$threads "$bin/qdm_forward_bench" --artifact "$(artifact w4a8)" \
   --batch $b --reps $(( b == 1 ? 50 : 5 )) --profile; done)
 
 service=""
@@ -61,7 +65,7 @@ if [ "${SERVICE:-1}" = 1 ]; then
   work=$(mktemp -d); pids=()
   trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; [ -n "${PAUSE_PID:-}" ] && kill -CONT "$PAUSE_PID" 2>/dev/null || true' EXIT
   mkdir -p "$work/data/artifacts"
-  cp "var/bench/${recipe}_w4a8.safetensors" "$work/data/artifacts/fmnist-w4a8.safetensors"
+  cp "$(artifact w4a8)" "$work/data/artifacts/fmnist-w4a8.safetensors"
   port=$((30000 + RANDOM % 20000))
   "$bin/qdm-scheduler" --data "$work/data" --model-root models --listen 127.0.0.1:$port --metrics 127.0.0.1:$((port + 1)) >"$work/s.log" 2>&1 &
   pids+=($!); disown
