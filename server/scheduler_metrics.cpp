@@ -14,7 +14,7 @@ prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& r, const char
 }  // namespace
 
 SchedulerMetrics::SchedulerMetrics(prometheus::Registry& r)
-    : rpc(r, {"QuantizeJobs/Submit", "QuantizeJobs/Get", "QuantizeJobs/List", "QuantizeJobs/Cancel",
+    : rpc(r, "scheduler", {"QuantizeJobs/Submit", "QuantizeJobs/Get", "QuantizeJobs/List", "QuantizeJobs/Cancel",
               "QuantizeJobs/Watch", "Models/List", "Models/Describe", "Models/Upload", "Models/Delete",
               "Sampling/Sample", "Sampling/SampleStream", "WorkerGateway/Heartbeat", "WorkerGateway/FetchModel",
               "WorkerGateway/FinishJob"}),

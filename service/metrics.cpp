@@ -63,14 +63,16 @@ int MetricsServer::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-RpcMetrics::RpcMetrics(prometheus::Registry& registry, const std::vector<std::string>& methods)
+RpcMetrics::RpcMetrics(prometheus::Registry& registry, const std::string& component, const std::vector<std::string>& methods)
     : requests_(prometheus::BuildCounter()
                     .Name("qdm_requests_total")
                     .Help("gRPC calls answered, by method and status code")
+                    .Labels({{"component", component}})
                     .Register(registry)),
       latency_(prometheus::BuildHistogram()
                    .Name("qdm_request_duration_seconds")
                    .Help("gRPC call latency from arrival to answer, by method")
+                   .Labels({{"component", component}})
                    .Register(registry)) {
   for (const auto& m : methods) {
     counters_[{m, static_cast<int>(grpc::OK)}] = &requests_.Add({{"method", m}, {"code", "OK"}});

@@ -42,12 +42,14 @@ class MetricsServer {
   std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
-// qdm_requests_total{method, code} and qdm_request_duration_seconds{method}.
+// qdm_requests_total{component, method, code} and qdm_request_duration_seconds{component, method}.
+// `component` ("scheduler", "worker") tells the public API's answers from the hops behind it: a
+// Sample answered by the scheduler was also answered by a worker, and counts once per component.
 class RpcMetrics {
  public:
   // `methods` get their {method, code="OK"} counter and latency histogram at once, so every
   // family is in the first scrape (dashboards and alerts see zeros, not absent series).
-  RpcMetrics(prometheus::Registry& registry, const std::vector<std::string>& methods);
+  RpcMetrics(prometheus::Registry& registry, const std::string& component, const std::vector<std::string>& methods);
 
   // Records one finished call and returns `status` unchanged, so handlers can end with
   //   return metrics.record("Submit", start, status);

@@ -234,8 +234,26 @@ assert re.search(r'qdm_sample_step_duration_seconds_count\{[^}]*device="cpu"[^}]
 text = open(sys.argv[1]).read()
 assert re.search(r'qdm_jobs\{state="succeeded"\} [1-9]', text), "no succeeded jobs counted"
 assert re.search(r'qdm_workers 2', text), "scheduler does not count 2 workers: " + str(re.findall(r"qdm_workers .*", text))
-assert re.search(r'qdm_requests_total\{code="INVALID_ARGUMENT",method="QuantizeJobs/Submit"\} [1-9]', text), \
+def series(t, name):
+    """(labels, value) of every sample of metric `name` in exposition text t."""
+    out = []
+    for m in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", t, re.M):
+        out.append((dict(re.findall(r'(\w+)="([^"]*)"', m.group(1))), float(m.group(2))))
+    return out
+def count(t, **labels):
+    return sum(v for l, v in series(t, "qdm_requests_total") if all(l.get(k) == w for k, w in labels.items()))
+assert count(text, code="INVALID_ARGUMENT", method="QuantizeJobs/Submit") >= 1, \
     "refused Submit not counted: " + str(re.findall(r"qdm_requests_total.*", text))
+# A Sample is answered by the scheduler and by a worker: each says which, and every dashboard and
+# alert query over the request metrics picks one component, so no call counts twice.
+for t, component in ((text, "scheduler"), (wtext, "worker")):
+    for name in ("qdm_requests_total", "qdm_request_duration_seconds_count"):
+        s = series(t, name)
+        assert s and all(l.get("component") == component for l, _ in s), f"{component} {name}: {s[:3]}"
+assert any(l.get("method") == "Sampling/SampleStream" for l, _ in series(wtext, "qdm_requests_total")), "no worker Sampling series"
+for path in sys.argv[3:5]:
+    for q in re.findall(r"qdm_request(?:s_total|_duration_seconds_bucket)(\{[^}]*\})?", open(path).read()):
+        assert "component=" in q, f"{path}: a query over the request metrics counts both components: {q or 'no selector'}"
 PY
 command -v promtool >/dev/null && { promtool check metrics < "$work/sched.prom" >/dev/null 2>&1 || true; }
 

@@ -3,7 +3,7 @@
 namespace qdm::worker {
 
 WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& device)
-    : rpc(r, {"Sampling/Sample", "Sampling/SampleStream"}),
+    : rpc(r, "worker", {"Sampling/Sample", "Sampling/SampleStream"}),
       batch_size(prometheus::BuildHistogram()
                      .Name("qdm_batch_size")
                      .Help("Images per sampling batch (requests merged by the dynamic batcher)")
