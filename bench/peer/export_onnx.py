@@ -44,7 +44,8 @@ def write_safetensors(path, tensors):
     header, blobs, off = {}, [], 0
     for name, t in tensors.items():
         b = t.contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        dtype = "I64" if t.dtype == torch.int64 else "F32"
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header).encode()
@@ -194,9 +195,12 @@ def main():
     names = ["sample", "timestep"] + (["class_labels"] if conditional else [])
     torch.onnx.export(model, inputs, out, input_names=names, output_names=["out"], opset_version=17,
                       dynamic_axes={n: {0: "batch"} for n in names + ["out"]})
-    if qdm and not conditional:
+    if qdm:
         with tempfile.TemporaryDirectory() as d:
-            write_safetensors(f"{d}/in.safetensors", {"sample": x, "timestep": t})
+            feeds = {"sample": x, "timestep": t}
+            if conditional:
+                feeds["class_labels"] = labels
+            write_safetensors(f"{d}/in.safetensors", feeds)
             subprocess.run([qdm, "forward", "--model", folder, "--input", f"{d}/in.safetensors", "--out",
                             f"{d}/out.safetensors"], check=True, capture_output=True)
             theirs = read_safetensors(f"{d}/out.safetensors")["out"]
