@@ -32,8 +32,10 @@ export QDM_THREADS=1
 
 # Replica B's wall clock runs an hour ahead of A's (libfaketime): leases and retry times are
 # timed by the database's clock, so neither replica expires the other's leases early.
-command -v faketime >/dev/null || fail "faketime missing (Debian package faketime; .ci/setup installs it)"
-skew=(env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -m -f +1h)
+# The library itself, not the faketime wrapper, which would fork: the pid killed is the scheduler's.
+libfaketime=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
+[ -n "$libfaketime" ] || fail "libfaketime missing (Debian package faketime; .ci/setup installs it)"
+skew=(env LD_PRELOAD="$libfaketime" FAKETIME=+1h FAKETIME_DONT_FAKE_MONOTONIC=1)
 launch_replica() {  # launch_replica a|b PORT
   local clock=(); [ "$1" = b ] && clock=("${skew[@]}")
   "${clock[@]}" "$sched_bin" --data "$work/data" --store "$store" --model-root "$work/roots" --listen 127.0.0.1:$2 \
