@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "client/commands.h"
@@ -27,11 +28,17 @@ bool ends_with(const std::string& s, const std::string& tail) {
 nlohmann::json describe(const std::string& path) {
   const SafeTensors file = SafeTensors::read_file(path);
   const ArtifactInfo info = read_artifact_info(file);
-  // Bits per weight over every conv and linear weight of the model, counting all their bytes:
-  // packed codes, per-channel scales and zero points, and weights stored in fp32.
+  // Bits per weight over the conv and linear weights the artifact stores, counting all their
+  // bytes: packed codes, per-channel scales and zero points, codebooks, and weights stored in
+  // fp32. Layers it does not store (the temporal block an artifact replaces by its feature
+  // cache) are in neither count.
+  std::set<std::string> stored;
+  for (const auto& t : file.tensors()) stored.insert(t.name);
   int64_t weights = 0;
   for (const auto& t : expected_unet_tensors(info.config))
     if (ends_with(t.name, ".weight") && t.shape.size() >= 2) {
+      const std::string layer = t.name.substr(0, t.name.size() - 7);
+      if (!stored.count(t.name) && !stored.count(layer + ".qweight") && !stored.count(layer + ".vq_codes")) continue;
       int64_t n = 1;
       for (int64_t d : t.shape) n *= d;
       weights += n;

@@ -66,6 +66,36 @@ PY
 [ -s "$work/qpng/00001.png" ] || fail "no image from the artifact"
 grep -q "qdm:recipe" "$work/qpng/00001.png" || fail "no recipe in the PNG"
 
+# qdm inspect: bits per weight over the weights an artifact stores. tfmq stores every conv and
+# linear layer; tfmq+cache and vq replace the temporal block by its features, which then count
+# in neither the bytes nor the weights (vq: the same count as its own report's).
+"$qdm" quantize --model "$work/model" --recipe tfmq+cache --wbits 4 --abits 8 --steps 4 --calib-samples 2 --iters 2 \
+  --report-samples 0 --out "$work/qc.safetensors" >/dev/null 2>&1 || fail "quantize tfmq+cache"
+"$qdm" quantize --model "$work/model" --recipe vq --codebooks 2 --codebook-bits 4 --vq-rounds 1 --steps 4 --calib-samples 2 \
+  --iters 2 --report-samples 0 --out "$work/qv.safetensors" >/dev/null 2>&1 || fail "quantize vq"
+for a in q qc qv; do "$qdm" inspect --json --no-resident "$work/$a.safetensors" > "$work/$a.inspect.json" || fail "inspect $a"; done
+python3 - "$work" <<'PY' || fail "inspect's bits per weight"
+import json, struct, sys
+work = sys.argv[1]
+raw = open(f"{work}/model/diffusion_pytorch_model.safetensors", "rb").read()
+header = json.loads(raw[8:8 + struct.unpack("<Q", raw[:8])[0]])
+def numel(shape):
+    n = 1
+    for d in shape: n *= d
+    return n
+weights = {k[:-7]: numel(v["shape"]) for k, v in header.items() if k.endswith(".weight") and len(v["shape"]) >= 2}
+temporal = sum(n for k, n in weights.items() if k.startswith("time_embedding.") or k.endswith(".time_emb_proj"))
+assert temporal > 0
+ins = {a: json.load(open(f"{work}/{a}.inspect.json")) for a in ("q", "qc", "qv")}
+for a, j in ins.items():
+    assert abs(j["bits_per_weight"] - 8 * j["weight_bytes"] / j["conv_linear_weights"]) < 1e-9, (a, j["bits_per_weight"])
+assert ins["q"]["conv_linear_weights"] == sum(weights.values()), (ins["q"]["conv_linear_weights"], sum(weights.values()))
+assert ins["qc"]["conv_linear_weights"] == sum(weights.values()) - temporal, ins["qc"]["conv_linear_weights"]
+vq = ins["qv"]["report"]["vq"]
+assert ins["qv"]["conv_linear_weights"] == vq["weights"], (ins["qv"]["conv_linear_weights"], vq["weights"])
+assert abs(ins["qv"]["bits_per_weight"] / vq["bits_per_weight"] - 1) < 0.1, (ins["qv"]["bits_per_weight"], vq["bits_per_weight"])
+PY
+
 # Ctrl-C during quantize: the command stops with an error and leaves no artifact behind.
 "$qdm" quantize --model "$work/model" --recipe qdiffusion --steps 50 --calib-samples 64 --iters 100000 \
   --out "$work/int.safetensors" >"$work/int.log" 2>&1 &
