@@ -1,5 +1,6 @@
 #include "engine/quant/tmpq/latency_table.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -60,7 +61,8 @@ LatencyTable measure_latency(const QuantizerBank& bank, QuantizedUNet& q, const 
     Candidate c;
     for (auto it = bank.space.group_timesteps.rbegin(); it != bank.space.group_timesteps.rend(); ++it) c.timesteps.push_back(it->front());
     c.wbits.assign(bank.layers.size(), b);
-    c.abits.assign(bank.layers.size(), 8);
+    // Any activation width the bank holds: u8 codes whatever the width, the kernels' time is the same.
+    c.abits.assign(bank.layers.size(), bank.space.act_bits.back());
     assemble(bank, c, q);
     ExecutionPlan plan(q, isa);  // the threads serving uses
     const auto& cfg = q.unet->config();
