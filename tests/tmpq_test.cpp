@@ -149,12 +149,11 @@ TEST_F(Tmpq, BankAssemblesWhatDirectCalibrationGives) {
     mine.timesteps.push_back(t);
     mine.inputs.push_back(full.inputs[b.index.at(t)]);
   }
-  // Observed as the bank observes: 8-bit min-max weights, each layer's ranges MSE-initialised at
-  // its own activation bits then min/max EMA, exact TIB.
+  // Observed as the bank observes: 8-bit min-max weights, min/max EMA ranges, exact TIB.
   for (auto& l : direct.layers) l->set_weight_quant(minmax_weight_params(l->fp_weight().detach(), 8));
   direct.cache_temporal_features(model_->unet, c.timesteps);
   for (auto& l : direct.layers)
-    if (l->quant_input) l->act.mse_init = true;
+    if (l->quant_input) l->act.mse_init = false;
   observe_activations(direct, mine, o_.batch);
   for (auto& l : direct.layers) {
     if (is_temporal_layer(l->name)) continue;

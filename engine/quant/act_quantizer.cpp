@@ -59,15 +59,6 @@ at::Tensor ActQuantizer::operator()(const at::Tensor& x, int step) {
     const float lo = x.min().item<float>(), hi = x.max().item<float>();
     min_seen[i] = std::min(min_seen[i], lo);
     max_seen[i] = std::max(max_seen[i], hi);
-    if (!ema_by_bits.empty()) {
-      const at::Tensor head = x.narrow(0, 0, std::min<int64_t>(16, x.size(0)));
-      for (auto& [width, range] : ema_by_bits) {
-        auto& [mn, mx] = range;
-        if (batches_seen[i] == 0) std::tie(mn[i], mx[i]) = mse_range(head, width);
-        mn[i] = 0.95f * mn[i] + 0.05f * lo;
-        mx[i] = 0.95f * mx[i] + 0.05f * hi;
-      }
-    }
     if (batches_seen[i]++ == 0 && !mse_init) {
       ema_min[i] = lo;
       ema_max[i] = hi;
@@ -89,24 +80,6 @@ at::Tensor ActQuantizer::operator()(const at::Tensor& x, int step) {
   if (i >= scale.size()) throw std::out_of_range("ActQuantizer: no table entry for step " + std::to_string(step));
   const double s = scale[i], z = zero_point[i];
   return (at::clamp(at::round(x / s) + z, 0, static_cast<double>(qmax(bits))) - z) * s;
-}
-
-void ActQuantizer::observe_bits(const std::vector<int>& widths) {
-  ema_by_bits.clear();
-  for (int w : widths)
-    ema_by_bits[w] = {std::vector<float>(static_cast<size_t>(steps()), 0.0f), std::vector<float>(static_cast<size_t>(steps()), 0.0f)};
-}
-
-ActQuantizer ActQuantizer::at_bits(int width) const {
-  const auto it = ema_by_bits.find(width);
-  if (it == ema_by_bits.end()) throw std::logic_error("ActQuantizer: " + std::to_string(width) + "-bit ranges were not observed");
-  ActQuantizer a = *this;
-  a.ema_by_bits.clear();
-  a.bits = width;
-  a.ema_min = it->second.first;
-  a.ema_max = it->second.second;
-  a.finalize_per_step();
-  return a;
 }
 
 void ActQuantizer::finalize_minmax_shared() {

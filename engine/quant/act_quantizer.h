@@ -5,7 +5,6 @@
 
 #include <ATen/ATen.h>
 
-#include <map>
 #include <memory>
 #include <vector>
 
@@ -40,13 +39,6 @@ class ActQuantizer {
   std::vector<float> ema_min, ema_max;
   bool mse_init = false;
   std::vector<int> batches_seen;
-  // More bit widths calibrated by the same observation (tmpq's quantizer bank): each width's
-  // per-step EMA ranges, started from the MSE-best range at that width as mse_init does.
-  std::map<int, std::pair<std::vector<float>, std::vector<float>>> ema_by_bits;  // bits -> (min, max)
-  void observe_bits(const std::vector<int>& widths);
-  // A copy at `width` (one of observe_bits') with its own ranges, tables finalized per step:
-  // what observing with bits = width and mse_init would have given.
-  ActQuantizer at_bits(int width) const;
 
   // Tables: size 1 (shared) or one entry per step.
   std::vector<float> scale, zero_point;

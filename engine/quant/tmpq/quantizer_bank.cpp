@@ -60,11 +60,8 @@ QuantizerBank build_bank(const DiffusionModel& model, QuantizedUNet& q, const Re
   QuantizedUNet obs(clone_unet(model), obs_spec);
   for (auto& l : obs.layers) l->set_weight_quant(minmax_weight_params(l->fp_weight().detach(), l->weight_bits));
   obs.cache_temporal_features(model.unet, bank.base);  // the TIB is exact: its layers are not observed
-  // Every candidate activation width gets its own ranges from the one observation: MSE-best at
-  // that width, then the EMA of min/max (FSC's rule). One min/max range for every width cost
-  // about twice TFMQ-DM's FID gap at 5-6 bits.
   for (auto& l : obs.layers)
-    if (l->quant_input) l->act.observe_bits(o.search.act_bits);
+    if (l->quant_input) l->act.mse_init = false;  // min/max EMA: one range serves every bit width
   observe_activations(obs, calib, o.batch, [&](int done, int total) {
     if (!report("activation ranges", done, total)) throw QuantizeCancelled();
   });
@@ -97,7 +94,9 @@ QuantizerBank build_bank(const DiffusionModel& model, QuantizedUNet& q, const Re
     }
     if (lb.act)
       for (int b : o.search.act_bits) {
-        const ActQuantizer a = observed->act.at_bits(b);
+        ActQuantizer a = observed->act;
+        a.bits = b;
+        a.finalize_per_step();
         lb.scale[b] = a.scale;
         lb.zero[b] = a.zero_point;
       }
