@@ -137,8 +137,17 @@ expect_error "abits" quantize --model "$work/model" --abits 3 --out "$work/m.saf
 "$qdm" train --out "$work/cond" --config "$work/tiny.json" --conditional --iters 2 --batch 4 >/dev/null 2>&1 || fail "train --conditional"
 # Its scheduler does not clip x0: guided DDIM with clipped x0 saturates.
 grep -q '"clip_sample": false' "$work/cond/scheduler/scheduler_config.json" || fail "train --conditional wrote a clipping scheduler"
-"$qdm" sample --model "$work/cond" --num 4 --steps 3 --class-label all --guidance 2 --out "$work/cond-png" >/dev/null 2>&1 \
+"$qdm" sample --model "$work/cond" --num 4 --steps 3 --class-label all --guidance 2 --out "$work/cond-png" > "$work/cond.out" 2>&1 \
   || fail "sample with labels"
+! grep -q "clip_sample" "$work/cond.out" || fail "a warning about x0 clipping for a model that does not clip"
+# A user's conditional model whose scheduler clips x0 (diffusers' default) samples guided with a
+# warning that says what to change.
+cp -r "$work/cond" "$work/cond-clip"
+sed -i 's/"clip_sample": false/"clip_sample": true/' "$work/cond-clip/scheduler/scheduler_config.json"
+"$qdm" sample --model "$work/cond-clip" --num 2 --steps 2 --class-label 1 --guidance 2 --out "$work/clip-png" > "$work/clip.out" 2>&1 \
+  || fail "guided sample from a clipping scheduler"
+grep -q 'set "clip_sample": false in its scheduler_config.json' "$work/clip.out" || fail "no clipping warning: $(cat "$work/clip.out")"
+[ "$(grep -c clip_sample "$work/clip.out")" = 1 ] || fail "the clipping warning is not said once"
 grep -qa "qdm:class_name.Pullover" "$work/cond-png/00002.png" || fail "sample --class-label all: image 2 is not a pullover"
 "$qdm" eval --model "$work/cond" --num 20 --steps 2 --class-label all --guidance 1.5 --classifier "${QDM_SOURCE_DIR:?}/models/fmnist-classifier" \
   > "$work/eval.json" 2>/dev/null || fail "eval with labels"

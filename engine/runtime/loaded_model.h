@@ -2,6 +2,7 @@
 // CPU or a CUDA device. The command line and the worker both sample through this.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -65,6 +66,7 @@ class LoadedModel {
   c10::Device device_ = c10::kCPU;
   std::shared_ptr<NoiseSchedule> schedule_;
   ModelDenoiser denoiser_;
+  std::shared_ptr<std::atomic<bool>> warned_clipped_guidance_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace qdm
