@@ -13,7 +13,11 @@ source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
 qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"; probe="${QDM_PROBE_BIN:?}"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  # The full-disk scheduler runs inside an unshare'd shell: its pid is in the file it wrote.
+  [ -s "$work/full.pid" ] && pids+=("$(cat "$work/full.pid")")
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$work"
+}
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
@@ -188,6 +192,7 @@ sport=$((base + 6))
 unshare --user --map-root-user --mount bash -c '
   set -e; mkdir -p "$1/full" && mount -t tmpfs -o size=3m tmpfs "$1/full"
   "$2" --data "$1/full/data" --model-root "$1/roots" --listen 127.0.0.1:$3 --metrics 127.0.0.1:$(($3 + 1)) >"$1/full.log" 2>&1 &
+  echo $! > "$1/full.pid"
   read -r _ < "$4"
   dd if=/dev/zero of="$1/full/filler" bs=64k >/dev/null 2>&1 || true
   echo filled > "$4"
