@@ -132,6 +132,20 @@ TEST_F(PlanVsSim, OneCallMatchesTheSimulationOnEveryKernelPath) {
     }
 }
 
+// A loaded artifact's simulation runs on its parameters, which hold the grid weights: one fp32
+// copy, not a second beside them.
+TEST_F(PlanVsSim, LoadedArtifactsKeepOneCopyOfTheGridWeights) {
+  make_model(false);
+  LoadedArtifact a = quantize("rtn", 4);
+  int scalar = 0;
+  for (const auto& l : a.model->layers) {
+    if (l->vq || !l->fake_weight.defined()) continue;
+    ++scalar;
+    EXPECT_TRUE(l->fake_weight.is_alias_of(l->fp_weight())) << l->name;
+  }
+  EXPECT_GT(scalar, 5);
+}
+
 TEST_F(PlanVsSim, MixedPrecisionArtifactsOnEveryKernelPath) {
   make_model(false);
   LoadedArtifact a = quantize("tmpq", 4);

@@ -186,7 +186,9 @@ LoadedArtifact load_artifact(const std::string& path) {
       throw ArtifactError(path + ": tensor '" + l->name + ".qweight' holds codes above " + std::to_string(qmax(bits)));
     w.copy_(dequantize_codes(codes, params).reshape(w.sizes()));
     l->weight_params = params;
-    l->fake_weight = w.detach().clone();
+    // The parameter holds the grid weights already: the simulation's copy shares its storage
+    // (an artifact is never trained), so sim keeps one fp32 copy of the weights, not two.
+    l->fake_weight = w.detach();
     packed_weights.insert(l->name + ".weight");
     if (l->quant_input) load_act(l->act, l->name);
   }

@@ -98,10 +98,11 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
   } else {
     m.kernels_ = "sim";
   }
-  // Sim keeps fp32 grid weights beside the parameters; int keeps packed weights only.
+  // Sim runs on the fp32 grid weights (the parameters themselves); int keeps packed weights only.
   m.weight_bytes_ = parameter_bytes(*m.artifact_->model->unet) + int_bytes;
   for (const auto& l : m.artifact_->model->layers)
-    if (l->fake_weight.defined()) m.weight_bytes_ += static_cast<size_t>(l->fake_weight.numel()) * 4;
+    if (l->fake_weight.defined() && !l->fake_weight.is_alias_of(l->fp_weight()))
+      m.weight_bytes_ += static_cast<size_t>(l->fake_weight.numel()) * 4;
   m.path_ = path;
   m.sha256_ = m.artifact_->sha256;
   m.schedule_ = std::make_shared<NoiseSchedule>(m.artifact_->info.scheduler);
