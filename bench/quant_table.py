@@ -64,7 +64,7 @@ cosine similarity to FP32 averaged over steps and resnets; quantization wall tim
 machine; artifact size in bytes. Reconstruction: {iters} AdaRound iterations per block,
 {act_iters} LSQ iterations per block (qdiffusion), {calib} calibration trajectories.
 FID evaluated on the kernels named per row (int: the integer kernels; sim: fake-quant), with
-the weight bytes resident in that evaluation (sim keeps fp32 and fake-quantized copies).
+the weight bytes resident in that evaluation (sim: the fp32 grid weights).
 tfmq+qskip: tfmq with the 1x1 shortcuts and downsample convs quantized as well.
 FID-FMNIST without labels is the unconditional (null-class) model; """ + (
     f"guided: the same seeds with an even spread of class labels at guidance {guidance:g}, class accuracy "
