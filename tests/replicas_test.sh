@@ -36,10 +36,10 @@ export QDM_THREADS=1
 libfaketime=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
 [ -n "$libfaketime" ] || fail "libfaketime missing (Debian package faketime; .ci/setup installs it)"
 skew=(env LD_PRELOAD="$libfaketime" FAKETIME=+1h FAKETIME_DONT_FAKE_MONOTONIC=1)
-launch_replica() {  # launch_replica a|b PORT
+launch_replica() {  # launch_replica a|b|c PORT [MORE FLAGS]
   local clock=(); [ "$1" = b ] && clock=("${skew[@]}")
   "${clock[@]}" "$sched_bin" --data "$work/data" --store "$store" --model-root "$work/roots" --listen 127.0.0.1:$2 \
-    --metrics 127.0.0.1:$(($2 + 1)) --lease-seconds 5 --max-queued-jobs 20 >>"$work/scheduler_$1.log" 2>&1 &
+    --metrics 127.0.0.1:$(($2 + 1)) --lease-seconds 5 --max-queued-jobs 20 "${@:3}" >>"$work/scheduler_$1.log" 2>&1 &
   pids+=("$!")
 }
 wait_up() {
@@ -126,9 +126,7 @@ for id in "$j" "$long"; do [ "$(field $port_b "$id" state)" = succeeded ] || fai
 # A replica that starts while the database is down waits for it (--store-wait) and then serves.
 bash "$src/tests/pg_cluster.sh" halt "$work/pg"
 port_c=$((base + 4))
-"$sched_bin" --data "$work/data" --store "$store" --store-wait 60 --model-root "$work/roots" --listen 127.0.0.1:$port_c \
-  --metrics 127.0.0.1:$((port_c + 1)) --max-queued-jobs 20 >>"$work/scheduler_c.log" 2>&1 &
-sched_c=$!; pids+=("$sched_c")
+launch_replica c $port_c --store-wait 60; sched_c=$!
 for _ in $(seq 100); do grep -q "cannot connect to the PostgreSQL store.*retrying" "$work/scheduler_c.log" && break; sleep 0.1; done
 grep -q "retrying" "$work/scheduler_c.log" || fail "replica C did not say it waits for the database"
 kill -0 "$sched_c" 2>/dev/null || fail "replica C exited while the database was down"
