@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/artifact/artifact.h"
+#include "engine/kernels/qconv.h"
 #include "engine/model/model_folder.h"
 #include "engine/quant/recipe.h"
 #include "engine/runtime/plan/execution_plan.h"
@@ -190,6 +191,38 @@ TEST_F(PlanVsSim, ClassConditionalModels) {
   for (const std::string recipe : {"tfmq", "tfmq+cache", "vq"}) {
     LoadedArtifact a = quantize(recipe, 4);
     for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, true), recipe + " " + isa_name(isa));
+  }
+}
+
+// The upsamplers' 3x3 convolutions run as four 2x2 phases on the low-resolution codes with
+// folded weights (upsample_fold.h): the same integer sums, so the same outputs bit for bit as
+// the plan that upsamples the codes; 8-bit weights do not fit folded and run as before.
+TEST_F(PlanVsSim, FoldedUpsamplersAreBitIdenticalToUpsampledCodes) {
+  if (!qconv_available(best_isa(), 16)) GTEST_SKIP() << "the fold runs on the lane convolution (AVX-512 VNNI)";
+  make_model(false, true);
+  for (int wbits : {4, 8}) {
+    LoadedArtifact a = quantize("tfmq", wbits);
+    auto run = [&](bool fold, int images) {
+      setenv("QDM_PLAN_FOLD", fold ? "1" : "0", 1);
+      ExecutionPlan plan(*a.model, best_isa(), 2);
+      unsetenv("QDM_PLAN_FOLD");
+      plan.set_profiling(true);
+      torch::manual_seed(5);
+      const at::Tensor x = torch::randn({images, 1, 8, 8});
+      at::Tensor out = at::empty_like(x);
+      plan.run(x.data_ptr<float>(), images, a.info.timesteps[1], 1, nullptr, out.data_ptr<float>());
+      int folded = 0;
+      for (const auto& [name, ms] : plan.profile_ops()) folded += name.find("upsample folded") != std::string::npos;
+      return std::make_pair(out, folded);
+    };
+    for (int images : {1, 3}) {
+      const auto [with, folded] = run(true, images);
+      const auto [without, none] = run(false, images);
+      EXPECT_EQ(folded, wbits == 4 ? 1 : 0) << "W" << wbits;  // the one upsampler of the tiny model
+      EXPECT_EQ(none, 0);
+      EXPECT_TRUE(at::equal(with, without)) << "W" << wbits << ", " << images << " images: max difference "
+                                            << (with - without).abs().max().item<double>();
+    }
   }
 }
 

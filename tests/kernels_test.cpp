@@ -1,6 +1,7 @@
 // Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
 // the dequantized output against a double-precision simulation, at awkward sizes.
 #include "engine/kernels/qgemm.h"
+#include "engine/kernels/upsample_fold.h"
 #include "engine/kernels/vq_decode.h"
 
 #include <gtest/gtest.h>
@@ -216,6 +217,72 @@ TEST(VqDecode, RefusesWeightsThatCanLeaveInt8) {
                std::invalid_argument);  // a code beyond its 16 entries
   EXPECT_THROW(make_vq_weights(1, 12, 2, 4, 8, std::vector<uint8_t>(2, 0), words, {1.0f}, WeightLayout::kRows),
                std::invalid_argument);  // k not a multiple of the group
+}
+
+// The four folded 2x2 phases against the definition: the codes upsampled 2x (nearest), padded
+// by 1 with the zero point, and a 3x3 convolution of (a - z_a)(code - z_w), in int64.
+TEST(UpsampleFold, PhasesEqualTheUpsampledConvolutionExactly) {
+  std::mt19937 rng(11);
+  for (int bits : {2, 4, 5}) {
+    const int c = 12, n = 5, h = 3, w = 5, k = 9 * c, z_a = 7;
+    std::vector<uint8_t> codes(static_cast<size_t>(n) * k);
+    std::vector<float> scale(n, 0.5f), zero(n);
+    for (auto& v : codes) v = static_cast<uint8_t>(rng() % (1u << bits));
+    for (auto& z : zero) z = static_cast<float>(rng() % (1u << bits));
+    const PackedWeights pw = pack_weights(codes.data(), n, k, bits, scale.data(), zero.data(), WeightLayout::kRows);
+    ASSERT_TRUE(upsample_fold_fits(pw, c));
+    std::vector<uint8_t> low(static_cast<size_t>(h) * w * c);
+    for (auto& v : low) v = static_cast<uint8_t>(rng() % 256);
+    auto low_at = [&](int y, int x, int ch) {  // padded by 1 with the zero point
+      return y < 0 || y >= h || x < 0 || x >= w ? z_a : static_cast<int>(low[(static_cast<size_t>(y) * w + x) * c + ch]);
+    };
+    for (int p = 0; p < 4; ++p) {
+      const int py = p / 2, px = p % 2, kp = padded_k(4 * c);
+      const PackedWeights header = upsample_fold_header(pw, c, p);
+      std::vector<int8_t> rows(static_cast<size_t>(n) * kp, 99);
+      upsample_fold_rows(pw, c, p, 1, n, rows.data() + kp);  // a row range
+      upsample_fold_rows(pw, c, p, 0, 1, rows.data());
+      for (int o = 0; o < n; ++o) {
+        int64_t sum = 0;
+        for (int i = 0; i < 4 * c; ++i) sum += rows[static_cast<size_t>(o) * kp + i];
+        for (int i = 4 * c; i < kp; ++i) EXPECT_EQ(rows[static_cast<size_t>(o) * kp + i], 0) << "K padding";
+        EXPECT_EQ(header.col_sum[o], sum);
+        EXPECT_EQ(header.zero[o], 0);
+        for (int i = 0; i < h; ++i)
+          for (int j = 0; j < w; ++j) {
+            const int oy = 2 * i + py, ox = 2 * j + px;
+            int64_t want = 0, got = 0;
+            for (int ky = 0; ky < 3; ++ky)
+              for (int kx = 0; kx < 3; ++kx)
+                for (int ch = 0; ch < c; ++ch) {
+                  const int uy = oy + ky - 1, ux = ox + kx - 1;  // in the upsampled image
+                  const int a = uy < 0 || uy >= 2 * h || ux < 0 || ux >= 2 * w ? z_a : low_at(uy / 2, ux / 2, ch);
+                  want += static_cast<int64_t>(a - z_a) *
+                          (codes[static_cast<size_t>(o) * k + (ky * 3 + kx) * c + ch] - static_cast<int>(zero[o]));
+                }
+            for (int ty = 0; ty < 2; ++ty)
+              for (int tx = 0; tx < 2; ++tx)
+                for (int ch = 0; ch < c; ++ch)
+                  got += static_cast<int64_t>(low_at(i + py + ty - 1, j + px + tx - 1, ch) - z_a) *
+                         rows[static_cast<size_t>(o) * kp + (ty * 2 + tx) * c + ch];
+            ASSERT_EQ(got, want) << bits << "-bit, phase " << p << ", output " << o << " at " << oy << "," << ox;
+          }
+      }
+    }
+  }
+}
+
+TEST(UpsampleFold, EightBitWeightsThatLeaveInt8AreRefused) {
+  const int c = 4, n = 2, k = 9 * c;
+  std::vector<uint8_t> codes(static_cast<size_t>(n) * k, 255);
+  std::vector<float> scale(n, 1.0f), zero(n, 0.0f);
+  const PackedWeights pw = pack_weights(codes.data(), n, k, 8, scale.data(), zero.data(), WeightLayout::kRows);
+  EXPECT_FALSE(upsample_fold_fits(pw, c));
+  std::vector<int8_t> rows(static_cast<size_t>(padded_k(4 * c)));
+  EXPECT_THROW(upsample_fold_rows(pw, c, 0, 0, 1, rows.data()), std::invalid_argument);
+  codes.assign(codes.size(), 130);  // small signed weights fit even at 8 bits
+  zero.assign(n, 128.0f);
+  EXPECT_TRUE(upsample_fold_fits(pack_weights(codes.data(), n, k, 8, scale.data(), zero.data(), WeightLayout::kRows), c));
 }
 
 }  // namespace

@@ -69,7 +69,9 @@ void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows
 // [n0, n1) (multiples of 4 but for the end) at their column. With `tile`, the weight rows of
 // channels n0..n1 are read from there (row n at tile + (n - n0) * k_padded: int8, e.g. decoded
 // vq weights) instead of the plan's weights, which then only supply the epilogue's terms.
+// With `dest_rows`, output pixel r goes to row dest_rows[r] instead of row r, and is dropped
+// where that is negative (the phases of an upsampled convolution, upsample_fold.h).
 void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0 = 0,
-                       int n1 = -1, const int8_t* tile = nullptr);
+                       int n1 = -1, const int8_t* tile = nullptr, const int32_t* dest_rows = nullptr);
 
 }  // namespace qdm

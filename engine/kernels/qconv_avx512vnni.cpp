@@ -287,7 +287,7 @@ void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows
 }
 
 void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0,
-                       int n1, const int8_t* weight_tile) {
+                       int n1, const int8_t* weight_tile, const int32_t* dest_rows) {
   const int n = plan.weights->n;
   if (n1 < 0 || n1 > n) n1 = n;
   thread_local std::vector<float> tile;
@@ -303,10 +303,15 @@ void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int
         __m512 r[16];
         for (int c = 0; c < 16; ++c) r[c] = _mm512_loadu_ps(tile.data() + static_cast<size_t>(j + c) * kBlockPixels + i0);
         transpose16(r);
-        for (int p = 0; p < 16 && i0 + p < count; ++p) _mm512_storeu_ps(out + static_cast<int64_t>(b0 + i0 + p) * ld + j, r[p]);
+        for (int p = 0; p < 16 && i0 + p < count; ++p) {
+          const int64_t d = dest_rows ? dest_rows[b0 + i0 + p] : b0 + i0 + p;
+          if (d >= 0) _mm512_storeu_ps(out + d * ld + j, r[p]);
+        }
       }
     for (int i = 0; i < count; ++i) {  // channels past the last multiple of 16
-      float* row = out + static_cast<int64_t>(b0 + i) * ld;
+      const int64_t d = dest_rows ? dest_rows[b0 + i] : b0 + i;
+      if (d < 0) continue;
+      float* row = out + d * ld;
       for (int c = j; c < n1; ++c) row[c] = tile[static_cast<size_t>(c) * kBlockPixels + i];
     }
   }

@@ -1,6 +1,7 @@
 #include "engine/runtime/plan/execution_plan.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <stdexcept>
@@ -12,6 +13,7 @@
 #include "engine/model/up_block.h"
 #include "engine/quant/quant_model.h"
 #include "engine/kernels/qconv.h"
+#include "engine/kernels/upsample_fold.h"
 
 namespace qdm {
 
@@ -179,6 +181,13 @@ class PlanBuilder {
     p_.weight_bytes_ += w->bytes();
     return w;
   }
+  // Whether an upsampled integer convolution may run as four phases (upsample_fold.h; the
+  // weights must also fit int8 folded). QDM_PLAN_FOLD=0 turns it off (benchmarks, tests).
+  bool fold_upsample(const QuantLayer& l, const Conv2dLayerImpl& c, int channels, const Epilogue& e) const {
+    const char* env = std::getenv("QDM_PLAN_FOLD");
+    return !(env && std::string(env) == "0") && !l.vq && c.kernel == 3 && c.stride == 1 && c.padding == 1 &&
+           qconv_available(p_.isa_, channels) && e.residual.buffer < 0 && e.feature.buffer < 0;
+  }
   std::unique_ptr<plan::Op> conv_op(const QuantLayer& l, Conv2dLayerImpl* c, const CodesTarget& target, bool lanes, Value out,
                                     Epilogue e) {
     if (l.vq) return plan::vq_conv_op(target, c->kernel, c->stride, vq_weights(l, lanes), bias_of(c->bias), p_.isa_, lanes, out, e);
@@ -194,6 +203,16 @@ class PlanBuilder {
   Value conv(const std::string& name, Conv2dLayerImpl* c, Value in, Value out, Epilogue e, bool upsample) {
     if (integer(name)) {
       const QuantLayer& l = *layer(name);
+      if (upsample && fold_upsample(l, *c, in.c, e)) {  // four 2x2 phases on the low-resolution codes
+        PackedWeights w = pack(l, true, true);
+        if (upsample_fold_fits(w, in.c)) {
+          const CodesTarget target = codes(in.h, in.w, in.c, c->padding, l);
+          emit(plan::quantize_op(in, false, target), name + " input");
+          emit(plan::upsampled_conv_op(target, std::move(w), bias_of(c->bias), out), name);
+          return out;
+        }
+        p_.weight_bytes_ -= w.bytes();  // packed again below
+      }
       const int h = upsample ? in.h * 2 : in.h, w = upsample ? in.w * 2 : in.w;
       const CodesTarget target = codes(h, w, in.c, c->padding, l);
       emit(plan::quantize_op(in, upsample, target), name + " input");

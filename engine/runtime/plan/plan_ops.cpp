@@ -1,8 +1,11 @@
 #include "engine/runtime/plan/plan_ops.h"
 
+#include "engine/kernels/upsample_fold.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 namespace qdm::plan {
 namespace {
@@ -294,6 +297,64 @@ class IntConvOp final : public Op {
   std::vector<int32_t> term_;
   std::vector<float> scale_;
   std::shared_ptr<const VqWeights> vq_;
+};
+
+class UpsampledConvOp final : public Op {
+ public:
+  UpsampledConvOp(CodesTarget in, PackedWeights w, std::vector<float> bias, Value out)
+      : in_(in), w_(std::move(w)), bias_(std::move(bias)), out_(out) {
+    const PaddedShape& s = in_.shape;
+    if (s.pad != 1 || out_.h != 2 * s.h || out_.w != 2 * s.w)
+      throw std::invalid_argument("upsampled_conv_op: needs the low-resolution input with padding 1");
+    const QConvShape grid{s.c, s.hp(), s.wp(), 2, 1, 0};  // (h + 1) x (w + 1) outputs of a 2x2 kernel
+    for (int p = 0; p < 4; ++p) {
+      phase_[p] = upsample_fold_header(w_, s.c, p);
+      plan_[p] = qconv_resident_plan(grid, phase_[p], bias_.empty() ? nullptr : bias_.data());
+      // Phase (py, px)'s output (i, j) is grid pixel (i + py, j + px); it lands on (2i + py, 2j + px).
+      const int py = p / 2, px = p % 2;
+      dest_[p].assign(static_cast<size_t>(grid.ho()) * grid.wo(), -1);
+      for (int i = 0; i < s.h; ++i)
+        for (int j = 0; j < s.w; ++j)
+          dest_[p][static_cast<size_t>((i + py) * grid.wo() + j + px)] = (2 * i + py) * out_.w + 2 * j + px;
+    }
+  }
+  const char* kind() const override { return "int conv (upsample folded)"; }
+  void run(Context& ctx) override {
+    const ActQuant q = in_.table->at(ctx.step);
+    for (auto& plan : plan_) qconv_set_table(plan, q);
+    const PaddedShape& s = in_.shape;
+    // Each phase computes grid rows py .. py + h - 1 whole: one column of each is dropped.
+    const int grid_w = s.w + 1, span = s.h * grid_w;
+    const int64_t block = block_pixels(span, ctx.n * 4, ctx.pool->threads());
+    const int blocks = static_cast<int>((span + block - 1) / block), units = ctx.n * blocks;
+    // Tasks: per phase, chunks of (image, block) units; each task folds its phase's rows once.
+    const int chunks = std::clamp((2 * ctx.pool->threads() + 3) / 4, 1, units);
+    const int kp = phase_[0].k_padded;
+    ctx.pool->run(4 * chunks, [&](int task, int) {
+      const int p = task / chunks, chunk = task % chunks;
+      thread_local std::vector<int8_t> rows;
+      int8_t* tile = scratch(rows, static_cast<size_t>(w_.n) * kp);
+      upsample_fold_rows(w_, s.c, p, 0, w_.n, tile);
+      const int u0 = static_cast<int>(static_cast<int64_t>(units) * chunk / chunks);
+      const int u1 = static_cast<int>(static_cast<int64_t>(units) * (chunk + 1) / chunks);
+      for (int u = u0; u < u1; ++u) {
+        const int image = u / blocks;
+        const int64_t b0 = (u % blocks) * block, count = std::min<int64_t>(span - b0, block);
+        const uint8_t* codes = ctx.codes[static_cast<size_t>(in_.buffer)] + image * s.bytes();
+        qconv_pixels_rows(plan_[p], codes, static_cast<int>(p / 2 * grid_w + b0), static_cast<int>(count), ctx.at(out_, image),
+                          out_.ld, 0, w_.n, tile, dest_[p].data());
+      }
+    });
+  }
+
+ private:
+  CodesTarget in_;
+  PackedWeights w_;  // the 3x3 weights, resident as packed
+  std::vector<float> bias_;
+  Value out_;
+  PackedWeights phase_[4];  // headers: column sums, zero points, scales
+  QConvPlan plan_[4];
+  std::vector<int32_t> dest_[4];
 };
 
 class IntLinearOp final : public Op {
@@ -611,6 +672,10 @@ std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWe
                                 QGemmIsa isa, bool lanes, Value out, Epilogue epilogue) {
   return std::make_unique<IntConvOp>(in, kernel, stride, std::move(weights), std::move(bias), isa, lanes, out, epilogue);
 }
+std::unique_ptr<Op> upsampled_conv_op(CodesTarget in, PackedWeights weights, std::vector<float> bias, Value out) {
+  return std::make_unique<UpsampledConvOp>(in, std::move(weights), std::move(bias), out);
+}
+
 std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
                                   QGemmIsa isa, Value out, Epilogue epilogue) {
   return std::make_unique<IntLinearOp>(in, table, std::move(weights), std::move(bias), isa, out, epilogue);

@@ -77,6 +77,11 @@ std::unique_ptr<Op> group_norm_op(Value in, int groups, double eps, std::vector<
 std::unique_ptr<Op> quantize_op(Value in, bool upsample, CodesTarget out);
 std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWeights weights, std::vector<float> bias,
                                 QGemmIsa isa, bool lanes, Value out, Epilogue epilogue);
+// A 3x3 stride-1 convolution of the 2x-upsampled image `in` (its low-resolution codes, padding
+// 1) as four 2x2 phase convolutions on the lane kernel (upsample_fold.h): equal to the
+// upsampled int_conv_op bit for bit with 2.25x fewer multiply-adds. Needs
+// qconv_available(isa, C) and upsample_fold_fits(weights, C); no epilogue.
+std::unique_ptr<Op> upsampled_conv_op(CodesTarget in, PackedWeights weights, std::vector<float> bias, Value out);
 // Linear layers over rows (pixels): input fp32 rows quantized with `table`.
 std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
                                   QGemmIsa isa, Value out, Epilogue epilogue);
