@@ -46,46 +46,56 @@ class PlanBuilder {
     p_.out_channels_ = cfg_.out_channels;
     p_.input_ = value(cfg_.in_channels, size, size);
     time_features();
-    Value h = conv("conv_in", unet.conv_in.get(), p_.input_, value(cfg_.block_out_channels[0], size, size), {}, false);
+    plan_concatenations();
+    Value h = conv("conv_in", unet.conv_in.get(), p_.input_, skip_slot(cfg_.block_out_channels[0], size, size), {}, false);
     std::vector<Value> skips{h};
     for (size_t b = 0; b < unet.down_blocks->size(); ++b) {
       auto* block = unet.down_blocks[b]->as<DownBlockImpl>();
       const std::string name = "down_blocks." + std::to_string(b);
       for (size_t i = 0; i < block->resnets->size(); ++i) {
-        h = resnet(name + ".resnets." + std::to_string(i), block->resnets[i]->as<ResnetBlock2DImpl>(), h);
+        auto* r = block->resnets[i]->as<ResnetBlock2DImpl>();
+        const Value slot = skip_slot(static_cast<int>(r->conv2->out_channels), h.h, h.w);
+        h = resnet(name + ".resnets." + std::to_string(i), r, h, block->attentions ? Value{} : slot);
         if (block->attentions)
-          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h);
+          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h, slot);
         skips.push_back(h);
       }
       if (block->downsamplers) {
         auto* down = block->downsamplers[0]->as<Downsample2DImpl>();
-        h = conv(name + ".downsamplers.0.conv", down->conv.get(), h, value(h.c, h.h / 2, h.w / 2), {}, false);
+        h = conv(name + ".downsamplers.0.conv", down->conv.get(), h, skip_slot(h.c, h.h / 2, h.w / 2), {}, false);
         skips.push_back(h);
       }
     }
-    if (unet.mid_block) {
+    size_t k = 0;  // up-path resnets so far
+    if (unet.mid_block) {  // (without one, the last down output is a skip and reaches up resnet 0 by a copy)
       auto* mid = unet.mid_block.get();
       h = resnet("mid_block.resnets.0", mid->resnets[0]->as<ResnetBlock2DImpl>(), h);
       if (mid->attentions) h = attention("mid_block.attentions.0", mid->attentions[0]->as<AttentionBlockImpl>(), h);
-      h = resnet("mid_block.resnets.1", mid->resnets[1]->as<ResnetBlock2DImpl>(), h);
+      auto* last = mid->resnets[1]->as<ResnetBlock2DImpl>();
+      h = resnet("mid_block.resnets.1", last, h, h_slot(0, value_shape(static_cast<int>(last->conv2->out_channels), h.h, h.w)));
     }
     for (size_t b = 0; b < unet.up_blocks->size(); ++b) {
       auto* block = unet.up_blocks[b]->as<UpBlockImpl>();
       const std::string name = "up_blocks." + std::to_string(b);
-      for (size_t i = 0; i < block->resnets->size(); ++i) {
+      for (size_t i = 0; i < block->resnets->size(); ++i, ++k) {
         const Value skip = skips.back();
         skips.pop_back();
-        // cat(h, skip) along channels: two slices of one buffer
-        const Value cat = value(h.c + skip.c, h.h, h.w);
-        emit(plan::copy_op(h, slice(cat, 0, h.c)), name + " concat");
-        emit(plan::copy_op(skip, slice(cat, h.c, skip.c)), name + " concat");
-        h = resnet(name + ".resnets." + std::to_string(i), block->resnets[i]->as<ResnetBlock2DImpl>(), cat);
+        // cat(h, skip) along channels: two slices of one buffer, written there by their producers
+        const Value cat = k < cats_.size() ? cats_[k] : value(h.c + skip.c, h.h, h.w);
+        if (!same(h, slice(cat, 0, h.c))) emit(plan::copy_op(h, slice(cat, 0, h.c)), name + " concat");
+        if (!same(skip, slice(cat, h.c, skip.c))) emit(plan::copy_op(skip, slice(cat, h.c, skip.c)), name + " concat");
+        // The output that feeds the next up resnet goes straight into its concatenation.
+        const bool upsampled = i + 1 == block->resnets->size() && block->upsamplers;
+        auto* r = block->resnets[i]->as<ResnetBlock2DImpl>();
+        const Value next = upsampled ? Value{} : h_slot(k + 1, value_shape(static_cast<int>(r->conv2->out_channels), cat.h, cat.w));
+        h = resnet(name + ".resnets." + std::to_string(i), r, cat, block->attentions ? Value{} : next);
         if (block->attentions)
-          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h);
+          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h, next);
       }
       if (block->upsamplers) {
         auto* up = block->upsamplers[0]->as<Upsample2DImpl>();
-        h = conv(name + ".upsamplers.0.conv", up->conv.get(), h, value(h.c, h.h * 2, h.w * 2), {}, true);
+        const Value next = h_slot(k, value_shape(h.c, h.h * 2, h.w * 2));
+        h = conv(name + ".upsamplers.0.conv", up->conv.get(), h, next.buffer >= 0 ? next : value(h.c, h.h * 2, h.w * 2), {}, true);
       }
     }
     // conv_norm_out + SiLU + conv_out
@@ -95,6 +105,65 @@ class PlanBuilder {
   }
 
  private:
+  // Concatenations without copies: the input cat(h, skip) of every up-path resnet is one buffer,
+  // allocated before the walk (the skips' channels and sizes from the down path, the resnet's
+  // input channels); the op producing a skip (down path) and the op producing h (up path) write
+  // straight into its two column slices. Where a shape does not line up the walk falls back to
+  // copies.
+  void plan_concatenations() {
+    UNet2DModelImpl& unet = *q_.unet.ptr();
+    struct Skip {
+      int c, h, w;
+    };
+    std::vector<Skip> skips;
+    int size = cfg_.sample_size;
+    skips.push_back({static_cast<int>(unet.conv_in->out_channels), size, size});
+    for (size_t b = 0; b < unet.down_blocks->size(); ++b) {
+      auto* block = unet.down_blocks[b]->as<DownBlockImpl>();
+      for (size_t i = 0; i < block->resnets->size(); ++i)
+        skips.push_back({static_cast<int>(block->resnets[i]->as<ResnetBlock2DImpl>()->conv2->out_channels), size, size});
+      if (block->downsamplers) {
+        size /= 2;
+        skips.push_back({skips.back().c, size, size});
+      }
+    }
+    std::vector<int> inputs;  // up resnets' input channels, in up order
+    for (size_t b = 0; b < unet.up_blocks->size(); ++b) {
+      auto* block = unet.up_blocks[b]->as<UpBlockImpl>();
+      for (size_t i = 0; i < block->resnets->size(); ++i)
+        inputs.push_back(static_cast<int>(block->resnets[i]->as<ResnetBlock2DImpl>()->conv1->in_channels));
+    }
+    if (inputs.size() != skips.size()) return;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const Skip& s = skips[skips.size() - 1 - k];
+      if (inputs[k] <= s.c) return;
+    }
+    for (size_t k = 0; k < inputs.size(); ++k) {
+      const Skip& s = skips[skips.size() - 1 - k];
+      cats_.push_back(value(inputs[k], s.h, s.w));
+      skip_c_.push_back(s.c);
+    }
+  }
+  // Where the next skip (push order) is written: its slice of the concatenation that reads it.
+  Value skip_slot(int c, int h, int w) {
+    const size_t s = next_skip_++;
+    if (s >= cats_.size()) return value(c, h, w);
+    const size_t k = cats_.size() - 1 - s;  // the up resnet consuming it
+    if (skip_c_[k] != c || cats_[k].h != h || cats_[k].w != w) return value(c, h, w);
+    return slice(cats_[k], cats_[k].c - c, c);
+  }
+  // Where the h of up resnet k is written (the shape it will have), or none (buffer -1).
+  Value h_slot(size_t k, Value shape) const {
+    if (k >= cats_.size()) return {};
+    const Value& cat = cats_[k];
+    if (cat.c - skip_c_[k] != shape.c || cat.h != shape.h || cat.w != shape.w) return {};
+    return slice(cat, 0, shape.c);
+  }
+  static Value value_shape(int c, int h, int w) { return {-1, 0, c, c, h, w}; }
+  static bool same(const Value& a, const Value& b) {
+    return a.buffer == b.buffer && a.offset == b.offset && a.c == b.c && a.ld == b.ld && a.h == b.h && a.w == b.w;
+  }
+
   Value value(int c, int h, int w) {
     p_.buffer_floats_.push_back(static_cast<int64_t>(h) * w * c);
     return {static_cast<int>(p_.buffer_floats_.size()) - 1, 0, c, c, h, w};
@@ -264,7 +333,8 @@ class PlanBuilder {
     return out;
   }
 
-  Value resnet(const std::string& name, ResnetBlock2DImpl* r, Value x) {
+  // `out`: where the block's output goes (buffer -1: a new value).
+  Value resnet(const std::string& name, ResnetBlock2DImpl* r, Value x, Value out = {}) {
     const int cout = r->conv1->out_channels;
     const Value h1 = value(cout, x.h, x.w);
     Epilogue add_feature;
@@ -272,7 +342,7 @@ class PlanBuilder {
     norm_then_conv(name + ".norm1", r->norm1.get(), true, x, name + ".conv1", r->conv1.get(), h1, add_feature);
     Value skip = x;
     if (r->conv_shortcut) skip = conv(name + ".conv_shortcut", r->conv_shortcut.get(), x, value(cout, x.h, x.w), {}, false);
-    const Value out = value(cout, x.h, x.w);
+    if (out.buffer < 0) out = value(cout, x.h, x.w);
     Epilogue residual;
     residual.residual = skip;
     residual.factor = static_cast<float>(r->output_scale_factor);
@@ -280,7 +350,7 @@ class PlanBuilder {
     return out;
   }
 
-  Value attention(const std::string& name, AttentionBlockImpl* a, Value x) {
+  Value attention(const std::string& name, AttentionBlockImpl* a, Value x, Value dest = {}) {
     const Value rows{x.buffer, x.offset, x.c, x.ld, 1, static_cast<int>(x.pixels())};  // (L, C) per image
     Value g = rows;
     if (a->group_norm) {
@@ -297,12 +367,13 @@ class PlanBuilder {
     const Value o = value(x.c, 1, g.w);
     emit(plan::attention_op(q, k, v, a->heads, table(core->q), table(core->k), table(core->v), table(core->probs), p_.isa_, o),
          name + " core");
-    const Value out = value(x.c, 1, g.w);
+    // (L, C) rows of the output: a new value, or `dest` seen as rows
+    const Value out = dest.buffer < 0 ? value(x.c, 1, g.w) : Value{dest.buffer, dest.offset, x.c, dest.ld, 1, g.w};
     Epilogue residual;
     residual.residual = rows;
     residual.factor = static_cast<float>(a->rescale_output_factor);
     linear(name + ".to_out.0", a->to_out[0]->as<LinearLayerImpl>(), o, out, residual);
-    return {out.buffer, 0, x.c, x.c, x.h, x.w};
+    return {out.buffer, out.offset, x.c, out.ld, x.h, x.w};
   }
 
   // The temporal feature of every resnet, per image: from the artifact's cache, or the time
@@ -353,6 +424,9 @@ class PlanBuilder {
   std::map<std::string, const QuantAttentionCore*> attention_;
   std::vector<Value> features_;
   size_t next_feature_ = 0;
+  std::vector<Value> cats_;  // per up-path resnet: its input cat(h, skip)
+  std::vector<int> skip_c_;  // the skip's channels in each
+  size_t next_skip_ = 0;
 };
 
 std::string ExecutionPlan::unsupported(const QuantizedUNet& q) {
