@@ -81,6 +81,17 @@ void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, 
 void gemm_f32_codes(const float* a, int64_t lda, int m, int k, const uint8_t* codes, int n, const float* zero,
                     const float* scale, const float* bias, float* c, int64_t ldc);
 
+// A k x k convolution (zero padding `pad`) of fp32 channels-last pixels (h x w x c, rows of
+// ld) straight from the image, without patches, for the shapes where patches cost more than
+// the arithmetic: few outputs (n < 16, e.g. conv_out: dot products over the channels) or few
+// inputs per output (k*k*c <= 64, e.g. conv_in: outputs accumulated in vectors). Output pixels
+// [p0, p1) to rows of ld_out; weights (k*k*c, n) with K in (ky, kx, c) order (as gemm_f32's
+// B), times scale[j] when scale is not null, plus bias.
+bool conv_f32_direct_pays(int kernel, int c, int n);
+void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel, int stride, int pad, int64_t p0,
+                     int64_t p1, const float* weights, int n, const float* scale, const float* bias, float* out,
+                     int64_t ld_out);
+
 // Rows of x (n wide, rows of ld): x = softmax(x * scale) in place.
 void softmax_rows(float* x, int64_t ld, int rows, int n, float scale);
 

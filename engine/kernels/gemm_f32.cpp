@@ -83,7 +83,91 @@ __attribute__((always_inline)) inline void gemm_impl(const float* a, int64_t lda
 }
 
 
+// Horizontal sum as a tree (four levels of adds, not fifteen in a chain).
+__attribute__((always_inline)) inline float hsum(v16 v) {
+  float s8[8], s4[4];
+  for (int l = 0; l < 8; ++l) s8[l] = v[l] + v[l + 8];
+  for (int l = 0; l < 4; ++l) s4[l] = s8[l] + s8[l + 4];
+  return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
 }  // namespace
+
+bool conv_f32_direct_pays(int kernel, int c, int n) { return n < 16 || kernel * kernel * c <= 64; }
+
+QDM_CLONES
+void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel, int stride, int pad, int64_t p0,
+                     int64_t p1, const float* weights, int n, const float* scale, const float* bias, float* out,
+                     int64_t ld_out) {
+  const int wo = (w + 2 * pad - kernel) / stride + 1, k = kernel * kernel * c;
+  thread_local std::vector<float> by_output;  // (n, k) for the dot products
+  if (n < 16) {
+    by_output.resize(static_cast<size_t>(n) * k);
+    for (int kk = 0; kk < k; ++kk)
+      for (int j = 0; j < n; ++j) by_output[static_cast<size_t>(j) * k + kk] = weights[static_cast<int64_t>(kk) * n + j];
+  }
+  for (int64_t p = p0; p < p1; ++p) {
+    const int oy = static_cast<int>(p / wo), ox = static_cast<int>(p % wo);
+    float* o = out + (p - p0) * ld_out;
+    if (n < 16) {  // per output, a dot product over the taps' channels
+      for (int j = 0; j < n; ++j) {
+        const float* wj = by_output.data() + static_cast<size_t>(j) * k;
+        v16 acc = v16{};
+        float tail = 0.0f;
+        for (int ky = 0; ky < kernel; ++ky) {
+          const int iy = oy * stride - pad + ky;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < kernel; ++kx) {
+            const int ix = ox * stride - pad + kx;
+            if (ix < 0 || ix >= w) continue;
+            const float* row = x + (static_cast<int64_t>(iy) * w + ix) * ld;
+            const float* wt = wj + (ky * kernel + kx) * c;
+            int ch = 0;
+            for (; ch + 16 <= c; ch += 16) acc += load(row + ch) * load(wt + ch);
+            for (; ch < c; ++ch) tail += row[ch] * wt[ch];
+          }
+        }
+        const float s = hsum(acc) + tail;
+        o[j] = (scale ? s * scale[j] : s) + (bias ? bias[j] : 0.0f);
+      }
+      continue;
+    }
+    // few inputs per output: 16 outputs at a time accumulated across the taps
+    int j0 = 0;
+    for (; j0 + 16 <= n; j0 += 16) {
+      v16 acc = v16{};
+      for (int ky = 0; ky < kernel; ++ky) {
+        const int iy = oy * stride - pad + ky;
+        if (iy < 0 || iy >= h) continue;
+        for (int kx = 0; kx < kernel; ++kx) {
+          const int ix = ox * stride - pad + kx;
+          if (ix < 0 || ix >= w) continue;
+          const float* row = x + (static_cast<int64_t>(iy) * w + ix) * ld;
+          const float* wt = weights + static_cast<int64_t>((ky * kernel + kx) * c) * n + j0;
+          for (int ch = 0; ch < c; ++ch) acc += row[ch] * load(wt + static_cast<int64_t>(ch) * n);
+        }
+      }
+      v16 r = acc;
+      if (scale) r *= load(scale + j0);
+      if (bias) r += load(bias + j0);
+      store(o + j0, r);
+    }
+    for (int j = j0; j < n; ++j) {  // outputs past the last multiple of 16
+      float acc = 0.0f;
+      for (int ky = 0; ky < kernel; ++ky) {
+        const int iy = oy * stride - pad + ky;
+        if (iy < 0 || iy >= h) continue;
+        for (int kx = 0; kx < kernel; ++kx) {
+          const int ix = ox * stride - pad + kx;
+          if (ix < 0 || ix >= w) continue;
+          const float* row = x + (static_cast<int64_t>(iy) * w + ix) * ld;
+          for (int ch = 0; ch < c; ++ch) acc += row[ch] * weights[static_cast<int64_t>((ky * kernel + kx) * c + ch) * n + j];
+        }
+      }
+      o[j] = (scale ? acc * scale[j] : acc) + (bias ? bias[j] : 0.0f);
+    }
+  }
+}
 
 QDM_CLONES
 void gemm_f32(const float* a, int64_t lda, int m, int k, const float* b, int n, const float* bias, float* c,

@@ -423,11 +423,36 @@ class IntLinearOp final : public Op {
 class F32ConvOp final : public Op {
  public:
   F32ConvOp(Value in, int kernel, int stride, int pad, F32Weights w, std::vector<float> bias, Value out, Epilogue e)
-      : in_(in), kernel_(kernel), stride_(stride), pad_(pad), w_(std::move(w)), bias_(std::move(bias)), out_(out), e_(e) {}
+      : in_(in), kernel_(kernel), stride_(stride), pad_(pad), w_(std::move(w)), bias_(std::move(bias)), out_(out), e_(e) {
+    // conv_in / conv_out shapes: straight from the image (code - zero as floats, made once:
+    // these layers are a few hundred weights).
+    if (kernel_ > 1 && conv_f32_direct_pays(kernel_, in_.c, out_.c)) {
+      if (w_.codes.empty()) {
+        direct_ = w_.values;
+      } else {
+        direct_.resize(w_.codes.size());
+        for (size_t i = 0; i < direct_.size(); ++i) direct_[i] = static_cast<float>(w_.codes[i]) - w_.zero[i % static_cast<size_t>(out_.c)];
+      }
+    }
+  }
   const char* kind() const override { return "fp32 conv"; }
   void run(Context& ctx) override {
     const int64_t pix = out_.pixels();
     const int k = kernel_ * kernel_ * in_.c;
+    if (!direct_.empty()) {
+      const int64_t block = std::min<int64_t>(pix, 256);
+      const int blocks = static_cast<int>((pix + block - 1) / block);
+      ctx.pool->run(ctx.n * blocks, [&](int task, int) {
+        const int image = task / blocks;
+        const int64_t p0 = (task % blocks) * block, rows = std::min(pix - p0, block);
+        float* out = ctx.at(out_, image) + p0 * out_.ld;
+        conv_f32_direct(ctx.at(in_, image), in_.ld, in_.h, in_.w, in_.c, kernel_, stride_, pad_, p0, p0 + rows, direct_.data(),
+                        out_.c, w_.codes.empty() ? nullptr : w_.scale.data(), bias_.empty() ? nullptr : bias_.data(), out,
+                        out_.ld);
+        apply_epilogue(ctx, e_, image, p0, rows, out, out_.ld, out_.c);
+      });
+      return;
+    }
     const bool direct = kernel_ == 1 && stride_ == 1 && pad_ == 0;  // the input rows are the patches
     const int64_t block = std::min<int64_t>(pix, direct ? 256 : 64);
     const int blocks = static_cast<int>((pix + block - 1) / block);
@@ -461,6 +486,7 @@ class F32ConvOp final : public Op {
   std::vector<float> bias_;
   Value out_;
   Epilogue e_;
+  std::vector<float> direct_;  // (K, N) weights of the direct path (code - zero), or empty
 };
 
 class UpsampleOp final : public Op {
