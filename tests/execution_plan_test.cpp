@@ -194,6 +194,26 @@ TEST_F(PlanVsSim, ClassConditionalModels) {
   }
 }
 
+// A batch runs in chunks of 16 images; each image's result is the same bit for bit as when it
+// runs alone (labels follow their images).
+TEST_F(PlanVsSim, BatchesLargerThanAChunkEqualImagesRunAlone) {
+  make_model(true);
+  LoadedArtifact a = quantize("tfmq", 4);
+  ExecutionPlan plan(*a.model, best_isa(), 2);
+  const int n = 19;
+  torch::manual_seed(9);
+  const at::Tensor x = torch::randn({n, 1, 8, 8});
+  const at::Tensor labels = torch::randint(0, 4, {n}, at::kLong);
+  at::Tensor batch = at::empty_like(x);
+  plan.run(x.data_ptr<float>(), n, a.info.timesteps[2], 2, labels.data_ptr<int64_t>(), batch.data_ptr<float>());
+  for (int i = 0; i < n; ++i) {
+    at::Tensor alone = at::empty({1, 1, 8, 8});
+    const at::Tensor xi = x[i].unsqueeze(0).contiguous(), li = labels[i].unsqueeze(0).contiguous();
+    plan.run(xi.data_ptr<float>(), 1, a.info.timesteps[2], 2, li.data_ptr<int64_t>(), alone.data_ptr<float>());
+    EXPECT_TRUE(at::equal(alone[0], batch[i])) << "image " << i;
+  }
+}
+
 // The upsamplers' 3x3 convolutions run as four 2x2 phases on the low-resolution codes with
 // folded weights (upsample_fold.h): the same integer sums, so the same outputs bit for bit as
 // the plan that upsamples the codes; 8-bit weights do not fit folded and run as before.

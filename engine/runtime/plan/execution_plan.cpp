@@ -465,8 +465,33 @@ void ExecutionPlan::reserve(int n) {
   capacity_ = n;
 }
 
+namespace {
+
+// Images per pass through the ops: a large batch runs in chunks, whose buffers are all the
+// plan allocates. Measured at batch 64 on 2 cores: chunks of 16 as fast as the whole batch with
+// 242 instead of 448 MiB peak; chunks of 8 slower (per-op overhead). QDM_PLAN_CHUNK overrides it.
+int chunk_images() {
+  static const int chunk = [] {
+    const char* env = std::getenv("QDM_PLAN_CHUNK");
+    const int v = env ? std::atoi(env) : 0;
+    return v > 0 ? v : 16;
+  }();
+  return chunk;
+}
+
+}  // namespace
+
 void ExecutionPlan::run(const float* x, int n, int t, int step, const int64_t* labels, float* eps) {
-  reserve(n);
+  const int chunk = std::min(n, chunk_images());
+  reserve(chunk);
+  for (int i0 = 0; i0 < n; i0 += chunk) {
+    const int m = std::min(chunk, n - i0);
+    run_chunk(x + static_cast<int64_t>(i0) * in_channels_ * input_.pixels(), m, t, step, labels ? labels + i0 : nullptr,
+              eps + static_cast<int64_t>(i0) * out_channels_ * output_.pixels());
+  }
+}
+
+void ExecutionPlan::run_chunk(const float* x, int n, int t, int step, const int64_t* labels, float* eps) {
   plan::Context ctx;
   ctx.n = n;
   ctx.step = step;

@@ -31,8 +31,9 @@ class ExecutionPlan {
   ~ExecutionPlan();
 
   // eps (n, C, H, W) for x (n, C, H, W) at training timestep t and schedule step `step`;
-  // labels: n class labels of a conditional model (else null). Buffers grow to the largest n
-  // seen and are reused.
+  // labels: n class labels of a conditional model (else null). Large batches run in chunks of
+  // 16 images (less memory); buffers grow to the largest chunk seen and are reused. Every
+  // image's result is independent of the batch, bit for bit.
   void run(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
 
   // Bytes of resident weights (packed codes, scales, kept fp32 layers, biases, norms, caches).
@@ -47,6 +48,7 @@ class ExecutionPlan {
  private:
   friend class PlanBuilder;
   void reserve(int n);
+  void run_chunk(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
 
   QGemmIsa isa_;
   std::unique_ptr<ThreadPool> pool_;
