@@ -2,7 +2,9 @@
 // of `ld` floats per pixel (a view may be a slice of a wider buffer: a concatenation is two
 // slices of one). Element-wise work is written once in plain C++ and compiled for AVX-512,
 // AVX2 and the baseline (target_clones, chosen at load); integer results equal the reference
-// on every clone, floats agree to rounding.
+// on every clone, floats agree to rounding. Group norm + SiLU + quantize also has an AVX-512
+// path whose SiLU divides by a refined reciprocal estimate (a division was half the pass): its
+// codes can differ from the other clones' at a rounding boundary.
 //
 //   group norm       sums per (image, group) over pixel ranges, then one pass applying the
 //                    affine, optionally SiLU, and either quantizing to u8 into a padded
