@@ -20,11 +20,15 @@ constexpr int64_t kQueueLock = 0x71646d5f71756575;  // "qdm_queu": submissions a
 
 // The job `job_id` locked for this transaction (FOR UPDATE) when `lease_id` still holds it and it
 // has not finished; nullopt otherwise (the lease expired, moved on, or the job was cancelled).
-std::optional<v1::Job> lock_leased(pg::Connection& db, const std::string& job_id, const std::string& lease_id) {
-  const pg::Result r = db.exec("SELECT lease_id, job FROM jobs WHERE id = $1 FOR UPDATE", {job_id});
+// The job row locked for its lease holder, with the database's clock read in the same statement.
+std::optional<v1::Job> lock_leased(pg::Connection& db, const std::string& job_id, const std::string& lease_id,
+                                   int64_t* db_now_ms = nullptr) {
+  static const std::string sql = std::string("SELECT lease_id, job, ") + pg::kNowMs + " FROM jobs WHERE id = $1 FOR UPDATE";
+  const pg::Result r = db.exec(sql.c_str(), {job_id});
   if (r.rows() == 0 || r.text(0, 0) != lease_id) return std::nullopt;
   v1::Job job = parse_job(r.bytes(0, 1));
   if (is_finished(job.state())) return std::nullopt;
+  if (db_now_ms) *db_now_ms = r.integer(0, 2);
   return job;
 }
 
@@ -37,8 +41,6 @@ void update_row(pg::Connection& db, const v1::Job& job, const std::string& lease
   db.exec("SELECT pg_notify($1, '')", {kChannel});
 }
 
-// The database's clock: what every replica times leases and retries by.
-int64_t db_now_ms(pg::Connection& db) { return db.exec((std::string("SELECT ") + pg::kNowMs).c_str()).integer(0, 0); }
 
 void fill_position(pg::Connection& db, v1::Job& job, int64_t seq) {
   if (job.state() != v1::Job::QUEUED) return;
@@ -222,11 +224,12 @@ bool PostgresJobStore::report(const std::string& job_id, const std::string& leas
   std::lock_guard<std::mutex> lock(mu_);
   db_->ensure();
   Transaction tx(*db_);
-  std::optional<v1::Job> leased = lock_leased(*db_, job_id, lease_id);
+  int64_t db_now = 0;
+  std::optional<v1::Job> leased = lock_leased(*db_, job_id, lease_id, &db_now);
   if (!leased) return false;
   v1::Job& job = *leased;
   report_job(job, stage, progress, loss);
-  update_row(*db_, job, lease_id, db_now_ms(*db_) + static_cast<int64_t>(lease_seconds * 1000), 0);
+  update_row(*db_, job, lease_id, db_now + static_cast<int64_t>(lease_seconds * 1000), 0);
   tx.commit();
   changed();
   return true;
@@ -273,9 +276,10 @@ int PostgresJobStore::renew_leases_after_restart(double lease_seconds) {
   db_->ensure();
   // With replicas the other schedulers kept expiring leases; this only extends the leases of
   // workers that were connected to a replica that went down, giving them time to fail over.
-  const Result r = db_->exec("UPDATE jobs SET lease_expiry_ms = GREATEST(lease_expiry_ms, $1) WHERE state IN ($2, $3)",
-                             {db_now_ms(*db_) + static_cast<int64_t>(lease_seconds * 1000), static_cast<int>(v1::Job::LEASED),
-                              static_cast<int>(v1::Job::RUNNING)});
+  static const std::string sql =
+      std::string("UPDATE jobs SET lease_expiry_ms = GREATEST(lease_expiry_ms, ") + pg::kNowMs + " + $1) WHERE state IN ($2, $3)";
+  const Result r = db_->exec(sql.c_str(), {static_cast<int64_t>(lease_seconds * 1000), static_cast<int>(v1::Job::LEASED),
+                                           static_cast<int>(v1::Job::RUNNING)});
   return static_cast<int>(r.affected());
 }
 
