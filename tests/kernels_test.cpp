@@ -1,5 +1,6 @@
 // Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
 // the dequantized output against a double-precision simulation, at awkward sizes.
+#include "engine/kernels/fused.h"
 #include "engine/kernels/qgemm.h"
 #include "engine/kernels/upsample_fold.h"
 #include "engine/kernels/vq_decode.h"
@@ -283,6 +284,52 @@ TEST(UpsampleFold, EightBitWeightsThatLeaveInt8AreRefused) {
   codes.assign(codes.size(), 130);  // small signed weights fit even at 8 bits
   zero.assign(n, 128.0f);
   EXPECT_TRUE(upsample_fold_fits(pack_weights(codes.data(), n, k, 8, scale.data(), zero.data(), WeightLayout::kRows), c));
+}
+
+// conv_in / conv_out shapes straight from the image against a double-precision convolution,
+// at awkward sizes: every branch (dot products below 16 outputs, 16-wide accumulation, the
+// output tail past a multiple of 16), strides, padding, scales and biases.
+TEST(ConvF32Direct, MatchesTheDefinitionAtAwkwardShapes) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  struct Shape {
+    int c, n, kernel, stride, pad;
+  };
+  for (const Shape sh : {Shape{1, 32, 3, 1, 1}, Shape{3, 1, 3, 1, 1}, Shape{20, 3, 3, 2, 1}, Shape{1, 24, 3, 1, 1},
+                         Shape{2, 40, 3, 2, 0}, Shape{7, 5, 1, 1, 0}})
+    for (bool scaled : {false, true}) {
+      const int h = 5, w = 7, ld = sh.c + 3, k = sh.kernel * sh.kernel * sh.c;
+      const int ho = (h + 2 * sh.pad - sh.kernel) / sh.stride + 1, wo = (w + 2 * sh.pad - sh.kernel) / sh.stride + 1;
+      std::vector<float> x(static_cast<size_t>(h) * w * ld), wt(static_cast<size_t>(k) * sh.n), scale(sh.n), bias(sh.n);
+      for (auto& v : x) v = normal(rng);
+      for (auto& v : wt) v = normal(rng);
+      for (auto& v : scale) v = 0.5f + std::abs(normal(rng));
+      for (auto& v : bias) v = normal(rng);
+      const int ld_out = sh.n + 2;
+      std::vector<float> out(static_cast<size_t>(ho) * wo * ld_out, 0.0f);
+      // two calls over pixel ranges, as the plan's tasks
+      const int64_t mid = ho * wo / 2;
+      conv_f32_direct(x.data(), ld, h, w, sh.c, sh.kernel, sh.stride, sh.pad, 0, mid, wt.data(), sh.n,
+                      scaled ? scale.data() : nullptr, bias.data(), out.data(), ld_out);
+      conv_f32_direct(x.data(), ld, h, w, sh.c, sh.kernel, sh.stride, sh.pad, mid, ho * wo, wt.data(), sh.n,
+                      scaled ? scale.data() : nullptr, bias.data(), out.data() + mid * ld_out, ld_out);
+      for (int oy = 0; oy < ho; ++oy)
+        for (int ox = 0; ox < wo; ++ox)
+          for (int j = 0; j < sh.n; ++j) {
+            double want = 0;
+            for (int ky = 0; ky < sh.kernel; ++ky)
+              for (int kx = 0; kx < sh.kernel; ++kx) {
+                const int iy = oy * sh.stride - sh.pad + ky, ix = ox * sh.stride - sh.pad + kx;
+                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                for (int ch = 0; ch < sh.c; ++ch)
+                  want += static_cast<double>(x[(static_cast<size_t>(iy) * w + ix) * ld + ch]) *
+                          wt[static_cast<size_t>((ky * sh.kernel + kx) * sh.c + ch) * sh.n + j];
+              }
+            want = want * (scaled ? scale[j] : 1.0) + bias[j];
+            ASSERT_NEAR(out[(static_cast<size_t>(oy) * wo + ox) * ld_out + j], want, 1e-4 * (1 + std::abs(want)))
+                << "c " << sh.c << " n " << sh.n << " k " << sh.kernel << " stride " << sh.stride << " at " << oy << "," << ox << "," << j;
+          }
+    }
 }
 
 }  // namespace

@@ -95,10 +95,38 @@ __attribute__((always_inline)) inline float hsum(v16 v) {
 
 bool conv_f32_direct_pays(int kernel, int c, int n) { return n < 16 || kernel * kernel * c <= 64; }
 
+namespace {
+
+struct DirectConv {
+  const float* x;
+  int64_t ld;
+  int h, w, c, kernel, stride, pad;
+  // body(row, tap) for every tap of output pixel (oy, ox) inside the image (zero padding:
+  // taps outside add nothing); row: the input pixel's c channels, tap: ky * kernel + kx.
+  template <typename Body>
+  __attribute__((always_inline)) void taps(int oy, int ox, Body body) const {
+    for (int ky = 0; ky < kernel; ++ky) {
+      const int iy = oy * stride - pad + ky;
+      if (iy < 0 || iy >= h) continue;
+      for (int kx = 0; kx < kernel; ++kx) {
+        const int ix = ox * stride - pad + kx;
+        if (ix >= 0 && ix < w) body(x + (static_cast<int64_t>(iy) * w + ix) * ld, ky * kernel + kx);
+      }
+    }
+  }
+};
+
+__attribute__((always_inline)) inline float finish(float s, const float* scale, const float* bias, int j) {
+  return (scale ? s * scale[j] : s) + (bias ? bias[j] : 0.0f);
+}
+
+}  // namespace
+
 QDM_CLONES
 void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel, int stride, int pad, int64_t p0,
                      int64_t p1, const float* weights, int n, const float* scale, const float* bias, float* out,
                      int64_t ld_out) {
+  const DirectConv conv{x, ld, h, w, c, kernel, stride, pad};
   const int wo = (w + 2 * pad - kernel) / stride + 1, k = kernel * kernel * c;
   thread_local std::vector<float> by_output;  // (n, k) for the dot products
   if (n < 16) {
@@ -114,21 +142,13 @@ void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel
         const float* wj = by_output.data() + static_cast<size_t>(j) * k;
         v16 acc = v16{};
         float tail = 0.0f;
-        for (int ky = 0; ky < kernel; ++ky) {
-          const int iy = oy * stride - pad + ky;
-          if (iy < 0 || iy >= h) continue;
-          for (int kx = 0; kx < kernel; ++kx) {
-            const int ix = ox * stride - pad + kx;
-            if (ix < 0 || ix >= w) continue;
-            const float* row = x + (static_cast<int64_t>(iy) * w + ix) * ld;
-            const float* wt = wj + (ky * kernel + kx) * c;
-            int ch = 0;
-            for (; ch + 16 <= c; ch += 16) acc += load(row + ch) * load(wt + ch);
-            for (; ch < c; ++ch) tail += row[ch] * wt[ch];
-          }
-        }
-        const float s = hsum(acc) + tail;
-        o[j] = (scale ? s * scale[j] : s) + (bias ? bias[j] : 0.0f);
+        conv.taps(oy, ox, [&](const float* row, int tap) {
+          const float* wt = wj + tap * c;
+          int ch = 0;
+          for (; ch + 16 <= c; ch += 16) acc += load(row + ch) * load(wt + ch);
+          for (; ch < c; ++ch) tail += row[ch] * wt[ch];
+        });
+        o[j] = finish(hsum(acc) + tail, scale, bias, j);
       }
       continue;
     }
@@ -136,35 +156,20 @@ void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel
     int j0 = 0;
     for (; j0 + 16 <= n; j0 += 16) {
       v16 acc = v16{};
-      for (int ky = 0; ky < kernel; ++ky) {
-        const int iy = oy * stride - pad + ky;
-        if (iy < 0 || iy >= h) continue;
-        for (int kx = 0; kx < kernel; ++kx) {
-          const int ix = ox * stride - pad + kx;
-          if (ix < 0 || ix >= w) continue;
-          const float* row = x + (static_cast<int64_t>(iy) * w + ix) * ld;
-          const float* wt = weights + static_cast<int64_t>((ky * kernel + kx) * c) * n + j0;
-          for (int ch = 0; ch < c; ++ch) acc += row[ch] * load(wt + static_cast<int64_t>(ch) * n);
-        }
-      }
-      v16 r = acc;
-      if (scale) r *= load(scale + j0);
-      if (bias) r += load(bias + j0);
-      store(o + j0, r);
+      conv.taps(oy, ox, [&](const float* row, int tap) {
+        const float* wt = weights + static_cast<int64_t>(tap * c) * n + j0;
+        for (int ch = 0; ch < c; ++ch) acc += row[ch] * load(wt + static_cast<int64_t>(ch) * n);
+      });
+      if (scale) acc *= load(scale + j0);
+      if (bias) acc += load(bias + j0);
+      store(o + j0, acc);
     }
     for (int j = j0; j < n; ++j) {  // outputs past the last multiple of 16
       float acc = 0.0f;
-      for (int ky = 0; ky < kernel; ++ky) {
-        const int iy = oy * stride - pad + ky;
-        if (iy < 0 || iy >= h) continue;
-        for (int kx = 0; kx < kernel; ++kx) {
-          const int ix = ox * stride - pad + kx;
-          if (ix < 0 || ix >= w) continue;
-          const float* row = x + (static_cast<int64_t>(iy) * w + ix) * ld;
-          for (int ch = 0; ch < c; ++ch) acc += row[ch] * weights[static_cast<int64_t>((ky * kernel + kx) * c + ch) * n + j];
-        }
-      }
-      o[j] = (scale ? acc * scale[j] : acc) + (bias ? bias[j] : 0.0f);
+      conv.taps(oy, ox, [&](const float* row, int tap) {
+        for (int ch = 0; ch < c; ++ch) acc += row[ch] * weights[static_cast<int64_t>(tap * c + ch) * n + j];
+      });
+      o[j] = finish(acc, scale, bias, j);
     }
   }
 }
