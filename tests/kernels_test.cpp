@@ -24,7 +24,8 @@ TEST(QGemm, EveryIsaMatchesTheScalarReferenceExactly) {
   for (auto isa : isas) std::printf(" %s", isa_name(isa));
   std::printf("\n");
   for (Problem p : {Problem{1, 1, 1, 4}, Problem{3, 5, 63, 4}, Problem{2, 7, 65, 8}, Problem{5, 9, 200, 4},
-                    Problem{4, 16, 576, 8}, Problem{6, 13, 1152, 4}, Problem{1, 3, 64, 3}, Problem{2, 4, 130, 6}}) {
+                    Problem{4, 16, 576, 8}, Problem{6, 13, 1152, 4}, Problem{1, 3, 64, 3}, Problem{2, 4, 130, 6},
+                    Problem{7, 19, 320, 4}, Problem{9, 33, 576, 2}}) {
     const int levels = (1 << p.bits) - 1;
     std::vector<uint8_t> codes(static_cast<size_t>(p.n) * p.k);
     for (auto& c : codes) c = static_cast<uint8_t>(rng() % (levels + 1));
