@@ -1,9 +1,11 @@
 // A quantized artifact lowered once, at load, into a static sequence of fused kernels over
 // preallocated buffers (plan_ops.h): channels-last activations, group norm + SiLU + quantize in
 // one pass into the next convolution's padded u8 input, convolution epilogues with bias, the
-// time embedding and the residual, attention fully integer, concatenations as slices, the
-// upsample folded into the next convolution's quantization, one parallel region per kernel on
-// a persistent thread pool. No LibTorch in a step: the simulation (`sim`) stays the oracle.
+// time embedding and the residual, attention fully integer, concatenations as slices written
+// in place by their producers, the upsample folded into the next convolution (four 2x2 phase
+// convolutions on the low-resolution codes, upsample_fold.h), one parallel region per kernel on
+// a persistent thread pool, large batches in chunks of 16 images. No LibTorch in a step: the
+// simulation (`sim`) stays the oracle.
 //
 // Supported: what qdm's UNet2DModel builds with positional time embeddings, default time
 // shift, table class embeddings (or none), padded downsampling, quantized activations; other
