@@ -20,7 +20,7 @@ constexpr int64_t kQueueLock = 0x71646d5f71756575;  // "qdm_queu": submissions a
 
 // The job `job_id` locked for this transaction (FOR UPDATE) when `lease_id` still holds it and it
 // has not finished; nullopt otherwise (the lease expired, moved on, or the job was cancelled).
-// The job row locked for its lease holder, with the database's clock read in the same statement.
+// The database's clock comes back in the same statement (into db_now_ms when given).
 std::optional<v1::Job> lock_leased(pg::Connection& db, const std::string& job_id, const std::string& lease_id,
                                    int64_t* db_now_ms = nullptr) {
   static const std::string sql = std::string("SELECT lease_id, job, ") + pg::kNowMs + " FROM jobs WHERE id = $1 FOR UPDATE";
@@ -40,7 +40,6 @@ void update_row(pg::Connection& db, const v1::Job& job, const std::string& lease
           {static_cast<int>(stored.state()), lease_id, lease_expiry_ms, not_before_ms, Param::bytes(stored.SerializeAsString()), stored.id()});
   db.exec("SELECT pg_notify($1, '')", {kChannel});
 }
-
 
 void fill_position(pg::Connection& db, v1::Job& job, int64_t seq) {
   if (job.state() != v1::Job::QUEUED) return;

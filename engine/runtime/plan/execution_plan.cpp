@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <stdexcept>
 
 #include "engine/model/down_block.h"
@@ -257,10 +258,12 @@ class PlanBuilder {
     return !(env && std::string(env) == "0") && !l.vq && c.kernel == 3 && c.stride == 1 && c.padding == 1 &&
            qconv_available(p_.isa_, channels) && e.residual.buffer < 0 && e.feature.buffer < 0;
   }
+  // `packed`: the layer's weights already packed for `lanes` (else packed here).
   std::unique_ptr<plan::Op> conv_op(const QuantLayer& l, Conv2dLayerImpl* c, const CodesTarget& target, bool lanes, Value out,
-                                    Epilogue e) {
+                                    Epilogue e, std::optional<PackedWeights> packed = std::nullopt) {
     if (l.vq) return plan::vq_conv_op(target, c->kernel, c->stride, vq_weights(l, lanes), bias_of(c->bias), p_.isa_, lanes, out, e);
-    return plan::int_conv_op(target, c->kernel, c->stride, pack(l, true, lanes), bias_of(c->bias), p_.isa_, lanes, out, e);
+    return plan::int_conv_op(target, c->kernel, c->stride, packed ? std::move(*packed) : pack(l, true, lanes), bias_of(c->bias),
+                             p_.isa_, lanes, out, e);
   }
   std::vector<float> bias_of(const at::Tensor& b) {
     p_.weight_bytes_ += static_cast<size_t>(b.numel()) * 4;
@@ -272,20 +275,20 @@ class PlanBuilder {
   Value conv(const std::string& name, Conv2dLayerImpl* c, Value in, Value out, Epilogue e, bool upsample) {
     if (integer(name)) {
       const QuantLayer& l = *layer(name);
+      std::optional<PackedWeights> packed;
       if (upsample && fold_upsample(l, *c, in.c, e)) {  // four 2x2 phases on the low-resolution codes
-        PackedWeights w = pack(l, true, true);
-        if (upsample_fold_fits(w, in.c)) {
+        packed = pack(l, true, true);
+        if (upsample_fold_fits(*packed, in.c)) {
           const CodesTarget target = codes(in.h, in.w, in.c, c->padding, l);
           emit(plan::quantize_op(in, false, target), name + " input");
-          emit(plan::upsampled_conv_op(target, std::move(w), bias_of(c->bias), out), name);
+          emit(plan::upsampled_conv_op(target, std::move(*packed), bias_of(c->bias), out), name);
           return out;
         }
-        p_.weight_bytes_ -= w.bytes();  // packed again below
       }
       const int h = upsample ? in.h * 2 : in.h, w = upsample ? in.w * 2 : in.w;
       const CodesTarget target = codes(h, w, in.c, c->padding, l);
       emit(plan::quantize_op(in, upsample, target), name + " input");
-      emit(conv_op(l, c, target, qconv_available(p_.isa_, in.c), out, e), name);
+      emit(conv_op(l, c, target, qconv_available(p_.isa_, in.c), out, e, std::move(packed)), name);
       return out;
     }
     if (upsample) {
