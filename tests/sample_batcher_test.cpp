@@ -150,7 +150,10 @@ TEST_F(Batcher, ABadRequestFailsAlone) {
 }
 
 TEST_F(Batcher, QueueBoundCancellationDeadlinesAndShutdown) {
-  start({true, 4, std::chrono::milliseconds(2000), 6});
+  // Batches up to 8 images: the first two requests (6 images, the queue bound) do not fill one, so
+  // they stay queued for the 2 s window while the third is refused. (With 4, the first request
+  // filled a batch alone and a loaded machine could start it before the third arrived.)
+  start({true, 8, std::chrono::milliseconds(2000), 6});
   auto first = request("plain", 4, 1), second = request("plain", 2, 2), third = request("plain", 1, 3);
   ASSERT_TRUE(batcher_->submit(first).ok());
   ASSERT_TRUE(batcher_->submit(second).ok());
