@@ -92,6 +92,7 @@ void BM_Fp32Conv(benchmark::State& state) {
 void BM_IntLaneConv(benchmark::State& state) {
   const ConvShape s = kConvs[state.range(0)];
   const int bits = static_cast<int>(state.range(1));
+  const auto isa = static_cast<qdm::QGemmIsa>(state.range(2));
   std::mt19937 rng(0);
   std::normal_distribution<float> normal;
   std::vector<float> x(static_cast<size_t>(kConvBatch) * s.c * s.hw * s.hw), bias(static_cast<size_t>(s.n), 0.1f);
@@ -107,7 +108,7 @@ void BM_IntLaneConv(benchmark::State& state) {
   std::vector<float> y(kConvBatch * out_numel);
   const qdm::ActQuant q{0.05f, 128};
   for (auto _ : state) {
-    const qdm::QConvPlan plan = qdm::qconv_plan(shape, w, q, bias.data());
+    const qdm::QConvPlan plan = qdm::qconv_plan(isa, shape, w, q, bias.data());
     for (int i = 0; i < kConvBatch; ++i) {
       qdm::qconv_quantize_image(x.data() + i * in_numel, shape, q, image.data());
       qdm::qconv_pixels(plan, image.data(), 0, s.hw * s.hw, y.data() + i * out_numel);
@@ -115,15 +116,18 @@ void BM_IntLaneConv(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   set_conv_gops(state, s);
-  state.SetLabel("W" + std::to_string(bits) + "A8 lane conv|" + conv_label(s));
+  state.SetLabel("W" + std::to_string(bits) + "A8 lane conv " + qdm::isa_name(isa) + "|" + conv_label(s));
 }
 
 void register_all() {
-  if (qdm::qconv_available(qdm::best_isa(), 4)) {
-    for (int i = 0; i < 4; ++i) {
-      benchmark::RegisterBenchmark("fp32_conv", BM_Fp32Conv)->Arg(i)->Unit(benchmark::kMillisecond);
+  for (int i = 0; i < 4; ++i) {
+    benchmark::RegisterBenchmark("fp32_conv", BM_Fp32Conv)->Arg(i)->Unit(benchmark::kMillisecond);
+    for (qdm::QGemmIsa isa : qdm::supported_isas()) {
+      if (!qdm::qconv_available(isa, 4)) continue;
       for (int bits : {4, 8})
-        benchmark::RegisterBenchmark("int_lane_conv", BM_IntLaneConv)->Args({i, bits})->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark("int_lane_conv", BM_IntLaneConv)
+            ->Args({i, bits, static_cast<int>(isa)})
+            ->Unit(benchmark::kMillisecond);
     }
   }
   for (int i = 0; i < 4; ++i) {

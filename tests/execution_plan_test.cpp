@@ -91,6 +91,9 @@ class PlanVsSim : public ::testing::Test {
   std::vector<double> compare(LoadedArtifact& a, QGemmIsa isa, bool conditional, int images = 3) {
     ExecutionPlan plan(*a.model, isa, 2);
     torch::NoGradGuard g;
+    // The same input for every kernel path, whichever tests ran before (and with it the same
+    // code flips: every path computes the scalar path's outputs bit for bit).
+    torch::manual_seed(17);
     const at::Tensor x = torch::randn({images, 1, 8, 8});
     const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong).narrow(0, 0, images);
     std::vector<double> errors;
@@ -186,6 +189,37 @@ TEST_F(PlanVsSim, VectorQuantizedArtifactsOnEveryKernelPath) {
   }
 }
 
+// Every kernel path computes the same integer sums and the same epilogues: a whole step gives
+// the scalar path's outputs bit for bit (tfmq at 4 and 8 bits and vq, one image, whose
+// convolutions split output channels across threads, and three).
+TEST_F(PlanVsSim, EveryKernelPathGivesTheScalarPathsStepBitForBit) {
+  make_model(false, true);
+  for (const std::string recipe : {"tfmq", "vq"})
+    for (int wbits : {4, 8}) {
+      if (recipe == "vq" && wbits == 8) continue;
+      LoadedArtifact a = quantize(recipe, wbits);
+      for (int images : {1, 3}) {
+        torch::manual_seed(9);
+        const at::Tensor x = torch::randn({images, 1, 8, 8});
+        auto run = [&](QGemmIsa isa, int step) {
+          ExecutionPlan plan(*a.model, isa, 2);
+          at::Tensor out = at::empty_like(x);
+          plan.run(x.data_ptr<float>(), images, a.info.timesteps[static_cast<size_t>(step)], step, nullptr, out.data_ptr<float>());
+          return out;
+        };
+        for (int step : {0, 3}) {
+          const at::Tensor want = run(QGemmIsa::kScalar, step);
+          for (QGemmIsa isa : supported_isas()) {
+            const at::Tensor got = run(isa, step);
+            EXPECT_TRUE(at::equal(got, want)) << recipe << " W" << wbits << " " << isa_name(isa) << ", " << images
+                                              << " images, step " << step << ": max difference "
+                                              << (got - want).abs().max().item<double>();
+          }
+        }
+      }
+    }
+}
+
 TEST_F(PlanVsSim, ClassConditionalModels) {
   make_model(true);
   for (const std::string recipe : {"tfmq", "tfmq+cache", "vq"}) {
@@ -218,13 +252,17 @@ TEST_F(PlanVsSim, BatchesLargerThanAChunkEqualImagesRunAlone) {
 // folded weights (upsample_fold.h): the same integer sums, so the same outputs bit for bit as
 // the plan that upsamples the codes; 8-bit weights do not fit folded and run as before.
 TEST_F(PlanVsSim, FoldedUpsamplersAreBitIdenticalToUpsampledCodes) {
-  if (!qconv_available(best_isa(), 16)) GTEST_SKIP() << "the fold runs on the lane convolution (AVX-512 VNNI)";
+  std::vector<QGemmIsa> isas;
+  for (QGemmIsa isa : supported_isas())
+    if (qconv_available(isa, 16)) isas.push_back(isa);
+  if (isas.empty()) GTEST_SKIP() << "the fold runs on the lane convolution, which this CPU lacks";
   make_model(false, true);
   for (int wbits : {4, 8}) {
     LoadedArtifact a = quantize("tfmq", wbits);
+    for (QGemmIsa isa : isas) {
     auto run = [&](bool fold, int images) {
       setenv("QDM_PLAN_FOLD", fold ? "1" : "0", 1);
-      ExecutionPlan plan(*a.model, best_isa(), 2);
+      ExecutionPlan plan(*a.model, isa, 2);
       unsetenv("QDM_PLAN_FOLD");
       plan.set_profiling(true);
       torch::manual_seed(5);
@@ -245,8 +283,9 @@ TEST_F(PlanVsSim, FoldedUpsamplersAreBitIdenticalToUpsampledCodes) {
       const auto [without, none] = run(false, images);
       EXPECT_EQ(folded, wbits == 4 ? 1 : 0) << "W" << wbits;  // the one upsampler of the tiny model
       EXPECT_EQ(none, 0);
-      EXPECT_TRUE(at::equal(with, without)) << "W" << wbits << ", " << images << " images: max difference "
+      EXPECT_TRUE(at::equal(with, without)) << isa_name(isa) << " W" << wbits << ", " << images << " images: max difference "
                                             << (with - without).abs().max().item<double>();
+    }
     }
   }
 }

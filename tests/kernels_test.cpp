@@ -1,12 +1,14 @@
 // Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
 // the dequantized output against a double-precision simulation, at awkward sizes.
 #include "engine/kernels/fused.h"
+#include "engine/kernels/qconv.h"
 #include "engine/kernels/qgemm.h"
 #include "engine/kernels/upsample_fold.h"
 #include "engine/kernels/vq_decode.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -223,6 +225,128 @@ TEST(VqDecode, RefusesWeightsThatCanLeaveInt8) {
 
 // The four folded 2x2 phases against the definition: the codes upsampled 2x (nearest), padded
 // by 1 with the zero point, and a 3x3 convolution of (a - z_a)(code - z_w), in int64.
+// The lane convolution on every ISA that has one against its definition, bit for bit: the
+// integer sums from the weights w'[n, k] (or an int8 weight tile), the zero-point corrections
+// and dequantize_output's rounded multiply and add. Channel counts that leave a partial
+// micro-kernel and transpose, pixel ranges across block boundaries, strides, 1x1, 2x2 and 3x3
+// kernels, packed int4 rows (resident plans) and int8 rows, output-channel ranges, row
+// redirections, NCHW and channels-last outputs.
+TEST(QConv, EveryIsaMatchesTheDefinitionExactly) {
+  std::mt19937 rng(21);
+  struct Shape {
+    int c, h, w, kernel, stride, n;
+  };
+  int paths = 0;
+  for (QGemmIsa isa : supported_isas()) {
+    if (!qconv_available(isa, 4)) continue;
+    ++paths;
+    for (const Shape sh : {Shape{4, 6, 7, 3, 1, 1}, Shape{12, 9, 11, 3, 1, 19}, Shape{20, 10, 9, 3, 2, 9}, Shape{36, 5, 13, 1, 1, 17},
+                           Shape{8, 8, 8, 2, 1, 26}})
+      for (int bits : {4, 8})
+        for (bool resident : {true, false}) {
+          const QConvShape s{sh.c, sh.h, sh.w, sh.kernel, sh.stride, 0};  // h, w: the padded image
+          const int k = sh.kernel * sh.kernel * sh.c, n = sh.n, pix = s.ho() * s.wo();
+          std::vector<uint8_t> codes(static_cast<size_t>(n) * k);
+          for (auto& v : codes) v = static_cast<uint8_t>(rng() % (1u << bits));
+          std::vector<float> scale(n), zero(n), bias(n);
+          for (int j = 0; j < n; ++j) {
+            scale[j] = 0.001f * static_cast<float>(1 + rng() % 97);
+            zero[j] = static_cast<float>(rng() % (1u << bits));
+            bias[j] = 0.01f * static_cast<float>(static_cast<int>(rng() % 200) - 100);
+          }
+          const PackedWeights w = pack_weights(codes.data(), n, k, bits, scale.data(), zero.data(), WeightLayout::kRows);
+          std::vector<uint8_t> image(s.padded_bytes());
+          for (auto& v : image) v = static_cast<uint8_t>(rng() % 256);
+          const ActQuant q{0.037f, static_cast<int>(rng() % 256), 255};
+          QConvPlan plan = resident ? qconv_resident_plan(isa, s, w, bias.data()) : qconv_plan(isa, s, w, q, bias.data());
+          if (resident) qconv_set_table(plan, q);
+          ASSERT_EQ(plan.nibbles, resident && bits == 4);
+          // A tile of int8 rows for channels [n0, n1) replaces the weights there (the plan's
+          // terms stay), as vq and the folded upsampler use it.
+          const int n0 = n > 4 ? 4 : 0, n1 = n;
+          // Tiles of any int8 rows, and of |w| <= 64 (plan.small_tile: folded 4-bit weights).
+          std::vector<int8_t> tile(static_cast<size_t>(n1 - n0) * w.k_padded, 0), small(tile);
+          for (int j = n0; j < n1; ++j)
+            for (int i = 0; i < k; ++i) {
+              tile[static_cast<size_t>(j - n0) * w.k_padded + i] = static_cast<int8_t>(rng() % 256);
+              small[static_cast<size_t>(j - n0) * w.k_padded + i] = static_cast<int8_t>(static_cast<int>(rng() % 129) - 64);
+            }
+          const std::vector<int8_t>* from = nullptr;  // the tile in use, if any
+          auto expect = [&](int r, int j, bool from_tile) {
+            const int oy = r / s.wo(), ox = r % s.wo();
+            int64_t acc = 0, sum = 0;
+            for (int ky = 0; ky < sh.kernel; ++ky)
+              for (int kx = 0; kx < sh.kernel; ++kx)
+                for (int ch = 0; ch < sh.c; ++ch) {
+                  const int a = image[(static_cast<size_t>(oy * sh.stride + ky) * s.wp() + ox * sh.stride + kx) * sh.c + ch];
+                  const int kk = (ky * sh.kernel + kx) * sh.c + ch;
+                  acc += a * (from_tile ? (*from)[static_cast<size_t>(j - n0) * w.k_padded + kk] : w.weight(j, kk));
+                  sum += a;
+                }
+            const int64_t exact = acc - static_cast<int64_t>(w.zero[j]) * sum + plan.col_term[j];
+            const float y = static_cast<float>(exact) * plan.col_scale[j];
+            return y + bias[j];
+          };
+          const std::string where = std::string(isa_name(isa)) + " C" + std::to_string(sh.c) + " k" + std::to_string(sh.kernel) +
+                                    " s" + std::to_string(sh.stride) + " N" + std::to_string(n) + " W" + std::to_string(bits) +
+                                    (resident ? " resident" : " per call");
+          // NCHW, a pixel range crossing blocks.
+          const int r0 = std::min(3, pix - 1), rows = pix - r0;
+          std::vector<float> nchw(static_cast<size_t>(n) * pix, -7.0f);
+          qconv_pixels(plan, image.data(), r0, rows, nchw.data());
+          for (int j = 0; j < n; ++j)
+            for (int r = r0; r < pix; ++r)
+              ASSERT_EQ(nchw[static_cast<size_t>(j) * pix + r], expect(r, j, false)) << where << " NCHW pixel " << r << " channel " << j;
+          // Channels-last rows of a wider matrix, channels [n0, n1), some rows redirected or dropped.
+          const int64_t ld = n + 3;
+          std::vector<int32_t> dest(static_cast<size_t>(pix));
+          for (int r = 0; r < pix; ++r) dest[r] = r % 5 == 2 ? -1 : pix - 1 - r;
+          for (int mode : {0, 1, 2}) {  // the plan's weights, a tile, a small tile
+            const bool with_tile = mode > 0;
+            from = mode == 1 ? &tile : &small;
+            plan.small_tile = mode == 2;
+            std::vector<float> rows_out(static_cast<size_t>(pix) * ld, -7.0f);
+            qconv_pixels_rows(plan, image.data(), 0, pix, rows_out.data(), ld, n0, n1, with_tile ? from->data() : nullptr,
+                              dest.data());
+            for (int r = 0; r < pix; ++r) {
+              const int d = dest[r];
+              if (d < 0) continue;
+              for (int j = 0; j < ld; ++j) {
+                const float got = rows_out[static_cast<size_t>(d) * ld + j];
+                if (j < n0 || j >= n1) ASSERT_EQ(got, -7.0f) << where << " wrote outside its channels";
+                else ASSERT_EQ(got, expect(r, j, with_tile)) << where << " mode " << mode << " pixel " << r << " channel " << j;
+              }
+            }
+            for (int r = 2; r < pix; r += 5)  // dropped pixels: their row (pix - 1 - r) receives nothing
+              ASSERT_EQ(rows_out[static_cast<size_t>(pix - 1 - r) * ld + n0], -7.0f) << where << " dropped row written";
+          }
+        }
+  }
+  if (paths == 0) GTEST_SKIP() << "no lane convolution on this CPU";
+  std::printf("lane convolution paths tested: %d\n", paths);
+}
+
+// The lane convolution's input: an image quantized into its padded channels-last codes as the
+// simulation rounds (x / scale half to even, plus the zero point, clamped), border = zero point.
+TEST(QConv, QuantizedImageFollowsTheDefinition) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  const QConvShape s{20, 5, 7, 3, 1, 1};
+  std::vector<float> x(static_cast<size_t>(s.c) * s.h * s.w);
+  for (auto& v : x) v = 3 * normal(rng);
+  const ActQuant q{0.05f, 100, 255};
+  std::vector<uint8_t> padded(s.padded_bytes(), 1);
+  qconv_quantize_image(x.data(), s, q, padded.data());
+  for (int y = 0; y < s.hp(); ++y)
+    for (int xx = 0; xx < s.wp(); ++xx)
+      for (int c = 0; c < s.c; ++c) {
+        const bool border = y == 0 || xx == 0 || y == s.hp() - 1 || xx == s.wp() - 1;
+        const float v = border ? 0 : x[(static_cast<size_t>(c) * s.h + y - 1) * s.w + xx - 1];
+        const int want = border ? q.zero : static_cast<int>(std::clamp(std::nearbyint(v / q.scale) + q.zero, 0.0f, 255.0f));
+        ASSERT_EQ(padded[(static_cast<size_t>(y) * s.wp() + xx) * s.c + c], want) << y << "," << xx << "," << c;
+      }
+}
+
 TEST(UpsampleFold, PhasesEqualTheUpsampledConvolutionExactly) {
   std::mt19937 rng(11);
   for (int bits : {2, 4, 5}) {

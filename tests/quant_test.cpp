@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "engine/artifact/artifact.h"
+#include "engine/kernels/qconv.h"
 #include "engine/artifact/weight_packing.h"
 #include "engine/model/model_folder.h"
 #include "engine/model_io/tensor_io.h"
@@ -331,13 +332,16 @@ TEST(IntLayer, StridedAndPaddedConvolutionsMatchTheSimulation) {
   }
 }
 
-// The lane convolution (AVX-512 VNNI) computes the same integer sums and epilogue as the
+// The lane convolution (every ISA that has one) computes the same integer sums and epilogue as the
 // scalar GEMM path: outputs must be bit-identical, over channel and pixel tails, strides,
 // paddings, 1x1 and 3x3 kernels, int4 and int8 weights, whole-image and pixel-block tasks.
 TEST(IntLayer, LaneConvolutionIsBitIdenticalToTheScalarPath) {
-  const auto isas = supported_isas();
-  if (std::find(isas.begin(), isas.end(), QGemmIsa::kAvx512Vnni) == isas.end()) GTEST_SKIP() << "no AVX-512 VNNI";
+  std::vector<QGemmIsa> isas;
+  for (QGemmIsa isa : supported_isas())
+    if (qconv_available(isa, 4)) isas.push_back(isa);
+  if (isas.empty()) GTEST_SKIP() << "no lane convolution on this CPU";
   torch::manual_seed(5);
+  for (QGemmIsa isa : isas)
   for (int pad : {1, 0}) {
     UNetConfig cfg = testing::tiny_config();
     cfg.block_out_channels = {12, 20};  // 12 input channels: a partial 16-channel gather
@@ -354,7 +358,7 @@ TEST(IntLayer, LaneConvolutionIsBitIdenticalToTheScalarPath) {
         layer->set_weight_quant(minmax_weight_params(layer->fp_weight().detach(), bits));
         layer->act.set_table({0.03f}, {117.0f});
         layer->act.mode = ActQuantizer::Mode::kQuantize;
-        IntLayer lanes(*layer, QGemmIsa::kAvx512Vnni), scalar(*layer, QGemmIsa::kScalar);
+        IntLayer lanes(*layer, isa), scalar(*layer, QGemmIsa::kScalar);
         ASSERT_TRUE(lanes.lane_convolution()) << name;
         ++lane_layers;
         torch::NoGradGuard g;
@@ -363,7 +367,7 @@ TEST(IntLayer, LaneConvolutionIsBitIdenticalToTheScalarPath) {
           const at::Tensor x = torch::randn(shape) * 2;
           const at::Tensor a = scalar.forward(x), b = lanes.forward(x);
           ASSERT_EQ(a.sizes(), b.sizes()) << name;
-          EXPECT_TRUE(torch::equal(a, b)) << name << " W" << bits << " pad " << pad << " max diff "
+          EXPECT_TRUE(torch::equal(a, b)) << isa_name(isa) << " " << name << " W" << bits << " pad " << pad << " max diff "
                                           << (a - b).abs().max().item<double>();
         }
       }

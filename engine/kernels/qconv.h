@@ -1,4 +1,4 @@
-// Integer convolution with the output pixels in the vector lanes (AVX-512 VNNI).
+// Integer convolution with the output pixels in the vector lanes (AVX-512 VNNI, AVX-VNNI, AVX2).
 //
 // The GEMM of qgemm.h puts output channels in the lanes, so a convolution through it needs
 // patches gathered per pixel and its (pixels, channels) result transposed to NCHW. Here the
@@ -6,7 +6,9 @@
 // one kernel offset), one dword gather from the channels-last, padded u8 image gives the
 // 16 pixels' 4 bytes, and vpdpbusd multiplies them with the channel's 4 weight bytes
 // broadcast. Each accumulator is then 16 consecutive pixels of one output channel: the
-// epilogue (zero-point corrections, scales, bias) writes NCHW rows directly.
+// epilogue (zero-point corrections, scales, bias) writes NCHW rows directly. The 256-bit paths
+// hold 8 pixels per vector: AVX-VNNI with vpdpbusd, AVX2 with vpmaddubsw (4-bit weights, whose
+// pair sums cannot saturate) or 16-bit vpmaddwd (int8 weights), all exact.
 //
 //   padded   (hp, wp, C) u8 codes of one image, border = activation zero point
 //   weights  (N, K) with K in (ky, kx, c) order, WeightLayout::kRows, C % 4 == 0
@@ -35,21 +37,29 @@ struct QConvShape {
 
 // Whether this build and `isa` run the lane convolution for a layer with `c` input channels.
 bool qconv_available(QGemmIsa isa, int c);
+// Whether it beats channels-last patches through the GEMM on a whole layer: only on AVX-512
+// VNNI (measured on the shipped model; the 256-bit paths tie with the AVX-VNNI GEMM and lose to
+// the AVX2 one, and serve the upsample fold, where they save 2.25x of the multiply-adds).
+bool qconv_preferred(QGemmIsa isa, int c);
 
 // One image (C, H, W) fp32 to `padded` (s.padded_bytes()), x / scale rounded half to even
-// plus the zero point, clamped to [0, 255], as the simulation does.
+// plus the zero point, clamped to [0, 255], as the simulation does (AVX-512 where the CPU has
+// it, else scalar: the same bytes).
 void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
 
 // What every image of one convolution call shares, computed once per call: the weights as
 // int8 rows (int4 unpacked for the call only; the resident weights stay packed), each group of
 // 4 K values' gather offset, and the epilogue's per-channel terms for the call's activation table.
 struct QConvPlan {
+  QGemmIsa isa = QGemmIsa::kAvx512Vnni;   // the kernel that runs it (qconv_available)
   QConvShape shape;
   const PackedWeights* weights = nullptr;
   ActQuant act;
   const float* bias = nullptr;             // may be null
   std::vector<int8_t> unpacked;            // int4 weights as int8 rows (empty for int8, or when nibbles)
   bool nibbles = false;                    // int4 rows read packed, each group's word unpacked in registers
+  bool small_tile = false;                 // tiles given to qconv_pixels_rows hold |w| <= 64 (AVX2's
+                                           // vpmaddubsw cannot saturate): folded 4-bit weights
   std::vector<int32_t> group_offset;       // (ky * wp + kx) * C + 4 c4 per group
   std::vector<int32_t> col_term;           // output_columns()
   std::vector<float> col_scale;
@@ -57,10 +67,10 @@ struct QConvPlan {
     return unpacked.empty() ? reinterpret_cast<const int8_t*>(weights->data.data()) : unpacked.data();
   }
 };
-QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias);
+QConvPlan qconv_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias);
 // A plan that keeps int4 weights packed (nibbles) and whose activation table is set per call
 // with qconv_set_table(): built once at load by the execution plan.
-QConvPlan qconv_resident_plan(const QConvShape& s, const PackedWeights& w, const float* bias);
+QConvPlan qconv_resident_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, const float* bias);
 void qconv_set_table(QConvPlan& plan, ActQuant q);
 
 // Output pixels [r0, r0 + rows) of one image (its padded codes) for every output channel.

@@ -1,34 +1,20 @@
-// The lane convolution of qconv.h: AVX-512 (F, BW) and VNNI, compiled with their flags and
-// called only when the CPU has them (qconv_available).
+// The lane convolution of qconv.h on AVX-512 (F, BW) and VNNI, compiled with their flags and
+// called (qconv.cpp) only for plans built for that ISA.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
-#include "engine/kernels/qconv.h"
+#include "engine/kernels/qconv_kernels.h"
 
-namespace qdm {
+namespace qdm::kernels {
 namespace {
 
 constexpr int kLanes = 16;
 constexpr int kVectors = 4;                    // pixel vectors per micro-block: 64 pixels
 constexpr int kBlockPixels = kLanes * kVectors;
 constexpr int kChannels = 4;                   // output channels per micro-kernel
-
-// int4 weight rows (kRows: per 64-wide K block, 32 bytes with w'[j] in the low and w'[j + 32]
-// in the high nibble) as int8 rows of k_padded.
-std::vector<int8_t> unpack_int4_rows(const PackedWeights& w) {
-  std::vector<int8_t> out(static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded));
-  const __m256i nib = _mm256_set1_epi8(0x0F);
-  const size_t blocks = static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded / kKBlock);
-  for (size_t b = 0; b < blocks; ++b) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.data.data() + b * 32));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + b * 64), _mm256_and_si256(v, nib));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out.data() + b * 64 + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), nib));
-  }
-  return out;
-}
 
 inline __mmask16 lanes_below(int count) {
   return count >= kLanes ? static_cast<__mmask16>(0xFFFF) : count <= 0 ? 0 : static_cast<__mmask16>((1u << count) - 1);
@@ -130,9 +116,7 @@ inline void transpose16(__m512 r[16]) {
 
 }  // namespace
 
-bool qconv_available(QGemmIsa isa, int c) { return isa == QGemmIsa::kAvx512Vnni && c % 4 == 0 && c > 0; }
-
-void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
+void qconv_quantize_image_avx512(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
   const int c = s.c, w = s.w, p = s.padding, wp = s.wp();
   const int hw = s.h * s.w;
   std::memset(padded, static_cast<uint8_t>(q.zero), s.padded_bytes());  // the border; the inside is overwritten
@@ -157,47 +141,6 @@ void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8
   }
 }
 
-QConvPlan qconv_resident_plan(const QConvShape& s, const PackedWeights& w, const float* bias) {
-  QConvPlan plan;
-  plan.shape = s;
-  plan.weights = &w;
-  plan.bias = bias;
-  plan.nibbles = w.bits <= 4;
-  const int groups = s.kernel * s.kernel * s.c / 4;
-  plan.group_offset.resize(static_cast<size_t>(groups));
-  for (int g = 0; g < groups; ++g) {
-    const int kpos = 4 * g / s.c, c4 = (4 * g) % s.c;
-    plan.group_offset[static_cast<size_t>(g)] = ((kpos / s.kernel) * s.wp() + kpos % s.kernel) * s.c + c4;
-  }
-  plan.col_term.resize(static_cast<size_t>(w.n));
-  plan.col_scale.resize(static_cast<size_t>(w.n));
-  return plan;
-}
-
-void qconv_set_table(QConvPlan& plan, ActQuant q) {
-  plan.act = q;
-  output_columns(*plan.weights, q, plan.col_term.data(), plan.col_scale.data());
-}
-
-QConvPlan qconv_plan(const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias) {
-  QConvPlan plan;
-  plan.shape = s;
-  plan.weights = &w;
-  plan.act = q;
-  plan.bias = bias;
-  if (w.bits <= 4) plan.unpacked = unpack_int4_rows(w);
-  const int groups = s.kernel * s.kernel * s.c / 4;  // the real K; padded weights are never read
-  plan.group_offset.resize(static_cast<size_t>(groups));
-  for (int g = 0; g < groups; ++g) {
-    const int kpos = 4 * g / s.c, c4 = (4 * g) % s.c;
-    plan.group_offset[static_cast<size_t>(g)] = ((kpos / s.kernel) * s.wp() + kpos % s.kernel) * s.c + c4;
-  }
-  plan.col_term.resize(static_cast<size_t>(w.n));
-  plan.col_scale.resize(static_cast<size_t>(w.n));
-  output_columns(w, q, plan.col_term.data(), plan.col_scale.data());
-  return plan;
-}
-
 namespace {
 
 // Output pixel m of channel n lands at out + n * channel_stride + (m - origin).
@@ -210,6 +153,7 @@ void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int
   const size_t pix = channel_stride;
   const int groups = static_cast<int>(plan.group_offset.size());
   const int8_t* w8 = plan.rows();
+  const bool nibbles = plan.nibbles && !tile;  // a tile holds int8 rows
   thread_local std::vector<uint8_t> a_t;
   a_t.resize(static_cast<size_t>(groups) * kBlockPixels * 4);
   const __m512i ones = _mm512_set1_epi8(1);
@@ -265,12 +209,12 @@ void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int
         }
       };
       if (nc == kChannels) {
-        if (plan.nibbles) micro_kernel_4<true>(a_t.data(), groups, wrows, acc);
+        if (nibbles) micro_kernel_4<true>(a_t.data(), groups, wrows, acc);
         else micro_kernel_4<false>(a_t.data(), groups, wrows, acc);
         for (int j = 0; j < kChannels; ++j) store(j, j);
       } else {  // the channel tail, one at a time
         for (int j = 0; j < nc; ++j) {
-          if (plan.nibbles) micro_kernel_1<true>(a_t.data(), groups, wrows[j], acc);
+          if (nibbles) micro_kernel_1<true>(a_t.data(), groups, wrows[j], acc);
           else micro_kernel_1<false>(a_t.data(), groups, wrows[j], acc);
           store(j, 0);
         }
@@ -281,15 +225,14 @@ void qconv_pixels_impl(const QConvPlan& plan, const uint8_t* padded, int r0, int
 
 }  // namespace
 
-void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
+void qconv_pixels_avx512vnni(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
   qconv_pixels_impl(plan, padded, r0, rows, out, static_cast<size_t>(plan.shape.ho()) * static_cast<size_t>(plan.shape.wo()), 0, 0,
                     plan.weights->n);
 }
 
-void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld, int n0,
-                       int n1, const int8_t* weight_tile, const int32_t* dest_rows) {
+void qconv_pixels_rows_avx512vnni(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld,
+                                  int n0, int n1, const int8_t* weight_tile, const int32_t* dest_rows) {
   const int n = plan.weights->n;
-  if (n1 < 0 || n1 > n) n1 = n;
   thread_local std::vector<float> tile;
   tile.resize(static_cast<size_t>(n) * kBlockPixels);
   for (int b0 = r0; b0 < r0 + rows; b0 += kBlockPixels) {
@@ -317,4 +260,4 @@ void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int
   }
 }
 
-}  // namespace qdm
+}  // namespace qdm::kernels

@@ -196,7 +196,7 @@ at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
   at::Tensor out = at::empty({n, nout, s.ho(), s.wo()}, at::kFloat);
   const float* src = xc.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  const QConvPlan plan = qconv_plan(s, weights_, q, bias_.data_ptr<float>());
+  const QConvPlan plan = qconv_plan(isa_, s, weights_, q, bias_.data_ptr<float>());
   const size_t padded = s.padded_bytes();
   if (n >= at::get_num_threads()) {
     at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {

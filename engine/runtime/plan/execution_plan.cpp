@@ -275,20 +275,25 @@ class PlanBuilder {
   Value conv(const std::string& name, Conv2dLayerImpl* c, Value in, Value out, Epilogue e, bool upsample) {
     if (integer(name)) {
       const QuantLayer& l = *layer(name);
+      const bool lanes = qconv_preferred(p_.isa_, in.c);
       std::optional<PackedWeights> packed;
       if (upsample && fold_upsample(l, *c, in.c, e)) {  // four 2x2 phases on the low-resolution codes
         packed = pack(l, true, true);
         if (upsample_fold_fits(*packed, in.c)) {
           const CodesTarget target = codes(in.h, in.w, in.c, c->padding, l);
           emit(plan::quantize_op(in, false, target), name + " input");
-          emit(plan::upsampled_conv_op(target, std::move(*packed), bias_of(c->bias), out), name);
+          emit(plan::upsampled_conv_op(target, std::move(*packed), bias_of(c->bias), p_.isa_, out), name);
           return out;
+        }
+        if (!lanes) {  // packed for the lane kernel, which this layer will not use: the GEMM's layout
+          p_.weight_bytes_ -= packed->bytes();
+          packed.reset();
         }
       }
       const int h = upsample ? in.h * 2 : in.h, w = upsample ? in.w * 2 : in.w;
       const CodesTarget target = codes(h, w, in.c, c->padding, l);
       emit(plan::quantize_op(in, upsample, target), name + " input");
-      emit(conv_op(l, c, target, qconv_available(p_.isa_, in.c), out, e, std::move(packed)), name);
+      emit(conv_op(l, c, target, lanes, out, e, std::move(packed)), name);
       return out;
     }
     if (upsample) {
@@ -313,7 +318,7 @@ class PlanBuilder {
       emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, {},
                                target),
            norm_name);
-      emit(conv_op(l, c, target, qconv_available(p_.isa_, in.c), out, e), conv_name);
+      emit(conv_op(l, c, target, qconv_preferred(p_.isa_, in.c), out, e), conv_name);
       return;
     }
     const Value g = value(in.c, in.h, in.w);

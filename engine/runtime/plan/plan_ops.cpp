@@ -213,7 +213,7 @@ class IntConvOp final : public Op {
         out_(out), e_(e), term_(static_cast<size_t>(w_.n)), scale_(static_cast<size_t>(w_.n)), vq_(std::move(vq)) {
     if (lanes_) {
       const QConvShape s{in.shape.c, in.shape.hp(), in.shape.wp(), kernel, stride, 0};
-      lane_plan_ = qconv_resident_plan(s, w_, bias_.empty() ? nullptr : bias_.data());
+      lane_plan_ = qconv_resident_plan(isa_, s, w_, bias_.empty() ? nullptr : bias_.data());
     }
   }
   const char* kind() const override {
@@ -301,7 +301,7 @@ class IntConvOp final : public Op {
 
 class UpsampledConvOp final : public Op {
  public:
-  UpsampledConvOp(CodesTarget in, PackedWeights w, std::vector<float> bias, Value out)
+  UpsampledConvOp(CodesTarget in, PackedWeights w, std::vector<float> bias, QGemmIsa isa, Value out)
       : in_(in), w_(std::move(w)), bias_(std::move(bias)), out_(out) {
     const PaddedShape& s = in_.shape;
     if (s.pad != 1 || out_.h != 2 * s.h || out_.w != 2 * s.w)
@@ -309,7 +309,8 @@ class UpsampledConvOp final : public Op {
     const QConvShape grid{s.c, s.hp(), s.wp(), 2, 1, 0};  // (h + 1) x (w + 1) outputs of a 2x2 kernel
     for (int p = 0; p < 4; ++p) {
       phase_[p] = upsample_fold_header(w_, s.c, p);
-      plan_[p] = qconv_resident_plan(grid, phase_[p], bias_.empty() ? nullptr : bias_.data());
+      plan_[p] = qconv_resident_plan(isa, grid, phase_[p], bias_.empty() ? nullptr : bias_.data());
+      plan_[p].small_tile = w_.bits <= 4;  // sums of four 4-bit weights: |w| <= 60
       // Phase (py, px)'s output (i, j) is grid pixel (i + py, j + px); it lands on (2i + py, 2j + px).
       const int py = p / 2, px = p % 2;
       dest_[p].assign(static_cast<size_t>(grid.ho()) * grid.wo(), -1);
@@ -698,8 +699,8 @@ std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWe
                                 QGemmIsa isa, bool lanes, Value out, Epilogue epilogue) {
   return std::make_unique<IntConvOp>(in, kernel, stride, std::move(weights), std::move(bias), isa, lanes, out, epilogue);
 }
-std::unique_ptr<Op> upsampled_conv_op(CodesTarget in, PackedWeights weights, std::vector<float> bias, Value out) {
-  return std::make_unique<UpsampledConvOp>(in, std::move(weights), std::move(bias), out);
+std::unique_ptr<Op> upsampled_conv_op(CodesTarget in, PackedWeights weights, std::vector<float> bias, QGemmIsa isa, Value out) {
+  return std::make_unique<UpsampledConvOp>(in, std::move(weights), std::move(bias), isa, out);
 }
 
 std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,

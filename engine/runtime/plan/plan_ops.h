@@ -81,7 +81,7 @@ std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWe
 // 1) as four 2x2 phase convolutions on the lane kernel (upsample_fold.h): equal to the
 // upsampled int_conv_op bit for bit with 2.25x fewer multiply-adds. Needs
 // qconv_available(isa, C) and upsample_fold_fits(weights, C); no epilogue.
-std::unique_ptr<Op> upsampled_conv_op(CodesTarget in, PackedWeights weights, std::vector<float> bias, Value out);
+std::unique_ptr<Op> upsampled_conv_op(CodesTarget in, PackedWeights weights, std::vector<float> bias, QGemmIsa isa, Value out);
 // Linear layers over rows (pixels): input fp32 rows quantized with `table`.
 std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights weights, std::vector<float> bias,
                                   QGemmIsa isa, Value out, Epilogue epilogue);

@@ -1,0 +1,157 @@
+// The lane convolution's plans and dispatch (qconv.h): what every ISA shares, compiled without
+// ISA flags; the kernels are in qconv_<isa>.cpp.
+#include "engine/kernels/qconv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "engine/kernels/qconv_kernels.h"
+
+namespace qdm {
+namespace {
+
+// int4 weight rows (kRows: per 64-wide K block, 32 bytes with w'[j] in the low and w'[j + 32]
+// in the high nibble) as int8 rows of k_padded.
+std::vector<int8_t> unpack_int4_rows(const PackedWeights& w) {
+  std::vector<int8_t> out(static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded));
+  const size_t blocks = static_cast<size_t>(w.n) * static_cast<size_t>(w.k_padded / kKBlock);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* src = w.data.data() + b * 32;
+    int8_t* dst = out.data() + b * 64;
+    for (int j = 0; j < 32; ++j) {
+      dst[j] = static_cast<int8_t>(src[j] & 0x0F);
+      dst[j + 32] = static_cast<int8_t>(src[j] >> 4);
+    }
+  }
+  return out;
+}
+
+bool cpu_has_avx512() {
+  static const bool has = [] {
+    const auto isas = supported_isas();
+    return std::find(isas.begin(), isas.end(), QGemmIsa::kAvx512Vnni) != isas.end();
+  }();
+  return has;
+}
+
+void quantize_image_scalar(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
+  const int c = s.c, p = s.padding, wp = s.wp(), hw = s.h * s.w;
+  std::memset(padded, static_cast<uint8_t>(q.zero), s.padded_bytes());
+  const float hi = static_cast<float>(q.qmax), zero = static_cast<float>(q.zero);
+  for (int ch = 0; ch < c; ++ch)
+    for (int y = 0; y < s.h; ++y)
+      for (int xx = 0; xx < s.w; ++xx) {
+        // The same operations as the vector path: x / scale rounded half to even, plus the zero
+        // point, clamped.
+        const float r = std::min(
+            std::max(
+                std::nearbyint(x[static_cast<size_t>(ch) * hw + y * s.w + xx] / q.scale) + zero,
+                0.0f),
+            hi);
+        padded[(static_cast<size_t>(y + p) * wp + static_cast<size_t>(xx + p)) * c + ch] =
+            static_cast<uint8_t>(static_cast<int>(r));
+      }
+}
+
+std::vector<int32_t> group_offsets(const QConvShape& s) {
+  const int groups = s.kernel * s.kernel * s.c / 4;  // the real K; padded weights are never read
+  std::vector<int32_t> out(static_cast<size_t>(groups));
+  for (int g = 0; g < groups; ++g) {
+    const int kpos = 4 * g / s.c, c4 = (4 * g) % s.c;
+    out[static_cast<size_t>(g)] = ((kpos / s.kernel) * s.wp() + kpos % s.kernel) * s.c + c4;
+  }
+  return out;
+}
+
+void check_isa(QGemmIsa isa, int c) {
+  if (!qconv_available(isa, c))
+    throw std::invalid_argument(std::string("qconv: no lane convolution on ") + isa_name(isa) +
+                                " for " + std::to_string(c) + " input channels");
+}
+
+}  // namespace
+
+bool qconv_available(QGemmIsa isa, int c) {
+  return c > 0 && c % 4 == 0 &&
+         (isa == QGemmIsa::kAvx2 || isa == QGemmIsa::kAvxVnni || isa == QGemmIsa::kAvx512Vnni);
+}
+
+bool qconv_preferred(QGemmIsa isa, int c) { return isa == QGemmIsa::kAvx512Vnni && qconv_available(isa, c); }
+
+void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
+  if (cpu_has_avx512()) return kernels::qconv_quantize_image_avx512(x, s, q, padded);
+  quantize_image_scalar(x, s, q, padded);
+}
+
+QConvPlan qconv_resident_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w,
+                              const float* bias) {
+  check_isa(isa, s.c);
+  QConvPlan plan;
+  plan.isa = isa;
+  plan.shape = s;
+  plan.weights = &w;
+  plan.bias = bias;
+  plan.nibbles = w.bits <= 4;
+  plan.group_offset = group_offsets(s);
+  plan.col_term.resize(static_cast<size_t>(w.n));
+  plan.col_scale.resize(static_cast<size_t>(w.n));
+  return plan;
+}
+
+void qconv_set_table(QConvPlan& plan, ActQuant q) {
+  plan.act = q;
+  output_columns(*plan.weights, q, plan.col_term.data(), plan.col_scale.data());
+}
+
+QConvPlan qconv_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, ActQuant q,
+                     const float* bias) {
+  check_isa(isa, s.c);
+  QConvPlan plan;
+  plan.isa = isa;
+  plan.shape = s;
+  plan.weights = &w;
+  plan.act = q;
+  plan.bias = bias;
+  if (w.bits <= 4) plan.unpacked = unpack_int4_rows(w);
+  plan.group_offset = group_offsets(s);
+  plan.col_term.resize(static_cast<size_t>(w.n));
+  plan.col_scale.resize(static_cast<size_t>(w.n));
+  output_columns(w, q, plan.col_term.data(), plan.col_scale.data());
+  return plan;
+}
+
+void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
+  switch (plan.isa) {
+    case QGemmIsa::kAvx512Vnni:
+      return kernels::qconv_pixels_avx512vnni(plan, padded, r0, rows, out);
+    case QGemmIsa::kAvxVnni:
+      return kernels::qconv_pixels_avxvnni(plan, padded, r0, rows, out);
+    case QGemmIsa::kAvx2:
+      return kernels::qconv_pixels_avx2(plan, padded, r0, rows, out);
+    default:
+      check_isa(plan.isa, plan.shape.c);
+  }
+}
+
+void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out,
+                       int64_t ld, int n0, int n1, const int8_t* tile, const int32_t* dest_rows) {
+  const int n = plan.weights->n;
+  if (n1 < 0 || n1 > n) n1 = n;
+  switch (plan.isa) {
+    case QGemmIsa::kAvx512Vnni:
+      return kernels::qconv_pixels_rows_avx512vnni(plan, padded, r0, rows, out, ld, n0, n1, tile,
+                                                   dest_rows);
+    case QGemmIsa::kAvxVnni:
+      return kernels::qconv_pixels_rows_avxvnni(plan, padded, r0, rows, out, ld, n0, n1, tile,
+                                                dest_rows);
+    case QGemmIsa::kAvx2:
+      return kernels::qconv_pixels_rows_avx2(plan, padded, r0, rows, out, ld, n0, n1, tile,
+                                             dest_rows);
+    default:
+      check_isa(plan.isa, plan.shape.c);
+  }
+}
+
+}  // namespace qdm
