@@ -10,6 +10,7 @@
 #include "client/progress_bar.h"
 #include "client/remote.h"
 #include "qdm/v1/sampling.grpc.pb.h"
+#include "service/convert.h"
 
 namespace qdm::cli {
 namespace {
@@ -43,7 +44,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--num", a->num, "Images")->capture_default_str();
   cmd->add_option("--seed", a->seed, "Image i uses seed + i")->capture_default_str();
   cmd->add_option("--steps", a->steps, "Sampler steps (0: the model's default)")->capture_default_str();
-  cmd->add_option("--sampler", a->sampler, "ddim or ddpm (default: the model's)");
+  cmd->add_option("--sampler", a->sampler, "ddim, ddpm or dpmpp2m (default: the model's)")
+      ->check(CLI::IsMember(sampler_names()));
   cmd->add_option("--eta", a->eta, "DDIM eta")->capture_default_str();
   cmd->add_option("--spacing", a->spacing, "leading, trailing, uniform, quad");
   cmd->add_option("--kernels", a->kernels, "Artifacts: int (default) or sim");
@@ -63,9 +65,7 @@ void add_generate_command(CLI::App& app) {
     s->set_steps(a->steps);
     s->set_eta(a->eta);
     s->set_spacing(a->spacing);
-    if (a->sampler == "ddim") s->set_kind(v1::SamplerSpec::DDIM);
-    else if (a->sampler == "ddpm") s->set_kind(v1::SamplerSpec::DDPM);
-    else if (!a->sampler.empty()) throw CLI::ValidationError("--sampler", "use ddim or ddpm");
+    if (!a->sampler.empty()) s->set_kind(service::to_proto(parse_sampler(a->sampler)));
     if (a->kernels == "int") req.set_kernels(v1::SampleRequest::INT);
     else if (a->kernels == "sim") req.set_kernels(v1::SampleRequest::SIM);
     else if (!a->kernels.empty()) throw CLI::ValidationError("--kernels", "use int or sim");

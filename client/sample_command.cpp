@@ -17,7 +17,8 @@ namespace qdm::cli {
 
 void add_sampler_options(CLI::App* cmd, SamplerArgs& a) {
   cmd->add_option("--steps", a.steps, "Sampling steps (artifact default: its calibrated schedule)")->check(CLI::Range(1, 10000));
-  cmd->add_option("--sampler", a.sampler, "ddim or ddpm")->check(CLI::IsMember({"ddim", "ddpm"}));
+  cmd->add_option("--sampler", a.sampler, "ddim, ddpm or dpmpp2m (DPM-Solver++(2M), for few steps)")
+      ->check(CLI::IsMember(sampler_names()));
   cmd->add_option("--eta", a.eta, "DDIM eta (0: deterministic)")->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--spacing", a.spacing, "Timestep spacing: leading, trailing, uniform, quad")
       ->check(CLI::IsMember({"leading", "trailing", "uniform", "quad"}));

@@ -6,6 +6,7 @@
 #include "format/quantize_options.h"
 #include "format/recipes.h"
 #include "qdm/v1/jobs.grpc.pb.h"
+#include "service/convert.h"
 
 namespace qdm::cli {
 namespace {
@@ -41,7 +42,7 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--wbits", a->wbits, fmt::format("Weight bits, 2-8 (default {})", d.recipe.spec.weight_bits));
   cmd->add_option("--abits", a->abits, fmt::format("Activation bits, 4-8 or 32 (default {})", d.recipe.spec.act_bits));
   cmd->add_option("--steps", a->steps, fmt::format("Sampler steps the artifact is calibrated for (default {})", d.recipe.sampler.steps));
-  cmd->add_option("--sampler", a->sampler, "ddim (default) or ddpm")->check(CLI::IsMember({"ddim", "ddpm"}));
+  cmd->add_option("--sampler", a->sampler, "ddim (default), ddpm or dpmpp2m")->check(CLI::IsMember(sampler_names()));
   cmd->add_option("--spacing", a->spacing, "leading (default), trailing, uniform, quad");
   cmd->add_option("--calib-samples", a->calib, fmt::format("Calibration trajectories (default {})", d.recipe.calib_samples));
   cmd->add_option("--iters", a->iters, fmt::format("Reconstruction iterations per block (default {})", d.recipe.recon.iters));
@@ -107,8 +108,7 @@ void add_submit_command(CLI::App& app) {
       v->set_group(a->group);
       v->set_max_rounds(a->vq_rounds);
     }
-    if (a->sampler == "ddpm") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDPM);
-    else if (a->sampler == "ddim") o->mutable_sampler()->set_kind(v1::SamplerSpec::DDIM);
+    if (!a->sampler.empty()) o->mutable_sampler()->set_kind(service::to_proto(parse_sampler(a->sampler)));
     o->mutable_sampler()->set_spacing(a->spacing);
     o->set_calib_samples(a->calib);
     o->set_iters(a->iters);

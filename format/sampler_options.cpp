@@ -11,10 +11,23 @@ namespace qdm {
 SamplerKind parse_sampler(const std::string& name) {
   if (name == "ddim") return SamplerKind::kDDIM;
   if (name == "ddpm") return SamplerKind::kDDPM;
-  throw std::invalid_argument("unknown sampler " + echo(name) + "; use ddim or ddpm");
+  if (name == "dpmpp2m") return SamplerKind::kDpmSolver2M;
+  throw std::invalid_argument("unknown sampler " + echo(name) + "; use ddim, ddpm or dpmpp2m");
 }
 
-const char* sampler_name(SamplerKind kind) { return kind == SamplerKind::kDDIM ? "ddim" : "ddpm"; }
+const char* sampler_name(SamplerKind kind) {
+  switch (kind) {
+    case SamplerKind::kDDIM: return "ddim";
+    case SamplerKind::kDDPM: return "ddpm";
+    case SamplerKind::kDpmSolver2M: return "dpmpp2m";
+  }
+  return "?";
+}
+
+const std::vector<std::string>& sampler_names() {
+  static const std::vector<std::string> names = {"ddim", "ddpm", "dpmpp2m"};
+  return names;
+}
 
 nlohmann::json SamplerOptions::to_json() const {
   nlohmann::json j = {{"sampler", sampler_name(kind)}, {"steps", steps}, {"eta", eta}, {"spacing", spacing_name(spacing)}};

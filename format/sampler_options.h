@@ -11,9 +11,14 @@
 
 namespace qdm {
 
-enum class SamplerKind { kDDIM, kDDPM };
+// DDIM (eta 0: deterministic), DDPM (ancestral), DPM-Solver++(2M) (Lu et al. 2022: a
+// deterministic second-order multistep solver of the probability-flow ODE in data prediction,
+// diffusers' DPMSolverMultistepScheduler defaults: first order on the first step and, below 15
+// steps, on the last; made for few steps).
+enum class SamplerKind { kDDIM, kDDPM, kDpmSolver2M };
 SamplerKind parse_sampler(const std::string& name);  // throws std::invalid_argument
 const char* sampler_name(SamplerKind kind);
+const std::vector<std::string>& sampler_names();  // every name parse_sampler takes
 
 struct SamplerOptions {
   SamplerKind kind = SamplerKind::kDDIM;

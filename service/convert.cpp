@@ -34,21 +34,31 @@ grpc::Status status_from_exception(const std::exception& e, const std::string& c
   return {grpc::INTERNAL, message};
 }
 
+v1::SamplerSpec::Kind to_proto(SamplerKind kind) {
+  switch (kind) {
+    case SamplerKind::kDDPM: return v1::SamplerSpec::DDPM;
+    case SamplerKind::kDpmSolver2M: return v1::SamplerSpec::DPMPP_2M;
+    case SamplerKind::kDDIM: break;
+  }
+  return v1::SamplerSpec::DDIM;
+}
+
 SamplerOptions sampler_options(const v1::SamplerSpec& spec, const SamplerOptions& defaults) {
   SamplerOptions o = defaults;
   if (spec.kind() == v1::SamplerSpec::DDPM) o.kind = SamplerKind::kDDPM;
   if (spec.kind() == v1::SamplerSpec::DDIM) o.kind = SamplerKind::kDDIM;
+  if (spec.kind() == v1::SamplerSpec::DPMPP_2M) o.kind = SamplerKind::kDpmSolver2M;
   if (spec.steps() > 0 || !spec.spacing().empty()) o.timesteps.clear();  // an explicit schedule gives way
   if (spec.steps() > 0) o.steps = spec.steps();
   if (spec.kind() != v1::SamplerSpec::KIND_UNSPECIFIED || spec.eta() != 0) o.eta = spec.eta();
-  if (o.kind == SamplerKind::kDDPM) o.eta = 0;
+  if (o.kind != SamplerKind::kDDIM) o.eta = 0;
   if (!spec.spacing().empty()) o.spacing = parse_spacing(spec.spacing());
   o.validate();
   return o;
 }
 
 void to_proto(const SamplerOptions& o, v1::SamplerSpec* spec) {
-  spec->set_kind(o.kind == SamplerKind::kDDPM ? v1::SamplerSpec::DDPM : v1::SamplerSpec::DDIM);
+  spec->set_kind(to_proto(o.kind));
   spec->set_steps(o.steps);
   spec->set_eta(o.eta);
   spec->set_spacing(spacing_name(o.spacing));

@@ -40,6 +40,7 @@ std::string public_message(std::string message, const std::vector<std::string>& 
 // SamplerSpec <-> SamplerOptions; unset fields take `defaults` (an artifact's schedule).
 SamplerOptions sampler_options(const v1::SamplerSpec& spec, const SamplerOptions& defaults);
 void to_proto(const SamplerOptions& options, v1::SamplerSpec* spec);
+v1::SamplerSpec::Kind to_proto(SamplerKind kind);
 
 // QuantizeOptions with every unset field filled from QuantizeJobOptions' defaults.
 void apply_defaults(v1::QuantizeOptions& options);

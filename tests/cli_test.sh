@@ -33,6 +33,11 @@ assert texts["qdm:seed"] == "9", texts
 assert texts["qdm:steps"] == "4"
 PY
 
+# DPM-Solver++(2M), named in the PNG.
+"$qdm" sample --model "$work/model" --num 1 --steps 4 --seed 9 --sampler dpmpp2m --out "$work/png_dpm" >/dev/null 2>&1 \
+  || fail "sample with dpmpp2m"
+grep -aq "dpmpp2m" "$work/png_dpm/00000.png" || fail "the PNG does not name the dpmpp2m sampler"
+
 # Same seed, same image: the sampler is deterministic.
 "$qdm" sample --model "$work/model" --num 1 --steps 4 --seed 9 --out "$work/png2" >/dev/null 2>&1 || fail "sample 2"
 cmp -s <(tail -c +1 "$work/png2/00000.png" | python3 -c "import sys;d=sys.stdin.buffer.read();print(d[d.find(b'IDAT'):])") \

@@ -141,6 +141,16 @@ grep -q '"codebooks":2' <<< "$desc" || fail "the vq artifact's recipe does not c
 # --- sampling ---------------------------------------------------------------------------------
 "$qdm" generate --model tiny --num 3 --steps 3 --seed 5 --out "$work/gen" >/dev/null 2>&1 || fail "generate (stream)"
 "$qdm" generate --model tiny --num 2 --steps 3 --seed 6 --unary --out "$work/gen_unary" >/dev/null 2>&1 || fail "generate (unary)"
+# The sampler travels with the request: DPM-Solver++(2M) through the service, named in the PNG.
+"$qdm" generate --model tiny --num 1 --steps 3 --seed 6 --sampler dpmpp2m --out "$work/gen_dpm" >/dev/null 2>&1 \
+  || fail "generate with dpmpp2m"
+grep -aq "dpmpp2m" "$work/gen_dpm/00000.png" || fail "the PNG does not name the dpmpp2m sampler"
+python3 - "$work/gen_dpm/00000.png" "$work/gen_unary/00000.png" <<'PY' || fail "dpmpp2m gave the DDIM image"
+import sys
+pixels = [open(p, "rb").read() for p in sys.argv[1:]]
+pixels = [d[d.find(b"IDAT"):] for d in pixels]
+sys.exit(0 if pixels[0] != pixels[1] else 1)
+PY
 cmp -s "$work/gen/00001.png" "$work/gen_unary/00000.png" || fail "seed 6 differs between a stream and a unary request"
 grep -q "qdm:seed" "$work/gen/00002.png" || fail "no generation parameters in the PNG"
 "$qdm" generate --artifact "$art3" --num 2 --out "$work/gen_q" >/dev/null 2>&1 || fail "generate from an artifact"

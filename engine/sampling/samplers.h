@@ -1,4 +1,4 @@
-// DDIM and DDPM (ancestral) samplers as free functions over a denoise callback, so they run
+// DDIM, DDPM (ancestral) and DPM-Solver++(2M) samplers as free functions over a denoise callback, so they run
 // with any noise predictor: the fp32 UNet, a fake-quant UNet, the integer-kernel UNet, or an
 // analytic model in tests.
 #pragma once
