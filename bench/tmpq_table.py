@@ -32,12 +32,12 @@ fp_macs = None  # multiply-adds of one UNet call, from any artifact of the model
 rows, fid = [], {}
 
 
-def row(label, n, name, bitops, resident, search_s="-"):
+def row(label, n, name, bitops, resident, search_s="-", speed_of=None):
     ev = load(f"{out}/{name}.eval.json")
     if ev is None:
         return
     fid[name] = ev["fid_fmnist"]
-    ms = speed(name)
+    ms = speed(speed_of or name)
     b1 = f"{ms[1]:.1f}" if 1 in ms else "-"
     b64 = f"{ms[64]:.2f}" if 64 in ms else "-"
     rows.append(f"| {label} | {n} | {ev['fid_fmnist']:.1f} | {bitops / 1e9:.1f} | {b1} | {b64} | {resident} | {search_s} |")
@@ -56,6 +56,8 @@ fp_bitops = (fp_macs or 0) * 32 * 32
 row("FP32 DDIM", 100, "fp_ddim100", fp_bitops * 100, fp_resident)
 for n in steps:
     row("FP32 DDIM (uniform)", n, f"fp_ddim{n}", fp_bitops * n, fp_resident)
+for n in steps:
+    row("FP32 DPM-Solver++(2M) (uniform)", n, f"fp_dpm{n}", fp_bitops * n, fp_resident, speed_of=f"fp_ddim{n}")
 for n in steps:
     a = artifacts.get(f"tfmq_w4a8_n{n}")
     if a:

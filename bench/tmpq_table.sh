@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The TMPQ-DM table of the TMPQ issue: on one model, the same seeds for every row, FID-FMNIST
 # on NUM samples of
-#   FP32 DDIM-100 and uniform (leading-spaced) DDIM at N = 5, 10, 20,
+#   FP32 DDIM-100 and uniform (leading-spaced) DDIM and DPM-Solver++(2M) at N = 5, 10, 20,
 #   TFMQ-DM W4A8 calibrated for those N,
 #   TMPQ-DM searched at those N (default search) under the BitOPs cap (the all-6-bit model's)
 #   and under a measured-time cap instead (1.2x TFMQ W4A8's measured ms per image at batch 1 at
@@ -75,6 +75,8 @@ speed fp_ddim100 100 --model "$model"
 for n in $steps; do
   evaluate "fp_ddim$n" --model "$model" --steps "$n"
   speed "fp_ddim$n" "$n" --model "$model"
+  # DPM-Solver++(2M) on the same grid: the same UNet calls, so DDIM's speed row stands for it.
+  evaluate "fp_dpm$n" --model "$model" --steps "$n" --sampler dpmpp2m
 
   a="$out/tfmq_w4a8_n$n.safetensors"
   [ -s "$a" ] || "$qdm" quantize --model "$model" --recipe tfmq --wbits 4 --abits 8 --steps "$n" --iters "$iters" \
