@@ -105,20 +105,13 @@ void qconv_set_table(QConvPlan& plan, ActQuant q) {
   output_columns(*plan.weights, q, plan.col_term.data(), plan.col_scale.data());
 }
 
-QConvPlan qconv_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, ActQuant q,
-                     const float* bias) {
-  check_isa(isa, s.c);
-  QConvPlan plan;
-  plan.isa = isa;
-  plan.shape = s;
-  plan.weights = &w;
-  plan.act = q;
-  plan.bias = bias;
-  if (w.bits <= 4) plan.unpacked = unpack_int4_rows(w);
-  plan.group_offset = group_offsets(s);
-  plan.col_term.resize(static_cast<size_t>(w.n));
-  plan.col_scale.resize(static_cast<size_t>(w.n));
-  output_columns(w, q, plan.col_term.data(), plan.col_scale.data());
+QConvPlan qconv_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, ActQuant q, const float* bias) {
+  QConvPlan plan = qconv_resident_plan(isa, s, w, bias);
+  if (plan.nibbles) {  // unpacked once for this call instead of per group in the kernel
+    plan.unpacked = unpack_int4_rows(w);
+    plan.nibbles = false;
+  }
+  qconv_set_table(plan, q);
   return plan;
 }
 
