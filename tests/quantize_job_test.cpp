@@ -3,12 +3,13 @@
 #include <gtest/gtest.h>
 #include <torch/utils.h>
 
-#include <chrono>
+#include <ctime>
 #include <filesystem>
 
 #include "engine/artifact/artifact.h"
 #include "engine/job/quantize_job.h"
 #include "engine/model/model_folder.h"
+#include "engine/util/threads.h"
 #include "format/safetensors.h"
 #include "tests/test_models.h"
 
@@ -31,8 +32,19 @@ class QuantizeJob : public ::testing::Test {
   std::unique_ptr<DiffusionModel> model_;
 };
 
+// The work done so far, as this process's CPU time: on one compute thread it is what the job's
+// cost estimates predict, and other processes on a loaded machine (ctest -j 2 on two cores) do
+// not stretch it the way they stretch wall time, stage by stage.
+double process_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 // Old fixed stage spans put rtn at 85% when its quality report, most of its time, began.
 TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
+  const int threads = compute_threads();
+  set_compute_threads(1);
   for (const char* recipe : {"rtn", "tfmq"}) {
     QuantizeJobOptions o;
     o.recipe.recipe = recipe;
@@ -43,14 +55,14 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
     o.recipe.recon.batch = 8;
     o.report_samples = 16;
     std::vector<std::pair<double, double>> points;  // (seconds, overall)
-    const auto start = std::chrono::steady_clock::now();
+    const double start = process_cpu_seconds();
     std::vector<std::string> stages;
     quantize_to_artifact(*model_, o, dir_ + "/a.safetensors", [&](const QuantizeJobProgress& p) {
       stages.push_back(p.stage);
-      points.emplace_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), p.overall);
+      points.emplace_back(process_cpu_seconds() - start, p.overall);
       return true;
     });
-    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double total = process_cpu_seconds() - start;
     double last = 0, worst = 0;
     for (size_t i = 0; i < points.size(); ++i) {
       const auto [t, overall] = points[i];
@@ -60,10 +72,12 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
       worst = std::max(worst, std::abs(overall - t / total));
     }
     // The fixed stage spans this replaced put rtn at 85% when its quality report, most of its
-    // time, began (a 0.45 gap here); the cost estimates stay within these bounds even on a loaded
-    // machine (the tiny model's weight-range search is relatively slower than the real one's).
-    EXPECT_LT(worst, std::string(recipe) == "rtn" ? 0.25 : 0.4) << recipe << ": progress strays from elapsed time by " << worst;
+    // time, began (a 0.45 gap here); the cost estimates, measured on the shipped model, stay
+    // within these bounds on this tiny one (rtn: 0.27 here; its fake-quantized report images
+    // cost relatively more, its weight-range search relatively less than the real model's).
+    EXPECT_LT(worst, std::string(recipe) == "rtn" ? 0.32 : 0.4) << recipe << ": progress strays from the work done by " << worst;
   }
+  set_compute_threads(threads);
 }
 
 TEST_F(QuantizeJob, ReportsOfOneImageOrNone) {

@@ -33,7 +33,7 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
     };
     run_sampler(schedule, sampler, record, noise, channels, size,
                 [&](int step, int total) {
-                  if (progress) progress(done * total + step * n / std::max(n, 1), samples * total);
+                  if (progress) progress(done * total + step * n, samples * total);  // image-steps
                   return true;
                 });
     done += n;
