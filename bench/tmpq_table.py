@@ -23,8 +23,17 @@ def speed(name):
     return {b: sorted(v)[(len(v) - 1) // 2] for b, v in ms.items()}
 
 
-def inspect(path):
-    return json.loads(subprocess.run([qdm, "inspect", path, "--json"], check=True, capture_output=True, text=True).stdout)
+def inspect(name):
+    """`qdm inspect --json` of an artifact, as bench/tmpq_table.sh kept it (artifacts are not committed)."""
+    kept = load(f"{out}/{name}.inspect.json")
+    if kept is not None:
+        return kept
+    path = f"{out}/{name}.safetensors"
+    if not os.path.exists(path):
+        return None
+    j = json.loads(subprocess.run([qdm, "inspect", path, "--json"], check=True, capture_output=True, text=True).stdout)
+    json.dump(j, open(f"{out}/{name}.inspect.json", "w"), indent=1)
+    return j
 
 
 fp_bytes = os.path.getsize(f"{model}/diffusion_pytorch_model.safetensors")
@@ -43,13 +52,16 @@ def row(label, n, name, bitops, resident, search_s="-", speed_of=None):
     rows.append(f"| {label} | {n} | {ev['fid_fmnist']:.1f} | {bitops / 1e9:.1f} | {b1} | {b64} | {resident} | {search_s} |")
 
 
+# The quantized rows' samplers: DDIM's rows carry no suffix (tfmq_w4a8_n10), others do (_dpm).
+samplers = [("", "DDIM"), ("_dpm", "DPM-Solver++(2M)")]
 artifacts = {}
 for n in steps:
-    for name in [f"tfmq_w4a8_n{n}", f"tmpq_bitops_n{n}", f"tmpq_ms_n{n}"]:
-        path = f"{out}/{name}.safetensors"
-        if os.path.exists(path) and os.path.exists(f"{out}/{name}.eval.json"):
-            artifacts[name] = inspect(path)
-            fp_macs = artifacts[name]["macs_per_call"]
+    for sfx, _ in samplers:
+        for name in [f"tfmq_w4a8{sfx}_n{n}", f"tmpq_bitops{sfx}_n{n}", f"tmpq_ms{sfx}_n{n}"]:
+            a = inspect(name) if os.path.exists(f"{out}/{name}.eval.json") else None
+            if a:
+                artifacts[name] = a
+                fp_macs = a.get("macs_per_call") or fp_macs
 
 fp_resident = load(f"{out}/fp_ddim100.eval.json")["weight_bytes"] if os.path.exists(f"{out}/fp_ddim100.eval.json") else fp_bytes
 fp_bitops = (fp_macs or 0) * 32 * 32
@@ -58,38 +70,42 @@ for n in steps:
     row("FP32 DDIM (uniform)", n, f"fp_ddim{n}", fp_bitops * n, fp_resident)
 for n in steps:
     row("FP32 DPM-Solver++(2M) (uniform)", n, f"fp_dpm{n}", fp_bitops * n, fp_resident, speed_of=f"fp_ddim{n}")
-for n in steps:
-    a = artifacts.get(f"tfmq_w4a8_n{n}")
-    if a:
-        row("TFMQ-DM W4A8", n, f"tfmq_w4a8_n{n}", a["bitops_per_call"] * n, a["resident_weight_bytes"])
-for cap in ["bitops", "ms"]:
+for sfx, sampler in samplers:
     for n in steps:
-        a = artifacts.get(f"tmpq_{cap}_n{n}")
-        if not a:
-            continue
-        se = a["report"]["search"]
-        label = "TMPQ-DM, BitOPs cap" if cap == "bitops" else "TMPQ-DM, time cap"
-        budget = (f"{se['options']['bitops_cap']:g} x all-6-bit" if cap == "bitops"
-                  else f"{se['options']['ms_cap']:.1f} ms (1.2x TFMQ W4A8 at N = {n})")
-        row(f"{label} {budget}", n, f"tmpq_{cap}_n{n}", a["bitops_per_call"] * n, a["resident_weight_bytes"],
-            f"{a['timings'].get('total', 0) / 60:.1f} min")
+        a = artifacts.get(f"tfmq_w4a8{sfx}_n{n}")
+        if a:
+            row(f"TFMQ-DM W4A8, {sampler}", n, f"tfmq_w4a8{sfx}_n{n}", a["bitops_per_call"] * n, a["resident_weight_bytes"])
+for sfx, sampler in samplers:
+    for cap in ["bitops", "ms"]:
+        for n in steps:
+            a = artifacts.get(f"tmpq_{cap}{sfx}_n{n}")
+            if not a:
+                continue
+            se = a["report"]["search"]
+            label = "TMPQ-DM, BitOPs cap" if cap == "bitops" else "TMPQ-DM, time cap"
+            budget = (f"{se['options']['bitops_cap']:g} x all-6-bit" if cap == "bitops"
+                      else f"{se['options']['ms_cap']:.1f} ms (1.2x TFMQ W4A8 at N = {n})")
+            row(f"{label} {budget}, {sampler}", n, f"tmpq_{cap}{sfx}_n{n}", a["bitops_per_call"] * n, a["resident_weight_bytes"],
+                f"{a['timings'].get('total', 0) / 60:.1f} min")
 
 lines = []
 fp100 = fid.get("fp_ddim100")
-for n in steps:
-    t = fid.get(f"tmpq_bitops_n{n}")
-    if t is None or fp100 is None:
-        continue
-    u = fid.get(f"fp_ddim{n}")
-    ok = t <= 1.1 * fp100 and (u is None or t < u)
-    lines.append(f"- N = {n}: TMPQ (BitOPs cap) FID {t:.1f} against FP DDIM-100 {fp100:.1f} (goal at N = 10: <= {1.1 * fp100:.1f})"
-                 + (f" and uniform FP DDIM-{n} {u:.1f}" if u is not None else "") + (" - met" if ok else " - not met") + ".")
 s100 = speed("fp_ddim100")
-for n in steps:
-    s = speed(f"tmpq_bitops_n{n}")
-    if 64 in s and 64 in s100:
-        lines.append(f"- N = {n}: TMPQ time per image at batch 64 is {s[64] / s100[64]:.3f}x of FP DDIM-100's "
-                     f"(batch 1: {s.get(1, 0) / s100.get(1, 1):.3f}x; goal at N = 10: <= 0.1x).")
+for sfx, sampler in samplers:
+    for n in steps:
+        t = fid.get(f"tmpq_bitops{sfx}_n{n}")
+        if t is None or fp100 is None:
+            continue
+        u = fid.get(f"fp_ddim{n}")
+        same = fid.get(f"fp{sfx}{n}") if sfx else None  # FP32 at N with the same sampler
+        ok = t <= 1.1 * fp100 and (u is None or t < u)
+        lines.append(f"- N = {n}, {sampler}: TMPQ (BitOPs cap) FID {t:.1f} against FP DDIM-100 {fp100:.1f} (goal at N = 10: <= {1.1 * fp100:.1f})"
+                     + (f" and uniform FP DDIM-{n} {u:.1f}" if u is not None else "") + (" - met" if ok else " - not met")
+                     + (f"; FP32 {sampler} at N = {n}: {same:.1f}" if same is not None and sfx else "") + ".")
+        s = speed(f"tmpq_bitops{sfx}_n{n}")
+        if 64 in s and 64 in s100:
+            lines.append(f"- N = {n}, {sampler}: TMPQ time per image at batch 64 is {s[64] / s100[64]:.3f}x of FP DDIM-100's "
+                         f"(batch 1: {s.get(1, 0) / s100.get(1, 1):.3f}x; goal at N = 10: <= 0.1x).")
 times = [a["timings"].get("total", 0) / 60 for k, a in artifacts.items() if k.startswith("tmpq_bitops")]
 if times:
     lines.append(f"- Default searches took {min(times):.0f}-{max(times):.0f} min end to end (goal: <= 60 min).")

@@ -2,14 +2,16 @@
 # The TMPQ-DM table of the TMPQ issue: on one model, the same seeds for every row, FID-FMNIST
 # on NUM samples of
 #   FP32 DDIM-100 and uniform (leading-spaced) DDIM and DPM-Solver++(2M) at N = 5, 10, 20,
-#   TFMQ-DM W4A8 calibrated for those N,
-#   TMPQ-DM searched at those N (default search) under the BitOPs cap (the all-6-bit model's)
+#   TFMQ-DM W4A8 calibrated for those N, with each sampler of SAMPLERS,
+#   TMPQ-DM searched at those N (default search), with each sampler of SAMPLERS (the search's
+#   images and the artifact's sampler), under the BitOPs cap (the all-6-bit model's)
 #   and under a measured-time cap instead (1.2x TFMQ W4A8's measured ms per image at batch 1 at
 #   the same N, no BitOPs cap: on qdm's kernels time hardly depends on the bit widths),
 # with BitOPs per image, measured ms per image at batch 1 and 64 (integer kernels: the execution
 # plan; FP32: LibTorch), resident weight bytes and search wall time.
 #   bash bench/tmpq_table.sh              (from the repository root, after .ci/setup)
-# Environment: MODEL (default models/fmnist-ddpm), NUM (1000), STEPS ("5 10 20"), ITERS (TFMQ
+# Environment: MODEL (default models/fmnist-ddpm), NUM (1000), STEPS ("5 10 20"), SAMPLERS
+# ("ddim dpmpp2m": the quantized rows' samplers; FP32 rows are evaluated with both), ITERS (TFMQ
 # AdaRound iterations per block, 200 as in bench/results/quant_table.md), SEARCH (extra qdm
 # quantize flags for every search, e.g. "--generations 10"), QDM (binary), PAUSE_PID (a
 # background job, e.g. training, stopped while speed is measured and resumed after).
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 model=${MODEL:-models/fmnist-ddpm}
 num=${NUM:-1000}
 steps=${STEPS:-"5 10 20"}
+samplers=${SAMPLERS:-"ddim dpmpp2m"}
 iters=${ITERS:-200}
 read -r -a search <<< "${SEARCH:-}"
 qdm=${QDM:-build/bin/qdm}
@@ -43,6 +46,11 @@ speed() {
 }
 # ms per image at batch 1 from a speed file, the median of its runs (the time-capped search's cap)
 ms_b1() { awk -F'|' '$3+0 == 1 { print 1000 * $7 }' "$out/$1.speed.md" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }'; }
+# What the table reads of an artifact (bits, BitOPs, resident bytes, report), kept beside its
+# evaluation: artifacts are not committed.
+describe() {
+  [ -s "$out/$1.inspect.json" ] || "$qdm" inspect "$out/$1.safetensors" --json >"$out/$1.inspect.json"
+}
 evaluate() {  # NAME ARGS...
   local name=$1; shift
   [ -s "$out/$name.eval.json" ] || "$qdm" eval "$@" --num "$num" --seed 0 --classifier "$classifier" --json "$out/$name.eval.json" >"$out/$name.eval.log" 2>&1
@@ -78,25 +86,31 @@ for n in $steps; do
   # DPM-Solver++(2M) on the same grid: the same UNet calls, so DDIM's speed row stands for it.
   evaluate "fp_dpm$n" --model "$model" --steps "$n" --sampler dpmpp2m
 
-  a="$out/tfmq_w4a8_n$n.safetensors"
-  [ -s "$a" ] || "$qdm" quantize --model "$model" --recipe tfmq --wbits 4 --abits 8 --steps "$n" --iters "$iters" \
-    --report-samples 0 --out "$a" >"$out/tfmq_w4a8_n$n.log" 2>&1
-  evaluate "tfmq_w4a8_n$n" --artifact "$a"
-  speed "tfmq_w4a8_n$n" "$n" --artifact "$a" --kernels int
+  for sampler in $samplers; do
+    # DDIM rows keep their names; other samplers' rows carry the sampler (tfmq_w4a8_dpm_n10, ...).
+    sfx=$([ "$sampler" = ddim ] && echo "" || echo "_${sampler%%pp2m}")
+    a="$out/tfmq_w4a8${sfx}_n$n.safetensors"
+    [ -s "$a" ] || [ -s "$out/tfmq_w4a8${sfx}_n$n.inspect.json" ] || "$qdm" quantize --model "$model" --recipe tfmq --wbits 4 \
+      --abits 8 --steps "$n" --sampler "$sampler" --iters "$iters" --report-samples 0 --out "$a" >"$out/tfmq_w4a8${sfx}_n$n.log" 2>&1
+    describe "tfmq_w4a8${sfx}_n$n"
+    evaluate "tfmq_w4a8${sfx}_n$n" --artifact "$a"
+    speed "tfmq_w4a8${sfx}_n$n" "$n" --artifact "$a" --kernels int
 
-  for cap in bitops ms; do
-    name="tmpq_${cap}_n$n"
-    a="$out/$name.safetensors"
-    budget=()
-    [ "$cap" = ms ] && budget=(--ms-cap "$(ms_b1 "tfmq_w4a8_n$n" | awk '{ printf "%.3f", 1.2 * $1 }')" --bitops-cap 100)
-    if [ ! -s "$a" ] && ! "$qdm" quantize --model "$model" --recipe tmpq --steps "$n" "${budget[@]}" "${search[@]}" \
-        --classifier "$classifier" --report-samples 0 --cache-dir "$out/cache" --search-state "$out/state/$name" --out "$a" \
-        >"$out/$name.log" 2>&1; then
-      echo "$name: the search failed ($(tail -1 "$out/$name.log" | cut -c1-200))" >&2
-      continue
-    fi
-    evaluate "$name" --artifact "$a"
-    speed "$name" "$n" --artifact "$a" --kernels int
+    for cap in bitops ms; do
+      name="tmpq_${cap}${sfx}_n$n"
+      a="$out/$name.safetensors"
+      budget=()
+      [ "$cap" = ms ] && budget=(--ms-cap "$(ms_b1 "tfmq_w4a8${sfx}_n$n" | awk '{ printf "%.3f", 1.2 * $1 }')" --bitops-cap 100)
+      if [ ! -s "$a" ] && [ ! -s "$out/$name.inspect.json" ] && ! "$qdm" quantize --model "$model" --recipe tmpq --steps "$n" --sampler "$sampler" "${budget[@]}" "${search[@]}" \
+          --classifier "$classifier" --report-samples 0 --cache-dir "$out/cache" --search-state "$out/state/$name" --out "$a" \
+          >"$out/$name.log" 2>&1; then
+        echo "$name: the search failed ($(tail -1 "$out/$name.log" | cut -c1-200))" >&2
+        continue
+      fi
+      describe "$name"
+      evaluate "$name" --artifact "$a"
+      speed "$name" "$n" --artifact "$a" --kernels int
+    done
   done
 done
 python3 bench/tmpq_table.py "$out" "$model" "$num" "$steps" "$iters" "${SEARCH:-}" > "${TABLE:-bench/results/tmpq_table.md}"

@@ -28,6 +28,7 @@ void add_quantize_command(CLI::App& app) {
     int abits = QuantSpec{}.act_bits, report_samples = QuantizeJobOptions{}.report_samples;
     std::vector<std::string> keep_fp;
     bool keep_none = false;
+    bool fp32_none = false;
     SamplerArgs sampler;
   };
   auto a = std::make_shared<Args>();
@@ -45,6 +46,11 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--recon-stride", a->recipe.recon_step_stride, "Use every k-th step's samples for reconstruction")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
+  cmd->add_option("--keep-bits", a->recipe.spec.keep_bits, "Weight bits of the --keep-fp layers (0: fp32 weights, as TFMQ-DM's code)")
+      ->capture_default_str();
+  cmd->add_option("--fp32-layers", a->recipe.spec.fp32_layers, "Layer-name substrings left entirely in fp32, weights and input")
+      ->capture_default_str();
+  cmd->add_flag("--fp32-layers-none", a->fp32_none, "Quantize the output conv's weights too (at --keep-bits)");
   cmd->add_option("--report-samples", a->report_samples, "Images for the quality report (0: none)")->capture_default_str();
   cmd->add_option("--reference-cache", a->reference_cache, "Keep the report's fp32 images here for later runs on the same model and sampler");
   cmd->add_option("--classifier", a->classifier, "Feature classifier for FID-FMNIST in the report (skipped if absent)");
@@ -84,6 +90,7 @@ void add_quantize_command(CLI::App& app) {
     a->recipe.spec.act_bits = a->abits == 32 ? 0 : a->abits;
     if (!a->keep_fp.empty()) a->recipe.spec.keep_fp = a->keep_fp;
     if (a->keep_none) a->recipe.spec.keep_fp.clear(), a->recipe.spec.keep_fp_input.clear();
+    if (a->fp32_none || a->keep_none) a->recipe.spec.fp32_layers.clear();
     a->recipe.sampler = a->sampler.resolve(SamplerOptions{});
     if (a->recipe.recipe == "tmpq") {  // --steps: the searched schedule; candidates from --base-steps
       a->recipe.search.steps = a->sampler.steps.value_or(a->recipe.search.steps);

@@ -13,6 +13,7 @@ nlohmann::json QuantSpec::to_json() const {
   return {{"weight_bits", weight_bits}, {"act_bits", act_bits},           {"steps", steps},
           {"keep_fp", keep_fp},         {"keep_fp_input", keep_fp_input}, {"quantize_attention", quantize_attention},
           {"keep_bits", keep_bits},
+          {"fp32_layers", fp32_layers},
           {"layer_bits", layer_bits}};
 }
 
@@ -25,6 +26,7 @@ QuantSpec QuantSpec::from_json(const nlohmann::json& j) {
   s.keep_fp_input = j.at("keep_fp_input").get<std::vector<std::string>>();
   s.quantize_attention = j.at("quantize_attention").get<bool>();
   s.keep_bits = j.value("keep_bits", 0);
+  s.fp32_layers = j.value("fp32_layers", std::vector<std::string>{});
   if (j.contains("layer_bits")) s.layer_bits = j.at("layer_bits").get<std::map<std::string, std::pair<int, int>>>();
   s.validate();
   return s;

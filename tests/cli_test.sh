@@ -105,8 +105,12 @@ PY
 "$qdm" quantize --model "$work/model" --recipe qdiffusion --steps 50 --calib-samples 64 --iters 100000 \
   --out "$work/int.safetensors" >"$work/int.log" 2>&1 &
 pid=$!
-sleep 4
+# Once the job runs (its first stage logged): a background job of a script starts with SIGINT
+# ignored until qdm installs its handler, so an earlier signal would be lost, not a failure.
+for _ in $(seq 600); do grep -q "stage:" "$work/int.log" 2>/dev/null && break; sleep 0.2; done
 kill -INT "$pid"
+for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid"; fail "interrupted quantize still ran a minute after SIGINT"; }
 set +e; wait "$pid"; rc=$?; set -e
 [ "$rc" -ne 0 ] || fail "interrupted quantize exited 0"
 grep -q "cancelled" "$work/int.log" || fail "interrupted quantize did not say it was cancelled: $(tail -2 "$work/int.log")"

@@ -2,6 +2,7 @@
 #include <torch/utils.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "engine/artifact/artifact.h"
 #include "engine/kernels/qconv.h"
@@ -156,6 +157,15 @@ TEST_F(TinyArtifact, KeepsTheConfiguredLayersInFp32) {
   EXPECT_FALSE(r.model->layer("conv_in")->quant_input);
   EXPECT_EQ(r.model->layer("conv_in")->weight_params.bits, 8);
   EXPECT_EQ(r.model->layer("mid_block.resnets.0.conv1")->weight_params.bits, 4);
+  // The output conv is left in fp32, weights too (fp32_layers): no quantized layer stands for it,
+  // and its weights in the artifact's model are the source model's.
+  EXPECT_EQ(r.model->layer("conv_out"), nullptr);
+  EXPECT_TRUE(torch::equal(r.model->unet->named_parameters()["conv_out.weight"], model_->unet->named_parameters()["conv_out.weight"]));
+  // The spec round-trips it; an older artifact's spec (no fp32_layers) quantized conv_out.
+  nlohmann::json j = r.model->spec.to_json();
+  EXPECT_EQ(QuantSpec::from_json(j).fp32_layers, std::vector<std::string>{"conv_out"});
+  j.erase("fp32_layers");
+  EXPECT_TRUE(QuantSpec::from_json(j).fp32_layers.empty());
   ASSERT_NE(r.model->layer("down_blocks.0.resnets.0.conv1"), nullptr);
   EXPECT_FALSE(r.model->layer("down_blocks.0.resnets.0.conv1")->quant_input);
   EXPECT_TRUE(r.model->layer("down_blocks.0.resnets.0.conv2")->quant_input);

@@ -9,6 +9,7 @@ QuantSpec every_layer_quantized_spec(int steps) {
   QuantSpec spec;
   spec.keep_fp.clear();
   spec.keep_fp_input.clear();
+  spec.fp32_layers.clear();
   spec.steps = steps;
   return spec;
 }

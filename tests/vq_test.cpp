@@ -207,6 +207,11 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
       bytes += scalar_layer_bytes(rows, cols, l->weight_bits);
     }
   }
+  // The output conv stays fp32 (fp32_layers): every one of its bytes counts too.
+  ASSERT_EQ(r.model->layer("conv_out"), nullptr);
+  const at::Tensor out_w = r.model->unet->named_parameters()["conv_out.weight"];
+  weights += out_w.numel();
+  bytes += 4 * out_w.numel();
   EXPECT_GE(vq_layers, 4);
   const auto& rep = r.report["vq"];
   EXPECT_EQ(rep["vq_layers"].get<int>(), vq_layers);

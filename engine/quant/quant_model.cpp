@@ -43,10 +43,10 @@ QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
       }
       continue;
     }
-    const bool kept = matches(name, spec.keep_fp);
-    if (kept) {
+    const bool kept = matches(name, spec.keep_fp), fp32 = matches(name, spec.fp32_layers);
+    if (kept || fp32) {
       kept_fp.push_back(name);
-      if (spec.keep_bits == 0) continue;  // fp32 weights: the layer is left alone
+      if (fp32 || spec.keep_bits == 0) continue;  // fp32 weights: the layer is left alone
     }
     const bool quant_input = !kept && spec.act_bits > 0 && !matches(name, spec.keep_fp_input);
     int wbits = kept ? spec.keep_bits : spec.weight_bits, abits = quant_input ? spec.act_bits : 0;

@@ -65,6 +65,15 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
     if (blocks.empty() || blocks.back().first != block) blocks.push_back({block, {}});
     blocks.back().second.push_back(layer.get());
   }
+  // Layers left entirely in fp32 (fp32_layers, or kept layers at keep_bits 0): their fp32 bytes.
+  const auto params = q.unet->named_parameters();
+  for (const std::string& name : q.kept_fp) {
+    if (q.layer(name) != nullptr || is_temporal_layer(name)) continue;
+    if (const at::Tensor* w = params.find(name + ".weight")) {
+      total_weights += w->numel();
+      scalar_bytes += 4 * w->numel();
+    }
+  }
   int layers_total = 0, layers_done = 0;
   for (const auto& b : blocks) layers_total += static_cast<int>(b.second.size());
 
