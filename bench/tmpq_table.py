@@ -61,7 +61,8 @@ for n in steps:
             a = inspect(name) if os.path.exists(f"{out}/{name}.eval.json") else None
             if a:
                 artifacts[name] = a
-                fp_macs = a.get("macs_per_call") or fp_macs
+                # every layer's multiply-adds: the largest count (an fp32-left layer is not counted)
+                fp_macs = max(fp_macs or 0, a.get("macs_per_call") or 0)
 
 fp_resident = load(f"{out}/fp_ddim100.eval.json")["weight_bytes"] if os.path.exists(f"{out}/fp_ddim100.eval.json") else fp_bytes
 fp_bitops = (fp_macs or 0) * 32 * 32
