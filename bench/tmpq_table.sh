@@ -15,7 +15,9 @@
 # AdaRound iterations per block, 200 as in bench/results/quant_table.md), SEARCH (extra qdm
 # quantize flags for every search, e.g. "--generations 10"), QDM (binary), PAUSE_PID (a
 # background job, e.g. training, stopped while speed is measured and resumed after).
-# Every row is kept in bench/results/tmpq/<model>/ as it finishes: a rerun skips finished rows,
+# Every row is kept in bench/results/tmpq/<model>/ as it finishes (what the table reads of an
+# artifact, `qdm inspect --json`, is kept beside it by bench/tmpq_table.py as NAME.inspect.json:
+# artifacts are not committed, and a row with one is not quantized again): a rerun skips finished rows,
 # and a search killed mid-way resumes from its last generation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,11 +48,6 @@ speed() {
 }
 # ms per image at batch 1 from a speed file, the median of its runs (the time-capped search's cap)
 ms_b1() { awk -F'|' '$3+0 == 1 { print 1000 * $7 }' "$out/$1.speed.md" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }'; }
-# What the table reads of an artifact (bits, BitOPs, resident bytes, report), kept beside its
-# evaluation: artifacts are not committed.
-describe() {
-  [ -s "$out/$1.inspect.json" ] || "$qdm" inspect "$out/$1.safetensors" --json >"$out/$1.inspect.json"
-}
 evaluate() {  # NAME ARGS...
   local name=$1; shift
   [ -s "$out/$name.eval.json" ] || "$qdm" eval "$@" --num "$num" --seed 0 --classifier "$classifier" --json "$out/$name.eval.json" >"$out/$name.eval.log" 2>&1
@@ -92,7 +89,6 @@ for n in $steps; do
     a="$out/tfmq_w4a8${sfx}_n$n.safetensors"
     [ -s "$a" ] || [ -s "$out/tfmq_w4a8${sfx}_n$n.inspect.json" ] || "$qdm" quantize --model "$model" --recipe tfmq --wbits 4 \
       --abits 8 --steps "$n" --sampler "$sampler" --iters "$iters" --report-samples 0 --out "$a" >"$out/tfmq_w4a8${sfx}_n$n.log" 2>&1
-    describe "tfmq_w4a8${sfx}_n$n"
     evaluate "tfmq_w4a8${sfx}_n$n" --artifact "$a"
     speed "tfmq_w4a8${sfx}_n$n" "$n" --artifact "$a" --kernels int
 
@@ -107,7 +103,6 @@ for n in $steps; do
         echo "$name: the search failed ($(tail -1 "$out/$name.log" | cut -c1-200))" >&2
         continue
       fi
-      describe "$name"
       evaluate "$name" --artifact "$a"
       speed "$name" "$n" --artifact "$a" --kernels int
     done
