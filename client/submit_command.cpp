@@ -1,6 +1,8 @@
 // qdm submit: a quantize job on the service; --watch follows it to the end.
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "client/job_view.h"
 #include "client/remote.h"
 #include "format/quantize_options.h"
@@ -30,7 +32,9 @@ void add_submit_command(CLI::App& app) {
     uint64_t search_seed = 0;
     std::vector<int> search_wbits, search_abits;
     int codebooks = 0, codebook_bits = 0, group = 0, vq_rounds = 0;
-    std::vector<std::string> keep_fp;
+    std::vector<std::string> keep_fp, fp32_layers;
+    std::optional<int> keep_bits;
+    bool fp32_none = false;
     bool watch = false;
   };
   auto a = std::make_shared<Args>();
@@ -69,6 +73,9 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--group", a->group, fmt::format("vq: input values per group (default {})", d.recipe.vq.group));
   cmd->add_option("--vq-rounds", a->vq_rounds, fmt::format("vq: rounds per layer at most (default {})", d.recipe.vq.max_rounds));
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32");
+  cmd->add_option("--keep-bits", a->keep_bits, fmt::format("Weight bits of the --keep-fp layers, 0 for fp32 (default {})", d.recipe.spec.keep_bits));
+  auto* fp32 = cmd->add_option("--fp32-layers", a->fp32_layers, "Layer-name substrings left entirely in fp32 (default conv_out)");
+  cmd->add_flag("--fp32-layers-none", a->fp32_none, "Quantize the output conv too (at --keep-bits)")->excludes(fp32);
   cmd->add_option("--idempotency-key", a->key, "Retrying with the same key returns the same job");
   cmd->add_flag("--watch", a->watch, "Follow the job until it finishes");
   cmd->callback([a] {
@@ -115,6 +122,11 @@ void add_submit_command(CLI::App& app) {
     o->set_act_iters(a->act_iters);
     o->set_report_samples(a->report);
     for (const auto& k : a->keep_fp) o->add_keep_fp(k);
+    if (a->keep_bits) o->set_keep_bits(*a->keep_bits);
+    if (a->fp32_none || !a->fp32_layers.empty()) {
+      auto* layers = o->mutable_fp32_layers();
+      for (const auto& k : a->fp32_layers) layers->add_names(k);
+    }
     grpc::ClientContext ctx;
     a->remote.apply(ctx);
     v1::Job job;

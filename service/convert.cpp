@@ -74,6 +74,9 @@ void apply_defaults(v1::QuantizeOptions& o) {
   if (o.calib_seed() == 0) o.set_calib_seed(d.recipe.calib_seed);
   if (o.iters() == 0) o.set_iters(d.recipe.recon.iters);
   if (o.act_iters() == 0) o.set_act_iters(d.recipe.recon.act_iters);
+  if (!o.has_keep_bits()) o.set_keep_bits(d.recipe.spec.keep_bits);
+  if (!o.has_fp32_layers())
+    for (const auto& name : d.recipe.spec.fp32_layers) o.mutable_fp32_layers()->add_names(name);
 }
 
 QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
@@ -83,6 +86,8 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
   r.spec.weight_bits = o.weight_bits();
   r.spec.act_bits = o.act_bits() == 32 ? 0 : o.act_bits();
   if (o.keep_fp_size() > 0) r.spec.keep_fp.assign(o.keep_fp().begin(), o.keep_fp().end());
+  if (o.has_keep_bits()) r.spec.keep_bits = o.keep_bits();
+  if (o.has_fp32_layers()) r.spec.fp32_layers.assign(o.fp32_layers().names().begin(), o.fp32_layers().names().end());
   r.sampler = sampler_options(o.sampler(), r.sampler);
   r.calib_samples = o.calib_samples();
   r.calib_seed = o.calib_seed();

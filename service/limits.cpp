@@ -55,6 +55,7 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
     return invalid("options.report_samples must be 0.." + std::to_string(limits.max_report_samples) +
                    " (0: no quality report; FID needs 2 or more)");
   if (o.keep_fp_size() > 256) return invalid("options.keep_fp has more than 256 entries");
+  if (o.fp32_layers().names_size() > 256) return invalid("options.fp32_layers has more than 256 names");
   const auto& s = o.search();
   if (s.population() > 1000 || s.generations() > 1000 || s.fitness_images() > limits.max_report_samples ||
       s.final_images() > limits.max_report_samples || s.base_steps() > limits.max_steps)
@@ -69,6 +70,8 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
                    ", step_stride 0.." + std::to_string(limits.max_steps) + " (0: the default)");
   for (const auto& k : o.keep_fp())
     if (k.empty() || k.size() > 256) return invalid("options.keep_fp entries must be 1 to 256 characters");
+  for (const auto& k : o.fp32_layers().names())
+    if (k.empty() || k.size() > 256) return invalid("options.fp32_layers names must be 1 to 256 characters");
   try {
     quantize_job_options(o);  // the engine's own checks, torch-free
   } catch (const std::exception& e) {
