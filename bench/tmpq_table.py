@@ -102,7 +102,7 @@ for sfx, sampler in samplers:
         ok = t <= 1.1 * fp100 and (u is None or t < u)
         lines.append(f"- N = {n}, {sampler}: TMPQ (BitOPs cap) FID {t:.1f} against FP DDIM-100 {fp100:.1f} (goal at N = 10: <= {1.1 * fp100:.1f})"
                      + (f" and uniform FP DDIM-{n} {u:.1f}" if u is not None else "") + (" - met" if ok else " - not met")
-                     + (f"; FP32 {sampler} at N = {n}: {same:.1f}" if same is not None and sfx else "") + ".")
+                     + (f"; FP32 {sampler} at N = {n}: {same:.1f}" if same is not None else "") + ".")
         s = speed(f"tmpq_bitops{sfx}_n{n}")
         if 64 in s and 64 in s100:
             lines.append(f"- N = {n}, {sampler}: TMPQ time per image at batch 64 is {s[64] / s100[64]:.3f}x of FP DDIM-100's "

@@ -48,9 +48,9 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
   cmd->add_option("--keep-bits", a->recipe.spec.keep_bits, "Weight bits of the --keep-fp layers (0: fp32 weights, as TFMQ-DM's code)")
       ->capture_default_str();
-  cmd->add_option("--fp32-layers", a->recipe.spec.fp32_layers, "Layer-name substrings left entirely in fp32, weights and input")
+  auto* fp32 = cmd->add_option("--fp32-layers", a->recipe.spec.fp32_layers, "Layer-name substrings left entirely in fp32, weights and input")
       ->capture_default_str();
-  cmd->add_flag("--fp32-layers-none", a->fp32_none, "Quantize the output conv's weights too (at --keep-bits)");
+  cmd->add_flag("--fp32-layers-none", a->fp32_none, "Quantize the output conv's weights too (at --keep-bits)")->excludes(fp32);
   cmd->add_option("--report-samples", a->report_samples, "Images for the quality report (0: none)")->capture_default_str();
   cmd->add_option("--reference-cache", a->reference_cache, "Keep the report's fp32 images here for later runs on the same model and sampler");
   cmd->add_option("--classifier", a->classifier, "Feature classifier for FID-FMNIST in the report (skipped if absent)");

@@ -40,6 +40,17 @@ grpc::Status check_sampler(const v1::SamplerSpec& s, const Limits& limits) {
   return grpc::Status::OK;
 }
 
+namespace {
+// Layer-name substrings (keep_fp, fp32_layers): at most 256, each 1 to 256 characters.
+grpc::Status check_layer_names(const google::protobuf::RepeatedPtrField<std::string>& names, const std::string& field,
+                               const std::string& noun) {
+  if (names.size() > 256) return invalid(field + " has more than 256 " + noun);
+  for (const auto& k : names)
+    if (k.empty() || k.size() > 256) return invalid(field + " " + noun + " must be 1 to 256 characters");
+  return grpc::Status::OK;
+}
+}  // namespace
+
 grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& limits) {
   if (!find_recipe(o.recipe())) return invalid("options.recipe " + echo(o.recipe()) + " is unknown; use " + recipe_list());
   if (o.weight_bits() < 2 || o.weight_bits() > 8)
@@ -54,8 +65,8 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
   if (o.report_samples() < 0 || o.report_samples() > limits.max_report_samples)
     return invalid("options.report_samples must be 0.." + std::to_string(limits.max_report_samples) +
                    " (0: no quality report; FID needs 2 or more)");
-  if (o.keep_fp_size() > 256) return invalid("options.keep_fp has more than 256 entries");
-  if (o.fp32_layers().names_size() > 256) return invalid("options.fp32_layers has more than 256 names");
+  if (auto st = check_layer_names(o.keep_fp(), "options.keep_fp", "entries"); !st.ok()) return st;
+  if (auto st = check_layer_names(o.fp32_layers().names(), "options.fp32_layers", "names"); !st.ok()) return st;
   const auto& s = o.search();
   if (s.population() > 1000 || s.generations() > 1000 || s.fitness_images() > limits.max_report_samples ||
       s.final_images() > limits.max_report_samples || s.base_steps() > limits.max_steps)
@@ -68,10 +79,6 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
       v.step_stride() < 0 || v.step_stride() > limits.max_steps)
     return invalid("options.vq: max_rounds must be 0..100, adam_steps 0.." + std::to_string(limits.max_iters) +
                    ", step_stride 0.." + std::to_string(limits.max_steps) + " (0: the default)");
-  for (const auto& k : o.keep_fp())
-    if (k.empty() || k.size() > 256) return invalid("options.keep_fp entries must be 1 to 256 characters");
-  for (const auto& k : o.fp32_layers().names())
-    if (k.empty() || k.size() > 256) return invalid("options.fp32_layers names must be 1 to 256 characters");
   try {
     quantize_job_options(o);  // the engine's own checks, torch-free
   } catch (const std::exception& e) {
