@@ -38,6 +38,7 @@ void add_train_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_bias_correct_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);

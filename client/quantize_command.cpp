@@ -44,6 +44,9 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--act-iters", a->recipe.recon.act_iters, "LSQ iterations per block (qdiffusion)")->capture_default_str()->check(CLI::Range(0, 1000000));
   cmd->add_option("--recon-batch", a->recipe.recon.batch, "Reconstruction batch size")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--recon-stride", a->recipe.recon_step_stride, "Use every k-th step's samples for reconstruction")->capture_default_str()->check(CLI::Range(1, 1000));
+  cmd->add_option("--bias-samples", a->recipe.bias_samples,
+                  "Eps bias correction: fp32 trajectories to measure the mean noise-prediction error per step on (0: none)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
   cmd->add_option("--keep-bits", a->recipe.spec.keep_bits, "Weight bits of the --keep-fp layers (0: fp32 weights, as TFMQ-DM's code)")
@@ -58,6 +61,8 @@ void add_quantize_command(CLI::App& app) {
   // tmpq (TMPQ-DM): --steps is the searched schedule's length; the rest shape the search.
   auto& s = a->recipe.search;
   cmd->add_option("--base-steps", s.base_steps, "tmpq: candidate timesteps come from this DDIM schedule")->capture_default_str();
+  cmd->add_option("--group-power", s.group_power, "tmpq: timestep groups' layout, 2 the paper's (dense near t = 0), 1 even")
+      ->capture_default_str()->check(CLI::Range(1.0, 4.0));
   cmd->add_option("--search-wbits", s.weight_bits, "tmpq: weight bit widths to search")->delimiter(',')->capture_default_str();
   cmd->add_option("--search-abits", s.act_bits, "tmpq: activation bit widths to search")->delimiter(',')->capture_default_str();
   cmd->add_option("--population", s.population, "tmpq: candidates per generation")->capture_default_str();

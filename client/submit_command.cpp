@@ -28,12 +28,12 @@ void add_submit_command(CLI::App& app) {
     int report = QuantizeJobOptions{}.report_samples;
     int base_steps = 0, population = 0, top = 0, mutations = 0, crossovers = 0, generations = 0;
     int fitness_images = 0, final_candidates = 0, final_images = -1;
-    double mutation_prob = 0, bitops_cap = 0, ms_cap = 0;
+    double mutation_prob = 0, bitops_cap = 0, ms_cap = 0, group_power = 0;
     uint64_t search_seed = 0;
     std::vector<int> search_wbits, search_abits;
     int codebooks = 0, codebook_bits = 0, group = 0, vq_rounds = 0;
     std::vector<std::string> keep_fp, fp32_layers;
-    std::optional<int> keep_bits;
+    std::optional<int> keep_bits, bias_samples;
     bool fp32_none = false;
     bool watch = false;
   };
@@ -52,8 +52,12 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--iters", a->iters, fmt::format("Reconstruction iterations per block (default {})", d.recipe.recon.iters));
   cmd->add_option("--act-iters", a->act_iters, fmt::format("LSQ iterations per block, qdiffusion (default {})", d.recipe.recon.act_iters));
   cmd->add_option("--report-samples", a->report, "Images in the quality report")->capture_default_str();
+  cmd->add_option("--bias-samples", a->bias_samples,
+                  fmt::format("Eps bias correction: fp32 trajectories it is measured on, 0 for none (default {})", d.recipe.bias_samples));
   // tmpq: --steps is the searched schedule's length; these shape the search (0: defaults).
   cmd->add_option("--base-steps", a->base_steps, fmt::format("tmpq: candidate timesteps' DDIM schedule (default {})", d.recipe.search.base_steps));
+  cmd->add_option("--group-power", a->group_power,
+                  fmt::format("tmpq: timestep groups' layout, 2 the paper's, 1 even (default {})", d.recipe.search.group_power));
   cmd->add_option("--population", a->population, fmt::format("tmpq: candidates per generation (default {})", d.recipe.search.population));
   cmd->add_option("--top", a->top, fmt::format("tmpq: parents kept per generation (default {})", d.recipe.search.top));
   cmd->add_option("--mutations", a->mutations, fmt::format("tmpq: mutated children per generation (default {})", d.recipe.search.mutations));
@@ -105,6 +109,7 @@ void add_submit_command(CLI::App& app) {
       if (a->final_images >= 0) s->set_final_images(a->final_images);
       s->set_bitops_cap(a->bitops_cap);
       s->set_ms_cap(a->ms_cap);
+      s->set_group_power(a->group_power);
     } else {
       o->mutable_sampler()->set_steps(a->steps);
     }
@@ -123,6 +128,7 @@ void add_submit_command(CLI::App& app) {
     o->set_report_samples(a->report);
     for (const auto& k : a->keep_fp) o->add_keep_fp(k);
     if (a->keep_bits) o->set_keep_bits(*a->keep_bits);
+    if (a->bias_samples) o->set_bias_samples(*a->bias_samples);
     if (a->fp32_none || !a->fp32_layers.empty()) {
       auto* layers = o->mutable_fp32_layers();
       for (const auto& k : a->fp32_layers) layers->add_names(k);

@@ -53,6 +53,7 @@ nlohmann::json RecipeOptions::to_json() const {
           {"recon_act_iters", recon.act_iters},
           {"recon_batch", recon.batch},
           {"recon_step_stride", recon_step_stride},
+          {"bias_samples", bias_samples},
           {"adaround_lr", recon.lr},
           {"adaround_lambda", recon.lambda},
           {"lsq_lr", recon.act_lr}};
@@ -82,6 +83,7 @@ void VqOptions::validate() const {
 nlohmann::json SearchOptions::to_json() const {
   return {{"steps", steps},
           {"base_steps", base_steps},
+          {"group_power", group_power},
           {"weight_bits", weight_bits},
           {"act_bits", act_bits},
           {"population", population},
@@ -114,15 +116,18 @@ void SearchOptions::validate() const {
   if (fitness_images < 1 || final_images < 0 || final_candidates < 1)
     throw std::invalid_argument("fitness_images and final_candidates must be >= 1, final_images >= 0");
   if (!(bitops_cap > 0) || !(ms_cap >= 0)) throw std::invalid_argument("bitops_cap must be > 0 and ms_cap >= 0");
+  if (!(group_power >= 1 && group_power <= 4))
+    throw std::invalid_argument("group_power must be in [1, 4] (2: the paper's groups, 1: even groups)");
 }
 
-std::vector<std::pair<int, int>> timestep_groups(int T, int n) {
+std::vector<std::pair<int, int>> timestep_groups(int T, int n, double power) {
   if (n < 1 || n > T) throw std::invalid_argument("groups must be in [1, T]");
+  if (!(power >= 1 && power <= 4)) throw std::invalid_argument("group_power must be in [1, 4]");
   std::vector<int> edges = {0};
-  const double top = std::sqrt(0.8 * T);
-  for (int i = 1; i < n; ++i) {  // linspace(0, top, n) point i, squared; the last is 0.8 T
+  const double top = std::pow(0.8 * T, 1 / power);
+  for (int i = 1; i < n; ++i) {  // linspace(0, top, n) point i, to the power; the last is 0.8 T
     const double v = top * i / (n - 1);
-    edges.push_back(static_cast<int>(std::floor(v * v + 1e-9)));
+    edges.push_back(static_cast<int>(std::floor(std::pow(v, power) + 1e-9)));
   }
   edges.push_back(T);
   std::vector<std::pair<int, int>> groups;
@@ -137,6 +142,7 @@ void RecipeOptions::validate() const {
   if (recon.iters < 0 || recon.act_iters < 0 || recon.batch < 1 || recon_step_stride < 1)
     throw std::invalid_argument("reconstruction iterations must be >= 0, batch and step stride >= 1");
   if (calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
+  if (bias_samples < 0) throw std::invalid_argument("bias_samples must be >= 0 (0: no eps bias correction)");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
   if (recipe == "tmpq") search.validate();
   if (recipe == "vq") {

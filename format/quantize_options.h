@@ -63,6 +63,10 @@ struct ReconOptions {
 // image quality under a cost budget. See ../shared/methods.md.
 struct SearchOptions {
   int steps = 10;         // timesteps of the searched schedule: one per group
+  // The groups' layout: edges (linspace(0, (0.8 T)^(1/p), n))^p, the last group [0.8 T, T). p = 2
+  // is the paper's (dense near t = 0); p = 1 spaces them evenly, so the uniform schedules
+  // DPM-Solver++ samples best with on the shipped model are in the search space.
+  double group_power = 2.0;
   int base_steps = 200;   // candidates: the timesteps of this leading-spaced DDIM schedule
   // TMPQ-DM's released search space: 4-bit activations on min/max ranges broke images that the
   // proxy scored well (bench/results/tmpq_table.md)
@@ -106,8 +110,9 @@ struct VqOptions {
 };
 
 // The TMPQ-DM timestep groups for T training steps and n groups, ascending [lo, hi): boundaries
-// (linspace(0, sqrt(0.8 T), n))^2 without the first point, the last group [0.8 T, T).
-std::vector<std::pair<int, int>> timestep_groups(int T, int n);
+// (linspace(0, (0.8 T)^(1/power), n))^power without the first point, the last group [0.8 T, T);
+// power 2 is the paper's.
+std::vector<std::pair<int, int>> timestep_groups(int T, int n, double power = 2.0);
 
 struct RecipeOptions {
   std::string recipe = "tfmq";
@@ -118,6 +123,11 @@ struct RecipeOptions {
   int batch = 64;
   ReconOptions recon;         // qdiffusion / tfmq reconstruction settings
   int recon_step_stride = 5;  // weight reconstruction uses every k-th step of the calibration data
+  // Eps bias correction (every recipe, last stage): the quantized model's mean noise-prediction
+  // error per step, measured on this many fp32 trajectories of the null class (an unconditional
+  // model: every trajectory), stored in the artifact and subtracted from its unconditional
+  // predictions at sampling. 0: none.
+  int bias_samples = 0;
   SearchOptions search;       // tmpq
   VqOptions vq;               // vq
 

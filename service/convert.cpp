@@ -75,6 +75,7 @@ void apply_defaults(v1::QuantizeOptions& o) {
   if (o.iters() == 0) o.set_iters(d.recipe.recon.iters);
   if (o.act_iters() == 0) o.set_act_iters(d.recipe.recon.act_iters);
   if (!o.has_keep_bits()) o.set_keep_bits(d.recipe.spec.keep_bits);
+  if (!o.has_bias_samples()) o.set_bias_samples(d.recipe.bias_samples);
   if (!o.has_fp32_layers())
     for (const auto& name : d.recipe.spec.fp32_layers) o.mutable_fp32_layers()->add_names(name);
 }
@@ -91,6 +92,7 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
   r.sampler = sampler_options(o.sampler(), r.sampler);
   r.calib_samples = o.calib_samples();
   r.calib_seed = o.calib_seed();
+  if (o.has_bias_samples()) r.bias_samples = o.bias_samples();
   r.recon.iters = o.iters();
   r.recon.act_iters = o.act_iters();
   if (r.recipe == "tmpq") {  // the sampler's steps are the searched schedule's; candidates from base_steps
@@ -112,6 +114,7 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
     if (s.has_final_images()) d.final_images = s.final_images();
     if (s.bitops_cap() != 0) d.bitops_cap = s.bitops_cap();
     if (s.ms_cap() != 0) d.ms_cap = s.ms_cap();
+    if (s.group_power() != 0) d.group_power = s.group_power();
     r.sampler.steps = d.base_steps;
   }
   if (r.recipe == "vq") {

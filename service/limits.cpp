@@ -60,6 +60,8 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
   if (auto s = check_sampler(o.sampler(), limits); !s.ok()) return s;
   if (o.calib_samples() < 1 || o.calib_samples() > limits.max_calib_samples)
     return invalid("options.calib_samples must be 1.." + std::to_string(limits.max_calib_samples));
+  if (o.bias_samples() < 0 || o.bias_samples() > limits.max_calib_samples * 16)
+    return invalid("options.bias_samples must be 0.." + std::to_string(limits.max_calib_samples * 16) + " (0: no eps bias correction)");
   if (o.iters() < 0 || o.iters() > limits.max_iters || o.act_iters() < 0 || o.act_iters() > limits.max_iters)
     return invalid("options.iters and options.act_iters must be 0.." + std::to_string(limits.max_iters));
   if (o.report_samples() < 0 || o.report_samples() > limits.max_report_samples)
@@ -72,7 +74,7 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
       s.final_images() > limits.max_report_samples || s.base_steps() > limits.max_steps)
     return invalid("options.search is over this service's limits (population and generations 1000, images " +
                    std::to_string(limits.max_report_samples) + ", base_steps " + std::to_string(limits.max_steps) + ")");
-  if (!std::isfinite(s.mutation_prob()) || !std::isfinite(s.bitops_cap()) || !std::isfinite(s.ms_cap()))
+  if (!std::isfinite(s.mutation_prob()) || !std::isfinite(s.bitops_cap()) || !std::isfinite(s.ms_cap()) || !std::isfinite(s.group_power()))
     return invalid("options.search: mutation_prob, bitops_cap and ms_cap must be finite numbers");
   const auto& v = o.vq();
   if (v.max_rounds() < 0 || v.max_rounds() > 100 || v.adam_steps() < 0 || v.adam_steps() > limits.max_iters ||

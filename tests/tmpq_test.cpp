@@ -37,6 +37,17 @@ TEST(TimestepGroups, FollowThePapersFormula) {
   }
 }
 
+TEST(TimestepGroups, PowerOneSpacesThemEvenly) {
+  // linspace(0, 800, 5): 200, 400, 600, 800, then [800, 1000).
+  const std::vector<std::pair<int, int>> want = {{0, 200}, {200, 400}, {400, 600}, {600, 800}, {800, 1000}};
+  EXPECT_EQ(timestep_groups(1000, 5, 1.0), want);
+  EXPECT_EQ(timestep_groups(1000, 4, 2.0), timestep_groups(1000, 4));
+  EXPECT_THROW(timestep_groups(1000, 4, 0.5), std::invalid_argument);
+  SearchOptions o;
+  o.group_power = 0;
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+}
+
 TEST(Candidates, GenesStayInTheirGroupsAndLists) {
   GeneSpace space;
   space.group_timesteps = {{0, 5}, {10, 20, 30}, {40, 50, 60, 70}};

@@ -2,6 +2,7 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -37,9 +38,14 @@ bool has_per_step_tables(const QuantizedUNet& m) {
 
 }  // namespace
 
-void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info) {
+void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info, const EpsBias* eps_bias) {
   at::NoGradGuard no_grad;
   TensorMap tensors;
+  if (eps_bias) {
+    if (eps_bias->timesteps != info.timesteps) throw ArtifactError("the eps bias was measured on another schedule");
+    eps_bias->check(model.unet->config().in_channels, model.unet->config().sample_size);
+    tensors["eps_bias"] = eps_bias->maps.to(at::kHalf).contiguous();
+  }
   std::set<std::string> packed_weights;
   ArtifactInfo meta = info;
   meta.layers.clear();
@@ -94,6 +100,26 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   meta.attention_quantized = static_cast<int>(model.attention.size());
   meta.temporal_cache = cached;
   save_tensors(path, tensors, {{"qdm", meta.to_json().dump()}, {"format", "qdm"}});
+}
+
+void add_eps_bias(const std::string& in_path, const std::string& out_path, const EpsBias& bias, int samples,
+                  double seconds) {
+  const SafeTensors file = SafeTensors::read_file(in_path);
+  ArtifactInfo info = read_artifact_info(file);
+  if (bias.timesteps != info.timesteps) throw ArtifactError("the eps bias was measured on another schedule than the artifact's");
+  bias.check(info.config.in_channels, info.config.sample_size);
+  TensorMap tensors;
+  for (const auto& t : file.tensors())
+    if (t.name != "eps_bias") tensors[t.name] = to_tensor(file, t);
+  tensors["eps_bias"] = bias.maps.to(at::kHalf).contiguous();
+  std::map<std::string, std::string> metadata = file.metadata();
+  nlohmann::json meta = nlohmann::json::parse(metadata.at("qdm"));
+  meta["recipe"]["bias_samples"] = samples;
+  meta["timings"]["eps_bias"] = seconds;
+  metadata["qdm"] = meta.dump();
+  const std::string tmp = out_path + ".tmp";  // out_path may be in_path
+  save_tensors(tmp, tensors, metadata);
+  std::filesystem::rename(tmp, out_path);
 }
 
 LoadedArtifact load_artifact(const std::string& path) {
@@ -210,6 +236,19 @@ LoadedArtifact load_artifact(const std::string& path) {
     const at::Tensor bytes = to_tensor(file, *fig).contiguous();
     out.info.figure_png.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
     used.insert(fig->name);
+  }
+  if (file.find("eps_bias")) {
+    auto bias = std::make_shared<EpsBias>();
+    bias->timesteps = out.info.timesteps;
+    bias->maps = get("eps_bias").to(at::kFloat);
+    try {
+      bias->check(out.info.config.in_channels, out.info.config.sample_size);
+    } catch (const std::invalid_argument& e) {
+      throw ArtifactError(path + ": tensor 'eps_bias': " + e.what());
+    }
+    out.eps_bias = std::move(bias);
+  } else if (out.info.recipe.value("bias_samples", 0) > 0) {
+    throw ArtifactError(path + ": missing tensor 'eps_bias' (its recipe measured an eps bias)");
   }
   for (const auto& t : file.tensors())
     if (!used.count(t.name)) throw ArtifactError(path + ": unexpected tensor '" + t.name + "'");

@@ -4,6 +4,7 @@
 //   <layer>.ascale / <layer>.azero  F32 activation table (1 entry, or one per sampling step)
 //   <attn>.{q,k,v}.ascale / azero   attention activation tables
 //   every other tensor (norms, biases, layers kept in fp32) as F32 under its diffusers name
+//   eps_bias  F16 (steps, C, H, W), the eps bias correction's maps (recipe option bias_samples)
 // and, in the header's __metadata__, "qdm" = JSON: format version, UNet and scheduler
 // configs, recipe and options, bit widths, the sampling schedule, source model sha256,
 // timings and the quality report. Loading needs neither the source model nor calibration data.
@@ -18,14 +19,24 @@
 #include "engine/quant/quant_model.h"
 #include "format/artifact_metadata.h"
 #include "format/noise_schedule.h"
+#include "engine/sampling/eps_bias.h"
 #include "engine/sampling/guidance.h"
 #include "engine/sampling/samplers.h"
 
 namespace qdm {
 
 // Writes the tensors of `model` and `info` as metadata, with its spec, layers, kept layers and
-// feature cache flag taken from the model.
-void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info);
+// feature cache flag taken from the model; `eps_bias` (one map per step of info.timesteps) when
+// given.
+void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info,
+                   const EpsBias* eps_bias = nullptr);
+
+// Copies the artifact at `in_path` to `out_path` with `bias` as its eps bias (replacing any
+// earlier one; the recipe's bias_samples set to `samples`, its seconds under timings.eps_bias);
+// every other tensor is copied unchanged. Throws ArtifactError when the bias's schedule is not
+// the artifact's.
+void add_eps_bias(const std::string& in_path, const std::string& out_path, const EpsBias& bias, int samples,
+                  double seconds);
 
 struct LoadedArtifact {
   ArtifactInfo info;
@@ -33,6 +44,7 @@ struct LoadedArtifact {
   std::string sha256;
   int64_t file_bytes = 0;
   bool per_step_tables = false;  // activation tables per step: only its own schedule samples
+  std::shared_ptr<const EpsBias> eps_bias;  // the eps bias correction, when the recipe measured one
 };
 // Throws ArtifactError / SafeTensorsError naming what is wrong.
 LoadedArtifact load_artifact(const std::string& path);

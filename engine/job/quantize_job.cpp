@@ -39,6 +39,7 @@ class StagePlan {
       add("kernel latency", 30.0 * s.weight_bits.size());
       add("search", 0.4 * s.generations * s.population * s.steps * s.fitness_images + 0.4 * s.final_candidates * s.steps * s.final_images);
     }
+    add("eps bias", r.bias_samples * steps * 2.0);  // fp32 trajectories and the quantized model on them
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1) + 1.5));
     add("writing artifact", 0.01 * calib + 1);
   }
@@ -111,9 +112,11 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
     at::Tensor fp_images = reference_images(model, req, options.reference_cache_dir, on_step(0), &cached);
     if (cached) spdlog::info("quality report: fp32 reference images from {}", options.reference_cache_dir);
     QuantizedUNet& q = *result.model;
+    SampleRequest q_req = req;
+    q_req.eps_bias = result.eps_bias;  // the quantized model samples as its artifact will
     at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step, const at::Tensor& labels) {
       return q.forward(x, t, step, labels);
-    }, model.config.in_channels, model.config.sample_size, req, on_step(req.num_images));
+    }, model.config.in_channels, model.config.sample_size, q_req, on_step(req.num_images));
     const ImageAgreement agree = compare_images(q_images, fp_images);
     info.report = {{"images", req.num_images}, {"seed", 0}, {"mse_vs_fp", agree.mse}, {"psnr_vs_fp", agree.psnr},
                    {"max_abs_pixel_vs_fp", agree.max_abs_pixel},
@@ -137,7 +140,7 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
   out.figure_png = result.figure_png;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   info.timings["total"] = out.seconds;
-  save_artifact(out_path, *result.model, info);
+  save_artifact(out_path, *result.model, info, result.eps_bias.get());
   out.report = info.report;
   out.timings = info.timings;
   return out;

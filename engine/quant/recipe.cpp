@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "engine/model/unet_2d.h"
+#include "engine/quant/bias_correction.h"
 #include "engine/quant/tmpq/tmpq_recipe.h"
 #include "engine/quant/uniform_quant.h"
 #include "engine/quant/vq/vq_recipe.h"
@@ -91,12 +92,10 @@ void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, c
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 }
 
-QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
-                              const RecipeEnvironment& env) {
-  o.validate();
-  if (o.recipe == "tmpq") return quantize_tmpq(model, o, env, progress);
-  if (o.recipe == "vq") return quantize_vq(model, o, progress);
+namespace {
 
+// rtn, qdiffusion, tfmq, tfmq+cache.
+QuantizeResult quantize_scalar(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
   QuantizeResult result;
   const CalibrationSet calib = begin_quantization(model, o, progress, result);
   QuantizedUNet& q = *result.model;
@@ -115,6 +114,18 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   recon.with_time_proj = !tfmq;                              // TFMQ: the TIB stays frozen
   if (tfmq || q.spec.act_bits == 0) recon.act_iters = 0;     // TFMQ keeps its FSC tables
   reconstruct_on_calibration(q, model, calib, o.recon_step_stride, recon, progress, result.timings);
+  return result;
+}
+
+}  // namespace
+
+QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
+                              const RecipeEnvironment& env) {
+  o.validate();
+  QuantizeResult result = o.recipe == "tmpq" ? quantize_tmpq(model, o, env, progress)
+                          : o.recipe == "vq" ? quantize_vq(model, o, progress)
+                                             : quantize_scalar(model, o, progress);
+  if (o.bias_samples > 0) correct_eps_bias(model, o, result, progress);
   return result;
 }
 

@@ -13,6 +13,9 @@
 //               an EMA, momentum 0.95, of per-batch min/max).
 //   tfmq+cache  tfmq, but the artifact carries the fp32 temporal features of every step
 //               of its schedule instead of a quantized TIB (exact; TIAR is not needed).
+//   tmpq, vq    engine/quant/tmpq, engine/quant/vq.
+// Every recipe ends with the eps bias correction when options.bias_samples > 0
+// (engine/quant/bias_correction.h).
 // See ../shared/methods.md for the published algorithms; iteration counts are options.
 #pragma once
 
@@ -26,6 +29,7 @@
 #include "engine/quant/calibration.h"
 #include "engine/quant/quant_model.h"
 #include "engine/quant/reconstruction.h"
+#include "engine/sampling/eps_bias.h"
 #include "format/quantize_options.h"
 #include "format/recipes.h"
 
@@ -51,6 +55,7 @@ struct QuantizeResult {
   nlohmann::json timings;  // seconds per stage
   nlohmann::json report = nlohmann::json::object();  // recipe-specific report fields (tmpq: the search)
   std::vector<uint8_t> figure_png;  // a figure for the report (tmpq: fitness against BitOPs), or empty
+  std::shared_ptr<const EpsBias> eps_bias;  // options.bias_samples > 0: the model's eps bias
 };
 
 // Runtime inputs of recipes that evaluate images (not options: where things are on this machine).

@@ -22,6 +22,10 @@ size_t parameter_bytes(torch::nn::Module& m) {
   return bytes;
 }
 
+size_t eps_bias_bytes(const LoadedArtifact& a) {
+  return a.eps_bias ? static_cast<size_t>(a.eps_bias->maps.numel()) * a.eps_bias->maps.element_size() : 0;
+}
+
 // QDM_EXECUTION_PLAN=0 runs artifacts on the per-layer integer kernels inside LibTorch's graph
 // instead (for comparisons and bisection).
 bool use_execution_plan() {
@@ -84,7 +88,7 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     const QGemmIsa isa = best_isa();
     m.plan_ = std::make_shared<ExecutionPlan>(*m.artifact_->model, isa);
     m.kernels_ = std::string("int plan (") + isa_name(isa) + ")";
-    m.weight_bytes_ = m.plan_->weight_bytes();
+    m.weight_bytes_ = m.plan_->weight_bytes() + eps_bias_bytes(*m.artifact_);
     m.path_ = path;
     m.sha256_ = m.artifact_->sha256;
     m.schedule_ = std::make_shared<NoiseSchedule>(m.artifact_->info.scheduler);
@@ -99,7 +103,7 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     m.kernels_ = "sim";
   }
   // Sim runs on the fp32 grid weights (the parameters themselves); int keeps packed weights only.
-  m.weight_bytes_ = parameter_bytes(*m.artifact_->model->unet) + int_bytes;
+  m.weight_bytes_ = parameter_bytes(*m.artifact_->model->unet) + int_bytes + eps_bias_bytes(*m.artifact_);
   for (const auto& l : m.artifact_->model->layers)
     if (l->fake_weight.defined() && !l->fake_weight.is_alias_of(l->fp_weight()))
       m.weight_bytes_ += static_cast<size_t>(l->fake_weight.numel()) * 4;
@@ -135,6 +139,7 @@ at::Tensor LoadedModel::sample(const SampleRequest& request,
   SampleRequest on_device = request;
   on_device.device = device_;
   on_device.null_class = config().null_class;
+  if (artifact_) on_device.eps_bias = artifact_->eps_bias;
   // No label on a conditional model: unconditional sampling with the null class.
   if (config().conditional() && request.class_labels.empty())
     on_device.class_labels.assign(static_cast<size_t>(request.num_images), *config().null_class);

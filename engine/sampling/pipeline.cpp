@@ -31,7 +31,8 @@ at::Tensor sample_images(const NoiseSchedule& schedule, const ModelDenoiser& den
     if (!request.class_labels.empty())
       labels = at::tensor(std::vector<int64_t>(request.class_labels.begin() + done, request.class_labels.begin() + done + n),
                           at::kLong).to(request.device);
-    const Denoiser guided = guided_denoiser(denoise, labels, request.null_class, request.guidance_scale);
+    Denoiser guided = guided_denoiser(denoise, labels, request.null_class, request.guidance_scale);
+    if (request.eps_bias) guided = bias_corrected(std::move(guided), request.eps_bias, labels, request.null_class);
     out.push_back(run_sampler(schedule, request.sampler, guided, noise, channels, size, cb).cpu());
     done += n;
   }

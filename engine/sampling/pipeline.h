@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "engine/sampling/eps_bias.h"
 #include "engine/sampling/guidance.h"
 #include "engine/sampling/samplers.h"
 
@@ -28,6 +30,9 @@ struct SampleRequest {
   std::vector<int> class_labels;
   std::optional<int> null_class;
   double guidance_scale = 1.0;
+  // A quantized model's eps bias, subtracted from its unconditional predictions (set by
+  // LoadedModel from the artifact; null: none).
+  std::shared_ptr<const EpsBias> eps_bias;
 };
 
 struct SampleProgress {

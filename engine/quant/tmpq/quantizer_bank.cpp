@@ -25,7 +25,7 @@ QuantizerBank build_bank(const DiffusionModel& model, QuantizedUNet& q, const Re
   bank.base = base_timesteps(model, o);
   for (size_t i = 0; i < bank.base.size(); ++i) bank.index[bank.base[i]] = i;
   const int T = model.scheduler.num_train_timesteps;
-  for (const auto& [lo, hi] : timestep_groups(T, o.search.steps)) {
+  for (const auto& [lo, hi] : timestep_groups(T, o.search.steps, o.search.group_power)) {
     std::vector<int> in_group;
     for (int t : bank.base)
       if (t >= lo && t < hi) in_group.push_back(t);
