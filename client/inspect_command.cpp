@@ -87,6 +87,10 @@ nlohmann::json describe(const std::string& path) {
                       {"report", info.report},
                       {"timings", info.timings},
                       {"figure_png_bytes", info.figure_png.size()}};
+  // The eps bias correction's maps: trajectories measured on, bytes (null when absent).
+  const TensorInfo* bias = file.find("eps_bias");
+  j["eps_bias"] = bias ? nlohmann::json{{"samples", info.recipe.value("bias_samples", 0)}, {"bytes", bias->nbytes()}}
+                       : nlohmann::json(nullptr);
   return j;
 }
 
@@ -147,6 +151,9 @@ void add_inspect_command(CLI::App& app) {
     if (j.contains("resident_weight_bytes"))
       fmt::print("resident    {} bytes on {} ({:.3f}x of fp32)\n", j["resident_weight_bytes"].get<size_t>(), j["kernels"].get<std::string>(),
                  j["resident_vs_fp32"].get<double>());
+    if (j["eps_bias"].is_object())
+      fmt::print("eps bias    measured on {} fp32 trajectories, {} bytes; subtracted from unconditional predictions\n",
+                 j["eps_bias"]["samples"].get<int>(), j["eps_bias"]["bytes"].get<uint64_t>());
     if (j["timings"].contains("total"))
       fmt::print("quantized   in {:.0f} s\n", j["timings"]["total"].get<double>());
     const auto& r = j["report"];

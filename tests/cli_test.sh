@@ -71,6 +71,16 @@ PY
 [ -s "$work/qpng/00001.png" ] || fail "no image from the artifact"
 grep -q "qdm:recipe" "$work/qpng/00001.png" || fail "no recipe in the PNG"
 
+# qdm bias-correct: the eps bias added to an existing artifact, shown by inspect, sampled from.
+"$qdm" bias-correct --model "$work/model" --artifact "$work/q.safetensors" --out "$work/qb.safetensors" --bias-samples 2 \
+  >/dev/null 2>&1 || fail "bias-correct"
+"$qdm" inspect --json --no-resident "$work/qb.safetensors" | python3 -c '
+import json, sys; j = json.load(sys.stdin); b = j["eps_bias"]
+assert b["samples"] == 2 and b["bytes"] == 4 * 32 * 32 * 2, b' || fail "inspect shows no eps bias"
+plain=$("$qdm" inspect --json --no-resident "$work/q.safetensors")  # captured: grep -q would end the pipe early
+grep -q '"eps_bias": null' <<<"$plain" || fail "eps bias where none was measured"
+"$qdm" sample --artifact "$work/qb.safetensors" --num 1 --out "$work/qbpng" >/dev/null 2>&1 || fail "sample the corrected artifact"
+
 # qdm inspect: bits per weight over the weights an artifact stores. tfmq stores every conv and
 # linear layer; tfmq+cache and vq replace the temporal block by its features, which then count
 # in neither the bytes nor the weights (vq: the same count as its own report's).
