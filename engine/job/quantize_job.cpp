@@ -39,7 +39,8 @@ class StagePlan {
       add("kernel latency", 30.0 * s.weight_bits.size());
       add("search", 0.4 * s.generations * s.population * s.steps * s.fitness_images + 0.4 * s.final_candidates * s.steps * s.final_images);
     }
-    add("eps bias", r.bias_samples * steps * 2.0);  // fp32 trajectories and the quantized model on them
+    // fp32 trajectories over the artifact's schedule (tmpq: the searched one) and the quantized model on them
+    add("eps bias", r.bias_samples * (r.recipe == "tmpq" ? r.search.steps : steps) * 2.0);
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1) + 1.5));
     add("writing artifact", 0.01 * calib + 1);
   }
