@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   qdm::LoadedModel model = artifact.empty() ? qdm::LoadedModel::from_folder(model_dir, device)
                                             : qdm::LoadedModel::from_artifact(artifact, qdm::parse_kernel_mode(kernels), device);
   const std::string what = (artifact.empty() ? model_dir + " (fp32" : artifact + " (" + model.kernels()) + ", " + device.str() + ")";
+  const qdm::SamplerOptions sampler = model.default_sampler();  // an artifact's own (DDIM for fp32 models)
   std::ostringstream table;
   table << "| model | batch | steps | images/s | ms per step | s per batch | weight bytes | peak RSS MiB |\n"
         << "|---|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -69,9 +70,7 @@ int main(int argc, char** argv) {
     qdm::SampleRequest req;
     req.num_images = batch;
     req.batch_size = batch;
-    req.sampler.steps = steps;
-    // One short warm-up so one-time allocations are not timed.
-    req.sampler = model.default_sampler();
+    req.sampler = sampler;
     req.sampler.steps = steps;
     qdm::SampleRequest warm = req;
     warm.num_images = warm.batch_size = 1;
@@ -84,7 +83,7 @@ int main(int argc, char** argv) {
     spdlog::info("batch {}: {:.3f} images/s, {:.1f} ms/step", batch, batch / secs, 1000 * secs / steps);
   }
   std::ostringstream doc;
-  doc << "# Sampling throughput\n\n" << what << ", DDIM, " << qdm::compute_threads() << " threads.\n\n" << table.str()
+  doc << "# Sampling throughput\n\n" << what << ", " << qdm::sampler_name(sampler.kind) << ", " << qdm::compute_threads() << " threads.\n\n" << table.str()
       << "\nReproduce: `build/bin/qdm_sampling_bench " << (artifact.empty() ? "--model " + model_dir : "--artifact " + artifact + " --kernels " + kernels)
       << " --device " << device.str() << " --steps " << steps << " --out <file>`\n";
   std::printf("%s", doc.str().c_str());
