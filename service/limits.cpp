@@ -75,7 +75,7 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
     return invalid("options.search is over this service's limits (population and generations 1000, images " +
                    std::to_string(limits.max_report_samples) + ", base_steps " + std::to_string(limits.max_steps) + ")");
   if (!std::isfinite(s.mutation_prob()) || !std::isfinite(s.bitops_cap()) || !std::isfinite(s.ms_cap()) || !std::isfinite(s.group_power()))
-    return invalid("options.search: mutation_prob, bitops_cap and ms_cap must be finite numbers");
+    return invalid("options.search: mutation_prob, bitops_cap, ms_cap and group_power must be finite numbers");
   const auto& v = o.vq();
   if (v.max_rounds() < 0 || v.max_rounds() > 100 || v.adam_steps() < 0 || v.adam_steps() > limits.max_iters ||
       v.step_stride() < 0 || v.step_stride() > limits.max_steps)

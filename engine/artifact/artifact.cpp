@@ -36,16 +36,19 @@ bool has_per_step_tables(const QuantizedUNet& m) {
   return false;
 }
 
+// The eps bias as stored (F16), after checking it fits the artifact's schedule and image shape.
+at::Tensor eps_bias_tensor(const EpsBias& bias, const std::vector<int>& timesteps, const UNetConfig& config) {
+  if (bias.timesteps != timesteps) throw ArtifactError("the eps bias was measured on another schedule than the artifact's");
+  bias.check(config.in_channels, config.sample_size);
+  return bias.maps.to(at::kHalf).contiguous();
+}
+
 }  // namespace
 
 void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info, const EpsBias* eps_bias) {
   at::NoGradGuard no_grad;
   TensorMap tensors;
-  if (eps_bias) {
-    if (eps_bias->timesteps != info.timesteps) throw ArtifactError("the eps bias was measured on another schedule");
-    eps_bias->check(model.unet->config().in_channels, model.unet->config().sample_size);
-    tensors["eps_bias"] = eps_bias->maps.to(at::kHalf).contiguous();
-  }
+  if (eps_bias) tensors["eps_bias"] = eps_bias_tensor(*eps_bias, info.timesteps, model.unet->config());
   std::set<std::string> packed_weights;
   ArtifactInfo meta = info;
   meta.layers.clear();
@@ -105,13 +108,11 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
 void add_eps_bias(const std::string& in_path, const std::string& out_path, const EpsBias& bias, int samples,
                   double seconds) {
   const SafeTensors file = SafeTensors::read_file(in_path);
-  ArtifactInfo info = read_artifact_info(file);
-  if (bias.timesteps != info.timesteps) throw ArtifactError("the eps bias was measured on another schedule than the artifact's");
-  bias.check(info.config.in_channels, info.config.sample_size);
+  const ArtifactInfo info = read_artifact_info(file);
   TensorMap tensors;
   for (const auto& t : file.tensors())
     if (t.name != "eps_bias") tensors[t.name] = to_tensor(file, t);
-  tensors["eps_bias"] = bias.maps.to(at::kHalf).contiguous();
+  tensors["eps_bias"] = eps_bias_tensor(bias, info.timesteps, info.config);
   std::map<std::string, std::string> metadata = file.metadata();
   nlohmann::json meta = nlohmann::json::parse(metadata.at("qdm"));
   meta["recipe"]["bias_samples"] = samples;

@@ -6,7 +6,6 @@
 #include <unordered_map>
 
 #include "engine/artifact/artifact.h"
-#include "engine/kernels/qgemm.h"
 #include "engine/model/unet_denoiser.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/pipeline.h"
@@ -50,24 +49,18 @@ EpsBias measure_eps_bias(const NoiseSchedule& schedule, const ModelDenoiser& fp,
   return bias;
 }
 
+namespace {
+// The trajectories' seeds start here: apart from the calibration trajectories and the evaluation's seeds 0...
+uint64_t bias_seed(uint64_t calib_seed) { return calib_seed + 1000000; }
+}  // namespace
+
 void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& o, QuantizeResult& result,
                       const QuantizeCallback& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  QuantizedUNet& q = *result.model;
-  ModelDenoiser quantized;
-  if (ExecutionPlan::unsupported(q).empty()) {
-    quantized = plan_denoiser(std::make_shared<ExecutionPlan>(q, best_isa()), result.timesteps, true);
-  } else {
-    std::unordered_map<int, int> index;
-    for (size_t i = 0; i < result.timesteps.size(); ++i) index[result.timesteps[i]] = static_cast<int>(i);
-    quantized = [&q, index](const at::Tensor& x, int t, int, const at::Tensor& labels) {
-      return q.forward(x, t, index.at(t), labels);
-    };
-  }
-  const NoiseSchedule schedule(model.scheduler);
-  EpsBias bias = measure_eps_bias(schedule, unet_denoiser(model.unet), quantized, result.sampler, model.config.in_channels,
+  EpsBias bias = measure_eps_bias(NoiseSchedule(model.scheduler), unet_denoiser(model.unet),
+                                  quantized_denoiser(*result.model, result.timesteps), result.sampler, model.config.in_channels,
                                   model.config.sample_size, model.config.null_class, o.bias_samples,
-                                  o.calib_seed + 1000000, o.batch, [&](int done, int total) {
+                                  bias_seed(o.calib_seed), o.batch, [&](int done, int total) {
                                     report_stage(progress, "eps bias", done, total);
                                     return true;
                                   });
@@ -82,14 +75,11 @@ void correct_artifact(const DiffusionModel& model, const std::string& artifact_p
   LoadedArtifact a = load_artifact(artifact_path);
   if (a.info.source_sha256 != model.weights_sha256)
     throw std::invalid_argument("the artifact was not quantized from this model (its source weights' sha256 differs)");
-  const ModelDenoiser quantized =
-      ExecutionPlan::unsupported(*a.model).empty()
-          ? plan_denoiser(std::make_shared<ExecutionPlan>(*a.model, best_isa()), a.info.timesteps, a.per_step_tables)
-          : artifact_denoiser(a);
   const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
-  const EpsBias bias = measure_eps_bias(NoiseSchedule(a.info.scheduler), unet_denoiser(model.unet), quantized, a.info.sampler,
-                                        model.config.in_channels, model.config.sample_size, model.config.null_class, samples,
-                                        calib_seed + 1000000, batch, progress);
+  const EpsBias bias = measure_eps_bias(NoiseSchedule(a.info.scheduler), unet_denoiser(model.unet),
+                                        quantized_denoiser(*a.model, a.info.timesteps), a.info.sampler, model.config.in_channels,
+                                        model.config.sample_size, model.config.null_class, samples, bias_seed(calib_seed), batch,
+                                        progress);
   add_eps_bias(artifact_path, out_path, bias, samples, seconds_since(t0));
 }
 

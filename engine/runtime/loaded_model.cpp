@@ -51,6 +51,11 @@ ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vect
   };
 }
 
+ModelDenoiser quantized_denoiser(QuantizedUNet& q, const std::vector<int>& timesteps) {
+  if (ExecutionPlan::unsupported(q).empty()) return plan_denoiser(std::make_shared<ExecutionPlan>(q, best_isa()), timesteps, true);
+  return [&q](const at::Tensor& x, int t, int step, const at::Tensor& labels) { return q.forward(x, t, step, labels); };
+}
+
 KernelMode parse_kernel_mode(const std::string& name) {
   if (name == "int") return KernelMode::kInt;
   if (name == "sim") return KernelMode::kSim;

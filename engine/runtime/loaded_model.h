@@ -20,6 +20,11 @@ namespace qdm {
 // them is an error.
 ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vector<int>& timesteps, bool per_step);
 
+// A quantized model in memory (a recipe's result, or an artifact's simulation) on the kernels that
+// serve it: the execution plan where it supports the model, else the simulation. The step index
+// is taken as the table entry, so sample it over its own schedule (`timesteps`).
+ModelDenoiser quantized_denoiser(QuantizedUNet& q, const std::vector<int>& timesteps);
+
 // How a quantized artifact runs: integer kernels (default) or the fake-quant simulation.
 enum class KernelMode { kInt, kSim };
 KernelMode parse_kernel_mode(const std::string& name);  // "int" | "sim"

@@ -26,8 +26,10 @@ Denoiser bias_corrected(Denoiser denoise, std::shared_ptr<const EpsBias> bias, c
                         std::optional<int> null_class) {
   at::Tensor mask;  // (N, 1, 1, 1) float: 1 where the bias applies; undefined: everywhere
   if (labels.defined()) {
-    if (!null_class || !labels.eq(*null_class).any().item<bool>()) return denoise;
-    mask = labels.eq(*null_class).to(at::kFloat).view({-1, 1, 1, 1});
+    if (!null_class) return denoise;
+    const at::Tensor is_null = labels.eq(*null_class);
+    if (!is_null.any().item<bool>()) return denoise;
+    mask = is_null.to(at::kFloat).view({-1, 1, 1, 1});
   }
   return [denoise = std::move(denoise), bias = std::move(bias), mask](const at::Tensor& x, int t, int step) {
     const at::Tensor eps = denoise(x, t, step);

@@ -11,7 +11,6 @@
 #include "engine/data/fashion_mnist.h"
 #include "engine/eval/evaluator.h"
 #include "engine/job/reference_images.h"
-#include "engine/kernels/qgemm.h"
 #include "engine/quant/quality.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/pipeline.h"
@@ -52,12 +51,8 @@ at::Tensor sample_candidate(const DiffusionModel& model, const QuantizerBank& ba
                             int images, uint64_t seed0) {
   assemble(bank, c, q);
   const SampleRequest req = request_for(model.config, images, seed0, schedule_of(c));
-  const NoiseSchedule schedule(model.scheduler);
-  if (!ExecutionPlan::unsupported(q).empty())
-    return sample_images(schedule, [&](const at::Tensor& x, int t, int step, const at::Tensor& labels) { return q.forward(x, t, step, labels); },
-                         model.config.in_channels, model.config.sample_size, req);
-  return sample_images(schedule, plan_denoiser(std::make_shared<ExecutionPlan>(q, best_isa()), c.timesteps, true),
-                       model.config.in_channels, model.config.sample_size, req);
+  return sample_images(NoiseSchedule(model.scheduler), quantized_denoiser(q, c.timesteps), model.config.in_channels,
+                       model.config.sample_size, req);
 }
 
 struct State {
