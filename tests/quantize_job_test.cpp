@@ -9,6 +9,8 @@
 #include "engine/artifact/artifact.h"
 #include "engine/job/quantize_job.h"
 #include "engine/model/model_folder.h"
+#include "engine/model/unet_denoiser.h"
+#include "engine/sampling/pipeline.h"
 #include "engine/util/threads.h"
 #include "format/safetensors.h"
 #include "tests/test_models.h"
@@ -41,10 +43,21 @@ double process_cpu_seconds() {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-// Old fixed stage spans put rtn at 85% when its quality report, most of its time, began.
+// Old fixed stage spans put rtn at 85% when its quality report, most of its time, began. The
+// stages' cost estimates are measured on the shipped model, so the job runs on it (a tiny model's
+// ratios differ: its fake-quantized report images cost relatively more, and a loaded machine
+// moved them past any bound the old spans would also pass).
 TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
+  const DiffusionModel shipped = load_model_folder(std::string(QDM_SOURCE_DIR) + "/models/fmnist-ddpm");
   const int threads = compute_threads();
   set_compute_threads(1);
+  {  // LibTorch's first calls (allocator, kernels' lazy set-up) are not the job's stages' work
+    SampleRequest warm;
+    warm.num_images = 4;
+    warm.sampler.steps = 2;
+    warm.class_labels = {0, 1, 2, 3};
+    sample_images(NoiseSchedule(shipped.scheduler), unet_denoiser(shipped.unet), 1, 32, warm);
+  }
   for (const char* recipe : {"rtn", "tfmq"}) {
     QuantizeJobOptions o;
     o.recipe.recipe = recipe;
@@ -57,7 +70,7 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
     std::vector<std::pair<double, double>> points;  // (seconds, overall)
     const double start = process_cpu_seconds();
     std::vector<std::string> stages;
-    quantize_to_artifact(*model_, o, dir_ + "/a.safetensors", [&](const QuantizeJobProgress& p) {
+    quantize_to_artifact(shipped, o, dir_ + "/a.safetensors", [&](const QuantizeJobProgress& p) {
       stages.push_back(p.stage);
       points.emplace_back(process_cpu_seconds() - start, p.overall);
       return true;
@@ -66,16 +79,14 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
     double last = 0, worst = 0;
     for (size_t i = 0; i < points.size(); ++i) {
       const auto [t, overall] = points[i];
-      if (getenv("QDM_TEST_VERBOSE")) printf("%s %.3f %.3f %s\n", recipe, t / total, overall, stages[i].c_str());
+      if (getenv("QDM_TEST_VERBOSE")) printf("%s %.3f %.3f %s %.3f\n", recipe, t / total, overall, stages[i].c_str(), t);
       EXPECT_GE(overall, last - 1e-9) << recipe << " " << stages[i];
       last = overall;
       worst = std::max(worst, std::abs(overall - t / total));
     }
-    // The fixed stage spans this replaced put rtn at 85% when its quality report, most of its
-    // time, began (a 0.45 gap here); the cost estimates, measured on the shipped model, stay
-    // within these bounds on this tiny one (rtn: 0.27 here; its fake-quantized report images
-    // cost relatively more, its weight-range search relatively less than the real model's).
-    EXPECT_LT(worst, std::string(recipe) == "rtn" ? 0.32 : 0.4) << recipe << ": progress strays from the work done by " << worst;
+    // The fixed stage spans this replaced strayed by 0.45 (rtn's report); the estimates stay
+    // within 0.11 here on an idle machine, 0.16 with three processes on two cores.
+    EXPECT_LT(worst, 0.25) << recipe << ": progress strays from the work done by " << worst;
   }
   set_compute_threads(threads);
 }
