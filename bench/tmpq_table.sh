@@ -6,7 +6,8 @@
 #   TMPQ-DM searched at those N (default search), with each sampler of SAMPLERS (the search's
 #   images and the artifact's sampler), under the BitOPs cap (the all-6-bit model's)
 #   and under a measured-time cap instead (1.2x TFMQ W4A8's measured ms per image at batch 1 at
-#   the same N, no BitOPs cap: on qdm's kernels time hardly depends on the bit widths),
+#   the same N, no BitOPs cap: on qdm's kernels time hardly depends on the bit widths), the
+#   latter with the paper's timestep groups and with even ones (--group-power 1),
 # with BitOPs per image, measured ms per image at batch 1 and 64 (integer kernels: the execution
 # plan; FP32: LibTorch), resident weight bytes and search wall time.
 #   bash bench/tmpq_table.sh              (from the repository root, after .ci/setup)
@@ -92,11 +93,13 @@ for n in $steps; do
     evaluate "tfmq_w4a8${sfx}_n$n" --artifact "$a"
     speed "tfmq_w4a8${sfx}_n$n" "$n" --artifact "$a" --kernels int
 
-    for cap in bitops ms; do
+    # ms_even: the time cap with even timestep groups (--group-power 1) instead of the paper's
+    for cap in bitops ms ms_even; do
       name="tmpq_${cap}${sfx}_n$n"
       a="$out/$name.safetensors"
       budget=()
-      [ "$cap" = ms ] && budget=(--ms-cap "$(ms_b1 "tfmq_w4a8${sfx}_n$n" | awk '{ printf "%.3f", 1.2 * $1 }')" --bitops-cap 100)
+      [ "$cap" != bitops ] && budget=(--ms-cap "$(ms_b1 "tfmq_w4a8${sfx}_n$n" | awk '{ printf "%.3f", 1.2 * $1 }')" --bitops-cap 100)
+      [ "$cap" = ms_even ] && budget+=(--group-power 1)
       if [ ! -s "$a" ] && [ ! -s "$out/$name.inspect.json" ] && ! "$qdm" quantize --model "$model" --recipe tmpq --steps "$n" --sampler "$sampler" "${budget[@]}" "${search[@]}" \
           --classifier "$classifier" --report-samples 0 --cache-dir "$out/cache" --search-state "$out/state/$name" --out "$a" \
           >"$out/$name.log" 2>&1; then
