@@ -95,12 +95,12 @@ fp100 = fid.get("fp_ddim100")
 s100 = speed("fp_ddim100")
 for sfx, sampler in samplers:
     for n in steps:
+        u = fid.get(f"fp_ddim{n}")
+        same = fid.get(f"fp{sfx}{n}") if sfx else None  # FP32 at N with the same sampler
         for cap in caps:
             t = fid.get(f"tmpq_{cap}{sfx}_n{n}")
             if t is None or fp100 is None:
                 continue
-            u = fid.get(f"fp_ddim{n}")
-            same = fid.get(f"fp{sfx}{n}") if sfx else None  # FP32 at N with the same sampler
             ok = t <= 1.1 * fp100 and (u is None or t < u)
             lines.append(f"- N = {n}, {sampler}: TMPQ ({caps[cap]}) FID {t:.1f} against FP DDIM-100 {fp100:.1f} (goal at N = 10: <= {1.1 * fp100:.1f})"
                          + (f" and uniform FP DDIM-{n} {u:.1f}" if u is not None else "") + (" - met" if ok else " - not met")

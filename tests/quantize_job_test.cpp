@@ -56,7 +56,8 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
     warm.num_images = 4;
     warm.sampler.steps = 2;
     warm.class_labels = {0, 1, 2, 3};
-    sample_images(NoiseSchedule(shipped.scheduler), unet_denoiser(shipped.unet), 1, 32, warm);
+    sample_images(NoiseSchedule(shipped.scheduler), unet_denoiser(shipped.unet), shipped.config.in_channels,
+                  shipped.config.sample_size, warm);
   }
   for (const char* recipe : {"rtn", "tfmq"}) {
     QuantizeJobOptions o;
