@@ -33,11 +33,14 @@ struct SourceArgs {
 };
 void add_source_options(CLI::App* cmd, SourceArgs& args);
 at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& request);
+// --finetune-*: fine-tuning against the fp32 model (quantize, finetune).
+void add_finetune_options(CLI::App* cmd, FinetuneOptions& options);
 
 void add_train_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_finetune_command(CLI::App& app);
 void add_bias_correct_command(CLI::App& app);
 void add_train_classifier_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);

@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   qdm::cli::add_eval_command(app);
   qdm::cli::add_quantize_command(app);
   qdm::cli::add_bias_correct_command(app);
+  qdm::cli::add_finetune_command(app);
   qdm::cli::add_inspect_command(app);
   qdm::cli::add_train_command(app);
   qdm::cli::add_train_classifier_command(app);

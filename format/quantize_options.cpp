@@ -59,7 +59,22 @@ nlohmann::json RecipeOptions::to_json() const {
           {"lsq_lr", recon.act_lr}};
   j.update(sampler.to_json());
   if (recipe == "vq") j["vq"] = vq.to_json();
+  if (finetune.iters > 0) j["finetune"] = finetune.to_json();
   return j;
+}
+
+nlohmann::json FinetuneOptions::to_json() const {
+  return {{"iters", iters}, {"samples", samples}, {"holdout", holdout}, {"batch", batch},
+          {"lr", lr},       {"evals", evals},     {"seed", seed}};
+}
+
+void FinetuneOptions::validate() const {
+  if (iters < 0) throw std::invalid_argument("finetune iters must be >= 0 (0: no fine-tuning)");
+  if (iters == 0) return;
+  if (samples < 1 || holdout < 1) throw std::invalid_argument("finetune samples and holdout must be >= 1");
+  if (batch < 1 || batch > samples) throw std::invalid_argument("finetune batch must be in [1, finetune samples]");
+  if (!(lr > 0 && lr <= 0.1)) throw std::invalid_argument("finetune lr must be in (0, 0.1]");
+  if (evals < 1) throw std::invalid_argument("finetune evals must be >= 1");
 }
 
 nlohmann::json VqOptions::to_json() const {
@@ -145,6 +160,7 @@ void RecipeOptions::validate() const {
   if (bias_samples < 0) throw std::invalid_argument("bias_samples must be >= 0 (0: no eps bias correction)");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
   if (recipe == "tmpq") search.validate();
+  finetune.validate();
   if (recipe == "vq") {
     vq.validate();
     if (spec.act_bits != 0 && spec.act_bits != 8) throw std::invalid_argument("recipe vq runs with act_bits 8 or 32 (fp32)");

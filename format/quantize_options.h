@@ -109,6 +109,28 @@ struct VqOptions {
   void validate() const;
 };
 
+// Fine-tuning against the fp32 model (every recipe, after its weights and before the eps bias; on
+// an existing artifact: qdm finetune). Adam on the quantized model's continuous parameters with
+// every integer code fixed: each scalar layer's weight scales, each vq layer's row scales and
+// codebooks (kept on their integer grid by a straight-through rounding), and the parameters that
+// stay fp32 (biases, norms, fp32 layers); the loss is the mean squared error between its noise
+// predictions and the fp32 model's on the x_t of fp32 sampling trajectories over the artifact's
+// schedule (one step per iteration). The parameters are kept as they were at the lowest error on
+// held-out trajectories (the start included: fine-tuning never raises it).
+// See engine/quant/finetune.h.
+struct FinetuneOptions {
+  int iters = 0;        // Adam steps (0: no fine-tuning)
+  int samples = 64;     // training trajectories, seeds calib_seed + 2,000,000 + i
+  int holdout = 16;     // held-out trajectories (the seeds after those), the selection's error
+  int batch = 32;       // trajectories per step
+  double lr = 1e-3;     // relative for scales and codebooks (cosine decay to 0); biases and norms 0.1x
+  int evals = 8;        // held-out evaluations over the run (the best is kept)
+  uint64_t seed = 0;    // the order of steps and trajectories
+
+  nlohmann::json to_json() const;
+  void validate() const;
+};
+
 // The TMPQ-DM timestep groups for T training steps and n groups, ascending [lo, hi): boundaries
 // (linspace(0, (0.8 T)^(1/power), n))^power without the first point, the last group [0.8 T, T);
 // power 2 is the paper's.
@@ -130,6 +152,7 @@ struct RecipeOptions {
   int bias_samples = 0;
   SearchOptions search;       // tmpq
   VqOptions vq;               // vq
+  FinetuneOptions finetune;   // every recipe: finetune.iters > 0
 
   nlohmann::json to_json() const;
   // Throws std::invalid_argument naming the option: an unknown recipe, bits, counts.

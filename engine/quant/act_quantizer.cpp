@@ -79,6 +79,10 @@ at::Tensor ActQuantizer::operator()(const at::Tensor& x, int step) {
   const size_t i = scale.size() == 1 ? 0 : static_cast<size_t>(step);
   if (i >= scale.size()) throw std::out_of_range("ActQuantizer: no table entry for step " + std::to_string(step));
   const double s = scale[i], z = zero_point[i];
+  if (x.requires_grad()) {  // fine-tuning what comes before: the rounding passes gradients straight through
+    const at::Tensor y = x / s;
+    return (at::clamp(y + (at::round(y) - y).detach() + z, 0, static_cast<double>(qmax(bits))) - z) * s;
+  }
   return (at::clamp(at::round(x / s) + z, 0, static_cast<double>(qmax(bits))) - z) * s;
 }
 

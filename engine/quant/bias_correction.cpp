@@ -49,18 +49,13 @@ EpsBias measure_eps_bias(const NoiseSchedule& schedule, const ModelDenoiser& fp,
   return bias;
 }
 
-namespace {
-// The trajectories' seeds start here: apart from the calibration trajectories and the evaluation's seeds 0...
-uint64_t bias_seed(uint64_t calib_seed) { return calib_seed + 1000000; }
-}  // namespace
-
 void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& o, QuantizeResult& result,
                       const QuantizeCallback& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   EpsBias bias = measure_eps_bias(NoiseSchedule(model.scheduler), unet_denoiser(model.unet),
                                   quantized_denoiser(*result.model, result.timesteps), result.sampler, model.config.in_channels,
                                   model.config.sample_size, model.config.null_class, o.bias_samples,
-                                  bias_seed(o.calib_seed), o.batch, [&](int done, int total) {
+                                  eps_bias_seed(o.calib_seed), o.batch, [&](int done, int total) {
                                     report_stage(progress, "eps bias", done, total);
                                     return true;
                                   });
@@ -78,7 +73,7 @@ void correct_artifact(const DiffusionModel& model, const std::string& artifact_p
   const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
   const EpsBias bias = measure_eps_bias(NoiseSchedule(a.info.scheduler), unet_denoiser(model.unet),
                                         quantized_denoiser(*a.model, a.info.timesteps), a.info.sampler, model.config.in_channels,
-                                        model.config.sample_size, model.config.null_class, samples, bias_seed(calib_seed), batch,
+                                        model.config.sample_size, model.config.null_class, samples, eps_bias_seed(calib_seed), batch,
                                         progress);
   add_eps_bias(artifact_path, out_path, bias, samples, seconds_since(t0));
 }

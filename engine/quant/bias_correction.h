@@ -23,6 +23,10 @@ EpsBias measure_eps_bias(const NoiseSchedule& schedule, const ModelDenoiser& fp,
                          const SamplerOptions& sampler, int64_t channels, int64_t size, std::optional<int> null_class,
                          int samples, uint64_t seed, int batch, const std::function<bool(int, int)>& progress = nullptr);
 
+// The seed of the eps bias's first trajectory: calib_seed + 1,000,000 (apart from the calibration
+// trajectories and the evaluation's seeds 0..).
+inline uint64_t eps_bias_seed(uint64_t calib_seed) { return calib_seed + 1000000; }
+
 // The stage: result.eps_bias of result.model (on the integer execution plan, which serves it, or
 // the simulation where the plan does not support the model) over result's schedule, on
 // options.bias_samples trajectories from seed options.calib_seed + 1,000,000 (apart from the

@@ -21,7 +21,7 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
   CalibrationSet calib;
   calib.timesteps = sampler_timesteps(schedule, sampler);
   const int steps = static_cast<int>(calib.timesteps.size());
-  std::vector<std::vector<at::Tensor>> per_step(static_cast<size_t>(steps));
+  std::vector<std::vector<at::Tensor>> per_step(static_cast<size_t>(steps)), per_step_eps(per_step.size());
   const int64_t channels = unet->config().in_channels, size = unet->config().sample_size;
   calib.labels = calibration_labels(unet->config(), samples);
   for (int done = 0; done < samples;) {
@@ -29,7 +29,9 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
     SeededNoise noise = SeededNoise::consecutive(seed + static_cast<uint64_t>(done), n);
     Denoiser record = [&](const at::Tensor& x, int t, int step) {
       per_step[static_cast<size_t>(step)].push_back(x.clone());
-      return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)), calib.labels_of(done, n));
+      at::Tensor eps = unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)), calib.labels_of(done, n));
+      per_step_eps[static_cast<size_t>(step)].push_back(eps.clone());
+      return eps;
     };
     run_sampler(schedule, sampler, record, noise, channels, size,
                 [&](int step, int total) {
@@ -39,6 +41,7 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
     done += n;
   }
   for (auto& xs : per_step) calib.inputs.push_back(at::cat(xs, 0));
+  for (auto& es : per_step_eps) calib.eps.push_back(at::cat(es, 0));
   return calib;
 }
 

@@ -16,6 +16,7 @@ namespace qdm {
 struct CalibrationSet {
   std::vector<int> timesteps;      // step i of the schedule visits timesteps[i]
   std::vector<at::Tensor> inputs;  // per step: (n, C, H, W) x_t
+  std::vector<at::Tensor> eps;     // per step: the fp32 model's noise prediction at those x_t
   // Class-conditional models: trajectory i's label (n), spread over every class and the null
   // class; undefined otherwise.
   at::Tensor labels;

@@ -4,6 +4,7 @@
 
 #include "engine/model/unet_2d.h"
 #include "engine/quant/bias_correction.h"
+#include "engine/quant/finetune.h"
 #include "engine/quant/tmpq/tmpq_recipe.h"
 #include "engine/quant/uniform_quant.h"
 #include "engine/quant/vq/vq_recipe.h"
@@ -125,6 +126,7 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   QuantizeResult result = o.recipe == "tmpq" ? quantize_tmpq(model, o, env, progress)
                           : o.recipe == "vq" ? quantize_vq(model, o, progress)
                                              : quantize_scalar(model, o, progress);
+  if (o.finetune.iters > 0) finetune_stage(model, o, result, progress);
   if (o.bias_samples > 0) correct_eps_bias(model, o, result, progress);
   return result;
 }
