@@ -33,7 +33,9 @@ void add_submit_command(CLI::App& app) {
     std::vector<int> search_wbits, search_abits;
     int codebooks = 0, codebook_bits = 0, group = 0, vq_rounds = 0;
     std::vector<std::string> keep_fp, fp32_layers;
-    std::optional<int> keep_bits, bias_samples;
+    std::optional<int> keep_bits, bias_samples, finetune_iters;
+    int finetune_samples = 0, finetune_holdout = 0, finetune_batch = 0;
+    double finetune_lr = 0;
     bool fp32_none = false;
     bool watch = false;
   };
@@ -54,6 +56,12 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--report-samples", a->report, "Images in the quality report")->capture_default_str();
   cmd->add_option("--bias-samples", a->bias_samples,
                   fmt::format("Eps bias correction: fp32 trajectories it is measured on, 0 for none (default {})", d.recipe.bias_samples));
+  cmd->add_option("--finetune-iters", a->finetune_iters,
+                  fmt::format("Fine-tuning against the fp32 model: Adam steps, 0 for none (default {})", d.recipe.finetune.iters));
+  cmd->add_option("--finetune-samples", a->finetune_samples, fmt::format("Fine-tuning: training trajectories (default {})", d.recipe.finetune.samples));
+  cmd->add_option("--finetune-holdout", a->finetune_holdout, fmt::format("Fine-tuning: held-out trajectories (default {})", d.recipe.finetune.holdout));
+  cmd->add_option("--finetune-batch", a->finetune_batch, fmt::format("Fine-tuning: trajectories per step (default {})", d.recipe.finetune.batch));
+  cmd->add_option("--finetune-lr", a->finetune_lr, fmt::format("Fine-tuning: learning rate (default {})", d.recipe.finetune.lr));
   // tmpq: --steps is the searched schedule's length; these shape the search (0: defaults).
   cmd->add_option("--base-steps", a->base_steps, fmt::format("tmpq: candidate timesteps' DDIM schedule (default {})", d.recipe.search.base_steps));
   cmd->add_option("--group-power", a->group_power,
@@ -129,6 +137,14 @@ void add_submit_command(CLI::App& app) {
     for (const auto& k : a->keep_fp) o->add_keep_fp(k);
     if (a->keep_bits) o->set_keep_bits(*a->keep_bits);
     if (a->bias_samples) o->set_bias_samples(*a->bias_samples);
+    if (a->finetune_iters) o->mutable_finetune()->set_iters(*a->finetune_iters);
+    if (a->finetune_samples || a->finetune_holdout || a->finetune_batch || a->finetune_lr != 0) {
+      auto* f = o->mutable_finetune();
+      f->set_samples(a->finetune_samples);
+      f->set_holdout(a->finetune_holdout);
+      f->set_batch(a->finetune_batch);
+      f->set_lr(a->finetune_lr);
+    }
     if (a->fp32_none || !a->fp32_layers.empty()) {
       auto* layers = o->mutable_fp32_layers();
       for (const auto& k : a->fp32_layers) layers->add_names(k);

@@ -76,6 +76,7 @@ void apply_defaults(v1::QuantizeOptions& o) {
   if (o.act_iters() == 0) o.set_act_iters(d.recipe.recon.act_iters);
   if (!o.has_keep_bits()) o.set_keep_bits(d.recipe.spec.keep_bits);
   if (!o.has_bias_samples()) o.set_bias_samples(d.recipe.bias_samples);
+  if (!o.finetune().has_iters()) o.mutable_finetune()->set_iters(d.recipe.finetune.iters);
   if (!o.has_fp32_layers())
     for (const auto& name : d.recipe.spec.fp32_layers) o.mutable_fp32_layers()->add_names(name);
 }
@@ -95,6 +96,16 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
   if (o.has_bias_samples()) r.bias_samples = o.bias_samples();
   r.recon.iters = o.iters();
   r.recon.act_iters = o.act_iters();
+  {
+    const auto& f = o.finetune();
+    FinetuneOptions& d = r.finetune;
+    if (f.has_iters()) d.iters = f.iters();
+    if (f.samples() > 0) d.samples = f.samples();
+    if (f.holdout() > 0) d.holdout = f.holdout();
+    if (f.batch() > 0) d.batch = f.batch();
+    if (f.lr() != 0) d.lr = f.lr();
+    if (f.evals() > 0) d.evals = f.evals();
+  }
   if (r.recipe == "tmpq") {  // the sampler's steps are the searched schedule's; candidates from base_steps
     const auto& s = o.search();
     SearchOptions& d = r.search;

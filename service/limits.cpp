@@ -81,6 +81,12 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
       v.step_stride() < 0 || v.step_stride() > limits.max_steps)
     return invalid("options.vq: max_rounds must be 0..100, adam_steps 0.." + std::to_string(limits.max_iters) +
                    ", step_stride 0.." + std::to_string(limits.max_steps) + " (0: the default)");
+  const auto& f = o.finetune();
+  if (f.iters() < 0 || f.iters() > limits.max_iters || f.samples() < 0 || f.samples() > limits.max_calib_samples ||
+      f.holdout() < 0 || f.holdout() > limits.max_calib_samples || f.batch() < 0 || f.evals() < 0 || f.evals() > 1000 ||
+      !std::isfinite(f.lr()))
+    return invalid("options.finetune: iters must be 0.." + std::to_string(limits.max_iters) + ", samples and holdout 0.." +
+                   std::to_string(limits.max_calib_samples) + ", evals 0..1000, lr finite (0: the default)");
   try {
     quantize_job_options(o);  // the engine's own checks, torch-free
   } catch (const std::exception& e) {

@@ -87,6 +87,8 @@ expect_error INVALID_ARGUMENT "act_bits is 3" submit --model tiny --abits 3
 expect_error INVALID_ARGUMENT "steps is 5000" submit --model tiny --steps 5000
 expect_error INVALID_ARGUMENT "keep_bits must be 0 (fp32) or in" submit --model tiny --keep-bits 9
 expect_error INVALID_ARGUMENT "bias_samples must be 0.." submit --model tiny --bias-samples -1
+expect_error INVALID_ARGUMENT "options.finetune: iters must be 0.." submit --model tiny --finetune-iters -1
+expect_error INVALID_ARGUMENT "finetune batch must be in" submit --model tiny --finetune-iters 5 --finetune-samples 4 --finetune-batch 8
 expect_error FAILED_PRECONDITION "used by a queued or running job" models delete tiny-up
 expect_error NOT_FOUND "no job with id" jobs get job-nope
 expect_error NOT_FOUND "no job with id" jobs watch job-nope
@@ -107,17 +109,17 @@ start_worker 2
 "$qdm" jobs watch "$j1" >/dev/null 2>&1 || fail "job $j1 did not succeed: $(job_field "$j1" error)"
 wait_state "$j3" succeeded 60
 more=()
-# The first of these quantizes the output conv too, with the kept layers' weights fp32, and
-# measures the eps bias correction on 4 trajectories.
-for extra in "--keep-bits 0 --fp32-layers-none --bias-samples 4" "" ""; do
+# The first of these quantizes the output conv too, with the kept layers' weights fp32, is
+# fine-tuned for 5 steps and measures the eps bias correction on 4 trajectories.
+for extra in "--keep-bits 0 --fp32-layers-none --bias-samples 4 --finetune-iters 5 --finetune-samples 4 --finetune-holdout 2 --finetune-batch 2" "" ""; do
   # shellcheck disable=SC2086  # extra is a list of flags
   more+=("$("$qdm" submit --model tiny "${quick[@]}" $extra)")
 done
 for j in "${more[@]}"; do wait_state "$j" succeeded 60; done
 spec_of() { "$qdm" models describe "$(job_field "$1" artifact)" | sed -n 's/^recipe: *//p' \
-  | python3 -c 'import json,sys; r=json.load(sys.stdin); s=r["spec"]; print(s["keep_bits"], s["fp32_layers"], r["bias_samples"])'; }
-[ "$(spec_of "${more[0]}")" = "0 [] 4" ] || fail "keep_bits 0 / no fp32 layers / bias samples not applied: $(spec_of "${more[0]}")"
-[ "$(spec_of "${more[1]}")" = "8 ['conv_out'] 0" ] || fail "default keep_bits / fp32 layers / bias samples: $(spec_of "${more[1]}")"
+  | python3 -c 'import json,sys; r=json.load(sys.stdin); s=r["spec"]; print(s["keep_bits"], s["fp32_layers"], r["bias_samples"], r.get("finetune", {}).get("iters", 0))'; }
+[ "$(spec_of "${more[0]}")" = "0 [] 4 5" ] || fail "keep_bits 0 / no fp32 layers / bias samples / fine-tuning not applied: $(spec_of "${more[0]}")"
+[ "$(spec_of "${more[1]}")" = "8 ['conv_out'] 0 0" ] || fail "default keep_bits / fp32 layers / bias samples / fine-tuning: $(spec_of "${more[1]}")"
 used=$(for j in "$j1" "$j3" "${more[@]}"; do job_field "$j" worker; done | sort -u | wc -l)
 [ "$used" -eq 2 ] || fail "jobs ran on $used worker(s), expected both"
 art3=$(job_field "$j3" artifact)

@@ -42,8 +42,14 @@ class StagePlan {
       add("kernel latency", 30.0 * s.weight_bits.size());
       add("search", 0.4 * s.generations * s.population * s.steps * s.fitness_images + 0.4 * s.final_candidates * s.steps * s.final_images);
     }
-    // fp32 trajectories over the artifact's schedule (tmpq: the searched one) and the quantized model on them
-    add("eps bias", r.bias_samples * (r.recipe == "tmpq" ? r.search.steps : steps) * 2.0);
+    const double final_steps = r.recipe == "tmpq" ? r.search.steps : steps;  // the artifact's schedule
+    if (r.finetune.iters > 0) {  // fp32 trajectories; an Adam step costs ~5.5 image-steps per image; held-out evaluations
+      const auto& f = r.finetune;
+      add("fine-tuning data", (f.samples + f.holdout) * final_steps);
+      add("fine-tuning", 5.5 * f.iters * f.batch + 1.5 * (f.evals + 1) * f.holdout * final_steps);
+    }
+    // fp32 trajectories over the artifact's schedule and the quantized model on them
+    add("eps bias", r.bias_samples * final_steps * 2.0);
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1.25) + 3.4));
     add("writing artifact", 0.01 * calib + 1);
   }
