@@ -8,12 +8,24 @@
 #include "client/progress_bar.h"
 #include "engine/quant/finetune.h"
 #include "engine/util/threads.h"
+#include "format/recipes.h"
 
 namespace qdm::cli {
 
+namespace {
+// "vq 600, others none": the recipes' default fine-tuning steps.
+std::string finetune_defaults() {
+  std::string out;
+  for (const auto& r : recipes())
+    if (r.finetune_iters > 0) out += std::string(r.name) + " " + std::to_string(r.finetune_iters) + ", ";
+  return out + "others none";
+}
+}  // namespace
+
 void add_finetune_options(CLI::App* cmd, FinetuneOptions& o) {
-  cmd->add_option("--finetune-iters", o.iters, "Fine-tuning against the fp32 model: Adam steps (0: none)")
-      ->capture_default_str()->check(CLI::Range(0, 1000000));
+  cmd->add_option("--finetune-iters", o.iters,
+                  "Fine-tuning against the fp32 model: Adam steps (0: none; -1: the recipe's default, " + finetune_defaults() + ")")
+      ->capture_default_str()->check(CLI::Range(-1, 1000000));
   cmd->add_option("--finetune-samples", o.samples, "Fine-tuning: fp32 trajectories trained on")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   cmd->add_option("--finetune-holdout", o.holdout, "Fine-tuning: held-out trajectories that choose the kept parameters")
@@ -31,7 +43,6 @@ void add_finetune_command(CLI::App& app) {
     int batch = 64;
   };
   auto a = std::make_shared<Args>();
-  a->options.iters = 500;
   auto* cmd = app.add_subcommand("finetune",
                                  "Fine-tune an artifact's scales, codebooks, biases and norms (codes fixed) against its source "
                                  "model's noise predictions");
@@ -42,7 +53,7 @@ void add_finetune_command(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "Images per UNet call collecting trajectories")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->callback([a] {
     set_compute_threads();
-    if (a->options.iters < 1) throw CLI::ValidationError("--finetune-iters", "must be >= 1");
+    if (a->options.iters < 1) throw CLI::ValidationError("--finetune-iters", "set it: Adam steps, >= 1 (vq's default is 600)");
     const DiffusionModel model = load_model_folder(a->model);
     std::string stage;
     std::unique_ptr<ProgressBar> bar;

@@ -57,7 +57,7 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--bias-samples", a->bias_samples,
                   fmt::format("Eps bias correction: fp32 trajectories it is measured on, 0 for none (default {})", d.recipe.bias_samples));
   cmd->add_option("--finetune-iters", a->finetune_iters,
-                  fmt::format("Fine-tuning against the fp32 model: Adam steps, 0 for none (default {})", d.recipe.finetune.iters));
+                  "Fine-tuning against the fp32 model: Adam steps, 0 for none (default: the recipe's; vq 600, others none)");
   cmd->add_option("--finetune-samples", a->finetune_samples, fmt::format("Fine-tuning: training trajectories (default {})", d.recipe.finetune.samples));
   cmd->add_option("--finetune-holdout", a->finetune_holdout, fmt::format("Fine-tuning: held-out trajectories (default {})", d.recipe.finetune.holdout));
   cmd->add_option("--finetune-batch", a->finetune_batch, fmt::format("Fine-tuning: trajectories per step (default {})", d.recipe.finetune.batch));

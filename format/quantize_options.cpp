@@ -59,7 +59,7 @@ nlohmann::json RecipeOptions::to_json() const {
           {"lsq_lr", recon.act_lr}};
   j.update(sampler.to_json());
   if (recipe == "vq") j["vq"] = vq.to_json();
-  if (finetune.iters > 0) j["finetune"] = finetune.to_json();
+  if (const FinetuneOptions f = finetune_options(); f.iters > 0) j["finetune"] = f.to_json();
   return j;
 }
 
@@ -68,9 +68,18 @@ nlohmann::json FinetuneOptions::to_json() const {
           {"lr", lr},       {"evals", evals},     {"seed", seed}};
 }
 
+FinetuneOptions RecipeOptions::finetune_options() const {
+  FinetuneOptions f = finetune;
+  if (f.iters < 0) {
+    const RecipeInfo* r = find_recipe(recipe);
+    f.iters = r ? r->finetune_iters : 0;
+  }
+  return f;
+}
+
 void FinetuneOptions::validate() const {
-  if (iters < 0) throw std::invalid_argument("finetune iters must be >= 0 (0: no fine-tuning)");
-  if (iters == 0) return;
+  if (iters < -1) throw std::invalid_argument("finetune iters must be >= 0 (0: no fine-tuning; -1: the recipe's default)");
+  if (iters <= 0) return;
   if (samples < 1 || holdout < 1) throw std::invalid_argument("finetune samples and holdout must be >= 1");
   if (batch < 1 || batch > samples) throw std::invalid_argument("finetune batch must be in [1, finetune samples]");
   if (!(lr > 0 && lr <= 0.1)) throw std::invalid_argument("finetune lr must be in (0, 0.1]");
@@ -160,7 +169,7 @@ void RecipeOptions::validate() const {
   if (bias_samples < 0) throw std::invalid_argument("bias_samples must be >= 0 (0: no eps bias correction)");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
   if (recipe == "tmpq") search.validate();
-  finetune.validate();
+  finetune_options().validate();
   if (recipe == "vq") {
     vq.validate();
     if (spec.act_bits != 0 && spec.act_bits != 8) throw std::invalid_argument("recipe vq runs with act_bits 8 or 32 (fp32)");

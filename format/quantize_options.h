@@ -119,8 +119,8 @@ struct VqOptions {
 // held-out trajectories (the start included: fine-tuning never raises it).
 // See engine/quant/finetune.h.
 struct FinetuneOptions {
-  int iters = 0;        // Adam steps (0: no fine-tuning)
-  int samples = 64;     // training trajectories, seeds calib_seed + 2,000,000 + i
+  int iters = -1;       // Adam steps; 0: no fine-tuning; -1: the recipe's default (RecipeInfo::finetune_iters)
+  int samples = 256;    // training trajectories, seeds calib_seed + 2,000,000 + i
   int holdout = 16;     // held-out trajectories (the seeds after those), the selection's error
   int batch = 32;       // trajectories per step
   double lr = 1e-3;     // relative for scales and codebooks (cosine decay to 0); biases and norms 0.1x
@@ -152,7 +152,9 @@ struct RecipeOptions {
   int bias_samples = 0;
   SearchOptions search;       // tmpq
   VqOptions vq;               // vq
-  FinetuneOptions finetune;   // every recipe: finetune.iters > 0
+  FinetuneOptions finetune;   // every recipe: finetune_options().iters > 0
+  // `finetune` with the recipe's default steps filled in (iters -1).
+  FinetuneOptions finetune_options() const;
 
   nlohmann::json to_json() const;
   // Throws std::invalid_argument naming the option: an unknown recipe, bits, counts.

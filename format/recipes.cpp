@@ -20,8 +20,8 @@ const std::vector<RecipeInfo>& recipes() {
       {"vq",
        "VQDM: additive vector quantization of the weights (M codebooks of 2^B vectors per group of 8 inputs, about "
        "M*B/8 bits), layer by layer on X^T X from the model's trajectories; TFMQ-DM's cached temporal features and "
-       "per-step activation tables",
-       true},
+       "per-step activation tables; then fine-tuned against the fp32 model (codebooks, scales, biases, norms)",
+       true, 600},
   };
   return all;
 }

@@ -12,6 +12,9 @@ struct RecipeInfo {
   const char* name;
   const char* summary;
   bool per_step_tables;  // activation tables per sampling step: the artifact samples only its schedule
+  // Fine-tuning against the fp32 model by default (FinetuneOptions::iters), Adam steps: VQDM's
+  // method includes it; the others are the published algorithms without it (0).
+  int finetune_iters = 0;
 };
 
 const std::vector<RecipeInfo>& recipes();

@@ -76,7 +76,11 @@ void apply_defaults(v1::QuantizeOptions& o) {
   if (o.act_iters() == 0) o.set_act_iters(d.recipe.recon.act_iters);
   if (!o.has_keep_bits()) o.set_keep_bits(d.recipe.spec.keep_bits);
   if (!o.has_bias_samples()) o.set_bias_samples(d.recipe.bias_samples);
-  if (!o.finetune().has_iters()) o.mutable_finetune()->set_iters(d.recipe.finetune.iters);
+  if (!o.finetune().has_iters()) {  // the recipe's default
+    RecipeOptions r = d.recipe;
+    r.recipe = o.recipe();
+    o.mutable_finetune()->set_iters(r.finetune_options().iters);
+  }
   if (!o.has_fp32_layers())
     for (const auto& name : d.recipe.spec.fp32_layers) o.mutable_fp32_layers()->add_names(name);
 }

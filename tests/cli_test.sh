@@ -87,6 +87,7 @@ grep -q '"eps_bias": null' <<<"$plain" || fail "eps bias where none was measured
 "$qdm" quantize --model "$work/model" --recipe tfmq+cache --wbits 4 --abits 8 --steps 4 --calib-samples 2 --iters 2 \
   --report-samples 0 --out "$work/qc.safetensors" >/dev/null 2>&1 || fail "quantize tfmq+cache"
 "$qdm" quantize --model "$work/model" --recipe vq --codebooks 2 --codebook-bits 4 --vq-rounds 1 --steps 4 --calib-samples 2 \
+  --finetune-iters 3 --finetune-samples 4 --finetune-holdout 2 --finetune-batch 2 \
   --iters 2 --report-samples 0 --out "$work/qv.safetensors" >/dev/null 2>&1 || fail "quantize vq"
 for a in q qc qv; do "$qdm" inspect --json --no-resident "$work/$a.safetensors" > "$work/$a.inspect.json" || fail "inspect $a"; done
 python3 - "$work" <<'PY' || fail "inspect's bits per weight"

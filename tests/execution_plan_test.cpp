@@ -66,6 +66,7 @@ class PlanVsSim : public ::testing::Test {
       o.vq.codebook_bits = 4;
       o.vq.max_rounds = 2;
       o.vq.adam_steps = 10;
+      o.finetune.iters = 0;
     }
     o.spec.weight_bits = wbits;
     o.sampler.steps = 6;

@@ -148,6 +148,7 @@ wait_state "$jv" succeeded 120
 artv=$(job_field "$jv" artifact)
 desc=$("$qdm" models describe "$artv")  # captured: grep -q would end the pipe early (pipefail)
 grep -q '"codebooks":2' <<< "$desc" || fail "the vq artifact's recipe does not carry its codebooks"
+grep -q '"finetune":{[^}]*"iters":600' <<< "$desc" || fail "the vq job did not fine-tune by default (600 steps): $desc"
 "$qdm" generate --artifact "$artv" --num 2 --out "$work/gen_vq" >/dev/null 2>&1 || fail "generate from a vq artifact"
 [ -s "$work/gen_vq/00001.png" ] || fail "no images from the vq artifact"
 

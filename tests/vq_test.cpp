@@ -186,6 +186,10 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
   o.vq.adam_steps = 20;
   o.recon.iters = 10;
   o.recon.batch = 4;
+  o.finetune.samples = 4;  // vq fine-tunes by default: a few steps here
+  o.finetune.holdout = 2;
+  o.finetune.batch = 2;
+  o.finetune.iters = 5;
   std::vector<std::string> stages;
   QuantizeResult r = quantize_model(model, o, [&](const QuantizeProgress& p) {
     if (stages.empty() || stages.back() != p.stage) stages.push_back(p.stage);

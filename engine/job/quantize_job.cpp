@@ -43,8 +43,8 @@ class StagePlan {
       add("search", 0.4 * s.generations * s.population * s.steps * s.fitness_images + 0.4 * s.final_candidates * s.steps * s.final_images);
     }
     const double final_steps = r.recipe == "tmpq" ? r.search.steps : steps;  // the artifact's schedule
-    if (r.finetune.iters > 0) {  // fp32 trajectories; an Adam step costs ~5.5 image-steps per image; held-out evaluations
-      const auto& f = r.finetune;
+    if (const FinetuneOptions f = r.finetune_options(); f.iters > 0) {  // fp32 trajectories; an Adam step ~5.5
+      // image-steps per image; the held-out evaluations
       add("fine-tuning data", (f.samples + f.holdout) * final_steps);
       add("fine-tuning", 5.5 * f.iters * f.batch + 1.5 * (f.evals + 1) * f.holdout * final_steps);
     }

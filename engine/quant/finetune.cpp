@@ -226,7 +226,7 @@ FinetuneReport finetune_quantized(QuantizedUNet& q, const CalibrationSet& train,
 
 void finetune_stage(const DiffusionModel& model, const RecipeOptions& o, QuantizeResult& result, const QuantizeCallback& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  const FinetuneOptions& f = o.finetune;
+  const FinetuneOptions f = o.finetune_options();
   const NoiseSchedule schedule(model.scheduler);
   const int total = f.samples + f.holdout;
   auto trajectories = [&](int count, uint64_t seed, int offset) {

@@ -126,7 +126,7 @@ QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& 
   QuantizeResult result = o.recipe == "tmpq" ? quantize_tmpq(model, o, env, progress)
                           : o.recipe == "vq" ? quantize_vq(model, o, progress)
                                              : quantize_scalar(model, o, progress);
-  if (o.finetune.iters > 0) finetune_stage(model, o, result, progress);
+  if (o.finetune_options().iters > 0) finetune_stage(model, o, result, progress);
   if (o.bias_samples > 0) correct_eps_bias(model, o, result, progress);
   return result;
 }

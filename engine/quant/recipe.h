@@ -14,7 +14,7 @@
 //   tfmq+cache  tfmq, but the artifact carries the fp32 temporal features of every step
 //               of its schedule instead of a quantized TIB (exact; TIAR is not needed).
 //   tmpq, vq    engine/quant/tmpq, engine/quant/vq.
-// Every recipe ends with fine-tuning against the fp32 model when options.finetune.iters > 0
+// Every recipe ends with fine-tuning against the fp32 model when options.finetune_options().iters > 0
 // (engine/quant/finetune.h), then the eps bias correction when options.bias_samples > 0
 // (engine/quant/bias_correction.h).
 // See ../shared/methods.md for the published algorithms; iteration counts are options.
