@@ -2,6 +2,7 @@
 import json, os, struct, sys
 
 out, num, variants, scalars = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
+finetuned = sys.argv[5].split() if len(sys.argv) > 5 else []  # "name:base": qdm finetune on a row's artifact
 
 
 def meta(path):
@@ -51,7 +52,7 @@ for v in variants:
     if os.path.exists(p) and weights is None:
         weights = meta(p)["report"]["vq"]["weights"]
 fid, ms_of = {}, {}
-for v in variants + scalars:
+for v in variants + scalars + finetuned:
     name = v.split(":")[0]
     path = f"{out}/{name}.safetensors"
     if not os.path.exists(f"{out}/{name}.eval.json"):
@@ -64,34 +65,46 @@ for v in variants + scalars:
         notes.append(f"- {name}: " + open(marker).read().strip() + ".")
         log = open(f"bench/results/quant/{name}.log").read()
         rep = dict(rep, psnr_vs_fp=float(log.split('psnr_vs_fp":')[1].split(",")[0].split("}")[0]))
+    if os.path.exists(f"{out}/{name}.note"):
+        notes.append(f"- {name}: " + open(f"{out}/{name}.note").read().strip())
+    stale = rep.get("measured_before_finetune", False)  # qdm finetune: the report is the base's
     secs = float(open(f"{out}/{name}.seconds").read().strip())
     fid[name] = ev["fid_fmnist"]
     ms_of[name] = {b: speed(name).get(b, {}).get("median_ms") for b in (1, 64)}
     ms_of[name + ".sim"] = {b: speed(name + ".sim").get(b, {}).get("median_ms") for b in (1, 64)}
+    tuned = m["recipe"].get("finetune", {}).get("iters", 0)
+    tuned_label = f" + fine-tuning ({tuned} steps)" if tuned else ""
+    if v in finetuned:
+        base = v.split(":")[1]
+        v = next(x for x in variants + scalars if x.split(":")[0] == base)
     if name.startswith("vq"):
         vq = rep["vq"]
-        label = f"vq M={v.split(':')[1]} B={v.split(':')[2]} A8"
+        label = f"vq M={v.split(':')[1]} B={v.split(':')[2]} A8{tuned_label}"
         nominal = f"{vq['nominal_bits']:.2f} (vq layers), {vq['vq_layers']} of the layers"
         bits = f"{vq['vq_bits_per_weight']:.2f} vq layers / {vq['bits_per_weight']:.2f} all"
         sim = (ms(name + '.sim', 1), ms(name + '.sim', 64))
     else:
         w = v.split(":")[1]
-        label = f"tfmq+cache W{w}A8"
+        label = f"tfmq+cache W{w}A8{tuned_label}"
         nominal = w
         bits = f"{scalar_bits(path, weights):.2f} all" if weights else "-"
         sim = ("-", "-")
-    rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {rep.get('psnr_vs_fp', float('nan')):.2f} | "
+    psnr = "-" if stale else f"{rep.get('psnr_vs_fp', float('nan')):.2f}"
+    rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {psnr} | "
                 f"{ev['weight_bytes']} | {ms(name, 1)} | {sim[0]} | {ms(name, 64)} | {sim[1]} | {secs / 60:.1f} |")
 def goals():
-    out_lines = ["Goals (issue 16), for each vq row against tfmq+cache W4A8:"]
+    out_lines = ["Goals (issue 16), for each vq row against tfmq+cache W4A8 (and W4A8 fine-tuned alike):"]
     ref = "tfmq_cache_w4a8"
     if ref not in fid:
         return []
+    tuned_ref = next((f.split(":")[0] for f in finetuned if f.split(":")[1] == ref and f.split(":")[0] in fid), None)
     for v in variants:
         name = v.split(":")[0]
         if name not in fid:
             continue
         line = f"- {name}: FID {fid[name] - fid[ref]:+.1f} against W4A8 ({fid[ref]:.1f})"
+        if tuned_ref:
+            line += f", {fid[name] - fid[tuned_ref]:+.1f} against W4A8 fine-tuned ({fid[tuned_ref]:.1f})"
         for b in (1, 64):
             q, w, sim = ms_of[name][b], ms_of[ref][b], ms_of[name + ".sim"][b]
             if q and w:
@@ -106,7 +119,9 @@ def goals():
 print(f"""# VQDM on models/fmnist-ddpm
 
 `bash bench/vq_table.sh`: 100 DDIM steps, FID-FMNIST on {num} samples (seeds 0..{int(num) - 1}) on the integer kernels,
-PSNR against the FP32 images of the same seeds (256 images); bits per weight count every byte of the
+PSNR against the FP32 images of the same seeds (256 images; "-": the quality report predates a
+`qdm finetune`); rows "+ fine-tuning" are fine-tuned against the FP32 model's predictions (scales,
+integer codebooks, biases, norms; every code fixed: engine/quant/finetune.h), vq's default; bits per weight count every byte of the
 quantized layers' weights (codes, int8 codebooks, fp32 row scales; scalar layers: packed codes,
 scale and zero point) over all conv and linear weights but the cached temporal block; resident
 weight bytes are what the evaluation held (the execution plan's weights, biases, norms, caches);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The VQDM table (issue 16): recipe vq at M = 2, 3, 4 codebooks of 2^8 (VARIANTS adds others, e.g.
-# vq_m4b6:4:6, codebooks of 2^6 at a quarter of the overhead) against scalar tfmq+cache at W4A8 /
-# W3A8 (the same temporal handling: cached temporal features, per-step activation tables) on the
+# The VQDM table (issue 16): recipe vq at M = 2, 3, 4 codebooks of 2^8 without its fine-tuning and
+# M = 2 with it (the recipe's default; VARIANTS "name:M:B:finetune-iters", -1 the default, adds
+# others, e.g. vq_m4b6:4:6:0, codebooks of 2^6 at a quarter of the overhead) against scalar tfmq+cache at W4A8 /
+# W3A8 (the same temporal handling: cached temporal features, per-step activation tables; FINETUNED
+# "name:base" rows: `qdm finetune` with vq's default steps on a row's artifact) on the
 # shipped model, 100 DDIM steps, FID-FMNIST on the same seeds; bits per weight with every byte counted; ms per
 # UNet call at batch 1 and 64 for the vq kernels (int), decode-then-FP32 (sim) and FP32.
 #   bash bench/vq_table.sh            (from the repository root, after .ci/setup)
@@ -12,8 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 num=${NUM:-1000}
 calib=${CALIB:-32}
-variants=${VARIANTS:-"vq_m2b8:2:8 vq_m3b8:3:8 vq_m4b8:4:8"}
+variants=${VARIANTS:-"vq_m2b8:2:8:0 vq_m3b8:3:8:0 vq_m4b8:4:8:0 vq_m2b8_ft:2:8:-1"}
 scalars=${SCALARS:-"tfmq_cache_w4a8:4 tfmq_cache_w3a8:3"}
+finetuned=${FINETUNED:-"tfmq_cache_w4a8_ft:tfmq_cache_w4a8"}
+ft_iters=600  # recipe vq's default (format/recipes.cpp)
 qdm=${QDM:-build/bin/qdm}
 bench=${BENCH:-build/bin/qdm_forward_bench}
 model=models/fmnist-ddpm
@@ -45,13 +49,23 @@ evaluate() {  # NAME KERNELS
 }
 
 for v in $variants; do
-  IFS=: read -r name m b <<< "$v"
-  quantize "$name" --recipe vq --codebooks "$m" --codebook-bits "$b" --iters 200
+  IFS=: read -r name m b ft <<< "$v"
+  quantize "$name" --recipe vq --codebooks "$m" --codebook-bits "$b" --iters 200 --finetune-iters "${ft:--1}"
   evaluate "$name" int
 done
 for s in $scalars; do
   IFS=: read -r name w <<< "$s"
   quantize "$name" --recipe tfmq+cache --wbits "$w" --iters 200  # as bench/quant_table.sh
+  evaluate "$name" int
+done
+for f in $finetuned; do  # seconds: the base row's quantization plus the fine-tuning
+  IFS=: read -r name base <<< "$f"
+  if ! { [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ]; }; then
+    /usr/bin/time -f "%e" -o "$out/$name.ft_seconds" "$qdm" finetune --model "$model" --artifact "$out/$base.safetensors" \
+      --out "$out/$name.safetensors" --finetune-iters "$ft_iters" > "$out/$name.log" 2>&1
+    python3 -c "import sys; print(float(open(sys.argv[1]).read()) + float(open(sys.argv[2]).read()))" \
+      "$out/$base.seconds" "$out/$name.ft_seconds" > "$out/$name.seconds"
+  fi
   evaluate "$name" int
 done
 # Speed last, every variant back to back (PAUSE_PID stopped meanwhile).
@@ -61,9 +75,9 @@ for v in $variants; do
   speed "$name" --artifact "$out/$name.safetensors" --kernels int
   speed "$name.sim" --artifact "$out/$name.safetensors" --kernels sim
 done
-for s in $scalars; do
+for s in $scalars $finetuned; do
   name=${s%%:*}
   speed "$name" --artifact "$out/$name.safetensors" --kernels int
 done
-python3 bench/vq_table.py "$out" "$num" "$variants" "$scalars" > bench/results/vq_table.md
+python3 bench/vq_table.py "$out" "$num" "$variants" "$scalars" "$finetuned" > bench/results/vq_table.md
 cat bench/results/vq_table.md
