@@ -66,7 +66,8 @@ struct State {
 std::string state_key(const RecipeOptions& o, const DiffusionModel& model) {
   nlohmann::json j = o.search.to_json();
   j["recipe"] = o.to_json();
-  j["recipe"].erase("bias_samples");  // a stage after the search: the search does not depend on it
+  j["recipe"].erase("bias_samples");  // stages after the search: the search does not depend on them
+  j["recipe"].erase("finetune");
   j["model"] = model.weights_sha256;
   return j.dump();
 }
