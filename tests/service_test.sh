@@ -141,7 +141,7 @@ python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:steps\x003
 # on the integer kernels' tile decoding; bad vq options are refused at submit.
 expect_error INVALID_ARGUMENT "vq codebook_bits must be in" submit --model tiny --recipe vq --codebook-bits 9
 jv=$("$qdm" submit --model tiny --recipe vq --codebooks 2 --codebook-bits 4 --vq-rounds 2 --steps 3 --calib-samples 2 \
-  --report-samples 2) || fail "submit vq"
+  --finetune-samples 4 --finetune-holdout 2 --finetune-batch 2 --report-samples 2) || fail "submit vq"
 wait_state "$jv" succeeded 120
 "$qdm" jobs get "$jv" --json | python3 -c 'import json,sys; r=json.loads(json.load(sys.stdin)["report"]["json"]); assert r["vq"]["vq_layers"] > 0, r' \
   || fail "vq job report has no vector-quantized layers"
