@@ -70,7 +70,7 @@ nlohmann::json FinetuneOptions::to_json() const {
 
 FinetuneOptions RecipeOptions::finetune_options() const {
   FinetuneOptions f = finetune;
-  if (f.iters < 0) {
+  if (f.iters == -1) {
     const RecipeInfo* r = find_recipe(recipe);
     f.iters = r ? r->finetune_iters : 0;
   }

@@ -1,0 +1,61 @@
+// The quantization options' shared rules (torch-free): fine-tuning's recipe defaults, its JSON and
+// its validation, as the command line, the service and the engine all see them.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "format/quantize_options.h"
+#include "format/recipes.h"
+
+namespace qdm {
+namespace {
+
+TEST(FinetuneOptions, TheRecipesDefaultUnlessSet) {
+  RecipeOptions o;
+  for (const auto& r : recipes()) {
+    o.recipe = r.name;
+    EXPECT_EQ(o.finetune_options().iters, o.recipe == "vq" ? 600 : 0) << r.name;
+    EXPECT_EQ(o.to_json().contains("finetune"), o.recipe == "vq") << r.name;
+  }
+  o.recipe = "vq";
+  o.finetune.iters = 0;  // asked for none
+  EXPECT_EQ(o.finetune_options().iters, 0);
+  EXPECT_FALSE(o.to_json().contains("finetune"));
+  o.recipe = "rtn";
+  o.finetune.iters = 25;
+  const nlohmann::json j = o.to_json();
+  ASSERT_TRUE(j.contains("finetune"));
+  EXPECT_EQ(j["finetune"]["iters"].get<int>(), 25);
+  EXPECT_EQ(j["finetune"]["samples"].get<int>(), FinetuneOptions{}.samples);
+}
+
+TEST(FinetuneOptions, ValidationNamesTheOption) {
+  RecipeOptions o;
+  o.finetune.iters = 10;
+  o.validate();
+  auto refused = [&](const std::string& fragment) {
+    try {
+      o.validate();
+      ADD_FAILURE() << "accepted; wanted: " << fragment;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  o.finetune.batch = o.finetune.samples + 1;
+  refused("finetune batch");
+  o.finetune.batch = 4;
+  o.finetune.lr = 0;
+  refused("finetune lr");
+  o.finetune.lr = 1e-3;
+  o.finetune.holdout = 0;
+  refused("finetune samples and holdout");
+  o.finetune.holdout = 4;
+  o.finetune.iters = -2;
+  refused("finetune iters");
+  o.finetune.iters = 0;  // none: the rest is not looked at
+  o.finetune.batch = 100000;
+  o.validate();
+}
+
+}  // namespace
+}  // namespace qdm
