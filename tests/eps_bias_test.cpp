@@ -90,16 +90,8 @@ TEST(EpsBias, AppliesToNullLabelledImagesAtTheNearestTimestep) {
 TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   torch::manual_seed(12);
   const std::string dir = testing::temp_dir("eps-bias");
-  UNetConfig c = testing::tiny_config();
-  c.num_class_embeds = 4;
-  c.null_class = 3;
-  UNet2DModel unet(c);
-  {
-    torch::NoGradGuard g;
-    unet->class_table->weight.normal_();
-  }
-  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
-  const DiffusionModel model = load_model_folder(dir + "/model");
+  const DiffusionModel model = testing::tiny_conditional_model(dir, testing::tiny_config());
+  const UNetConfig& c = model.config;
   RecipeOptions o;
   o.recipe = "rtn";
   o.spec.weight_bits = 3;

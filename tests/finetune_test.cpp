@@ -27,15 +27,7 @@ Fixture tiny_model(const std::string& name) {
   const std::string dir = testing::temp_dir(name);
   UNetConfig c = testing::tiny_config();
   c.block_out_channels = {16, 32};
-  c.num_class_embeds = 4;
-  c.null_class = 3;
-  UNet2DModel unet(c);
-  {
-    torch::NoGradGuard g;
-    unet->class_table->weight.normal_();
-  }
-  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
-  return {dir, load_model_folder(dir + "/model")};
+  return {dir, testing::tiny_conditional_model(dir, c)};
 }
 
 RecipeOptions options(const std::string& recipe) {

@@ -1,5 +1,7 @@
 #include "tests/test_models.h"
 
+#include <ATen/core/grad_mode.h>
+
 #include <filesystem>
 #include <random>
 
@@ -12,6 +14,18 @@ QuantSpec every_layer_quantized_spec(int steps) {
   spec.fp32_layers.clear();
   spec.steps = steps;
   return spec;
+}
+
+DiffusionModel tiny_conditional_model(const std::string& dir, UNetConfig c) {
+  c.num_class_embeds = 4;
+  c.null_class = 3;
+  UNet2DModel unet(c);
+  {
+    at::NoGradGuard g;
+    unet->class_table->weight.normal_();
+  }
+  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
+  return load_model_folder(dir + "/model");
 }
 
 UNetConfig tiny_config() {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "format/unet_config.h"
+#include "engine/model/model_folder.h"
 #include "engine/quant/quant_model.h"
 
 namespace qdm::testing {
@@ -17,6 +18,9 @@ nlohmann::json ddpm_cifar10_config_json();
 nlohmann::json ddpm_128_config_json();
 // Every layer quantized, inputs included (nothing kept in fp32), with `steps` table entries.
 QuantSpec every_layer_quantized_spec(int steps);
+// `config` made class-conditional (4 labels, the null class 3) with a random class embedding,
+// saved as a model folder under `dir`/model and loaded back (seed the generator first).
+DiffusionModel tiny_conditional_model(const std::string& dir, UNetConfig config);
 // A fresh temporary directory, removed by the caller.
 std::string temp_dir(const std::string& name);
 
