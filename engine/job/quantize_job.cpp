@@ -36,6 +36,10 @@ class StagePlan {
     add("activation ranges", r.spec.act_bits > 0 ? calib_steps * (tfmq ? 2.0 : 1.75) : 0);
     // TIAR: the temporal block alone over the schedule's steps (tiny layers, every step a row).
     if (tfmq && r.recipe != "tfmq+cache") add("reconstruction: temporal information block", 0.01 * r.recon.iters * steps);
+    // vq: X^T X through the model block by block and each layer's codes, about 110k image-steps at
+    // M = 2 (36 layers) and M = 3 (13 layers), B = 8, 32 trajectories on the shipped model. (Its
+    // stages, "vq inputs: <block>" and "vq: <layer>", counted as finished before this.)
+    if (r.recipe == "vq") add("vq", 35.0 * calib * (1 << r.vq.codebook_bits) / 256.0);
     add("reconstruction", recon ? 3.3 * calib + 3.0 * r.recon.iters * r.recon.batch * (1 + (tfmq ? 0 : r.recon.act_iters / std::max(1.0, double(r.recon.iters)))) : 0);
     if (r.recipe == "tmpq") {  // every candidate samples its images over its steps on the integer
       const auto& s = r.search;  // plan, about 0.4 fp32 image-steps per image-step
