@@ -64,17 +64,21 @@ void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& o, Quant
   result.timings["eps_bias"] = seconds_since(t0);
 }
 
+EpsBias measure_artifact_eps_bias(const DiffusionModel& model, LoadedArtifact& a, int samples, int batch,
+                                  const std::function<bool(int, int)>& progress) {
+  const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
+  return measure_eps_bias(NoiseSchedule(a.info.scheduler), unet_denoiser(model.unet), quantized_denoiser(*a.model, a.info.timesteps),
+                          a.info.sampler, model.config.in_channels, model.config.sample_size, model.config.null_class, samples,
+                          eps_bias_seed(calib_seed), batch, progress);
+}
+
 void correct_artifact(const DiffusionModel& model, const std::string& artifact_path, const std::string& out_path,
                       int samples, int batch, const std::function<bool(int, int)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadedArtifact a = load_artifact(artifact_path);
   if (a.info.source_sha256 != model.weights_sha256)
     throw std::invalid_argument("the artifact was not quantized from this model (its source weights' sha256 differs)");
-  const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
-  const EpsBias bias = measure_eps_bias(NoiseSchedule(a.info.scheduler), unet_denoiser(model.unet),
-                                        quantized_denoiser(*a.model, a.info.timesteps), a.info.sampler, model.config.in_channels,
-                                        model.config.sample_size, model.config.null_class, samples, eps_bias_seed(calib_seed), batch,
-                                        progress);
+  const EpsBias bias = measure_artifact_eps_bias(model, a, samples, batch, progress);
   add_eps_bias(artifact_path, out_path, bias, samples, seconds_since(t0));
 }
 

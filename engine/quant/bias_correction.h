@@ -34,6 +34,12 @@ inline uint64_t eps_bias_seed(uint64_t calib_seed) { return calib_seed + 1000000
 void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& options, QuantizeResult& result,
                       const QuantizeCallback& progress);
 
+// An artifact's eps bias against `model` (its source) on its own kernels, over its schedule, on
+// `samples` trajectories from eps_bias_seed of its calibration seed.
+struct LoadedArtifact;
+EpsBias measure_artifact_eps_bias(const DiffusionModel& model, LoadedArtifact& artifact, int samples, int batch,
+                                  const std::function<bool(int, int)>& progress = nullptr);
+
 // The stage on an existing artifact (one quantized before the correction existed, or to re-measure
 // it with more trajectories): its eps bias against `model`, its source (checked by weights
 // sha256), on its own kernels, written with the artifact's other tensors to `out_path` (which may

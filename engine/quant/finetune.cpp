@@ -13,8 +13,6 @@
 #include "engine/quant/bias_correction.h"
 #include "engine/quant/vq/layer_moments.h"
 #include "engine/quant/vq/vq_layer.h"
-#include "engine/runtime/loaded_model.h"
-#include "engine/model/unet_denoiser.h"
 #include "engine/train/adamw.h"
 
 namespace qdm {
@@ -71,8 +69,26 @@ double holdout_error(QuantizedUNet& q, const CalibrationSet& set, int batch) {
   return sum / static_cast<double>(std::max<int64_t>(count, 1));
 }
 
-// Trajectories of the fine-tuning (train, then held out) from this seed on.
-uint64_t finetune_seed(uint64_t calib_seed) { return calib_seed + 2000000; }
+// Fresh fp32 trajectories over `sampler`'s schedule (`timesteps`, the quantized model's): training,
+// then held out, from seed calib_seed + 2,000,000 on; then finetune_quantized on them. Progress as
+// the stages "fine-tuning data" and "fine-tuning".
+FinetuneReport finetune_on_fresh_trajectories(const UNet2DModel& fp, const NoiseSchedule& schedule, const SamplerOptions& sampler,
+                                              const std::vector<int>& timesteps, QuantizedUNet& q, const FinetuneOptions& f,
+                                              uint64_t calib_seed, int batch, const QuantizeCallback& progress) {
+  const int total = f.samples + f.holdout;
+  auto trajectories = [&](int count, uint64_t seed, int offset) {
+    return collect_calibration(fp, schedule, sampler, count, seed, batch, [&](int done, int all) {
+      report_stage(progress, "fine-tuning data", offset * all / count + done, total * all / count);
+    });
+  };
+  const uint64_t seed = calib_seed + 2000000;
+  const CalibrationSet train = trajectories(f.samples, seed, 0);
+  const CalibrationSet holdout = trajectories(f.holdout, seed + static_cast<uint64_t>(f.samples), f.samples);
+  if (train.timesteps != timesteps) throw std::invalid_argument("fine-tuning: the sampler's schedule is not the artifact's");
+  return finetune_quantized(q, train, holdout, f, [&](int done, int all, double loss) {
+    return !progress || progress({"fine-tuning", done, all, loss});
+  });
+}
 
 }  // namespace
 
@@ -169,6 +185,13 @@ FinetuneReport finetune_quantized(QuantizedUNet& q, const CalibrationSet& train,
     return holdout_error(q, holdout, o.batch);
   };
 
+  // The kept parameters installed as the artifact stores them, nothing left requiring grad.
+  auto finish = [&] {
+    restore();
+    install(true);
+    for (auto& p : fp_params) p.set_requires_grad(false);
+  };
+
   report.holdout_before = report.holdout_after = evaluate();
   snapshot();
   if (progress && !progress(0, o.iters, report.holdout_before)) throw QuantizeCancelled();
@@ -213,34 +236,18 @@ FinetuneReport finetune_quantized(QuantizedUNet& q, const CalibrationSet& train,
       if (progress && !progress(it, o.iters, last_eval)) throw QuantizeCancelled();
     }
   } catch (...) {
-    restore();
-    install(true);
-    for (auto& p : fp_params) p.set_requires_grad(false);
+    finish();
     throw;
   }
-  restore();
-  install(true);
-  for (auto& p : fp_params) p.set_requires_grad(false);
+  finish();
   return report;
 }
 
 void finetune_stage(const DiffusionModel& model, const RecipeOptions& o, QuantizeResult& result, const QuantizeCallback& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  const FinetuneOptions f = o.finetune_options();
-  const NoiseSchedule schedule(model.scheduler);
-  const int total = f.samples + f.holdout;
-  auto trajectories = [&](int count, uint64_t seed, int offset) {
-    return collect_calibration(model.unet, schedule, result.sampler, count, seed, o.batch, [&](int done, int all) {
-      report_stage(progress, "fine-tuning data", offset * all / count + done, total * all / count);
-    });
-  };
-  const uint64_t seed = finetune_seed(o.calib_seed);
-  const CalibrationSet train = trajectories(f.samples, seed, 0);
-  const CalibrationSet holdout = trajectories(f.holdout, seed + static_cast<uint64_t>(f.samples), f.samples);
-  if (train.timesteps != result.timesteps) throw std::logic_error("fine-tuning: the schedule differs from the artifact's");
-  const FinetuneReport r = finetune_quantized(*result.model, train, holdout, f, [&](int done, int all, double loss) {
-    return !progress || progress({"fine-tuning", done, all, loss});
-  });
+  const FinetuneReport r =
+      finetune_on_fresh_trajectories(model.unet, NoiseSchedule(model.scheduler), result.sampler, result.timesteps, *result.model,
+                                     o.finetune_options(), o.calib_seed, o.batch, progress);
   result.report["finetune"] = r.to_json();
   result.timings["finetune"] = seconds_since(t0);
 }
@@ -255,20 +262,8 @@ FinetuneReport finetune_artifact(const DiffusionModel& model, const std::string&
     throw std::invalid_argument("the artifact was not quantized from this model (its source weights' sha256 differs)");
   for (auto& p : a.model->unet->parameters()) p.set_requires_grad(false);
   const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
-  const NoiseSchedule schedule(a.info.scheduler);
-  const int total = f.samples + f.holdout;
-  auto trajectories = [&](int count, uint64_t seed, int offset) {
-    return collect_calibration(model.unet, schedule, a.info.sampler, count, seed, batch, [&](int done, int all) {
-      report_stage(progress, "fine-tuning data", offset * all / count + done, total * all / count);
-    });
-  };
-  const uint64_t seed = finetune_seed(calib_seed);
-  const CalibrationSet train = trajectories(f.samples, seed, 0);
-  const CalibrationSet holdout = trajectories(f.holdout, seed + static_cast<uint64_t>(f.samples), f.samples);
-  if (train.timesteps != a.info.timesteps) throw std::invalid_argument("the artifact's schedule is not its sampler's");
-  const FinetuneReport r = finetune_quantized(*a.model, train, holdout, f, [&](int done, int all, double loss) {
-    return !progress || progress({"fine-tuning", done, all, loss});
-  });
+  const FinetuneReport r = finetune_on_fresh_trajectories(model.unet, NoiseSchedule(a.info.scheduler), a.info.sampler,
+                                                          a.info.timesteps, *a.model, f, calib_seed, batch, progress);
   ArtifactInfo info = a.info;
   info.recipe["finetune"] = f.to_json();
   info.timings["finetune"] = seconds_since(t0);
@@ -278,15 +273,12 @@ FinetuneReport finetune_artifact(const DiffusionModel& model, const std::string&
   }
   std::shared_ptr<const EpsBias> bias;
   if (a.eps_bias) {  // measured on the weights before: again, on as many trajectories
-    const int samples = a.info.recipe.value("bias_samples", 256);
     const auto t1 = std::chrono::steady_clock::now();
-    bias = std::make_shared<const EpsBias>(measure_eps_bias(
-        schedule, unet_denoiser(model.unet), quantized_denoiser(*a.model, a.info.timesteps), a.info.sampler,
-        model.config.in_channels, model.config.sample_size, model.config.null_class, samples, eps_bias_seed(calib_seed), batch,
-        [&](int done, int all) {
-          report_stage(progress, "eps bias", done, all);
-          return true;
-        }));
+    bias = std::make_shared<const EpsBias>(measure_artifact_eps_bias(model, a, a.info.recipe.value("bias_samples", 256), batch,
+                                                                     [&](int done, int all) {
+                                                                       report_stage(progress, "eps bias", done, all);
+                                                                       return true;
+                                                                     }));
     info.timings["eps_bias"] = seconds_since(t1);
   }
   const std::string tmp = out_path + ".tmp";  // out_path may be artifact_path
