@@ -104,12 +104,7 @@ TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   EXPECT_GT(r.eps_bias->maps.abs().max().item<double>(), 1e-4);  // a 3-bit model errs
   EXPECT_TRUE(r.timings.contains("eps_bias"));
 
-  ArtifactInfo info;
-  info.config = model.config;
-  info.scheduler = model.scheduler;
-  info.sampler = r.sampler;
-  info.timesteps = r.timesteps;
-  info.recipe = o.to_json();
+  ArtifactInfo info = testing::artifact_info(model, r, o);
   const std::string path = dir + "/a.safetensors";
   save_artifact(path, *r.model, info, r.eps_bias.get());
   EXPECT_EQ(SafeTensors::read_file(path).at("eps_bias").shape, (std::vector<int64_t>{6, 1, 8, 8}));
@@ -137,7 +132,6 @@ TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   // The stage on an existing artifact: the same map (same trajectories, the same kernels), every
   // other tensor copied unchanged; another model's artifact is refused.
   info.recipe["bias_samples"] = 0;
-  info.source_sha256 = model.weights_sha256;
   save_artifact(dir + "/c.safetensors", *r.model, info);
   ASSERT_FALSE(load_artifact(dir + "/c.safetensors").eps_bias);
   correct_artifact(model, dir + "/c.safetensors", dir + "/d.safetensors", 8, 64);

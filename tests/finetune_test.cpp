@@ -64,17 +64,6 @@ std::map<std::string, at::Tensor> codes_of(const QuantizedUNet& q) {
   return codes;
 }
 
-ArtifactInfo info_for(const DiffusionModel& model, const QuantizeResult& r, const RecipeOptions& o) {
-  ArtifactInfo info;
-  info.config = model.config;
-  info.scheduler = model.scheduler;
-  info.sampler = r.sampler;
-  info.timesteps = r.timesteps;
-  info.recipe = o.to_json();
-  info.source_sha256 = model.weights_sha256;
-  return info;
-}
-
 TEST(Finetune, LowersTheHeldOutErrorWithEveryCodeKept) {
   Fixture f = tiny_model("finetune");
   for (const std::string recipe : {"rtn", "vq"}) {
@@ -118,7 +107,7 @@ TEST(Finetune, LowersTheHeldOutErrorWithEveryCodeKept) {
 
     // The artifact carries it to the integer kernels: they agree with the simulation.
     const std::string path = f.dir + "/" + recipe + ".safetensors";
-    save_artifact(path, *tuned.model, info_for(f.model, tuned, o));
+    save_artifact(path, *tuned.model, testing::artifact_info(f.model, tuned, o));
     LoadedArtifact a = load_artifact(path);
     for (const auto& [name, codes] : codes_of(*a.model)) EXPECT_TRUE(at::equal(codes, after.at(name))) << name;
     const at::Tensor x = torch::randn({2, 1, 8, 8});
@@ -166,7 +155,7 @@ TEST(Finetune, RunsOnAnExistingArtifact) {
   RecipeOptions o = options("rtn");
   o.bias_samples = 4;
   const QuantizeResult r = quantize_model(f.model, o);
-  ArtifactInfo info = info_for(f.model, r, o);
+  ArtifactInfo info = testing::artifact_info(f.model, r, o);
   info.report = {{"fid_fmnist", 1.0}};
   const std::string in = f.dir + "/a.safetensors", out = f.dir + "/b.safetensors";
   save_artifact(in, *r.model, info, r.eps_bias.get());

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <random>
 
+#include "engine/quant/recipe.h"
+
 namespace qdm::testing {
 
 QuantSpec every_layer_quantized_spec(int steps) {
@@ -26,6 +28,17 @@ DiffusionModel tiny_conditional_model(const std::string& dir, UNetConfig c) {
   }
   save_model_folder(dir + "/model", *unet, SchedulerConfig{});
   return load_model_folder(dir + "/model");
+}
+
+ArtifactInfo artifact_info(const DiffusionModel& model, const QuantizeResult& r, const RecipeOptions& o) {
+  ArtifactInfo info;
+  info.config = model.config;
+  info.scheduler = model.scheduler;
+  info.sampler = r.sampler;
+  info.timesteps = r.timesteps;
+  info.recipe = o.to_json();
+  info.source_sha256 = model.weights_sha256;
+  return info;
 }
 
 UNetConfig tiny_config() {

@@ -6,7 +6,12 @@
 
 #include "format/unet_config.h"
 #include "engine/model/model_folder.h"
+#include "format/artifact_metadata.h"
 #include "engine/quant/quant_model.h"
+
+namespace qdm {
+struct QuantizeResult;
+}
 
 namespace qdm::testing {
 
@@ -21,6 +26,9 @@ QuantSpec every_layer_quantized_spec(int steps);
 // `config` made class-conditional (4 labels, the null class 3) with a random class embedding,
 // saved as a model folder under `dir`/model and loaded back (seed the generator first).
 DiffusionModel tiny_conditional_model(const std::string& dir, UNetConfig config);
+// The metadata save_artifact needs for a recipe's result on `model`: configs, the result's
+// schedule, the options as its recipe, the source's sha256.
+ArtifactInfo artifact_info(const DiffusionModel& model, const QuantizeResult& result, const RecipeOptions& options);
 // A fresh temporary directory, removed by the caller.
 std::string temp_dir(const std::string& name);
 
