@@ -7,6 +7,9 @@
 # KERNELS (int or sim for the FID evaluations; W4A32 has no integer path and always uses sim),
 # GUIDANCE (class-conditional model: every row is evaluated a second time with an even spread
 # of class labels at this guidance, default 3, for the class accuracy; 0 skips it).
+# FINETUNED ("recipe:w:a ...", default "tfmq+cache:4:8 tfmq:4:8"): those rows again after `qdm finetune`
+# (FT_ARGS, default vq's 600 steps with 12 held-out evaluations, as bench/vq_table.sh's row), named
+# <row>_ft; their quantize time is the row's plus the fine-tuning.
 # Recipe "tfmq-qskip" is tfmq with the 1x1 shortcuts and downsample convs quantized too
 # (only conv_in, conv_out and time_embedding.linear_1 kept in fp32).
 set -euo pipefail
@@ -48,6 +51,20 @@ for cfg in $configs; do
     [ "$guidance" = 0 ] || [ -f "$out/$name.guided.json" ] || "$qdm" eval --artifact "$out/$name.safetensors" \
       --kernels "$k" --num "$num" --seed 0 "${guided[@]}" --json "$out/$name.guided.json" >/dev/null
   done
+done
+for f in ${FINETUNED-"tfmq+cache:4:8 tfmq:4:8"}; do
+  IFS=: read -r r w a <<< "$f"
+  base="${r/+/_}_w${w}a${a}"; base=${base/-/_}; name="${base}_ft"
+  [ -f "$out/$base.safetensors" ] || { echo "no $base row yet: $name skipped" >&2; continue; }
+  k=$kernels; [ "$a" = 32 ] && k=sim
+  if [ ! -f "$out/$name.eval.json" ]; then
+    [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
+    /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" finetune --model models/fmnist-ddpm --artifact "$out/$base.safetensors" \
+      --out "$out/$name.safetensors" ${FT_ARGS:-"--finetune-iters 600 --finetune-evals 12"} > "$out/$name.log" 2>&1
+    "$qdm" eval --artifact "$out/$name.safetensors" --kernels "$k" --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
+  fi
+  [ "$guidance" = 0 ] || [ -f "$out/$name.guided.json" ] || "$qdm" eval --artifact "$out/$name.safetensors" \
+    --kernels "$k" --num "$num" --seed 0 "${guided[@]}" --json "$out/$name.guided.json" >/dev/null
 done
 python3 bench/quant_table.py "$out" "$num" "$iters" "$act_iters" "$calib" > bench/results/quant_table.md
 cat bench/results/quant_table.md
