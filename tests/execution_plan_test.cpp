@@ -75,12 +75,7 @@ class PlanVsSim : public ::testing::Test {
     o.recon.act_iters = 2;
     o.recon.batch = 4;
     QuantizeResult r = quantize_model(*model_, o);
-    ArtifactInfo info;
-    info.config = model_->config;
-    info.scheduler = model_->scheduler;
-    info.sampler = r.sampler;
-    info.timesteps = r.timesteps;
-    save_artifact(dir_ + "/a.safetensors", *r.model, info);
+    save_artifact(dir_ + "/a.safetensors", *r.model, testing::artifact_info(*model_, r, o));
     return load_artifact(dir_ + "/a.safetensors");
   }
 

@@ -112,20 +112,14 @@ class TinyArtifact : public ::testing::Test {
     o.spec.act_bits = abits;
     o.sampler.steps = 5;
     o.calib_samples = 4;
+    options_ = o;
     return quantize_model(*model_, o);
   }
-  ArtifactInfo info(const QuantizeResult& r) {
-    ArtifactInfo i;
-    i.config = model_->config;
-    i.scheduler = model_->scheduler;
-    i.sampler.steps = 5;
-    i.timesteps = r.timesteps;
-    i.source_sha256 = model_->weights_sha256;
-    return i;
-  }
+  ArtifactInfo info(const QuantizeResult& r) { return testing::artifact_info(*model_, r, options_); }
 
   std::string dir_;
   std::unique_ptr<DiffusionModel> model_;
+  RecipeOptions options_;  // the last quantize()'s
 };
 
 TEST_F(TinyArtifact, SaveLoadGivesBitIdenticalOutputs) {

@@ -74,20 +74,17 @@ class Recipes : public ::testing::Test {
     o.recon.act_iters = 6;
     o.recon.batch = 4;
     o.recon_step_stride = 2;
+    options_ = o;
     return quantize_model(*model_, o);
   }
   LoadedArtifact save_and_load(QuantizeResult& r) {
-    ArtifactInfo info;
-    info.config = model_->config;
-    info.scheduler = model_->scheduler;
-    info.sampler.steps = 6;
-    info.timesteps = r.timesteps;
-    save_artifact(dir_ + "/a.safetensors", *r.model, info);
+    save_artifact(dir_ + "/a.safetensors", *r.model, testing::artifact_info(*model_, r, options_));
     return load_artifact(dir_ + "/a.safetensors");
   }
 
   std::string dir_;
   std::unique_ptr<DiffusionModel> model_;
+  RecipeOptions options_;  // the last run's
 };
 
 TEST_F(Recipes, EveryRecipeRoundTripsThroughItsArtifact) {

@@ -79,13 +79,7 @@ class TinyModel : public ::testing::Test {
     o.sampler.steps = 5;
     o.calib_samples = 4;
     QuantizeResult r = quantize_model(model, o);
-    ArtifactInfo info;
-    info.config = model.config;
-    info.scheduler = model.scheduler;
-    info.sampler.steps = 5;
-    info.timesteps = r.timesteps;
-    info.source_sha256 = model.weights_sha256;
-    save_artifact(dir_ + "/a.safetensors", *r.model, info);
+    save_artifact(dir_ + "/a.safetensors", *r.model, testing::artifact_info(model, r, o));
     return dir_ + "/a.safetensors";
   }
   std::string dir_;

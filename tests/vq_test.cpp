@@ -229,12 +229,7 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
   EXPECT_TRUE(stage_seen("vq: "));
   EXPECT_TRUE(stage_seen("reconstruction: "));  // the scalar layers' AdaRound
 
-  ArtifactInfo info;
-  info.config = model.config;
-  info.scheduler = model.scheduler;
-  info.sampler = r.sampler;
-  info.timesteps = r.timesteps;
-  save_artifact(dir + "/a.safetensors", *r.model, info);
+  save_artifact(dir + "/a.safetensors", *r.model, testing::artifact_info(model, r, o));
   LoadedArtifact a = load_artifact(dir + "/a.safetensors");
   int listed = 0;
   for (const auto& e : a.info.layers) listed += e.vector_quantized();
