@@ -84,14 +84,17 @@ void save_artifact(const std::string& path, QuantizedUNet& model, const Artifact
   }
   for (const auto& p : model.unet->named_parameters())
     if (!packed_weights.count(p.key()) && !(cached && is_temporal_layer(p.key()))) tensors[p.key()] = p.value().to(at::kFloat);
-  // tfmq+cache: temporal_cache.<k> = (steps, C_k), the fp32 feature of resnet k at every step;
-  // (steps, labels, C_k) for a class-conditional model (the feature of every label).
+  // tfmq+cache: temporal_cache.<k> = (steps, C_k), the fp32 model's feature of resnet k at every
+  // step; (steps, labels, C_k) for a class-conditional model (the feature of every label). F16
+  // when every value is one (a cache made by cache_temporal_features), else F32.
   if (cached) {
     const bool per_label = model.unet->config().conditional();
     for (size_t k = 0; k < model.temporal_cache.front().size(); ++k) {
       std::vector<at::Tensor> rows;
       for (const auto& step : model.temporal_cache) rows.push_back(step[k].cpu());
-      tensors["temporal_cache." + std::to_string(k)] = (per_label ? at::stack(rows, 0) : at::cat(rows, 0)).contiguous();
+      at::Tensor table = (per_label ? at::stack(rows, 0) : at::cat(rows, 0)).contiguous();
+      if (QuantizedUNet::holds_f16_values(table)) table = table.to(at::kHalf);
+      tensors["temporal_cache." + std::to_string(k)] = table;
     }
   }
   for (const auto& b : model.unet->named_buffers()) tensors[b.key()] = b.value().to(at::kFloat);

@@ -95,8 +95,15 @@ void QuantizedUNet::cache_temporal_features(UNet2DModel fp, const std::vector<in
     if (is_temporal_layer(l->name)) l->quant_input = false;
   const at::Tensor labels = every_class_label(fp->config());
   const int64_t rows = labels.defined() ? labels.size(0) : 1;
-  for (int t : timesteps) temporal_cache.push_back(fp->temporal_features(at::full({rows}, static_cast<float>(t)), labels));
+  for (int t : timesteps) {
+    std::vector<at::Tensor> features = fp->temporal_features(at::full({rows}, static_cast<float>(t)), labels);
+    for (auto& f : features)
+      if (f.abs().max().item<float>() <= 65504.0f) f = f.to(at::kHalf).to(at::kFloat);  // F16's largest finite value
+    temporal_cache.push_back(std::move(features));
+  }
 }
+
+bool QuantizedUNet::holds_f16_values(const at::Tensor& t) { return t.to(at::kHalf).to(t.scalar_type()).equal(t); }
 
 void QuantizedUNet::to(c10::Device device) {
   unet->to(device);

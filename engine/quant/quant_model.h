@@ -33,13 +33,17 @@ class QuantizedUNet {
   std::vector<std::shared_ptr<QuantAttentionCore>> attention;    // per attention block
   std::vector<std::string> kept_fp;                              // layers with fp32 inputs (weights keep_bits)
 
-  // tfmq+cache: the fp32 temporal features of every resnet for every step of the schedule,
+  // tfmq+cache: the fp32 model's temporal features of every resnet for every step of the schedule,
   // [step][resnet] -> (L, C): one row per class label of a conditional model (L = its label
   // count), one row (L = 1) otherwise. When set, forward() uses them instead of the time
-  // embedding.
+  // embedding. cache_temporal_features rounds them to F16 values (when in F16's range): the
+  // artifact and the execution plan then hold them as F16, half the bytes, and the recipe
+  // calibrates on exactly what is served. A cache read from an older artifact stays F32.
   std::vector<std::vector<at::Tensor>> temporal_cache;
   bool has_temporal_cache() const { return !temporal_cache.empty(); }
   void cache_temporal_features(UNet2DModel fp, const std::vector<int>& timesteps);
+  // Every value of `t` is an F16 value (it converts to F16 and back unchanged).
+  static bool holds_f16_values(const at::Tensor& t);
 
   void set_act_mode(ActQuantizer::Mode mode);
   // Moves the UNet, the layers' grid weights and the temporal feature cache to `device`

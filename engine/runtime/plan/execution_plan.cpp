@@ -392,14 +392,29 @@ class PlanBuilder {
     if (q_.has_temporal_cache()) {
       for (size_t r = 0; r < resnets.size(); ++r) {
         const int64_t rows = q_.temporal_cache.front()[r].size(0), c = q_.temporal_cache.front()[r].size(1);
-        std::vector<float> cache;
-        for (const auto& step : q_.temporal_cache) {
-          const std::vector<float> part = to_vector(step[r]);
-          cache.insert(cache.end(), part.begin(), part.end());
-        }
-        p_.weight_bytes_ += cache.size() * 4;
+        bool f16 = true;  // a cache made at F16 precision is kept so (see QuantizedUNet::temporal_cache)
+        for (const auto& step : q_.temporal_cache) f16 = f16 && QuantizedUNet::holds_f16_values(step[r]);
         const Value f = value(static_cast<int>(c), 1, 1);
-        emit(plan::feature_cache_op(std::move(cache), static_cast<int>(rows), f), resnets[r].first + " feature");
+        std::unique_ptr<plan::Op> op;
+        if (f16) {
+          std::vector<uint16_t> cache;
+          for (const auto& step : q_.temporal_cache) {
+            const at::Tensor h = step[r].to(at::kCPU, at::kHalf).contiguous();
+            const at::Half* p = h.data_ptr<at::Half>();
+            for (int64_t i = 0; i < h.numel(); ++i) cache.push_back(p[i].x);
+          }
+          p_.weight_bytes_ += cache.size() * 2;
+          op = plan::feature_cache_f16_op(std::move(cache), static_cast<int>(rows), f);
+        } else {
+          std::vector<float> cache;
+          for (const auto& step : q_.temporal_cache) {
+            const std::vector<float> part = to_vector(step[r]);
+            cache.insert(cache.end(), part.begin(), part.end());
+          }
+          p_.weight_bytes_ += cache.size() * 4;
+          op = plan::feature_cache_op(std::move(cache), static_cast<int>(rows), f);
+        }
+        emit(std::move(op), resnets[r].first + " feature");
         features_.push_back(f);
       }
       return;

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
+
+#include <c10/util/Half.h>
 
 namespace qdm::plan {
 namespace {
@@ -653,19 +656,27 @@ class ClassEmbedOp final : public Op {
   Value out_;
 };
 
+// Element: float (copied) or uint16_t (IEEE half bits, widened exactly).
+template <typename Element>
 class FeatureCacheOp final : public Op {
  public:
-  FeatureCacheOp(std::vector<float> cache, int rows, Value out) : cache_(std::move(cache)), rows_(rows), out_(out) {}
+  FeatureCacheOp(std::vector<Element> cache, int rows, Value out) : cache_(std::move(cache)), rows_(rows), out_(out) {}
   const char* kind() const override { return "feature cache"; }
   void run(Context& ctx) override {
     for (int image = 0; image < ctx.n; ++image) {
       const int64_t row = static_cast<int64_t>(ctx.step) * rows_ + (ctx.labels ? ctx.labels[image] : 0);
-      std::memcpy(ctx.at(out_, image), cache_.data() + row * out_.c, sizeof(float) * out_.c);
+      const Element* from = cache_.data() + row * out_.c;
+      float* to = ctx.at(out_, image);
+      if constexpr (std::is_same_v<Element, float>) {
+        std::memcpy(to, from, sizeof(float) * out_.c);
+      } else {
+        for (int c = 0; c < out_.c; ++c) to[c] = static_cast<float>(c10::Half(from[c], c10::Half::from_bits()));
+      }
     }
   }
 
  private:
-  std::vector<float> cache_;
+  std::vector<Element> cache_;
   int rows_;
   Value out_;
 };
@@ -725,7 +736,10 @@ std::unique_ptr<Op> class_embed_op(std::vector<float> table, int dim, Value out)
   return std::make_unique<ClassEmbedOp>(std::move(table), dim, out);
 }
 std::unique_ptr<Op> feature_cache_op(std::vector<float> cache, int rows_per_step, Value out) {
-  return std::make_unique<FeatureCacheOp>(std::move(cache), rows_per_step, out);
+  return std::make_unique<FeatureCacheOp<float>>(std::move(cache), rows_per_step, out);
+}
+std::unique_ptr<Op> feature_cache_f16_op(std::vector<uint16_t> cache, int rows_per_step, Value out) {
+  return std::make_unique<FeatureCacheOp<uint16_t>>(std::move(cache), rows_per_step, out);
 }
 
 }  // namespace qdm::plan

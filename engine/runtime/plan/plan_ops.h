@@ -113,7 +113,9 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
 std::unique_ptr<Op> timestep_proj_op(int dim, bool flip_sin_to_cos, double freq_shift, Value out);
 // out[image] += table[label(image)]: the class embedding of a conditional model.
 std::unique_ptr<Op> class_embed_op(std::vector<float> table, int dim, Value out);
-// out[image] = cache[step][label(image) or 0] for a tfmq+cache artifact's resnet feature.
+// out[image] = cache[step][label(image) or 0] for a tfmq+cache artifact's resnet feature; the
+// f16 variant holds IEEE half bits (a cache made at F16 precision: half the resident bytes).
 std::unique_ptr<Op> feature_cache_op(std::vector<float> cache, int rows_per_step, Value out);
+std::unique_ptr<Op> feature_cache_f16_op(std::vector<uint16_t> cache, int rows_per_step, Value out);
 
 }  // namespace qdm::plan
