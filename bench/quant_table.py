@@ -40,8 +40,10 @@ for cfg in ["w8a8", "w4a8", "w4a32"]:
             rep, timings = meta["report"], meta["timings"]
             seconds = timings.get("quantization", timings["total"]) + timings.get("finetune", 0)
             label = recipe.replace("_", "+") + (" fine-tuned" if ft else "")
-            rows.append(f"| {label} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {guided_cells(f'{out}/{name}')} | {rep['mse_vs_fp']:.5f} | "
-                        f"{rep['psnr_vs_fp']:.2f} | {rep['temporal_feature_cosine']:.4f} | "
+            # `qdm finetune` keeps the report it was given (marked measured_before_finetune): no image cells.
+            images = ("- | - | -" if rep.get("measured_before_finetune") else
+                      f"{rep['mse_vs_fp']:.5f} | {rep['psnr_vs_fp']:.2f} | {rep['temporal_feature_cosine']:.4f}")
+            rows.append(f"| {label} | {cfg.upper()} | {ev['fid_fmnist']:.3f} | {guided_cells(f'{out}/{name}')} | {images} | "
                         f"{seconds:.0f} | {os.path.getsize(path)} | {ev['kernels']} | {ev['weight_bytes']} |")
 goals = []
 fp_fid = fp["fid_fmnist"]
@@ -83,7 +85,8 @@ FID evaluated on the kernels named per row (int: the integer kernels; sim: fake-
 the weight bytes resident in that evaluation (sim: the fp32 grid weights).
 tfmq+qskip: tfmq with the 1x1 shortcuts and downsample convs quantized as well.
 fine-tuned: the row's artifact after `qdm finetune` (600 Adam steps against the fp32 model's
-noise predictions on 256 fresh trajectories, every integer code kept; time: quantization + fine-tuning).
+noise predictions on 256 fresh trajectories, every integer code kept; time: quantization + fine-tuning;
+its MSE / PSNR / cosine cells are empty: `qdm finetune` keeps the report it was given).
 FID-FMNIST without labels is the unconditional (null-class) model; """ + (
     f"guided: the same seeds with an even spread of class labels at guidance {guidance:g}, class accuracy "
     "by the evaluator's classifier and FID." if guidance else "guided: (unconditional model)") + """
