@@ -392,25 +392,20 @@ class PlanBuilder {
     if (q_.has_temporal_cache()) {
       for (size_t r = 0; r < resnets.size(); ++r) {
         const int64_t rows = q_.temporal_cache.front()[r].size(0), c = q_.temporal_cache.front()[r].size(1);
-        bool f16 = true;  // a cache made at F16 precision is kept so (see QuantizedUNet::temporal_cache)
-        for (const auto& step : q_.temporal_cache) f16 = f16 && QuantizedUNet::holds_f16_values(step[r]);
+        std::vector<at::Tensor> steps;
+        for (const auto& step : q_.temporal_cache) steps.push_back(step[r]);
+        const at::Tensor all = at::cat(steps, 0).cpu().contiguous();
         const Value f = value(static_cast<int>(c), 1, 1);
         std::unique_ptr<plan::Op> op;
-        if (f16) {
-          std::vector<uint16_t> cache;
-          for (const auto& step : q_.temporal_cache) {
-            const at::Tensor h = step[r].to(at::kCPU, at::kHalf).contiguous();
-            const at::Half* p = h.data_ptr<at::Half>();
-            for (int64_t i = 0; i < h.numel(); ++i) cache.push_back(p[i].x);
-          }
+        if (QuantizedUNet::holds_f16_values(all)) {  // a cache made at F16 precision is kept so
+          const at::Tensor h = all.to(at::kHalf);
+          const at::Half* p = h.data_ptr<at::Half>();
+          std::vector<uint16_t> cache(static_cast<size_t>(h.numel()));
+          for (size_t i = 0; i < cache.size(); ++i) cache[i] = p[i].x;
           p_.weight_bytes_ += cache.size() * 2;
           op = plan::feature_cache_f16_op(std::move(cache), static_cast<int>(rows), f);
         } else {
-          std::vector<float> cache;
-          for (const auto& step : q_.temporal_cache) {
-            const std::vector<float> part = to_vector(step[r]);
-            cache.insert(cache.end(), part.begin(), part.end());
-          }
+          std::vector<float> cache = to_vector(all);
           p_.weight_bytes_ += cache.size() * 4;
           op = plan::feature_cache_op(std::move(cache), static_cast<int>(rows), f);
         }
