@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Pixel differences between the same-named PNGs of two folders (8-bit, any colour type
-without palette), e.g. images of the same seeds from the integer kernels and the simulation.
+without palette), e.g. images of the same seeds from the integer kernels and the simulation:
+max / mean absolute difference and the MSE (pixels in [0, 1]) with its PSNR over all images.
     python3 bench/png_diff.py DIR_A DIR_B   ->  one JSON line
 Standard library only (the machines have no numpy / PIL)."""
-import json, os, struct, sys, zlib
+import json, math, os, struct, sys, zlib
 
 
 def read_png(path):
@@ -43,17 +44,20 @@ def read_png(path):
 
 def main(a_dir, b_dir):
     names = sorted(n for n in os.listdir(a_dir) if n.endswith(".png") and n != "grid.png")
-    worst, total, count, differing, over = 0, 0, 0, 0, 0
+    worst, total, count, differing, over, squares = 0, 0, 0, 0, 0, 0
     for n in names:
         a, b = read_png(os.path.join(a_dir, n)), read_png(os.path.join(b_dir, n))
         if len(a) != len(b):
             raise ValueError(f"{n}: sizes differ")
         d = [abs(x - y) for x, y in zip(a, b)]
         worst, total, count = max(worst, max(d)), total + sum(d), count + len(d)
+        squares += sum(v * v for v in d)
         differing += sum(1 for v in d if v)
         over += max(d) > 16
+    mse = squares / max(count, 1) / 255 ** 2  # pixels in [0, 1]
     print(json.dumps({"images": len(names), "max_abs_diff_255": worst, "mean_abs_diff_255": total / max(count, 1),
-                      "differing_pixel_fraction": differing / max(count, 1), "images_with_max_over_16": over}))
+                      "differing_pixel_fraction": differing / max(count, 1), "images_with_max_over_16": over,
+                      "mse": mse, "psnr_db": 10 * math.log10(1 / mse) if mse else float("inf")}))
 
 
 if __name__ == "__main__":
