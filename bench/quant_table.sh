@@ -52,6 +52,7 @@ for cfg in $configs; do
       --kernels "$k" --num "$num" --seed 0 "${guided[@]}" --json "$out/$name.guided.json" >/dev/null
   done
 done
+read -r -a ft_args <<< "${FT_ARGS:---finetune-iters 600 --finetune-evals 12}"
 for f in ${FINETUNED-"tfmq+cache:4:8 tfmq:4:8"}; do
   IFS=: read -r r w a <<< "$f"
   base="${r/+/_}_w${w}a${a}"; base=${base/-/_}; name="${base}_ft"
@@ -60,7 +61,7 @@ for f in ${FINETUNED-"tfmq+cache:4:8 tfmq:4:8"}; do
   if [ ! -f "$out/$name.eval.json" ]; then
     [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
     /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" finetune --model models/fmnist-ddpm --artifact "$out/$base.safetensors" \
-      --out "$out/$name.safetensors" ${FT_ARGS:-"--finetune-iters 600 --finetune-evals 12"} > "$out/$name.log" 2>&1
+      --out "$out/$name.safetensors" "${ft_args[@]}" > "$out/$name.log" 2>&1
     "$qdm" eval --artifact "$out/$name.safetensors" --kernels "$k" --num "$num" --seed 0 --json "$out/$name.eval.json" >/dev/null
   fi
   [ "$guidance" = 0 ] || [ -f "$out/$name.guided.json" ] || "$qdm" eval --artifact "$out/$name.safetensors" \
