@@ -41,10 +41,18 @@ def ms(name, batch):
     return f"{s['median_ms']:.2f}" if s else "-"
 
 
+def guided(path):
+    """Class accuracy and FID of a guided evaluation (bench/quant_table.sh's spread of labels), or dashes."""
+    if not os.path.exists(path):
+        return "- | -"
+    g = json.load(open(path))
+    return f"{g['class_accuracy']:.3f} | {g['fid_fmnist']:.1f}"
+
+
 fp = json.load(open("bench/results/quant/fp.json"))
 fp_speed = speed("fp32")
-rows = [f"| FP32 (LibTorch) | 32 | 32 | {fp['fid_fmnist']:.1f} | inf | {fp['weight_bytes']} | {ms('fp32', 1)} | - | "
-        f"{ms('fp32', 64)} | - | - |"]
+rows = [f"| FP32 (LibTorch) | 32 | 32 | {fp['fid_fmnist']:.1f} | {guided('bench/results/quant/fp.guided.json')} | inf | "
+        f"{fp['weight_bytes']} | {ms('fp32', 1)} | - | {ms('fp32', 64)} | - | - |"]
 notes = []
 weights = None  # conv and linear weights but the cached temporal block, from a vq report
 for v in variants:
@@ -90,7 +98,7 @@ for v in variants + scalars + finetuned:
         bits = f"{scalar_bits(path, weights):.2f} all" if weights else "-"
         sim = ("-", "-")
     psnr = "-" if stale else f"{rep.get('psnr_vs_fp', float('nan')):.2f}"
-    rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {psnr} | "
+    rows.append(f"| {label} | {nominal} | {bits} | {ev['fid_fmnist']:.1f} | {guided(f'{out}/{name}.guided.json')} | {psnr} | "
                 f"{ev['weight_bytes']} | {ms(name, 1)} | {sim[0]} | {ms(name, 64)} | {sim[1]} | {secs / 60:.1f} |")
 def goals():
     out_lines = ["Goals (issue 16), for each vq row against tfmq+cache W4A8 (and W4A8 fine-tuned alike):"]
@@ -116,9 +124,11 @@ def goals():
     return out_lines
 
 
+note_path = f"{out}/table_note.md"  # what a session wrote about its runs, kept across regenerations
+note = open(note_path).read().strip() + "\n\n" if os.path.exists(note_path) else ""
 print(f"""# VQDM on models/fmnist-ddpm
 
-`bash bench/vq_table.sh`: 100 DDIM steps, FID-FMNIST on {num} samples (seeds 0..{int(num) - 1}) on the integer kernels,
+{note}`bash bench/vq_table.sh`: 100 DDIM steps, FID-FMNIST on {num} samples (seeds 0..{int(num) - 1}) on the integer kernels,
 PSNR against the FP32 images of the same seeds (256 images; "-": the quality report predates a
 `qdm finetune`); rows "+ fine-tuning" are fine-tuned against the FP32 model's predictions (scales,
 integer codebooks, biases, norms; every code fixed: engine/quant/finetune.h), vq's default; bits per weight count every byte of the
@@ -127,10 +137,11 @@ scale and zero point) over all conv and linear weights but the cached temporal b
 weight bytes are what the evaluation held (the execution plan's weights, biases, norms, caches);
 ms per UNet call (median; t = 990) at batch 1 and 64, 2 threads, for the integer kernels (vq:
 a tile of output channels decoded per task) and the decode-then-FP32 simulation (`--kernels
-sim`, what VQDM's own code does); quantization wall time in minutes.
+sim`, what VQDM's own code does); quantization wall time in minutes. Guided: the same seeds with an
+even spread of class labels at guidance 3, class accuracy by the evaluator's classifier ("-": not run).
 
-| model | nominal bits | bits per weight (all bytes) | FID-FMNIST | PSNR vs FP dB | resident weight bytes | ms b1 int | ms b1 sim | ms b64 int | ms b64 sim | quantize min |
-|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| model | nominal bits | bits per weight (all bytes) | FID-FMNIST | guided class acc | guided FID | PSNR vs FP dB | resident weight bytes | ms b1 int | ms b1 sim | ms b64 int | ms b64 sim | quantize min |
+|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 """ + "\n".join(rows) + """
 
 """ + "\n".join(notes) + """

@@ -9,7 +9,9 @@
 #   bash bench/vq_table.sh            (from the repository root, after .ci/setup)
 # Environment: NUM (samples per FID, default 1000), CALIB (calibration trajectories), VARIANTS
 # ("name:M:B ..."), SCALARS ("name:bits ..."), QDM / BENCH (binaries), PAUSE_PID (a background
-# job, e.g. training, stopped while speed is measured and resumed after).
+# job, e.g. training, stopped while speed is measured and resumed after), GUIDANCE (class-conditional
+# model: each row evaluated again with an even spread of class labels at this guidance, default 3 as
+# bench/quant_table.sh, for the class accuracy; 0 skips it), GUIDED (the rows that get it, default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 num=${NUM:-1000}
@@ -21,6 +23,8 @@ ft_iters=600  # recipe vq's default (format/recipes.cpp)
 qdm=${QDM:-build/bin/qdm}
 bench=${BENCH:-build/bin/qdm_forward_bench}
 model=models/fmnist-ddpm
+guidance=${GUIDANCE:-3}
+grep -q '"num_class_embeds": *[1-9]' "$model/config.json" || guidance=0
 out=bench/results/vq
 mkdir -p "$out"
 
@@ -43,9 +47,12 @@ quantize() {  # NAME ARGS...
   /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model "$model" --steps 100 --calib-samples "$calib" \
     --report-samples 256 --out "$out/$name.safetensors" "$@" > "$out/$name.log" 2>&1
 }
-evaluate() {  # NAME KERNELS
+evaluate() {  # NAME KERNELS: unguided, then guided where asked
   [ -s "$out/$1.eval.json" ] || "$qdm" eval --artifact "$out/$1.safetensors" --kernels "$2" --num "$num" --seed 0 \
     --json "$out/$1.eval.json" > /dev/null 2>&1
+  [ "$guidance" = 0 ] || [ -s "$out/$1.guided.json" ] || [[ " ${GUIDED:-$1} " != *" $1 "* ]] || \
+    "$qdm" eval --artifact "$out/$1.safetensors" --kernels "$2" --num "$num" --seed 0 --class-label all \
+      --guidance "$guidance" --json "$out/$1.guided.json" > /dev/null 2>&1
 }
 
 for v in $variants; do
