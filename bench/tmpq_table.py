@@ -49,7 +49,9 @@ def row(label, n, name, bitops, resident, search_s="-", speed_of=None):
     ms = speed(speed_of or name)
     b1 = f"{ms[1]:.1f}" if 1 in ms else "-"
     b64 = f"{ms[64]:.2f}" if 64 in ms else "-"
-    rows.append(f"| {label} | {n} | {ev['fid_fmnist']:.1f} | {bitops / 1e9:.1f} | {b1} | {b64} | {resident} | {search_s} |")
+    g = load(f"{out}/{name}.guided.json")
+    guided = f"{g['class_accuracy']:.3f} | {g['fid_fmnist']:.1f}" if g else "- | -"
+    rows.append(f"| {label} | {n} | {ev['fid_fmnist']:.1f} | {guided} | {bitops / 1e9:.1f} | {b1} | {b64} | {resident} | {search_s} |")
 
 
 # The quantized rows' samplers: DDIM's rows carry no suffix (tfmq_w4a8_n10), others do (_dpm).
@@ -113,9 +115,11 @@ times = [a["timings"].get("total", 0) / 60 for k, a in artifacts.items() if k.st
 if times:
     lines.append(f"- Searches took {min(times):.0f}-{max(times):.0f} min end to end (goal for the default: <= 60 min).")
 
+note_path = f"{out}/table_note.md"  # what sessions wrote about their runs, kept across regenerations
+note = open(note_path).read().strip() + "\n\n" if os.path.exists(note_path) else ""
 print(f"""# TMPQ-DM: timesteps and per-layer bits searched together ({os.path.basename(model)})
 
-FID-FMNIST on {num} samples, seeds 0..{int(num) - 1} for every row (the evaluator's classifier
+{note}FID-FMNIST on {num} samples, seeds 0..{int(num) - 1} for every row (the evaluator's classifier
 features against the Fashion-MNIST test set). BitOPs per image over all N steps (one UNet call
 per step: multiply-adds x weight bits x activation bits, 32 for fp32 operands, attention's
 matmuls at their operand bits; the cached temporal block is free). ms per image: sampling runs
@@ -127,10 +131,12 @@ default BitOPs cap (the all-6-bit model's) or under a time cap alone: 1.2x TFMQ 
 measured ms per image at batch 1 at the same N, checked against the kernels' latency table
 (measured once per machine, per layer and weight bit width); the time cap with the paper's
 timestep groups (dense near t = 0) and with even groups (`--group-power 1`). Search time is the whole
-quantize job (quantizer bank, search, final FID ranking; the latency table was cached).
+quantize job (quantizer bank, search, final FID ranking; the latency table was cached). Guided:
+the same seeds with an even spread of class labels at guidance 3, class accuracy by the evaluator's
+classifier and FID ("-": not run; artifacts that were not kept cannot be).
 
-| model | N | FID-FMNIST | GBitOPs / image | ms / image (b1) | ms / image (b64) | resident weight bytes | search wall time |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| model | N | FID-FMNIST | guided class acc | guided FID | GBitOPs / image | ms / image (b1) | ms / image (b64) | resident weight bytes | search wall time |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 """ + "\n".join(rows) + "\n\nGoals:\n" + "\n".join(lines) + """
 
 Reproduce: `bash bench/tmpq_table.sh` (environment variables at the top of the script).

@@ -15,7 +15,10 @@
 # ("ddim dpmpp2m": the quantized rows' samplers; FP32 rows are evaluated with both), ITERS (TFMQ
 # AdaRound iterations per block, 200 as in bench/results/quant_table.md), SEARCH (extra qdm
 # quantize flags for every search, e.g. "--generations 10"), QDM (binary), PAUSE_PID (a
-# background job, e.g. training, stopped while speed is measured and resumed after).
+# background job, e.g. training, stopped while speed is measured and resumed after), GUIDANCE
+# (class-conditional model: each row evaluated again with an even spread of class labels at this
+# guidance, default 3 as bench/quant_table.sh, for the class accuracy; 0 skips it), GUIDED (the rows
+# that get it, default all).
 # Every row is kept in bench/results/tmpq/<model>/ as it finishes (what the table reads of an
 # artifact, `qdm inspect --json`, is kept beside it by bench/tmpq_table.py as NAME.inspect.json:
 # artifacts are not committed, and a row with one is not quantized again): a rerun skips finished rows,
@@ -33,6 +36,8 @@ bench=${BENCH:-build/bin/qdm_sampling_bench}
 out=${OUT:-bench/results/tmpq/$(basename "$model")}
 mkdir -p "$out/state" "$out/cache"
 classifier=models/fmnist-classifier
+guidance=${GUIDANCE:-3}
+grep -q '"num_class_embeds": *[1-9]' "$model/config.json" || guidance=0
 
 pause() { [ -n "${PAUSE_PID:-}" ] && kill -STOP "$PAUSE_PID" 2>/dev/null || true; }
 resume() { [ -n "${PAUSE_PID:-}" ] && kill -CONT "$PAUSE_PID" 2>/dev/null || true; }
@@ -49,9 +54,14 @@ speed() {
 }
 # ms per image at batch 1 from a speed file, the median of its runs (the time-capped search's cap)
 ms_b1() { awk -F'|' '$3+0 == 1 { print 1000 * $7 }' "$out/$1.speed.md" | sort -g | awk '{ v[NR] = $1 } END { printf "%.3f", v[int((NR + 1) / 2)] }'; }
-evaluate() {  # NAME ARGS...
+evaluate() {  # NAME ARGS...: unguided, then guided where asked (rows whose artifact is kept)
   local name=$1; shift
   [ -s "$out/$name.eval.json" ] || "$qdm" eval "$@" --num "$num" --seed 0 --classifier "$classifier" --json "$out/$name.eval.json" >"$out/$name.eval.log" 2>&1
+  if [ "$guidance" != 0 ] && [ ! -s "$out/$name.guided.json" ] && [[ " ${GUIDED:-$name} " == *" $name "* ]] &&
+     { [[ "$name" == fp_* ]] || [ -s "$out/$name.safetensors" ]; }; then
+    "$qdm" eval "$@" --num "$num" --seed 0 --classifier "$classifier" --class-label all --guidance "$guidance" \
+      --json "$out/$name.guided.json" >"$out/$name.guided.log" 2>&1
+  fi
 }
 
 # The kernels' latency table (measured once per machine and model, cached for every search):
@@ -66,14 +76,18 @@ if [ -z "$(ls "$out/cache/latency" 2>/dev/null)" ]; then
 fi
 # FP32 DDIM-100 on these seeds may exist already (bench/quant_table.sh's): reused when it is of
 # the same weights and sample count.
-[ -s "$out/fp_ddim100.eval.json" ] || python3 - "$model" "$num" "$out/fp_ddim100.eval.json" <<'PY' || true
+# Its guided evaluation likewise (bench/quant_table.sh's fp.guided.json) when at the same guidance.
+python3 - "$model" "$num" "$out" "$guidance" <<'PY' || true
 import hashlib, json, os, shutil, sys
-model, num, dst = sys.argv[1:4]
-src = "bench/results/quant/fp.json"
-if os.path.exists(src):
+model, num, out, guidance = sys.argv[1:5]
+sha = hashlib.sha256(open(f"{model}/diffusion_pytorch_model.safetensors", "rb").read()).hexdigest()
+for src, dst in (("fp.json", "fp_ddim100.eval.json"), ("fp.guided.json", "fp_ddim100.guided.json")):
+    src, dst = f"bench/results/quant/{src}", f"{out}/{dst}"
+    if os.path.exists(dst) or not os.path.exists(src):
+        continue
     j = json.load(open(src))
-    sha = hashlib.sha256(open(f"{model}/diffusion_pytorch_model.safetensors", "rb").read()).hexdigest()
-    if j.get("sha256") == sha and j.get("num_images") == int(num) and j.get("steps") == 100 and j.get("seed") == 0:
+    if (j.get("sha256") == sha and j.get("num_images") == int(num) and j.get("steps") == 100 and j.get("seed") == 0
+            and float(j.get("guidance", guidance)) == float(guidance)):
         shutil.copy(src, dst)
 PY
 evaluate fp_ddim100 --model "$model" --steps 100
