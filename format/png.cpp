@@ -1,12 +1,16 @@
 #include "format/png.h"
 
+#ifdef QDM_HAVE_PNG
 #include <png.h>
+#endif
 
 #include <cstring>
 #include <fstream>
 #include <stdexcept>
 
 namespace qdm {
+
+#ifdef QDM_HAVE_PNG
 namespace {
 
 void on_error(png_structp png, png_const_charp msg) {
@@ -69,14 +73,6 @@ std::vector<uint8_t> encode_png(const uint8_t* pixels, int width, int height, in
   return out;
 }
 
-void write_png(const std::string& path, const uint8_t* pixels, int width, int height, int channels,
-               const PngText& text) {
-  const auto bytes = encode_png(pixels, width, height, channels, text);
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw std::runtime_error("cannot write '" + path + "'");
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
 DecodedPng decode_png(const std::vector<uint8_t>& bytes) {
   if (bytes.size() < 8 || png_sig_cmp(bytes.data(), 0, 8)) throw std::runtime_error("png: not a PNG file");
   png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, on_error, on_warning);
@@ -101,6 +97,28 @@ DecodedPng decode_png(const std::vector<uint8_t>& bytes) {
   }
   png_destroy_read_struct(&png, &info, nullptr);
   return d;
+}
+
+#else  // an engine-only build without libpng (bench/gpu_check.sh on a bare machine)
+
+namespace {
+[[noreturn]] void no_png() {
+  throw std::runtime_error("png: this build has no libpng (an engine-only build without libpng-dev); rebuild with "
+                           "libpng to read or write PNG files");
+}
+}  // namespace
+
+std::vector<uint8_t> encode_png(const uint8_t*, int, int, int, const PngText&) { no_png(); }
+DecodedPng decode_png(const std::vector<uint8_t>&) { no_png(); }
+
+#endif
+
+void write_png(const std::string& path, const uint8_t* pixels, int width, int height, int channels,
+               const PngText& text) {
+  const auto bytes = encode_png(pixels, width, height, channels, text);
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw std::runtime_error("cannot write '" + path + "'");
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 
 }  // namespace qdm

@@ -1,4 +1,5 @@
-// PNG encoding (libpng) with tEXt chunks for generation parameters.
+// PNG encoding (libpng) with tEXt chunks for generation parameters. An engine-only build without
+// libpng compiles, and its encode/decode throw std::runtime_error saying so.
 #pragma once
 
 #include <cstdint>

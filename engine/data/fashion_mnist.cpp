@@ -1,6 +1,8 @@
 #include "engine/data/fashion_mnist.h"
 
+#ifdef QDM_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +13,7 @@
 namespace qdm {
 namespace {
 
+#ifdef QDM_HAVE_ZLIB
 std::vector<uint8_t> read_gz(const std::string& path) {
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f)
@@ -25,6 +28,11 @@ std::vector<uint8_t> read_gz(const std::string& path) {
   if (failed) throw std::runtime_error("'" + path + "' is not a readable gzip file");
   return out;
 }
+#else  // an engine-only build without zlib (bench/gpu_check.sh on a bare machine)
+std::vector<uint8_t> read_gz(const std::string& path) {
+  throw std::runtime_error("cannot read '" + path + "': this build has no zlib (an engine-only build without zlib1g-dev)");
+}
+#endif
 
 uint32_t be32(const std::vector<uint8_t>& b, size_t at) {
   return (uint32_t{b[at]} << 24) | (uint32_t{b[at + 1]} << 16) | (uint32_t{b[at + 2]} << 8) | b[at + 3];

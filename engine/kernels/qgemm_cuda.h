@@ -13,14 +13,18 @@
 
 #include "engine/kernels/qgemm.h"
 
+struct CUstream_st;  // cudaStream_t is CUstream_st* (cuda_runtime_api.h)
+
 namespace qdm {
 
 // True when the CUDA runtime sees at least one device.
 bool cuda_device_available();
 
 // acc (m, n) = a (m, k_padded) . w^T with every pointer in device memory of the current
-// device, launched on the legacy default stream (LibTorch's default) and not waited for.
-void qgemm_u8_cuda_device(const uint8_t* a, int m, const uint8_t* w, int n, int k_padded, int bits, int32_t* acc);
+// device, launched on `stream` (the caller's: LibTorch's current stream; null: the legacy
+// default stream) and not waited for, unless QDM_CUDA_SYNC=1 (then waited for and checked).
+void qgemm_u8_cuda_device(const uint8_t* a, int m, const uint8_t* w, int n, int k_padded, int bits, int32_t* acc,
+                          CUstream_st* stream);
 
 // The same from host memory: copies in, runs, copies the result back (tests).
 void qgemm_u8_cuda(const uint8_t* a, int m, const uint8_t* w, int n, int k_padded, int bits, int32_t* acc);

@@ -8,6 +8,8 @@
 
 #include "engine/kernels/qgemm.h"
 #ifdef QDM_CUDA_INT_KERNELS
+#include <c10/cuda/CUDAStream.h>
+
 #include "engine/kernels/qgemm_cuda.h"
 #endif
 
@@ -70,8 +72,10 @@ at::Tensor TensorIntLayer::product(const at::Tensor& a) const {
 #ifdef QDM_CUDA_INT_KERNELS
     const c10::DeviceGuard guard(a.device());
     at::Tensor acc = at::empty({m, n_}, a.options().dtype(at::kInt));
+    // On LibTorch's current stream, ordered with the ATen operations around it.
+    cudaStream_t stream = c10::cuda::getCurrentCUDAStream(a.device().index()).stream();
     qgemm_u8_cuda_device(a.data_ptr<uint8_t>(), static_cast<int>(m), weights_.data_ptr<uint8_t>(), static_cast<int>(n_),
-                         static_cast<int>(k_padded_), bits_, acc.data_ptr<int32_t>());
+                         static_cast<int>(k_padded_), bits_, acc.data_ptr<int32_t>(), stream);
     return acc;
 #else
     throw std::runtime_error("integer kernels on CUDA are not in this build (needs a CUDA LibTorch and nvcc)");
