@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "server/job_transitions.h"
+#include "service/redact.h"
 #include "server/postgres_job_store.h"
 #include "server/sqlite_job_store.h"
 
@@ -46,15 +47,19 @@ std::unique_ptr<JobStore> open_job_store(const std::string& url, JobStore::Optio
   throw std::invalid_argument("--store must be sqlite:PATH or a postgresql:// URL");
 }
 
-std::string describe_store_url(const std::string& url) {
-  const size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  const size_t at = url.find('@', scheme);
-  if (at == std::string::npos) return url;
-  const size_t colon = url.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon) + ":***" + url.substr(at);  // user:password@ -> user:***@
+int64_t page_token_position(const std::string& token) {
+  if (token.empty()) return INT64_MAX;
+  // A store's tokens are the decimal sequence numbers it counts: at most 19 digits.
+  const bool digits = token.size() <= 19 && token.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) throw std::invalid_argument("page_token is not one this service returned; pass next_page_token of the last page");
+  try {
+    return std::stoll(token);
+  } catch (const std::exception&) {
+    throw std::invalid_argument("page_token is not one this service returned; pass next_page_token of the last page");
+  }
 }
+
+std::string describe_store_url(const std::string& url) { return service::redact_secrets(url); }
 
 std::string random_hex(int n) {
   static thread_local std::mt19937_64 rng(std::random_device{}());

@@ -107,7 +107,12 @@ class JobStore {
 // connection URI). Throws std::invalid_argument for another scheme, StoreError when the database
 // cannot be opened or migrated.
 std::unique_ptr<JobStore> open_job_store(const std::string& url, JobStore::Options options);
-// The store's kind and location with any password removed, for logs.
+// The position a page token stands for (the sequence number below which the page starts; the
+// end of the list for an empty token). Throws std::invalid_argument for a token no store gave.
+int64_t page_token_position(const std::string& token);
+
+// The store's kind and location with its secrets removed (user info, password and sslpassword
+// parameters: service::redact_secrets), for logs and messages.
 std::string describe_store_url(const std::string& url);
 
 // Terminal states: SUCCEEDED, FAILED, CANCELLED.

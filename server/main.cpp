@@ -30,6 +30,7 @@
 #include "service/auth.h"
 #include "service/health_names.h"
 #include "service/reflection_v1.h"
+#include "service/rpc_interceptor.h"
 #include "service/logging.h"
 #include "service/shutdown_signals.h"
 
@@ -50,6 +51,7 @@ struct Flags {
   bool log_json = false;
   std::string log_level = "info";
   qdm::service::TlsFiles tls;
+  qdm::service::TlsFiles worker_tls;  // how the scheduler dials workers: ca (their certificates), cert/key (mTLS)
   std::string tokens_file, tokens, worker_token, health_listen;
   qdm::ModelLimits model_limits;
 };
@@ -91,6 +93,15 @@ int main(int argc, char** argv) {
   app.add_option("--tokens-file", f.tokens_file, "Bearer tokens: lines 'TOKEN read|write'")->envname("QDM_TOKENS_FILE");
   app.add_option("--tokens", f.tokens, "Bearer tokens: 'TOKEN:read|write,...'")->envname("QDM_TOKENS");
   app.add_option("--worker-token", f.worker_token, "Token workers and the scheduler share")->envname("QDM_WORKER_TOKEN");
+  app.add_option("--worker-ca", f.worker_tls.ca,
+                 "CA of the workers' certificates: the scheduler calls workers over TLS and refuses workers without it "
+                 "(required with --tls-cert)")->envname("QDM_WORKER_CA");
+  app.add_option("--worker-server-name", f.worker_tls.server_name,
+                 "Name checked in every worker's certificate (default: the host of its advertised address)")
+      ->envname("QDM_WORKER_SERVER_NAME");
+  app.add_option("--worker-client-cert", f.worker_tls.cert, "Client certificate for workers that require one (mutual TLS)")
+      ->envname("QDM_WORKER_CLIENT_CERT");
+  app.add_option("--worker-client-key", f.worker_tls.key, "PEM private key of --worker-client-cert")->envname("QDM_WORKER_CLIENT_KEY");
   app.add_option("--health-listen", f.health_listen, "Plaintext grpc.health.v1 only (probes when --listen has TLS)")->envname("QDM_HEALTH_LISTEN");
   CLI11_PARSE(app, argc, argv);
   service::setup_logging(f.log_json, f.log_level, "scheduler");
@@ -114,6 +125,7 @@ int main(int argc, char** argv) {
     const std::string store_url = f.store.empty() ? "sqlite:" + (std::filesystem::path(f.data) / "qdm.db").string() : f.store;
     std::unique_ptr<server::JobStore> job_store;
     const auto store_deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(f.store_wait_seconds);
+    spdlog::info("opening the job store {}", store_url);  // the log formatter redacts its secrets (service/redact.h)
     while (!job_store) {
       try {
         job_store = server::open_job_store(store_url, {f.max_attempts, std::min(2.0, f.lease_seconds / 2), f.max_queued_jobs});
@@ -140,18 +152,32 @@ int main(int argc, char** argv) {
                     "(QDM_WORKER_TOKEN) to a shared secret and give the workers the same one");
       return 1;
     }
+    // With TLS on the API, the scheduler's calls to workers (which carry the worker token) are
+    // encrypted too.
+    if (!f.tls.cert.empty() && f.worker_tls.ca.empty()) {
+      spdlog::error("--tls-cert is set but no --worker-ca: the scheduler's calls to workers, which carry the worker "
+                    "token, would cross the network in plaintext. Give the workers certificates (--tls-cert/--tls-key "
+                    "on qdm-worker) and the scheduler their CA with --worker-ca (QDM_WORKER_CA)");
+      return 1;
+    }
+    if (f.worker_tls.cert.empty() != f.worker_tls.key.empty()) {
+      spdlog::error("--worker-client-cert and --worker-client-key go together");
+      return 1;
+    }
     if (f.worker_token.empty())
       spdlog::warn("development mode: no API tokens, no TLS and no worker token; anyone who reaches port {} can "
                    "submit jobs, fetch model weights and register as a worker",
                    f.listen.substr(f.listen.rfind(':') + 1));
     const std::unique_ptr<server::WorkerDirectory> directory = server::open_worker_directory(store_url);
     server::WorkerRegistry workers(std::chrono::milliseconds(static_cast<int64_t>(f.lease_seconds * 1000)),
-                                   grpc::InsecureChannelCredentials(), f.worker_token, directory.get());
+                                   service::channel_credentials(f.worker_tls), f.worker_token, directory.get(),
+                                   f.worker_tls.server_name);
     service::Limits limits;
     limits.max_images = f.max_images;
     server::LeaseSettings lease;
     lease.lease_seconds = f.lease_seconds;
     lease.heartbeat_ms = static_cast<int>(std::min(1000.0, f.lease_seconds * 1000 / 4));
+    lease.require_worker_tls = !f.worker_tls.ca.empty();
 
     server::QuantizeJobsService jobs_service(auth, jobs, models, metrics, limits);
     server::ModelsService models_service(auth, models, jobs, metrics, f.max_upload_bytes);
@@ -163,6 +189,7 @@ int main(int argc, char** argv) {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(f.listen, service::server_credentials(f.tls), &port);
+    service::add_rpc_interceptor(builder, metrics.rpc);  // request metrics and safe statuses, every method
     builder.SetMaxReceiveMessageSize(16 << 20);
     builder.SetMaxSendMessageSize(64 << 20);
     builder.RegisterService(&jobs_service);
@@ -219,9 +246,10 @@ int main(int argc, char** argv) {
     });
 
     set_serving(true);
-    spdlog::info("qdm-scheduler listening on port {}{} (metrics on port {}), data in {}; API tokens {}", port,
+    spdlog::info("qdm-scheduler listening on port {}{} (metrics on port {}), data in {}; API tokens {}; workers over {}", port,
                  f.tls.cert.empty() ? "" : " with TLS", metrics_server.port(), f.data,
-                 auth.api_open() ? "off" : "required");
+                 auth.api_open() ? "off" : "required",
+                 f.worker_tls.ca.empty() ? "plaintext" : f.worker_tls.cert.empty() ? "TLS" : "mutual TLS");
 
     const int sig = signals.wait();
     spdlog::info("signal {}: shutting down", sig);

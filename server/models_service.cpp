@@ -3,31 +3,30 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <optional>
 
+#include "format/echo.h"
 #include "service/file_transfer.h"
 
 namespace qdm::server {
 
-using Clock = std::chrono::steady_clock;
 
 ModelsService::ModelsService(const service::TokenAuth& auth, ModelStore& models, JobStore& jobs, SchedulerMetrics& metrics, int64_t max_upload_bytes)
     : auth_(auth), models_(models), jobs_(jobs), metrics_(metrics), max_upload_bytes_(max_upload_bytes) {}
 
 grpc::Status ModelsService::List(grpc::ServerContext* context, const v1::ListModelsRequest* request,
                                  v1::ListModelsResponse* response) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
-    return metrics_.rpc.record("Models/List", start, denied);
+    return denied;
   for (auto& m : models_.list(request->include_artifacts())) *response->add_models() = std::move(m);
-  return metrics_.rpc.record("Models/List", start, grpc::Status::OK);
+  return grpc::Status::OK;
 }
 
 grpc::Status ModelsService::Describe(grpc::ServerContext* context, const v1::DescribeModelRequest* request,
                                      v1::ModelInfo* info) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
-    return metrics_.rpc.record("Models/Describe", start, denied);
-  return metrics_.rpc.record("Models/Describe", start, models_.describe(request->name(), info));
+    return denied;
+  return models_.describe(request->name(), info);
 }
 
 grpc::Status ModelsService::upload(grpc::ServerReader<v1::UploadChunk>* reader, v1::ModelInfo* info) {
@@ -36,19 +35,25 @@ grpc::Status ModelsService::upload(grpc::ServerReader<v1::UploadChunk>* reader, 
     return {grpc::INVALID_ARGUMENT, "an upload starts with a header (name and each file's sha256)"};
   const auto header = chunk.header();
   if (!service::valid_name(header.name()))
-    return {grpc::INVALID_ARGUMENT, "'" + header.name() + "' is not a model name (1-128 of A-Z a-z 0-9 . _ + -)"};
+    return {grpc::INVALID_ARGUMENT, echo(header.name()) + " is not a model name (1-128 of A-Z a-z 0-9 . _ + -)"};
   if (models_.model_dir(header.name()) || models_.artifact_path(header.name()))
-    return {grpc::ALREADY_EXISTS, "a model named '" + header.name() + "' exists; pick another name or delete it"};
+    return {grpc::ALREADY_EXISTS, "a model named " + echo(header.name()) + " exists; pick another name or delete it"};
   static const std::set<std::string> allowed = {"config.json", "diffusion_pytorch_model.safetensors",
                                                 "scheduler/scheduler_config.json", "scheduler_config.json"};
   std::map<std::string, std::string> files(header.files().begin(), header.files().end());
   for (const auto& [path, sha] : files) {
     if (!allowed.count(path))
-      return {grpc::INVALID_ARGUMENT, "file '" + path + "' is not part of a model folder; send config.json, "
+      return {grpc::INVALID_ARGUMENT, "file " + echo(path) + " is not part of a model folder; send config.json, "
                                       "diffusion_pytorch_model.safetensors and optionally scheduler/scheduler_config.json"};
-    if (sha.size() != 64) return {grpc::INVALID_ARGUMENT, "sha256 of '" + path + "' must be 64 hex digits"};
+    if (sha.size() != 64) return {grpc::INVALID_ARGUMENT, "sha256 of " + echo(path) + " must be 64 hex digits"};
   }
-  const std::string dir = models_.make_temp_dir();
+  std::optional<service::ScratchDir> scratch;  // removed on every exit: a failed upload leaves nothing
+  try {
+    scratch.emplace(models_.make_temp_dir());
+  } catch (const std::filesystem::filesystem_error& e) {
+    return service::storage_error("the upload", e.path1().string(), e.code().value());
+  }
+  const std::string& dir = scratch->path();
   service::FileReceiver receiver(dir, files, max_upload_bytes_);
   grpc::Status status;
   while (status.ok() && reader->Read(&chunk)) {
@@ -59,31 +64,27 @@ grpc::Status ModelsService::upload(grpc::ServerReader<v1::UploadChunk>* reader, 
   }
   if (status.ok()) status = receiver.finish();
   if (status.ok()) status = models_.commit_model(dir, header.name(), info);
-  std::filesystem::remove_all(dir);
   if (status.ok()) spdlog::info("model {} uploaded ({} bytes)", header.name(), receiver.bytes());
   return status;
 }
 
 grpc::Status ModelsService::Upload(grpc::ServerContext* context, grpc::ServerReader<v1::UploadChunk>* reader,
                                    v1::ModelInfo* info) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
-    return metrics_.rpc.record("Models/Upload", start, denied);
-  return metrics_.rpc.record("Models/Upload", start, upload(reader, info));
+    return denied;
+  return upload(reader, info);
 }
 
 grpc::Status ModelsService::Delete(grpc::ServerContext* context, const v1::DeleteModelRequest* request,
                                    v1::DeleteModelResponse*) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
-    return metrics_.rpc.record("Models/Delete", start, denied);
+    return denied;
   if (jobs_.model_in_use(request->name()))
-    return metrics_.rpc.record("Models/Delete", start,
-                               {grpc::FAILED_PRECONDITION, "model '" + request->name() +
-                                                               "' is used by a queued or running job; cancel it first"});
+    return {grpc::FAILED_PRECONDITION, "model " + echo(request->name()) +
+                                                               "' is used by a queued or running job; cancel it first"};
   auto status = models_.remove(request->name());
   if (status.ok()) spdlog::info("model {} deleted", request->name());
-  return metrics_.rpc.record("Models/Delete", start, status);
+  return status;
 }
 
 }  // namespace qdm::server

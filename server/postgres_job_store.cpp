@@ -151,14 +151,7 @@ std::string PostgresJobStore::current_lease(const std::string& job_id) {
 }
 
 JobPage PostgresJobStore::list(const std::vector<v1::Job::State>& states, int page_size, const std::string& page_token) {
-  int64_t before = INT64_MAX;
-  if (!page_token.empty()) {
-    try {
-      before = std::stoll(page_token);
-    } catch (const std::exception&) {
-      throw std::invalid_argument("page_token '" + page_token + "' is not one this service returned");
-    }
-  }
+  const int64_t before = page_token_position(page_token);
   std::string set = "{";
   for (size_t i = 0; i < states.size(); ++i) set += (i ? "," : "") + std::to_string(static_cast<int>(states[i]));
   set += "}";

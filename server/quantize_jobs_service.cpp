@@ -7,7 +7,6 @@
 namespace qdm::server {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 
 grpc::Status not_found(const std::string& id) {
   return {grpc::NOT_FOUND, "no job with id " + echo(id) + "; qdm jobs list shows the ids"};
@@ -33,6 +32,7 @@ QuantizeJobsService::QuantizeJobsService(const service::TokenAuth& auth, JobStor
     : auth_(auth), jobs_(jobs), models_(models), metrics_(metrics), limits_(limits) {}
 
 grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1::Job* job) {
+  if (auto s = service::check_enum_values(request); !s.ok()) return s;
   if (auto s = service::check_name("model", request.model()); !s.ok()) return s;
   if (!models_.model_dir(request.model()))
     return {grpc::NOT_FOUND, "no fp32 model named " + echo(request.model()) +
@@ -55,39 +55,37 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
 }
 
 grpc::Status QuantizeJobsService::Submit(grpc::ServerContext* context, const v1::SubmitJobRequest* request, v1::Job* job) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
-    return metrics_.rpc.record("QuantizeJobs/Submit", start, denied);
+    return denied;
   grpc::Status status;
   try {
     status = submit(*request, job);
   } catch (const std::exception& e) {
     status = metrics_.store_failure("QuantizeJobs/Submit", e);
   }
-  return metrics_.rpc.record("QuantizeJobs/Submit", start, status);
+  return status;
 }
 
 grpc::Status QuantizeJobsService::Get(grpc::ServerContext* context, const v1::GetJobRequest* request, v1::Job* job) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
-    return metrics_.rpc.record("QuantizeJobs/Get", start, denied);
-  if (auto s = check_id(request->id()); !s.ok()) return metrics_.rpc.record("QuantizeJobs/Get", start, s);
+    return denied;
+  if (auto s = check_id(request->id()); !s.ok()) return s;
   try {
     auto found = jobs_.get(request->id());
-    if (!found) return metrics_.rpc.record("QuantizeJobs/Get", start, not_found(request->id()));
+    if (!found) return not_found(request->id());
     *job = *found;
   } catch (const std::exception& e) {
-    return metrics_.rpc.record("QuantizeJobs/Get", start, metrics_.store_failure("QuantizeJobs/Get", e));
+    return metrics_.store_failure("QuantizeJobs/Get", e);
   }
-  return metrics_.rpc.record("QuantizeJobs/Get", start, grpc::Status::OK);
+  return grpc::Status::OK;
 }
 
 grpc::Status QuantizeJobsService::List(grpc::ServerContext* context, const v1::ListJobsRequest* request,
                                        v1::ListJobsResponse* response) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
-    return metrics_.rpc.record("QuantizeJobs/List", start, denied);
+    return denied;
   auto status = [&]() -> grpc::Status {
+    if (auto s = service::check_enum_values(*request); !s.ok()) return s;
     int page_size = request->page_size() == 0 ? 50 : request->page_size();
     if (page_size < 0 || page_size > 500) return {grpc::INVALID_ARGUMENT, "page_size must be 1..500 (0: 50)"};
     std::vector<v1::Job::State> states;
@@ -107,37 +105,34 @@ grpc::Status QuantizeJobsService::List(grpc::ServerContext* context, const v1::L
     }
     return grpc::Status::OK;
   }();
-  return metrics_.rpc.record("QuantizeJobs/List", start, status);
+  return status;
 }
 
 grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext* context, const v1::CancelJobRequest* request, v1::Job* job) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
-    return metrics_.rpc.record("QuantizeJobs/Cancel", start, denied);
-  if (auto s = check_id(request->id()); !s.ok()) return metrics_.rpc.record("QuantizeJobs/Cancel", start, s);
+    return denied;
+  if (auto s = check_id(request->id()); !s.ok()) return s;
   bool changed = false;
   std::optional<v1::Job> found;
   try {
     found = jobs_.cancel(request->id(), &changed);
   } catch (const std::exception& e) {
-    return metrics_.rpc.record("QuantizeJobs/Cancel", start, metrics_.store_failure("QuantizeJobs/Cancel", e));
+    return metrics_.store_failure("QuantizeJobs/Cancel", e);
   }
-  if (!found) return metrics_.rpc.record("QuantizeJobs/Cancel", start, not_found(request->id()));
+  if (!found) return not_found(request->id());
   if (!changed)
-    return metrics_.rpc.record("QuantizeJobs/Cancel", start,
-                               {grpc::FAILED_PRECONDITION, "job " + request->id() + " already finished (" +
-                                                               v1::Job::State_Name(found->state()) + ")"});
+    return {grpc::FAILED_PRECONDITION, "job " + request->id() + " already finished (" +
+                                                               v1::Job::State_Name(found->state()) + ")"};
   spdlog::info("job {} cancelled", request->id());
   *job = *found;
-  return metrics_.rpc.record("QuantizeJobs/Cancel", start, grpc::Status::OK);
+  return grpc::Status::OK;
 }
 
 grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::WatchJobRequest* request,
                                         grpc::ServerWriter<v1::Job>* writer) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kRead); !denied.ok())
-    return metrics_.rpc.record("QuantizeJobs/Watch", start, denied);
-  if (auto s = check_id(request->id()); !s.ok()) return metrics_.rpc.record("QuantizeJobs/Watch", start, s);
+    return denied;
+  if (auto s = check_id(request->id()); !s.ok()) return s;
   uint64_t seen = jobs_.version();
   std::string last;
   while (true) {
@@ -145,9 +140,9 @@ grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::
     try {
       job = jobs_.get(request->id());
     } catch (const std::exception& e) {
-      return metrics_.rpc.record("QuantizeJobs/Watch", start, metrics_.store_failure("QuantizeJobs/Watch", e));
+      return metrics_.store_failure("QuantizeJobs/Watch", e);
     }
-    if (!job) return metrics_.rpc.record("QuantizeJobs/Watch", start, not_found(request->id()));
+    if (!job) return not_found(request->id());
     // Only the latest state is sent: a slow client skips intermediate updates.
     std::string bytes = job->SerializeAsString();
     if (bytes != last) {
@@ -162,10 +157,10 @@ grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::
         break;
       }
     }
-    if (context->IsCancelled()) return metrics_.rpc.record("QuantizeJobs/Watch", start, grpc::Status::CANCELLED);
-    if (stopping_) return metrics_.rpc.record("QuantizeJobs/Watch", start, {grpc::UNAVAILABLE, "the scheduler is shutting down; watch again"});
+    if (context->IsCancelled()) return grpc::Status::CANCELLED;
+    if (stopping_) return {grpc::UNAVAILABLE, "the scheduler is shutting down; watch again"};
   }
-  return metrics_.rpc.record("QuantizeJobs/Watch", start, grpc::Status::OK);
+  return grpc::Status::OK;
 }
 
 }  // namespace qdm::server

@@ -76,10 +76,10 @@ grpc::Status SamplingProxy::Sample(grpc::ServerContext* context, const v1::Sampl
                                    v1::SampleResponse* response) {
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
-    return metrics_.rpc.record("Sampling/Sample", start, denied);
-  if (auto s = check(*request); !s.ok()) return metrics_.rpc.record("Sampling/Sample", start, s);
+    return denied;
+  if (auto s = check(*request); !s.ok()) return s;
   auto worker = workers_.pick_for_sampling(source_name(*request));
-  if (!worker) return metrics_.rpc.record("Sampling/Sample", start, unavailable());
+  if (!worker) return unavailable();
   Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
   auto ctx = grpc::ClientContext::FromServerContext(*context);
   service::add_bearer(*ctx, workers_.worker_token());
@@ -87,17 +87,17 @@ grpc::Status SamplingProxy::Sample(grpc::ServerContext* context, const v1::Sampl
   ctx->AddMetadata("x-request-id", rid);
   const grpc::Status status = fwd.worker().sampling->Sample(ctx.get(), *request, response);
   log_request(rid, "Sample", *request, fwd.worker().id, start, status);
-  return metrics_.rpc.record("Sampling/Sample", start, status);
+  return status;
 }
 
 grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1::SampleRequest* request,
                                          grpc::ServerWriter<v1::SampleEvent>* writer) {
   const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWrite); !denied.ok())
-    return metrics_.rpc.record("Sampling/SampleStream", start, denied);
-  if (auto s = check(*request); !s.ok()) return metrics_.rpc.record("Sampling/SampleStream", start, s);
+    return denied;
+  if (auto s = check(*request); !s.ok()) return s;
   auto worker = workers_.pick_for_sampling(source_name(*request));
-  if (!worker) return metrics_.rpc.record("Sampling/SampleStream", start, unavailable());
+  if (!worker) return unavailable();
   Forwarding fwd(workers_, worker, metrics_.sample_in_flight);
   auto ctx = grpc::ClientContext::FromServerContext(*context);
   service::add_bearer(*ctx, workers_.worker_token());
@@ -113,7 +113,7 @@ grpc::Status SamplingProxy::SampleStream(grpc::ServerContext* context, const v1:
   }
   const grpc::Status status = reader->Finish();
   log_request(rid, "SampleStream", *request, fwd.worker().id, start, status);
-  return metrics_.rpc.record("Sampling/SampleStream", start, status);
+  return status;
 }
 
 }  // namespace qdm::server

@@ -171,14 +171,7 @@ std::string SqliteJobStore::current_lease(const std::string& job_id) {
 
 JobPage SqliteJobStore::list(const std::vector<v1::Job::State>& states, int page_size, const std::string& page_token) {
   std::lock_guard<std::mutex> lock(mu_);
-  int64_t before = INT64_MAX;
-  if (!page_token.empty()) {
-    try {
-      before = std::stoll(page_token);
-    } catch (const std::exception&) {
-      throw std::invalid_argument("page_token '" + page_token + "' is not one this service returned");
-    }
-  }
+  const int64_t before = page_token_position(page_token);
   std::string sql = "SELECT seq, job FROM jobs WHERE seq < ?";
   if (!states.empty()) {
     sql += " AND state IN (";

@@ -18,6 +18,7 @@ struct LeaseSettings {
   double lease_seconds = 15;     // a lease lives this long without a heartbeat
   int heartbeat_ms = 1000;       // the next contact the scheduler asks for
   int hold_ms = 2000;            // how long an idle worker's heartbeat is held for a job
+  bool require_worker_tls = false;  // the scheduler dials workers over TLS: a worker without it is refused
 };
 
 class WorkerGatewayService final : public v1::WorkerGateway::Service {

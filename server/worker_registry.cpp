@@ -8,8 +8,9 @@ namespace qdm::server {
 
 WorkerRegistry::WorkerRegistry(std::chrono::milliseconds stale_after,
                                std::shared_ptr<grpc::ChannelCredentials> credentials, std::string worker_token,
-                               WorkerDirectory* shared)
-    : stale_after_(stale_after), shared_(shared), credentials_(std::move(credentials)), worker_token_(std::move(worker_token)) {}
+                               WorkerDirectory* shared, std::string server_name)
+    : stale_after_(stale_after), shared_(shared), credentials_(std::move(credentials)), worker_token_(std::move(worker_token)),
+      server_name_(std::move(server_name)) {}
 
 std::shared_ptr<WorkerHandle> WorkerRegistry::handle_for(const std::string& id, const std::string& address) {
   auto& w = workers_[id];
@@ -19,6 +20,7 @@ std::shared_ptr<WorkerHandle> WorkerRegistry::handle_for(const std::string& id, 
     fresh->address = address;
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
+    if (!server_name_.empty()) args.SetSslTargetNameOverride(server_name_);
     fresh->sampling = v1::Sampling::NewStub(grpc::CreateCustomChannel(address, credentials_, args));
     w = fresh;
   }

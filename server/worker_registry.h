@@ -33,8 +33,10 @@ struct WorkerHandle {
 
 class WorkerRegistry {
  public:
+  // `credentials`: how workers are dialled (TLS with --worker-ca); `server_name`: the name
+  // checked in every worker's certificate instead of its address's host (empty: the host).
   WorkerRegistry(std::chrono::milliseconds stale_after, std::shared_ptr<grpc::ChannelCredentials> credentials,
-                 std::string worker_token, WorkerDirectory* shared = nullptr);
+                 std::string worker_token, WorkerDirectory* shared = nullptr, std::string server_name = "");
   // Sent with every call to a worker.
   const std::string& worker_token() const { return worker_token_; }
 
@@ -58,6 +60,7 @@ class WorkerRegistry {
   std::chrono::steady_clock::time_point refreshed_{};
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::string worker_token_;
+  std::string server_name_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<WorkerHandle>> workers_;
 };

@@ -1,8 +1,13 @@
 #include "service/file_transfer.h"
 
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "format/echo.h"
 #include "format/sha256.h"
 
 namespace fs = std::filesystem;
@@ -70,24 +75,41 @@ FileReceiver::FileReceiver(std::string dir, const std::map<std::string, std::str
                            int64_t max_total_bytes)
     : dir_(std::move(dir)), expected_(expected_sha256), max_total_(max_total_bytes) {}
 
+grpc::Status storage_error(const std::string& what, const std::string& path, int error) {
+  spdlog::error("cannot write {}: {}", path, std::strerror(error));  // the server's path stays in its log
+  if (error == ENOSPC || error == EDQUOT)
+    return {grpc::RESOURCE_EXHAUSTED, "the server's disk is full: " + what + " was not stored (nothing half-written "
+                                      "is kept); retry when an operator has freed space"};
+  return {grpc::INTERNAL, what + " could not be written on the server (" + std::strerror(error) + ")"};
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  if (!path_.empty()) fs::remove_all(path_, ec);
+}
+
 grpc::Status FileReceiver::add(const v1::FileChunk& chunk) {
   const auto it = expected_.find(chunk.path());
   if (it == expected_.end())
-    return {grpc::INVALID_ARGUMENT, "chunk for '" + chunk.path() + "', which the header does not list"};
+    return {grpc::INVALID_ARGUMENT, "chunk for " + echo(chunk.path()) + ", which the header does not list"};
   int64_t& have = received_[chunk.path()];
   if (chunk.offset() != have)
-    return {grpc::INVALID_ARGUMENT, "chunk of '" + chunk.path() + "' at offset " + std::to_string(chunk.offset()) +
+    return {grpc::INVALID_ARGUMENT, "chunk of " + echo(chunk.path()) + " at offset " + std::to_string(chunk.offset()) +
                                         ", expected " + std::to_string(have) + ": send each file's chunks in order"};
   if (chunk.data().size() > kChunkBytes)
-    return {grpc::INVALID_ARGUMENT, "chunks carry at most 1 MiB; split '" + chunk.path() + "'"};
+    return {grpc::INVALID_ARGUMENT, "chunks carry at most 1 MiB; split " + echo(chunk.path())};
   total_ += static_cast<int64_t>(chunk.data().size());
   if (total_ > max_total_)
     return {grpc::RESOURCE_EXHAUSTED, "upload exceeds the limit of " + std::to_string(max_total_) + " bytes"};
   const fs::path target = fs::path(dir_) / chunk.path();
-  fs::create_directories(target.parent_path());
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) return storage_error("file " + echo(chunk.path()), target.parent_path().string(), ec.value());
+  errno = 0;
   std::ofstream out(target, have == 0 ? std::ios::binary | std::ios::trunc : std::ios::binary | std::ios::app);
   out.write(chunk.data().data(), static_cast<std::streamsize>(chunk.data().size()));
-  if (!out) return {grpc::INTERNAL, "cannot write " + target.string()};
+  out.flush();
+  if (!out) return storage_error("file " + echo(chunk.path()), target.string(), errno ? errno : EIO);
   have += static_cast<int64_t>(chunk.data().size());
   return grpc::Status::OK;
 }
@@ -96,10 +118,10 @@ grpc::Status FileReceiver::finish() {
   for (const auto& [path, sha] : expected_) {
     const fs::path target = fs::path(dir_) / path;
     if (!received_.count(path) || !fs::exists(target))
-      return {grpc::INVALID_ARGUMENT, "the upload ended before '" + path + "' was sent"};
+      return {grpc::INVALID_ARGUMENT, "the upload ended before " + echo(path) + " was sent"};
     const std::string got = sha256_file(target.string());
     if (got != sha)
-      return {grpc::INVALID_ARGUMENT, "sha256 of '" + path + "' is " + got + ", the header said " + sha +
+      return {grpc::INVALID_ARGUMENT, "sha256 of " + echo(path) + " is " + got + ", the header said " + echo(sha) +
                                           ": the file was corrupted in transit or the header is wrong"};
   }
   return grpc::Status::OK;

@@ -46,6 +46,23 @@ class FileReceiver {
   int64_t max_total_, total_ = 0;
 };
 
+// What a failed write of `what` (e.g. "the upload") answers: RESOURCE_EXHAUSTED when the disk
+// is full (ENOSPC, EDQUOT), else INTERNAL; never the server's `path`, which is logged instead.
+grpc::Status storage_error(const std::string& what, const std::string& path, int error);
+
+// A folder removed with everything in it when the scope ends (a failed upload leaves nothing).
+class ScratchDir {
+ public:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  ~ScratchDir();
+  ScratchDir(const ScratchDir&) = delete;
+  ScratchDir& operator=(const ScratchDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 // A relative path inside a folder: no "..", no absolute path, no empty part.
 bool safe_relative_path(const std::string& path);
 // Names of models and artifacts: 1-128 of [A-Za-z0-9._+-], not starting with '.'.

@@ -18,6 +18,38 @@ bool within(double v, double lo, double hi) { return v >= lo && v <= hi; }
 
 }  // namespace
 
+namespace {
+grpc::Status check_enums_at(const google::protobuf::Message& m, const std::string& prefix) {
+  const auto* reflection = m.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  reflection->ListFields(m, &fields);
+  for (const auto* f : fields) {
+    const std::string path = prefix + f->name();
+    if (f->type() == google::protobuf::FieldDescriptor::TYPE_ENUM) {
+      const int n = f->is_repeated() ? reflection->FieldSize(m, f) : 1;
+      for (int i = 0; i < n; ++i) {
+        const int v = f->is_repeated() ? reflection->GetRepeatedEnumValue(m, f, i) : reflection->GetEnumValue(m, f);
+        if (!f->enum_type()->FindValueByNumber(v)) {
+          std::string names;
+          for (int k = 0; k < f->enum_type()->value_count(); ++k)
+            names += (k ? ", " : "") + f->enum_type()->value(k)->name();
+          return invalid(path + " is " + std::to_string(v) + ", which the protocol does not define; use one of " + names);
+        }
+      }
+    } else if (f->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE) {
+      const int n = f->is_repeated() ? reflection->FieldSize(m, f) : 1;
+      for (int i = 0; i < n; ++i) {
+        const auto& sub = f->is_repeated() ? reflection->GetRepeatedMessage(m, f, i) : reflection->GetMessage(m, f);
+        if (auto s = check_enums_at(sub, path + "."); !s.ok()) return s;
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+}  // namespace
+
+grpc::Status check_enum_values(const google::protobuf::Message& message) { return check_enums_at(message, ""); }
+
 grpc::Status check_name(const std::string& field, const std::string& name) {
   if (name.empty()) return invalid(field + " is empty; name a model from qdm models list");
   if (!valid_name(name))
@@ -96,6 +128,7 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
 }
 
 grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limits) {
+  if (auto s = check_enum_values(r); !s.ok()) return s;
   if (r.source_case() == v1::SampleRequest::SOURCE_NOT_SET)
     return invalid("set model (an fp32 model name) or artifact (a quantized artifact name)");
   if (auto s = check_name(r.source_case() == v1::SampleRequest::kModel ? "model" : "artifact",

@@ -3,6 +3,7 @@
 // without loading a model; the worker checks them again against the loaded model.
 #pragma once
 
+#include <google/protobuf/message.h>
 #include <grpcpp/support/status.h>
 
 #include <string>
@@ -26,5 +27,10 @@ grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limi
 
 // INVALID_ARGUMENT unless `name` can be a model or artifact name (never a path).
 grpc::Status check_name(const std::string& field, const std::string& name);
+
+// INVALID_ARGUMENT naming the first enum field, anywhere in `message` (nested, repeated), whose
+// value the protocol does not define (proto3 keeps unknown numbers): every request is checked
+// with it before anything else.
+grpc::Status check_enum_values(const google::protobuf::Message& message);
 
 }  // namespace qdm::service

@@ -3,15 +3,18 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
+#include "service/redact.h"
+
 namespace qdm::service {
 namespace {
 
-// %*: the message as a JSON string body (quotes, backslashes and control characters escaped).
+// %*: the message as a JSON string body (quotes, backslashes and control characters escaped),
+// secrets redacted.
 class JsonMessageFlag : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
     static const char* hex = "0123456789abcdef";
-    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+    for (char c : redact_secrets(std::string_view(msg.payload.data(), msg.payload.size()))) {
       if (c == '"' || c == '\\') {
         dest.push_back('\\');
         dest.push_back(c);
@@ -26,6 +29,16 @@ class JsonMessageFlag : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
 };
 
+// %~: the message, secrets redacted (the text format's %v).
+class RedactedMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string text = redact_secrets(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<RedactedMessageFlag>(); }
+};
+
 }  // namespace
 
 void setup_logging(bool json, const std::string& level, const std::string& component) {
@@ -36,7 +49,9 @@ void setup_logging(bool json, const std::string& level, const std::string& compo
         "{\"time\":\"%Y-%m-%dT%H:%M:%S.%fZ\",\"level\":\"%l\",\"component\":\"" + component + "\",\"msg\":\"%*\"}");
     spdlog::set_formatter(std::move(f));
   } else {
-    spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [" + component + "] [%^%l%$] %v");
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<RedactedMessageFlag>('~').set_pattern("[%Y-%m-%d %H:%M:%S.%e] [" + component + "] [%^%l%$] %~");
+    spdlog::set_formatter(std::move(f));
   }
 }
 

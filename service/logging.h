@@ -1,5 +1,6 @@
 // spdlog set-up for the service processes: text by default, one JSON object per line with
-// --log-json (message escaped), level from --log-level.
+// --log-json (message escaped), level from --log-level; every message with its secrets
+// redacted (redact.h).
 #pragma once
 
 #include <string>

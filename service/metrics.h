@@ -51,8 +51,8 @@ class RpcMetrics {
   // family is in the first scrape (dashboards and alerts see zeros, not absent series).
   RpcMetrics(prometheus::Registry& registry, const std::string& component, const std::vector<std::string>& methods);
 
-  // Records one finished call and returns `status` unchanged, so handlers can end with
-  //   return metrics.record("Submit", start, status);
+  // Records one finished call ("QuantizeJobs/Submit") and returns `status` unchanged; the RPC
+  // interceptor (rpc_interceptor.h) calls it for every call of every qdm.v1 method.
   grpc::Status record(const std::string& method, std::chrono::steady_clock::time_point start,
                       const grpc::Status& status);
 

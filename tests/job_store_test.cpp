@@ -13,6 +13,7 @@
 #include <memory>
 #include <thread>
 
+#include "service/redact.h"
 #include "server/job_store.h"
 #include "server/postgres_job_store.h"
 #include "server/postgres_schema.h"
@@ -315,6 +316,23 @@ TEST(JobStoreUrl, UnknownSchemesAndPasswordsInLogs) {
   EXPECT_THROW(open_job_store("mysql://x", {}), std::invalid_argument);
   EXPECT_EQ(describe_store_url("postgresql://qdm:s3cret@db:5432/qdm"), "postgresql://qdm:***@db:5432/qdm");
   EXPECT_EQ(describe_store_url("sqlite:/data/qdm.db"), "sqlite:/data/qdm.db");
+  // Passwords as URL parameters (libpq takes password and sslpassword there too), any case.
+  EXPECT_EQ(describe_store_url("postgresql://db/qdm?user=qdm&password=p1&sslmode=require&sslpassword=p2"),
+            "postgresql://db/qdm?user=qdm&password=***&sslmode=require&sslpassword=***");
+  EXPECT_EQ(describe_store_url("postgres://u:p%40ss@db/qdm?PassWord=x"), "postgres://u:***@db/qdm?PassWord=***");
+}
+
+TEST(Redact, EveryLogLineLosesItsSecrets) {
+  using service::redact_secrets;
+  // libpq keyword strings, quoted values included; words that merely end in "password" stay.
+  EXPECT_EQ(redact_secrets("connect: host=db password='a b\\'c' user=qdm"), "connect: host=db password=*** user=qdm");
+  EXPECT_EQ(redact_secrets("host=db password = hunter2"), "host=db password = ***");
+  EXPECT_EQ(redact_secrets("no_password=3 passwords=4"), "no_password=3 passwords=4");
+  EXPECT_EQ(redact_secrets("authorization: Bearer abc.def-123, next"), "authorization: Bearer ***, next");
+  EXPECT_EQ(redact_secrets("store postgresql://qdm:pw@h/db unreachable (retrying)"),
+            "store postgresql://qdm:***@h/db unreachable (retrying)");
+  EXPECT_EQ(redact_secrets("https://example.org/a@b and file:///x:y@z"), "https://example.org/a@b and file:///x:y@z");
+  EXPECT_EQ(redact_secrets("plain text: 1..64 images/s"), "plain text: 1..64 images/s");
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "service/auth.h"
 #include "service/health_names.h"
 #include "service/reflection_v1.h"
+#include "service/rpc_interceptor.h"
 #include "service/scheduler_target.h"
 #include "service/logging.h"
 #include "service/shutdown_signals.h"
@@ -44,8 +45,9 @@ int main(int argc, char** argv) {
   std::string cache_dir = "var/qdm-worker", classifier = "models/fmnist-classifier", log_level = "info";
   int max_models = 2, job_slots = 1, max_images = 64, drain_seconds = 600;
   bool log_json = false;
-  std::string worker_token;
-  service::TlsFiles scheduler_tls;
+  std::string worker_token, health_listen;
+  service::TlsFiles scheduler_tls;  // to the scheduler: its CA, this worker's client certificate (mTLS)
+  service::TlsFiles tls;            // this worker's Sampling port: certificate, key, client CA (mTLS)
   worker::BatchingOptions batching;
   int max_delay_ms = 10;
   app.set_config("--config", "", "TOML/INI file with the same option names");
@@ -73,6 +75,16 @@ int main(int argc, char** argv) {
   app.add_option("--worker-token", worker_token, "Token shared with the scheduler")->envname("QDM_WORKER_TOKEN");
   app.add_option("--scheduler-ca", scheduler_tls.ca, "CA of the scheduler's TLS certificate (TLS to the scheduler)")->envname("QDM_SCHEDULER_CA");
   app.add_option("--scheduler-server-name", scheduler_tls.server_name, "Name to check in the scheduler's certificate")->envname("QDM_SCHEDULER_SERVER_NAME");
+  app.add_option("--scheduler-client-cert", scheduler_tls.cert, "Client certificate for a scheduler that requires one (its --tls-client-ca)")
+      ->envname("QDM_SCHEDULER_CLIENT_CERT");
+  app.add_option("--scheduler-client-key", scheduler_tls.key, "PEM private key of --scheduler-client-cert")->envname("QDM_SCHEDULER_CLIENT_KEY");
+  app.add_option("--tls-cert", tls.cert, "PEM certificate chain: TLS on --listen (required when the scheduler is reached over TLS)")
+      ->envname("QDM_TLS_CERT");
+  app.add_option("--tls-key", tls.key, "PEM private key of --tls-cert")->envname("QDM_TLS_KEY");
+  app.add_option("--health-listen", health_listen, "Plaintext grpc.health.v1 only (probes when --listen has TLS)")
+      ->envname("QDM_HEALTH_LISTEN");
+  app.add_option("--tls-client-ca", tls.ca, "Require the scheduler's client certificate, signed by this CA (mutual TLS)")
+      ->envname("QDM_TLS_CLIENT_CA");
   CLI11_PARSE(app, argc, argv);
   service::setup_logging(log_json, log_level, "worker");
   batching.max_delay = std::chrono::milliseconds(max_delay_ms);
@@ -85,6 +97,18 @@ int main(int argc, char** argv) {
     if (worker_token.empty() && !scheduler_tls.ca.empty()) {
       spdlog::error("--scheduler-ca is set but no worker token: this worker's Sampling port and its calls to the "
                     "scheduler would be unauthenticated. Set --worker-token (QDM_WORKER_TOKEN) to the scheduler's");
+      return 1;
+    }
+    // TLS to the scheduler means a protected deployment: the scheduler's calls to this worker,
+    // which carry the worker token, must not come back in plaintext.
+    if (!scheduler_tls.ca.empty() && tls.cert.empty()) {
+      spdlog::error("--scheduler-ca is set but this worker's Sampling port has no TLS: the scheduler's calls, which carry "
+                    "the worker token, would cross the network in plaintext. Set --tls-cert and --tls-key "
+                    "(QDM_TLS_CERT, QDM_TLS_KEY) and give the scheduler their CA (--worker-ca)");
+      return 1;
+    }
+    if (scheduler_tls.cert.empty() != scheduler_tls.key.empty()) {
+      spdlog::error("--scheduler-client-cert and --scheduler-client-key go together");
       return 1;
     }
     if (worker_token.empty())
@@ -112,7 +136,8 @@ int main(int argc, char** argv) {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(listen, service::server_credentials(tls), &port);
+    service::add_rpc_interceptor(builder, metrics.rpc);  // request metrics and safe statuses, every method
     builder.SetMaxSendMessageSize(64 << 20);
     builder.RegisterService(&sampling);
     const std::vector<std::string> services = {"qdm.v1.Sampling"};
@@ -125,7 +150,17 @@ int main(int argc, char** argv) {
       return 1;
     }
     auto* health = server->GetHealthCheckService();
-    service::set_serving({health}, services, false);  // until the scheduler has heard from us
+    // Kubernetes' gRPC probes speak plaintext: with TLS on --listen they use this port.
+    std::unique_ptr<grpc::Server> health_server;
+    if (!health_listen.empty()) {
+      grpc::ServerBuilder hb;
+      hb.AddListeningPort(health_listen, grpc::InsecureServerCredentials());
+      health_server = hb.BuildAndStart();
+      if (!health_server) throw std::runtime_error("cannot listen on " + health_listen);
+    }
+    const std::vector<grpc::HealthCheckServiceInterface*> healths = {
+        health, health_server ? health_server->GetHealthCheckService() : nullptr};
+    service::set_serving(healths, services, false);  // until the scheduler has heard from us
     if (advertise.empty()) {
       char host[256] = {0};
       gethostname(host, sizeof host - 1);
@@ -138,19 +173,22 @@ int main(int argc, char** argv) {
     info.set_job_slots(job_slots);
     info.set_max_batch(batching.max_batch);
     info.set_device(device.str());
+    info.set_tls(!tls.cert.empty());
     std::atomic<bool> serving{false};
     worker::SchedulerLink link(*gateway, info, jobs, cache, batcher, worker_token, [&](bool ok) {
-      if (ok && !serving.exchange(true)) service::set_serving({health}, services, true);
+      if (ok && !serving.exchange(true)) service::set_serving(healths, services, true);
     });
-    spdlog::info("qdm-worker {} listening on port {} (metrics on port {}), scheduler {}, sampling on {}", info.id(), port,
-                 metrics_server.port(), scheduler, info.device());
+    spdlog::info("qdm-worker {} listening on port {}{} (metrics on port {}), scheduler {}, sampling on {}", info.id(), port,
+                 tls.cert.empty() ? "" : tls.ca.empty() ? " with TLS" : " with mutual TLS", metrics_server.port(), scheduler,
+                 info.device());
 
     const int sig = signals.wait();
     spdlog::info("signal {}: draining (up to {} s for running jobs)", sig, drain_seconds);
     link.set_draining();
-    service::set_serving({health}, services, false);
+    service::set_serving(healths, services, false);
     jobs.drain(std::chrono::seconds(drain_seconds));
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    if (health_server) health_server->Shutdown();
     batcher.stop();
     link.stop();
     spdlog::info("drained; bye");

@@ -4,7 +4,6 @@
 
 namespace qdm::worker {
 
-using Clock = std::chrono::steady_clock;
 
 SamplingService::SamplingService(const service::TokenAuth& auth, SampleBatcher& batcher, WorkerMetrics& metrics, service::Limits limits)
     : auth_(auth), batcher_(batcher), metrics_(metrics), limits_(limits) {}
@@ -52,17 +51,15 @@ grpc::Status SamplingService::run(grpc::ServerContext* context, const v1::Sample
 
 grpc::Status SamplingService::Sample(grpc::ServerContext* context, const v1::SampleRequest* request,
                                      v1::SampleResponse* response) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWorker); !denied.ok())
-    return metrics_.rpc.record("Sampling/Sample", start, denied);
-  return metrics_.rpc.record("Sampling/Sample", start, run(context, *request, response, nullptr));
+    return denied;
+  return run(context, *request, response, nullptr);
 }
 
 grpc::Status SamplingService::SampleStream(grpc::ServerContext* context, const v1::SampleRequest* request,
                                            grpc::ServerWriter<v1::SampleEvent>* writer) {
-  const auto start = Clock::now();
   if (auto denied = auth_.check(*context, service::Scope::kWorker); !denied.ok())
-    return metrics_.rpc.record("Sampling/SampleStream", start, denied);
+    return denied;
   v1::SampleResponse summary;
   auto status = run(context, *request, &summary, [&](const v1::SampleEvent& e) { return writer->Write(e); });
   if (status.ok()) {
@@ -71,7 +68,7 @@ grpc::Status SamplingService::SampleStream(grpc::ServerContext* context, const v
     *done.mutable_done() = summary;
     writer->Write(done);
   }
-  return metrics_.rpc.record("Sampling/SampleStream", start, status);
+  return status;
 }
 
 }  // namespace qdm::worker

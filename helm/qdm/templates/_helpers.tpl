@@ -16,7 +16,41 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- define "qdm.schedulerProbePort" -}}
-{{- if .Values.tls.existingSecret }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.scheduler.grpcPort }}{{ end -}}
+{{- if (include "qdm.tls" . | fromYaml).enabled }}{{ .Values.tls.healthPort }}{{ else }}{{ .Values.scheduler.grpcPort }}{{ end -}}
+{{- end -}}
+{{- /* Where the certificates come from, checked once for every template that needs them. TLS is on
+       with tls.existingSecret or tls.certManager.enabled. cert-manager issues both certificates
+       (Secrets <fullname>-scheduler-tls and <fullname>-worker-tls) when enabled and its
+       cert-manager.io/v1 Certificate API exists; otherwise the named Secrets tls.existingSecret
+       (scheduler) and tls.workerSecret (workers) are used. Returns YAML: enabled, certManager,
+       schedulerSecret, workerSecret, workerServerName. */ -}}
+{{- define "qdm.tls" -}}
+{{- $t := .Values.tls -}}
+{{- $cm := $t.certManager | default dict -}}
+{{- $full := include "qdm.fullname" . -}}
+{{- if not (or $t.existingSecret $cm.enabled) -}}
+enabled: false
+{{- else -}}
+{{- if not .Values.auth.existingSecret -}}
+{{- fail "TLS (tls.existingSecret or tls.certManager.enabled) needs auth.existingSecret as well: a scheduler with TLS refuses to start without a worker token (the Secret's worker-token key), which closes the worker protocol" -}}
+{{- end -}}
+{{- $useCm := false -}}
+{{- if and $cm.enabled (.Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate") }}{{ $useCm = true }}{{ end -}}
+{{- if $useCm -}}
+{{- if not ($cm.issuerRef | default dict).name -}}
+{{- fail "tls.certManager.enabled needs tls.certManager.issuerRef.name: the cert-manager Issuer (or ClusterIssuer, with tls.certManager.issuerRef.kind) that signs the scheduler's and the workers' certificates; a CA issuer, so that their Secrets carry ca.crt" -}}
+{{- end -}}
+{{- else if not $t.existingSecret -}}
+{{- fail "tls.certManager.enabled, but this cluster has no cert-manager (no cert-manager.io/v1 Certificate API): install cert-manager, or set tls.existingSecret (the scheduler's kubernetes.io/tls Secret) and tls.workerSecret (the workers')" -}}
+{{- else if not $t.workerSecret -}}
+{{- fail "TLS needs the workers' certificate: set tls.workerSecret to a kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) whose certificate names tls.workerServerName, or tls.certManager.enabled with tls.certManager.issuerRef.name where cert-manager is installed; the workers serve their Sampling port over TLS and the scheduler refuses workers that do not" -}}
+{{- end }}
+enabled: true
+certManager: {{ $useCm }}
+schedulerSecret: {{ ternary (printf "%s-scheduler-tls" $full) $t.existingSecret $useCm | quote }}
+workerSecret: {{ ternary (printf "%s-worker-tls" $full) $t.workerSecret $useCm | quote }}
+workerServerName: {{ $t.workerServerName | default (printf "%s-worker" $full) | quote }}
+{{- end -}}
 {{- end -}}
 {{- define "qdm.image" -}}
 {{- $reg := .root.Values.image.registry -}}
