@@ -5,6 +5,7 @@
 #include <set>
 
 #include "format/echo.h"
+#include "format/graph/unet_2d.h"
 #include "format/json_fields.h"
 #include "format/safetensors.h"
 
@@ -12,39 +13,6 @@ namespace qdm {
 namespace {
 
 using Shape = std::vector<int64_t>;
-
-class Builder {
- public:
-  std::vector<TensorSpec> out;
-  void add(const std::string& name, Shape shape) { out.push_back({name, std::move(shape)}); }
-  void conv(const std::string& p, int64_t in, int64_t o, int64_t k) {
-    add(p + ".weight", {o, in, k, k});
-    add(p + ".bias", {o});
-  }
-  void linear(const std::string& p, int64_t in, int64_t o) {
-    add(p + ".weight", {o, in});
-    add(p + ".bias", {o});
-  }
-  void norm(const std::string& p, int64_t c) {
-    add(p + ".weight", {c});
-    add(p + ".bias", {c});
-  }
-  void resnet(const std::string& p, const UNetConfig& c, int64_t in, int64_t o) {
-    norm(p + ".norm1", in);
-    conv(p + ".conv1", in, o, 3);
-    linear(p + ".time_emb_proj", c.time_embed_dim(), c.resnet_time_scale_shift == "scale_shift" ? 2 * o : o);
-    norm(p + ".norm2", o);
-    conv(p + ".conv2", o, o, 3);
-    if (in != o) conv(p + ".conv_shortcut", in, o, 1);
-  }
-  void attention(const std::string& p, int64_t ch, bool has_norm) {
-    if (has_norm) norm(p + ".group_norm", ch);
-    linear(p + ".to_q", ch, ch);
-    linear(p + ".to_k", ch, ch);
-    linear(p + ".to_v", ch, ch);
-    linear(p + ".to_out.0", ch, ch);
-  }
-};
 
 std::string shape_str(const Shape& s) {
   std::string out = "[";
@@ -68,63 +36,12 @@ std::string canonical_tensor_name(const std::string& stored) {
 }
 
 std::vector<TensorSpec> expected_unet_tensors(const UNetConfig& c) {
-  Builder b;
-  const auto& boc = c.block_out_channels;
-  const int64_t temb = c.time_embed_dim();
-  int64_t time_in = boc[0];
-  if (c.time_embedding_type == "fourier") {
-    b.add("time_proj.weight", {boc[0]});
-    time_in = 2 * boc[0];
-  } else if (c.time_embedding_type == "learned") {
-    b.add("time_proj.weight", {*c.num_train_timesteps, boc[0]});
-  }
-  b.conv("conv_in", c.in_channels, boc[0], 3);
-  b.linear("time_embedding.linear_1", time_in, temb);
-  b.linear("time_embedding.linear_2", temb, temb);
-  if (c.class_embed_type == "timestep") {
-    b.linear("class_embedding.linear_1", time_in, temb);
-    b.linear("class_embedding.linear_2", temb, temb);
-  } else if (!c.class_embed_type && c.num_class_embeds) {
-    b.add("class_embedding.weight", {*c.num_class_embeds, temb});
-  }
-  int64_t out_ch = boc[0];
-  for (size_t i = 0; i < boc.size(); ++i) {
-    const int64_t in_ch = out_ch;
-    out_ch = boc[i];
-    const std::string p = "down_blocks." + std::to_string(i);
-    const bool attn = c.down_block_types[i] == "AttnDownBlock2D";
-    for (int j = 0; j < c.layers_per_block; ++j) {
-      b.resnet(p + ".resnets." + std::to_string(j), c, j == 0 ? in_ch : out_ch, out_ch);
-      if (attn) b.attention(p + ".attentions." + std::to_string(j), out_ch, true);
-    }
-    if (i + 1 < boc.size()) b.conv(p + ".downsamplers.0.conv", out_ch, out_ch, 3);
-  }
-  if (c.has_mid_block) {
-    const int64_t ch = boc.back();
-    b.resnet("mid_block.resnets.0", c, ch, ch);
-    if (c.add_attention)
-      b.attention("mid_block.attentions.0", ch, c.attn_norm_num_groups || c.resnet_time_scale_shift == "default");
-    b.resnet("mid_block.resnets.1", c, ch, ch);
-  }
-  const std::vector<int> rev(boc.rbegin(), boc.rend());
-  out_ch = rev[0];
-  for (size_t i = 0; i < rev.size(); ++i) {
-    const int64_t prev_out = out_ch;
-    out_ch = rev[i];
-    const int64_t in_ch = rev[std::min(i + 1, rev.size() - 1)];
-    const std::string p = "up_blocks." + std::to_string(i);
-    const bool attn = c.up_block_types[i] == "AttnUpBlock2D";
-    const int layers = c.layers_per_block + 1;
-    for (int j = 0; j < layers; ++j) {
-      const int64_t skip = j == layers - 1 ? in_ch : out_ch;
-      b.resnet(p + ".resnets." + std::to_string(j), c, (j == 0 ? prev_out : out_ch) + skip, out_ch);
-      if (attn) b.attention(p + ".attentions." + std::to_string(j), out_ch, true);
-    }
-    if (i + 1 < rev.size()) b.conv(p + ".upsamplers.0.conv", out_ch, out_ch, 3);
-  }
-  b.norm("conv_norm_out", boc[0]);
-  b.conv("conv_out", boc[0], c.out_channels, 3);
-  return b.out;
+  // The model's own description (format/graph/unet_2d.h) at the smallest size its levels allow:
+  // the tensors do not depend on the size.
+  const int size = 1 << (c.block_out_channels.size() - 1);
+  std::vector<TensorSpec> out;
+  for (const auto& t : graph::describe_unet_2d(c, size, size).tensors) out.push_back({t.name, t.shape});
+  return out;
 }
 
 int64_t parameter_count(const std::vector<TensorSpec>& tensors) {

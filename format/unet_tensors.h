@@ -1,6 +1,7 @@
-// The tensors a UNet2DModel config implies, by diffusers name and shape, computed without
-// building the model: the scheduler checks uploads and model roots with it, and the engine's
-// loader checks the same names. Also the size limits a service puts on the configs it accepts.
+// The tensors a UNet2DModel config implies, by diffusers name and shape, from its description
+// (format/graph/unet_2d.h) without building the model: the scheduler checks uploads and model
+// roots with it, and the engine's loader checks the same names. Also the size limits a service
+// puts on the configs it accepts.
 #pragma once
 
 #include <cstdint>

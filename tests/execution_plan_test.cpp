@@ -12,6 +12,7 @@
 #include "engine/model/model_folder.h"
 #include "engine/quant/recipe.h"
 #include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/quantized_weights.h"
 #include "tests/test_models.h"
 
 namespace qdm {
@@ -35,7 +36,7 @@ class PlanVsSim : public ::testing::Test {
     UNet2DModel unet(c);
     if (conditional) {
       torch::NoGradGuard g;
-      unet->class_table->weight.normal_();
+      unet->class_table().normal_();
     }
     save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
     model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));
@@ -85,7 +86,7 @@ class PlanVsSim : public ::testing::Test {
   // differs by about one quantization step of one layer, where it otherwise agrees to float
   // rounding.
   std::vector<double> compare(LoadedArtifact& a, QGemmIsa isa, bool conditional, int images = 3) {
-    ExecutionPlan plan(*a.model, isa, 2);
+    ExecutionPlan plan(a.model->unet->graph(), QuantizedWeights(*a.model), isa, 2);
     torch::NoGradGuard g;
     // The same input for every kernel path, whichever tests ran before (and with it the same
     // code flips: every path computes the scalar path's outputs bit for bit).
@@ -126,7 +127,7 @@ TEST_F(PlanVsSim, OneCallMatchesTheSimulationOnEveryKernelPath) {
   for (const std::string recipe : {"rtn", "tfmq", "tfmq+cache"})
     for (int wbits : {4, 8}) {
       LoadedArtifact a = quantize(recipe, wbits);
-      ASSERT_EQ(ExecutionPlan::unsupported(*a.model), "");
+      ASSERT_EQ(plan_unsupported(*a.model), "");
       for (QGemmIsa isa : supported_isas())
         expect_agreement(compare(a, isa, false), recipe + " W" + std::to_string(wbits) + " " + isa_name(isa));
     }
@@ -174,7 +175,7 @@ TEST_F(PlanVsSim, VectorQuantizedArtifactsOnEveryKernelPath) {
   for (QGemmIsa isa : supported_isas()) {
     expect_agreement(compare(a, isa, false), std::string("vq ") + isa_name(isa));
     // The vq layers run on the tile-decoding ops, whose resident weights are the codes.
-    ExecutionPlan plan(*a.model, isa, 1);
+    ExecutionPlan plan(a.model->unet->graph(), QuantizedWeights(*a.model), isa, 1);
     plan.set_profiling(true);
     const at::Tensor x = torch::randn({1, 1, 8, 8});
     at::Tensor out = at::empty_like(x);
@@ -198,7 +199,7 @@ TEST_F(PlanVsSim, EveryKernelPathGivesTheScalarPathsStepBitForBit) {
         torch::manual_seed(9);
         const at::Tensor x = torch::randn({images, 1, 8, 8});
         auto run = [&](QGemmIsa isa, int step) {
-          ExecutionPlan plan(*a.model, isa, 2);
+          ExecutionPlan plan(a.model->unet->graph(), QuantizedWeights(*a.model), isa, 2);
           at::Tensor out = at::empty_like(x);
           plan.run(x.data_ptr<float>(), images, a.info.timesteps[static_cast<size_t>(step)], step, nullptr, out.data_ptr<float>());
           return out;
@@ -229,7 +230,7 @@ TEST_F(PlanVsSim, ClassConditionalModels) {
 TEST_F(PlanVsSim, BatchesLargerThanAChunkEqualImagesRunAlone) {
   make_model(true);
   LoadedArtifact a = quantize("tfmq", 4);
-  ExecutionPlan plan(*a.model, best_isa(), 2);
+  ExecutionPlan plan(a.model->unet->graph(), QuantizedWeights(*a.model), best_isa(), 2);
   const int n = 19;
   torch::manual_seed(9);
   const at::Tensor x = torch::randn({n, 1, 8, 8});
@@ -258,7 +259,7 @@ TEST_F(PlanVsSim, FoldedUpsamplersAreBitIdenticalToUpsampledCodes) {
     for (QGemmIsa isa : isas) {
     auto run = [&](bool fold, int images) {
       setenv("QDM_PLAN_FOLD", fold ? "1" : "0", 1);
-      ExecutionPlan plan(*a.model, isa, 2);
+      ExecutionPlan plan(a.model->unet->graph(), QuantizedWeights(*a.model), isa, 2);
       unsetenv("QDM_PLAN_FOLD");
       plan.set_profiling(true);
       torch::manual_seed(5);

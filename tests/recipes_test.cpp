@@ -10,6 +10,7 @@
 #include "engine/quant/recipe.h"
 #include "engine/quant/reconstruction.h"
 #include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/quantized_weights.h"
 #include "tests/test_models.h"
 
 namespace qdm {
@@ -164,10 +165,10 @@ TEST_F(Recipes, AnF32FeatureCacheStaysF32) {
   const SafeTensors file = SafeTensors::read_file(dir_ + "/a.safetensors");
   EXPECT_EQ(file.at("temporal_cache.0").dtype, DType::F32);
   EXPECT_TRUE(torch::equal(a.model->temporal_cache[0][1], fp[1]));
-  ExecutionPlan f32_plan(*a.model, QGemmIsa::kScalar, 1);
+  ExecutionPlan f32_plan(a.model->unet->graph(), QuantizedWeights(*a.model), QGemmIsa::kScalar, 1);
   for (auto& step : a.model->temporal_cache)
     for (auto& f : step) f = f.to(at::kHalf).to(at::kFloat);
-  ExecutionPlan f16_plan(*a.model, QGemmIsa::kScalar, 1);  // the same artifact with an F16 cache
+  ExecutionPlan f16_plan(a.model->unet->graph(), QuantizedWeights(*a.model), QGemmIsa::kScalar, 1);  // the same artifact with an F16 cache
   EXPECT_LT(f16_plan.weight_bytes(), f32_plan.weight_bytes());
 }
 
@@ -222,7 +223,7 @@ class ConditionalRecipes : public Recipes {
     UNet2DModel unet(c);
     {
       torch::NoGradGuard g;
-      unet->class_table->weight.normal_();
+      unet->class_table().normal_();
     }
     save_model_folder(dir_ + "/model", *unet, SchedulerConfig{});
     model_ = std::make_unique<DiffusionModel>(load_model_folder(dir_ + "/model"));

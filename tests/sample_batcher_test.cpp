@@ -55,7 +55,7 @@ class Batcher : public ::testing::Test {
     UNet2DModel c(cond);
     {
       torch::NoGradGuard g;
-      c->class_table->weight.normal_();
+      c->class_table().normal_();
     }
     save_model_folder(dir_ + "/models/cond", *c, SchedulerConfig{});
     gateway_ = std::make_unique<FakeGateway>(dir_ + "/models");

@@ -201,7 +201,7 @@ TEST(Guidance, PerImageLabelsAreBatchIndependent) {
   UNet2DModel unet(c);
   {
     torch::NoGradGuard g;  // a non-zero class embedding, so labels matter
-    unet->class_table->weight.normal_();
+    unet->class_table().normal_();
   }
   const NoiseSchedule s(SchedulerConfig{});
   SampleRequest req;

@@ -24,7 +24,7 @@ DiffusionModel tiny_conditional_model(const std::string& dir, UNetConfig c) {
   UNet2DModel unet(c);
   {
     at::NoGradGuard g;
-    unet->class_table->weight.normal_();
+    unet->class_table().normal_();
   }
   save_model_folder(dir + "/model", *unet, SchedulerConfig{});
   return load_model_folder(dir + "/model");

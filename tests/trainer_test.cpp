@@ -46,7 +46,7 @@ TEST(DiffusionTrainer, CheckpointsAndResumes) {
             5);
   EXPECT_EQ(first_logged, 4);  // resumed after step 3
   const DiffusionModel second = load_model_folder(dir);
-  EXPECT_FALSE(torch::equal(first.unet->conv_in->weight, second.unet->conv_in->weight));
+  EXPECT_FALSE(torch::equal(first.unet->conv("conv_in")->weight, second.unet->conv("conv_in")->weight));
   std::ifstream log(dir + "/train_log.jsonl");
   int lines = 0;
   for (std::string line; std::getline(log, line);) ++lines;

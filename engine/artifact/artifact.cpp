@@ -157,7 +157,7 @@ LoadedArtifact load_artifact(const std::string& path) {
   std::set<std::string> packed_weights;
   const bool cached = out.info.temporal_cache;
   if (cached) {
-    const size_t resnets = q.unet->resnets_in_order().size();
+    const size_t resnets = q.unet->temporal_feature_layers().size();
     const int labels = out.info.config.label_count();
     const int64_t dims = out.info.config.conditional() ? 3 : 2;
     q.temporal_cache.assign(out.info.timesteps.size(), {});

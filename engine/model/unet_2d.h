@@ -1,26 +1,19 @@
-// diffusers UNet2DModel: the noise-prediction network. Submodule names equal diffusers' state
-// dict keys (conv_in, time_embedding.linear_1, down_blocks.0.resnets.0.conv1, ...).
+// diffusers UNet2DModel as LibTorch modules: its description (format/graph/unet_2d.h) run by
+// the graph interpreter (graph_module.h). Parameter names equal diffusers' state dict keys
+// (conv_in.weight, time_embedding.linear_1.weight, down_blocks.0.resnets.0.conv1.weight, ...).
 #pragma once
 
-#include <torch/nn/module.h>
-#include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/embedding.h>
-#include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include <string>
 #include <vector>
 
-#include "engine/model/layers.h"
-#include "engine/model/mid_block.h"
-#include "engine/model/timestep_embedding.h"
+#include "engine/model/graph_module.h"
 #include "format/unet_config.h"
 
 namespace qdm {
 
-class ResnetBlock2DImpl;
-struct TimeContext;
-
-class UNet2DModelImpl : public torch::nn::Module {
+class UNet2DModelImpl : public GraphModuleImpl {
  public:
   explicit UNet2DModelImpl(const UNetConfig& config);
 
@@ -38,30 +31,22 @@ class UNet2DModelImpl : public torch::nn::Module {
   // The Temporal Information Block's outputs: time_emb_proj(SiLU(emb)) of every resnet, in
   // model order (down blocks, mid block, up blocks). They depend on t (and the class) alone.
   std::vector<at::Tensor> temporal_features(const at::Tensor& timesteps, const at::Tensor& class_labels = {});
-  // Every ResnetBlock2D in model order, with its qualified name.
-  std::vector<std::pair<std::string, ResnetBlock2DImpl*>> resnets_in_order();
+  // The layers whose outputs those are (every resnet's time_emb_proj), in the same order.
+  std::vector<std::string> temporal_feature_layers() const;
+  // Block `name` (a resnet or an attention block) alone on its input x; a resnet also takes
+  // its temporal feature, or the time embedding to compute it from.
+  at::Tensor block_forward(const std::string& name, const at::Tensor& x, const at::Tensor& temb,
+                           const at::Tensor& feature = {});
 
+  // The class embedding table (num_class_embeds, time_embed_dim); undefined when there is none.
+  at::Tensor class_table() const;
   int64_t parameter_count() const;
   const UNetConfig& config() const { return config_; }
 
-  // Registered as `time_proj` when time_embedding_type is fourier or learned.
-  GaussianFourierProjection fourier_proj{nullptr};
-  torch::nn::Embedding learned_proj{nullptr};
-  TimestepEmbedding time_embedding{nullptr};
-  // Registered as `class_embedding`: a table (num_class_embeds) or, for class_embed_type
-  // "timestep", a TimestepEmbedding over the projected label.
-  torch::nn::Embedding class_table{nullptr};
-  TimestepEmbedding class_timestep{nullptr};
-  Conv2dLayer conv_in{nullptr}, conv_out{nullptr};
-  torch::nn::ModuleList down_blocks{nullptr}, up_blocks{nullptr};
-  MidBlock mid_block{nullptr};
-  torch::nn::GroupNorm conv_norm_out{nullptr};
-
  private:
-  at::Tensor run(const at::Tensor& sample, const at::Tensor& timesteps, TimeContext& time);
+  Values inputs(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels) const;
   at::Tensor broadcast_timesteps(const at::Tensor& timesteps, int64_t batch) const;
-  at::Tensor time_proj(const at::Tensor& t);
-  at::Tensor class_embed(const at::Tensor& class_labels, int64_t batch);
+  void add_class_input(Values& values, const at::Tensor& class_labels, int64_t batch) const;
   UNetConfig config_;
 };
 TORCH_MODULE(UNet2DModel);

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/model/attention_block.h"
+#include "engine/model/graph_module.h"
 #include "engine/model/layers.h"
 #include "engine/quant/act_quantizer.h"
 #include "engine/quant/adaround.h"

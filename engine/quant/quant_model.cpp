@@ -31,18 +31,20 @@ bool is_temporal_layer(const std::string& name) {
 QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
     : unet(std::move(u)), spec(std::move(s)), step(std::make_shared<StepContext>()) {
   spec.validate();
-  for (const auto& item : unet->named_modules("", false)) {
-    const std::string& name = item.key();
-    auto* conv = item.value()->as<Conv2dLayerImpl>();
-    auto* linear = item.value()->as<LinearLayerImpl>();
-    if (!conv && !linear) {
-      if (auto* attn = item.value()->as<AttentionBlockImpl>(); attn && spec.quantize_attention && spec.act_bits > 0) {
+  // The model's layers and attention cores in node order (its description's).
+  for (const graph::Node& node : unet->graph().nodes) {
+    const std::string& name = node.name;
+    if (node.op == graph::Op::kAttention) {
+      if (spec.quantize_attention && spec.act_bits > 0) {
         auto core = std::make_shared<QuantAttentionCore>(name, spec.act_bits, spec.steps, step);
-        attn->core_override_ = core;
+        unet->set_attention_core(name, core);
         attention.push_back(core);
       }
       continue;
     }
+    Conv2dLayerImpl* conv = node.op == graph::Op::kConv2d ? unet->conv(name) : nullptr;
+    LinearLayerImpl* linear = node.op == graph::Op::kLinear ? unet->linear(name) : nullptr;
+    if (!conv && !linear) continue;
     const bool kept = matches(name, spec.keep_fp), fp32 = matches(name, spec.fp32_layers);
     if (kept || fp32) {
       kept_fp.push_back(name);

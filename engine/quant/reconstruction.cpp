@@ -6,8 +6,6 @@
 
 #include <cmath>
 
-#include "engine/model/attention_block.h"
-#include "engine/model/resnet_block.h"
 #include "engine/quant/recipe.h"
 
 namespace qdm {
@@ -20,25 +18,20 @@ at::Tensor rec_loss(const at::Tensor& out, const at::Tensor& target) {
 
 struct Block {
   std::string name;
-  int resnet_index = -1;
-  ResnetBlock2DImpl* q_resnet = nullptr;
-  AttentionBlockImpl* q_attn = nullptr;
-  torch::nn::Module* fp = nullptr;
+  bool resnet = false;
+  int resnet_index = -1;  // its temporal feature's index (resnets)
 };
 
-std::vector<Block> blocks_in_order(QuantizedUNet& q, UNet2DModel& fp) {
-  std::map<std::string, std::shared_ptr<torch::nn::Module>> fp_modules;
-  for (const auto& item : fp->named_modules("", false)) fp_modules[item.key()] = item.value();
+// The model's resnet and attention blocks, in model order (its description's).
+std::vector<Block> blocks_in_order(const QuantizedUNet& q) {
   std::vector<Block> out;
   int resnets = 0;
-  for (const auto& item : q.unet->named_modules("", false)) {
+  for (const graph::Block& gb : q.unet->graph().blocks) {
     Block b;
-    b.name = item.key();
-    b.q_resnet = item.value()->as<ResnetBlock2DImpl>();
-    b.q_attn = item.value()->as<AttentionBlockImpl>();
-    if (!b.q_resnet && !b.q_attn) continue;
-    if (b.q_resnet) b.resnet_index = resnets++;
-    b.fp = fp_modules.at(b.name).get();
+    b.name = gb.name;
+    b.resnet = gb.kind == "resnet";
+    if (!b.resnet && gb.kind != "attention") continue;
+    if (b.resnet) b.resnet_index = resnets++;
     out.push_back(b);
   }
   return out;
@@ -55,11 +48,6 @@ void run_until_tap(Forward&& forward) {
     forward();
   } catch (const BlockReached&) {
   }
-}
-
-void set_tap(torch::nn::Module* m, BlockTap tap) {
-  if (auto* r = m->as<ResnetBlock2DImpl>()) r->tap = std::move(tap);
-  if (auto* a = m->as<AttentionBlockImpl>()) a->tap = std::move(tap);
 }
 
 // Adam over `params` for `iters` steps of `loss_fn(iter)`; cosine-decayed lr when `cosine`.
@@ -135,7 +123,7 @@ void reconstruct_temporal_block(QuantizedUNet& q, UNet2DModel fp, const std::vec
 void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<ReconGroup>& data, const ReconOptions& o,
                         const ReconProgress& progress) {
   if (data.empty()) throw std::invalid_argument("reconstruct_blocks: no calibration data");
-  const std::vector<Block> blocks = blocks_in_order(q, fp);
+  const std::vector<Block> blocks = blocks_in_order(q);
   at::Generator gen = at::detail::createCPUGenerator(o.seed + 1);
   int index = 0;
   for (const Block& b : blocks) {
@@ -154,22 +142,21 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
       torch::NoGradGuard no_grad;
       for (const auto& g : data) {
         const at::Tensor t = at::full({g.x.size(0)}, static_cast<float>(g.t));
-        set_tap(b.fp, [&](const at::Tensor&, const at::Tensor& out) {
+        fp->set_tap(b.name, [&](const at::Tensor&, const at::Tensor& out) {
           targets.push_back(out.detach());
           throw BlockReached{};
         });
         run_until_tap([&] { fp->forward(g.x, t, g.labels); });
-        set_tap(b.fp, nullptr);
+        fp->set_tap(b.name, nullptr);
         at::Tensor captured;
-        auto capture = [&](const at::Tensor& in, const at::Tensor&) {
+        q.unet->set_tap(b.name, [&](const at::Tensor& in, const at::Tensor&) {
           captured = in.detach();
           throw BlockReached{};
-        };
-        if (b.q_resnet) b.q_resnet->tap = capture; else b.q_attn->tap = capture;
+        });
         run_until_tap([&] { q.forward(g.x, g.t, g.step, g.labels); });
-        if (b.q_resnet) b.q_resnet->tap = nullptr; else b.q_attn->tap = nullptr;
+        q.unet->set_tap(b.name, nullptr);
         inputs.push_back(captured);
-        if (b.q_resnet && !q.has_temporal_cache()) tembs.push_back(q.unet->time_embed(t, g.labels));
+        if (b.resnet && !q.has_temporal_cache()) tembs.push_back(q.unet->time_embed(t, g.labels));
       }
     }
 
@@ -180,16 +167,15 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
       q.step->step = data[static_cast<size_t>(g)].step;
       const at::Tensor in = inputs[static_cast<size_t>(g)].index_select(0, idx);
       at::Tensor out;
-      if (b.q_resnet && q.has_temporal_cache()) {
+      if (b.resnet && q.has_temporal_cache()) {
         const at::Tensor& f = q.temporal_cache[static_cast<size_t>(q.step->step)][static_cast<size_t>(b.resnet_index)];
         const at::Tensor& labels = data[static_cast<size_t>(g)].labels;
-        out = b.q_resnet->forward_with_feature(in, labels.defined() ? f.index_select(0, labels.index_select(0, idx))
-                                                                    : f.expand({in.size(0), -1}));
-      } else if (b.q_resnet) {
-        const at::Tensor temb = tembs[static_cast<size_t>(g)].index_select(0, idx);
-        out = b.q_resnet->forward_with_feature(in, b.q_resnet->temporal_feature(temb));
+        out = q.unet->block_forward(b.name, in, {}, labels.defined() ? f.index_select(0, labels.index_select(0, idx))
+                                                                     : f.expand({in.size(0), -1}));
+      } else if (b.resnet) {
+        out = q.unet->block_forward(b.name, in, tembs[static_cast<size_t>(g)].index_select(0, idx));
       } else {
-        out = b.q_attn->forward(in);
+        out = q.unet->block_forward(b.name, in, {});
       }
       return rec_loss(out, targets[static_cast<size_t>(g)].index_select(0, idx));
     };
@@ -214,7 +200,7 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
       for (auto& l : layers)
         if (l->quant_input) acts.push_back(&l->act);
       for (auto& a : q.attention)
-        if (b.q_attn && a->name == b.name) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
+        if (!b.resnet && a->name == b.name) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
       std::vector<at::Tensor> scales;
       for (ActQuantizer* a : acts) {
         a->begin_lsq();

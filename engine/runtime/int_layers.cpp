@@ -233,13 +233,8 @@ size_t use_integer_kernels(QuantizedUNet& model, QGemmIsa isa) {
     l->replace_with(layer);
   }
   // Attention cores: the integer core keeps the simulated one (its tables) alive.
-  for (const auto& item : model.unet->named_modules("", false)) {
-    auto* attn = item.value()->as<AttentionBlockImpl>();
-    if (!attn || !attn->core_override_) continue;
-    auto core = std::dynamic_pointer_cast<QuantAttentionCore>(attn->core_override_);
-    if (!core) continue;
-    attn->core_override_ = std::make_shared<IntAttentionCore>(core, isa);
-  }
+  for (const auto& core : model.attention)
+    model.unet->set_attention_core(core->name, std::make_shared<IntAttentionCore>(core, isa));
   return bytes;
 }
 

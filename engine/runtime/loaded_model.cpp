@@ -10,6 +10,7 @@
 #include "engine/model/unet_denoiser.h"
 #include "engine/runtime/device.h"
 #include "engine/runtime/int_layers.h"
+#include "engine/runtime/quantized_weights.h"
 #include "engine/runtime/tensor_int_layer.h"
 
 namespace qdm {
@@ -52,7 +53,7 @@ ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vect
 }
 
 ModelDenoiser quantized_denoiser(QuantizedUNet& q, const std::vector<int>& timesteps) {
-  if (ExecutionPlan::unsupported(q).empty()) return plan_denoiser(std::make_shared<ExecutionPlan>(q, best_isa()), timesteps, true);
+  if (plan_unsupported(q).empty()) return plan_denoiser(make_plan(q, best_isa()), timesteps, true);
   return [&q](const at::Tensor& x, int t, int step, const at::Tensor& labels) { return q.forward(x, t, step, labels); };
 }
 
@@ -87,11 +88,11 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
     if (kernels == KernelMode::kInt) int_bytes = use_tensor_integer_kernels(*m.artifact_->model, device);
     m.artifact_->model->to(device);
     m.kernels_ = kernels == KernelMode::kInt ? "int (cuda dp4a)" : "sim";
-  } else if (kernels == KernelMode::kInt && use_execution_plan() && ExecutionPlan::unsupported(*m.artifact_->model).empty()) {
+  } else if (kernels == KernelMode::kInt && use_execution_plan() && plan_unsupported(*m.artifact_->model).empty()) {
     // The execution plan: fused kernels over preallocated buffers. It owns everything it needs,
     // so the simulation's weights are released.
     const QGemmIsa isa = best_isa();
-    m.plan_ = std::make_shared<ExecutionPlan>(*m.artifact_->model, isa);
+    m.plan_ = make_plan(*m.artifact_->model, isa);
     m.kernels_ = std::string("int plan (") + isa_name(isa) + ")";
     m.weight_bytes_ = m.plan_->weight_bytes() + eps_bias_bytes(*m.artifact_);
     m.path_ = path;

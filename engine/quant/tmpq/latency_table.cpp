@@ -7,6 +7,7 @@
 
 #include "engine/kernels/qgemm.h"
 #include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/quantized_weights.h"
 #include "format/sha256.h"
 
 namespace qdm::tmpq {
@@ -64,7 +65,7 @@ LatencyTable measure_latency(const QuantizerBank& bank, QuantizedUNet& q, const 
     // Any activation width the bank holds: u8 codes whatever the width, the kernels' time is the same.
     c.abits.assign(bank.layers.size(), bank.space.act_bits.back());
     assemble(bank, c, q);
-    ExecutionPlan plan(q, isa);  // the threads serving uses
+    ExecutionPlan plan(q.unet->graph(), QuantizedWeights(q), isa);  // the threads serving uses
     const auto& cfg = q.unet->config();
     std::vector<float> x(static_cast<size_t>(cfg.in_channels) * cfg.sample_size * cfg.sample_size, 0.1f), out(x.size());
     const int64_t label = cfg.null_class.value_or(0);

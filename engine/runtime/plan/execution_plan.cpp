@@ -7,165 +7,59 @@
 #include <optional>
 #include <stdexcept>
 
-#include "engine/model/down_block.h"
-#include "engine/model/mid_block.h"
-#include "engine/model/resample.h"
-#include "engine/model/resnet_block.h"
-#include "engine/model/up_block.h"
-#include "engine/quant/quant_model.h"
 #include "engine/kernels/qconv.h"
 #include "engine/kernels/upsample_fold.h"
 
 namespace qdm {
 
+using graph::Layout;
+using graph::Op;
 using plan::CodesTarget;
 using plan::Epilogue;
+using plan::LayerSource;
 using plan::Table;
 using plan::Value;
 
-namespace {
-
-std::vector<float> to_vector(const at::Tensor& t) {
-  const at::Tensor c = t.detach().to(at::kFloat).contiguous().cpu();
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-}  // namespace
-
-// Walks the UNet as its forward() does and emits the plan's ops.
+// Lowers a model's description node by node: storage for every value (concatenations' inputs
+// as slices of the concatenation, sequences and images as views of one buffer), fusions by
+// pattern (a group norm and SiLU, or an upsample, into the convolution that reads them; the
+// temporal feature, the residual and its scale into the producing layer's epilogue), and the
+// weights from the WeightSource.
 class PlanBuilder {
  public:
-  PlanBuilder(ExecutionPlan& p, const QuantizedUNet& q) : p_(p), q_(q), cfg_(q.unet->config()) {
-    for (const auto& l : q.layers) layers_[l->name] = l.get();
-    for (const auto& a : q.attention) attention_[a->name] = a.get();
-  }
+  PlanBuilder(ExecutionPlan& p, const graph::Graph& g, const plan::WeightSource& w)
+      : p_(p), g_(g), w_(w), store_(g.values.size()), lowered_(g.nodes.size(), 0) {}
 
   void build() {
-    UNet2DModelImpl& unet = *q_.unet.ptr();
-    const int size = cfg_.sample_size;
-    p_.in_channels_ = cfg_.in_channels;
-    p_.out_channels_ = cfg_.out_channels;
-    p_.input_ = value(cfg_.in_channels, size, size);
-    time_features();
+    const int sample = g_.input(graph::Input::kSample);
+    p_.in_channels_ = info(sample).c;
+    p_.input_ = storage(sample);
     plan_concatenations();
-    Value h = conv("conv_in", unet.conv_in.get(), p_.input_, skip_slot(cfg_.block_out_channels[0], size, size), {}, false);
-    std::vector<Value> skips{h};
-    for (size_t b = 0; b < unet.down_blocks->size(); ++b) {
-      auto* block = unet.down_blocks[b]->as<DownBlockImpl>();
-      const std::string name = "down_blocks." + std::to_string(b);
-      for (size_t i = 0; i < block->resnets->size(); ++i) {
-        auto* r = block->resnets[i]->as<ResnetBlock2DImpl>();
-        const Value slot = skip_slot(static_cast<int>(r->conv2->out_channels), h.h, h.w);
-        h = resnet(name + ".resnets." + std::to_string(i), r, h, block->attentions ? Value{} : slot);
-        if (block->attentions)
-          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h, slot);
-        skips.push_back(h);
-      }
-      if (block->downsamplers) {
-        auto* down = block->downsamplers[0]->as<Downsample2DImpl>();
-        h = conv(name + ".downsamplers.0.conv", down->conv.get(), h, skip_slot(h.c, h.h / 2, h.w / 2), {}, false);
-        skips.push_back(h);
-      }
+    const std::vector<int> features = g_.temporal_features();
+    if (!features.empty() && w_.temporal_cache(0)) {  // tfmq+cache: the features from the cache, per step
+      for (size_t i = 0; i < features.size(); ++i) feature_cache(i, features[i]);
+      for (size_t n = 0; n < g_.nodes.size(); ++n)
+        if (g_.temporal(g_.nodes[n].output)) lowered_[n] = kDone;
     }
-    size_t k = 0;  // up-path resnets so far
-    if (unet.mid_block) {  // (without one, the last down output is a skip and reaches up resnet 0 by a copy)
-      auto* mid = unet.mid_block.get();
-      h = resnet("mid_block.resnets.0", mid->resnets[0]->as<ResnetBlock2DImpl>(), h);
-      if (mid->attentions) h = attention("mid_block.attentions.0", mid->attentions[0]->as<AttentionBlockImpl>(), h);
-      auto* last = mid->resnets[1]->as<ResnetBlock2DImpl>();
-      h = resnet("mid_block.resnets.1", last, h, h_slot(0, value_shape(static_cast<int>(last->conv2->out_channels), h.h, h.w)));
-    }
-    for (size_t b = 0; b < unet.up_blocks->size(); ++b) {
-      auto* block = unet.up_blocks[b]->as<UpBlockImpl>();
-      const std::string name = "up_blocks." + std::to_string(b);
-      for (size_t i = 0; i < block->resnets->size(); ++i, ++k) {
-        const Value skip = skips.back();
-        skips.pop_back();
-        // cat(h, skip) along channels: two slices of one buffer, written there by their producers
-        const Value cat = k < cats_.size() ? cats_[k] : value(h.c + skip.c, h.h, h.w);
-        if (!same(h, slice(cat, 0, h.c))) emit(plan::copy_op(h, slice(cat, 0, h.c)), name + " concat");
-        if (!same(skip, slice(cat, h.c, skip.c))) emit(plan::copy_op(skip, slice(cat, h.c, skip.c)), name + " concat");
-        // The output that feeds the next up resnet goes straight into its concatenation.
-        const bool upsampled = i + 1 == block->resnets->size() && block->upsamplers;
-        auto* r = block->resnets[i]->as<ResnetBlock2DImpl>();
-        const Value next = upsampled ? Value{} : h_slot(k + 1, value_shape(static_cast<int>(r->conv2->out_channels), cat.h, cat.w));
-        h = resnet(name + ".resnets." + std::to_string(i), r, cat, block->attentions ? Value{} : next);
-        if (block->attentions)
-          h = attention(name + ".attentions." + std::to_string(i), block->attentions[i]->as<AttentionBlockImpl>(), h, next);
-      }
-      if (block->upsamplers) {
-        auto* up = block->upsamplers[0]->as<Upsample2DImpl>();
-        const Value next = h_slot(k, value_shape(h.c, h.h * 2, h.w * 2));
-        h = conv(name + ".upsamplers.0.conv", up->conv.get(), h, next.buffer >= 0 ? next : value(h.c, h.h * 2, h.w * 2), {}, true);
-      }
-    }
-    // conv_norm_out + SiLU + conv_out
-    const Value out = value(cfg_.out_channels, size, size);
-    norm_then_conv("conv_norm_out", unet.conv_norm_out.get(), true, h, "conv_out", unet.conv_out.get(), out, {});
-    p_.output_ = out;
+    for (size_t n = 0; n < g_.nodes.size(); ++n)
+      if (lowered_[n] == kPending) lower(static_cast<int>(n));
+    p_.output_ = storage(g_.output);
+    p_.out_channels_ = info(g_.output).c;
+
   }
 
  private:
-  // Concatenations without copies: the input cat(h, skip) of every up-path resnet is one buffer,
-  // allocated before the walk (the skips' channels and sizes from the down path, the resnet's
-  // input channels); the op producing a skip (down path) and the op producing h (up path) write
-  // straight into its two column slices. Where a shape does not line up the walk falls back to
-  // copies.
-  void plan_concatenations() {
-    UNet2DModelImpl& unet = *q_.unet.ptr();
-    struct Skip {
-      int c, h, w;
-    };
-    std::vector<Skip> skips;
-    int size = cfg_.sample_size;
-    skips.push_back({static_cast<int>(unet.conv_in->out_channels), size, size});
-    for (size_t b = 0; b < unet.down_blocks->size(); ++b) {
-      auto* block = unet.down_blocks[b]->as<DownBlockImpl>();
-      for (size_t i = 0; i < block->resnets->size(); ++i)
-        skips.push_back({static_cast<int>(block->resnets[i]->as<ResnetBlock2DImpl>()->conv2->out_channels), size, size});
-      if (block->downsamplers) {
-        size /= 2;
-        skips.push_back({skips.back().c, size, size});
-      }
-    }
-    std::vector<int> inputs;  // up resnets' input channels, in up order
-    for (size_t b = 0; b < unet.up_blocks->size(); ++b) {
-      auto* block = unet.up_blocks[b]->as<UpBlockImpl>();
-      for (size_t i = 0; i < block->resnets->size(); ++i)
-        inputs.push_back(static_cast<int>(block->resnets[i]->as<ResnetBlock2DImpl>()->conv1->in_channels));
-    }
-    if (inputs.size() != skips.size()) return;
-    for (size_t k = 0; k < inputs.size(); ++k) {
-      const Skip& s = skips[skips.size() - 1 - k];
-      if (inputs[k] <= s.c) return;
-    }
-    for (size_t k = 0; k < inputs.size(); ++k) {
-      const Skip& s = skips[skips.size() - 1 - k];
-      cats_.push_back(value(inputs[k], s.h, s.w));
-      skip_c_.push_back(s.c);
-    }
-  }
-  // Where the next skip (push order) is written: its slice of the concatenation that reads it.
-  Value skip_slot(int c, int h, int w) {
-    const size_t s = next_skip_++;
-    if (s >= cats_.size()) return value(c, h, w);
-    const size_t k = cats_.size() - 1 - s;  // the up resnet consuming it
-    if (skip_c_[k] != c || cats_[k].h != h || cats_[k].w != w) return value(c, h, w);
-    return slice(cats_[k], cats_[k].c - c, c);
-  }
-  // Where the h of up resnet k is written (the shape it will have), or none (buffer -1).
-  Value h_slot(size_t k, Value shape) const {
-    if (k >= cats_.size()) return {};
-    const Value& cat = cats_[k];
-    if (cat.c - skip_c_[k] != shape.c || cat.h != shape.h || cat.w != shape.w) return {};
-    return slice(cat, 0, shape.c);
-  }
-  static Value value_shape(int c, int h, int w) { return {-1, 0, c, c, h, w}; }
-  static bool same(const Value& a, const Value& b) {
-    return a.buffer == b.buffer && a.offset == b.offset && a.c == b.c && a.ld == b.ld && a.h == b.h && a.w == b.w;
+  const graph::ValueInfo& info(int v) const { return g_.values.at(static_cast<size_t>(v)); }
+  const graph::Node& node(int n) const { return g_.nodes.at(static_cast<size_t>(n)); }
+  int producer_index(int v) const { return info(v).producer; }
+  // The only node reading v, or -1.
+  int only_consumer(int v) const {
+    const auto c = g_.consumers(v);
+    return c.size() == 1 ? c[0] : -1;
   }
 
-  Value value(int c, int h, int w) {
+  // ---- storage ----
+  Value alloc(int c, int h, int w) {
     p_.buffer_floats_.push_back(static_cast<int64_t>(h) * w * c);
     return {static_cast<int>(p_.buffer_floats_.size()) - 1, 0, c, c, h, w};
   }
@@ -174,301 +68,413 @@ class PlanBuilder {
     v.c = c;
     return v;
   }
-  CodesTarget codes(int h, int w, int c, int pad, const QuantLayer& layer) {
-    PaddedShape s{h, w, c, pad};
-    p_.codes_bytes_.push_back(s.bytes());
-    return {static_cast<int>(p_.codes_bytes_.size()) - 1, s, table(layer.act)};
+  static Value rows(const Value& v) { return {v.buffer, v.offset, v.c, v.ld, 1, static_cast<int>(v.pixels())}; }
+  // Where value v lives: assigned ahead (a slice, a view), else a new buffer of its shape.
+  Value storage(int v) {
+    Value& s = store_.at(static_cast<size_t>(v));
+    if (s.buffer < 0) {
+      const auto& i = info(v);
+      s = alloc(i.c, i.h, i.w);
+    }
+    return s;
   }
-  const Table* table(const ActQuantizer& a) {
+  // Lowers v's producer now if it has not run yet (an epilogue's operand made later in node
+  // order); true when v is then computed (false while its producer is itself being lowered).
+  bool ensure(int v) {
+    const size_t n = static_cast<size_t>(producer_index(v));
+    if (lowered_[n] == kPending) lower(static_cast<int>(n));
+    return lowered_[n] == kDone;
+  }
+
+  // Concatenations without copies: both inputs of a concatenation are slices of its buffer,
+  // written there by their producers, where each is a layer's output read by no other
+  // concatenation; otherwise the concatenation copies.
+  void plan_concatenations() {
+    for (const graph::Node& n : g_.nodes) {
+      if (n.op != Op::kConcat) continue;
+      const int a = n.inputs[0], b = n.inputs[1];
+      if (!writable(a) || !writable(b) || store_[static_cast<size_t>(a)].buffer >= 0 || store_[static_cast<size_t>(b)].buffer >= 0)
+        continue;
+      const Value cat = storage(n.output);
+      store_[static_cast<size_t>(a)] = slice(cat, 0, info(a).c);
+      store_[static_cast<size_t>(b)] = slice(cat, info(a).c, info(b).c);
+    }
+  }
+  // Whether v is written by an op that can write into a slice (a layer, or an epilogue's result).
+  bool writable(int v) const {
+    const Op op = node(producer_index(v)).op;
+    int concats = 0;
+    for (int c : g_.consumers(v)) concats += node(c).op == Op::kConcat;
+    return concats == 1 && (op == Op::kConv2d || op == Op::kAdd || op == Op::kAffine);
+  }
+
+  // ---- weights ----
+  const Table* table(const plan::ActTable& a) {
     auto t = std::make_unique<Table>();
     t->scale = a.scale;
-    t->zero = a.zero_point;
+    t->zero = a.zero;
     t->bits = a.bits;
     p_.tables_.push_back(std::move(t));
     return p_.tables_.back().get();
   }
-  void emit(std::unique_ptr<plan::Op> op, const std::string& name) {
-    op->name = name;
-    p_.ops_.push_back(std::move(op));
+  std::vector<float> counted(std::vector<float> v) {
+    p_.weight_bytes_ += v.size() * 4;
+    return v;
   }
-  const QuantLayer* layer(const std::string& name) const {
-    auto it = layers_.find(name);
-    return it == layers_.end() ? nullptr : it->second;
-  }
-  bool integer(const std::string& name) const {
-    const QuantLayer* l = layer(name);
-    return l && l->quant_input;
-  }
-  // The weights of a layer with an fp32 input as (k*k*C_in or C_in, C_out): the codes of a
-  // quantized layer (kept layers at keep_bits, keep_fp_input layers at their bits), else fp32.
-  plan::F32Weights f32_weights(const std::string& name, const at::Tensor& fp) {
+  std::vector<float> tensor(const std::string& name) { return counted(w_.tensor(name)); }
+  // (k*k*C or C, N) with K in (ky, kx, c) order: fp32, or codes with per-output zero and scale.
+  plan::F32Weights f32_weights(const LayerSource& l, int kernel) {
     plan::F32Weights out;
-    const QuantLayer* l = layer(name);
-    auto to_kn = [](const at::Tensor& w) {  // (N, C, k, k) or (N, C) -> (K, N), K in (ky, kx, c) order
-      return w.dim() == 4 ? w.permute({2, 3, 1, 0}).reshape({-1, w.size(0)}) : w.t();
+    const int n = l.n, k = l.k, c = k / (kernel * kernel);
+    auto to_kn = [&](auto& dst, const auto& src) {  // (n, c, ky, kx) -> (ky, kx, c, n)
+      dst.resize(static_cast<size_t>(n) * k);
+      for (int o = 0; o < n; ++o)
+        for (int ch = 0; ch < c; ++ch)
+          for (int t = 0; t < kernel * kernel; ++t)
+            dst[(static_cast<size_t>(t) * c + ch) * n + o] = src[static_cast<size_t>(o) * k + ch * kernel * kernel + t];
     };
-    if (l && l->fake_weight.defined()) {
-      const at::Tensor codes = quantize_codes(l->fake_weight.detach(), l->weight_params);  // same shape as w
-      const at::Tensor kn = to_kn(codes).contiguous();
-      out.codes.assign(kn.data_ptr<uint8_t>(), kn.data_ptr<uint8_t>() + kn.numel());
-      out.zero = to_vector(l->weight_params.zero_point.reshape({-1}).expand({l->fake_weight.size(0)}));
-      out.scale = to_vector(l->weight_params.scale.reshape({-1}).expand({l->fake_weight.size(0)}));
+    if (l.kind == LayerSource::Kind::kCodes) {
+      to_kn(out.codes, l.codes);
+      out.zero = l.zero;
+      out.scale = l.scale;
+    } else if (l.kind == LayerSource::Kind::kF32) {
+      to_kn(out.values, l.f32);
     } else {
-      out.values = to_vector(to_kn(fp));
+      throw std::invalid_argument("execution plan: layer with fp32 input and vq weights");
     }
     p_.weight_bytes_ += out.bytes();
     return out;
   }
-  PackedWeights pack(const QuantLayer& l, bool conv, bool lanes) {
-    const at::Tensor w = l.fake_weight.defined() ? l.fake_weight : fake_quant(l.fp_weight().detach(), l.weight_params);
-    const int64_t n = w.size(0), k = w.numel() / n;
-    at::Tensor codes = quantize_codes(w.reshape({n, k}), l.weight_params);
-    if (conv) {  // K in (ky, kx, c) order, as the patches
-      const int64_t kk = l.conv->kernel, ch = k / (kk * kk);
-      codes = codes.reshape({n, ch, kk, kk}).permute({0, 2, 3, 1}).reshape({n, k});
+  PackedWeights pack(const LayerSource& l, int kernel, bool lanes) {
+    if (l.kind != LayerSource::Kind::kCodes) throw std::invalid_argument("execution plan: integer layer without codes");
+    std::vector<uint8_t> codes = l.codes;
+    if (kernel > 1) {  // K in (ky, kx, c) order, as the patches
+      const int c = l.k / (kernel * kernel), kk = kernel * kernel;
+      for (int o = 0; o < l.n; ++o)
+        for (int ch = 0; ch < c; ++ch)
+          for (int t = 0; t < kk; ++t)
+            codes[static_cast<size_t>(o) * l.k + static_cast<size_t>(t) * c + ch] = l.codes[static_cast<size_t>(o) * l.k + ch * kk + t];
     }
-    codes = codes.contiguous();
-    const at::Tensor scale = l.weight_params.scale.to(at::kFloat).contiguous();
-    const at::Tensor zero = l.weight_params.zero_point.to(at::kFloat).contiguous();
-    PackedWeights p = pack_weights(codes.data_ptr<uint8_t>(), static_cast<int>(n), static_cast<int>(k), l.weight_params.bits,
-                                   scale.data_ptr<float>(), zero.data_ptr<float>(),
+    PackedWeights p = pack_weights(codes.data(), l.n, l.k, l.bits, l.scale.data(), l.zero.data(),
                                    lanes ? WeightLayout::kRows : layout_for(p_.isa_));
     p_.weight_bytes_ += p.bytes();
     return p;
   }
-  // Additive-quantization codes as the kernels decode them (K in (ky, kx, c) order already).
-  std::shared_ptr<const VqWeights> vq_weights(const QuantLayer& l, bool lanes) {
-    const vq::AqCodes& q = *l.vq;
-    const at::Tensor codes = q.codes.to(at::kByte).contiguous();
-    const at::Tensor words = q.codebooks.round().to(at::kChar).contiguous();
-    const at::Tensor scale = q.scales.to(at::kFloat).contiguous();
-    auto w = std::make_shared<VqWeights>(make_vq_weights(
-        static_cast<int>(q.codes.size(0)), static_cast<int>(q.codes.size(1) * q.group), static_cast<int>(q.codes.size(2)),
-        vq::codebook_bits(q), q.group,
-        std::vector<uint8_t>(codes.data_ptr<uint8_t>(), codes.data_ptr<uint8_t>() + codes.numel()),
-        std::vector<int8_t>(words.data_ptr<int8_t>(), words.data_ptr<int8_t>() + words.numel()), to_vector(scale),
-        lanes ? WeightLayout::kRows : layout_for(p_.isa_)));
+  std::shared_ptr<const VqWeights> vq_weights(const LayerSource& l, bool lanes) {
+    auto w = std::make_shared<VqWeights>(make_vq_weights(l.n, l.k, l.vq_codebooks, l.vq_bits, l.vq_group, l.vq_codes,
+                                                         l.vq_codewords, l.scale, lanes ? WeightLayout::kRows : layout_for(p_.isa_)));
     p_.weight_bytes_ += w->bytes();
     return w;
   }
-  // Whether an upsampled integer convolution may run as four phases (upsample_fold.h; the
-  // weights must also fit int8 folded). QDM_PLAN_FOLD=0 turns it off (benchmarks, tests).
-  bool fold_upsample(const QuantLayer& l, const Conv2dLayerImpl& c, int channels, const Epilogue& e) const {
-    const char* env = std::getenv("QDM_PLAN_FOLD");
-    return !(env && std::string(env) == "0") && !l.vq && c.kernel == 3 && c.stride == 1 && c.padding == 1 &&
-           qconv_available(p_.isa_, channels) && e.residual.buffer < 0 && e.feature.buffer < 0;
-  }
-  // `packed`: the layer's weights already packed for `lanes` (else packed here).
-  std::unique_ptr<plan::Op> conv_op(const QuantLayer& l, Conv2dLayerImpl* c, const CodesTarget& target, bool lanes, Value out,
-                                    Epilogue e, std::optional<PackedWeights> packed = std::nullopt) {
-    if (l.vq) return plan::vq_conv_op(target, c->kernel, c->stride, vq_weights(l, lanes), bias_of(c->bias), p_.isa_, lanes, out, e);
-    return plan::int_conv_op(target, c->kernel, c->stride, packed ? std::move(*packed) : pack(l, true, lanes), bias_of(c->bias),
-                             p_.isa_, lanes, out, e);
-  }
-  std::vector<float> bias_of(const at::Tensor& b) {
-    p_.weight_bytes_ += static_cast<size_t>(b.numel()) * 4;
-    return to_vector(b);
+  CodesTarget codes(int h, int w, int c, int pad, const plan::ActTable& act) {
+    PaddedShape s{h, w, c, pad};
+    p_.codes_bytes_.push_back(s.bytes());
+    return {static_cast<int>(p_.codes_bytes_.size()) - 1, s, table(act)};
   }
 
-  // A convolution on an fp32 value: integer (quantize its input, optionally upsampled, into a
-  // padded image) or fp32 (upsampled first when asked).
-  Value conv(const std::string& name, Conv2dLayerImpl* c, Value in, Value out, Epilogue e, bool upsample) {
-    if (integer(name)) {
-      const QuantLayer& l = *layer(name);
-      const bool lanes = qconv_preferred(p_.isa_, in.c);
+  void emit(std::unique_ptr<plan::Op> op, const std::string& name) {
+    op->name = name;
+    p_.ops_.push_back(std::move(op));
+  }
+
+  // ---- fusions ----
+  // A group norm whose output (through a SiLU) only a convolution reads: the convolution lowers it.
+  bool norm_fused(const graph::Node& n) const {
+    int c = only_consumer(n.output);
+    if (c < 0) return false;
+    if (node(c).op == Op::kSiLU) c = only_consumer(node(c).output);
+    return c >= 0 && node(c).op == Op::kConv2d;
+  }
+  bool silu_fused(const graph::Node& n) const {
+    const graph::Node& in = node(producer_index(n.inputs[0]));
+    return in.op == Op::kGroupNorm && only_consumer(in.output) >= 0 && norm_fused(in);
+  }
+  bool upsample_fused(const graph::Node& n) const {
+    const int c = only_consumer(n.output);
+    return c >= 0 && node(c).op == Op::kConv2d;
+  }
+
+  // Follows a layer's output v through a temporal feature or residual Add (and the residual's
+  // scale) into the epilogue; v becomes the last value the layer's op writes.
+  // The other operand must be computed before the layer runs: an Add whose other operand is
+  // the layer being lowered further up (a resnet's shortcut conv, lowered for conv2's
+  // epilogue) is left to that layer.
+  void fuse_epilogue(int& v, Epilogue& e) {
+    const int c = only_consumer(v);
+    if (c < 0 || node(c).op != Op::kAdd || lowered_[static_cast<size_t>(c)] != kPending) return;
+    const graph::Node& add = node(c);
+    const int other = add.inputs[0] == v ? add.inputs[1] : add.inputs[0];
+    const auto &vi = info(v), &oi = info(other);
+    const bool feature = vi.layout == Layout::kImage && oi.layout == Layout::kVector;
+    const bool residual = oi.layout == vi.layout && oi.c == vi.c && oi.h == vi.h && oi.w == vi.w;
+    if ((!feature && !residual) || !ensure(other)) return;
+    if (feature) {
+      e.feature = storage(other);
+    } else {
+      e.residual = storage(other);
+      if (vi.layout == Layout::kSequence) e.residual = rows(e.residual);
+    }
+    lowered_[static_cast<size_t>(c)] = kDone;
+    v = add.output;
+    if (e.residual.buffer < 0) return;
+    const int s = only_consumer(v);
+    if (s >= 0 && node(s).op == Op::kAffine && node(s).attrs.alpha == 1.0 && node(s).attrs.beta == 0.0) {
+      e.factor = static_cast<float>(node(s).attrs.divisor);
+      lowered_[static_cast<size_t>(s)] = kDone;
+      v = node(s).output;
+    }
+  }
+
+  // ---- nodes ----
+  enum State : char { kPending, kActive, kDone };
+  void lower(int index) {
+    lowered_[static_cast<size_t>(index)] = kActive;
+    for (int in : node(index).inputs) ensure(in);  // a node lowered early (an epilogue's operand) needs its inputs first
+    lower_node(node(index));
+    lowered_[static_cast<size_t>(index)] = kDone;
+  }
+
+  void lower_node(const graph::Node& n) {
+    switch (n.op) {
+      case Op::kInput:
+        return;  // the sample is copied in by run(); t and labels are read from the context
+      case Op::kTimestepProj:
+        return emit(plan::timestep_proj_op(n.attrs.dim, n.attrs.flip, n.attrs.shift, index(n), storage(n.output)), n.name);
+      case Op::kFourierProj:
+        return emit(plan::fourier_proj_op(tensor(n.name + ".weight"), index(n), storage(n.output)), n.name);
+      case Op::kEmbedding:
+        return emit(plan::embedding_op(tensor(n.name + ".weight"), info(n.output).c, index(n), storage(n.output)), n.name);
+      case Op::kScaleShift:
+        return emit(plan::scale_shift_op(storage(n.inputs[0]), storage(n.inputs[1]), storage(n.output)), n.name);
+      case Op::kDivideByTimestep:
+        return emit(plan::divide_by_timestep_op(storage(n.inputs[0]), storage(n.output)), n.name);
+      case Op::kPadBottomRight:
+        return emit(plan::pad_bottom_right_op(storage(n.inputs[0]), storage(n.output)), n.name);
+      case Op::kConv2d:
+        return conv(n);
+      case Op::kLinear:
+        return linear(n);
+      case Op::kGroupNorm:
+        if (norm_fused(n)) return;  // the convolution reading it lowers it
+        return emit(plan::group_norm_op(storage(n.inputs[0]), n.attrs.groups, n.attrs.eps, norm_params(n, ".weight"),
+                                        norm_params(n, ".bias"), false, storage(n.output), {}),
+                    n.name);
+      case Op::kSiLU:
+        if (silu_fused(n)) return;
+        return emit(plan::silu_op(storage(n.inputs[0]), storage(n.output)), n.name);
+      case Op::kUpsample2x:
+        if (upsample_fused(n)) return;
+        return emit(plan::upsample_op(storage(n.inputs[0]), storage(n.output)), n.name);
+      case Op::kAdd:  // one no layer's epilogue took
+        return emit(plan::add_op(storage(n.inputs[0]), storage(n.inputs[1]), storage(n.output)), n.name);
+      case Op::kAffine:
+        return emit(plan::affine_op(storage(n.inputs[0]), static_cast<float>(n.attrs.alpha), static_cast<float>(n.attrs.beta),
+                                    static_cast<float>(n.attrs.divisor), storage(n.output)),
+                    n.name);
+      case Op::kConcat: {
+        const Value cat = storage(n.output);
+        int offset = 0;
+        for (int in : n.inputs) {
+          const Value want = slice(cat, offset, info(in).c), have = storage(in);
+          if (have.buffer != want.buffer || have.offset != want.offset) emit(plan::copy_op(have, want), n.name + " concat");
+          offset += info(in).c;
+        }
+        return;
+      }
+      case Op::kToSequence:
+        store_[static_cast<size_t>(n.output)] = rows(storage(n.inputs[0]));
+        return;
+      case Op::kToImage: {
+        Value v = storage(n.inputs[0]);
+        v.h = n.attrs.height;
+        v.w = n.attrs.width;
+        store_[static_cast<size_t>(n.output)] = v;
+        return;
+      }
+      case Op::kAttention:
+        return attention(n);
+      default:
+        throw std::invalid_argument(std::string("execution plan: no lowering of ") + graph::op_name(n.op) + " (" + n.name + ")");
+    }
+  }
+
+  std::vector<float> norm_params(const graph::Node& n, const char* suffix) {
+    return n.attrs.affine ? tensor(n.name + suffix) : std::vector<float>{};
+  }
+
+  // What an index op (projection, embedding) reads: the timestep or the class label.
+  plan::Index index(const graph::Node& n) const {
+    return node(producer_index(n.inputs[0])).attrs.input == graph::Input::kClassLabel ? plan::Index::kClassLabel
+                                                                                      : plan::Index::kTimestep;
+  }
+
+  void conv(const graph::Node& n) {
+    const auto& a = n.attrs;
+    // What feeds it: a group norm (+ SiLU), an upsample, or a value.
+    int src = n.inputs[0];
+    const graph::Node* norm = nullptr;
+    bool silu = false, upsample = false;
+    const graph::Node& in = node(producer_index(src));
+    if (in.op == Op::kSiLU && silu_fused(in)) {
+      norm = &node(producer_index(in.inputs[0]));
+      silu = true;
+    } else if (in.op == Op::kGroupNorm && norm_fused(in)) {
+      norm = &in;
+    } else if (in.op == Op::kUpsample2x && upsample_fused(in)) {
+      upsample = true;
+      src = in.inputs[0];
+    }
+    if (norm) src = norm->inputs[0];
+    const Value x = storage(src);
+    int out_v = n.output;
+    Epilogue e;
+    fuse_epilogue(out_v, e);
+    const Value out = storage(out_v);
+    const int cout = info(n.output).c, k = x.c * a.kernel * a.kernel;
+    const LayerSource l = w_.layer(n.name, cout, k);
+    std::vector<float> bias = counted(l.bias);
+    if (l.act) {
+      const bool lanes = qconv_preferred(p_.isa_, x.c);
+      if (norm) {
+        const CodesTarget target = codes(x.h, x.w, x.c, a.padding, *l.act);
+        emit(plan::group_norm_op(x, norm->attrs.groups, norm->attrs.eps, norm_params(*norm, ".weight"), norm_params(*norm, ".bias"),
+                                 silu, {}, target),
+             norm->name);
+        emit(int_conv(l, a, target, lanes, std::move(bias), out, e), n.name);
+        return;
+      }
       std::optional<PackedWeights> packed;
-      if (upsample && fold_upsample(l, *c, in.c, e)) {  // four 2x2 phases on the low-resolution codes
-        packed = pack(l, true, true);
-        if (upsample_fold_fits(*packed, in.c)) {
-          const CodesTarget target = codes(in.h, in.w, in.c, c->padding, l);
-          emit(plan::quantize_op(in, false, target), name + " input");
-          emit(plan::upsampled_conv_op(target, std::move(*packed), bias_of(c->bias), p_.isa_, out), name);
-          return out;
+      if (upsample && fold_upsample(l, a, x.c, e)) {  // four 2x2 phases on the low-resolution codes
+        packed = pack(l, a.kernel, true);
+        if (upsample_fold_fits(*packed, x.c)) {
+          const CodesTarget target = codes(x.h, x.w, x.c, a.padding, *l.act);
+          emit(plan::quantize_op(x, false, target), n.name + " input");
+          emit(plan::upsampled_conv_op(target, std::move(*packed), std::move(bias), p_.isa_, out), n.name);
+          return;
         }
         if (!lanes) {  // packed for the lane kernel, which this layer will not use: the GEMM's layout
           p_.weight_bytes_ -= packed->bytes();
           packed.reset();
         }
       }
-      const int h = upsample ? in.h * 2 : in.h, w = upsample ? in.w * 2 : in.w;
-      const CodesTarget target = codes(h, w, in.c, c->padding, l);
-      emit(plan::quantize_op(in, upsample, target), name + " input");
-      emit(conv_op(l, c, target, lanes, out, e, std::move(packed)), name);
-      return out;
-    }
-    if (upsample) {
-      const Value up = value(in.c, in.h * 2, in.w * 2);
-      emit(plan::upsample_op(in, up), name + " upsample");
-      in = up;
-    }
-    emit(plan::f32_conv_op(in, c->kernel, c->stride, c->padding, f32_weights(name, c->weight), bias_of(c->bias), out, e),
-         name);
-    return out;
-  }
-
-  // GroupNorm (+ SiLU) feeding a convolution: fused into its quantized input when integer.
-  void norm_then_conv(const std::string& norm_name, torch::nn::GroupNormImpl* norm, bool silu, Value in,
-                      const std::string& conv_name, Conv2dLayerImpl* c, Value out, Epilogue e) {
-    const auto& o = norm->options;
-    std::vector<float> gamma = o.affine() ? bias_of(norm->weight) : std::vector<float>{};
-    std::vector<float> beta = o.affine() ? bias_of(norm->bias) : std::vector<float>{};
-    if (integer(conv_name)) {
-      const QuantLayer& l = *layer(conv_name);
-      const CodesTarget target = codes(in.h, in.w, in.c, c->padding, l);
-      emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, {},
-                               target),
-           norm_name);
-      emit(conv_op(l, c, target, qconv_preferred(p_.isa_, in.c), out, e), conv_name);
+      const int h = upsample ? x.h * 2 : x.h, w = upsample ? x.w * 2 : x.w;
+      const CodesTarget target = codes(h, w, x.c, a.padding, *l.act);
+      emit(plan::quantize_op(x, upsample, target), n.name + " input");
+      emit(int_conv(l, a, target, lanes, std::move(bias), out, e, std::move(packed)), n.name);
       return;
     }
-    const Value g = value(in.c, in.h, in.w);
-    emit(plan::group_norm_op(in, static_cast<int>(o.num_groups()), o.eps(), std::move(gamma), std::move(beta), silu, g, {}),
-         norm_name);
-    emit(plan::f32_conv_op(g, c->kernel, c->stride, c->padding, f32_weights(conv_name, c->weight), bias_of(c->bias), out, e),
-         conv_name);
-  }
-
-  Value linear(const std::string& name, LinearLayerImpl* l, Value in, Value out, Epilogue e) {
-    if (integer(name)) {
-      const QuantLayer& q = *layer(name);
-      if (q.vq)
-        emit(plan::vq_linear_op(in, table(q.act), vq_weights(q, false), bias_of(l->bias), p_.isa_, out, e), name);
-      else
-        emit(plan::int_linear_op(in, table(q.act), pack(q, false, false), bias_of(l->bias), p_.isa_, out, e), name);
-    } else {
-      emit(plan::f32_conv_op(in, 1, 1, 0, f32_weights(name, l->weight), bias_of(l->bias), out, e), name);
+    Value input = x;
+    if (norm) {
+      input = alloc(x.c, x.h, x.w);
+      emit(plan::group_norm_op(x, norm->attrs.groups, norm->attrs.eps, norm_params(*norm, ".weight"), norm_params(*norm, ".bias"),
+                               silu, input, {}),
+           norm->name);
+    } else if (upsample) {
+      input = alloc(x.c, x.h * 2, x.w * 2);
+      emit(plan::upsample_op(x, input), n.name + " upsample");
     }
-    return out;
+    emit(plan::f32_conv_op(input, a.kernel, a.stride, a.padding, f32_weights(l, a.kernel), std::move(bias), out, e), n.name);
   }
 
-  // `out`: where the block's output goes (buffer -1: a new value).
-  Value resnet(const std::string& name, ResnetBlock2DImpl* r, Value x, Value out = {}) {
-    const int cout = r->conv1->out_channels;
-    const Value h1 = value(cout, x.h, x.w);
-    Epilogue add_feature;
-    add_feature.feature = features_.at(next_feature_++);
-    norm_then_conv(name + ".norm1", r->norm1.get(), true, x, name + ".conv1", r->conv1.get(), h1, add_feature);
-    Value skip = x;
-    if (r->conv_shortcut) skip = conv(name + ".conv_shortcut", r->conv_shortcut.get(), x, value(cout, x.h, x.w), {}, false);
-    if (out.buffer < 0) out = value(cout, x.h, x.w);
-    Epilogue residual;
-    residual.residual = skip;
-    residual.factor = static_cast<float>(r->output_scale_factor);
-    norm_then_conv(name + ".norm2", r->norm2.get(), true, h1, name + ".conv2", r->conv2.get(), out, residual);
-    return out;
+  // Whether an upsampled integer convolution may run as four phases (upsample_fold.h; the
+  // weights must also fit int8 folded). QDM_PLAN_FOLD=0 turns it off (benchmarks, tests).
+  bool fold_upsample(const LayerSource& l, const graph::Attrs& a, int channels, const Epilogue& e) const {
+    const char* env = std::getenv("QDM_PLAN_FOLD");
+    return !(env && std::string(env) == "0") && l.kind == LayerSource::Kind::kCodes && a.kernel == 3 && a.stride == 1 &&
+           a.padding == 1 && qconv_available(p_.isa_, channels) && e.residual.buffer < 0 && e.feature.buffer < 0;
+  }
+  std::unique_ptr<plan::Op> int_conv(const LayerSource& l, const graph::Attrs& a, const CodesTarget& target, bool lanes,
+                                     std::vector<float> bias, Value out, Epilogue e,
+                                     std::optional<PackedWeights> packed = std::nullopt) {
+    if (l.kind == LayerSource::Kind::kVq)
+      return plan::vq_conv_op(target, a.kernel, a.stride, vq_weights(l, lanes), std::move(bias), p_.isa_, lanes, out, e);
+    return plan::int_conv_op(target, a.kernel, a.stride, packed ? std::move(*packed) : pack(l, a.kernel, lanes), std::move(bias),
+                             p_.isa_, lanes, out, e);
   }
 
-  Value attention(const std::string& name, AttentionBlockImpl* a, Value x, Value dest = {}) {
-    const Value rows{x.buffer, x.offset, x.c, x.ld, 1, static_cast<int>(x.pixels())};  // (L, C) per image
-    Value g = rows;
-    if (a->group_norm) {
-      g = value(x.c, 1, static_cast<int>(x.pixels()));
-      const auto& o = a->group_norm->options;
-      emit(plan::group_norm_op(rows, static_cast<int>(o.num_groups()), o.eps(), bias_of(a->group_norm->weight),
-                               bias_of(a->group_norm->bias), false, g, {}),
-           name + ".group_norm");
-    }
-    const Value q = linear(name + ".to_q", a->to_q.get(), g, value(x.c, 1, g.w), {});
-    const Value k = linear(name + ".to_k", a->to_k.get(), g, value(x.c, 1, g.w), {});
-    const Value v = linear(name + ".to_v", a->to_v.get(), g, value(x.c, 1, g.w), {});
-    const QuantAttentionCore* core = attention_.at(name);
-    const Value o = value(x.c, 1, g.w);
-    emit(plan::attention_op(q, k, v, a->heads, table(core->q), table(core->k), table(core->v), table(core->probs), p_.isa_, o),
-         name + " core");
-    // (L, C) rows of the output: a new value, or `dest` seen as rows
-    const Value out = dest.buffer < 0 ? value(x.c, 1, g.w) : Value{dest.buffer, dest.offset, x.c, dest.ld, 1, g.w};
-    Epilogue residual;
-    residual.residual = rows;
-    residual.factor = static_cast<float>(a->rescale_output_factor);
-    linear(name + ".to_out.0", a->to_out[0]->as<LinearLayerImpl>(), o, out, residual);
-    return {out.buffer, out.offset, x.c, out.ld, x.h, x.w};
-  }
-
-  // The temporal feature of every resnet, per image: from the artifact's cache, or the time
-  // embedding computed each step (sinusoid, linear_1, SiLU, linear_2, + class embedding, SiLU,
-  // each time_emb_proj).
-  void time_features() {
-    auto resnets = q_.unet.ptr()->resnets_in_order();
-    if (q_.has_temporal_cache()) {
-      for (size_t r = 0; r < resnets.size(); ++r) {
-        const int64_t rows = q_.temporal_cache.front()[r].size(0), c = q_.temporal_cache.front()[r].size(1);
-        std::vector<at::Tensor> steps;
-        for (const auto& step : q_.temporal_cache) steps.push_back(step[r]);
-        const at::Tensor all = at::cat(steps, 0).cpu().contiguous();
-        const Value f = value(static_cast<int>(c), 1, 1);
-        std::unique_ptr<plan::Op> op;
-        if (QuantizedUNet::holds_f16_values(all)) {  // a cache made at F16 precision is kept so
-          const at::Tensor h = all.to(at::kHalf);
-          const at::Half* p = h.data_ptr<at::Half>();
-          std::vector<uint16_t> cache(static_cast<size_t>(h.numel()));
-          for (size_t i = 0; i < cache.size(); ++i) cache[i] = p[i].x;
-          p_.weight_bytes_ += cache.size() * 2;
-          op = plan::feature_cache_f16_op(std::move(cache), static_cast<int>(rows), f);
-        } else {
-          std::vector<float> cache = to_vector(all);
-          p_.weight_bytes_ += cache.size() * 4;
-          op = plan::feature_cache_op(std::move(cache), static_cast<int>(rows), f);
-        }
-        emit(std::move(op), resnets[r].first + " feature");
-        features_.push_back(f);
+  void linear(const graph::Node& n) {
+    const Value in = storage(n.inputs[0]);
+    int out_v = n.output;
+    Epilogue e;
+    // Attention's output projection: sequence -> image -> + residual: the projection writes the
+    // block's output rows.
+    if (const int c = only_consumer(out_v); c >= 0 && node(c).op == Op::kToImage) {
+      int img = node(c).output;
+      Epilogue r;
+      fuse_epilogue(img, r);
+      if (r.residual.buffer >= 0) {
+        lowered_[static_cast<size_t>(c)] = kDone;
+        r.residual = rows(r.residual);
+        e = r;
+        out_v = img;
       }
+    } else {
+      fuse_epilogue(out_v, e);
+    }
+    const Value out = info(out_v).layout == Layout::kImage ? rows(storage(out_v)) : storage(out_v);
+    const LayerSource l = w_.layer(n.name, info(n.output).c, in.c);
+    std::vector<float> bias = counted(l.bias);
+    if (l.act) {
+      if (l.kind == LayerSource::Kind::kVq)
+        emit(plan::vq_linear_op(in, table(*l.act), vq_weights(l, false), std::move(bias), p_.isa_, out, e), n.name);
+      else
+        emit(plan::int_linear_op(in, table(*l.act), pack(l, 1, false), std::move(bias), p_.isa_, out, e), n.name);
       return;
     }
-    auto& te = *q_.unet.ptr()->time_embedding;
-    const int proj = cfg_.block_out_channels[0], temb = cfg_.time_embed_dim();
-    const Value t0 = value(proj, 1, 1);
-    emit(plan::timestep_proj_op(proj, cfg_.flip_sin_to_cos, cfg_.freq_shift, t0), "time_proj");
-    const Value t1 = linear("time_embedding.linear_1", te.linear_1.get(), t0, value(temb, 1, 1), {});
-    const Value s1 = value(temb, 1, 1);
-    emit(plan::silu_op(t1, s1), "time_embedding.act");
-    const Value emb = linear("time_embedding.linear_2", te.linear_2.get(), s1, value(temb, 1, 1), {});
-    if (q_.unet->class_table) {
-      std::vector<float> table = to_vector(q_.unet->class_table->weight);
-      p_.weight_bytes_ += table.size() * 4;
-      emit(plan::class_embed_op(std::move(table), temb, emb), "class_embedding");
+    emit(plan::f32_conv_op(in, 1, 1, 0, f32_weights(l, 1), std::move(bias), out, e), n.name);
+  }
+
+  void attention(const graph::Node& n) {
+    const Value q = storage(n.inputs[0]), k = storage(n.inputs[1]), v = storage(n.inputs[2]), out = storage(n.output);
+    const auto tables = w_.attention(n.name);
+    if (!tables) return emit(plan::attention_f32_op(q, k, v, n.attrs.heads, out), n.name + " core");
+    const auto& t = *tables;
+    emit(plan::attention_op(q, k, v, n.attrs.heads, table(t.at(0)), table(t.at(1)), table(t.at(2)), table(t.at(3)), p_.isa_, out),
+         n.name + " core");
+  }
+
+  void feature_cache(size_t i, int v) {
+    const plan::FeatureCache cache = *w_.temporal_cache(i);
+    const Value f = storage(v);
+    std::unique_ptr<plan::Op> op;
+    if (!cache.f16.empty()) {  // a cache made at F16 precision is kept so
+      p_.weight_bytes_ += cache.f16.size() * 2;
+      op = plan::feature_cache_f16_op(cache.f16, cache.rows, f);
+    } else {
+      p_.weight_bytes_ += cache.f32.size() * 4;
+      op = plan::feature_cache_op(cache.f32, cache.rows, f);
     }
-    const Value e = value(temb, 1, 1);
-    emit(plan::silu_op(emb, e), "temporal act");
-    for (auto& [name, r] : resnets) {
-      const int c = r->time_emb_proj->out_features;
-      features_.push_back(linear(name + ".time_emb_proj", r->time_emb_proj.get(), e, value(c, 1, 1), {}));
-    }
+    emit(std::move(op), node(producer_index(v)).name + " feature");
   }
 
   ExecutionPlan& p_;
-  const QuantizedUNet& q_;
-  const UNetConfig& cfg_;
-  std::map<std::string, const QuantLayer*> layers_;
-  std::map<std::string, const QuantAttentionCore*> attention_;
-  std::vector<Value> features_;
-  size_t next_feature_ = 0;
-  std::vector<Value> cats_;  // per up-path resnet: its input cat(h, skip)
-  std::vector<int> skip_c_;  // the skip's channels in each
-  size_t next_skip_ = 0;
+  const graph::Graph& g_;
+  const plan::WeightSource& w_;
+  std::vector<Value> store_;
+  std::vector<char> lowered_;
 };
 
-std::string ExecutionPlan::unsupported(const QuantizedUNet& q) {
-  const UNetConfig& c = q.unet->config();
-  if (c.time_embedding_type != "positional") return "time_embedding_type " + c.time_embedding_type;
-  if (c.resnet_time_scale_shift != "default") return "resnet_time_scale_shift " + c.resnet_time_scale_shift;
-  if (c.class_embed_type) return "class_embed_type " + *c.class_embed_type;
-  if (c.downsample_padding != 1) return "downsample_padding 0";
-  if (q.spec.act_bits == 0) return "fp32 activations (W" + std::to_string(q.spec.weight_bits) + "A32)";
-  if (q.attention.size() != 0 && !q.spec.quantize_attention) return "attention not quantized";
-  for (const auto& item : q.unet.ptr()->named_modules("", false))
-    if (auto* a = item.value()->as<AttentionBlockImpl>())
-      if (!std::dynamic_pointer_cast<QuantAttentionCore>(a->core_override_)) return "attention " + item.key() + " not quantized";
-  for (const auto& l : q.layers)
-    if (l->quant_input && l->act.bits > 8) return "activations over 8 bits";
-  return "";
+std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::WeightSource& w) {
+  for (const graph::Node& n : g.nodes) {
+    switch (n.op) {
+      case Op::kInput:
+        if (n.attrs.input == graph::Input::kClassEmbedding) return "class_embed_type identity (embeddings as input)";
+        break;
+      case Op::kAttention:
+        if (w.quantized() && !w.attention(n.name)) return "attention " + n.name + " not quantized";
+        break;
+      default:
+        break;
+    }
+  }
+  return w.unsupported();
 }
 
-ExecutionPlan::ExecutionPlan(const QuantizedUNet& model, QGemmIsa isa, int threads)
+ExecutionPlan::ExecutionPlan(const graph::Graph& graph, const plan::WeightSource& weights, QGemmIsa isa, int threads)
     : isa_(isa), pool_(std::make_unique<ThreadPool>(threads)) {
-  const std::string why = unsupported(model);
+  const std::string why = unsupported(graph, weights);
   if (!why.empty()) throw std::invalid_argument("the execution plan does not support " + why);
-  at::NoGradGuard no_grad;
-  PlanBuilder(*this, model).build();
+  PlanBuilder(*this, graph, weights).build();
   op_seconds_.assign(ops_.size(), 0.0);
 }
 
@@ -535,11 +541,12 @@ void ExecutionPlan::run_chunk(const float* x, int n, int t, int step, const int6
     ops_[i]->run(ctx);
     op_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  const int64_t out_pix = output_.pixels();
   for (int i = 0; i < n; ++i) {
     const float* src = ctx.at(output_, i);
-    float* dst = eps + static_cast<int64_t>(i) * out_channels_ * pix;
+    float* dst = eps + static_cast<int64_t>(i) * out_channels_ * out_pix;
     for (int c = 0; c < out_channels_; ++c)
-      for (int64_t p = 0; p < pix; ++p) dst[c * pix + p] = src[p * output_.ld + c];
+      for (int64_t p = 0; p < out_pix; ++p) dst[c * out_pix + p] = src[p * output_.ld + c];
   }
 }
 

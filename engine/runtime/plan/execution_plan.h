@@ -1,15 +1,18 @@
-// A quantized artifact lowered once, at load, into a static sequence of fused kernels over
-// preallocated buffers (plan_ops.h): channels-last activations, group norm + SiLU + quantize in
-// one pass into the next convolution's padded u8 input, convolution epilogues with bias, the
-// time embedding and the residual, attention fully integer, concatenations as slices written
-// in place by their producers, the upsample folded into the next convolution (four 2x2 phase
-// convolutions on the low-resolution codes, upsample_fold.h), one parallel region per kernel on
-// a persistent thread pool, large batches in chunks of 16 images. No LibTorch in a step: the
+// A model lowered once, at load, from its description (format/graph) into a static sequence of
+// fused kernels over preallocated buffers (plan_ops.h), torch-free: channels-last activations;
+// group norm (+ SiLU) fused into the next convolution's input (quantized into its padded u8
+// image on integer layers, fp32 otherwise); convolution and linear epilogues with bias, the
+// temporal feature and the residual (and its scale); attention integer or fp32; concatenations
+// as slices written in place by their producers; the upsample folded into the next integer
+// convolution (four 2x2 phase convolutions, upsample_fold.h); sequences and images as the same
+// bytes. One parallel region per kernel on a persistent thread pool, large batches in chunks
+// of 16 images. The weights come from a WeightSource (an fp32 model, an artifact, a quantized
+// model in memory): the same lowering runs FP32 models and quantized ones. The LibTorch
 // simulation (`sim`) stays the oracle.
 //
-// Supported: what qdm's UNet2DModel builds with positional time embeddings, default time
-// shift, table class embeddings (or none), padded downsampling, quantized activations; other
-// artifacts run on the per-layer integer kernels (supports() says why).
+// Supported: every UNet2DModel config but "identity" class embeddings (given as an input);
+// quantized models with quantized activations of at most 8 bits and quantized attention.
+// unsupported() says why not.
 #pragma once
 
 #include <cstdint>
@@ -19,17 +22,18 @@
 
 #include "engine/kernels/qgemm.h"
 #include "engine/runtime/plan/plan_ops.h"
+#include "engine/runtime/plan/weight_source.h"
 #include "engine/runtime/thread_pool.h"
+#include "format/graph/graph.h"
 
 namespace qdm {
 
-class QuantizedUNet;
-
 class ExecutionPlan {
  public:
-  // Empty when `model` can run on a plan; otherwise why not.
-  static std::string unsupported(const QuantizedUNet& model);
-  ExecutionPlan(const QuantizedUNet& model, QGemmIsa isa, int threads = 0);
+  // Empty when the model can run on a plan; otherwise why not.
+  static std::string unsupported(const graph::Graph& graph, const plan::WeightSource& weights);
+  // Throws std::invalid_argument with unsupported()'s reason.
+  ExecutionPlan(const graph::Graph& graph, const plan::WeightSource& weights, QGemmIsa isa, int threads = 0);
   ~ExecutionPlan();
 
   // eps (n, C, H, W) for x (n, C, H, W) at training timestep t and schedule step `step`;
@@ -38,9 +42,13 @@ class ExecutionPlan {
   // image's result is independent of the batch, bit for bit.
   void run(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
 
-  // Bytes of resident weights (packed codes, scales, kept fp32 layers, biases, norms, caches).
+  // Bytes of resident weights (packed codes, scales, fp32 layers, biases, norms, caches).
   size_t weight_bytes() const { return weight_bytes_; }
   QGemmIsa isa() const { return isa_; }
+  int in_channels() const { return in_channels_; }
+  int out_channels() const { return out_channels_; }
+  int height() const { return input_.h; }
+  int width() const { return input_.w; }
   // Seconds per op kind over the runs since the last reset, for profiles.
   std::vector<std::pair<std::string, double>> profile() const;
   // The same per op ("name [kind]"), in plan order.

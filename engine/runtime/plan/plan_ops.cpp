@@ -613,47 +613,228 @@ class AttentionOp final : public Op {
   Value out_;
 };
 
+// softmax(q k^T * scale) v in fp32 per (image, head): the head's q, k and v gathered
+// contiguous, both products through gemm_f32.
+class AttentionF32Op final : public Op {
+ public:
+  AttentionF32Op(Value q, Value k, Value v, int heads, Value out) : q_(q), k_(k), v_(v), heads_(heads), out_(out) {}
+  const char* kind() const override { return "fp32 attention"; }
+  void run(Context& ctx) override {
+    const int len = static_cast<int>(q_.pixels()), len_kv = static_cast<int>(k_.pixels()), d = q_.c / heads_;
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    ctx.pool->run(ctx.n * heads_, [&](int task, int) {
+      const int image = task / heads_, h = task % heads_;
+      thread_local std::vector<float> qh, kt, vh, logits;
+      float* qp = scratch(qh, static_cast<size_t>(len) * d);
+      float* kp = scratch(kt, static_cast<size_t>(d) * len_kv);  // K^T: (d, len_kv)
+      float* vp = scratch(vh, static_cast<size_t>(len_kv) * d);
+      const float* qs = ctx.at(q_, image) + h * d;
+      const float* ks = ctx.at(k_, image) + h * d;
+      const float* vs = ctx.at(v_, image) + h * d;
+      for (int i = 0; i < len; ++i) std::memcpy(qp + i * d, qs + static_cast<int64_t>(i) * q_.ld, sizeof(float) * d);
+      for (int i = 0; i < len_kv; ++i) {
+        std::memcpy(vp + i * d, vs + static_cast<int64_t>(i) * v_.ld, sizeof(float) * d);
+        for (int j = 0; j < d; ++j) kp[j * len_kv + i] = ks[static_cast<int64_t>(i) * k_.ld + j];
+      }
+      float* lp = scratch(logits, static_cast<size_t>(len) * len_kv);
+      gemm_f32(qp, d, len, d, kp, len_kv, nullptr, lp, len_kv);
+      softmax_rows(lp, len_kv, len, len_kv, scale);
+      gemm_f32(lp, len_kv, len, len_kv, vp, d, nullptr, ctx.at(out_, image) + h * d, out_.ld);
+    });
+  }
+
+ private:
+  Value q_, k_, v_;
+  int heads_;
+  Value out_;
+};
+
+// out = (x * alpha + beta) / divisor, each step only where it changes x (as the simulation).
+class AffineOp final : public Op {
+ public:
+  AffineOp(Value in, float alpha, float beta, float divisor, Value out)
+      : in_(in), alpha_(alpha), beta_(beta), divisor_(divisor), out_(out) {}
+  const char* kind() const override { return "affine"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image)
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* s = ctx.at(in_, image) + p * in_.ld;
+        float* d = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < in_.c; ++j) {
+          float y = s[j];
+          if (alpha_ != 1.0f) y = y * alpha_;
+          if (beta_ != 0.0f) y = y + beta_;
+          if (divisor_ != 1.0f) y = y / divisor_;
+          d[j] = y;
+        }
+      }
+  }
+
+ private:
+  Value in_;
+  float alpha_, beta_, divisor_;
+  Value out_;
+};
+
+int64_t index_of(const Context& ctx, Index index, int image) {
+  return index == Index::kTimestep ? ctx.t : ctx.labels[image];
+}
+
 class TimestepProjOp final : public Op {
  public:
-  TimestepProjOp(int dim, bool flip, double shift, Value out) : dim_(dim), flip_(flip), shift_(shift), out_(out) {}
+  TimestepProjOp(int dim, bool flip, double shift, Index index, Value out)
+      : dim_(dim), flip_(flip), shift_(shift), index_(index), out_(out) {}
   const char* kind() const override { return "timestep projection"; }
   void run(Context& ctx) override {
     const int half = dim_ / 2;
-    float* row = ctx.at(out_, 0);
-    for (int i = 0; i < half; ++i) {
-      // as sinusoidal_embedding: exp(i * -ln(10000) / (half - shift)) in float, times t
-      const float e = static_cast<float>(i) * static_cast<float>(-std::log(10000.0) / (half - shift_));
-      const float arg = static_cast<float>(ctx.t) * std::exp(e);
-      row[flip_ ? i : half + i] = std::cos(arg);
-      row[flip_ ? half + i : i] = std::sin(arg);
+    for (int image = 0; image < ctx.n; ++image) {
+      float* row = ctx.at(out_, image);
+      if (image > 0 && index_ == Index::kTimestep) {  // one t for the whole call
+        std::memcpy(row, ctx.at(out_, 0), sizeof(float) * dim_);
+        continue;
+      }
+      const float t = static_cast<float>(index_of(ctx, index_, image));
+      for (int i = 0; i < half; ++i) {
+        // as sinusoidal_embedding: exp(i * -ln(10000) / (half - shift)) in float, times t
+        const float e = static_cast<float>(i) * static_cast<float>(-std::log(10000.0) / (half - shift_));
+        const float arg = t * std::exp(e);
+        row[flip_ ? i : half + i] = std::cos(arg);
+        row[flip_ ? half + i : i] = std::sin(arg);
+      }
+      if (dim_ % 2 == 1) row[dim_ - 1] = 0.0f;
     }
-    if (dim_ % 2 == 1) row[dim_ - 1] = 0.0f;
-    for (int image = 1; image < ctx.n; ++image) std::memcpy(ctx.at(out_, image), row, sizeof(float) * dim_);
   }
 
  private:
   int dim_;
   bool flip_;
   double shift_;
+  Index index_;
   Value out_;
 };
 
-class ClassEmbedOp final : public Op {
+// [sin, cos](2 pi log(index) w): a Gaussian Fourier projection.
+class FourierProjOp final : public Op {
  public:
-  ClassEmbedOp(std::vector<float> table, int dim, Value out) : table_(std::move(table)), dim_(dim), out_(out) {}
-  const char* kind() const override { return "class embedding"; }
+  FourierProjOp(std::vector<float> w, Index index, Value out) : w_(std::move(w)), index_(index), out_(out) {}
+  const char* kind() const override { return "fourier projection"; }
   void run(Context& ctx) override {
+    const int m = static_cast<int>(w_.size());
     for (int image = 0; image < ctx.n; ++image) {
       float* row = ctx.at(out_, image);
-      const float* e = table_.data() + ctx.labels[image] * dim_;
-      for (int j = 0; j < dim_; ++j) row[j] = row[j] + e[j];
+      const float lt = std::log(static_cast<float>(index_of(ctx, index_, image)));
+      for (int i = 0; i < m; ++i) {
+        const float p = lt * w_[static_cast<size_t>(i)] * static_cast<float>(2 * M_PI);
+        row[i] = std::sin(p);
+        row[m + i] = std::cos(p);
+      }
+    }
+  }
+
+ private:
+  std::vector<float> w_;
+  Index index_;
+  Value out_;
+};
+
+// out = table[index] (a class embedding, or a learned time embedding).
+class EmbeddingOp final : public Op {
+ public:
+  EmbeddingOp(std::vector<float> table, int dim, Index index, Value out)
+      : table_(std::move(table)), dim_(dim), index_(index), out_(out) {}
+  const char* kind() const override { return "embedding"; }
+  void run(Context& ctx) override {
+    const int64_t rows = static_cast<int64_t>(table_.size()) / dim_;
+    for (int image = 0; image < ctx.n; ++image) {
+      const int64_t i = index_of(ctx, index_, image);
+      if (i < 0 || i >= rows) throw std::out_of_range("embedding index " + std::to_string(i) + " outside the table");
+      std::memcpy(ctx.at(out_, image), table_.data() + i * dim_, sizeof(float) * dim_);
     }
   }
 
  private:
   std::vector<float> table_;
   int dim_;
+  Index index_;
   Value out_;
+};
+
+// out = a + b: b of a's shape, or one row per image added to every pixel of a.
+class AddOp final : public Op {
+ public:
+  AddOp(Value a, Value b, Value out) : a_(a), b_(b), out_(out) {}
+  const char* kind() const override { return "add"; }
+  void run(Context& ctx) override {
+    const bool broadcast = b_.pixels() == 1 && a_.pixels() > 1;
+    for (int image = 0; image < ctx.n; ++image)
+      for (int64_t p = 0; p < a_.pixels(); ++p) {
+        const float* x = ctx.at(a_, image) + p * a_.ld;
+        const float* y = ctx.at(b_, image) + (broadcast ? 0 : p * b_.ld);
+        float* o = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < a_.c; ++j) o[j] = x[j] + y[j];
+      }
+  }
+
+ private:
+  Value a_, b_, out_;
+};
+
+// h * (1 + f[:C]) + f[C:] with f one row of 2C per image (resnet_time_scale_shift).
+class ScaleShiftOp final : public Op {
+ public:
+  ScaleShiftOp(Value h, Value f, Value out) : h_(h), f_(f), out_(out) {}
+  const char* kind() const override { return "scale shift"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image) {
+      const float* f = ctx.at(f_, image);
+      for (int64_t p = 0; p < h_.pixels(); ++p) {
+        const float* x = ctx.at(h_, image) + p * h_.ld;
+        float* o = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < h_.c; ++j) o[j] = x[j] * (1.0f + f[j]) + f[h_.c + j];
+      }
+    }
+  }
+
+ private:
+  Value h_, f_, out_;
+};
+
+// out = in / t (every value, the call's timestep).
+class DivideByTimestepOp final : public Op {
+ public:
+  DivideByTimestepOp(Value in, Value out) : in_(in), out_(out) {}
+  const char* kind() const override { return "divide by t"; }
+  void run(Context& ctx) override {
+    const float t = static_cast<float>(ctx.t);
+    for (int image = 0; image < ctx.n; ++image)
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* x = ctx.at(in_, image) + p * in_.ld;
+        float* o = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < in_.c; ++j) o[j] = x[j] / t;
+      }
+  }
+
+ private:
+  Value in_, out_;
+};
+
+// The image with `amount` rows and columns of zeros added at the bottom and right.
+class PadBottomRightOp final : public Op {
+ public:
+  PadBottomRightOp(Value in, Value out) : in_(in), out_(out) {}
+  const char* kind() const override { return "pad"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image)
+      for (int y = 0; y < out_.h; ++y)
+        for (int x = 0; x < out_.w; ++x) {
+          float* o = ctx.at(out_, image) + (static_cast<int64_t>(y) * out_.w + x) * out_.ld;
+          if (y < in_.h && x < in_.w) std::memcpy(o, ctx.at(in_, image) + (static_cast<int64_t>(y) * in_.w + x) * in_.ld, sizeof(float) * in_.c);
+          else std::memset(o, 0, sizeof(float) * in_.c);
+        }
+  }
+
+ private:
+  Value in_, out_;
 };
 
 // Element: float (copied) or uint16_t (IEEE half bits, widened exactly).
@@ -729,12 +910,25 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
                                  const Table* tv, const Table* tp, QGemmIsa isa, Value out) {
   return std::make_unique<AttentionOp>(q, k, v, heads, tq, tk, tv, tp, isa, out);
 }
-std::unique_ptr<Op> timestep_proj_op(int dim, bool flip, double shift, Value out) {
-  return std::make_unique<TimestepProjOp>(dim, flip, shift, out);
+std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, Value out) {
+  return std::make_unique<AttentionF32Op>(q, k, v, heads, out);
 }
-std::unique_ptr<Op> class_embed_op(std::vector<float> table, int dim, Value out) {
-  return std::make_unique<ClassEmbedOp>(std::move(table), dim, out);
+std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out) {
+  return std::make_unique<AffineOp>(in, alpha, beta, divisor, out);
 }
+std::unique_ptr<Op> timestep_proj_op(int dim, bool flip, double shift, Index index, Value out) {
+  return std::make_unique<TimestepProjOp>(dim, flip, shift, index, out);
+}
+std::unique_ptr<Op> fourier_proj_op(std::vector<float> w, Index index, Value out) {
+  return std::make_unique<FourierProjOp>(std::move(w), index, out);
+}
+std::unique_ptr<Op> embedding_op(std::vector<float> table, int dim, Index index, Value out) {
+  return std::make_unique<EmbeddingOp>(std::move(table), dim, index, out);
+}
+std::unique_ptr<Op> add_op(Value a, Value b, Value out) { return std::make_unique<AddOp>(a, b, out); }
+std::unique_ptr<Op> scale_shift_op(Value h, Value f, Value out) { return std::make_unique<ScaleShiftOp>(h, f, out); }
+std::unique_ptr<Op> divide_by_timestep_op(Value in, Value out) { return std::make_unique<DivideByTimestepOp>(in, out); }
+std::unique_ptr<Op> pad_bottom_right_op(Value in, Value out) { return std::make_unique<PadBottomRightOp>(in, out); }
 std::unique_ptr<Op> feature_cache_op(std::vector<float> cache, int rows_per_step, Value out) {
   return std::make_unique<FeatureCacheOp<float>>(std::move(cache), rows_per_step, out);
 }

@@ -109,10 +109,27 @@ std::unique_ptr<Op> copy_op(Value in, Value out);
 // softmax(q k^T * scale) v per (image, head) with q, k, v and the probabilities quantized.
 std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Table* tq, const Table* tk,
                                  const Table* tv, const Table* tp, QGemmIsa isa, Value out);
-// sinusoidal projection of ctx.t for every image (diffusers' get_timestep_embedding).
-std::unique_ptr<Op> timestep_proj_op(int dim, bool flip_sin_to_cos, double freq_shift, Value out);
-// out[image] += table[label(image)]: the class embedding of a conditional model.
-std::unique_ptr<Op> class_embed_op(std::vector<float> table, int dim, Value out);
+// The same in fp32 (an unquantized model), the products through gemm_f32; k and v may be
+// longer than q (cross-attention).
+std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, Value out);
+// out = (in * alpha + beta) / divisor (e.g. center_input_sample: x * 2 - 1).
+std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out);
+// What an index op reads: the call's timestep, or each image's class label.
+enum class Index { kTimestep, kClassLabel };
+// The sinusoidal projection of the index (diffusers' get_timestep_embedding).
+std::unique_ptr<Op> timestep_proj_op(int dim, bool flip_sin_to_cos, double freq_shift, Index index, Value out);
+// [sin, cos](2 pi log(index) w) (time_embedding_type "fourier").
+std::unique_ptr<Op> fourier_proj_op(std::vector<float> w, Index index, Value out);
+// out[image] = table[index(image)]: a class embedding table, or a learned time embedding.
+std::unique_ptr<Op> embedding_op(std::vector<float> table, int dim, Index index, Value out);
+// out = a + b (b of a's shape, or one row per image broadcast over a's pixels).
+std::unique_ptr<Op> add_op(Value a, Value b, Value out);
+// out = h * (1 + f[:C]) + f[C:], f one row of 2C per image.
+std::unique_ptr<Op> scale_shift_op(Value h, Value f, Value out);
+// out = in / t.
+std::unique_ptr<Op> divide_by_timestep_op(Value in, Value out);
+// in with zero rows and columns added at the bottom and right (out's size).
+std::unique_ptr<Op> pad_bottom_right_op(Value in, Value out);
 // out[image] = cache[step][label(image) or 0] for a tfmq+cache artifact's resnet feature; the
 // f16 variant holds IEEE half bits (a cache made at F16 precision: half the resident bytes).
 std::unique_ptr<Op> feature_cache_op(std::vector<float> cache, int rows_per_step, Value out);
