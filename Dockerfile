@@ -1,6 +1,7 @@
 # qdm images, multi-stage, from Debian 12 packages.
 #   docker build --target scheduler -t qdm-scheduler .
 #   docker build --target worker    -t qdm-worker .        (CPU worker)
+#   docker build --target sampler   -t qdm-sampler .       (sampling only, no LibTorch)
 #   docker build --target worker-cuda --build-arg CUDA_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04 \
 #                --build-arg LIBTORCH_URL_OR_DIR=... -t qdm-worker-cuda .   (GPU worker, see README)
 # Base images (ARGs before the first FROM are the only ones a FROM line can use).
@@ -13,12 +14,12 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       build-essential cmake ninja-build ccache git ca-certificates \
       libtorch-dev libopenblas0-pthread libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
       prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
-      nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev libssl-dev \
+      nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev libssl-dev libdnnl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQDM_BUILD_TESTS=OFF \
-    && cmake --build build --target qdm qdm-scheduler qdm-worker
+    && cmake --build build --target qdm qdm-scheduler qdm-worker qdm-sampler
 
 # --- scheduler: torch-free runtime -------------------------------------------------------------
 FROM ${DEBIAN} AS scheduler
@@ -37,7 +38,7 @@ ENTRYPOINT ["qdm-scheduler"]
 # --- CPU worker: LibTorch from Debian ----------------------------------------------------------
 FROM ${DEBIAN} AS worker
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libtorch1.13 libopenblas0-pthread libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 \
+      libtorch1.13 libopenblas0-pthread libdnnl2 libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 \
       libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libpng16-16 libssl3 dataset-fashion-mnist ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
@@ -48,6 +49,21 @@ ENV QDM_SCHEDULER=qdm-scheduler:50051 QDM_LISTEN=0.0.0.0:50052 QDM_METRICS=0.0.0
     QDM_CACHE_DIR=/var/lib/qdm QDM_CLASSIFIER=/opt/qdm/models/fmnist-classifier
 EXPOSE 50052 9465
 ENTRYPOINT ["qdm-worker"]
+
+# --- sampler: sampling only, on the execution plan, without LibTorch --------------------------------
+# Serves fp32 models and artifacts on the CPU kernels (oneDNN for fp32 convolutions); registers
+# as sampling-only, so the scheduler never leases it a quantize job. Scale it for image traffic.
+FROM ${DEBIAN} AS sampler
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      libdnnl2 libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
+      libspdlog1.10 libfmt9 libpng16-16 libssl3 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
+COPY --from=build /src/build/bin/qdm-sampler /usr/local/bin/
+USER 10001
+ENV QDM_SCHEDULER=qdm-scheduler:50051 QDM_LISTEN=0.0.0.0:50053 QDM_METRICS=0.0.0.0:9466 QDM_CACHE_DIR=/var/lib/qdm
+EXPOSE 50053 9466
+ENTRYPOINT ["qdm-sampler"]
 
 # --- CUDA worker: the same worker on a CUDA base with a CUDA LibTorch ------------------------------
 # Debian's LibTorch is CPU-only. Build on a CUDA base image with a CUDA LibTorch unpacked into

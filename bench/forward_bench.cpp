@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
   // A timestep the model accepts: the artifact's schedule step nearest t.
   int step = 0, tt = t;
   if (model.quantized()) {
-    const auto& ts = model.artifact_->info.timesteps;
+    const auto& ts = model.artifact_info()->timesteps;
     size_t best = 0;
     for (size_t i = 0; i < ts.size(); ++i)
       if (std::abs(ts[i] - t) < std::abs(ts[best] - t)) best = i;
@@ -53,13 +53,14 @@ int main(int argc, char** argv) {
   const at::Tensor x = torch::randn({batch, cfg.in_channels, cfg.sample_size, cfg.sample_size});
   at::Tensor labels;
   if (cfg.conditional()) labels = at::full({batch}, static_cast<int64_t>(cfg.null_class.value_or(0)), at::kLong);
+  const auto& plan = model.plan();
   auto forward = [&] {
-    if (model.plan_) {
+    if (plan) {
       at::Tensor out = at::empty_like(x);
       const int c = chunk > 0 ? chunk : batch;
       const int64_t per_image = x[0].numel();
       for (int i = 0; i < batch; i += c)
-        model.plan_->run(x.data_ptr<float>() + i * per_image, std::min(c, batch - i), tt, step,
+        plan->run(x.data_ptr<float>() + i * per_image, std::min(c, batch - i), tt, step,
                          labels.defined() ? labels.data_ptr<int64_t>() + i : nullptr, out.data_ptr<float>() + i * per_image);
     } else if (model.quantized()) {
       model.artifact_->model->forward(x, tt, step, labels);
@@ -68,7 +69,7 @@ int main(int argc, char** argv) {
     }
   };
   for (int i = 0; i < warmup; ++i) forward();
-  if (profile && model.plan_) model.plan_->set_profiling(true);
+  if (profile && plan) plan->set_profiling(true);
   qdm::IntLayerTime::reset();
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
@@ -79,26 +80,26 @@ int main(int argc, char** argv) {
   std::sort(ms.begin(), ms.end());
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  nlohmann::json out = {{"what", artifact.empty() ? "fp32 libtorch" : model.kernels()},
+  nlohmann::json out = {{"what", plan || !artifact.empty() ? model.kernels() : "fp32 libtorch"},
                         {"batch", batch},
                         {"median_ms", ms[ms.size() / 2]},
                         {"min_ms", ms.front()},
                         {"weight_bytes", model.weight_bytes()},
                         {"peak_rss_mib", static_cast<double>(u.ru_maxrss) / 1024.0},
                         {"threads", qdm::compute_threads()}};
-  if (profile && !model.plan_ && model.quantized()) {  // the per-layer path: kernels vs the rest of the graph
+  if (profile && !plan && model.quantized()) {  // the per-layer path: kernels vs the rest of the graph
     const double layers = 1000.0 * qdm::IntLayerTime::layers().load() / reps, attn = 1000.0 * qdm::IntLayerTime::attention().load() / reps;
     out["profile_ms"] = {{"integer layers (quantize, im2col, GEMM / lane conv, dequantize)", layers},
                          {"integer attention cores", attn},
                          {"everything else (LibTorch ops: norms, SiLU, fp32 layers, attention projections' reshapes, concat, allocation)",
                           out["median_ms"].get<double>() - layers - attn}};
   }
-  if (profile && model.plan_) {
+  if (profile && plan) {
     nlohmann::json p = nlohmann::json::object();
-    for (const auto& [kind, secs] : model.plan_->profile()) p[kind] = 1000.0 * secs / reps;
+    for (const auto& [kind, secs] : plan->profile()) p[kind] = 1000.0 * secs / reps;
     out["profile_ms"] = p;
     nlohmann::json ops = nlohmann::json::array();
-    for (const auto& [name, secs] : model.plan_->profile_ops()) ops.push_back({name, 1000.0 * secs / reps});
+    for (const auto& [name, secs] : plan->profile_ops()) ops.push_back({name, 1000.0 * secs / reps});
     out["ops_ms"] = ops;
   }
   std::printf("%s\n", out.dump().c_str());

@@ -199,6 +199,7 @@ configure() {
   local disable=()
   if [ "$check" = 1 ]; then
     for dep in nlohmann_json CLI11 spdlog fmt GTest PNG ZLIB OpenSSL OpenMP; do disable+=("-DCMAKE_DISABLE_FIND_PACKAGE_$dep=ON"); done
+    disable+=(-DQDM_NO_DNNL=ON)  # oneDNN is optional too (the fp32 convolutions then use gemm_f32)
     rm -f "$build/CMakeCache.txt"  # a fresh configure (objects are kept for a rerun)
   fi
   echo "CUDACXX=${CUDACXX:-} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-} CUDA_ARCH=${CUDA_ARCH:-}"

@@ -49,7 +49,7 @@ void BM_IntGemm(benchmark::State& state) {
   std::vector<float> y(acc.size());
   const qdm::ActQuant q{0.05f, 128};
   for (auto _ : state) {
-    qdm::quantize_rows(x.data(), s.m, s.k, q, a.data(), sums.data());
+    qdm::quantize_rows(isa, x.data(), s.m, s.k, q, a.data(), sums.data());
     qdm::qgemm_s32(isa, a.data(), s.m, w, acc.data());
     qdm::dequantize_output(acc.data(), s.m, w, q, sums.data(), bias.data(), y.data());
     benchmark::DoNotOptimize(y.data());
@@ -110,7 +110,7 @@ void BM_IntLaneConv(benchmark::State& state) {
   for (auto _ : state) {
     const qdm::QConvPlan plan = qdm::qconv_plan(isa, shape, w, q, bias.data());
     for (int i = 0; i < kConvBatch; ++i) {
-      qdm::qconv_quantize_image(x.data() + i * in_numel, shape, q, image.data());
+      qdm::qconv_quantize_image(isa, x.data() + i * in_numel, shape, q, image.data());
       qdm::qconv_pixels(plan, image.data(), 0, s.hw * s.hw, y.data() + i * out_numel);
     }
     benchmark::DoNotOptimize(y.data());

@@ -98,7 +98,7 @@ void add_quantize_command(CLI::App& app) {
     if (a->keep_none) a->recipe.spec.keep_fp.clear(), a->recipe.spec.keep_fp_input.clear();
     if (a->fp32_none || a->keep_none) a->recipe.spec.fp32_layers.clear();
     a->recipe.sampler = a->sampler.resolve(SamplerOptions{});
-    if (a->recipe.recipe == "tmpq") {  // --steps: the searched schedule; candidates from --base-steps
+    if (recipe_info(a->recipe.recipe).searches_schedule()) {  // --steps: the searched schedule; candidates from --base-steps
       a->recipe.search.steps = a->sampler.steps.value_or(a->recipe.search.steps);
       a->recipe.sampler.steps = a->recipe.search.base_steps;
     }

@@ -99,7 +99,8 @@ void add_submit_command(CLI::App& app) {
     o->set_recipe(a->recipe);
     o->set_weight_bits(a->wbits);
     o->set_act_bits(a->abits);
-    if (a->recipe == "tmpq") {
+    const RecipeInfo* info = find_recipe(a->recipe);  // the scheduler refuses an unknown one, naming the recipes
+    if (info && info->section == RecipeSection::kSearch) {
       auto* s = o->mutable_search();
       s->set_steps(a->steps);
       s->set_base_steps(a->base_steps);
@@ -121,7 +122,7 @@ void add_submit_command(CLI::App& app) {
     } else {
       o->mutable_sampler()->set_steps(a->steps);
     }
-    if (a->recipe == "vq") {
+    if (info && info->section == RecipeSection::kVq) {
       auto* v = o->mutable_vq();
       v->set_codebooks(a->codebooks);
       v->set_codebook_bits(a->codebook_bits);

@@ -58,7 +58,7 @@ nlohmann::json RecipeOptions::to_json() const {
           {"adaround_lambda", recon.lambda},
           {"lsq_lr", recon.act_lr}};
   j.update(sampler.to_json());
-  if (recipe == "vq") j["vq"] = vq.to_json();
+  if (const RecipeInfo* r = find_recipe(recipe); r && r->section == RecipeSection::kVq) j["vq"] = vq.to_json();
   if (const FinetuneOptions f = finetune_options(); f.iters > 0) j["finetune"] = f.to_json();
   return j;
 }
@@ -160,7 +160,7 @@ std::vector<std::pair<int, int>> timestep_groups(int T, int n, double power) {
 }
 
 void RecipeOptions::validate() const {
-  if (!find_recipe(recipe)) throw std::invalid_argument("unknown recipe " + echo(recipe) + "; use " + recipe_list());
+  const RecipeInfo& info = recipe_info(recipe);
   spec.validate();
   sampler.validate();
   if (recon.iters < 0 || recon.act_iters < 0 || recon.batch < 1 || recon_step_stride < 1)
@@ -168,11 +168,12 @@ void RecipeOptions::validate() const {
   if (calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
   if (bias_samples < 0) throw std::invalid_argument("bias_samples must be >= 0 (0: no eps bias correction)");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
-  if (recipe == "tmpq") search.validate();
+  if (info.section == RecipeSection::kSearch) search.validate();
   finetune_options().validate();
-  if (recipe == "vq") {
+  if (info.section == RecipeSection::kVq) {
     vq.validate();
-    if (spec.act_bits != 0 && spec.act_bits != 8) throw std::invalid_argument("recipe vq runs with act_bits 8 or 32 (fp32)");
+    if (spec.act_bits != 0 && spec.act_bits != 8)
+      throw std::invalid_argument(std::string("recipe ") + info.name + " runs with act_bits 8 or 32 (fp32)");
   }
 }
 

@@ -1,5 +1,7 @@
 #include "format/safetensors.h"
 
+#include "format/half.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -171,6 +173,37 @@ SafeTensors SafeTensors::read_file(const std::string& path) {
   } catch (const SafeTensorsError& e) {
     throw SafeTensorsError(path + ": " + e.what());
   }
+}
+
+std::vector<float> SafeTensors::floats(const TensorInfo& info) const {
+  const uint8_t* p = data(info);
+  std::vector<float> out(static_cast<size_t>(info.numel()));
+  auto u16 = [p](size_t i) {
+    uint16_t v;
+    std::memcpy(&v, p + 2 * i, 2);
+    return v;
+  };
+  switch (info.dtype) {
+    case DType::F32:
+      if (!out.empty()) std::memcpy(out.data(), p, out.size() * 4);
+      break;
+    case DType::F16:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = half_to_float(u16(i));
+      break;
+    case DType::BF16:
+      for (size_t i = 0; i < out.size(); ++i) out[i] = bf16_to_float(u16(i));
+      break;
+    case DType::F64:
+      for (size_t i = 0; i < out.size(); ++i) {
+        double v;
+        std::memcpy(&v, p + 8 * i, 8);
+        out[i] = static_cast<float>(v);
+      }
+      break;
+    default:
+      fail("tensor '" + info.name + "' has dtype " + dtype_name(info.dtype) + "; expected a float type");
+  }
+  return out;
 }
 
 const TensorInfo* SafeTensors::find(const std::string& name) const {

@@ -55,6 +55,9 @@ class SafeTensors {
   const TensorInfo* find(const std::string& name) const;
   const TensorInfo& at(const std::string& name) const;  // throws naming the tensor
   const uint8_t* data(const TensorInfo& info) const { return bytes_.data() + data_start_ + info.begin; }
+  // A float tensor's values (F32, F16, BF16 or F64) as fp32, exactly where the type is narrower;
+  // throws naming the tensor for any other dtype.
+  std::vector<float> floats(const TensorInfo& info) const;
   size_t file_bytes() const { return bytes_.size(); }
 
  private:

@@ -44,7 +44,9 @@ WorkerGatewayService::WorkerGatewayService(const service::TokenAuth& auth, JobSt
     : auth_(auth), jobs_(jobs), models_(models), workers_(workers), metrics_(metrics), settings_(settings) {}
 
 void WorkerGatewayService::assign(const v1::HeartbeatRequest& request, v1::HeartbeatResponse* response) {
-  for (int i = 0; i < request.free_slots(); ++i) {
+  // Never more jobs than the slots the worker registered, none to a sampling-only node.
+  const int slots = request.worker().sampling_only() ? 0 : std::min(request.free_slots(), request.worker().job_slots());
+  for (int i = response->assignments_size(); i < slots; ++i) {
     auto lease = jobs_.lease_next(request.worker().id(), settings_.lease_seconds);
     if (!lease) return;
     metrics_.queue_wait.Observe(seconds_since(lease->job.created()));
@@ -73,7 +75,7 @@ grpc::Status WorkerGatewayService::Heartbeat(grpc::ServerContext* context, const
     for (const auto& l : request->leases())
       if (!jobs_.report(l.job_id(), l.lease_id(), l.stage(), l.progress(), l.loss(), settings_.lease_seconds))
         response->add_revoked_leases(l.lease_id());
-    if (!request->draining() && request->free_slots() > 0 && !stopping_) {
+    if (!request->draining() && request->free_slots() > 0 && !request->worker().sampling_only() && !stopping_) {
       assign(*request, response);
       // Nothing queued: hold the call a little, so new work starts without waiting a heartbeat.
       const auto deadline = Clock::now() + std::chrono::milliseconds(settings_.hold_ms);

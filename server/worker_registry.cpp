@@ -34,8 +34,9 @@ void WorkerRegistry::heartbeat(const v1::HeartbeatRequest& request) {
     const bool known = workers_.count(info.id()) && workers_[info.id()]->address == info.address();
     auto w = handle_for(info.id(), info.address());
     if (!known)
-      spdlog::info("worker {} at {}: {} job slots, batches of {}, sampling on {}", info.id(), info.address(),
-                   info.job_slots(), info.max_batch(), info.device().empty() ? "cpu" : info.device());
+      spdlog::info("{} {} at {}: {} job slots, batches of {}, sampling on {}", info.sampling_only() ? "sampler" : "worker",
+                   info.id(), info.address(), info.sampling_only() ? 0 : info.job_slots(), info.max_batch(),
+                   info.device().empty() ? "cpu" : info.device());
     w->loaded = {request.loaded_models().begin(), request.loaded_models().end()};
     w->draining = request.draining();
     w->reported_queue = request.sampling_queue();

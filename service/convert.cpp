@@ -1,5 +1,7 @@
 #include "service/convert.h"
 
+#include "format/recipes.h"
+
 #include <nlohmann/json.hpp>
 
 #include "format/artifact_metadata.h"
@@ -110,7 +112,8 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
     if (f.lr() != 0) d.lr = f.lr();
     if (f.evals() > 0) d.evals = f.evals();
   }
-  if (r.recipe == "tmpq") {  // the sampler's steps are the searched schedule's; candidates from base_steps
+  const RecipeInfo* info = find_recipe(r.recipe);  // checked by the caller (service/limits.cpp)
+  if (info && info->section == RecipeSection::kSearch) {  // the sampler's steps are the searched schedule's; candidates from base_steps
     const auto& s = o.search();
     SearchOptions& d = r.search;
     if (s.base_steps() > 0) d.base_steps = s.base_steps();
@@ -132,7 +135,7 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
     if (s.group_power() != 0) d.group_power = s.group_power();
     r.sampler.steps = d.base_steps;
   }
-  if (r.recipe == "vq") {
+  if (info && info->section == RecipeSection::kVq) {
     const auto& s = o.vq();
     VqOptions& d = r.vq;
     if (s.codebooks() > 0) d.codebooks = s.codebooks();

@@ -140,7 +140,7 @@ grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limi
                    " per request");
   if (!v1::SampleRequest::Kernels_IsValid(r.kernels())) return invalid("kernels must be INT or SIM");
   if (r.source_case() == v1::SampleRequest::kModel && r.kernels() != v1::SampleRequest::KERNELS_UNSPECIFIED)
-    return invalid("kernels applies to artifacts only; fp32 models run on LibTorch");
+    return invalid("kernels applies to artifacts only; fp32 models run on their fp32 kernels");
   if (r.class_labels_size() > 1 && r.class_labels_size() != r.num_images())
     return invalid("class_labels has " + std::to_string(r.class_labels_size()) + " entries; give one for every image, one per image (" +
                    std::to_string(r.num_images()) + "), or \"all\"");

@@ -309,6 +309,41 @@ assert any(v["type"] == "datasource" and v["name"] == "datasource" for v in dash
 for p in dash["panels"]:
     assert p["datasource"]["uid"] == "${datasource}", p["title"]
 PY
+# Samplers (qdm-sampler): off by default; with sampler.replicas or autoscaling, a Deployment on the
+# sampler image with the node flags it has (no --device, no --job-slots), the workers' TLS wiring,
+# a headless Service and an HPA of its own.
+"$helm" template rel "$chart" --set sampler.replicas=2 --set sampler.autoscaling.enabled=true \
+  --set tls.existingSecret=qdm-tls --set tls.workerSecret=qdm-worker-tls --set auth.existingSecret=qdm-auth \
+  --set tls.workerMutual=true --set tls.requireClientCerts=true > "$work/samplers.yaml" || fail "helm template (samplers)"
+"${QDM_SAMPLER_BIN:?}" --help > "$work/sampler.help"
+python3 - "$work/default.yaml" "$work/samplers.yaml" "$work/sampler.help" <<'PY' || fail "rendered samplers"
+import re, sys, yaml
+def load(p):
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
+default, on = load(sys.argv[1]), load(sys.argv[2])
+assert not any(n.endswith("-sampler") for _, n in default), "samplers rendered by default"
+d = on[("Deployment", "rel-qdm-sampler")]
+assert "replicas" not in d["spec"], "an autoscaled Deployment must leave replicas to the HPA"
+pod = d["spec"]["template"]["spec"]
+c = pod["containers"][0]
+assert c["image"].startswith("qdm-sampler:"), c["image"]
+assert not any(a.startswith(("--device", "--job-slots", "--classifier")) for a in c["args"]), c["args"]
+assert "--tls-cert=/etc/qdm/worker-tls/tls.crt" in c["args"] and "--tls-client-ca=/etc/qdm/tls/ca.crt" in c["args"]
+assert "--scheduler-client-cert=/etc/qdm/worker-tls/tls.crt" in c["args"]
+assert c["readinessProbe"]["grpc"]["port"] == 50061, "probes must use the plaintext health port under TLS"
+assert any(e["name"] == "QDM_WORKER_TOKEN" for e in c["env"])
+helptext = open(sys.argv[3]).read()
+for a in c["args"]:
+    flag = a.split("=")[0]
+    assert re.search(rf"(^|[ ,]){re.escape(flag)}\b(?!-)", helptext, re.M), f"the sampler is given {flag}, which qdm-sampler does not have"
+for e in c["env"]:
+    if e["name"].startswith("QDM_"):
+        assert f"(Env:{e['name']})" in helptext, f"the sampler is given {e['name']}, which qdm-sampler does not read"
+assert on[("Service", "rel-qdm-sampler")]["spec"]["clusterIP"] == "None"
+hpa = on[("HorizontalPodAutoscaler", "rel-qdm-sampler")]
+assert hpa["spec"]["scaleTargetRef"]["name"] == "rel-qdm-sampler" and hpa["spec"]["metrics"][0]["type"] == "Pods"
+assert ("HorizontalPodAutoscaler", "rel-qdm-worker") not in on, "worker autoscaling is off"
+PY
 promtool=$(command -v promtool || true)
 [ -n "$promtool" ] || fail "promtool missing (Debian package prometheus; .ci/setup installs it)"
 "$promtool" check rules "$src/deploy/prometheus/alerts.yaml" >/dev/null || fail "promtool check rules"

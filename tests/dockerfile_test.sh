@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(src, "deploy/image"))
 import dockerfile_stages
 stages = dockerfile_stages.parse(os.path.join(src, "Dockerfile"))
 
-for name in ("build", "scheduler", "worker", "worker-cuda"):
+for name in ("build", "scheduler", "worker", "sampler", "worker-cuda"):
     assert name in stages, f"no stage {name}"
 for name, s in stages.items():
     # An ARG declared inside an earlier stage expands to nothing on a FROM line.
@@ -54,7 +54,7 @@ assert not missing, f"build stage lacks {missing} (.ci/setup installs them)"
 
 # --- the build stage builds what the runtime stages copy ------------------------------------------
 built = set(stages["build"]["builds"])
-for name in ("scheduler", "worker"):
+for name in ("scheduler", "worker", "sampler"):
     copies = stages[name]["copies"]
     assert copies and set(copies) <= built, f"stage {name} copies {copies}, the build stage builds {sorted(built)}"
     assert stages[name]["entrypoint"] in copies, f"stage {name} runs {stages[name]['entrypoint']}, which it does not copy"
@@ -88,7 +88,7 @@ def owner(path):
             return owners[cand]
     return None
 
-for name in ("scheduler", "worker"):
+for name in ("scheduler", "worker", "sampler"):
     have = closure(stages[name]["packages"]) | base
     for b in stages[name]["copies"]:
         exe = os.path.join(bindir, b)
@@ -102,12 +102,19 @@ for name in ("scheduler", "worker"):
             assert pkg in have, f"stage {name}: {b} loads {m.group(1)} from {pkg}, which the image does not install"
 
 # --- QDM_* variables are options of the binary the stage runs -------------------------------------
-for name in ("scheduler", "worker", "worker-cuda"):
+for name in ("scheduler", "worker", "sampler", "worker-cuda"):
     s = stages[name]
     assert s["env"], f"stage {name} sets no QDM_* variables"
     helptext = run(os.path.join(bindir, s["entrypoint"]), "--help")
     for v in s["env"]:
         assert f"(Env:{v})" in helptext, f"stage {name} sets {v}, which {s['entrypoint']} does not read"
+# --- the sampler image is a fraction of the worker's: no LibTorch, no BLAS ---------------------------
+import stage_sizes
+size = stage_sizes.sizes(os.path.join(src, "Dockerfile"), bindir)
+ratio = size["sampler"]["bytes"] / size["worker"]["bytes"]
+print(f"dockerfile_test: installed bytes over the base: worker {size['worker']['bytes']:,}, "
+      f"sampler {size['sampler']['bytes']:,} ({ratio:.3f}x)")
+assert ratio <= 0.25, f"the sampler image is {ratio:.3f}x the worker's installed bytes (goal <= 0.25x)"
 print("dockerfile_test:", {n: len(s["packages"]) for n, s in stages.items()}, "packages per stage")
 PY
 echo "dockerfile_test: all passed"

@@ -11,12 +11,15 @@
 #include "engine/model_io/tensor_io.h"
 #include "engine/quant/bias_correction.h"
 #include "engine/runtime/loaded_model.h"
-#include "engine/sampling/pipeline.h"
+#include "engine/sampling/tensor_sampling.h"
 #include "format/safetensors.h"
 #include "tests/test_models.h"
 
 namespace qdm {
 namespace {
+
+// The maps of a bias as a (steps, C, H, W) tensor.
+at::Tensor maps(const EpsBias& b, int64_t size) { return eps_bias_maps(b, 1, size, size); }
 
 // The exact predictor for data N(0, 0.25 I), whatever the labels.
 ModelDenoiser gaussian_fp(const NoiseSchedule& s) {
@@ -40,9 +43,9 @@ TEST(EpsBias, TheMeasuredMapIsTheSharedErrorAndSubtractingItUndoesIt) {
   for (std::optional<int> null_class : {std::optional<int>(), std::optional<int>(3)}) {
     const EpsBias bias = measure_eps_bias(s, fp, q, six, 1, 8, null_class, 10, 77, 4);
     ASSERT_EQ(bias.timesteps, sampler_timesteps(s, six));
-    ASSERT_EQ(bias.maps.sizes(), (std::vector<int64_t>{6, 1, 8, 8}));
+    ASSERT_EQ(maps(bias, 8).sizes(), (std::vector<int64_t>{6, 1, 8, 8}));
     for (size_t i = 0; i < bias.timesteps.size(); ++i)
-      EXPECT_LT((bias.maps[static_cast<int64_t>(i)] - pattern * (bias.timesteps[i] / 1000.0)).abs().max().item<double>(), 1e-6);
+      EXPECT_LT((maps(bias, 8)[static_cast<int64_t>(i)] - pattern * (bias.timesteps[i] / 1000.0)).abs().max().item<double>(), 1e-6);
 
     SampleRequest req;
     req.num_images = 5;
@@ -60,29 +63,33 @@ TEST(EpsBias, TheMeasuredMapIsTheSharedErrorAndSubtractingItUndoesIt) {
 }
 
 TEST(EpsBias, AppliesToNullLabelledImagesAtTheNearestTimestep) {
-  auto bias = std::make_shared<EpsBias>();
-  bias->timesteps = {900, 500, 100};
-  bias->maps = torch::tensor({1.0f, 2.0f, 3.0f}).reshape({3, 1, 1, 1}).expand({3, 1, 2, 2}).contiguous();
-  EXPECT_EQ(bias->at_timestep(480)[0][0][0].item<float>(), 2.0f);
-  EXPECT_EQ(bias->at_timestep(0)[0][0][0].item<float>(), 3.0f);
-  EXPECT_EQ(bias->at_timestep(999)[0][0][0].item<float>(), 1.0f);
-  bias->check(1, 2);
-  EXPECT_THROW(bias->check(1, 4), std::invalid_argument);
+  auto bias = std::make_shared<EpsBias>(
+      make_eps_bias({900, 500, 100}, torch::tensor({1.0f, 2.0f, 3.0f}).reshape({3, 1, 1, 1}).expand({3, 1, 2, 2})));
+  EXPECT_EQ(bias->at_timestep(480)[0], 2.0f);
+  EXPECT_EQ(bias->at_timestep(0)[0], 3.0f);
+  EXPECT_EQ(bias->at_timestep(999)[0], 1.0f);
+  bias->check(1, 2, 2);
+  EXPECT_THROW(bias->check(1, 4, 4), std::invalid_argument);
 
   const ModelDenoiser model = [](const at::Tensor& x, int, int, const at::Tensor& labels) {
     return 0.1 * x + labels.to(at::kFloat).reshape({-1, 1, 1, 1}) / 10.0;
   };
-  const at::Tensor x = torch::randn({3, 1, 2, 2});
-  const at::Tensor labels = torch::tensor({0, 3, 1}, at::kLong);
+  at::Tensor x = torch::randn({3, 1, 2, 2});
+  const std::vector<int64_t> labels = {0, 3, 1};
+  auto run = [&](const DenoiseFn& d, int t) {
+    at::Tensor eps = at::empty_like(x);
+    d(x.data_ptr<float>(), 3, t, 1, eps.data_ptr<float>());
+    return eps;
+  };
   for (double guidance : {1.0, 2.5}) {
-    const Denoiser plain = guided_denoiser(model, labels, 3, guidance);
-    const Denoiser corrected = bias_corrected(plain, bias, labels, 3);
-    const at::Tensor d = plain(x, 480, 1) - corrected(x, 480, 1);
+    const DenoiseFn plain = guided_denoiser(model_fn(model, 1, 2, 2), labels, 3, guidance, 4);
+    const DenoiseFn corrected = bias_corrected(plain, bias, labels, 3);
+    const at::Tensor d = run(plain, 480) - run(corrected, 480);
     EXPECT_TRUE(torch::allclose(d, torch::tensor({0.0f, 2.0f, 0.0f}).reshape({3, 1, 1, 1}).expand_as(d))) << guidance;
   }
   // An unconditional model (no labels): every image.
-  const Denoiser plain = [](const at::Tensor& x, int, int) { return x; };
-  EXPECT_TRUE(torch::allclose(bias_corrected(plain, bias, at::Tensor(), std::nullopt)(x, 100, 2), x - 3.0));
+  const DenoiseFn plain = [](const float* in, int n, int, int, float* eps) { std::copy(in, in + 4 * n, eps); };
+  EXPECT_TRUE(torch::allclose(run(bias_corrected(plain, bias, {}, std::nullopt), 100), x - 3.0));
 }
 
 // The stage on a tiny class-conditional model: measured on the integer plan, stored in the
@@ -101,7 +108,7 @@ TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   QuantizeResult r = quantize_model(model, o);
   ASSERT_TRUE(r.eps_bias);
   EXPECT_EQ(r.eps_bias->timesteps, r.timesteps);
-  EXPECT_GT(r.eps_bias->maps.abs().max().item<double>(), 1e-4);  // a 3-bit model errs
+  EXPECT_GT(maps(*r.eps_bias, 8).abs().max().item<double>(), 1e-4);  // a 3-bit model errs
   EXPECT_TRUE(r.timings.contains("eps_bias"));
 
   ArtifactInfo info = testing::artifact_info(model, r, o);
@@ -109,9 +116,9 @@ TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   save_artifact(path, *r.model, info, r.eps_bias.get());
   EXPECT_EQ(SafeTensors::read_file(path).at("eps_bias").shape, (std::vector<int64_t>{6, 1, 8, 8}));
   LoadedModel m = LoadedModel::from_artifact(path, KernelMode::kInt);
-  ASSERT_TRUE(m.artifact_->eps_bias);
-  EXPECT_LT((m.artifact_->eps_bias->maps - r.eps_bias->maps).abs().max().item<double>(),
-            1e-3 * r.eps_bias->maps.abs().max().item<double>());  // F16
+  ASSERT_TRUE(m.eps_bias());
+  EXPECT_LT((maps(*m.eps_bias(), 8) - maps(*r.eps_bias, 8)).abs().max().item<double>(),
+            1e-3 * maps(*r.eps_bias, 8).abs().max().item<double>());  // F16
 
   SampleRequest req;
   req.num_images = 2;
@@ -119,8 +126,8 @@ TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   req.sampler = m.default_sampler();
   req.class_labels = {3, 1};
   const at::Tensor corrected = m.sample(req);
-  auto kept = m.artifact_->eps_bias;
-  m.artifact_->eps_bias = nullptr;
+  auto kept = m.eps_bias();
+  m.set_eps_bias(nullptr);
   const at::Tensor plain = m.sample(req);
   EXPECT_GT((corrected[0] - plain[0]).abs().max().item<double>(), 1e-5);  // the null-class image
   EXPECT_TRUE(torch::equal(corrected[1], plain[1]));                      // a labelled one
@@ -138,7 +145,7 @@ TEST(EpsBias, TheRecipeStageTravelsWithTheArtifact) {
   const LoadedArtifact d = load_artifact(dir + "/d.safetensors");
   ASSERT_TRUE(d.eps_bias);
   EXPECT_EQ(d.info.recipe.value("bias_samples", 0), 8);
-  EXPECT_LT((d.eps_bias->maps - r.eps_bias->maps).abs().max().item<double>(), 1e-3 * r.eps_bias->maps.abs().max().item<double>());
+  EXPECT_LT((maps(*d.eps_bias, 8) - maps(*r.eps_bias, 8)).abs().max().item<double>(), 1e-3 * maps(*r.eps_bias, 8).abs().max().item<double>());
   const SafeTensors before = SafeTensors::read_file(dir + "/c.safetensors"), after = SafeTensors::read_file(dir + "/d.safetensors");
   EXPECT_EQ(after.tensors().size(), before.tensors().size() + 1);
   for (const auto& t : before.tensors()) EXPECT_TRUE(torch::equal(to_tensor(before, t), to_tensor(after, after.at(t.name)))) << t.name;

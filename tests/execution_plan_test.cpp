@@ -13,6 +13,8 @@
 #include "engine/quant/recipe.h"
 #include "engine/runtime/plan/execution_plan.h"
 #include "engine/runtime/quantized_weights.h"
+#include "engine/runtime/served_model.h"
+#include "engine/runtime/thread_pool.h"
 #include "tests/test_models.h"
 
 namespace qdm {
@@ -68,6 +70,9 @@ class PlanVsSim : public ::testing::Test {
       o.vq.max_rounds = 2;
       o.vq.adam_steps = 10;
       o.finetune.iters = 0;
+      // A layer wide enough for vq to pay keeps its fp32 input: its codes are decoded onto the
+      // 8-bit grid of an fp32-input layer (the default one has 8 channels here, too few to pay).
+      o.spec.keep_fp_input = {"down_blocks.1.resnets.0.conv2"};
     }
     o.spec.weight_bits = wbits;
     o.sampler.steps = 6;
@@ -222,6 +227,54 @@ TEST_F(PlanVsSim, ClassConditionalModels) {
   for (const std::string recipe : {"tfmq", "tfmq+cache", "vq"}) {
     LoadedArtifact a = quantize(recipe, 4);
     for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, true), recipe + " " + isa_name(isa));
+  }
+}
+
+// The runtime reads artifacts and model folders straight into a plan (no LibTorch module is
+// built): the same resident bytes and the same outputs, bit for bit, as the plan lowered from
+// the LibTorch model load_artifact / load_model_folder builds. Every recipe's layout: scalar
+// codes at 4 and 8 bits, mixed precision, vq codes (and a vq layer with an fp32 input), per-label
+// F16 feature caches, per-step tables.
+TEST_F(PlanVsSim, ArtifactsAndFoldersReadStraightIntoThePlanGiveTheSameOutputs) {
+  set_pool_threads(2);
+  auto expect_same = [&](ExecutionPlan& file, ExecutionPlan& model, const std::vector<int>& timesteps, bool conditional,
+                         const std::string& what) {
+    EXPECT_EQ(file.weight_bytes(), model.weight_bytes()) << what;
+    torch::manual_seed(5);
+    const at::Tensor x = torch::randn({3, 1, 8, 8});
+    const at::Tensor labels = torch::tensor({0, 2, 3}, at::kLong);
+    for (size_t step = 0; step < timesteps.size(); step += 2) {
+      at::Tensor a = at::empty_like(x), b = at::empty_like(x);
+      const int64_t* l = conditional ? labels.data_ptr<int64_t>() : nullptr;
+      file.run(x.data_ptr<float>(), 3, timesteps[step], static_cast<int>(step), l, a.data_ptr<float>());
+      model.run(x.data_ptr<float>(), 3, timesteps[step], static_cast<int>(step), l, b.data_ptr<float>());
+      EXPECT_TRUE(at::equal(a, b)) << what << ", step " << step << ": max difference " << (a - b).abs().max().item<double>();
+    }
+  };
+  for (const bool conditional : {false, true}) {
+    make_model(conditional);
+    {
+      const ServedModel served = ServedModel::from_folder(dir_ + "/model");
+      ExecutionPlan model(model_->unet->graph(), ModuleWeights(model_->unet), served.plan()->isa(), 2);
+      expect_same(*served.plan(), model, {999, 500, 1}, conditional, "fp32 folder");
+    }
+    for (const auto& [recipe, wbits] : std::vector<std::pair<std::string, int>>{
+             {"rtn", 8}, {"tfmq", 4}, {"tfmq+cache", 4}, {"tmpq", 4}, {"vq", 4}}) {
+      if (!conditional && (recipe == "tfmq" || recipe == "tmpq")) continue;  // one layout each is enough
+      LoadedArtifact a = quantize(recipe, wbits);
+      if (recipe == "vq") {  // the fp32-input vq layer (decoded onto the 8-bit grid) is covered too
+        bool fp32_input_vq = false;
+        for (const auto& l : a.info.layers) fp32_input_vq |= l.vector_quantized() && l.act_bits == 0;
+        EXPECT_TRUE(fp32_input_vq);
+      }
+      const ServedModel served = ServedModel::from_artifact(dir_ + "/a.safetensors");
+      EXPECT_EQ(served.sha256(), a.sha256);
+      EXPECT_EQ(served.per_step_tables(), a.per_step_tables) << recipe;
+      ExecutionPlan model(a.model->unet->graph(), QuantizedWeights(*a.model), served.plan()->isa(), 2);
+      expect_same(*served.plan(), model, a.info.timesteps, conditional,
+                  recipe + " W" + std::to_string(wbits) + (conditional ? " conditional" : ""));
+    }
+    std::filesystem::remove_all(dir_);
   }
 }
 

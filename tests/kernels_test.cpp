@@ -1,7 +1,9 @@
 // Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
 // the dequantized output against a double-precision simulation, at awkward sizes.
+#include "engine/kernels/conv_f32_dnnl.h"
 #include "engine/kernels/fused.h"
 #include "engine/kernels/qconv.h"
+#include "engine/kernels/kernel_table.h"
 #include "engine/kernels/qgemm.h"
 #include "engine/kernels/upsample_fold.h"
 #include "engine/kernels/vq_decode.h"
@@ -72,7 +74,7 @@ TEST(QGemm, DequantizedOutputMatchesTheSimulation) {
   const ActQuant q{0.03f, 120};
   std::vector<uint8_t> a(static_cast<size_t>(m) * padded_k(k));
   std::vector<int32_t> sums(static_cast<size_t>(m)), acc(static_cast<size_t>(m) * n);
-  quantize_rows(x.data(), m, k, q, a.data(), sums.data());
+  quantize_rows(best_isa(), x.data(), m, k, q, a.data(), sums.data());
   std::vector<float> y(static_cast<size_t>(m) * n);
   for (QGemmIsa isa : supported_isas()) {
     const PackedWeights w = pack_weights(codes.data(), n, k, bits, scale.data(), zero.data(), layout_for(isa));
@@ -138,13 +140,31 @@ TEST(QGemm, Int4WeightsTakeHalfAByte) {
 namespace qdm {
 namespace {
 
-TEST(QGemm, EnvironmentPinsTheKernelPath) {
-  setenv("QDM_KERNEL_ISA", "scalar", 1);
-  EXPECT_EQ(best_isa(), QGemmIsa::kScalar);
-  setenv("QDM_KERNEL_ISA", "neon", 1);
-  EXPECT_THROW(best_isa(), std::invalid_argument);
-  unsetenv("QDM_KERNEL_ISA");
-  EXPECT_EQ(best_isa(), supported_isas().back());
+// QDM_ISA names the path by name; a path this CPU lacks is refused with the ones it has. The
+// process's choice (best_isa) is made once: ctest runs these tests once per path with QDM_ISA.
+TEST(QGemm, InstructionSetsAreChosenByNameAndRefusedWhenAbsent) {
+  EXPECT_EQ(parse_isa("scalar"), QGemmIsa::kScalar);
+  for (QGemmIsa isa : supported_isas()) EXPECT_EQ(parse_isa(isa_name(isa)), isa);
+  try {
+    parse_isa("neon");
+    ADD_FAILURE() << "neon accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("use scalar, avx2, avxvnni or avx512vnni"), std::string::npos) << e.what();
+  }
+  for (QGemmIsa isa : {QGemmIsa::kAvx2, QGemmIsa::kAvxVnni, QGemmIsa::kAvx512Vnni}) {
+    const auto have = supported_isas();
+    if (std::find(have.begin(), have.end(), isa) != have.end()) continue;
+    try {
+      parse_isa(isa_name(isa));
+      ADD_FAILURE() << isa_name(isa) << " accepted on a CPU without it";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("not available on this CPU; it has scalar"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(kernel_table(isa), std::invalid_argument);
+  }
+  const char* env = std::getenv("QDM_ISA");
+  EXPECT_EQ(best_isa(), env && *env ? parse_isa(env) : supported_isas().back());
+  EXPECT_EQ(kernel_table(best_isa()).isa, best_isa());
 }
 
 // Random vq weights whose codebooks' largest magnitudes sum to at most 127.
@@ -273,19 +293,8 @@ TEST(QConv, EveryIsaMatchesTheDefinitionExactly) {
             }
           const std::vector<int8_t>* from = nullptr;  // the tile in use, if any
           auto expect = [&](int r, int j, bool from_tile) {
-            const int oy = r / s.wo(), ox = r % s.wo();
-            int64_t acc = 0, sum = 0;
-            for (int ky = 0; ky < sh.kernel; ++ky)
-              for (int kx = 0; kx < sh.kernel; ++kx)
-                for (int ch = 0; ch < sh.c; ++ch) {
-                  const int a = image[(static_cast<size_t>(oy * sh.stride + ky) * s.wp() + ox * sh.stride + kx) * sh.c + ch];
-                  const int kk = (ky * sh.kernel + kx) * sh.c + ch;
-                  acc += a * (from_tile ? (*from)[static_cast<size_t>(j - n0) * w.k_padded + kk] : w.weight(j, kk));
-                  sum += a;
-                }
-            const int64_t exact = acc - static_cast<int64_t>(w.zero[j]) * sum + plan.col_term[j];
-            const float y = static_cast<float>(exact) * plan.col_scale[j];
-            return y + bias[j];
+            return qconv_reference(plan, image.data(), r, j,
+                                   from_tile ? from->data() + static_cast<size_t>(j - n0) * w.k_padded : nullptr);
           };
           const std::string where = std::string(isa_name(isa)) + " C" + std::to_string(sh.c) + " k" + std::to_string(sh.kernel) +
                                     " s" + std::to_string(sh.stride) + " N" + std::to_string(n) + " W" + std::to_string(bits) +
@@ -328,23 +337,50 @@ TEST(QConv, EveryIsaMatchesTheDefinitionExactly) {
 
 // The lane convolution's input: an image quantized into its padded channels-last codes as the
 // simulation rounds (x / scale half to even, plus the zero point, clamped), border = zero point.
-TEST(QConv, QuantizedImageFollowsTheDefinition) {
+TEST(QConv, QuantizedImageFollowsTheDefinitionOnEveryIsa) {
   std::mt19937 rng(4);
   std::normal_distribution<float> normal;
   const QConvShape s{20, 5, 7, 3, 1, 1};
   std::vector<float> x(static_cast<size_t>(s.c) * s.h * s.w);
   for (auto& v : x) v = 3 * normal(rng);
   const ActQuant q{0.05f, 100, 255};
-  std::vector<uint8_t> padded(s.padded_bytes(), 1);
-  qconv_quantize_image(x.data(), s, q, padded.data());
-  for (int y = 0; y < s.hp(); ++y)
-    for (int xx = 0; xx < s.wp(); ++xx)
-      for (int c = 0; c < s.c; ++c) {
-        const bool border = y == 0 || xx == 0 || y == s.hp() - 1 || xx == s.wp() - 1;
-        const float v = border ? 0 : x[(static_cast<size_t>(c) * s.h + y - 1) * s.w + xx - 1];
-        const int want = border ? q.zero : static_cast<int>(std::clamp(std::nearbyint(v / q.scale) + q.zero, 0.0f, 255.0f));
-        ASSERT_EQ(padded[(static_cast<size_t>(y) * s.wp() + xx) * s.c + c], want) << y << "," << xx << "," << c;
+  for (QGemmIsa isa : supported_isas()) {
+    std::vector<uint8_t> padded(s.padded_bytes(), 1);
+    qconv_quantize_image(isa, x.data(), s, q, padded.data());
+    for (int y = 0; y < s.hp(); ++y)
+      for (int xx = 0; xx < s.wp(); ++xx)
+        for (int c = 0; c < s.c; ++c) {
+          const bool border = y == 0 || xx == 0 || y == s.hp() - 1 || xx == s.wp() - 1;
+          const float v = border ? 0 : x[(static_cast<size_t>(c) * s.h + y - 1) * s.w + xx - 1];
+          const int want = border ? q.zero : static_cast<int>(std::clamp(std::nearbyint(v / q.scale) + q.zero, 0.0f, 255.0f));
+          ASSERT_EQ(padded[(static_cast<size_t>(y) * s.wp() + xx) * s.c + c], want) << isa_name(isa) << " " << y << "," << xx << "," << c;
+        }
+  }
+}
+
+// Group norm (+ SiLU) quantized into padded codes: every ISA's kernel gives the reference's codes
+// (the AVX-512 one the same operations in the same order), over channel counts with vector tails.
+TEST(FusedKernels, GroupNormCodesAreTheSameOnEveryIsa) {
+  std::mt19937 rng(8);
+  std::normal_distribution<float> normal;
+  for (int c : {4, 20, 64, 131})
+    for (bool silu : {false, true}) {
+      const PaddedShape s{5, 6, c, 1};
+      const int groups = c % 4 == 0 ? 4 : 1;
+      std::vector<float> x(static_cast<size_t>(s.h) * s.w * c), mean(groups), rstd(groups), gamma(c), beta(c);
+      for (auto& v : x) v = 2 * normal(rng);
+      for (int g = 0; g < groups; ++g) mean[g] = 0.1f * normal(rng), rstd[g] = 0.5f + 0.1f * g;
+      for (int ch = 0; ch < c; ++ch) gamma[ch] = 1 + 0.1f * normal(rng), beta[ch] = 0.1f * normal(rng);
+      const GroupNormApply g{c, groups, mean.data(), rstd.data(), gamma.data(), beta.data(), silu};
+      const ActQuant q{0.02f, 30, 255};
+      std::vector<uint8_t> want(s.bytes(), 7);
+      group_norm_to_padded(QGemmIsa::kScalar, x.data(), c, 0, static_cast<int64_t>(s.h) * s.w, g, q, s, want.data());
+      for (QGemmIsa isa : supported_isas()) {
+        std::vector<uint8_t> got(s.bytes(), 7);
+        group_norm_to_padded(isa, x.data(), c, 0, static_cast<int64_t>(s.h) * s.w, g, q, s, got.data());
+        EXPECT_EQ(got, want) << isa_name(isa) << " C" << c << (silu ? " silu" : "");
       }
+    }
 }
 
 TEST(UpsampleFold, PhasesEqualTheUpsampledConvolutionExactly) {
@@ -455,6 +491,51 @@ TEST(ConvF32Direct, MatchesTheDefinitionAtAwkwardShapes) {
                 << "c " << sh.c << " n " << sh.n << " k " << sh.kernel << " stride " << sh.stride << " at " << oy << "," << ox << "," << j;
           }
     }
+}
+
+// oneDNN's fp32 convolution (where the build has it) against the definition, on slices of wider
+// buffers, and the same bits whatever the number of bands an image runs in (the plan's batch
+// independence rests on it).
+TEST(DnnlConvF32, MatchesTheDefinitionAndIgnoresTheBands) {
+  if (!DnnlConvF32::available()) GTEST_SKIP() << "built without oneDNN";
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  struct Shape {
+    int c, h, n, kernel, stride, pad, ld_in, ld_out;
+  };
+  for (const Shape sh : {Shape{32, 16, 32, 3, 1, 1, 32, 32}, Shape{24, 9, 40, 3, 2, 1, 30, 40}, Shape{64, 8, 16, 1, 1, 0, 64, 48},
+                         Shape{16, 12, 64, 3, 1, 1, 96, 64}, Shape{8, 1, 24, 1, 1, 0, 8, 24}}) {
+    const int h = sh.h, w = sh.h + 1, k = sh.kernel * sh.kernel * sh.c;
+    const int ho = (h + 2 * sh.pad - sh.kernel) / sh.stride + 1, wo = (w + 2 * sh.pad - sh.kernel) / sh.stride + 1;
+    std::vector<float> x(static_cast<size_t>(h) * w * sh.ld_in), wt(static_cast<size_t>(k) * sh.n), bias(sh.n);
+    for (auto& v : x) v = normal(rng);
+    for (auto& v : wt) v = normal(rng);
+    for (auto& v : bias) v = normal(rng);
+    const DnnlConvF32 conv(sh.c, h, w, sh.kernel, sh.stride, sh.pad, wt.data(), sh.n, bias.data(), 3);
+    std::vector<float> whole(static_cast<size_t>(ho) * wo * sh.ld_out, -7.0f), banded = whole;
+    conv.run(1, 0, x.data(), sh.ld_in, whole.data(), sh.ld_out);
+    for (int b = 0; b < conv.bands(); ++b) conv.run(conv.bands(), b, x.data(), sh.ld_in, banded.data(), sh.ld_out);
+    EXPECT_EQ(whole, banded) << "c " << sh.c << " n " << sh.n;
+    for (int oy = 0; oy < ho; ++oy)
+      for (int ox = 0; ox < wo; ++ox)
+        for (int j = 0; j < sh.ld_out; ++j) {
+          const float got = whole[(static_cast<size_t>(oy) * wo + ox) * sh.ld_out + j];
+          if (j >= sh.n) {  // columns past n belong to another value of the buffer: untouched
+            ASSERT_EQ(got, -7.0f);
+            continue;
+          }
+          double want = bias[j];
+          for (int ky = 0; ky < sh.kernel; ++ky)
+            for (int kx = 0; kx < sh.kernel; ++kx) {
+              const int iy = oy * sh.stride - sh.pad + ky, ix = ox * sh.stride - sh.pad + kx;
+              if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+              for (int ch = 0; ch < sh.c; ++ch)
+                want += static_cast<double>(x[(static_cast<size_t>(iy) * w + ix) * sh.ld_in + ch]) *
+                        wt[static_cast<size_t>((ky * sh.kernel + kx) * sh.c + ch) * sh.n + j];
+            }
+          ASSERT_NEAR(got, want, 1e-4 * (1 + std::abs(want))) << "c " << sh.c << " n " << sh.n << " at " << oy << "," << ox << "," << j;
+        }
+  }
 }
 
 }  // namespace

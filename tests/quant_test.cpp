@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/artifact/artifact.h"
+#include "engine/runtime/served_model.h"
 #include "engine/kernels/qconv.h"
 #include "engine/artifact/weight_packing.h"
 #include "engine/model/model_folder.h"
@@ -180,36 +181,55 @@ TEST_F(TinyArtifact, CorruptedOrMismatchedArtifactsGiveClearErrors) {
   save_artifact(path, *r.model, info(r));
   std::map<std::string, std::string> meta;
   TensorMap t = load_tensors(path, &meta);
+  // Both loaders refuse the file, each naming what is wrong: LibTorch's (load_artifact) and the
+  // runtime's, which reads artifacts straight into the execution plan. Their messages, joined.
   auto error_after = [&](const std::function<void(TensorMap&, std::map<std::string, std::string>&)>& edit) {
     TensorMap t2 = t;
     auto m2 = meta;
     edit(t2, m2);
     save_tensors(dir_ + "/bad.safetensors", t2, m2);
+    std::string torch_error = "(loaded)", plan_error = "(loaded)";
     try {
       load_artifact(dir_ + "/bad.safetensors");
     } catch (const std::exception& e) {
-      return std::string(e.what());
+      torch_error = e.what();
     }
-    return std::string();
+    try {
+      ServedModel::from_artifact(dir_ + "/bad.safetensors");
+    } catch (const std::exception& e) {
+      plan_error = e.what();
+    }
+    // Each message must hold what the test looks for: keep the one without it.
+    return std::make_pair(torch_error, plan_error);
   };
-  EXPECT_NE(error_after([](TensorMap& m, auto&) { m.erase("up_blocks.0.resnets.0.conv1.qweight"); })
-                .find("missing tensor 'up_blocks.0.resnets.0.conv1.qweight'"),
-            std::string::npos);
-  EXPECT_NE(error_after([](TensorMap& m, auto&) { m["mid_block.resnets.0.conv1.qweight"] = torch::zeros({3, 3}, at::kByte); })
-                .find("'mid_block.resnets.0.conv1.qweight' has shape [3, 3]"),
-            std::string::npos);
-  EXPECT_NE(error_after([](TensorMap& m, auto&) { m["extra"] = torch::zeros({1}); }).find("unexpected tensor 'extra'"),
-            std::string::npos);
-  EXPECT_NE(error_after([](TensorMap&, auto& md) { md.erase("qdm"); }).find("not a qdm artifact"), std::string::npos);
-  EXPECT_NE(error_after([](TensorMap&, auto& md) {
-              auto j = nlohmann::json::parse(md["qdm"]);
-              j["format_version"] = 99;
-              md["qdm"] = j.dump();
-            }).find("format_version 99"),
-            std::string::npos);
-  EXPECT_NE(error_after([](TensorMap& m, auto&) { m["down_blocks.1.attentions.0.q.ascale"] = torch::ones({3}); })
-                .find("entries"),
-            std::string::npos);
+  auto both_say = [](const std::pair<std::string, std::string>& errors, const std::string& what) {
+    EXPECT_NE(errors.first.find(what), std::string::npos) << "load_artifact: " << errors.first;
+    EXPECT_NE(errors.second.find(what), std::string::npos) << "ServedModel::from_artifact: " << errors.second;
+  };
+  both_say(error_after([](TensorMap& m, auto&) { m.erase("up_blocks.0.resnets.0.conv1.qweight"); }),
+           "missing tensor 'up_blocks.0.resnets.0.conv1.qweight'");
+  both_say(error_after([](TensorMap& m, auto&) { m["mid_block.resnets.0.conv1.qweight"] = torch::zeros({3, 3}, at::kByte); }),
+           "'mid_block.resnets.0.conv1.qweight' has shape [3, 3]");
+  both_say(error_after([](TensorMap& m, auto&) { m["extra"] = torch::zeros({1}); }), "unexpected tensor 'extra'");
+  both_say(error_after([](TensorMap& m, auto&) { m.erase("conv_norm_out.weight"); }), "missing tensor 'conv_norm_out.weight'");
+  both_say(error_after([](TensorMap& m, auto&) { m["conv_norm_out.bias"] = torch::zeros({5}); }), "'conv_norm_out.bias' has shape [5]");
+  both_say(error_after([](TensorMap&, auto& md) { md.erase("qdm"); }), "not a qdm artifact");
+  both_say(error_after([](TensorMap&, auto& md) {
+             auto j = nlohmann::json::parse(md["qdm"]);
+             j["format_version"] = 99;
+             md["qdm"] = j.dump();
+           }),
+           "format_version 99");
+  both_say(error_after([](TensorMap& m, auto&) { m["down_blocks.1.attentions.0.q.ascale"] = torch::ones({3}); }), "entries");
+  // 3-bit listed weights whose packed nibbles hold 8..15.
+  both_say(error_after([](TensorMap& m, auto& md) {
+             auto j = nlohmann::json::parse(md["qdm"]);
+             for (auto& l : j["layers"])
+               if (l["name"] == "mid_block.resnets.0.conv2") l["weight_bits"] = 3;
+             md["qdm"] = j.dump();
+             m["mid_block.resnets.0.conv2.qweight"] = torch::full_like(m["mid_block.resnets.0.conv2.qweight"], 0xff);
+           }),
+           "'mid_block.resnets.0.conv2.qweight' holds codes above 7");
 }
 
 // The quality report's fp32 images come from the cache when model, sampler and seeds match,

@@ -9,7 +9,7 @@
 #include "engine/artifact/artifact.h"
 #include "engine/job/quantize_job.h"
 #include "engine/model/model_folder.h"
-#include "engine/model/unet_denoiser.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/sampling/pipeline.h"
 #include "engine/util/threads.h"
 #include "format/safetensors.h"
@@ -56,7 +56,7 @@ TEST_F(QuantizeJob, ProgressAdvancesWithTime) {
     warm.num_images = 4;
     warm.sampler.steps = 2;
     warm.class_labels = {0, 1, 2, 3};
-    sample_images(NoiseSchedule(shipped.scheduler), unet_denoiser(shipped.unet), shipped.config.in_channels,
+    sample_images(NoiseSchedule(shipped.scheduler), fp32_denoiser(shipped.unet), shipped.config.in_channels,
                   shipped.config.sample_size, warm);
   }
   for (const char* recipe : {"rtn", "tfmq"}) {

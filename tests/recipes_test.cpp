@@ -8,6 +8,7 @@
 #include "format/safetensors.h"
 #include "engine/quant/adaround.h"
 #include "engine/quant/recipe.h"
+#include "engine/quant/recipe_table.h"
 #include "engine/quant/reconstruction.h"
 #include "engine/runtime/plan/execution_plan.h"
 #include "engine/runtime/quantized_weights.h"
@@ -88,6 +89,24 @@ class Recipes : public ::testing::Test {
   std::unique_ptr<DiffusionModel> model_;
   RecipeOptions options_;  // the last run's
 };
+
+// The recipe table: every registered recipe has exactly its engine row, a function and the
+// stages its row names; an unknown name is refused with the list.
+TEST(RecipeTable, EveryRecipeHasItsRowAndUnknownNamesAreRefused) {
+  for (const RecipeInfo& info : recipes()) {
+    const RecipeRow& row = recipe_row(info.name);
+    EXPECT_EQ(row.info, &info);
+    EXPECT_NE(row.quantize, nullptr) << info.name;
+    // A recipe with an option section has stages of its own to cost.
+    EXPECT_EQ(row.own_stages != nullptr, info.section != RecipeSection::kNone) << info.name;
+  }
+  try {
+    recipe_row("fp8");
+    ADD_FAILURE() << "fp8 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("use rtn, qdiffusion"), std::string::npos) << e.what();
+  }
+}
 
 TEST_F(Recipes, EveryRecipeRoundTripsThroughItsArtifact) {
   for (const auto& recipe : recipe_names()) {

@@ -12,25 +12,25 @@
 #include <vector>
 
 #include "qdm/v1/worker.grpc.pb.h"
+#include "worker/lease_holder.h"
 #include "worker/model_fetcher.h"
 #include "worker/worker_metrics.h"
 
 namespace qdm::worker {
 
-class JobRunner {
+class JobRunner final : public LeaseHolder {
  public:
   // work_dir: a folder per running job; reference_dir: fp32 quality-report images kept across jobs.
   JobRunner(ModelFetcher& fetcher, v1::WorkerGateway::StubInterface& scheduler, std::string work_dir,
             std::string reference_dir, std::string classifier_dir, WorkerMetrics& metrics, int slots, std::string token);
   ~JobRunner();
 
-  void start(const v1::JobAssignment& assignment);
-  void revoke(const std::string& lease_id);
-  std::vector<v1::LeaseReport> reports();
-  int free_slots();
+  void start(const v1::JobAssignment& assignment) override;
+  void revoke(const std::string& lease_id) override;
+  std::vector<v1::LeaseReport> reports() override;
+  int free_slots() override;
   int running();
-  // Waits for running jobs (drain); cancels what is left after `timeout`.
-  void drain(std::chrono::seconds timeout);
+  void drain(std::chrono::seconds timeout) override;
 
  private:
   struct Running {

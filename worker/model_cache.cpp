@@ -4,14 +4,19 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/artifact/artifact.h"
 
 namespace qdm::worker {
 
-ModelCache::ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics, c10::Device device)
-    : fetcher_(fetcher), max_models_(std::max<size_t>(1, max_models)), device_(device), metrics_(metrics) {}
+std::shared_ptr<ServedModel> load_on_plan(const std::string& path, bool artifact, KernelMode kernels) {
+  if (kernels == KernelMode::kSim)
+    throw std::invalid_argument("this node samples on the integer kernels only; ask for kernels int (the simulation runs on a qdm-worker)");
+  return std::make_shared<ServedModel>(artifact ? ServedModel::from_artifact(path) : ServedModel::from_folder(path));
+}
 
-std::shared_ptr<LoadedModel> ModelCache::get(const std::string& name, bool artifact, KernelMode kernels) {
+ModelCache::ModelCache(ModelFetcher& fetcher, size_t max_models, WorkerMetrics& metrics, ModelLoader loader)
+    : fetcher_(fetcher), max_models_(std::max<size_t>(1, max_models)), loader_(std::move(loader)), metrics_(metrics) {}
+
+std::shared_ptr<ServedModel> ModelCache::get(const std::string& name, bool artifact, KernelMode kernels) {
   // The local copy is checked against the scheduler on every use (a cheap header exchange).
   std::string version;
   const std::string path = fetcher_.fetch(name, artifact, &version);
@@ -26,16 +31,15 @@ std::shared_ptr<LoadedModel> ModelCache::get(const std::string& name, bool artif
     lru_.erase(it);
     break;
   }
-  auto model = std::make_shared<LoadedModel>(artifact ? LoadedModel::from_artifact(path, kernels, device_)
-                                                      : LoadedModel::from_folder(path, device_));
+  std::shared_ptr<ServedModel> model = loader_(path, artifact, kernels);
   model->display_name = name;
   lru_.push_front({key, name, version, model});
   while (lru_.size() > max_models_) {
     spdlog::info("model cache: evicting {}", lru_.back().name);
     lru_.pop_back();
   }
-  spdlog::info("loaded {} '{}' on {} ({} weight bytes, {})", artifact ? "artifact" : "model", name,
-               model->device().str(), model->weight_bytes(), precision_label(*model));
+  spdlog::info("loaded {} '{}' ({} weight bytes, {}, kernels {})", artifact ? "artifact" : "model", name,
+               model->weight_bytes(), precision_label(*model), model->kernels());
   update_metrics();
   return model;
 }
@@ -54,9 +58,9 @@ void ModelCache::update_metrics() {
   metrics_.loaded_models.Set(static_cast<double>(lru_.size()));
 }
 
-std::string precision_label(const LoadedModel& model) {
+std::string precision_label(const ServedModel& model) {
   if (!model.quantized()) return "fp32";
-  const auto& spec = model.artifact_->info.spec;
+  const auto& spec = model.artifact_info()->spec;
   const std::string kernels = model.kernels();  // "int (avx512vnni)" or "sim"
   return "w" + std::to_string(spec.weight_bits) + "a" + std::to_string(spec.act_bits == 0 ? 32 : spec.act_bits) + "-" +
          kernels.substr(0, kernels.find(' '));

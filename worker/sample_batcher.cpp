@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/sampling/images.h"
+#include "engine/sampling/image_bytes.h"
 #include "format/class_labels.h"
 #include "format/timesteps.h"
 #include "service/convert.h"
@@ -118,7 +118,7 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
   }
   if (live.empty()) return;
   const v1::SampleRequest& first = live.front()->request;
-  std::shared_ptr<LoadedModel> model;
+  std::shared_ptr<ServedModel> model;
   SampleRequest req;
   try {
     const bool artifact = first.source_case() == v1::SampleRequest::kArtifact;
@@ -171,7 +171,7 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
   metrics_.batch_size.Observe(req.batch_size);
   auto last_step = Clock::now();
   try {
-    const at::Tensor images = model->sample(req, [&](const SampleProgress& sp) {
+    const std::vector<float> images = model->generate(req, [&](const SampleProgress& sp) {
       const auto now = Clock::now();
       step_hist.Observe(std::chrono::duration<double>(now - last_step).count());
       last_step = now;
@@ -196,7 +196,10 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
       img.set_index(index);
       img.set_seed(req.seeds[i]);
       img.set_class_label(req.class_labels.empty() ? -1 : req.class_labels[i]);
-      const auto png = encode_image_png(images, static_cast<int64_t>(i), model->png_text(req, static_cast<int>(i)));
+      const UNetConfig& c = model->config();
+      const size_t size = static_cast<size_t>(c.in_channels) * c.sample_size * c.sample_size;
+      const auto png = image_png(images.data() + i * size, c.in_channels, c.sample_size, c.sample_size,
+                                 model->png_text(req, static_cast<int>(i)));
       img.set_png(png.data(), png.size());
       std::lock_guard<std::mutex> lock(p->mu);
       p->images.push_back(std::move(img));

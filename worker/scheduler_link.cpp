@@ -7,7 +7,7 @@
 
 namespace qdm::worker {
 
-SchedulerLink::SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, JobRunner& jobs,
+SchedulerLink::SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, LeaseHolder* jobs,
                              ModelCache& cache, SampleBatcher& batcher, std::string token,
                              std::function<void(bool)> on_connected)
     : scheduler_(scheduler), info_(std::move(info)), jobs_(jobs), cache_(cache), batcher_(batcher),
@@ -27,11 +27,12 @@ void SchedulerLink::loop() {
     v1::HeartbeatRequest req;
     *req.mutable_worker() = info_;
     req.set_draining(draining_);
-    for (auto& r : jobs_.reports()) *req.add_leases() = r;
+    if (jobs_)
+      for (auto& r : jobs_->reports()) *req.add_leases() = r;
     for (auto& n : cache_.names()) req.add_loaded_models(n);
     req.set_sampling_queue(batcher_.queued_images());
     // The first contact only registers (answered at once, so readiness is immediate).
-    req.set_free_slots(draining_ || !connected ? 0 : std::max(0, jobs_.free_slots()));
+    req.set_free_slots(draining_ || !connected || !jobs_ ? 0 : std::max(0, jobs_->free_slots()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     service::add_bearer(ctx, token_);
@@ -43,8 +44,12 @@ void SchedulerLink::loop() {
       connected = true;
       failures = 0;
       on_connected_(true);
-      for (const auto& lease : resp.revoked_leases()) jobs_.revoke(lease);
-      for (const auto& a : resp.assignments()) jobs_.start(a);
+      if (jobs_) {
+        for (const auto& lease : resp.revoked_leases()) jobs_->revoke(lease);
+        for (const auto& a : resp.assignments()) jobs_->start(a);
+      } else if (resp.assignments_size() > 0) {  // a scheduler that ignored sampling_only: the lease expires
+        spdlog::error("the scheduler leased {} quantize job(s) to this sampling-only node; ignored", resp.assignments_size());
+      }
       wait_ms = resp.assignments_size() > 0 ? 0 : resp.next_contact_ms();
     } else {
       if (connected || failures == 0)

@@ -1,6 +1,6 @@
-// The worker's side of the worker protocol: a heartbeat loop that registers the worker,
-// reports its leases, loaded models and queue, takes new quantize jobs when it has a free
-// slot and stops jobs whose leases were revoked. Survives scheduler restarts (it keeps
+// A node's side of the worker protocol: a heartbeat loop that registers the node, reports its
+// leases, loaded models and queue, takes new quantize jobs when it has a free slot and stops
+// jobs whose leases were revoked (a sampler, with no LeaseHolder, reports none and takes none). Survives scheduler restarts (it keeps
 // calling, with backoff, and the scheduler re-learns it from the next heartbeat).
 #pragma once
 
@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "qdm/v1/worker.grpc.pb.h"
-#include "worker/job_runner.h"
+#include "worker/lease_holder.h"
 #include "worker/model_cache.h"
 #include "worker/sample_batcher.h"
 
@@ -17,7 +17,8 @@ namespace qdm::worker {
 
 class SchedulerLink {
  public:
-  SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, JobRunner& jobs, ModelCache& cache,
+  // jobs: null on a sampling-only node.
+  SchedulerLink(v1::WorkerGateway::StubInterface& scheduler, v1::WorkerInfo info, LeaseHolder* jobs, ModelCache& cache,
                 SampleBatcher& batcher, std::string token, std::function<void(bool)> on_connected);
   ~SchedulerLink();
 
@@ -28,7 +29,7 @@ class SchedulerLink {
   void loop();
   v1::WorkerGateway::StubInterface& scheduler_;
   v1::WorkerInfo info_;
-  JobRunner& jobs_;
+  LeaseHolder* jobs_;
   ModelCache& cache_;
   SampleBatcher& batcher_;
   std::string token_;

@@ -39,8 +39,7 @@ bool has_per_step_tables(const QuantizedUNet& m) {
 // The eps bias as stored (F16), after checking it fits the artifact's schedule and image shape.
 at::Tensor eps_bias_tensor(const EpsBias& bias, const std::vector<int>& timesteps, const UNetConfig& config) {
   if (bias.timesteps != timesteps) throw ArtifactError("the eps bias was measured on another schedule than the artifact's");
-  bias.check(config.in_channels, config.sample_size);
-  return bias.maps.to(at::kHalf).contiguous();
+  return eps_bias_maps(bias, config.in_channels, config.sample_size, config.sample_size).to(at::kHalf).contiguous();
 }
 
 }  // namespace
@@ -242,11 +241,9 @@ LoadedArtifact load_artifact(const std::string& path) {
     used.insert(fig->name);
   }
   if (file.find("eps_bias")) {
-    auto bias = std::make_shared<EpsBias>();
-    bias->timesteps = out.info.timesteps;
-    bias->maps = get("eps_bias").to(at::kFloat);
+    auto bias = std::make_shared<EpsBias>(make_eps_bias(out.info.timesteps, get("eps_bias")));
     try {
-      bias->check(out.info.config.in_channels, out.info.config.sample_size);
+      bias->check(out.info.config.in_channels, out.info.config.sample_size, out.info.config.sample_size);
     } catch (const std::invalid_argument& e) {
       throw ArtifactError(path + ": tensor 'eps_bias': " + e.what());
     }

@@ -20,7 +20,7 @@
 #include "format/artifact_metadata.h"
 #include "format/noise_schedule.h"
 #include "engine/sampling/eps_bias.h"
-#include "engine/sampling/guidance.h"
+#include "engine/sampling/tensor_sampling.h"
 #include "engine/sampling/samplers.h"
 
 namespace qdm {

@@ -8,9 +8,10 @@
 #include "engine/artifact/artifact.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/eval/evaluator.h"
-#include "engine/model/unet_denoiser.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/quant/quality.h"
 #include "engine/job/reference_images.h"
+#include "engine/quant/recipe_table.h"
 #include "engine/sampling/pipeline.h"
 
 namespace qdm {
@@ -28,25 +29,19 @@ class StagePlan {
  public:
   StagePlan(const QuantizeJobOptions& o, bool reference_cached) {
     const RecipeOptions& r = o.recipe;
+    const RecipeRow& row = recipe_row(r.recipe);
+    const RecipeInfo& info = *row.info;
     const double steps = r.sampler.steps, calib = r.calib_samples * steps;
-    const bool recon = r.recipe != "rtn" && r.recipe != "tmpq", tfmq = r.recipe.rfind("tfmq", 0) == 0;
-    const double calib_steps = r.recipe == "tmpq" ? r.calib_samples * static_cast<double>(r.search.base_steps) : calib;
+    const bool recon = info.reconstruction, temporal = info.temporal;
+    const double calib_steps = info.searches_schedule() ? r.calib_samples * static_cast<double>(r.search.base_steps) : calib;
     add("calibration data", calib_steps);
     add("weight ranges", 0.05 * calib + (recon ? 170 : 22));
-    add("activation ranges", r.spec.act_bits > 0 ? calib_steps * (tfmq ? 2.0 : 1.75) : 0);
+    add("activation ranges", r.spec.act_bits > 0 ? calib_steps * (temporal ? 2.0 : 1.75) : 0);
     // TIAR: the temporal block alone over the schedule's steps (tiny layers, every step a row).
-    if (tfmq && r.recipe != "tfmq+cache") add("reconstruction: temporal information block", 0.01 * r.recon.iters * steps);
-    // vq: X^T X through the model block by block and each layer's codes, about 110k image-steps at
-    // M = 2 (36 layers) and M = 3 (13 layers), B = 8, 32 trajectories on the shipped model. (Its
-    // stages, "vq inputs: <block>" and "vq: <layer>", counted as finished before this.)
-    if (r.recipe == "vq") add("vq", 35.0 * calib * (1 << r.vq.codebook_bits) / 256.0);
-    add("reconstruction", recon ? 3.3 * calib + 3.0 * r.recon.iters * r.recon.batch * (1 + (tfmq ? 0 : r.recon.act_iters / std::max(1.0, double(r.recon.iters)))) : 0);
-    if (r.recipe == "tmpq") {  // every candidate samples its images over its steps on the integer
-      const auto& s = r.search;  // plan, about 0.4 fp32 image-steps per image-step
-      add("kernel latency", 30.0 * s.weight_bits.size());
-      add("search", 0.4 * s.generations * s.population * s.steps * s.fitness_images + 0.4 * s.final_candidates * s.steps * s.final_images);
-    }
-    const double final_steps = r.recipe == "tmpq" ? r.search.steps : steps;  // the artifact's schedule
+    if (temporal && !info.feature_cache) add("reconstruction: temporal information block", 0.01 * r.recon.iters * steps);
+    if (row.own_stages) row.own_stages(r, [this](const std::string& stage, double cost) { add(stage, cost); });
+    add("reconstruction", recon ? 3.3 * calib + 3.0 * r.recon.iters * r.recon.batch * (1 + (temporal ? 0 : r.recon.act_iters / std::max(1.0, double(r.recon.iters)))) : 0);
+    const double final_steps = info.searches_schedule() ? r.search.steps : steps;  // the artifact's schedule
     if (const FinetuneOptions f = r.finetune_options(); f.iters > 0) {  // fp32 trajectories; an Adam step ~5.5
       // image-steps per image; the held-out evaluations
       add("fine-tuning data", (f.samples + f.holdout) * final_steps);
@@ -68,7 +63,7 @@ class StagePlan {
   }
 
  private:
-  void add(const char* name, double cost) {
+  void add(const std::string& name, double cost) {
     stages_.emplace_back(name, cost);
     total_ += cost;
   }

@@ -7,7 +7,7 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
-#include "engine/model/unet_denoiser.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/model_io/tensor_io.h"
 #include "format/timesteps.h"
 #include "format/sha256.h"
@@ -64,7 +64,7 @@ at::Tensor reference_images(const DiffusionModel& model, const SampleRequest& re
     }
   }
   const NoiseSchedule schedule(model.scheduler);
-  at::Tensor images = sample_images(schedule, unet_denoiser(model.unet), model.config.in_channels,
+  at::Tensor images = sample_images(schedule, fp32_denoiser(model.unet), model.config.in_channels,
                                     model.config.sample_size, request, on_progress);
   if (!path.empty()) {
     try {

@@ -1,10 +1,14 @@
 #include "engine/kernels/fused.h"
 
+#include "engine/kernels/fused_kernels.h"
+#include "engine/kernels/kernel_table.h"
+
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 // Each element-wise kernel is compiled for AVX-512, AVX2 and the baseline; the loader picks one.
 #define QDM_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -82,20 +86,15 @@ void group_norm_moments(const double* sums, int groups, int channels_per_group, 
   }
 }
 
-namespace {
-
-// group_norm_to_padded on AVX-512: SiLU's 1 / (1 + e^-v) as the 14-bit reciprocal estimate and
-// one Newton step instead of a division (the division was half the pass's time), within an
-// ulp or two of the divided value like fast_exp; the quantization divides as the simulation.
-// Codes can therefore differ from the other clones' at a rounding boundary, as the plan's group
-// norm already can from LibTorch's.
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void group_norm_to_padded_avx512(
+// The quantizing pass on AVX-512 (16 channels per vector, masked tails, the codes stored by a
+// narrowing store): the reference's operations in its order, so the same codes bit for bit.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void kernels::norm_to_padded_avx512(
     const float* x, int64_t ld, int64_t p0, int64_t p1, const float* mul, const float* add, bool silu, ActQuant q,
     const PaddedShape& s, uint8_t* dst) {
   const int c = s.c;
   const __m512 scale = _mm512_set1_ps(q.scale), zero = _mm512_set1_ps(static_cast<float>(q.zero));
   const __m512 qmax = _mm512_set1_ps(static_cast<float>(q.qmax)), lim = _mm512_set1_ps(4096.0f);
-  const __m512 one = _mm512_set1_ps(1.0f), two = _mm512_set1_ps(2.0f), lo = _mm512_setzero_ps();
+  const __m512 one = _mm512_set1_ps(1.0f), lo = _mm512_setzero_ps();
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t y = p / s.w, xx = p % s.w;
     const float* row = x + p * ld;
@@ -108,10 +107,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void group_norm_to
         alignas(64) float t[16];
         _mm512_store_ps(t, _mm512_sub_ps(lo, v));
         for (int l = 0; l < 16; ++l) t[l] = fast_exp(t[l]);
-        const __m512 d = _mm512_add_ps(one, _mm512_load_ps(t));
-        __m512 r = _mm512_rcp14_ps(d);
-        r = _mm512_mul_ps(r, _mm512_sub_ps(two, _mm512_mul_ps(d, r)));
-        v = _mm512_mul_ps(v, r);
+        v = _mm512_div_ps(v, _mm512_add_ps(one, _mm512_load_ps(t)));
       }
       __m512 c8 = _mm512_div_ps(v, scale);
       c8 = _mm512_max_ps(_mm512_min_ps(c8, lim), _mm512_sub_ps(lo, lim));
@@ -122,35 +118,37 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void group_norm_to
   }
 }
 
-}  // namespace
 
 QDM_CLONES
-void group_norm_to_padded(const float* x, int64_t ld, int64_t p0, int64_t p1, const GroupNormApply& g, ActQuant q,
-                          const PaddedShape& s, uint8_t* dst) {
-  const int c = g.c, cpg = c / g.groups;
+void kernels::norm_to_padded_reference(const float* x, int64_t ld, int64_t p0, int64_t p1, const float* mul,
+                                       const float* add, bool apply_silu, ActQuant q, const PaddedShape& s, uint8_t* dst) {
+  const int c = s.c;
   const float zero = static_cast<float>(q.zero), qmax = static_cast<float>(q.qmax), scale = q.scale;
-  float mul[4096], add[4096];  // per channel: rstd * gamma and beta - mean * rstd * gamma
-  for (int ch = 0; ch < c; ++ch) {
-    const int grp = ch / cpg;
-    mul[ch] = g.rstd[grp] * (g.gamma ? g.gamma[ch] : 1.0f);
-    add[ch] = (g.beta ? g.beta[ch] : 0.0f) - g.mean[grp] * mul[ch];
-  }
-  // with the AVX-512 kernels (QDM_KERNEL_ISA pinning another path turns it off)
-  static const bool avx512 = best_isa() == QGemmIsa::kAvx512Vnni && __builtin_cpu_supports("avx512dq") &&
-                             __builtin_cpu_supports("avx512vl");
-  if (avx512 && c <= 4096) return group_norm_to_padded_avx512(x, ld, p0, p1, mul, add, g.silu, q, s, dst);
   int32_t codes[4096];
   for (int64_t p = p0; p < p1; ++p) {
     const int64_t y = p / s.w, xx = p % s.w;
     const float* row = x + p * ld;
     uint8_t* out = dst + ((y + s.pad) * s.wp() + xx + s.pad) * static_cast<int64_t>(c);
-    if (g.silu) {
+    if (apply_silu) {
       for (int ch = 0; ch < c; ++ch) codes[ch] = static_cast<int32_t>(code_of(silu(row[ch] * mul[ch] + add[ch]), scale, zero, qmax));
     } else {
       for (int ch = 0; ch < c; ++ch) codes[ch] = static_cast<int32_t>(code_of(row[ch] * mul[ch] + add[ch], scale, zero, qmax));
     }
     for (int ch = 0; ch < c; ++ch) out[ch] = static_cast<uint8_t>(codes[ch]);
   }
+}
+
+void group_norm_to_padded(QGemmIsa isa, const float* x, int64_t ld, int64_t p0, int64_t p1, const GroupNormApply& g,
+                          ActQuant q, const PaddedShape& s, uint8_t* dst) {
+  const int c = g.c, cpg = c / g.groups;
+  if (c > 4096) throw std::invalid_argument("group_norm_to_padded: more than 4096 channels");
+  float mul[4096], add[4096];  // per channel: rstd * gamma and beta - mean * rstd * gamma
+  for (int ch = 0; ch < c; ++ch) {
+    const int grp = ch / cpg;
+    mul[ch] = g.rstd[grp] * (g.gamma ? g.gamma[ch] : 1.0f);
+    add[ch] = (g.beta ? g.beta[ch] : 0.0f) - g.mean[grp] * mul[ch];
+  }
+  kernel_table(isa).norm_to_padded(x, ld, p0, p1, mul, add, g.silu, q, s, dst);
 }
 
 QDM_CLONES

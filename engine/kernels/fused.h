@@ -48,9 +48,10 @@ struct GroupNormApply {
   const float* beta = nullptr;
   bool silu = false;
 };
-// Pixels [p0, p1) of an image of width w: normalized (and SiLU) values quantized into `dst`.
-void group_norm_to_padded(const float* x, int64_t ld, int64_t p0, int64_t p1, const GroupNormApply& g, ActQuant q,
-                          const PaddedShape& s, uint8_t* dst);
+// Pixels [p0, p1) of an image of width w: normalized (and SiLU) values quantized into `dst`,
+// on `isa`'s kernel (every ISA gives the same codes).
+void group_norm_to_padded(QGemmIsa isa, const float* x, int64_t ld, int64_t p0, int64_t p1, const GroupNormApply& g,
+                          ActQuant q, const PaddedShape& s, uint8_t* dst);
 // Same, to fp32 rows (ld_out).
 void group_norm_to_f32(const float* x, int64_t ld, int64_t p0, int64_t p1, const GroupNormApply& g, float* out,
                        int64_t ld_out);

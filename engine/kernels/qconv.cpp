@@ -2,6 +2,8 @@
 // ISA flags; the kernels are in qconv_<isa>.cpp.
 #include "engine/kernels/qconv.h"
 
+#include "engine/kernels/kernel_table.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,15 +30,10 @@ std::vector<int8_t> unpack_int4_rows(const PackedWeights& w) {
   return out;
 }
 
-bool cpu_has_avx512() {
-  static const bool has = [] {
-    const auto isas = supported_isas();
-    return std::find(isas.begin(), isas.end(), QGemmIsa::kAvx512Vnni) != isas.end();
-  }();
-  return has;
-}
 
-void quantize_image_scalar(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
+}  // namespace
+
+void kernels::quantize_image_reference(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
   const int c = s.c, p = s.padding, wp = s.wp(), hw = s.h * s.w;
   std::memset(padded, static_cast<uint8_t>(q.zero), s.padded_bytes());
   const float hi = static_cast<float>(q.qmax), zero = static_cast<float>(q.zero);
@@ -54,6 +51,8 @@ void quantize_image_scalar(const float* x, const QConvShape& s, ActQuant q, uint
             static_cast<uint8_t>(static_cast<int>(r));
       }
 }
+
+namespace {
 
 std::vector<int32_t> group_offsets(const QConvShape& s) {
   const int groups = s.kernel * s.kernel * s.c / 4;  // the real K; padded weights are never read
@@ -74,15 +73,13 @@ void check_isa(QGemmIsa isa, int c) {
 }  // namespace
 
 bool qconv_available(QGemmIsa isa, int c) {
-  return c > 0 && c % 4 == 0 &&
-         (isa == QGemmIsa::kAvx2 || isa == QGemmIsa::kAvxVnni || isa == QGemmIsa::kAvx512Vnni);
+  return c > 0 && c % 4 == 0 && kernel_table(isa).qconv_pixels != nullptr;
 }
 
-bool qconv_preferred(QGemmIsa isa, int c) { return isa == QGemmIsa::kAvx512Vnni && qconv_available(isa, c); }
+bool qconv_preferred(QGemmIsa isa, int c) { return kernel_table(isa).prefer_lane_conv && qconv_available(isa, c); }
 
-void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
-  if (cpu_has_avx512()) return kernels::qconv_quantize_image_avx512(x, s, q, padded);
-  quantize_image_scalar(x, s, q, padded);
+void qconv_quantize_image(QGemmIsa isa, const float* x, const QConvShape& s, ActQuant q, uint8_t* padded) {
+  kernel_table(isa).quantize_image(x, s, q, padded);
 }
 
 QConvPlan qconv_resident_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w,
@@ -115,36 +112,35 @@ QConvPlan qconv_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, 
   return plan;
 }
 
+float qconv_reference(const QConvPlan& plan, const uint8_t* padded, int r, int j, const int8_t* tile_row) {
+  const QConvShape& s = plan.shape;
+  const PackedWeights& w = *plan.weights;
+  const int oy = r / s.wo(), ox = r % s.wo();
+  int64_t acc = 0, sum = 0;
+  for (int ky = 0; ky < s.kernel; ++ky)
+    for (int kx = 0; kx < s.kernel; ++kx)
+      for (int ch = 0; ch < s.c; ++ch) {
+        const int a = padded[(static_cast<size_t>(oy * s.stride + ky) * s.wp() + ox * s.stride + kx) * s.c + ch];
+        const int kk = (ky * s.kernel + kx) * s.c + ch;
+        acc += a * (tile_row ? tile_row[kk] : w.weight(j, kk));
+        sum += a;
+      }
+  const int64_t exact = acc - static_cast<int64_t>(w.zero[static_cast<size_t>(j)]) * sum + plan.col_term[static_cast<size_t>(j)];
+  const float y = static_cast<float>(exact) * plan.col_scale[static_cast<size_t>(j)];
+  return plan.bias ? y + plan.bias[j] : y;
+}
+
 void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) {
-  switch (plan.isa) {
-    case QGemmIsa::kAvx512Vnni:
-      return kernels::qconv_pixels_avx512vnni(plan, padded, r0, rows, out);
-    case QGemmIsa::kAvxVnni:
-      return kernels::qconv_pixels_avxvnni(plan, padded, r0, rows, out);
-    case QGemmIsa::kAvx2:
-      return kernels::qconv_pixels_avx2(plan, padded, r0, rows, out);
-    default:
-      check_isa(plan.isa, plan.shape.c);
-  }
+  check_isa(plan.isa, plan.shape.c);
+  kernel_table(plan.isa).qconv_pixels(plan, padded, r0, rows, out);
 }
 
 void qconv_pixels_rows(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out,
                        int64_t ld, int n0, int n1, const int8_t* tile, const int32_t* dest_rows) {
   const int n = plan.weights->n;
   if (n1 < 0 || n1 > n) n1 = n;
-  switch (plan.isa) {
-    case QGemmIsa::kAvx512Vnni:
-      return kernels::qconv_pixels_rows_avx512vnni(plan, padded, r0, rows, out, ld, n0, n1, tile,
-                                                   dest_rows);
-    case QGemmIsa::kAvxVnni:
-      return kernels::qconv_pixels_rows_avxvnni(plan, padded, r0, rows, out, ld, n0, n1, tile,
-                                                dest_rows);
-    case QGemmIsa::kAvx2:
-      return kernels::qconv_pixels_rows_avx2(plan, padded, r0, rows, out, ld, n0, n1, tile,
-                                             dest_rows);
-    default:
-      check_isa(plan.isa, plan.shape.c);
-  }
+  check_isa(plan.isa, plan.shape.c);
+  kernel_table(plan.isa).qconv_pixels_rows(plan, padded, r0, rows, out, ld, n0, n1, tile, dest_rows);
 }
 
 }  // namespace qdm

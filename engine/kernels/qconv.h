@@ -43,9 +43,9 @@ bool qconv_available(QGemmIsa isa, int c);
 bool qconv_preferred(QGemmIsa isa, int c);
 
 // One image (C, H, W) fp32 to `padded` (s.padded_bytes()), x / scale rounded half to even
-// plus the zero point, clamped to [0, 255], as the simulation does (AVX-512 where the CPU has
-// it, else scalar: the same bytes).
-void qconv_quantize_image(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
+// plus the zero point, clamped to [0, 255], as the simulation does, on `isa`'s kernel (every
+// ISA gives the same bytes).
+void qconv_quantize_image(QGemmIsa isa, const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
 
 // What every image of one convolution call shares, computed once per call: the weights as
 // int8 rows (int4 unpacked for the call only; the resident weights stay packed), each group of
@@ -72,6 +72,12 @@ QConvPlan qconv_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, 
 // with qconv_set_table(): built once at load by the execution plan.
 QConvPlan qconv_resident_plan(QGemmIsa isa, const QConvShape& s, const PackedWeights& w, const float* bias);
 void qconv_set_table(QConvPlan& plan, ActQuant q);
+
+// The lane convolution's definition, which every ISA's kernel equals bit for bit (the scalar
+// reference beside them; tests compare against it): output channel j of output pixel r, from
+// the plan's weights or, when `tile_row` is given, that int8 row of K values (a tile's row, as
+// qconv_pixels_rows takes), with the plan's zero-point terms, scale and bias.
+float qconv_reference(const QConvPlan& plan, const uint8_t* padded, int r, int j, const int8_t* tile_row = nullptr);
 
 // Output pixels [r0, r0 + rows) of one image (its padded codes) for every output channel.
 void qconv_pixels(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out);

@@ -22,6 +22,8 @@ void qconv_pixels_rows_avx2(const QConvPlan& plan, const uint8_t* padded, int r0
                             float* out, int64_t ld, int n0, int n1, const int8_t* tile,
                             const int32_t* dest_rows);
 
+// qconv_quantize_image: the scalar reference and AVX-512's.
+void quantize_image_reference(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
 void qconv_quantize_image_avx512(const float* x, const QConvShape& s, ActQuant q, uint8_t* padded);
 
 }  // namespace qdm::kernels

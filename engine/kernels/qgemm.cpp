@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "engine/kernels/kernel_table.h"
 #include "engine/kernels/qgemm_kernels.h"
 
 namespace qdm {
@@ -25,25 +26,45 @@ std::vector<QGemmIsa> supported_isas() {
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2")) out.push_back(QGemmIsa::kAvx2);
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni")) out.push_back(QGemmIsa::kAvxVnni);
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni"))
+  // Its fused kernels also use AVX-512 DQ and VL, which every AVX-512 VNNI CPU has.
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
     out.push_back(QGemmIsa::kAvx512Vnni);
 #endif
   return out;
 }
 
-QGemmIsa best_isa() {
+QGemmIsa parse_isa(const std::string& name) {
   const auto isas = supported_isas();
-  if (const char* env = std::getenv("QDM_KERNEL_ISA"); env && *env) {
-    for (QGemmIsa isa : isas)
-      if (std::string(env) == isa_name(isa)) return isa;
-    throw std::invalid_argument(std::string("QDM_KERNEL_ISA=") + env + " is not supported on this CPU");
+  std::string have;
+  for (QGemmIsa isa : isas) {
+    if (name == isa_name(isa)) return isa;
+    have += std::string(have.empty() ? "" : ", ") + isa_name(isa);
   }
-  return isas.back();
+  for (QGemmIsa isa : {QGemmIsa::kScalar, QGemmIsa::kAvx2, QGemmIsa::kAvxVnni, QGemmIsa::kAvx512Vnni})
+    if (name == isa_name(isa))
+      throw std::invalid_argument("instruction set " + name + " is not available on this CPU; it has " + have);
+  throw std::invalid_argument("unknown instruction set '" + name.substr(0, 32) + "'; use scalar, avx2, avxvnni or avx512vnni");
 }
 
-WeightLayout layout_for(QGemmIsa isa) {
-  return isa == QGemmIsa::kAvxVnni || isa == QGemmIsa::kAvx512Vnni ? WeightLayout::kPanels16 : WeightLayout::kRows;
+QGemmIsa isa_from_environment() {
+  for (const char* var : {"QDM_ISA", "QDM_KERNEL_ISA"})
+    if (const char* env = std::getenv(var); env && *env) {
+      try {
+        return parse_isa(env);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(std::string(var) + ": " + e.what());
+      }
+    }
+  return supported_isas().back();
 }
+
+QGemmIsa best_isa() {
+  static const QGemmIsa chosen = isa_from_environment();  // throws again on every call when refused
+  return chosen;
+}
+
+WeightLayout layout_for(QGemmIsa isa) { return kernel_table(isa).layout; }
 
 namespace {
 
@@ -133,24 +154,14 @@ PackedWeights pack_weights(const uint8_t* codes, int n, int k, int bits, const f
 }
 
 void qgemm_s32(QGemmIsa isa, const uint8_t* a, int m, const PackedWeights& w, int32_t* acc) {
-  if (w.layout != layout_for(isa) && isa != QGemmIsa::kScalar)
+  const KernelTable& k = kernel_table(isa);
+  if (w.layout != k.layout && isa != QGemmIsa::kScalar)
     throw std::invalid_argument(std::string("qgemm_s32: weights are not packed for ") + isa_name(isa));
-  switch (isa) {
-    case QGemmIsa::kScalar: return kernels::qgemm_s32_scalar(a, m, w, acc);
-    case QGemmIsa::kAvx2: return kernels::qgemm_s32_avx2(a, m, w, acc);
-    case QGemmIsa::kAvxVnni: return kernels::qgemm_s32_avxvnni(a, m, w, acc);
-    case QGemmIsa::kAvx512Vnni: return kernels::qgemm_s32_avx512vnni(a, m, w, acc);
-  }
-}
-
-void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
-  static const bool avx512 = best_isa() == QGemmIsa::kAvx512Vnni;
-  quantize_rows(avx512 ? QGemmIsa::kAvx512Vnni : QGemmIsa::kScalar, x, m, k, q, out, row_sums);
+  k.qgemm_s32(a, m, w, acc);
 }
 
 void quantize_rows(QGemmIsa isa, const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {
-  if (isa == QGemmIsa::kAvx512Vnni) return kernels::quantize_rows_avx512(x, m, k, q, out, row_sums);
-  kernels::quantize_rows_generic(x, m, k, q, out, row_sums);
+  kernel_table(isa).quantize_rows(x, m, k, q, out, row_sums);
 }
 
 void kernels::quantize_rows_generic(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums) {

@@ -7,8 +7,8 @@
 // 8 bits) so u8 x s8 dot-product instructions apply; the zero points and the column sums
 // fold the corrections:
 //   sum (a - z_a)(w - z_w) = dot(a, w') - z'_w rowsum(a) - z_a colsum(w') + K z_a z'_w,
-// with z'_w = z_w - offset. Paths: a scalar reference, AVX2, AVX-VNNI and AVX-512 VNNI, picked
-// once at run time (QDM_KERNEL_ISA=scalar|avx2|avxvnni|avx512vnni pins one).
+// with z'_w = z_w - offset. Paths: a scalar reference, AVX2, AVX-VNNI and AVX-512 VNNI, in the
+// kernel table (kernel_table.h); QDM_ISA=scalar|avx2|avxvnni|avx512vnni pins one.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +22,13 @@ enum class QGemmIsa { kScalar, kAvx2, kAvxVnni, kAvx512Vnni };
 
 const char* isa_name(QGemmIsa isa);
 std::vector<QGemmIsa> supported_isas();  // what this CPU and build can run, scalar first
-QGemmIsa best_isa();                     // honours QDM_KERNEL_ISA
+// "scalar", "avx2", "avxvnni", "avx512vnni"; throws std::invalid_argument for a name this CPU
+// lacks (listing what it has) or does not know.
+QGemmIsa parse_isa(const std::string& name);
+// The ISA this process builds its plans and layers for, chosen once: QDM_ISA (or the older
+// QDM_KERNEL_ISA) when set, else the best this CPU has. Throws when the variable names a path
+// this CPU lacks.
+QGemmIsa best_isa();
 
 // K is padded to a multiple of kKBlock; activation rows must be padded the same way (any
 // values: padded weights are zero).
@@ -67,9 +73,7 @@ struct ActQuant {
   int32_t qmax = 255;  // 2^bits - 1: codes are clamped to [0, qmax]
 };
 // Quantizes x (m, k) to u8 rows of padded_k(k) (padding 0), returns row sums over the first k.
-// Rounds x / scale half to even, as the fake-quant simulation does.
-// The fastest path present (they agree exactly); the second form pins one (AVX-512 or generic).
-void quantize_rows(const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
+// Rounds x / scale half to even, as the fake-quant simulation does; every ISA gives the same bytes.
 void quantize_rows(QGemmIsa isa, const float* x, int m, int k, ActQuant q, uint8_t* out, int32_t* row_sums);
 // The row-independent parts of the dequantization for activation table q, per output column:
 // term[n] = -z_a colsum[n] + K z_a z'_w[n] and scale[n] = s_a s_w[n], so that

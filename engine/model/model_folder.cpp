@@ -54,21 +54,12 @@ std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file) {
 }
 
 DiffusionModel load_model_folder(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw ModelLoadError("model folder '" + dir + "' does not exist");
-  const fs::path root(dir);
-  if (!fs::exists(root / "config.json")) throw ModelLoadError("'" + dir + "' has no config.json");
-  const fs::path weights = root / "diffusion_pytorch_model.safetensors";
-  if (!fs::exists(weights))
-    throw ModelLoadError("'" + dir + "' has no diffusion_pytorch_model.safetensors (only safetensors weights are read)");
+  const ModelFolderFiles files = open_model_folder(dir);
   DiffusionModel m;
   m.dir = dir;
-  m.config = UNetConfig::from_file((root / "config.json").string());
-  for (const fs::path candidate : {root / "scheduler" / "scheduler_config.json", root / "scheduler_config.json"}) {
-    if (fs::exists(candidate)) {
-      m.scheduler = SchedulerConfig::from_file(candidate.string());
-      break;
-    }
-  }
+  m.config = files.config;
+  m.scheduler = files.scheduler;
+  const fs::path weights(files.weights);
   const SafeTensors file = SafeTensors::read_file(weights.string());
   try {
     check_unet_weights(m.config, file);  // the scheduler's check of uploads, before any allocation

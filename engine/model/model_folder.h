@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/model/unet_2d.h"
+#include "format/model_folder.h"  // ModelLoadError
 #include "format/unet_config.h"
 #include "format/unet_tensors.h"
 #include "format/noise_schedule.h"
@@ -33,11 +34,5 @@ std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file);
 
 // Writes config.json, diffusion_pytorch_model.safetensors (F32) and scheduler/scheduler_config.json.
 void save_model_folder(const std::string& dir, UNet2DModelImpl& unet, const SchedulerConfig& scheduler);
-
-
-class ModelLoadError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 }  // namespace qdm

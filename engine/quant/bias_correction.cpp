@@ -6,7 +6,6 @@
 #include <unordered_map>
 
 #include "engine/artifact/artifact.h"
-#include "engine/model/unet_denoiser.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/pipeline.h"
 
@@ -45,14 +44,13 @@ EpsBias measure_eps_bias(const NoiseSchedule& schedule, const ModelDenoiser& fp,
   });
   for (int64_t r = 0; r < steps; ++r)
     if (count[static_cast<size_t>(r)] > 0) sum[r] /= static_cast<double>(count[static_cast<size_t>(r)]);
-  bias.maps = sum.to(at::kFloat);
-  return bias;
+  return make_eps_bias(std::move(bias.timesteps), sum);
 }
 
 void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& o, QuantizeResult& result,
                       const QuantizeCallback& progress) {
   const auto t0 = std::chrono::steady_clock::now();
-  EpsBias bias = measure_eps_bias(NoiseSchedule(model.scheduler), unet_denoiser(model.unet),
+  EpsBias bias = measure_eps_bias(NoiseSchedule(model.scheduler), fp32_denoiser(model.unet),
                                   quantized_denoiser(*result.model, result.timesteps), result.sampler, model.config.in_channels,
                                   model.config.sample_size, model.config.null_class, o.bias_samples,
                                   eps_bias_seed(o.calib_seed), o.batch, [&](int done, int total) {
@@ -67,7 +65,7 @@ void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& o, Quant
 EpsBias measure_artifact_eps_bias(const DiffusionModel& model, LoadedArtifact& a, int samples, int batch,
                                   const std::function<bool(int, int)>& progress) {
   const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
-  return measure_eps_bias(NoiseSchedule(a.info.scheduler), unet_denoiser(model.unet), quantized_denoiser(*a.model, a.info.timesteps),
+  return measure_eps_bias(NoiseSchedule(a.info.scheduler), fp32_denoiser(model.unet), quantized_denoiser(*a.model, a.info.timesteps),
                           a.info.sampler, model.config.in_channels, model.config.sample_size, model.config.null_class, samples,
                           eps_bias_seed(calib_seed), batch, progress);
 }

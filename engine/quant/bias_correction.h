@@ -10,7 +10,7 @@
 
 #include "engine/quant/recipe.h"
 #include "engine/sampling/eps_bias.h"
-#include "engine/sampling/guidance.h"
+#include "engine/sampling/tensor_sampling.h"
 #include "format/noise_schedule.h"
 
 namespace qdm {

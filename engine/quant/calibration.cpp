@@ -2,6 +2,8 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include "engine/runtime/loaded_model.h"
+
 namespace qdm {
 
 at::Tensor calibration_labels(const UNetConfig& config, int samples) {
@@ -24,16 +26,18 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
   std::vector<std::vector<at::Tensor>> per_step(static_cast<size_t>(steps)), per_step_eps(per_step.size());
   const int64_t channels = unet->config().in_channels, size = unet->config().sample_size;
   calib.labels = calibration_labels(unet->config(), samples);
+  const ModelDenoiser fp32 = fp32_denoiser(unet);
   for (int done = 0; done < samples;) {
     const int n = std::min(batch, samples - done);
-    SeededNoise noise = SeededNoise::consecutive(seed + static_cast<uint64_t>(done), n);
+    std::vector<uint64_t> seeds;
+    for (int i = 0; i < n; ++i) seeds.push_back(seed + static_cast<uint64_t>(done + i));
     Denoiser record = [&](const at::Tensor& x, int t, int step) {
       per_step[static_cast<size_t>(step)].push_back(x.clone());
-      at::Tensor eps = unet->forward(x, at::full({x.size(0)}, static_cast<float>(t)), calib.labels_of(done, n));
+      at::Tensor eps = fp32(x, t, step, calib.labels_of(done, n));
       per_step_eps[static_cast<size_t>(step)].push_back(eps.clone());
       return eps;
     };
-    run_sampler(schedule, sampler, record, noise, channels, size,
+    run_sampler(schedule, sampler, record, seeds, channels, size, size,
                 [&](int step, int total) {
                   if (progress) progress(done * total + step * n, samples * total);  // image-steps
                   return true;

@@ -9,7 +9,7 @@
 
 #include "engine/model/unet_2d.h"
 #include "engine/quant/quant_model.h"
-#include "engine/sampling/samplers.h"
+#include "engine/sampling/tensor_sampling.h"
 
 namespace qdm {
 

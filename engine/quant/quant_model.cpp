@@ -23,11 +23,6 @@ at::Tensor every_class_label(const UNetConfig& config) {
   return at::arange(config.label_count(), at::kLong);
 }
 
-bool is_temporal_layer(const std::string& name) {
-  return name.rfind("time_embedding.", 0) == 0 || name.rfind("class_embedding.", 0) == 0 ||
-         name.find(".time_emb_proj") != std::string::npos;
-}
-
 QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
     : unet(std::move(u)), spec(std::move(s)), step(std::make_shared<StepContext>()) {
   spec.validate();

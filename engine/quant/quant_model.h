@@ -9,6 +9,7 @@
 
 #include "engine/model/unet_2d.h"
 #include "engine/quant/quant_layers.h"
+#include "format/graph/unet_2d.h"
 #include "format/quantize_options.h"
 
 namespace qdm {
@@ -18,9 +19,7 @@ namespace qdm {
 // are f(t, label): the quantization covers every pair.
 at::Tensor every_class_label(const UNetConfig& config);
 
-// Whether a parameter or layer name belongs to the Temporal Information Block: the time
-// embedding, the class embedding and every resnet's time_emb_proj (TFMQ-DM).
-bool is_temporal_layer(const std::string& name);
+using graph::is_temporal_layer;  // format/graph/unet_2d.h
 
 class QuantizedUNet {
  public:

@@ -5,9 +5,8 @@
 #include "engine/model/unet_2d.h"
 #include "engine/quant/bias_correction.h"
 #include "engine/quant/finetune.h"
-#include "engine/quant/tmpq/tmpq_recipe.h"
+#include "engine/quant/recipe_table.h"
 #include "engine/quant/uniform_quant.h"
-#include "engine/quant/vq/vq_recipe.h"
 
 namespace qdm {
 namespace {
@@ -82,6 +81,13 @@ void activation_ranges(QuantizedUNet& q, const CalibrationSet& calib, int batch,
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 }
 
+void reconstruct_temporal_stage(QuantizedUNet& q, const DiffusionModel& model, const std::vector<int>& timesteps,
+                                const ReconOptions& recon, const QuantizeCallback& progress, nlohmann::json& timings) {
+  const auto t0 = std::chrono::steady_clock::now();
+  reconstruct_temporal_block(q, model.unet, timesteps, recon, reconstruction_progress(progress));
+  timings["tiar"] = seconds_since(t0);
+}
+
 void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, const CalibrationSet& calib, int step_stride,
                                 const ReconOptions& recon, const QuantizeCallback& progress, nlohmann::json& timings) {
   std::vector<ReconGroup> groups;
@@ -93,39 +99,10 @@ void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, c
   q.set_act_mode(ActQuantizer::Mode::kQuantize);
 }
 
-namespace {
-
-// rtn, qdiffusion, tfmq, tfmq+cache.
-QuantizeResult quantize_scalar(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress) {
-  QuantizeResult result;
-  const CalibrationSet calib = begin_quantization(model, o, progress, result);
-  QuantizedUNet& q = *result.model;
-  const bool rtn = o.recipe == "rtn", tfmq = o.recipe.rfind("tfmq", 0) == 0, cache = o.recipe == "tfmq+cache";
-  weight_ranges(q, rtn, progress, result.timings);
-  if (cache) q.cache_temporal_features(model.unet, result.timesteps);
-  activation_ranges(q, calib, o.batch, tfmq, progress, result.timings);
-  if (rtn) return result;
-
-  ReconOptions recon = o.recon;
-  if (tfmq && !cache) {
-    const auto t0 = std::chrono::steady_clock::now();
-    reconstruct_temporal_block(q, model.unet, result.timesteps, recon, reconstruction_progress(progress));
-    result.timings["tiar"] = seconds_since(t0);
-  }
-  recon.with_time_proj = !tfmq;                              // TFMQ: the TIB stays frozen
-  if (tfmq || q.spec.act_bits == 0) recon.act_iters = 0;     // TFMQ keeps its FSC tables
-  reconstruct_on_calibration(q, model, calib, o.recon_step_stride, recon, progress, result.timings);
-  return result;
-}
-
-}  // namespace
-
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& o, const QuantizeCallback& progress,
                               const RecipeEnvironment& env) {
   o.validate();
-  QuantizeResult result = o.recipe == "tmpq" ? quantize_tmpq(model, o, env, progress)
-                          : o.recipe == "vq" ? quantize_vq(model, o, progress)
-                                             : quantize_scalar(model, o, progress);
+  QuantizeResult result = recipe_row(o.recipe).quantize(model, o, env, progress);
   if (o.finetune_options().iters > 0) finetune_stage(model, o, result, progress);
   if (o.bias_samples > 0) correct_eps_bias(model, o, result, progress);
   return result;

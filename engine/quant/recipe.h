@@ -86,12 +86,17 @@ void weight_ranges(QuantizedUNet& q, bool minmax, const QuantizeCallback& progre
 // each from an MSE search refined by EMA (FSC), or one min-max range for all steps.
 void activation_ranges(QuantizedUNet& q, const CalibrationSet& calib, int batch, bool per_step, const QuantizeCallback& progress,
                        nlohmann::json& timings);
+// TFMQ-DM's TIAR: the temporal information block reconstructed alone over the schedule's steps.
+void reconstruct_temporal_stage(QuantizedUNet& q, const DiffusionModel& model, const std::vector<int>& timesteps,
+                                const ReconOptions& recon, const QuantizeCallback& progress, nlohmann::json& timings);
 // Block reconstruction (AdaRound, then LSQ when recon.act_iters > 0) on every step_stride-th step
 // of the calibration data.
 void reconstruct_on_calibration(QuantizedUNet& q, const DiffusionModel& model, const CalibrationSet& calib, int step_stride,
                                 const ReconOptions& recon, const QuantizeCallback& progress, nlohmann::json& timings);
 
-// Throws std::invalid_argument for an unknown recipe or bad options, QuantizeCancelled.
+// The recipe's row (engine/quant/recipe_table.h) run on `model`, then fine-tuning and the eps
+// bias correction when the options ask. Throws std::invalid_argument for an unknown recipe or
+// bad options, QuantizeCancelled.
 QuantizeResult quantize_model(const DiffusionModel& model, const RecipeOptions& options,
                               const QuantizeCallback& progress = nullptr, const RecipeEnvironment& env = {});
 

@@ -11,11 +11,11 @@ namespace qdm {
 namespace {
 
 // u8 codes of x (rows, cols) with padded rows for the GEMM's A operand, and row sums.
-void quantize_matrix(const float* x, int rows, int cols, ActQuant q, std::vector<uint8_t>& codes,
+void quantize_matrix(QGemmIsa isa, const float* x, int rows, int cols, ActQuant q, std::vector<uint8_t>& codes,
                      std::vector<int32_t>& sums) {
   codes.resize(static_cast<size_t>(rows) * padded_k(cols));
   sums.resize(static_cast<size_t>(rows));
-  quantize_rows(x, rows, cols, q, codes.data(), sums.data());
+  quantize_rows(isa, x, rows, cols, q, codes.data(), sums.data());
 }
 
 // The B operand: rows of x (rows, cols) quantized with one table, packed as "weights".
@@ -24,7 +24,7 @@ PackedWeights pack_operand(const float* x, int rows, int cols, ActQuant q, QGemm
   thread_local std::vector<uint8_t> codes;
   codes.resize(static_cast<size_t>(padded_k(count)));
   int32_t unused_sum = 0;
-  quantize_rows(x, 1, count, q, codes.data(), &unused_sum);
+  quantize_rows(isa, x, 1, count, q, codes.data(), &unused_sum);
   const std::vector<float> scale(static_cast<size_t>(rows), q.scale), zero(static_cast<size_t>(rows), static_cast<float>(q.zero));
   return pack_weights(codes.data(), rows, cols, 8, scale.data(), zero.data(), layout_for(isa));
 }
@@ -60,7 +60,7 @@ at::Tensor IntAttentionCore::attend(const at::Tensor& q_in, const at::Tensor& k_
     std::vector<uint8_t> a;
     std::vector<int32_t> sums, acc(static_cast<size_t>(len * len));
     for (int64_t g = begin; g < end; ++g) {
-      quantize_matrix(q.data_ptr<float>() + g * len * dim, static_cast<int>(len), static_cast<int>(dim), tq, a, sums);
+      quantize_matrix(isa_, q.data_ptr<float>() + g * len * dim, static_cast<int>(len), static_cast<int>(dim), tq, a, sums);
       const PackedWeights kw = pack_operand(k.data_ptr<float>() + g * len * dim, static_cast<int>(len), static_cast<int>(dim), tk, isa_);
       qgemm_s32(isa_, a.data(), static_cast<int>(len), kw, acc.data());
       dequantize_output(acc.data(), static_cast<int>(len), kw, tq, sums.data(), nullptr, logits.data_ptr<float>() + g * len * len);
@@ -73,7 +73,7 @@ at::Tensor IntAttentionCore::attend(const at::Tensor& q_in, const at::Tensor& k_
     std::vector<uint8_t> a;
     std::vector<int32_t> sums, acc(static_cast<size_t>(len * dim));
     for (int64_t g = begin; g < end; ++g) {
-      quantize_matrix(probs.data_ptr<float>() + g * len * len, static_cast<int>(len), static_cast<int>(len), tp, a, sums);
+      quantize_matrix(isa_, probs.data_ptr<float>() + g * len * len, static_cast<int>(len), static_cast<int>(len), tp, a, sums);
       const PackedWeights vw = pack_operand(vt.data_ptr<float>() + g * dim * len, static_cast<int>(dim), static_cast<int>(len), tv, isa_);
       qgemm_s32(isa_, a.data(), static_cast<int>(len), vw, acc.data());
       dequantize_output(acc.data(), static_cast<int>(len), vw, tp, sums.data(), nullptr, out.data_ptr<float>() + g * len * dim);

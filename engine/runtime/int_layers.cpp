@@ -78,7 +78,7 @@ at::Tensor IntLayer::linear_forward(const at::Tensor& x, ActQuant q) {
   const int64_t k = xc.size(-1), m = xc.numel() / k;
   std::vector<uint8_t> a(static_cast<size_t>(m) * weights_.k_padded);
   std::vector<int32_t> sums(static_cast<size_t>(m));
-  quantize_rows(xc.data_ptr<float>(), static_cast<int>(m), static_cast<int>(k), q, a.data(), sums.data());
+  quantize_rows(isa_, xc.data_ptr<float>(), static_cast<int>(m), static_cast<int>(k), q, a.data(), sums.data());
   std::vector<int64_t> shape = xc.sizes().vec();
   shape.back() = weights_.n;
   return gemm(a.data(), sums.data(), m, q).reshape(shape);
@@ -203,7 +203,7 @@ at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
       thread_local std::vector<uint8_t> image;
       image.resize(padded);
       for (int64_t i = begin; i < end; ++i) {
-        qconv_quantize_image(src + i * image_numel, s, q, image.data());
+        qconv_quantize_image(isa_, src + i * image_numel, s, q, image.data());
         qconv_pixels(plan, image.data(), 0, static_cast<int>(pix), dst + i * nout * pix);
       }
     });
@@ -211,7 +211,7 @@ at::Tensor IntLayer::lane_conv_forward(const at::Tensor& x, ActQuant q) {
   }
   std::vector<uint8_t> images(padded * static_cast<size_t>(n));
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) qconv_quantize_image(src + i * image_numel, s, q, images.data() + i * padded);
+    for (int64_t i = begin; i < end; ++i) qconv_quantize_image(isa_, src + i * image_numel, s, q, images.data() + i * padded);
   });
   const int64_t block = 256, blocks = (pix + block - 1) / block;
   at::parallel_for(0, n * blocks, 1, [&](int64_t begin, int64_t end) {

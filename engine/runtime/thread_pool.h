@@ -17,9 +17,14 @@
 
 namespace qdm {
 
+// The threads a pool takes by default: set_pool_threads(n > 0) if called, else $QDM_THREADS if
+// set, else the hardware threads. set_compute_threads (engine/util/threads.h) sets it too.
+void set_pool_threads(int threads);
+int pool_threads();
+
 class ThreadPool {
  public:
-  // threads <= 0: compute_threads(). spin 0: sleep at once (OMP_WAIT_POLICY=PASSIVE-like);
+  // threads <= 0: pool_threads(). spin 0: sleep at once (OMP_WAIT_POLICY=PASSIVE-like);
   // negative: $QDM_POOL_SPIN_US if set, else 1 ms (measured: bench/results/peer_speed.md).
   explicit ThreadPool(int threads = 0, std::chrono::microseconds spin = std::chrono::microseconds(-1));
   ~ThreadPool();
@@ -37,6 +42,7 @@ class ThreadPool {
   std::chrono::microseconds spin_;
   std::mutex mu_;
   std::condition_variable wake_;
+  std::condition_variable done_;  // the caller sleeps on it once its spin is over
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> next_{0};
   std::atomic<int> busy_{0};  // workers still inside the current region

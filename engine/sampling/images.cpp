@@ -1,5 +1,7 @@
 #include "engine/sampling/images.h"
 
+#include "engine/sampling/image_bytes.h"
+
 #include <cmath>
 #include <fstream>
 #include <stdexcept>
@@ -23,15 +25,17 @@ at::Tensor make_grid(const at::Tensor& images, int columns, int padding) {
 }
 
 std::vector<uint8_t> encode_image_png(const at::Tensor& images, int64_t index, const PngText& text) {
-  const at::Tensor img = to_uint8_hwc(images.narrow(0, index, 1));
-  return encode_png(img.data_ptr<uint8_t>(), static_cast<int>(img.size(2)), static_cast<int>(img.size(1)),
-                    static_cast<int>(img.size(3)), text);
+  const at::Tensor img = images[index].to(at::kFloat).contiguous().cpu();
+  return image_png(img.data_ptr<float>(), static_cast<int>(img.size(0)), static_cast<int>(img.size(1)),
+                   static_cast<int>(img.size(2)), text);
 }
 
 void write_image_png(const std::string& path, const at::Tensor& images, int64_t index, const PngText& text) {
-  const at::Tensor img = to_uint8_hwc(images.narrow(0, index, 1));
-  write_png(path, img.data_ptr<uint8_t>(), static_cast<int>(img.size(2)), static_cast<int>(img.size(1)),
-            static_cast<int>(img.size(3)), text);
+  const at::Tensor img = images[index].to(at::kFloat).contiguous().cpu();
+  const int c = static_cast<int>(img.size(0)), h = static_cast<int>(img.size(1)), w = static_cast<int>(img.size(2));
+  std::vector<uint8_t> pixels(static_cast<size_t>(c) * h * w);
+  image_to_bytes(img.data_ptr<float>(), c, h, w, pixels.data());
+  write_png(path, pixels.data(), w, h, c, text);
 }
 
 }  // namespace qdm

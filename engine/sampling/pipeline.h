@@ -1,8 +1,7 @@
-// Sampling images from a loaded model: chunks of a request into batches, seeds image i with
-// seed + i, reports progress and honours cancellation.
+// Sampling images from a model: chunks of a request into batches, seeds image i with seed + i
+// (or seeds[i]), reports progress and honours cancellation. Torch-free: tensor_sampling.h adapts
+// LibTorch noise predictors to it.
 #pragma once
-
-#include <ATen/ATen.h>
 
 #include <cstdint>
 #include <functional>
@@ -22,17 +21,19 @@ struct SampleRequest {
   // When set, image i uses seeds[i] (and num_images = seeds.size()): how a server batches
   // several requests into one call while each image keeps its own seed.
   std::vector<uint64_t> seeds;
-  int batch_size = 64;  // images per UNet call
+  int batch_size = 64;  // images per model call
   SamplerOptions sampler;
-  c10::Device device = c10::kCPU;  // where the model runs; the images come back on the CPU
   // Class-conditional models: one label per image (empty: unconditional models only), the
   // label that means "no class", and the classifier-free guidance scale (1: none).
   std::vector<int> class_labels;
   std::optional<int> null_class;
   double guidance_scale = 1.0;
-  // A quantized model's eps bias, subtracted from its unconditional predictions (set by
-  // LoadedModel from the artifact; null: none).
+  // A quantized model's eps bias, subtracted from its unconditional predictions (set by the
+  // loaded model from the artifact; null: none).
   std::shared_ptr<const EpsBias> eps_bias;
+
+  // The seed of image i.
+  uint64_t image_seed(int i) const { return seeds.empty() ? seed + static_cast<uint64_t>(i) : seeds.at(static_cast<size_t>(i)); }
 };
 
 struct SampleProgress {
@@ -42,11 +43,10 @@ struct SampleProgress {
   int total_images;
 };
 
-
-// Returns (num_images, C, S, S) in [-1, 1]. `on_progress` returns false to cancel
-// (SamplingCancelled is thrown).
-at::Tensor sample_images(const NoiseSchedule& schedule, const ModelDenoiser& denoise, int64_t channels,
-                         int64_t size, const SampleRequest& request,
-                         const std::function<bool(const SampleProgress&)>& on_progress = nullptr);
+// num_images images of image_size floats (C, H, W each) in [-1, 1]. `on_progress` returns false
+// to cancel (SamplingCancelled is thrown).
+std::vector<float> generate_images(const NoiseSchedule& schedule, const ModelFn& model, int64_t image_size,
+                                   const SampleRequest& request,
+                                   const std::function<bool(const SampleProgress&)>& on_progress = nullptr);
 
 }  // namespace qdm

@@ -1,39 +1,62 @@
 #include "engine/sampling/samplers.h"
 
+#include <algorithm>
 #include <cmath>
 
-namespace qdm {
+#include "engine/sampling/noise.h"
 
+namespace qdm {
 namespace {
 
-at::Tensor predict_x0(const NoiseSchedule& s, const at::Tensor& x, const at::Tensor& eps, double a_t) {
-  at::Tensor x0 = (x - std::sqrt(1.0 - a_t) * eps) / std::sqrt(a_t);
-  if (s.config.clip_sample) x0 = x0.clamp(-s.config.clip_sample_range, s.config.clip_sample_range);
-  return x0;
+// The data prediction x0 = (x - sqrt(1 - a_t) eps) / sqrt(a_t), clipped as the scheduler says.
+void predict_x0(const NoiseSchedule& s, const float* x, const float* eps, double a_t, float* x0, int64_t count) {
+  const float c_eps = static_cast<float>(std::sqrt(1.0 - a_t)), c_div = static_cast<float>(std::sqrt(a_t));
+  const bool clip = s.config.clip_sample;
+  const float range = static_cast<float>(s.config.clip_sample_range);
+  for (int64_t i = 0; i < count; ++i) {
+    float v = (x[i] - c_eps * eps[i]) / c_div;
+    if (clip) v = std::min(std::max(v, -range), range);
+    x0[i] = v;
+  }
 }
 
 }  // namespace
 
-at::Tensor run_sampler(const NoiseSchedule& schedule, const SamplerOptions& options, const Denoiser& denoise,
-                       SeededNoise& noise, int64_t channels, int64_t size, const StepCallback& on_step) {
+void run_sampler(const NoiseSchedule& schedule, const SamplerOptions& options, const DenoiseFn& denoise,
+                 const std::vector<uint64_t>& seeds, int64_t image_size, float* x, const StepCallback& on_step) {
   if (options.eta < 0) throw std::invalid_argument("eta must be >= 0");
+  const int n = static_cast<int>(seeds.size());
+  const int64_t count = static_cast<int64_t>(n) * image_size;
   const std::vector<int> ts = sampler_timesteps(schedule, options);
-  at::Tensor x = noise.next(channels, size, size);
+  uint32_t draw = 0;
+  std::vector<float> noise(static_cast<size_t>(count));
+  auto next_noise = [&] {
+    for (int i = 0; i < n; ++i) gaussian_noise(seeds[static_cast<size_t>(i)], draw, noise.data() + i * image_size, image_size);
+    ++draw;
+  };
+  next_noise();
+  std::copy(noise.begin(), noise.end(), x);
+  std::vector<float> eps(static_cast<size_t>(count)), x0(eps.size()), previous_x0;  // DPM-Solver++(2M): the step before's x0
   const int total = static_cast<int>(ts.size());
-  at::Tensor previous_x0;  // DPM-Solver++(2M): the data prediction of the step before
   for (int i = 0; i < total; ++i) {
     const int t = ts[static_cast<size_t>(i)];
     const int prev_t = i + 1 < total ? ts[static_cast<size_t>(i + 1)] : -1;
-    const at::Tensor eps = denoise(x, t, i);
+    denoise(x, n, t, i, eps.data());
     const double a_t = schedule.alpha_cumprod(t);
+    predict_x0(schedule, x, eps.data(), a_t, x0.data(), count);
     if (options.kind == SamplerKind::kDDIM) {
       // Song et al. 2021, eq. 12, in diffusers' DDIMScheduler form.
       const double a_prev = schedule.alpha_cumprod(prev_t);
-      const at::Tensor x0 = predict_x0(schedule, x, eps, a_t);
       const double variance = (1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev);
       const double std_dev = options.eta * std::sqrt(std::max(variance, 0.0));
-      x = std::sqrt(a_prev) * x0 + std::sqrt(std::max(1.0 - a_prev - std_dev * std_dev, 0.0)) * eps;
-      if (options.eta > 0) x = x + std_dev * noise.next(channels, size, size);
+      const float c0 = static_cast<float>(std::sqrt(a_prev)),
+                  ce = static_cast<float>(std::sqrt(std::max(1.0 - a_prev - std_dev * std_dev, 0.0)));
+      for (int64_t j = 0; j < count; ++j) x[j] = c0 * x0[static_cast<size_t>(j)] + ce * eps[static_cast<size_t>(j)];
+      if (options.eta > 0) {
+        next_noise();
+        const float s = static_cast<float>(std_dev);
+        for (int64_t j = 0; j < count; ++j) x[j] = x[j] + s * noise[static_cast<size_t>(j)];
+      }
     } else if (options.kind == SamplerKind::kDpmSolver2M) {
       // Lu et al. 2022 (DPM-Solver++), the multistep second-order update in log-SNR
       // lambda = log(alpha / sigma), alpha = sqrt(a), sigma = sqrt(1 - a), as diffusers'
@@ -41,9 +64,8 @@ at::Tensor run_sampler(const NoiseSchedule& schedule, const SamplerOptions& opti
       // order on the first step, and into timestep 0 (leading spacing ends there: lambda jumps
       // by ~3.5 from t = 100 at 10 steps and the extrapolated data prediction overshoots; diffusers'
       // grids stop short of 0 and take their last step first order).
-      const at::Tensor x0 = predict_x0(schedule, x, eps, a_t);
       if (prev_t < 0) {
-        x = x0;  // the last step lands on sigma 0: first order, which is the data prediction
+        std::copy(x0.begin(), x0.end(), x);  // the last step lands on sigma 0: first order, the data prediction
       } else {
         auto lambda = [&](int step_t) {
           const double a = schedule.alphas_cumprod[static_cast<size_t>(step_t)];
@@ -53,12 +75,16 @@ at::Tensor run_sampler(const NoiseSchedule& schedule, const SamplerOptions& opti
         const double h = lambda(prev_t) - lambda(t);
         const double phi = std::expm1(-h);  // exp(-h) - 1
         const double ratio = std::sqrt((1.0 - a_next) / (1.0 - a_t)), alpha_next = std::sqrt(a_next);
+        const float cr = static_cast<float>(ratio), c0 = static_cast<float>(alpha_next * phi);
         if (i == 0 || prev_t == 0) {
-          x = ratio * x - alpha_next * phi * x0;
+          for (int64_t j = 0; j < count; ++j) x[j] = cr * x[j] - c0 * x0[static_cast<size_t>(j)];
         } else {
           const double r0 = (lambda(t) - lambda(ts[static_cast<size_t>(i - 1)])) / h;
-          const at::Tensor d1 = (x0 - previous_x0) / r0;
-          x = ratio * x - alpha_next * phi * x0 - 0.5 * alpha_next * phi * d1;
+          const float cd = static_cast<float>(0.5 * alpha_next * phi), r = static_cast<float>(r0);
+          for (int64_t j = 0; j < count; ++j) {
+            const float d1 = (x0[static_cast<size_t>(j)] - previous_x0[static_cast<size_t>(j)]) / r;
+            x[j] = cr * x[j] - c0 * x0[static_cast<size_t>(j)] - cd * d1;
+          }
         }
       }
       previous_x0 = x0;
@@ -67,18 +93,17 @@ at::Tensor run_sampler(const NoiseSchedule& schedule, const SamplerOptions& opti
       // the (possibly strided) schedule as diffusers' DDPMScheduler does.
       const double a_prev = prev_t >= 0 ? schedule.alphas_cumprod[static_cast<size_t>(prev_t)] : 1.0;
       const double alpha = a_t / a_prev, beta = 1.0 - alpha;
-      const at::Tensor x0 = predict_x0(schedule, x, eps, a_t);
-      const double c0 = std::sqrt(a_prev) * beta / (1.0 - a_t);
-      const double ct = std::sqrt(alpha) * (1.0 - a_prev) / (1.0 - a_t);
-      x = c0 * x0 + ct * x;
+      const float c0 = static_cast<float>(std::sqrt(a_prev) * beta / (1.0 - a_t));
+      const float ct = static_cast<float>(std::sqrt(alpha) * (1.0 - a_prev) / (1.0 - a_t));
+      for (int64_t j = 0; j < count; ++j) x[j] = c0 * x0[static_cast<size_t>(j)] + ct * x[j];
       if (t > 0) {
-        const double variance = std::max((1.0 - a_prev) / (1.0 - a_t) * beta, 1e-20);
-        x = x + std::sqrt(variance) * noise.next(channels, size, size);
+        next_noise();
+        const float s = static_cast<float>(std::sqrt(std::max((1.0 - a_prev) / (1.0 - a_t) * beta, 1e-20)));
+        for (int64_t j = 0; j < count; ++j) x[j] = x[j] + s * noise[static_cast<size_t>(j)];
       }
     }
     if (on_step && !on_step(i + 1, total)) throw SamplingCancelled();
   }
-  return x;
 }
 
 }  // namespace qdm

@@ -1,10 +1,9 @@
-// DDIM, DDPM (ancestral) and DPM-Solver++(2M) samplers as free functions over a denoise callback, so they run
-// with any noise predictor: the fp32 UNet, a fake-quant UNet, the integer-kernel UNet, or an
-// analytic model in tests.
+// DDIM, DDPM (ancestral) and DPM-Solver++(2M) samplers as free functions over a denoise callback
+// on float buffers, so they run with any noise predictor: the execution plan, the fp32 or
+// fake-quant UNet through tensor_sampling.h, or an analytic model in tests. Torch-free.
 #pragma once
 
-#include <ATen/ATen.h>
-
+#include <cstdint>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -12,15 +11,13 @@
 
 #include "format/noise_schedule.h"
 #include "format/sampler_options.h"
-#include "engine/sampling/seeded_noise.h"
 #include "format/timesteps.h"
 
 namespace qdm {
 
-
-// Predicts the noise in x_t: x (N, C, H, W), t the training timestep, step the index in the
-// schedule (0 = first, noisiest) -> eps (N, C, H, W).
-using Denoiser = std::function<at::Tensor(const at::Tensor& x, int t, int step)>;
+// Predicts the noise in x_t for n images of `image_size` floats each (NCHW per image): t the
+// training timestep, step the index in the schedule (0 = first, noisiest) -> eps, same shape.
+using DenoiseFn = std::function<void(const float* x, int n, int t, int step, float* eps)>;
 // Called after each step; returns false to cancel.
 using StepCallback = std::function<bool(int step, int total)>;
 
@@ -29,10 +26,10 @@ class SamplingCancelled : public std::runtime_error {
   SamplingCancelled() : std::runtime_error("sampling cancelled") {}
 };
 
-
-// Runs the reverse process from noise.next() to x_0 (N, C, H, W), values nominally in [-1, 1].
-at::Tensor run_sampler(const NoiseSchedule& schedule, const SamplerOptions& options, const Denoiser& denoise,
-                       SeededNoise& noise, int64_t channels, int64_t size,
-                       const StepCallback& on_step = nullptr);
+// Runs the reverse process for one image per seed: x (seeds.size() * image_size floats) starts
+// as each image's draw-0 noise (noise.h) and ends as x_0, values nominally in [-1, 1]. Noise
+// added on the way (DDPM, DDIM with eta > 0) is the image's draws 1, 2, ...
+void run_sampler(const NoiseSchedule& schedule, const SamplerOptions& options, const DenoiseFn& denoise,
+                 const std::vector<uint64_t>& seeds, int64_t image_size, float* x, const StepCallback& on_step = nullptr);
 
 }  // namespace qdm

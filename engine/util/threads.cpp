@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "engine/runtime/thread_pool.h"
+
 namespace qdm {
 
 namespace {
@@ -29,14 +31,10 @@ void set_compute_threads(int threads) {
     threads = env && *env ? std::atoi(env) : static_cast<int>(std::thread::hardware_concurrency());
   }
   at::set_num_threads(threads > 0 ? threads : 1);
+  set_pool_threads(threads);
 }
 
 int compute_threads() { return at::get_num_threads(); }
 
-void ensure_passive_omp_wait(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
-}
 
 }  // namespace qdm

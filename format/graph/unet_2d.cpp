@@ -149,4 +149,9 @@ Graph describe_unet_2d(const UNetConfig& config, int height, int width) {
   return UNetDescription(config, h, w).build();
 }
 
+bool is_temporal_layer(const std::string& name) {
+  return name.rfind("time_embedding.", 0) == 0 || name.rfind("class_embedding.", 0) == 0 ||
+         name.find(".time_emb_proj") != std::string::npos;
+}
+
 }  // namespace qdm::graph

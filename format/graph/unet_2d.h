@@ -5,6 +5,8 @@
 // Upsample2D) and conv_norm_out -> SiLU -> conv_out. Node and tensor names are diffusers'.
 #pragma once
 
+#include <string>
+
 #include "format/graph/graph.h"
 #include "format/unet_config.h"
 
@@ -13,5 +15,10 @@ namespace qdm::graph {
 // The graph for images of `height` x `width` (0: the config's sample_size); the parameters do
 // not depend on the size.
 Graph describe_unet_2d(const UNetConfig& config, int height = 0, int width = 0);
+
+// Whether a parameter or layer name belongs to the Temporal Information Block: the time
+// embedding, the class embedding and every resnet's time_emb_proj (TFMQ-DM), the layers a
+// tfmq+cache artifact replaces by its cached features.
+bool is_temporal_layer(const std::string& name);
 
 }  // namespace qdm::graph

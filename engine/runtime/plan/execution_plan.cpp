@@ -257,7 +257,7 @@ class PlanBuilder {
       case Op::kGroupNorm:
         if (norm_fused(n)) return;  // the convolution reading it lowers it
         return emit(plan::group_norm_op(storage(n.inputs[0]), n.attrs.groups, n.attrs.eps, norm_params(n, ".weight"),
-                                        norm_params(n, ".bias"), false, storage(n.output), {}),
+                                        norm_params(n, ".bias"), false, storage(n.output), {}, p_.isa_),
                     n.name);
       case Op::kSiLU:
         if (silu_fused(n)) return;
@@ -338,7 +338,7 @@ class PlanBuilder {
       if (norm) {
         const CodesTarget target = codes(x.h, x.w, x.c, a.padding, *l.act);
         emit(plan::group_norm_op(x, norm->attrs.groups, norm->attrs.eps, norm_params(*norm, ".weight"), norm_params(*norm, ".bias"),
-                                 silu, {}, target),
+                                 silu, {}, target, p_.isa_),
              norm->name);
         emit(int_conv(l, a, target, lanes, std::move(bias), out, e), n.name);
         return;
@@ -367,13 +367,15 @@ class PlanBuilder {
     if (norm) {
       input = alloc(x.c, x.h, x.w);
       emit(plan::group_norm_op(x, norm->attrs.groups, norm->attrs.eps, norm_params(*norm, ".weight"), norm_params(*norm, ".bias"),
-                               silu, input, {}),
+                               silu, input, {}, p_.isa_),
            norm->name);
     } else if (upsample) {
       input = alloc(x.c, x.h * 2, x.w * 2);
       emit(plan::upsample_op(x, input), n.name + " upsample");
     }
-    emit(plan::f32_conv_op(input, a.kernel, a.stride, a.padding, f32_weights(l, a.kernel), std::move(bias), out, e), n.name);
+    emit(plan::f32_conv_op(input, a.kernel, a.stride, a.padding, f32_weights(l, a.kernel), std::move(bias), out, e,
+                           p_.pool_->threads()),
+         n.name);
   }
 
   // Whether an upsampled integer convolution may run as four phases (upsample_fold.h; the
@@ -421,7 +423,7 @@ class PlanBuilder {
         emit(plan::int_linear_op(in, table(*l.act), pack(l, 1, false), std::move(bias), p_.isa_, out, e), n.name);
       return;
     }
-    emit(plan::f32_conv_op(in, 1, 1, 0, f32_weights(l, 1), std::move(bias), out, e), n.name);
+    emit(plan::f32_conv_op(in, 1, 1, 0, f32_weights(l, 1), std::move(bias), out, e, p_.pool_->threads()), n.name);
   }
 
   void attention(const graph::Node& n) {

@@ -1,14 +1,17 @@
 #include "engine/runtime/plan/plan_ops.h"
 
+#include "engine/kernels/conv_f32_dnnl.h"
 #include "engine/kernels/upsample_fold.h"
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <stdexcept>
 #include <type_traits>
 
-#include <c10/util/Half.h>
+#include "format/half.h"
 
 namespace qdm::plan {
 namespace {
@@ -28,6 +31,16 @@ template <typename T>
 T* scratch(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
+}
+
+// fp32 convolutions on oneDNN where the build has it; QDM_FP32_CONV=gemm keeps them on gemm_f32
+// (comparisons: bench/peer_speed.sh).
+bool use_dnnl() {
+  static const bool on = [] {
+    const char* env = std::getenv("QDM_FP32_CONV");
+    return DnnlConvF32::available() && !(env && std::string(env) == "gemm");
+  }();
+  return on;
 }
 
 // y = float(acc - z'_w rowsum + term) * scale + bias, written with separate roundings (as
@@ -78,9 +91,9 @@ void apply_epilogue(const Context& ctx, const Epilogue& e, int image, int64_t p0
 class GroupNormOp final : public Op {
  public:
   GroupNormOp(Value in, int groups, double eps, std::vector<float> gamma, std::vector<float> beta, bool silu,
-              Value out, CodesTarget codes)
+              Value out, CodesTarget codes, QGemmIsa isa)
       : in_(in), groups_(groups), eps_(eps), gamma_(std::move(gamma)), beta_(std::move(beta)), silu_(silu), out_(out),
-        codes_(codes) {}
+        codes_(codes), isa_(isa) {}
   const char* kind() const override { return codes_.buffer >= 0 ? "group_norm+quantize" : "group_norm"; }
   void run(Context& ctx) override {
     const int64_t pix = in_.pixels();
@@ -113,7 +126,7 @@ class GroupNormOp final : public Op {
       if (codes_.buffer >= 0) {
         uint8_t* dst = ctx.codes[static_cast<size_t>(codes_.buffer)] + image * codes_.shape.bytes();
         if (p0 == 0) fill_border(codes_.shape, static_cast<uint8_t>(q.zero), dst);
-        group_norm_to_padded(ctx.at(in_, image), in_.ld, p0, p1, g, q, codes_.shape, dst);
+        group_norm_to_padded(isa_, ctx.at(in_, image), in_.ld, p0, p1, g, q, codes_.shape, dst);
       } else {
         group_norm_to_f32(ctx.at(in_, image), in_.ld, p0, p1, g, ctx.at(out_, image), out_.ld);
       }
@@ -128,6 +141,7 @@ class GroupNormOp final : public Op {
   bool silu_;
   Value out_;
   CodesTarget codes_;
+  QGemmIsa isa_;
   std::vector<double> sums_, total_;
   std::vector<float> mean_, rstd_;
 };
@@ -426,7 +440,7 @@ class IntLinearOp final : public Op {
 
 class F32ConvOp final : public Op {
  public:
-  F32ConvOp(Value in, int kernel, int stride, int pad, F32Weights w, std::vector<float> bias, Value out, Epilogue e)
+  F32ConvOp(Value in, int kernel, int stride, int pad, F32Weights w, std::vector<float> bias, Value out, Epilogue e, int parts)
       : in_(in), kernel_(kernel), stride_(stride), pad_(pad), w_(std::move(w)), bias_(std::move(bias)), out_(out), e_(e) {
     // conv_in / conv_out shapes: straight from the image (code - zero as floats, made once:
     // these layers are a few hundred weights).
@@ -437,12 +451,29 @@ class F32ConvOp final : public Op {
         direct_.resize(w_.codes.size());
         for (size_t i = 0; i < direct_.size(); ++i) direct_[i] = static_cast<float>(w_.codes[i]) - w_.zero[i % static_cast<size_t>(out_.c)];
       }
+    } else if (w_.codes.empty() && use_dnnl()) {
+      // oneDNN, per image and band of output rows (one band per thread).
+      dnnl_ = std::make_unique<DnnlConvF32>(in_.c, in_.h, in_.w, kernel_, stride_, pad_, w_.values.data(), out_.c,
+                                            bias_.empty() ? nullptr : bias_.data(), parts);
     }
   }
   const char* kind() const override { return "fp32 conv"; }
   void run(Context& ctx) override {
     const int64_t pix = out_.pixels();
     const int k = kernel_ * kernel_ * in_.c;
+    if (dnnl_) {
+      // Whole images when there are enough to go round, else bands of them (the same values).
+      const int bands = ctx.n >= ctx.pool->threads() ? 1 : dnnl_->bands();
+      ctx.pool->run(ctx.n * bands, [&](int task, int) {
+        const int image = task / bands, band = task % bands;
+        float* out = ctx.at(out_, image);
+        dnnl_->run(bands, band, ctx.at(in_, image), in_.ld, out, out_.ld);
+        const auto [r0, r1] = dnnl_->rows(bands, band);
+        const int64_t p0 = static_cast<int64_t>(r0) * out_.w, rows = static_cast<int64_t>(r1 - r0) * out_.w;
+        apply_epilogue(ctx, e_, image, p0, rows, out + p0 * out_.ld, out_.ld, out_.c);
+      });
+      return;
+    }
     if (!direct_.empty()) {
       const int64_t block = std::min<int64_t>(pix, 256);
       const int blocks = static_cast<int>((pix + block - 1) / block);
@@ -491,6 +522,7 @@ class F32ConvOp final : public Op {
   Value out_;
   Epilogue e_;
   std::vector<float> direct_;  // (K, N) weights of the direct path (code - zero), or empty
+  std::unique_ptr<DnnlConvF32> dnnl_;  // oneDNN per band of output rows, or null
 };
 
 class UpsampleOp final : public Op {
@@ -851,7 +883,7 @@ class FeatureCacheOp final : public Op {
       if constexpr (std::is_same_v<Element, float>) {
         std::memcpy(to, from, sizeof(float) * out_.c);
       } else {
-        for (int c = 0; c < out_.c; ++c) to[c] = static_cast<float>(c10::Half(from[c], c10::Half::from_bits()));
+        for (int c = 0; c < out_.c; ++c) to[c] = half_to_float(from[c]);
       }
     }
   }
@@ -870,8 +902,8 @@ ActQuant Table::at(int step) const {
 }
 
 std::unique_ptr<Op> group_norm_op(Value in, int groups, double eps, std::vector<float> gamma, std::vector<float> beta,
-                                  bool silu, Value out_f32, CodesTarget out_codes) {
-  return std::make_unique<GroupNormOp>(in, groups, eps, std::move(gamma), std::move(beta), silu, out_f32, out_codes);
+                                  bool silu, Value out_f32, CodesTarget out_codes, QGemmIsa isa) {
+  return std::make_unique<GroupNormOp>(in, groups, eps, std::move(gamma), std::move(beta), silu, out_f32, out_codes, isa);
 }
 std::unique_ptr<Op> quantize_op(Value in, bool upsample, CodesTarget out) { return std::make_unique<QuantizeOp>(in, upsample, out); }
 std::unique_ptr<Op> vq_conv_op(CodesTarget in, int kernel, int stride, std::shared_ptr<const VqWeights> weights,
@@ -900,8 +932,8 @@ std::unique_ptr<Op> int_linear_op(Value in, const Table* table, PackedWeights we
   return std::make_unique<IntLinearOp>(in, table, std::move(weights), std::move(bias), isa, out, epilogue);
 }
 std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, F32Weights weights,
-                                std::vector<float> bias, Value out, Epilogue epilogue) {
-  return std::make_unique<F32ConvOp>(in, kernel, stride, pad, std::move(weights), std::move(bias), out, epilogue);
+                                std::vector<float> bias, Value out, Epilogue epilogue, int parts) {
+  return std::make_unique<F32ConvOp>(in, kernel, stride, pad, std::move(weights), std::move(bias), out, epilogue, parts);
 }
 std::unique_ptr<Op> upsample_op(Value in, Value out) { return std::make_unique<UpsampleOp>(in, out); }
 std::unique_ptr<Op> silu_op(Value in, Value out) { return std::make_unique<SiluOp>(in, out); }

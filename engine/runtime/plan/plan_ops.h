@@ -73,7 +73,7 @@ struct Epilogue {
 };
 
 std::unique_ptr<Op> group_norm_op(Value in, int groups, double eps, std::vector<float> gamma, std::vector<float> beta,
-                                  bool silu, Value out_f32, CodesTarget out_codes);
+                                  bool silu, Value out_f32, CodesTarget out_codes, QGemmIsa isa);
 std::unique_ptr<Op> quantize_op(Value in, bool upsample, CodesTarget out);
 std::unique_ptr<Op> int_conv_op(CodesTarget in, int kernel, int stride, PackedWeights weights, std::vector<float> bias,
                                 QGemmIsa isa, bool lanes, Value out, Epilogue epilogue);
@@ -100,9 +100,11 @@ struct F32Weights {
   std::vector<float> zero, scale;
   size_t bytes() const { return values.size() * 4 + codes.size() + (zero.size() + scale.size()) * 4; }
 };
-// Zero padding `pad`.
+// Zero padding `pad`. fp32 weights run on oneDNN where the build has it, per image and per
+// `parts` bands of output rows (the plan's threads: an image's result is the same at every
+// batch size); codes and the small direct shapes (conv_in, conv_out) on gemm_f32.
 std::unique_ptr<Op> f32_conv_op(Value in, int kernel, int stride, int pad, F32Weights weights,
-                                std::vector<float> bias, Value out, Epilogue epilogue);
+                                std::vector<float> bias, Value out, Epilogue epilogue, int parts = 1);
 std::unique_ptr<Op> upsample_op(Value in, Value out);  // nearest 2x, fp32
 std::unique_ptr<Op> silu_op(Value in, Value out);
 std::unique_ptr<Op> copy_op(Value in, Value out);

@@ -5,7 +5,7 @@
 #include "engine/eval/evaluator.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/model/model_folder.h"
-#include "engine/model/unet_denoiser.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/sampling/pipeline.h"
 #include "format/noise_schedule.h"
@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
   torch::NoGradGuard ng;
   DiffusionModel fp = load_model_folder(argv[1]);
   LoadedModel m = LoadedModel::from_artifact(argv[2], KernelMode::kInt);
-  ModelDenoiser q = plan_denoiser(m.plan_, m.artifact_->info.timesteps, m.artifact_->per_step_tables);
-  ModelDenoiser f = unet_denoiser(fp.unet);
+  ModelDenoiser q = plan_denoiser(m.plan(), m.artifact_info()->timesteps, m.per_step_tables());
+  ModelDenoiser f = fp32_denoiser(fp.unet);
   const int n = atoi(argv[3]);
   const bool baseline = argc > 4 && std::string(argv[4]) == "baseline";
   const NoiseSchedule schedule(fp.scheduler);
