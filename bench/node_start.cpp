@@ -7,6 +7,7 @@
 //   qdm_node_start --node build/bin/qdm-sampler --scheduler 127.0.0.1:50051 --artifact NAME --port 50060
 #include <CLI/CLI.hpp>
 #include <grpcpp/create_channel.h>
+#include <grpcpp/support/channel_arguments.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -51,7 +52,14 @@ int main(int argc, char** argv) {
       execv(node.c_str(), cargs.data());
       _exit(127);
     }
-    auto stub = qdm::v1::Sampling::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+    // The first connection attempt comes before the node listens; gRPC's default reconnect
+    // backoff (1 s, growing) would be measured instead of the node, so retry every 10 ms.
+    grpc::ChannelArguments channel_args;
+    channel_args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 10);
+    channel_args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 10);
+    channel_args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10);
+    auto stub = qdm::v1::Sampling::NewStub(
+        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args));
     qdm::v1::SampleRequest req;
     if (!artifact.empty()) req.set_artifact(artifact);
     else req.set_model(model);

@@ -34,7 +34,7 @@ print("# Sampling nodes: cold start and image size\n")
 print(f"`bash bench/sampler_start.sh`: AMD EPYC, {threads} threads. Process start to the first image of a W4A8 "
       "artifact of the shipped model (rtn; one image, its calibrated 100-step DDIM schedule) with an empty cache: "
       "the node starts, registers, fetches the artifact from a running scheduler, loads it and samples "
-      f"(bench/node_start.cpp). Medians of {runs} runs each, interleaved.\n")
+      f"(bench/node_start.cpp; the client retries its connection every 10 ms rather than after gRPC's 1 s backoff). Medians of {runs} runs each, interleaved.\n")
 print("| node | first image (s), median | min | max | of which sampling (s) |")
 print("|---|---:|---:|---:|---:|")
 for node in ("qdm-sampler", "qdm-worker"):
