@@ -53,6 +53,7 @@ void add_eval_command(CLI::App& app) {
       report["sha256"] = model.sha256();
       report["kernels"] = model.kernels();
       report["weight_bytes"] = model.weight_bytes();
+      report["resident_breakdown"] = model.resident().parts;
       report["sampler"] = sampler_name(req.sampler.kind);
       report["steps"] = req.sampler.steps;
       report["seed"] = a->seed;

@@ -112,6 +112,8 @@ void add_inspect_command(CLI::App& app) {
     if (a->resident) {
       const LoadedModel m = LoadedModel::from_artifact(a->artifact, KernelMode::kInt);
       j["resident_weight_bytes"] = m.weight_bytes();
+      j["resident_breakdown"] = m.resident().parts;
+      j["resident_summary"] = m.resident().summary();
       j["kernels"] = m.kernels();
       const auto& cfg = m.config();
       const double fp = 4.0 * static_cast<double>(parameter_count(expected_unet_tensors(cfg)));
@@ -149,7 +151,7 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("cost        {:.3g} multiply-adds, {:.3g} BitOPs per image and UNet call\n", j["macs_per_call"].get<double>(),
                j["bitops_per_call"].get<double>());
     if (j.contains("resident_weight_bytes"))
-      fmt::print("resident    {} bytes on {} ({:.3f}x of fp32)\n", j["resident_weight_bytes"].get<size_t>(), j["kernels"].get<std::string>(),
+      fmt::print("resident    {} on {} ({:.3f}x of fp32)\n", j["resident_summary"].get<std::string>(), j["kernels"].get<std::string>(),
                  j["resident_vs_fp32"].get<double>());
     if (j["eps_bias"].is_object())
       fmt::print("eps bias    measured on {} fp32 trajectories, {} bytes; subtracted from unconditional predictions\n",

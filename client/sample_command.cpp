@@ -131,8 +131,8 @@ void add_sample_command(CLI::App& app) {
     }
     const int cols = a->columns > 0 ? a->columns : static_cast<int>(std::ceil(std::sqrt(a->num)));
     write_image_png(a->out + "/grid.png", make_grid(images, cols), 0, model.png_text(req, 0));
-    spdlog::info("{} images in {:.1f} s ({:.2f} images/s), kernels {}, {} weight bytes", a->num, secs, a->num / secs,
-                 model.kernels(), model.weight_bytes());
+    spdlog::info("{} images in {:.1f} s ({:.2f} images/s), kernels {}, resident {}", a->num, secs, a->num / secs,
+                 model.kernels(), model.resident().summary());
     std::printf("%s/grid.png\n", a->out.c_str());
   });
 }

@@ -137,8 +137,11 @@ void SearchOptions::validate() const {
   if (population < 2 || top < 1 || top > population || mutations < 0 || crossovers < 0 || generations < 1)
     throw std::invalid_argument("search: population >= 2, 1 <= top <= population, generations >= 1");
   if (!(mutation_prob >= 0 && mutation_prob <= 1)) throw std::invalid_argument("mutation_prob must be in [0, 1]");
-  if (fitness_images < 1 || final_images < 0 || final_candidates < 1)
-    throw std::invalid_argument("fitness_images and final_candidates must be >= 1, final_images >= 0");
+  // Each generation breeds at most a population (the search tries 50 times per child).
+  if (mutations > population || crossovers > population)
+    throw std::invalid_argument("search mutations and crossovers must be in [0, population]");
+  if (fitness_images < 1 || final_images < 0 || final_candidates < 1 || final_candidates > population)
+    throw std::invalid_argument("search fitness_images must be >= 1, final_candidates in [1, population], final_images >= 0");
   if (!(bitops_cap > 0) || !(ms_cap >= 0)) throw std::invalid_argument("bitops_cap must be > 0 and ms_cap >= 0");
   if (!(group_power >= 1 && group_power <= 4))
     throw std::invalid_argument("group_power must be in [1, 4] (2: the paper's groups, 1: even groups)");

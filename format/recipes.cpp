@@ -23,7 +23,7 @@ const std::vector<RecipeInfo>& recipes() {
       {"tmpq",
        "TMPQ-DM: the sampling timesteps (one per non-uniform group) and each layer's weight and activation bits searched "
        "together by evolution, image quality under a BitOPs or measured-time budget",
-       RecipeSection::kSearch, 0, false, true, false, false, false},
+       RecipeSection::kSearch, 0, false, true, false, true, false},
       {"vq",
        "VQDM: additive vector quantization of the weights (M codebooks of 2^B vectors per group of 8 inputs, about "
        "M*B/8 bits), layer by layer on X^T X from the model's trajectories; TFMQ-DM's cached temporal features and "

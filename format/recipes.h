@@ -28,7 +28,7 @@ struct RecipeInfo {
   bool min_max_weights = false;  // min-max weight ranges instead of the L2.4 search (rtn)
   bool per_step_tables = false;  // activation tables per sampling step (FSC): the artifact samples only its schedule
   bool temporal = false;         // TFMQ-DM: the temporal information block reconstructed apart (TIAR) and frozen
-  bool feature_cache = false;    // the fp32 temporal features of every step (and class) replace the TIB
+  bool feature_cache = false;    // the fp32 temporal features of every step (and class) replace the TIB (tmpq: its own)
   bool reconstruction = false;   // block reconstruction (BRECQ with AdaRound, LSQ step sizes unless per-step tables)
   bool searches_schedule() const { return section == RecipeSection::kSearch; }
 };

@@ -15,6 +15,7 @@
 #include "engine/runtime/quantized_weights.h"
 #include "engine/runtime/served_model.h"
 #include "engine/runtime/thread_pool.h"
+#include "format/recipes.h"
 #include "tests/test_models.h"
 
 namespace qdm {
@@ -257,6 +258,10 @@ TEST_F(PlanVsSim, ArtifactsAndFoldersReadStraightIntoThePlanGiveTheSameOutputs) 
       const ServedModel served = ServedModel::from_folder(dir_ + "/model");
       ExecutionPlan model(model_->unet->graph(), ModuleWeights(model_->unet), served.plan()->isa(), 2);
       expect_same(*served.plan(), model, {999, 500, 1}, conditional, "fp32 folder");
+      // The resident figure is the sum of its breakdown; an fp32 model's weights are fp32.
+      EXPECT_EQ(served.resident().total(), served.plan()->weight_bytes());
+      EXPECT_GT(served.resident().parts.count(resident::kFp32Weights), 0u);
+      EXPECT_EQ(served.resident().parts.count(resident::kIntWeights), 0u);
     }
     for (const auto& [recipe, wbits] : std::vector<std::pair<std::string, int>>{
              {"rtn", 8}, {"tfmq", 4}, {"tfmq+cache", 4}, {"tmpq", 4}, {"vq", 4}}) {
@@ -271,6 +276,14 @@ TEST_F(PlanVsSim, ArtifactsAndFoldersReadStraightIntoThePlanGiveTheSameOutputs) 
       EXPECT_EQ(served.sha256(), a.sha256);
       EXPECT_EQ(served.per_step_tables(), a.per_step_tables) << recipe;
       ExecutionPlan model(a.model->unet->graph(), QuantizedWeights(*a.model), served.plan()->isa(), 2);
+      // What holds the resident bytes: integer codes always, vq codes and a feature cache where
+      // the recipe makes them, and nothing beside the breakdown.
+      const ResidentBytes& r = served.resident();
+      EXPECT_EQ(r.total(), served.weight_bytes()) << recipe;
+      EXPECT_EQ(r.total(), served.plan()->weight_bytes()) << recipe;
+      EXPECT_GT(r.parts.count(resident::kIntWeights), 0u) << recipe;
+      EXPECT_EQ(r.parts.count(resident::kVqWeights), recipe == "vq" ? 1u : 0u) << r.summary();
+      EXPECT_EQ(r.parts.count(resident::kFeatureCache), recipe_info(recipe).feature_cache ? 1u : 0u) << recipe << ": " << r.summary();
       expect_same(*served.plan(), model, a.info.timesteps, conditional,
                   recipe + " W" + std::to_string(wbits) + (conditional ? " conditional" : ""));
     }

@@ -57,5 +57,33 @@ TEST(FinetuneOptions, ValidationNamesTheOption) {
   o.validate();
 }
 
+// TMPQ's search counts are bounded by the population (a Submit with 2^31 mutations once overflowed
+// the search's retry count), and the messages name what to change.
+TEST(SearchOptions, EveryCountIsBoundedByThePopulation) {
+  SearchOptions s;
+  s.validate();
+  auto refused = [&](const std::string& fragment) {
+    try {
+      s.validate();
+      ADD_FAILURE() << "accepted; wanted: " << fragment;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+    s = SearchOptions{};
+  };
+  s.mutations = 2147483647;
+  refused("mutations and crossovers");
+  s.crossovers = s.population + 1;
+  refused("mutations and crossovers");
+  s.mutations = -1;
+  refused("population >= 2");
+  s.final_candidates = s.population + 1;
+  refused("final_candidates in [1, population]");
+  s.final_candidates = 0;
+  refused("final_candidates in [1, population]");
+  s.mutations = s.crossovers = s.final_candidates = s.population;  // the bounds themselves are legal
+  s.validate();
+}
+
 }  // namespace
 }  // namespace qdm

@@ -279,7 +279,12 @@ for path in sys.argv[3:5]:
     for q in re.findall(r"qdm_request(?:s_total|_duration_seconds_bucket)(\{[^}]*\})?", open(path).read()):
         assert "component=" in q, f"{path}: a query over the request metrics counts both components: {q or 'no selector'}"
 PY
-command -v promtool >/dev/null && { promtool check metrics < "$work/sched.prom" >/dev/null 2>&1 || true; }
+# Both exports pass Prometheus' own lint (names, types, HELP) where promtool is installed.
+if command -v promtool >/dev/null; then
+  for export in sched worker; do
+    promtool check metrics < "$work/$export.prom" > "$work/promtool.txt" 2>&1 || { cat "$work/promtool.txt"; fail "$export metrics fail promtool"; }
+  done
+fi
 
 # --- SIGTERM drains a worker: it stops taking work and exits cleanly -------------------------------
 kill -TERM "$worker2_pid" 2>/dev/null || true

@@ -38,8 +38,8 @@ std::shared_ptr<ServedModel> ModelCache::get(const std::string& name, bool artif
     spdlog::info("model cache: evicting {}", lru_.back().name);
     lru_.pop_back();
   }
-  spdlog::info("loaded {} '{}' ({} weight bytes, {}, kernels {})", artifact ? "artifact" : "model", name,
-               model->weight_bytes(), precision_label(*model), model->kernels());
+  spdlog::info("loaded {} '{}' ({}, kernels {}, resident {})", artifact ? "artifact" : "model", name,
+               precision_label(*model), model->kernels(), model->resident().summary());
   update_metrics();
   return model;
 }

@@ -33,12 +33,19 @@ KernelMode parse_kernel_mode(const std::string& name) {
   throw std::invalid_argument("unknown kernels '" + name + "'; use int or sim");
 }
 
-ServedModel::ServedModel(Description description, ModelFn model, std::string kernels, size_t weight_bytes)
+ServedModel::ServedModel(Description description, ModelFn model, std::string kernels, ResidentBytes resident)
     : d_(std::move(description)),
       schedule_(std::make_shared<const NoiseSchedule>(d_.scheduler)),
       model_(std::move(model)),
       kernels_(std::move(kernels)),
-      weight_bytes_(weight_bytes) {}
+      resident_(std::move(resident)) {}
+
+ServedModel::ServedModel(Description description, ModelFn model, std::string kernels, size_t weight_bytes)
+    : ServedModel(std::move(description), std::move(model), std::move(kernels), [&] {
+        ResidentBytes r;
+        r.add(resident::kOther, weight_bytes);
+        return r;
+      }()) {}
 
 ServedModel ServedModel::from_folder(const std::string& dir) {
   const ModelFolderFiles files = open_model_folder(dir);
@@ -59,7 +66,7 @@ ServedModel ServedModel::from_folder(const std::string& dir) {
   d.sha256 = sha256_file(files.weights);
   d.config = files.config;
   d.scheduler = files.scheduler;
-  ServedModel m(std::move(d), plan_model(plan, {}, false), std::string("fp32 plan (") + isa_name(isa) + ")", plan->weight_bytes());
+  ServedModel m(std::move(d), plan_model(plan, {}, false), std::string("fp32 plan (") + isa_name(isa) + ")", plan->resident());
   m.plan_ = std::move(plan);
   return m;
 }
@@ -94,7 +101,8 @@ ServedModel ServedModel::from_artifact(const std::string& path) {
   d.scheduler = info.scheduler;
   d.per_step_tables = weights->per_step_tables();
   d.artifact = std::make_shared<const ArtifactInfo>(info);
-  const size_t bytes = plan->weight_bytes() + (d.eps_bias ? d.eps_bias->bytes() : 0);
+  ResidentBytes bytes = plan->resident();
+  if (d.eps_bias) bytes.add(resident::kEpsBias, d.eps_bias->bytes());
   ModelFn fn = plan_model(plan, info.timesteps, d.per_step_tables);
   ServedModel m(std::move(d), std::move(fn), std::string("int plan (") + isa_name(isa) + ")", bytes);
   m.plan_ = std::move(plan);

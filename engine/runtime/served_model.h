@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/runtime/resident_bytes.h"
 #include "engine/sampling/pipeline.h"
 #include "format/artifact_metadata.h"
 #include "format/noise_schedule.h"
@@ -55,8 +56,9 @@ class ServedModel {
   // PlanUnsupported for a valid model the plan cannot run.
   static ServedModel from_folder(const std::string& dir);
   static ServedModel from_artifact(const std::string& path);
-  // Any other noise predictor; `weight_bytes` are its resident weights.
+  // Any other noise predictor; `weight_bytes` are its resident weights (or their breakdown).
   ServedModel(Description description, ModelFn model, std::string kernels, size_t weight_bytes);
+  ServedModel(Description description, ModelFn model, std::string kernels, ResidentBytes resident);
 
   // Validates `options` for this model (steps within the schedule, the artifact's calibrated
   // schedule when its tables are per step); throws std::invalid_argument saying what to change.
@@ -82,7 +84,8 @@ class ServedModel {
   SamplerOptions default_sampler() const;
   PngText png_text(const SampleRequest& request, int image_index) const;
   // Bytes of resident weights (packed codes, tables, fp32 tensors, caches, the eps bias).
-  size_t weight_bytes() const { return weight_bytes_; }
+  size_t weight_bytes() const { return resident_.total(); }
+  const ResidentBytes& resident() const { return resident_; }
   // "int plan (avx512vnni)", "fp32 plan (avx2)", "sim", "int (cuda dp4a)", ...
   const std::string& kernels() const { return kernels_; }
   // The execution plan, when one runs the model.
@@ -98,7 +101,7 @@ class ServedModel {
   std::shared_ptr<const NoiseSchedule> schedule_;
   ModelFn model_;
   std::string kernels_;
-  size_t weight_bytes_ = 0;
+  ResidentBytes resident_;
   std::shared_ptr<ExecutionPlan> plan_;
   std::shared_ptr<std::atomic<bool>> warned_clipped_guidance_ = std::make_shared<std::atomic<bool>>(false);
 };

@@ -118,7 +118,7 @@ class PlanBuilder {
     return p_.tables_.back().get();
   }
   std::vector<float> counted(std::vector<float> v) {
-    p_.weight_bytes_ += v.size() * 4;
+    p_.count(resident::kFp32Tensors, v.size() * 4);
     return v;
   }
   std::vector<float> tensor(const std::string& name) { return counted(w_.tensor(name)); }
@@ -142,7 +142,7 @@ class PlanBuilder {
     } else {
       throw std::invalid_argument("execution plan: layer with fp32 input and vq weights");
     }
-    p_.weight_bytes_ += out.bytes();
+    p_.count(l.kind == LayerSource::Kind::kCodes ? resident::kIntWeights : resident::kFp32Weights, out.bytes());
     return out;
   }
   PackedWeights pack(const LayerSource& l, int kernel, bool lanes) {
@@ -157,13 +157,13 @@ class PlanBuilder {
     }
     PackedWeights p = pack_weights(codes.data(), l.n, l.k, l.bits, l.scale.data(), l.zero.data(),
                                    lanes ? WeightLayout::kRows : layout_for(p_.isa_));
-    p_.weight_bytes_ += p.bytes();
+    p_.count(resident::kIntWeights, p.bytes());
     return p;
   }
   std::shared_ptr<const VqWeights> vq_weights(const LayerSource& l, bool lanes) {
     auto w = std::make_shared<VqWeights>(make_vq_weights(l.n, l.k, l.vq_codebooks, l.vq_bits, l.vq_group, l.vq_codes,
                                                          l.vq_codewords, l.scale, lanes ? WeightLayout::kRows : layout_for(p_.isa_)));
-    p_.weight_bytes_ += w->bytes();
+    p_.count(resident::kVqWeights, w->bytes());
     return w;
   }
   CodesTarget codes(int h, int w, int c, int pad, const plan::ActTable& act) {
@@ -353,7 +353,7 @@ class PlanBuilder {
           return;
         }
         if (!lanes) {  // packed for the lane kernel, which this layer will not use: the GEMM's layout
-          p_.weight_bytes_ -= packed->bytes();
+          p_.uncount(resident::kIntWeights, packed->bytes());
           packed.reset();
         }
       }
@@ -440,10 +440,10 @@ class PlanBuilder {
     const Value f = storage(v);
     std::unique_ptr<plan::Op> op;
     if (!cache.f16.empty()) {  // a cache made at F16 precision is kept so
-      p_.weight_bytes_ += cache.f16.size() * 2;
+      p_.count(resident::kFeatureCache, cache.f16.size() * 2);
       op = plan::feature_cache_f16_op(cache.f16, cache.rows, f);
     } else {
-      p_.weight_bytes_ += cache.f32.size() * 4;
+      p_.count(resident::kFeatureCache, cache.f32.size() * 4);
       op = plan::feature_cache_op(cache.f32, cache.rows, f);
     }
     emit(std::move(op), node(producer_index(v)).name + " feature");
@@ -481,6 +481,16 @@ ExecutionPlan::ExecutionPlan(const graph::Graph& graph, const plan::WeightSource
 }
 
 ExecutionPlan::~ExecutionPlan() = default;
+
+void ExecutionPlan::count(const char* what, size_t bytes) {
+  weight_bytes_ += bytes;
+  resident_.add(what, bytes);
+}
+
+void ExecutionPlan::uncount(const char* what, size_t bytes) {
+  weight_bytes_ -= bytes;
+  resident_.remove(what, bytes);
+}
 
 void ExecutionPlan::reserve(int n) {
   if (n <= capacity_) return;

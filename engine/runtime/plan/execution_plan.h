@@ -23,6 +23,7 @@
 #include "engine/kernels/qgemm.h"
 #include "engine/runtime/plan/plan_ops.h"
 #include "engine/runtime/plan/weight_source.h"
+#include "engine/runtime/resident_bytes.h"
 #include "engine/runtime/thread_pool.h"
 #include "format/graph/graph.h"
 
@@ -42,8 +43,10 @@ class ExecutionPlan {
   // image's result is independent of the batch, bit for bit.
   void run(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
 
-  // Bytes of resident weights (packed codes, scales, fp32 layers, biases, norms, caches).
+  // Bytes of resident weights (packed codes, scales, fp32 layers, biases, norms, caches), and
+  // the same broken down by what holds them (resident_bytes.h's categories).
   size_t weight_bytes() const { return weight_bytes_; }
+  const ResidentBytes& resident() const { return resident_; }
   QGemmIsa isa() const { return isa_; }
   int in_channels() const { return in_channels_; }
   int out_channels() const { return out_channels_; }
@@ -58,6 +61,8 @@ class ExecutionPlan {
  private:
   friend class PlanBuilder;
   void reserve(int n);
+  void count(const char* what, size_t bytes);
+  void uncount(const char* what, size_t bytes);
   void run_chunk(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
 
   QGemmIsa isa_;
@@ -72,6 +77,7 @@ class ExecutionPlan {
   plan::Value input_, output_;
   int in_channels_ = 0, out_channels_ = 0;
   size_t weight_bytes_ = 0;
+  ResidentBytes resident_;
   bool profiling_ = false;
   std::vector<double> op_seconds_;
 };
