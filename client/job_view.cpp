@@ -85,6 +85,7 @@ void print_job(const v1::Job& j, bool json) {
              j.options().act_bits(), j.options().sampler().steps(), j.stage(), j.progress() * 100, j.attempt(), j.worker());
   if (j.state() == v1::Job::QUEUED) fmt::print("queue pos: {}\n", j.queue_position());
   if (j.eta_seconds() > 0) fmt::print("eta:       {:.0f} s\n", j.eta_seconds());
+  if (!j.estimated_memory().empty()) fmt::print("memory:    about {}\n", j.estimated_memory());
   if (!j.error().empty()) fmt::print("error:     {}\n", j.error());
   if (j.state() == v1::Job::SUCCEEDED) {
     fmt::print("artifact:  {}\n", j.artifact());

@@ -38,6 +38,7 @@ void add_submit_command(CLI::App& app) {
     double finetune_lr = 0;
     bool fp32_none = false;
     bool watch = false;
+    bool dry_run = false;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("submit", "Submit a quantize job to the service");
@@ -90,6 +91,7 @@ void add_submit_command(CLI::App& app) {
   cmd->add_flag("--fp32-layers-none", a->fp32_none, "Quantize the output conv too (at --keep-bits)")->excludes(fp32);
   cmd->add_option("--idempotency-key", a->key, "Retrying with the same key returns the same job");
   cmd->add_flag("--watch", a->watch, "Follow the job until it finishes");
+  cmd->add_flag("--dry-run", a->dry_run, "Check the job and print its estimated peak memory without queuing it")->excludes("--watch");
   cmd->callback([a] {
     auto stub = v1::QuantizeJobs::NewStub(a->remote.channel());
     v1::SubmitJobRequest req;
@@ -152,8 +154,14 @@ void add_submit_command(CLI::App& app) {
     }
     grpc::ClientContext ctx;
     a->remote.apply(ctx);
+    req.set_validate_only(a->dry_run);
     v1::Job job;
     check(stub->Submit(&ctx, req, &job));
+    if (a->dry_run) {
+      fmt::print("valid: {} {} w{}a{}, estimated peak memory {} ({} bytes)\n", job.model(), job.options().recipe(),
+                 job.options().weight_bits(), job.options().act_bits(), job.estimated_memory(), job.estimated_memory_bytes());
+      return;
+    }
     fmt::print("{}\n", job.id());
     if (a->watch) {
       const v1::Job last = watch_job(*stub, job.id(), a->remote);

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include "format/echo.h"
+#include "format/job_memory.h"
+#include "format/model_folder.h"
+#include "service/convert.h"
 
 namespace qdm::server {
 namespace {
@@ -27,6 +30,23 @@ std::string artifact_base(const std::string& model, const v1::QuantizeOptions& o
 
 }  // namespace
 
+std::optional<JobMemory> QuantizeJobsService::estimate(const std::string& model, const v1::QuantizeOptions& options) const {
+  const auto dir = models_.model_dir(model);
+  if (!dir) return std::nullopt;
+  try {
+    return estimate_job_memory(service::quantize_job_options(options).recipe, open_model_folder(*dir).config);
+  } catch (const std::exception&) {
+    return std::nullopt;  // a model that no longer opens: the job fails with its own message
+  }
+}
+
+void QuantizeJobsService::annotate(v1::Job& job) const {
+  if (const auto m = estimate(job.model(), job.options())) {
+    job.set_estimated_memory_bytes(m->total());
+    job.set_estimated_memory(m->summary());
+  }
+}
+
 QuantizeJobsService::QuantizeJobsService(const service::TokenAuth& auth, JobStore& jobs, ModelStore& models, SchedulerMetrics& metrics,
                                          service::Limits limits)
     : auth_(auth), jobs_(jobs), models_(models), metrics_(metrics), limits_(limits) {}
@@ -42,6 +62,21 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
   v1::QuantizeOptions options = request.options();
   service::apply_defaults(options);
   if (auto s = service::check_quantize_options(options, limits_); !s.ok()) return s;
+  // Its cost before any work: the estimated peak memory against this service's limit.
+  const std::optional<JobMemory> need = estimate(request.model(), options);
+  if (!need) return {grpc::FAILED_PRECONDITION, "model " + echo(request.model()) + " cannot be opened; upload it again"};
+  if (limits_.max_job_memory > 0 && need->total() > limits_.max_job_memory)
+    return {grpc::RESOURCE_EXHAUSTED, "this job needs about " + need->summary() + ", over the " +
+                                          format_bytes(limits_.max_job_memory) +
+                                          " a job may use here (--max-job-memory); lower options.calib_samples or "
+                                          "sampler.steps (or the recipe's batch and trajectory counts)"};
+  if (request.validate_only()) {
+    job->set_model(request.model());
+    *job->mutable_options() = options;
+    job->set_estimated_memory_bytes(need->total());
+    job->set_estimated_memory(need->summary());
+    return grpc::Status::OK;
+  }
   bool created = false;
   try {
     *job = jobs_.submit(request.model(), options, request.idempotency_key(), artifact_base(request.model(), options),
@@ -49,8 +84,9 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
   } catch (const QueueFull& e) {
     return {grpc::RESOURCE_EXHAUSTED, e.what()};
   }
-  if (created) spdlog::info("job {} submitted: model={} recipe={} w{}a{}", job->id(), job->model(),
-                            options.recipe(), options.weight_bits(), options.act_bits());
+  annotate(*job);
+  if (created) spdlog::info("job {} submitted: model={} recipe={} w{}a{}, about {}", job->id(), job->model(),
+                            options.recipe(), options.weight_bits(), options.act_bits(), need->summary());
   return grpc::Status::OK;
 }
 
@@ -77,6 +113,7 @@ grpc::Status QuantizeJobsService::Get(grpc::ServerContext* context, const v1::Ge
   } catch (const std::exception& e) {
     return metrics_.store_failure("QuantizeJobs/Get", e);
   }
+  annotate(*job);
   return grpc::Status::OK;
 }
 
@@ -96,7 +133,10 @@ grpc::Status QuantizeJobsService::List(grpc::ServerContext* context, const v1::L
     }
     try {
       JobPage page = jobs_.list(states, page_size, request->page_token());
-      for (auto& j : page.jobs) *response->add_jobs() = std::move(j);
+      for (auto& j : page.jobs) {
+        annotate(j);
+        *response->add_jobs() = std::move(j);
+      }
       response->set_next_page_token(page.next_page_token);
     } catch (const std::invalid_argument& e) {
       return {grpc::INVALID_ARGUMENT, e.what()};
@@ -125,6 +165,7 @@ grpc::Status QuantizeJobsService::Cancel(grpc::ServerContext* context, const v1:
                                                                v1::Job::State_Name(found->state()) + ")"};
   spdlog::info("job {} cancelled", request->id());
   *job = *found;
+  annotate(*job);
   return grpc::Status::OK;
 }
 
@@ -143,6 +184,7 @@ grpc::Status QuantizeJobsService::Watch(grpc::ServerContext* context, const v1::
       return metrics_.store_failure("QuantizeJobs/Watch", e);
     }
     if (!job) return not_found(request->id());
+    annotate(*job);
     // Only the latest state is sent: a slow client skips intermediate updates.
     std::string bytes = job->SerializeAsString();
     if (bytes != last) {

@@ -2,6 +2,9 @@
 // answers; workers pick them up through the WorkerGateway.
 #pragma once
 
+#include <optional>
+
+#include "format/job_memory.h"
 #include "qdm/v1/jobs.grpc.pb.h"
 #include "server/job_store.h"
 #include "server/model_store.h"
@@ -25,6 +28,9 @@ class QuantizeJobsService final : public v1::QuantizeJobs::Service {
   void shutdown() { stopping_ = true; }
 
  private:
+  // The estimated peak memory of `options` on `model` (nullopt when the model is gone or does not open).
+  std::optional<JobMemory> estimate(const std::string& model, const v1::QuantizeOptions& options) const;
+  void annotate(v1::Job& job) const;  // fills estimated_memory(_bytes)
   const service::TokenAuth& auth_;
   grpc::Status submit(const v1::SubmitJobRequest& request, v1::Job* job);
   JobStore& jobs_;

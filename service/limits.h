@@ -19,6 +19,7 @@ struct Limits {
   int max_calib_samples = 1024;
   int max_iters = 100000;
   int max_report_samples = 1024;
+  int64_t max_job_memory = 0;  // a quantize job's estimated peak bytes (format/job_memory.h); 0: no limit
 };
 
 grpc::Status check_sampler(const v1::SamplerSpec& s, const Limits& limits);

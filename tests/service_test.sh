@@ -34,7 +34,7 @@ export QDM_THREADS=1
 
 start_scheduler() {
   "$sched_bin" --data "$work/data" "${store[@]}" --model-root "$work/roots" --listen 127.0.0.1:$sched_port \
-    --metrics 127.0.0.1:$sched_metrics --lease-seconds 5 --max-queued-jobs 3 --max-images 16 >>"$work/scheduler.log" 2>&1 &
+    --metrics 127.0.0.1:$sched_metrics --lease-seconds 5 --max-queued-jobs 3 --max-images 16 --max-job-memory 1073741824 >>"$work/scheduler.log" 2>&1 &
   sched_pid=$!; pids+=("$sched_pid")
   for _ in $(seq 100); do "$qdm" models list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "scheduler did not come up"
@@ -84,6 +84,15 @@ expect_error NOT_FOUND "no fp32 model named" submit --model nothing "${quick[@]}
 expect_error INVALID_ARGUMENT "recipe 'magic' is unknown" submit --model tiny --recipe magic
 expect_error INVALID_ARGUMENT "weight_bits is 9" submit --model tiny --wbits 9
 expect_error INVALID_ARGUMENT "act_bits is 3" submit --model tiny --abits 3
+# A job's cost is known before it is queued: legal options whose estimated peak memory (here
+# 1,024 trajectories of 1,000 steps: an 8 GB calibration set) is over --max-job-memory are
+# refused, naming the estimate and the limit; --dry-run answers the estimate and queues nothing
+# (the queue is full here); every Job carries it.
+expect_error RESOURCE_EXHAUSTED "over the 1.0 GiB a job may use here" submit --model tiny --calib-samples 1024 --steps 1000
+dry=$("$qdm" submit --model tiny "${quick[@]}" --dry-run) || fail "dry run refused"
+[[ "$dry" == "valid: tiny rtn w4a8, estimated peak memory "*" MiB ("*" bytes)" ]] || fail "dry run answered: $dry"
+[ "$(job_field "$j2" 'queue pos')" = "1" ] || fail "the dry run moved the queue"
+job_field "$j1" memory | grep -q "^about .*MiB (" || fail "a job without its estimate: $("$qdm" jobs get "$j1")"
 expect_error INVALID_ARGUMENT "steps is 5000" submit --model tiny --steps 5000
 expect_error INVALID_ARGUMENT "keep_bits must be 0 (fp32) or in" submit --model tiny --keep-bits 9
 expect_error INVALID_ARGUMENT "bias_samples must be 0.." submit --model tiny --bias-samples -1

@@ -1,0 +1,33 @@
+// What a quantize job will hold in memory at its peak, estimated before it runs from its options
+// and the model's description (format/graph): the scheduler refuses a Submit whose estimate is
+// over --max-job-memory (RESOURCE_EXHAUSTED naming both), `qdm submit --dry-run` and every Job
+// show it. Torch-free. The parts are upper bounds of what the engine keeps at once: the
+// calibration set (x_t and the fp32 eps of every trajectory and step), the block reconstruction
+// pairs (the largest block's input and output for every sampled step), the model's copies while
+// weights are learned, fine-tuning's targets and backward pass, TMPQ's quantizer bank.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "format/quantize_options.h"
+#include "format/unet_config.h"
+
+namespace qdm {
+
+struct JobMemory {
+  std::vector<std::pair<std::string, int64_t>> parts;  // what holds the bytes, in job order
+  int64_t total() const;
+  // "8.4 GiB (calibration set 8.4 GiB, ...)", the largest parts first (at most four).
+  std::string summary() const;
+};
+
+// Throws std::invalid_argument (ConfigError) for a config the description refuses.
+JobMemory estimate_job_memory(const RecipeOptions& options, const UNetConfig& config);
+
+// "1.5 GiB", "320 MiB", "12 KiB".
+std::string format_bytes(int64_t bytes);
+
+}  // namespace qdm
