@@ -175,12 +175,17 @@ TEST_F(PlanVsSim, OneImageSplitsChannelsAcrossThreads) {
 TEST_F(PlanVsSim, VectorQuantizedArtifactsOnEveryKernelPath) {
   make_model(false);
   LoadedArtifact a = quantize("vq", 4);
-  int vq_layers = 0;
-  for (const auto& l : a.model->layers) vq_layers += l->vq != nullptr;
-  EXPECT_GT(vq_layers, 3);
+  int vq_layers = 0, vq_int_input = 0;
+  for (const auto& l : a.model->layers) {
+    vq_layers += l->vq != nullptr;
+    vq_int_input += l->vq != nullptr && l->quant_input;
+  }
+  EXPECT_GT(vq_int_input, 3);
+  EXPECT_EQ(vq_layers, vq_int_input + 1);  // the fixture keeps one vq layer's input fp32
   for (QGemmIsa isa : supported_isas()) {
     expect_agreement(compare(a, isa, false), std::string("vq ") + isa_name(isa));
-    // The vq layers run on the tile-decoding ops, whose resident weights are the codes.
+    // The vq layers with integer inputs run on the tile-decoding ops, whose resident weights are
+    // the codes; the fp32-input one on the fp32 GEMM over its codes decoded onto the 8-bit grid.
     ExecutionPlan plan(a.model->unet->graph(), QuantizedWeights(*a.model), isa, 1);
     plan.set_profiling(true);
     const at::Tensor x = torch::randn({1, 1, 8, 8});
@@ -188,7 +193,7 @@ TEST_F(PlanVsSim, VectorQuantizedArtifactsOnEveryKernelPath) {
     plan.run(x.data_ptr<float>(), 1, a.info.timesteps[0], 0, nullptr, out.data_ptr<float>());
     int vq_ops = 0;
     for (const auto& [name, ms] : plan.profile_ops()) vq_ops += name.find("[vq ") != std::string::npos;
-    EXPECT_EQ(vq_ops, vq_layers) << isa_name(isa);
+    EXPECT_EQ(vq_ops, vq_int_input) << isa_name(isa);
   }
 }
 
