@@ -29,5 +29,8 @@ JobMemory estimate_job_memory(const RecipeOptions& options, const UNetConfig& co
 
 // "1.5 GiB", "320 MiB", "12 KiB".
 std::string format_bytes(int64_t bytes);
+// Bytes from "1073741824", Kubernetes quantities ("8Gi", "512Mi", "2G") or "1.5GiB"; throws
+// std::invalid_argument saying what is accepted.
+int64_t parse_bytes(const std::string& text);
 
 }  // namespace qdm

@@ -42,7 +42,7 @@ struct Flags {
   std::string metrics = "0.0.0.0:9464";
   std::string data = "var/qdm";
   std::string store;  // empty: sqlite:<data>/qdm.db
-  int64_t max_job_memory = -1;  // -1: default_job_memory()
+  std::string max_job_memory;  // empty: default_job_memory()
   double store_wait_seconds = 60;
   std::vector<std::string> model_roots = {"models"};
   double lease_seconds = 15;
@@ -90,10 +90,18 @@ int main(int argc, char** argv) {
   app.add_option("--lease-seconds", f.lease_seconds, "A job's lease expires after this long without a heartbeat")->envname("QDM_LEASE_SECONDS")->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--max-attempts", f.max_attempts, "Leases per job before it fails")->envname("QDM_MAX_ATTEMPTS")->capture_default_str()->check(CLI::Range(1, 100));
   app.add_option("--max-job-memory", f.max_job_memory,
-                 "Bytes a quantize job may use at its peak, estimated from its options and the model before it is "
-                 "queued (Submit answers RESOURCE_EXHAUSTED over it; 0: no limit; default: 80% of this machine's "
-                 "memory, set it to the workers' memory limit)")
-      ->envname("QDM_MAX_JOB_MEMORY")->check(CLI::Range(int64_t(0), int64_t(1) << 50));
+                 "Memory a quantize job may use at its peak (bytes, or 8Gi, 512Mi, ...), estimated from its options and "
+                 "the model before it is queued (Submit answers RESOURCE_EXHAUSTED over it; 0: no limit; default: 80% of "
+                 "this machine's memory; the chart sets the workers' memory limit)")
+      ->envname("QDM_MAX_JOB_MEMORY")
+      ->check([](const std::string& v) {
+        try {
+          qdm::parse_bytes(v);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      });
   app.add_option("--max-queued-jobs", f.max_queued_jobs, "Queued jobs before Submit answers RESOURCE_EXHAUSTED")->envname("QDM_MAX_QUEUED_JOBS")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--max-images", f.max_images, "Images per sample request")->envname("QDM_MAX_IMAGES")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--max-upload-bytes", f.max_upload_bytes, "Largest model upload")->envname("QDM_MAX_UPLOAD_BYTES")->capture_default_str();
@@ -191,7 +199,7 @@ int main(int argc, char** argv) {
                                    f.worker_tls.server_name);
     service::Limits limits;
     limits.max_images = f.max_images;
-    limits.max_job_memory = f.max_job_memory >= 0 ? f.max_job_memory : default_job_memory();
+    limits.max_job_memory = f.max_job_memory.empty() ? default_job_memory() : parse_bytes(f.max_job_memory);
     spdlog::info("quantize jobs may use {} each (--max-job-memory)",
                  limits.max_job_memory > 0 ? "up to " + format_bytes(limits.max_job_memory) : std::string("any memory"));
     server::LeaseSettings lease;

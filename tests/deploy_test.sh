@@ -22,6 +22,8 @@ chart="$src/helm/qdm"
 "$helm" lint "$chart" >"$work/lint.txt" 2>&1 || { cat "$work/lint.txt"; fail "helm lint"; }
 "$helm" lint "$chart" -f "$chart/values-gpu.yaml" >/dev/null 2>&1 || fail "helm lint (GPU values)"
 "$helm" template rel "$chart" > "$work/default.yaml" || fail "helm template"
+# The scheduler refuses quantize jobs whose estimated peak memory is over the workers' limit.
+grep -qF -- "- --max-job-memory=8Gi" "$work/default.yaml" || fail "the scheduler is not given the workers' memory limit"
 "$helm" template rel "$chart" -f "$chart/values-gpu.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor \
   --api-versions monitoring.coreos.com/v1/PrometheusRule \
   > "$work/gpu.yaml" || fail "helm template (GPU)"

@@ -61,6 +61,12 @@ TEST(JobMemory, EachRecipesOwnStagesAddTheirParts) {
     o.calib_samples *= 2;  // more trajectories never cost less
     EXPECT_GT(estimate_job_memory(o, shipped()).total(), m.total()) << r.name;
   }
+  EXPECT_EQ(parse_bytes("8Gi"), int64_t{8} << 30);
+  EXPECT_EQ(parse_bytes("512Mi"), int64_t{512} << 20);
+  EXPECT_EQ(parse_bytes("1.5GiB"), int64_t{3} << 29);
+  EXPECT_EQ(parse_bytes("2G"), 2'000'000'000);
+  EXPECT_EQ(parse_bytes("1073741824"), int64_t{1} << 30);
+  for (const char* bad : {"", "eight", "8 Gi", "8Qi", "-1", "1e30"}) EXPECT_THROW(parse_bytes(bad), std::invalid_argument) << bad;
   EXPECT_EQ(format_bytes(512), "512 B");
   EXPECT_EQ(format_bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
 }
