@@ -340,6 +340,40 @@ TEST_F(Recipes, BlockReconstructionLowersTheErrorOfRoundingToNearest) {
   EXPECT_LT(learned, 0.9 * nearest) << "relative squared error: nearest " << nearest << ", AdaRound " << learned;
 }
 
+// LSQ: Q-Diffusion's learned activation step sizes (weights at 8 bits, activations at 4, where
+// the activation ranges decide the error) lower the held-out error of the searched ranges.
+TEST_F(Recipes, LsqStepSizesLowerTheErrorOfTheSearchedRanges) {
+  SamplerOptions sampler;
+  sampler.steps = 6;
+  const CalibrationSet held = [&] {
+    torch::NoGradGuard g;
+    return collect_calibration(model_->unet, NoiseSchedule(model_->scheduler), sampler, 8, 4243);
+  }();
+  auto error = [&](int act_iters) {
+    RecipeOptions o;
+    o.recipe = "qdiffusion";
+    o.spec.weight_bits = 8;
+    o.spec.act_bits = 4;
+    o.sampler = sampler;
+    o.calib_samples = 8;
+    o.recon.iters = 1;
+    o.recon.act_iters = act_iters;
+    o.recon.batch = 8;
+    o.recon_step_stride = 1;
+    QuantizeResult r = quantize_model(*model_, o);
+    torch::NoGradGuard g;
+    double se = 0, ref = 0;
+    for (size_t s = 0; s < held.inputs.size(); ++s) {
+      const at::Tensor got = r.model->forward(held.inputs[s], held.timesteps[s], static_cast<int>(s));
+      se += (got - held.eps[s]).pow(2).sum().item<double>();
+      ref += held.eps[s].pow(2).sum().item<double>();
+    }
+    return se / ref;
+  };
+  const double searched = error(0), learned = error(200);
+  EXPECT_LT(learned, 0.9 * searched) << "relative squared error: searched ranges " << searched << ", LSQ " << learned;
+}
+
 // TIAR: TFMQ-DM's temporal information block reconstructed on its own (every step's time
 // embedding) brings its features closer to the fp32 model's than rounding its weights to nearest.
 TEST_F(Recipes, TiarBringsTheTemporalFeaturesCloserThanRoundingToNearest) {
