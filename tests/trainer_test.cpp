@@ -54,5 +54,52 @@ TEST(DiffusionTrainer, CheckpointsAndResumes) {
   std::filesystem::remove_all(dir);
 }
 
+// A run stopped at a checkpoint and resumed ends with the weights of the run that never stopped
+// (model, EMA, optimizer state and the data order all resume); and training lowers the loss.
+TEST(DiffusionTrainer, AResumedRunEqualsAnUninterruptedOneAndTheLossFalls) {
+  auto options = [](const std::string& dir, int iterations) {
+    DiffusionTrainOptions o;
+    o.out_dir = dir;
+    o.data_dir = default_fashion_mnist_dir();
+    o.config = testing::tiny_config();
+    o.config.sample_size = 32;
+    o.iterations = iterations;
+    o.batch_size = 8;
+    o.warmup = 5;
+    o.lr = 2e-3;
+    o.checkpoint_every = 4;
+    o.log_every = 4;
+    o.threads = 2;
+    return o;
+  };
+  const std::string straight = testing::temp_dir("train-straight"), resumed = testing::temp_dir("train-resumed");
+  std::vector<double> losses;
+  train_diffusion(options(straight, 40), [&](const TrainProgress& p) {
+    losses.push_back(p.loss);
+    return true;
+  });
+  train_diffusion(options(resumed, 20));
+  train_diffusion(options(resumed, 40));
+  const DiffusionModel a = load_model_folder(straight), b = load_model_folder(resumed);
+  const auto pb = b.unet->named_parameters();
+  for (const auto& item : a.unet->named_parameters())
+    EXPECT_TRUE(torch::equal(item.value(), pb[item.key()])) << item.key();
+  ASSERT_EQ(losses.size(), 10u);
+  EXPECT_LT(losses.back(), 0.7 * losses.front()) << "first interval " << losses.front() << ", last " << losses.back();
+  std::filesystem::remove_all(straight);
+  std::filesystem::remove_all(resumed);
+}
+
+// Min-SNR-gamma: each timestep's weight is min(SNR, gamma) / SNR with SNR = abar / (1 - abar);
+// gamma 0 leaves every weight at one.
+TEST(DiffusionTrainer, MinSnrWeightsFollowTheirDefinition) {
+  const at::Tensor abar = torch::tensor({0.99, 0.9, 0.5, 0.1, 0.01}, at::kDouble).to(at::kFloat);
+  const at::Tensor t = torch::tensor({0, 1, 2, 3, 4}, at::kLong);
+  const at::Tensor w = min_snr_weights(abar, t, 5.0);
+  const double want[] = {5.0 / 99.0, 5.0 / 9.0, 1.0, 1.0, 1.0};
+  for (int i = 0; i < 5; ++i) EXPECT_NEAR(w[i].item<double>(), want[i], 1e-5) << i;
+  EXPECT_TRUE(torch::equal(min_snr_weights(abar, t, 0.0), torch::ones({5})));
+}
+
 }  // namespace
 }  // namespace qdm

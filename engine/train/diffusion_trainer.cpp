@@ -101,7 +101,10 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
     }
     step = std::stoll(meta.at("step"));
     opt.load_state(state, "adam.", step);
-    gen = at::detail::createCPUGenerator(o.seed + 1 + static_cast<uint64_t>(step));
+    // The data order, flips, timesteps and noise carry on where they stopped (checkpoints before
+    // the generator was saved: a fresh stream per resumed step).
+    if (const auto rng = state.find("rng"); rng != state.end()) gen.set_state(rng->second);
+    else gen = at::detail::createCPUGenerator(o.seed + 1 + static_cast<uint64_t>(step));
   } else {
     if (!o.init_from.empty()) warm_start(*model, o.init_from);
     torch::NoGradGuard no_grad;
@@ -122,6 +125,7 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
     for (const auto& [name, p] : params) state["model." + name] = p;
     for (const auto& [name, p] : ema_params) state["ema." + name] = p;
     opt.save_state(state, "adam.");
+    state["rng"] = gen.get_state();
     save_tensors(ckpt_path, state, {{"step", std::to_string(step)}});
     save_model_folder(o.out_dir, *ema, o.scheduler);
   };
