@@ -303,6 +303,24 @@ TEST_F(ConditionalRecipes, TheFeatureCacheHoldsEveryStepAndClass) {
 namespace qdm {
 namespace {
 
+// Eight fp32 trajectories of other seeds than calibration's, and a quantized model's noise
+// predictions on them: squared error relative to the fp32 predictions', over every step.
+CalibrationSet held_out(const DiffusionModel& model, const SamplerOptions& sampler, uint64_t seed) {
+  torch::NoGradGuard g;
+  return collect_calibration(model.unet, NoiseSchedule(model.scheduler), sampler, 8, seed);
+}
+
+double relative_error(QuantizedUNet& q, const CalibrationSet& held) {
+  torch::NoGradGuard g;
+  double se = 0, ref = 0;
+  for (size_t s = 0; s < held.inputs.size(); ++s) {
+    const at::Tensor got = q.forward(held.inputs[s], held.timesteps[s], static_cast<int>(s));
+    se += (got - held.eps[s]).pow(2).sum().item<double>();
+    ref += held.eps[s].pow(2).sum().item<double>();
+  }
+  return se / ref;
+}
+
 // The algorithms, not only their plumbing: on the same L2.4 weight ranges, AdaRound's learned
 // rounding (BRECQ block by block) predicts the fp32 model's noise better than rounding to
 // nearest, measured on held-out fp32 trajectories (other seeds) over every step; fp32
@@ -310,10 +328,7 @@ namespace {
 TEST_F(Recipes, BlockReconstructionLowersTheErrorOfRoundingToNearest) {
   SamplerOptions sampler;
   sampler.steps = 6;
-  const CalibrationSet held = [&] {
-    torch::NoGradGuard g;
-    return collect_calibration(model_->unet, NoiseSchedule(model_->scheduler), sampler, 8, 4242);
-  }();
+  const CalibrationSet held = held_out(*model_, sampler, 4242);
   auto error = [&](int iters) {
     RecipeOptions o;
     o.recipe = "qdiffusion";
@@ -325,16 +340,7 @@ TEST_F(Recipes, BlockReconstructionLowersTheErrorOfRoundingToNearest) {
     o.recon.batch = 8;
     o.recon_step_stride = 1;
     QuantizeResult r = quantize_model(*model_, o);
-    torch::NoGradGuard g;
-    double se = 0, ref = 0;
-    for (size_t s = 0; s < held.inputs.size(); ++s) {
-      const int t = held.timesteps[s];
-      const at::Tensor want = held.eps[s];
-      const at::Tensor got = r.model->forward(held.inputs[s], t, static_cast<int>(s));
-      se += (got - want).pow(2).sum().item<double>();
-      ref += want.pow(2).sum().item<double>();
-    }
-    return se / ref;
+    return relative_error(*r.model, held);
   };
   const double nearest = error(0), learned = error(200);
   EXPECT_LT(learned, 0.9 * nearest) << "relative squared error: nearest " << nearest << ", AdaRound " << learned;
@@ -345,10 +351,7 @@ TEST_F(Recipes, BlockReconstructionLowersTheErrorOfRoundingToNearest) {
 TEST_F(Recipes, LsqStepSizesLowerTheErrorOfTheSearchedRanges) {
   SamplerOptions sampler;
   sampler.steps = 6;
-  const CalibrationSet held = [&] {
-    torch::NoGradGuard g;
-    return collect_calibration(model_->unet, NoiseSchedule(model_->scheduler), sampler, 8, 4243);
-  }();
+  const CalibrationSet held = held_out(*model_, sampler, 4243);
   auto error = [&](int act_iters) {
     RecipeOptions o;
     o.recipe = "qdiffusion";
@@ -361,14 +364,7 @@ TEST_F(Recipes, LsqStepSizesLowerTheErrorOfTheSearchedRanges) {
     o.recon.batch = 8;
     o.recon_step_stride = 1;
     QuantizeResult r = quantize_model(*model_, o);
-    torch::NoGradGuard g;
-    double se = 0, ref = 0;
-    for (size_t s = 0; s < held.inputs.size(); ++s) {
-      const at::Tensor got = r.model->forward(held.inputs[s], held.timesteps[s], static_cast<int>(s));
-      se += (got - held.eps[s]).pow(2).sum().item<double>();
-      ref += held.eps[s].pow(2).sum().item<double>();
-    }
-    return se / ref;
+    return relative_error(*r.model, held);
   };
   const double searched = error(0), learned = error(200);
   EXPECT_LT(learned, 0.9 * searched) << "relative squared error: searched ranges " << searched << ", LSQ " << learned;
