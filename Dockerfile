@@ -14,7 +14,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       build-essential cmake ninja-build ccache git ca-certificates \
       libtorch-dev libopenblas0-pthread libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
       prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
-      nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev libssl-dev libdnnl-dev \
+      nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev libssl-dev libicu-dev libdnnl-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -25,7 +25,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQDM_BUILD_TESTS=OF
 FROM ${DEBIAN} AS scheduler
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 libspdlog1.10 \
-      libfmt9 libsqlite3-0 libpq5 libpng16-16 libssl3 ca-certificates \
+      libfmt9 libsqlite3-0 libpq5 libpng16-16 libicu72 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
 COPY --from=build /src/build/bin/qdm-scheduler /usr/local/bin/
@@ -39,7 +39,7 @@ ENTRYPOINT ["qdm-scheduler"]
 FROM ${DEBIAN} AS worker
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libtorch1.13 libopenblas0-pthread libdnnl2 libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 \
-      libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libpng16-16 libssl3 dataset-fashion-mnist ca-certificates \
+      libprometheus-cpp-core1.0 libspdlog1.10 libfmt9 libpng16-16 libicu72 libssl3 dataset-fashion-mnist ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
 COPY --from=build /src/build/bin/qdm-worker /src/build/bin/qdm /usr/local/bin/
@@ -56,7 +56,7 @@ ENTRYPOINT ["qdm-worker"]
 FROM ${DEBIAN} AS sampler
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libdnnl2 libgrpc++1.51 libgrpc29 libprotobuf32 libprometheus-cpp-pull1.0 libprometheus-cpp-core1.0 \
-      libspdlog1.10 libfmt9 libpng16-16 libssl3 ca-certificates \
+      libspdlog1.10 libfmt9 libpng16-16 libicu72 libssl3 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home /var/lib/qdm qdm && mkdir -p /var/lib/qdm && chown qdm /var/lib/qdm
 COPY --from=build /src/build/bin/qdm-sampler /usr/local/bin/
@@ -75,7 +75,7 @@ FROM ${CUDA_IMAGE} AS worker-cuda
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev \
       libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev \
-      libssl-dev \
+      libssl-dev libicu-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY libtorch /opt/libtorch
 WORKDIR /src
