@@ -1,9 +1,11 @@
 #include "engine/model/graph_module.h"
 
+#include <torch/nn/init.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/normalization.h>
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace qdm {
@@ -25,6 +27,18 @@ class FixedTensorImpl : public torch::nn::Module {
   at::Tensor weight;
 };
 TORCH_MODULE(FixedTensor);
+
+// A trained table added to a sequence row by row (CLIP's position_embedding): "weight".
+class PositionTableImpl : public torch::nn::Module {
+ public:
+  explicit PositionTableImpl(const std::vector<int64_t>& shape) {
+    weight = register_parameter("weight", at::empty(shape));
+    torch::NoGradGuard no_grad;
+    torch::nn::init::normal_(weight, 0.0, 0.01);
+  }
+  at::Tensor weight;
+};
+TORCH_MODULE(PositionTable);
 
 at::Tensor unsqueeze_hw(const at::Tensor& v) { return v.unsqueeze(-1).unsqueeze(-1); }  // (N, C) -> (N, C, 1, 1)
 
@@ -61,9 +75,17 @@ GraphModuleImpl::GraphModuleImpl(graph::Graph g) : graph_(std::move(g)) {
       }
       case Op::kLinear: {
         const auto& w = param(0).shape;
-        m = container(parent).register_module(leaf, LinearLayer(static_cast<int>(w[1]), static_cast<int>(w[0])));
+        m = container(parent).register_module(leaf, LinearLayer(static_cast<int>(w[1]), static_cast<int>(w[0]), n.attrs.bias));
         break;
       }
+      case Op::kLayerNorm: {
+        const int c = graph_.values[static_cast<size_t>(n.output)].c;
+        m = container(parent).register_module(leaf, torch::nn::LayerNorm(torch::nn::LayerNormOptions({c}).eps(n.attrs.eps)));
+        break;
+      }
+      case Op::kPositionEmbedding:
+        m = container(parent).register_module(leaf, PositionTable(param(0).shape));
+        break;
       case Op::kGroupNorm: {
         const int c = graph_.values[static_cast<size_t>(n.output)].c;
         m = container(parent).register_module(
@@ -227,8 +249,19 @@ at::Tensor GraphModuleImpl::eval_node(const graph::Node& n, const std::vector<at
       const at::Tensor q = heads(in(0)), k = heads(in(1)), val = heads(in(2));
       const double scale = 1.0 / std::sqrt(static_cast<double>(d));
       const auto core = attention_core(n.name);
-      const at::Tensor o = core ? core->attend(q, k, val, scale)
-                                : at::matmul(at::softmax(at::matmul(q, k.transpose(-1, -2)) * scale, -1), val);
+      at::Tensor o;
+      if (core) {
+        if (a.causal) throw std::logic_error("GraphModule: no attention override for causal attention " + n.name);
+        o = core->attend(q, k, val, scale);
+      } else {
+        at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * scale;
+        if (a.causal) {
+          const int64_t lq = q.size(2), lk = k.size(2);
+          const at::Tensor future = at::ones({lq, lk}, at::TensorOptions().dtype(at::kBool).device(q.device())).triu(1);
+          scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+        }
+        o = at::matmul(at::softmax(scores, -1), val);
+      }
       return o.permute({0, 2, 1, 3}).contiguous().reshape({batch, in(0).size(1), channels});
     }
     case Op::kTimestepProj:
@@ -239,7 +272,23 @@ at::Tensor GraphModuleImpl::eval_node(const graph::Node& n, const std::vector<at
       return at::cat({at::sin(proj), at::cos(proj)}, -1);
     }
     case Op::kEmbedding:
-      return m->as<torch::nn::EmbeddingImpl>()->forward(in(0).to(at::kLong));
+      return m->as<torch::nn::EmbeddingImpl>()->forward(in(0).to(at::kLong));  // (N) -> (N, D); (N, L) -> (N, L, D)
+    case Op::kLayerNorm:
+      return m->as<torch::nn::LayerNormImpl>()->forward(in(0));
+    case Op::kGELU:
+      return at::gelu(in(0));
+    case Op::kQuickGELU:
+      return in(0) * at::sigmoid(in(0) * 1.702);
+    case Op::kGEGLU: {
+      const auto parts = in(0).chunk(2, -1);
+      return parts[0] * at::gelu(parts[1]);
+    }
+    case Op::kPositionEmbedding: {
+      const at::Tensor& w = m->as<PositionTableImpl>()->weight;
+      return in(0) + w.narrow(0, 0, in(0).size(1)).unsqueeze(0);
+    }
+    case Op::kSliceChannels:
+      return in(0).narrow(1, a.offset, graph_.values[static_cast<size_t>(n.output)].c);
     case Op::kDivideByTimestep:
       return in(0) / in(1).to(at::kFloat).reshape({-1, 1, 1, 1});
   }

@@ -26,13 +26,13 @@ at::Tensor Conv2dLayerImpl::forward_fp(const at::Tensor& x) const {
   return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
 }
 
-LinearLayerImpl::LinearLayerImpl(int in_f, int out_f) : in_features(in_f), out_features(out_f) {
+LinearLayerImpl::LinearLayerImpl(int in_f, int out_f, bool has_bias) : in_features(in_f), out_features(out_f) {
   weight = register_parameter("weight", at::empty({out_f, in_f}));
-  bias = register_parameter("bias", at::empty({out_f}));
+  if (has_bias) bias = register_parameter("bias", at::empty({out_f}));
   torch::NoGradGuard no_grad;
   torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
   const double bound = 1.0 / std::sqrt(static_cast<double>(in_f));
-  bias.uniform_(-bound, bound);
+  if (has_bias) bias.uniform_(-bound, bound);
 }
 
 at::Tensor LinearLayerImpl::forward(const at::Tensor& x) {

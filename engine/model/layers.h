@@ -38,14 +38,14 @@ TORCH_MODULE(Conv2dLayer);
 
 class LinearLayerImpl : public torch::nn::Module {
  public:
-  LinearLayerImpl(int in_features, int out_features);
+  LinearLayerImpl(int in_features, int out_features, bool bias = true);
   // x: (..., in) -> (..., out)
   at::Tensor forward(const at::Tensor& x);
   at::Tensor forward_fp(const at::Tensor& x) const;
 
   int in_features, out_features;
   at::Tensor weight;  // (out, in)
-  at::Tensor bias;    // (out)
+  at::Tensor bias;    // (out); undefined for a layer without bias (diffusers' cross-attention to_q/k/v)
   std::shared_ptr<LayerOverride> override_;
 };
 TORCH_MODULE(LinearLayer);

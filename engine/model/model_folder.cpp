@@ -8,6 +8,7 @@
 #include <set>
 #include <torch/utils.h>
 
+#include "engine/model/module_weights.h"
 #include "format/safetensors.h"
 #include "format/unet_tensors.h"
 #include "engine/model_io/tensor_io.h"
@@ -16,41 +17,11 @@
 namespace qdm {
 namespace fs = std::filesystem;
 
-namespace {
-
-std::string shape_str(at::IntArrayRef s) { return c10::str(s); }
-
-}  // namespace
 
 std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file) {
-  std::map<std::string, at::Tensor> targets;
-  for (const auto& p : unet.named_parameters()) targets[p.key()] = p.value();
-  for (const auto& b : unet.named_buffers()) targets[b.key()] = b.value();
-
-  std::set<std::string> loaded;
-  std::string dtype;
-  torch::NoGradGuard no_grad;
-  for (const auto& info : file.tensors()) {
-    const std::string name = canonical_tensor_name(info.name);
-    auto it = targets.find(name);
-    if (it == targets.end())
-      throw ModelLoadError("unexpected tensor '" + info.name +
-                           "': this config.json builds no such parameter (config and weights do not match)");
-    if (!loaded.insert(name).second)
-      throw ModelLoadError("tensor '" + name + "' is stored twice (old and new attention names)");
-    if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
-      throw ModelLoadError("tensor '" + info.name + "' has dtype " + dtype_name(info.dtype) +
-                           "; model weights must be F32, F16 or BF16");
-    at::Tensor src = to_tensor(file, info);
-    if (src.sizes() != it->second.sizes())
-      throw ModelLoadError("tensor '" + info.name + "' has shape " + shape_str(src.sizes()) +
-                           " but config.json implies " + shape_str(it->second.sizes()));
-    it->second.copy_(src.to(at::kFloat));
-    dtype = dtype_name(info.dtype);
-  }
-  for (const auto& [name, t] : targets)
-    if (!loaded.count(name)) throw ModelLoadError("missing tensor '" + name + "' required by config.json");
-  return dtype.empty() ? "F32" : dtype;
+  WeightNames names;
+  names.canonical = canonical_tensor_name;
+  return load_module_weights(unet, file, "config.json", names);
 }
 
 DiffusionModel load_model_folder(const std::string& dir) {

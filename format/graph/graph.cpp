@@ -32,6 +32,12 @@ const char* op_name(Op op) {
     case Op::kFourierProj: return "fourier_proj";
     case Op::kEmbedding: return "embedding";
     case Op::kDivideByTimestep: return "divide_by_timestep";
+    case Op::kLayerNorm: return "layer_norm";
+    case Op::kGELU: return "gelu";
+    case Op::kQuickGELU: return "quick_gelu";
+    case Op::kGEGLU: return "geglu";
+    case Op::kPositionEmbedding: return "position_embedding";
+    case Op::kSliceChannels: return "slice_channels";
   }
   return "?";
 }
@@ -91,6 +97,8 @@ bool Graph::temporal(int value) const {
   bool t;
   if (n.op == Op::kInput) {
     t = n.attrs.input == Input::kTimestep || n.attrs.input == Input::kClassLabel || n.attrs.input == Input::kClassEmbedding;
+    // Text states are not temporal (they do not depend on t), but invariant across steps: the
+    // plan computes what depends on them alone once per request.
   } else {
     t = true;
     for (int in : n.inputs) t = t && temporal(in);
@@ -178,7 +186,7 @@ int Builder::emit(Op op, const std::string& name, std::vector<int> inputs, const
 int Builder::input(Input kind, Layout layout, int c, int h, int w) {
   Attrs a;
   a.input = kind;
-  static const char* names[] = {"sample", "timestep", "class_label", "class_embedding"};
+  static const char* names[] = {"sample", "timestep", "class_label", "class_embedding", "input_ids", "encoder_hidden_states", "latent"};
   return emit(Op::kInput, names[static_cast<int>(kind)], {}, a, {layout, c, h, w});
 }
 
@@ -201,13 +209,61 @@ int Builder::pad_bottom_right(int x, int amount) {
   return emit(Op::kPadBottomRight, value(x).name + ".pad", {x}, a, image(in.c, in.h + amount, in.w + amount));
 }
 
-int Builder::linear(const std::string& name, int x, int out_features) {
+int Builder::linear(const std::string& name, int x, int out_features, bool bias) {
   ValueInfo out = value(x);
   if (out.layout == Layout::kImage || out.layout == Layout::kScalar) bad(name + ": linear of an image or scalar");
   const int in_features = out.c;
   out.c = out_features;
   out.name.clear();
-  return emit(Op::kLinear, name, {x}, {}, out, {{name + ".weight", {out_features, in_features}}, {name + ".bias", {out_features}}});
+  Attrs a;
+  a.bias = bias;
+  std::vector<TensorDecl> params{{name + ".weight", {out_features, in_features}}};
+  if (bias) params.push_back({name + ".bias", {out_features}});
+  return emit(Op::kLinear, name, {x}, a, out, std::move(params));
+}
+
+int Builder::layer_norm(const std::string& name, int x, double eps) {
+  ValueInfo out = value(x);
+  if (out.layout != Layout::kSequence && out.layout != Layout::kVector) bad(name + ": layer norm of an image or scalar");
+  out.name.clear();
+  Attrs a;
+  a.eps = eps;
+  return emit(Op::kLayerNorm, name, {x}, a, out, {{name + ".weight", {out.c}}, {name + ".bias", {out.c}}});
+}
+
+int Builder::gelu(int x) {
+  ValueInfo out = value(x);
+  out.name = value(x).name + ".gelu";
+  return emit(Op::kGELU, out.name, {x}, {}, out);
+}
+
+int Builder::quick_gelu(int x) {
+  ValueInfo out = value(x);
+  out.name = value(x).name + ".quick_gelu";
+  return emit(Op::kQuickGELU, out.name, {x}, {}, out);
+}
+
+int Builder::geglu(int x) {
+  ValueInfo out = value(x);
+  if (out.c % 2 != 0) bad("geglu of " + out.name + ": an odd channel count");
+  out.c /= 2;
+  out.name = value(x).name + ".geglu";
+  return emit(Op::kGEGLU, out.name, {x}, {}, out);
+}
+
+int Builder::position_embedding(const std::string& name, int x, int positions) {
+  ValueInfo out = value(x);
+  if (out.layout != Layout::kSequence || out.length() > positions) bad(name + ": a sequence longer than the position table");
+  out.name = name;
+  return emit(Op::kPositionEmbedding, name, {x}, {}, out, {{name + ".weight", {positions, out.c}}});
+}
+
+int Builder::slice_channels(int x, int offset, int count) {
+  const ValueInfo& in = value(x);
+  if (in.layout != Layout::kImage || offset < 0 || offset + count > in.c) bad("slice_channels: out of " + in.name + "'s channels");
+  Attrs a;
+  a.offset = offset;
+  return emit(Op::kSliceChannels, in.name + ".slice", {x}, a, image(count, in.h, in.w));
 }
 
 int Builder::group_norm(const std::string& name, int x, int groups, double eps, bool affine) {
@@ -283,11 +339,14 @@ int Builder::to_image(int x, int like) {
   return emit(Op::kToImage, in.name + ".image", {x, like}, a, image(in.c, ref.h, ref.w));
 }
 
-int Builder::attention(const std::string& name, int q, int k, int v, int heads) {
+int Builder::attention(const std::string& name, int q, int k, int v, int heads, bool causal) {
   ValueInfo out = value(q);
   if (out.c % heads != 0) bad(name + ": " + std::to_string(out.c) + " channels in " + std::to_string(heads) + " heads");
+  if (value(k).c != out.c || value(v).c != out.c || value(k).length() != value(v).length())
+    bad(name + ": q, k and v disagree in channels, or k and v in length");
   Attrs a;
   a.heads = heads;
+  a.causal = causal;
   out.name.clear();
   return emit(Op::kAttention, name, {q, k, v}, a, out);
 }
@@ -309,7 +368,9 @@ int Builder::fourier_proj(const std::string& name, int t, int size) {
 int Builder::embedding(const std::string& name, int index, int rows, int dim) {
   Attrs a;
   a.dim = dim;
-  return emit(Op::kEmbedding, name, {index}, a, vector(dim), {{name + ".weight", {rows, dim}}});
+  const ValueInfo& in = value(index);
+  const ValueInfo out = in.layout == Layout::kSequence ? ValueInfo{Layout::kSequence, dim, 1, in.w} : vector(dim);
+  return emit(Op::kEmbedding, name, {index}, a, out, {{name + ".weight", {rows, dim}}});
 }
 
 int Builder::divide_by_timestep(int x, int t) {

@@ -6,7 +6,8 @@
 // execution plan's fused kernels (engine/runtime/plan). Torch-free.
 //
 // Values are per image: an image (C, H, W) — NCHW in LibTorch, channels-last rows in a plan —,
-// a sequence (L, C) or a vector (C). A sequence of H*W rows and a channels-last image are the
+// a sequence (L, C) or a vector (C). Token ids are a sequence of one integer channel ((N, L) in
+// LibTorch). A sequence of H*W rows and a channels-last image are the
 // same bytes, so ToSequence / ToImage cost nothing in a plan.
 #pragma once
 
@@ -25,13 +26,16 @@ enum class Input {
   kTimestep,        // the training timestep (kScalar, float)
   kClassLabel,      // an integer class label (kScalar)
   kClassEmbedding,  // a class embedding given directly (kVector; class_embed_type "identity")
+  kTokenIds,        // a text encoder's input_ids (kSequence of one integer channel)
+  kTextStates,      // encoder_hidden_states a denoiser attends to (kSequence)
+  kLatent,          // a VAE decoder's latent (kImage)
 };
 
 enum class Op {
   kInput,             // attrs.input
   kConv2d,            // params weight (Cout, Cin, k, k), bias; attrs kernel, stride, padding
   kPadBottomRight,    // zeros on the right and bottom (attrs padding): Downsample2D with padding 0
-  kLinear,            // params weight (out, in), bias; over the channels of a vector or a sequence
+  kLinear,            // params weight (out, in), bias (when attrs.bias); over the channels of a vector or a sequence
   kGroupNorm,         // params weight, bias (when attrs.affine); attrs groups, eps
   kSiLU,
   kAdd,               // a + b: the same layout and shape, or an image plus a vector per channel
@@ -46,6 +50,12 @@ enum class Op {
   kFourierProj,       // timestep -> vector: param weight (a buffer): [sin, cos](2 pi log(t) w)
   kEmbedding,         // integer -> vector: row of param weight (rows, dim)
   kDivideByTimestep,  // image / t (fourier UNets' output)
+  kLayerNorm,         // params weight, bias; over the channels of a sequence; attrs eps
+  kGELU,              // exact (erf)
+  kQuickGELU,         // x * sigmoid(1.702 x) (CLIP)
+  kGEGLU,             // sequence of 2C -> C: a * gelu(g) for [a, g] = x (diffusers' GEGLU after its proj)
+  kPositionEmbedding, // sequence x + rows [0, L) of param weight (positions, C)
+  kSliceChannels,     // channels [attrs.offset, attrs.offset + out channels) of an image
 };
 const char* op_name(Op op);
 
@@ -57,6 +67,9 @@ struct Attrs {
   double eps = 1e-5;
   double alpha = 1, beta = 0, divisor = 1;
   int heads = 1;
+  bool causal = false;  // attention: position i attends to positions <= i
+  bool bias = true;     // linear
+  int offset = 0;       // slice_channels
   int dim = 0;
   bool flip = false;
   double shift = 0;
@@ -141,7 +154,13 @@ class Builder {
   int input(Input kind, Layout layout, int c, int h = 1, int w = 1);
   int conv(const std::string& name, int x, int out_channels, int kernel, int stride = 1, int padding = -1);
   int pad_bottom_right(int x, int amount);
-  int linear(const std::string& name, int x, int out_features);
+  int linear(const std::string& name, int x, int out_features, bool bias = true);
+  int layer_norm(const std::string& name, int x, double eps);
+  int gelu(int x);
+  int quick_gelu(int x);
+  int geglu(int x);
+  int position_embedding(const std::string& name, int x, int positions);
+  int slice_channels(int x, int offset, int count);
   int group_norm(const std::string& name, int x, int groups, double eps, bool affine = true);
   int silu(int x);
   int add(int a, int b);
@@ -151,11 +170,12 @@ class Builder {
   int upsample2x(int x);
   int to_sequence(int x);
   int to_image(int x, int like);  // the sequence x as an image of like's size
-  int attention(const std::string& name, int q, int k, int v, int heads);
+  int attention(const std::string& name, int q, int k, int v, int heads, bool causal = false);
   int timestep_proj(int t, int dim, bool flip, double shift);
   // A name whose tensor exists already shares it (class_embed_type "timestep" projects the
   // label with the time projection's own Fourier weights or table).
   int fourier_proj(const std::string& name, int t, int size);
+  // index: a scalar (-> vector) or a sequence of ids (-> sequence of rows).
   int embedding(const std::string& name, int index, int rows, int dim);
   int divide_by_timestep(int x, int t);
 

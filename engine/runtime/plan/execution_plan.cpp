@@ -461,10 +461,23 @@ std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::Weight
     switch (n.op) {
       case Op::kInput:
         if (n.attrs.input == graph::Input::kClassEmbedding) return "class_embed_type identity (embeddings as input)";
+        if (n.attrs.input == graph::Input::kTokenIds || n.attrs.input == graph::Input::kTextStates)
+          return std::string("text inputs (") + n.name + ")";
         break;
       case Op::kAttention:
+        if (n.attrs.causal) return "causal attention (" + n.name + ")";
         if (w.quantized() && !w.attention(n.name)) return "attention " + n.name + " not quantized";
         break;
+      case Op::kLinear:
+        if (!n.attrs.bias) return "a linear layer without bias (" + n.name + ")";
+        break;
+      case Op::kLayerNorm:
+      case Op::kGELU:
+      case Op::kQuickGELU:
+      case Op::kGEGLU:
+      case Op::kPositionEmbedding:
+      case Op::kSliceChannels:
+        return std::string("the ") + graph::op_name(n.op) + " operation (" + n.name + ")";
       default:
         break;
     }

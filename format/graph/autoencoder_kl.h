@@ -1,0 +1,28 @@
+// diffusers AutoencoderKL, described once (autoencoder_kl.py / vae.py): the Encoder (conv_in,
+// DownEncoderBlock2D: ResnetBlock2D without a time embedding, Downsample2D with padding 0; the
+// mid block with one single-head attention; conv_norm_out -> SiLU -> conv_out) and quant_conv,
+// and post_quant_conv with the Decoder (conv_in, mid block, UpDecoderBlock2D with
+// layers_per_block + 1 resnets and Upsample2D, conv_norm_out -> SiLU -> conv_out). Norms use
+// eps 1e-6. Node and tensor names are diffusers' ("decoder.up_blocks.0.resnets.1.conv2").
+#pragma once
+
+#include "format/autoencoder_kl_config.h"
+#include "format/graph/graph.h"
+
+namespace qdm::graph {
+
+// Image (in_channels, height, width) in [-1, 1] -> the posterior mean (latent_channels,
+// height / factor, width / factor). 0: the config's sample_size.
+Graph describe_vae_encoder(const AutoencoderKLConfig& config, int height = 0, int width = 0);
+// The posterior's moments (2 latent_channels: mean, then log-variance) of the same image; the
+// trainer samples from them.
+Graph describe_vae_encoder_moments(const AutoencoderKLConfig& config, int height = 0, int width = 0);
+// Latent (already divided by scaling_factor) of height x width latent pixels -> the image in
+// [-1, 1]. 0: sample_size / factor.
+Graph describe_vae_decoder(const AutoencoderKLConfig& config, int height = 0, int width = 0);
+// Both halves in one graph (every tensor of vae/diffusion_pytorch_model.safetensors): inputs
+// kSample (the image, height x width) and kLatent; the value named "moments" is the encoder's
+// output, the graph's output the decoded latent.
+Graph describe_autoencoder_kl(const AutoencoderKLConfig& config, int height = 0, int width = 0);
+
+}  // namespace qdm::graph

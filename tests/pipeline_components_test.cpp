@@ -1,0 +1,137 @@
+// The text encoder and the VAE against an independent PyTorch implementation
+// (tests/reference/pipeline_components_reference.py) on SD 1.x- and 2.x-shaped toy configs, to
+// 1e-4 relative; and the tensor lists the descriptions imply against the reference's files.
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+#include <set>
+
+#include "engine/model/autoencoder_kl.h"
+#include "engine/model/clip_text_model.h"
+#include "engine/model/module_weights.h"
+#include "engine/model_io/tensor_io.h"
+#include "format/graph/autoencoder_kl.h"
+#include "format/graph/clip_text.h"
+#include "format/safetensors.h"
+
+namespace qdm {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string case_dir(const std::string& name) { return std::string(QDM_SOURCE_DIR) + "/tests/data/components/" + name; }
+
+double relative_error(const at::Tensor& got, const at::Tensor& want) {
+  return (got - want).norm().item<double>() / want.norm().item<double>();
+}
+
+std::set<std::string> file_names(const std::string& path) {
+  std::set<std::string> out;
+  const SafeTensors file = SafeTensors::read_file(path);
+  for (const auto& t : file.tensors()) out.insert(t.name);
+  return out;
+}
+std::set<std::string> graph_names(const graph::Graph& g) {
+  std::set<std::string> out;
+  for (const auto& t : g.tensors) out.insert(t.name);
+  return out;
+}
+
+class TextEncoderReference : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TextEncoderReference, MatchesToFloatRounding) {
+  const std::string dir = case_dir(GetParam());
+  const ClipTextConfig config = ClipTextConfig::from_file(dir + "/config.json");
+  EXPECT_EQ(graph_names(graph::describe_clip_text(config)), file_names(dir + "/weights.safetensors"));
+  ClipTextModel model(config);
+  load_module_weights(*model, SafeTensors::read_file(dir + "/weights.safetensors"), "config.json");
+  TensorMap io = load_tensors(dir + "/io.safetensors");
+  torch::NoGradGuard no_grad;
+  const at::Tensor out = model->forward(io.at("input_ids"));
+  ASSERT_EQ(out.sizes(), io.at("out").sizes());
+  EXPECT_LT(relative_error(out, io.at("out")), 1e-4);
+  // A prefix of the tokens gives the prefix of the states (causal attention).
+  const at::Tensor prefix = model->forward(io.at("input_ids").narrow(1, 0, 5));
+  EXPECT_LT(relative_error(prefix, io.at("out").narrow(1, 0, 5)), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, TextEncoderReference, ::testing::Values("clip_sd1", "clip_sd2"));
+
+class VaeReference : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(VaeReference, EncoderAndDecoderMatchToFloatRounding) {
+  const std::string dir = case_dir(GetParam());
+  const AutoencoderKLConfig config = AutoencoderKLConfig::from_file(dir + "/config.json");
+  EXPECT_EQ(graph_names(graph::describe_autoencoder_kl(config)), file_names(dir + "/weights.safetensors"));
+  // The halves declare the file's tensors between them.
+  std::set<std::string> halves = graph_names(graph::describe_vae_encoder(config));
+  for (const auto& n : graph_names(graph::describe_vae_decoder(config))) halves.insert(n);
+  EXPECT_EQ(halves, file_names(dir + "/weights.safetensors"));
+  AutoencoderKL model(config);
+  load_module_weights(*model, SafeTensors::read_file(dir + "/weights.safetensors"), "config.json");
+  TensorMap io = load_tensors(dir + "/io.safetensors");
+  torch::NoGradGuard no_grad;
+  const at::Tensor mean = model->encode_mean(io.at("sample"));  // a non-square image
+  ASSERT_EQ(mean.sizes(), io.at("mean").sizes());
+  EXPECT_LT(relative_error(mean, io.at("mean")), 1e-4);
+  const at::Tensor decoded = model->decode(io.at("latent"));
+  ASSERT_EQ(decoded.sizes(), io.at("decoded").sizes());
+  EXPECT_LT(relative_error(decoded, io.at("decoded")), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, VaeReference, ::testing::Values("vae_sd", "vae_plain"));
+
+TEST(PipelineComponents, SaveLoadRoundTripsAndRefusesMismatchedWeights) {
+  const std::string tmp = (fs::temp_directory_path() / ("qdm_components_" + std::to_string(::getpid()))).string();
+  const AutoencoderKLConfig vc = AutoencoderKLConfig::from_file(case_dir("vae_plain") + "/config.json");
+  AutoencoderKL vae(vc);
+  save_vae(tmp + "/vae", *vae);
+  LoadedVae loaded = load_vae(tmp + "/vae");
+  torch::NoGradGuard no_grad;
+  const at::Tensor z = torch::randn({1, vc.latent_channels, 2, 3});
+  EXPECT_TRUE(torch::equal(loaded.model->decode(z), vae->decode(z)));
+  EXPECT_EQ(loaded.weights_dtype, "F32");
+
+  const ClipTextConfig tc = ClipTextConfig::from_file(case_dir("clip_sd1") + "/config.json");
+  ClipTextModel text(tc);
+  save_text_encoder(tmp + "/text_encoder", *text);
+  LoadedTextEncoder lt = load_text_encoder(tmp + "/text_encoder");
+  const at::Tensor ids = torch::randint(0, tc.vocab_size, {2, 7});
+  EXPECT_TRUE(torch::equal(lt.model->forward(ids), text->forward(ids)));
+  EXPECT_THROW(lt.model->forward(torch::full({1, 3}, tc.vocab_size)), std::invalid_argument);
+
+  // Another config's weights: refused naming a tensor.
+  fs::copy_file(case_dir("clip_sd2") + "/weights.safetensors", tmp + "/text_encoder/model.safetensors",
+                fs::copy_options::overwrite_existing);
+  try {
+    load_text_encoder(tmp + "/text_encoder");
+    FAIL() << "loaded another config's weights";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("tensor '"), std::string::npos) << e.what();
+  }
+  fs::remove_all(tmp);
+}
+
+TEST(PipelineComponents, RefusesUnsupportedSettingsNamingTheField) {
+  auto error = [](auto fn) {
+    try {
+      fn();
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error([] { ClipTextConfig::from_json({{"hidden_act", "relu"}}); }).find("field 'hidden_act'"), std::string::npos);
+  EXPECT_NE(error([] { ClipTextConfig::from_json({{"hidden_size", 30}, {"num_attention_heads", 4}}); }).find("num_attention_heads"),
+            std::string::npos);
+  EXPECT_NE(error([] { ClipTextConfig::from_json({{"architectures", {"T5EncoderModel"}}}); }).find("architectures"), std::string::npos);
+  EXPECT_NE(error([] { AutoencoderKLConfig::from_json({{"_class_name", "AutoencoderTiny"}}); }).find("_class_name"), std::string::npos);
+  EXPECT_NE(error([] { AutoencoderKLConfig::from_json({{"act_fn", "gelu"}}); }).find("act_fn"), std::string::npos);
+  EXPECT_NE(error([] { AutoencoderKLConfig::from_json({{"block_out_channels", {32, 64}}, {"down_block_types", {"DownEncoderBlock2D"}}}); })
+                .find("down_block_types"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace qdm
