@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   qdm::cli::add_finetune_command(app);
   qdm::cli::add_inspect_command(app);
   qdm::cli::add_train_command(app);
+  qdm::cli::add_train_vae_command(app);
+  qdm::cli::add_train_text_encoder_command(app);
   qdm::cli::add_train_classifier_command(app);
   qdm::cli::add_submit_command(app);
   qdm::cli::add_jobs_command(app);

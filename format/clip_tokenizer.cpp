@@ -88,6 +88,18 @@ const std::vector<std::string>& bytes_to_symbols() {
   return table;
 }
 
+std::vector<std::string> clip_base_vocab() {
+  std::vector<std::string> symbols;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+      if (printable == (pass == 0)) symbols.push_back(bytes_to_symbols()[static_cast<size_t>(b)]);
+    }
+  std::vector<std::string> out = symbols;
+  for (const auto& s : symbols) out.push_back(s + "</w>");
+  return out;
+}
+
 ClipTokenizer::ClipTokenizer(std::unordered_map<std::string, int64_t> vocab,
                              std::vector<std::pair<std::string, std::string>> merges, int max_length,
                              const std::string& bos, const std::string& eos, const std::string& pad, const std::string& unk)

@@ -66,5 +66,9 @@ class ClipTokenizer {
 
 // GPT-2's table: the printable symbol (UTF-8) standing for each byte.
 const std::vector<std::string>& bytes_to_symbols();
+// The first 512 entries of a CLIP vocabulary, in CLIP's order: the byte symbols (printable bytes
+// first), then the same with "</w>". Merged symbols follow in merge order, then
+// <|startoftext|> and <|endoftext|>.
+std::vector<std::string> clip_base_vocab();
 
 }  // namespace qdm

@@ -41,17 +41,9 @@ std::string clip_folder(int max_length = 77, const std::string& pad = "<|endofte
   std::getline(lines, line);  // the file's own header
   std::vector<std::string> merges;
   while (merges.size() < 49152 - 256 - 2 && std::getline(lines, line)) merges.push_back(line);
-  // The byte symbols in CLIP's order: the printable bytes first, then the others.
-  std::vector<std::string> symbols;
-  for (int pass = 0; pass < 2; ++pass)
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
-      if (printable == (pass == 0)) symbols.push_back(bytes_to_symbols()[static_cast<size_t>(b)]);
-    }
   nlohmann::json vocab = nlohmann::json::object();
   int64_t id = 0;
-  for (const auto& s : symbols) vocab[s] = id++;
-  for (const auto& s : symbols) vocab[s + "</w>"] = id++;
+  for (const auto& s : clip_base_vocab()) vocab[s] = id++;
   std::ofstream m(dir + "/merges.txt");
   m << "#version: 0.2\n";
   for (const auto& merge : merges) {

@@ -21,6 +21,8 @@ class AutoencoderKLImpl : public GraphModuleImpl {
   // latent (N, latent_channels, h, w), already divided by scaling_factor -> image (N, out, h f, w f)
   at::Tensor decode(const at::Tensor& latent);
   const AutoencoderKLConfig& config() const { return config_; }
+  // The factor latents are multiplied by for the denoiser (a trainer sets it from the data).
+  void set_scaling_factor(double s) { config_.scaling_factor = s; }
 
  private:
   AutoencoderKLConfig config_;
