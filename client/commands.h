@@ -39,6 +39,8 @@ void add_finetune_options(CLI::App* cmd, FinetuneOptions& options);
 void add_train_command(CLI::App& app);
 void add_train_vae_command(CLI::App& app);
 void add_train_text_encoder_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_train_text_to_image_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   qdm::cli::add_train_command(app);
   qdm::cli::add_train_vae_command(app);
   qdm::cli::add_train_text_encoder_command(app);
+  qdm::cli::add_tokenize_command(app);
+  qdm::cli::add_train_text_to_image_command(app);
   qdm::cli::add_train_classifier_command(app);
   qdm::cli::add_submit_command(app);
   qdm::cli::add_jobs_command(app);

@@ -18,8 +18,19 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw ConfigError("config.json: not a JSON object");
   UNetConfig c;
   const JsonFields f(j, "config.json");
-  if (j.contains("_class_name") && j["_class_name"] != "UNet2DModel")
-    fail("_class_name", "is " + j["_class_name"].dump() + "; only UNet2DModel is supported");
+  if (j.contains("_class_name") && j["_class_name"] != "UNet2DModel" && j["_class_name"] != "UNet2DConditionModel")
+    fail("_class_name", "is " + j["_class_name"].dump().substr(0, 64) + "; supported: UNet2DModel, UNet2DConditionModel");
+  const bool text = j.contains("_class_name") && j["_class_name"] == "UNet2DConditionModel";
+  if (text) {  // UNet2DConditionModel's defaults
+    c.class_name = "UNet2DConditionModel";
+    c.sample_size = 64;
+    c.in_channels = c.out_channels = 4;
+    c.down_block_types = {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"};
+    c.up_block_types = {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"};
+    c.block_out_channels = {320, 640, 1280, 1280};
+    c.mid_cross_attention = true;
+    c.cross_attention_dim = 1280;
+  }
   if (j.contains("sample_size") && !j["sample_size"].is_null()) {
     const auto& s = j["sample_size"];
     if (s.is_number_integer()) {
@@ -42,8 +53,14 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   if (j.contains("mid_block_type")) {
     if (j["mid_block_type"].is_null()) {
       c.has_mid_block = false;
+      c.mid_cross_attention = false;
+    } else if (text && j["mid_block_type"] == "UNetMidBlock2DCrossAttn") {
+      c.mid_cross_attention = true;
     } else if (j["mid_block_type"] != "UNetMidBlock2D") {
-      fail("mid_block_type", "is " + j["mid_block_type"].dump() + "; only UNetMidBlock2D or null");
+      fail("mid_block_type", "is " + j["mid_block_type"].dump().substr(0, 64) +
+                                 (text ? "; supported: UNetMidBlock2DCrossAttn, UNetMidBlock2D or null" : "; only UNetMidBlock2D or null"));
+    } else {
+      c.mid_cross_attention = false;
     }
   }
   f.read("block_out_channels", c.block_out_channels);
@@ -51,7 +68,47 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   f.read("mid_block_scale_factor", c.mid_block_scale_factor);
   f.read("downsample_padding", c.downsample_padding);
   f.read("dropout", c.dropout);
-  f.read_optional("attention_head_dim", c.attention_head_dim);
+  if (text) {
+    // Heads per block: attention_head_dim as an int or a list (diffusers' naming quirk).
+    const size_t blocks = c.block_out_channels.size();
+    c.heads_per_block.assign(blocks, 8);
+    if (j.contains("attention_head_dim") && !j["attention_head_dim"].is_null()) {
+      const auto& a = j["attention_head_dim"];
+      if (a.is_number_integer()) c.heads_per_block.assign(blocks, a.get<int>());
+      else if (a.is_array() && a.size() == blocks && std::all_of(a.begin(), a.end(), [](const auto& x) { return x.is_number_integer(); }))
+        c.heads_per_block = a.get<std::vector<int>>();
+      else fail("attention_head_dim", "must be an integer or one integer per block_out_channels entry");
+    }
+    if (j.contains("num_attention_heads") && !j["num_attention_heads"].is_null())
+      fail("num_attention_heads", "must be null (diffusers counts heads in attention_head_dim)");
+    c.transformer_layers_per_block.assign(blocks, 1);
+    if (j.contains("transformer_layers_per_block") && !j["transformer_layers_per_block"].is_null()) {
+      const auto& t = j["transformer_layers_per_block"];
+      if (t.is_number_integer()) c.transformer_layers_per_block.assign(blocks, t.get<int>());
+      else if (t.is_array() && t.size() == blocks && std::all_of(t.begin(), t.end(), [](const auto& x) { return x.is_number_integer(); }))
+        c.transformer_layers_per_block = t.get<std::vector<int>>();
+      else fail("transformer_layers_per_block", "must be an integer or one integer per block_out_channels entry");
+    }
+    if (j.contains("cross_attention_dim")) {
+      if (!j["cross_attention_dim"].is_number_integer()) fail("cross_attention_dim", "must be one integer (per-block lists are not supported)");
+      c.cross_attention_dim = j["cross_attention_dim"].get<int>();
+    }
+    f.read("use_linear_projection", c.use_linear_projection);
+    // Settings beyond Stable Diffusion 1.x / 2.x, refused by name.
+    for (const char* key : {"addition_embed_type", "encoder_hid_dim", "encoder_hid_dim_type", "time_cond_proj_dim",
+                            "projection_class_embeddings_input_dim", "reverse_transformer_layers_per_block",
+                            "cross_attention_norm", "class_embeddings_concat", "timestep_post_act", "attention_type_extra"})
+      if (j.contains(key) && !j[key].is_null()) fail(key, "is not supported (must be null)");
+    for (const char* key : {"only_cross_attention", "dual_cross_attention", "mid_block_only_cross_attention"})
+      if (j.contains(key) && !j[key].is_null() && j[key] != false) fail(key, "must be false");
+    if (j.contains("attention_type") && !j["attention_type"].is_null() && j["attention_type"] != "default")
+      fail("attention_type", "must be \"default\"");
+    for (const char* key : {"conv_in_kernel", "conv_out_kernel"})
+      if (j.contains(key) && !j[key].is_null() && j[key] != 3) fail(key, "must be 3");
+    c.attention_head_dim.reset();
+  } else {
+    f.read_optional("attention_head_dim", c.attention_head_dim);
+  }
   f.read("norm_num_groups", c.norm_num_groups);
   f.read_optional("attn_norm_num_groups", c.attn_norm_num_groups);
   f.read("norm_eps", c.norm_eps);
@@ -110,12 +167,29 @@ void UNetConfig::validate() const {
     fail("down_block_types", "must have one entry per block_out_channels entry");
   if (up_block_types.size() != block_out_channels.size())
     fail("up_block_types", "must have one entry per block_out_channels entry");
+  const bool text = text_conditioned();
   for (const auto& t : down_block_types)
-    if (t != "DownBlock2D" && t != "AttnDownBlock2D")
-      fail("down_block_types", "contains '" + t + "'; supported: DownBlock2D, AttnDownBlock2D");
+    if (t != "DownBlock2D" && (text ? t != "CrossAttnDownBlock2D" : t != "AttnDownBlock2D"))
+      fail("down_block_types", "contains '" + t.substr(0, 64) + "'; supported: DownBlock2D, " +
+                                   (text ? "CrossAttnDownBlock2D" : "AttnDownBlock2D"));
   for (const auto& t : up_block_types)
-    if (t != "UpBlock2D" && t != "AttnUpBlock2D")
-      fail("up_block_types", "contains '" + t + "'; supported: UpBlock2D, AttnUpBlock2D");
+    if (t != "UpBlock2D" && (text ? t != "CrossAttnUpBlock2D" : t != "AttnUpBlock2D"))
+      fail("up_block_types", "contains '" + t.substr(0, 64) + "'; supported: UpBlock2D, " + (text ? "CrossAttnUpBlock2D" : "AttnUpBlock2D"));
+  if (text) {
+    if (!cross_attention_dim || *cross_attention_dim <= 0 || *cross_attention_dim > 8192)
+      fail("cross_attention_dim", "must be in [1, 8192]");
+    if (heads_per_block.size() != block_out_channels.size()) fail("attention_head_dim", "must give one head count per block");
+    if (transformer_layers_per_block.size() != block_out_channels.size())
+      fail("transformer_layers_per_block", "must give one count per block");
+    for (size_t i = 0; i < block_out_channels.size(); ++i) {
+      if (heads_per_block[i] <= 0 || block_out_channels[i] % heads_per_block[i] != 0)
+        fail("attention_head_dim", "(heads) must divide block_out_channels[" + std::to_string(i) + "]");
+      // up block i reads block_out_channels reversed with the heads reversed: the same pairs
+      if (transformer_layers_per_block[i] <= 0 || transformer_layers_per_block[i] > 16)
+        fail("transformer_layers_per_block", "entries must be in [1, 16]");
+    }
+    if (has_mid_block && !add_attention) fail("add_attention", "must be true for UNet2DConditionModel");
+  }
   if (layers_per_block <= 0) fail("layers_per_block", "must be positive");
   const int downsamples = static_cast<int>(block_out_channels.size()) - 1;
   if (sample_size % (1 << downsamples) != 0)
@@ -166,7 +240,7 @@ std::vector<int> UNetConfig::user_labels() const {
 
 nlohmann::json UNetConfig::to_json() const {
   nlohmann::json j;
-  j["_class_name"] = "UNet2DModel";
+  j["_class_name"] = class_name;
   j["sample_size"] = sample_size;
   j["in_channels"] = in_channels;
   j["out_channels"] = out_channels;
@@ -177,7 +251,7 @@ nlohmann::json UNetConfig::to_json() const {
   j["flip_sin_to_cos"] = flip_sin_to_cos;
   j["down_block_types"] = down_block_types;
   j["up_block_types"] = up_block_types;
-  j["mid_block_type"] = has_mid_block ? nlohmann::json("UNetMidBlock2D") : nlohmann::json();
+  j["mid_block_type"] = has_mid_block ? nlohmann::json(mid_cross_attention ? "UNetMidBlock2DCrossAttn" : "UNetMidBlock2D") : nlohmann::json();
   j["block_out_channels"] = block_out_channels;
   j["layers_per_block"] = layers_per_block;
   j["mid_block_scale_factor"] = mid_block_scale_factor;
@@ -187,6 +261,14 @@ nlohmann::json UNetConfig::to_json() const {
   j["dropout"] = dropout;
   j["act_fn"] = "silu";
   j["attention_head_dim"] = attention_head_dim ? nlohmann::json(*attention_head_dim) : nlohmann::json();
+  if (text_conditioned()) {
+    j["attention_head_dim"] = heads_per_block;
+    j["num_attention_heads"] = nullptr;
+    j["cross_attention_dim"] = *cross_attention_dim;
+    j["transformer_layers_per_block"] = transformer_layers_per_block;
+    j["use_linear_projection"] = use_linear_projection;
+    j["only_cross_attention"] = false;
+  }
   j["norm_num_groups"] = norm_num_groups;
   j["attn_norm_num_groups"] = attn_norm_num_groups ? nlohmann::json(*attn_norm_num_groups) : nlohmann::json();
   j["norm_eps"] = norm_eps;
@@ -197,6 +279,9 @@ nlohmann::json UNetConfig::to_json() const {
   if (!class_names.empty()) j["class_names"] = class_names;
   if (null_class) j["null_class"] = *null_class;
   j["num_train_timesteps"] = num_train_timesteps ? nlohmann::json(*num_train_timesteps) : nlohmann::json();
+  if (text_conditioned())  // UNet2DModel's fields a UNet2DConditionModel does not have
+    for (const char* key : {"add_attention", "attn_norm_num_groups", "num_train_timesteps", "downsample_type", "upsample_type"})
+      j.erase(key);
   return j;
 }
 

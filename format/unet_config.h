@@ -47,6 +47,19 @@ struct UNetConfig {
   std::vector<std::string> class_names;
   std::optional<int> null_class;
 
+  // UNet2DConditionModel (a Stable Diffusion denoiser): _class_name names it, and its
+  // cross-attention blocks (CrossAttnDownBlock2D, CrossAttnUpBlock2D, UNetMidBlock2DCrossAttn)
+  // hold Transformer2DModels reading text states of cross_attention_dim channels. As in
+  // diffusers, its attention_head_dim (an int or one per down block) counts heads, and
+  // num_attention_heads must be null. Missing fields take UNet2DConditionModel's defaults.
+  std::string class_name = "UNet2DModel";
+  std::optional<int> cross_attention_dim;
+  std::vector<int> heads_per_block;               // per down block (up blocks: reversed; mid: the last)
+  std::vector<int> transformer_layers_per_block;  // per down block, default 1
+  bool use_linear_projection = false;
+  bool mid_cross_attention = false;               // mid_block_type UNetMidBlock2DCrossAttn
+  bool text_conditioned() const { return class_name == "UNet2DConditionModel"; }
+
   int time_embed_dim() const { return time_embedding_dim.value_or(4 * block_out_channels.at(0)); }
   int head_dim_for(int channels) const { return attention_head_dim.value_or(channels); }
   bool conditional() const { return class_embed_type.has_value() || num_class_embeds.has_value(); }

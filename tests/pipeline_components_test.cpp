@@ -5,11 +5,15 @@
 #include <torch/utils.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "engine/model/autoencoder_kl.h"
 #include "engine/model/clip_text_model.h"
 #include "engine/model/module_weights.h"
+#include "engine/model/unet_2d.h"
+#include "format/graph/unet_2d.h"
+#include "format/unet_tensors.h"
 #include "engine/model_io/tensor_io.h"
 #include "format/graph/autoencoder_kl.h"
 #include "format/graph/clip_text.h"
@@ -82,6 +86,33 @@ TEST_P(VaeReference, EncoderAndDecoderMatchToFloatRounding) {
 
 INSTANTIATE_TEST_SUITE_P(Configs, VaeReference, ::testing::Values("vae_sd", "vae_plain"));
 
+class TextUNetReference : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(TextUNetReference, MatchesToFloatRounding) {
+  const std::string dir = case_dir(GetParam());
+  const UNetConfig config = UNetConfig::from_file(dir + "/config.json");
+  ASSERT_TRUE(config.text_conditioned());
+  EXPECT_EQ(graph_names(graph::describe_unet_2d(config)), file_names(dir + "/weights.safetensors"));
+  // The torch-free check uploads get accepts the reference's file.
+  EXPECT_NO_THROW(check_unet_weights(config, SafeTensors::read_file(dir + "/weights.safetensors")));
+  UNet2DModel model(config);
+  load_module_weights(*model, SafeTensors::read_file(dir + "/weights.safetensors"), "config.json");
+  TensorMap io = load_tensors(dir + "/io.safetensors");
+  torch::NoGradGuard no_grad;
+  const at::Tensor out = model->forward(io.at("sample"), io.at("timestep"), {}, io.at("encoder_hidden_states"));
+  ASSERT_EQ(out.sizes(), io.at("out").sizes());
+  EXPECT_LT(relative_error(out, io.at("out")), 1e-4);
+  // The text matters, and the model refuses to run without it.
+  EXPECT_GT(relative_error(model->forward(io.at("sample"), io.at("timestep"), {}, torch::zeros_like(io.at("encoder_hidden_states"))),
+                           io.at("out")),
+            1e-3);
+  EXPECT_THROW(model->forward(io.at("sample"), io.at("timestep")), std::invalid_argument);
+  // The config round-trips through to_json.
+  EXPECT_EQ(graph_names(graph::describe_unet_2d(UNetConfig::from_json(config.to_json()))), file_names(dir + "/weights.safetensors"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, TextUNetReference, ::testing::Values("unet_sd1", "unet_sd2"));
+
 TEST(PipelineComponents, SaveLoadRoundTripsAndRefusesMismatchedWeights) {
   const std::string tmp = (fs::temp_directory_path() / ("qdm_components_" + std::to_string(::getpid()))).string();
   const AutoencoderKLConfig vc = AutoencoderKLConfig::from_file(case_dir("vae_plain") + "/config.json");
@@ -127,6 +158,22 @@ TEST(PipelineComponents, RefusesUnsupportedSettingsNamingTheField) {
             std::string::npos);
   EXPECT_NE(error([] { ClipTextConfig::from_json({{"architectures", {"T5EncoderModel"}}}); }).find("architectures"), std::string::npos);
   EXPECT_NE(error([] { AutoencoderKLConfig::from_json({{"_class_name", "AutoencoderTiny"}}); }).find("_class_name"), std::string::npos);
+  const nlohmann::json text_unet = {{"_class_name", "UNet2DConditionModel"}, {"block_out_channels", {32, 64}},
+                                    {"down_block_types", {"CrossAttnDownBlock2D", "DownBlock2D"}},
+                                    {"up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D"}}, {"cross_attention_dim", 16}};
+  EXPECT_NO_THROW(UNetConfig::from_json(text_unet));
+  auto with = [&](const char* key, nlohmann::json value) {
+    nlohmann::json j = text_unet;
+    j[key] = std::move(value);
+    return j;
+  };
+  EXPECT_NE(error([&] { UNetConfig::from_json(with("addition_embed_type", "text_time")); }).find("addition_embed_type"), std::string::npos);
+  EXPECT_NE(error([&] { UNetConfig::from_json(with("num_attention_heads", 8)); }).find("num_attention_heads"), std::string::npos);
+  EXPECT_NE(error([&] { UNetConfig::from_json(with("attention_head_dim", {8, 8, 8})); }).find("attention_head_dim"), std::string::npos);
+  EXPECT_NE(error([&] { UNetConfig::from_json(with("cross_attention_dim", {16, 16})); }).find("cross_attention_dim"), std::string::npos);
+  EXPECT_NE(error([&] { UNetConfig::from_json(with("only_cross_attention", true)); }).find("only_cross_attention"), std::string::npos);
+  EXPECT_NE(error([&] { UNetConfig::from_json(with("down_block_types", {"AttnDownBlock2D", "DownBlock2D"})); }).find("down_block_types"),
+            std::string::npos);
   EXPECT_NE(error([] { AutoencoderKLConfig::from_json({{"act_fn", "gelu"}}); }).find("act_fn"), std::string::npos);
   EXPECT_NE(error([] { AutoencoderKLConfig::from_json({{"block_out_channels", {32, 64}}, {"down_block_types", {"DownEncoderBlock2D"}}}); })
                 .find("down_block_types"),

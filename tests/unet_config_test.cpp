@@ -65,7 +65,9 @@ TEST(UNetConfig, RefusesUnsupportedFieldsByName) {
   EXPECT_NE(with("norm_num_groups", 7).find("'norm_num_groups'"), std::string::npos);
   EXPECT_NE(with("layers_per_block", "two").find("'layers_per_block' has the wrong type"), std::string::npos);
   EXPECT_NE(with("time_embedding_type", "learned").find("'num_train_timesteps'"), std::string::npos);
-  EXPECT_NE(with("_class_name", "UNet2DConditionModel").find("'_class_name'"), std::string::npos);
+  EXPECT_NE(with("_class_name", "UNet2DConditionTransformer").find("'_class_name'"), std::string::npos);
+  // A UNet2DModel's attention blocks are not a text model's: UNet2DConditionModel takes CrossAttn blocks.
+  EXPECT_NE(with("_class_name", "UNet2DConditionModel").find("'down_block_types' contains 'AttnDownBlock2D'"), std::string::npos);
   EXPECT_NE(with("up_block_types", {"UpBlock2D"}).find("'up_block_types'"), std::string::npos);
 }
 

@@ -49,7 +49,7 @@ void UNet2DModelImpl::add_class_input(Values& values, const at::Tensor& labels, 
 }
 
 UNet2DModelImpl::Values UNet2DModelImpl::inputs(const at::Tensor& sample, const at::Tensor& timesteps,
-                                                const at::Tensor& class_labels) const {
+                                                const at::Tensor& class_labels, const at::Tensor& text) const {
   const auto& cfg = config_;
   if (sample.dim() != 4 || sample.size(1) != cfg.in_channels)
     throw std::invalid_argument("UNet2DModel: sample must be (N, " + std::to_string(cfg.in_channels) + ", H, W), got " +
@@ -61,11 +61,20 @@ UNet2DModelImpl::Values UNet2DModelImpl::inputs(const at::Tensor& sample, const 
   v[graph().input(Input::kSample)] = sample;
   v[graph().input(Input::kTimestep)] = broadcast_timesteps(timesteps, sample.size(0));
   add_class_input(v, class_labels, sample.size(0));
+  if (cfg.text_conditioned()) {
+    if (!text.defined() || text.dim() != 3 || text.size(0) != sample.size(0) || text.size(2) != *cfg.cross_attention_dim)
+      throw std::invalid_argument(cfg.class_name + ": encoder_hidden_states must be (N, L, " +
+                                  std::to_string(*cfg.cross_attention_dim) + ") for a batch of " + std::to_string(sample.size(0)));
+    v[graph().input(Input::kTextStates)] = text.to(at::kFloat);
+  } else if (text.defined()) {
+    throw std::invalid_argument("UNet2DModel: this model takes no text states");
+  }
   return v;
 }
 
-at::Tensor UNet2DModelImpl::forward(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels) {
-  return run(inputs(sample, timesteps, class_labels), graph().output);
+at::Tensor UNet2DModelImpl::forward(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels,
+                                    const at::Tensor& encoder_hidden_states) {
+  return run(inputs(sample, timesteps, class_labels, encoder_hidden_states), graph().output);
 }
 
 at::Tensor UNet2DModelImpl::forward_with_features(const at::Tensor& sample, const at::Tensor& timesteps,

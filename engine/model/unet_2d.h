@@ -20,7 +20,10 @@ class UNet2DModelImpl : public GraphModuleImpl {
   // sample: (N, C_in, H, W); timesteps: (N) or a single element; class_labels: (N) integer
   // labels (a class-conditional model needs them, an unconditional one refuses them), or
   // (N, time_embed_dim) embeddings for class_embed_type "identity" -> (N, C_out, H, W)
-  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels = {});
+  // encoder_hidden_states: (N, L, cross_attention_dim) text states, which a UNet2DConditionModel
+  // needs and a UNet2DModel refuses.
+  at::Tensor forward(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels = {},
+                     const at::Tensor& encoder_hidden_states = {});
   // Same, with every resnet's temporal feature given (see temporal_features()).
   at::Tensor forward_with_features(const at::Tensor& sample, const at::Tensor& timesteps,
                                    const std::vector<at::Tensor>& features);
@@ -44,7 +47,8 @@ class UNet2DModelImpl : public GraphModuleImpl {
   const UNetConfig& config() const { return config_; }
 
  private:
-  Values inputs(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels) const;
+  Values inputs(const at::Tensor& sample, const at::Tensor& timesteps, const at::Tensor& class_labels,
+               const at::Tensor& text = {}) const;
   at::Tensor broadcast_timesteps(const at::Tensor& timesteps, int64_t batch) const;
   void add_class_input(Values& values, const at::Tensor& class_labels, int64_t batch) const;
   UNetConfig config_;

@@ -9,7 +9,8 @@ namespace {
 
 class UNetDescription {
  public:
-  UNetDescription(const UNetConfig& c, int height, int width) : c_(c), b_("UNet2DModel"), height_(height), width_(width) {}
+  UNetDescription(const UNetConfig& c, int height, int width, int text_length)
+      : c_(c), b_(c.class_name), height_(height), width_(width), text_length_(text_length) {}
 
   Graph build() {
     const auto& boc = c_.block_out_channels;
@@ -22,14 +23,17 @@ class UNetDescription {
     if (c_.center_input_sample) x = b_.affine(x, 2.0, -1.0);
     x = b_.conv("conv_in", x, boc[0], 3);
     time_embedding(proj);
+    if (c_.text_conditioned())
+      text_ = b_.input(Input::kTextStates, Layout::kSequence, *c_.cross_attention_dim, 1, text_length_);
     std::vector<int> skips{x};
     for (size_t i = 0; i < boc.size(); ++i) {
       const int out_ch = boc[i];
       const std::string p = "down_blocks." + std::to_string(i);
-      const bool attn = c_.down_block_types[i] == "AttnDownBlock2D";
+      const bool attn = c_.down_block_types[i] == "AttnDownBlock2D", cross = c_.down_block_types[i] == "CrossAttnDownBlock2D";
       for (int j = 0; j < c_.layers_per_block; ++j) {
         x = resnet(p + ".resnets." + std::to_string(j), x, out_ch);
         if (attn) x = attention(p + ".attentions." + std::to_string(j), x, c_.norm_num_groups);
+        if (cross) x = transformer(p + ".attentions." + std::to_string(j), x, c_.heads_per_block[i], c_.transformer_layers_per_block[i]);
         skips.push_back(x);
       }
       if (i + 1 < boc.size()) {
@@ -42,7 +46,9 @@ class UNetDescription {
     if (c_.has_mid_block) {
       const double scale = c_.mid_block_scale_factor;
       x = resnet("mid_block.resnets.0", x, boc.back(), scale);
-      if (c_.add_attention) {
+      if (c_.mid_cross_attention) {
+        x = transformer("mid_block.attentions.0", x, c_.heads_per_block.back(), c_.transformer_layers_per_block.back());
+      } else if (c_.add_attention) {
         // diffusers: attn_norm_num_groups, else norm_num_groups for the "default" time shift and
         // no norm at all for "scale_shift".
         std::optional<int> groups = c_.attn_norm_num_groups;
@@ -54,12 +60,16 @@ class UNetDescription {
     const std::vector<int> rev(boc.rbegin(), boc.rend());
     for (size_t i = 0; i < rev.size(); ++i) {
       const std::string p = "up_blocks." + std::to_string(i);
-      const bool attn = c_.up_block_types[i] == "AttnUpBlock2D";
+      const bool attn = c_.up_block_types[i] == "AttnUpBlock2D", cross = c_.up_block_types[i] == "CrossAttnUpBlock2D";
+      const size_t mirrored = rev.size() - 1 - i;  // the down block of the same level
       for (int j = 0; j < c_.layers_per_block + 1; ++j) {
         x = b_.concat(x, skips.back());
         skips.pop_back();
         x = resnet(p + ".resnets." + std::to_string(j), x, rev[i]);
         if (attn) x = attention(p + ".attentions." + std::to_string(j), x, c_.norm_num_groups);
+        if (cross)
+          x = transformer(p + ".attentions." + std::to_string(j), x, c_.heads_per_block[mirrored],
+                          c_.transformer_layers_per_block[mirrored]);
       }
       if (i + 1 < rev.size()) x = b_.conv(p + ".upsamplers.0.conv", b_.upsample2x(x), rev[i], 3);
     }
@@ -132,21 +142,57 @@ class UNetDescription {
     return out;
   }
 
+  // diffusers Transformer2DModel (continuous input): GroupNorm (eps 1e-6), proj_in (a 1x1 conv,
+  // or a linear layer with use_linear_projection), BasicTransformerBlocks (LayerNorm -> self-
+  // attention, LayerNorm -> cross-attention on the text states, LayerNorm -> GEGLU feed-forward,
+  // each with a residual; q/k/v without bias), proj_out, plus the block's input.
+  int transformer(const std::string& name, int x, int heads, int layers) {
+    b_.begin_block(name, "transformer", x);
+    const ValueInfo in = b_.value(x);
+    const int dim = in.c;
+    int h = b_.group_norm(name + ".norm", x, c_.norm_num_groups, 1e-6);
+    if (c_.use_linear_projection) h = b_.linear(name + ".proj_in", b_.to_sequence(h), dim);
+    else h = b_.to_sequence(b_.conv(name + ".proj_in", h, dim, 1, 1, 0));
+    for (int l = 0; l < layers; ++l) {
+      const std::string t = name + ".transformer_blocks." + std::to_string(l);
+      int n = b_.layer_norm(t + ".norm1", h, 1e-5);
+      int q = b_.linear(t + ".attn1.to_q", n, dim, false), k = b_.linear(t + ".attn1.to_k", n, dim, false),
+          v = b_.linear(t + ".attn1.to_v", n, dim, false);
+      h = b_.add(h, b_.linear(t + ".attn1.to_out.0", b_.attention(t + ".attn1", q, k, v, heads), dim));
+      n = b_.layer_norm(t + ".norm2", h, 1e-5);
+      q = b_.linear(t + ".attn2.to_q", n, dim, false);
+      k = b_.linear(t + ".attn2.to_k", text_, dim, false);
+      v = b_.linear(t + ".attn2.to_v", text_, dim, false);
+      h = b_.add(h, b_.linear(t + ".attn2.to_out.0", b_.attention(t + ".attn2", q, k, v, heads), dim));
+      n = b_.layer_norm(t + ".norm3", h, 1e-5);
+      const int ff = b_.geglu(b_.linear(t + ".ff.net.0.proj", n, 8 * dim));
+      h = b_.add(h, b_.linear(t + ".ff.net.2", ff, dim));
+    }
+    int out;
+    if (c_.use_linear_projection) out = b_.to_image(b_.linear(name + ".proj_out", h, dim), x);
+    else out = b_.conv(name + ".proj_out", b_.to_image(h, x), dim, 1, 1, 0);
+    out = b_.add(out, x);
+    b_.end_block(out);
+    return out;
+  }
+
   const UNetConfig& c_;
   Builder b_;
-  int height_, width_;
+  int height_, width_, text_length_;
   int temb_act_ = -1;
+  int text_ = -1;
 };
 
 }  // namespace
 
-Graph describe_unet_2d(const UNetConfig& config, int height, int width) {
+Graph describe_unet_2d(const UNetConfig& config, int height, int width, int text_length) {
   config.validate();
   const int h = height > 0 ? height : config.sample_size, w = width > 0 ? width : config.sample_size;
   const int factor = 1 << (config.block_out_channels.size() - 1);
   if (h % factor != 0 || w % factor != 0)
-    throw std::invalid_argument("UNet2DModel: height and width must be multiples of " + std::to_string(factor));
-  return UNetDescription(config, h, w).build();
+    throw std::invalid_argument(config.class_name + ": height and width must be multiples of " + std::to_string(factor));
+  if (config.text_conditioned() && text_length <= 0) throw std::invalid_argument("UNet2DConditionModel: the text length must be positive");
+  return UNetDescription(config, h, w, text_length).build();
 }
 
 bool is_temporal_layer(const std::string& name) {

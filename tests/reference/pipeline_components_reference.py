@@ -162,6 +162,103 @@ def vae_decode(W, cfg, z):
     return conv(W, "decoder.conv_out", F.silu(gn(W, "decoder.conv_norm_out", x, g)), cfg["out_channels"], 3)
 
 
+# ---- UNet2DConditionModel -------------------------------------------------------------------
+
+def timestep_embedding(t, dim, flip=True, shift=0):
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / (half - shift))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
+    return torch.cat([emb[:, half:], emb[:, :half]], dim=-1) if flip else emb
+
+
+def resnet_t(W, p, x, temb, out, groups, eps):
+    h = F.silu(F.group_norm(x, groups, W.get(p + ".norm1.weight", (x.shape[1],), "norm_w"), W.get(p + ".norm1.bias", (x.shape[1],), "b"), eps))
+    h = conv(W, p + ".conv1", h, out, 3)
+    tf = F.linear(F.silu(temb), W.get(p + ".time_emb_proj.weight", (out, temb.shape[1])), W.get(p + ".time_emb_proj.bias", (out,), "b"))
+    h = h + tf[:, :, None, None]
+    h = F.silu(F.group_norm(h, groups, W.get(p + ".norm2.weight", (out,), "norm_w"), W.get(p + ".norm2.bias", (out,), "b"), eps))
+    h = conv(W, p + ".conv2", h, out, 3)
+    if x.shape[1] != out:
+        x = conv(W, p + ".conv_shortcut", x, out, 1)
+    return x + h
+
+
+def attention(W, p, x, ctx, heads, dim):
+    n, lq, _ = x.shape
+    q = F.linear(x, W.get(p + ".to_q.weight", (dim, x.shape[-1])))
+    k = F.linear(ctx, W.get(p + ".to_k.weight", (dim, ctx.shape[-1])))
+    v = F.linear(ctx, W.get(p + ".to_v.weight", (dim, ctx.shape[-1])))
+    d = dim // heads
+    sp = lambda t: t.view(n, t.shape[1], heads, d).transpose(1, 2)
+    o = torch.softmax(sp(q) @ sp(k).transpose(-1, -2) * d ** -0.5, dim=-1) @ sp(v)
+    o = o.transpose(1, 2).reshape(n, lq, dim)
+    return F.linear(o, W.get(p + ".to_out.0.weight", (dim, dim)), W.get(p + ".to_out.0.bias", (dim,), "b"))
+
+
+def transformer2d(W, p, x, ctx, heads, layers, cfg):
+    n, c, hh, ww = x.shape
+    h = F.group_norm(x, cfg["norm_num_groups"], W.get(p + ".norm.weight", (c,), "norm_w"), W.get(p + ".norm.bias", (c,), "b"), 1e-6)
+    if cfg["use_linear_projection"]:
+        h = h.permute(0, 2, 3, 1).reshape(n, hh * ww, c)
+        h = F.linear(h, W.get(p + ".proj_in.weight", (c, c)), W.get(p + ".proj_in.bias", (c,), "b"))
+    else:
+        h = conv(W, p + ".proj_in", h, c, 1).permute(0, 2, 3, 1).reshape(n, hh * ww, c)
+    ln = lambda name, t: F.layer_norm(t, (c,), W.get(name + ".weight", (c,), "norm_w"), W.get(name + ".bias", (c,), "b"), 1e-5)
+    for l in range(layers):
+        t = f"{p}.transformer_blocks.{l}"
+        h = h + attention(W, t + ".attn1", ln(t + ".norm1", h), ln(t + ".norm1", h), heads, c)
+        h = h + attention(W, t + ".attn2", ln(t + ".norm2", h), ctx, heads, c)
+        g = F.linear(ln(t + ".norm3", h), W.get(t + ".ff.net.0.proj.weight", (8 * c, c)), W.get(t + ".ff.net.0.proj.bias", (8 * c,), "b"))
+        a, gate = g.chunk(2, dim=-1)
+        h = h + F.linear(a * F.gelu(gate), W.get(t + ".ff.net.2.weight", (c, 4 * c)), W.get(t + ".ff.net.2.bias", (c,), "b"))
+    if cfg["use_linear_projection"]:
+        h = F.linear(h, W.get(p + ".proj_out.weight", (c, c)), W.get(p + ".proj_out.bias", (c,), "b"))
+        h = h.reshape(n, hh, ww, c).permute(0, 3, 1, 2)
+    else:
+        h = conv(W, p + ".proj_out", h.reshape(n, hh, ww, c).permute(0, 3, 1, 2), c, 1)
+    return h + x
+
+
+def unet_condition(W, cfg, x, t, ctx):
+    boc, g, eps = cfg["block_out_channels"], cfg["norm_num_groups"], cfg["norm_eps"]
+    heads = cfg["attention_head_dim"]
+    heads = heads if isinstance(heads, list) else [heads] * len(boc)
+    layers = cfg.get("transformer_layers_per_block", 1)
+    layers = layers if isinstance(layers, list) else [layers] * len(boc)
+    temb = timestep_embedding(t, boc[0], cfg["flip_sin_to_cos"], cfg["freq_shift"])
+    td = 4 * boc[0]
+    temb = F.linear(temb, W.get("time_embedding.linear_1.weight", (td, boc[0])), W.get("time_embedding.linear_1.bias", (td,), "b"))
+    temb = F.linear(F.silu(temb), W.get("time_embedding.linear_2.weight", (td, td)), W.get("time_embedding.linear_2.bias", (td,), "b"))
+    x = conv(W, "conv_in", x, boc[0], 3)
+    skips = [x]
+    for i, ch in enumerate(boc):
+        p = f"down_blocks.{i}"
+        for j in range(cfg["layers_per_block"]):
+            x = resnet_t(W, f"{p}.resnets.{j}", x, temb, ch, g, eps)
+            if cfg["down_block_types"][i] == "CrossAttnDownBlock2D":
+                x = transformer2d(W, f"{p}.attentions.{j}", x, ctx, heads[i], layers[i], cfg)
+            skips.append(x)
+        if i + 1 < len(boc):
+            x = conv(W, f"{p}.downsamplers.0.conv", x, ch, 3, 2, 1)
+            skips.append(x)
+    x = resnet_t(W, "mid_block.resnets.0", x, temb, boc[-1], g, eps)
+    x = transformer2d(W, "mid_block.attentions.0", x, ctx, heads[-1], layers[-1], cfg)
+    x = resnet_t(W, "mid_block.resnets.1", x, temb, boc[-1], g, eps)
+    for i, ch in enumerate(reversed(boc)):
+        p = f"up_blocks.{i}"
+        m = len(boc) - 1 - i
+        for j in range(cfg["layers_per_block"] + 1):
+            x = torch.cat([x, skips.pop()], dim=1)
+            x = resnet_t(W, f"{p}.resnets.{j}", x, temb, ch, g, eps)
+            if cfg["up_block_types"][i] == "CrossAttnUpBlock2D":
+                x = transformer2d(W, f"{p}.attentions.{j}", x, ctx, heads[m], layers[m], cfg)
+        if i + 1 < len(boc):
+            x = conv(W, f"{p}.upsamplers.0.conv", F.interpolate(x, scale_factor=2.0, mode="nearest"), ch, 3)
+    x = F.silu(F.group_norm(x, g, W.get("conv_norm_out.weight", (x.shape[1],), "norm_w"), W.get("conv_norm_out.bias", (x.shape[1],), "b"), eps))
+    return conv(W, "conv_out", x, cfg["out_channels"], 3)
+
+
 def write_case(name, cfg, weights, io):
     d = os.path.join(OUT, name)
     os.makedirs(d, exist_ok=True)
@@ -212,6 +309,29 @@ def main():
         mean = vae_encode(W, cfg, image)
         decoded = vae_decode(W, cfg, latent)
         write_case(name, cfg, W, {"sample": image, "mean": mean, "latent": latent, "decoded": decoded})
+    unet_cases = {
+        # SD 1.x: conv proj_in/out, one head count for every block, cross_attention_dim of CLIP-L's width
+        "unet_sd1": dict(_class_name="UNet2DConditionModel", sample_size=8, in_channels=4, out_channels=4,
+                         down_block_types=["CrossAttnDownBlock2D", "DownBlock2D"],
+                         up_block_types=["UpBlock2D", "CrossAttnUpBlock2D"], block_out_channels=[8, 16],
+                         layers_per_block=1, attention_head_dim=2, cross_attention_dim=12, norm_num_groups=4,
+                         norm_eps=1e-5, flip_sin_to_cos=True, freq_shift=0, use_linear_projection=False,
+                         mid_block_type="UNetMidBlock2DCrossAttn", act_fn="silu"),
+        # SD 2.x: linear proj_in/out, heads per block, two transformer layers in the last level
+        "unet_sd2": dict(_class_name="UNet2DConditionModel", sample_size=8, in_channels=4, out_channels=4,
+                         down_block_types=["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
+                         up_block_types=["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"], block_out_channels=[8, 16],
+                         layers_per_block=2, attention_head_dim=[2, 4], transformer_layers_per_block=[1, 2],
+                         cross_attention_dim=20, norm_num_groups=4, norm_eps=1e-5, flip_sin_to_cos=True, freq_shift=0,
+                         use_linear_projection=True, act_fn="silu"),
+    }
+    for name, cfg in unet_cases.items():
+        W = Weights(g)
+        x = torch.randn((2, 4, 8, 12), generator=g)
+        t = torch.tensor([10.0, 700.0])
+        ctx = torch.randn((2, 5, cfg["cross_attention_dim"]), generator=g)
+        out = unet_condition(W, cfg, x, t, ctx)
+        write_case(name, cfg, W, {"sample": x, "timestep": t, "encoder_hidden_states": ctx, "out": out})
 
 
 if __name__ == "__main__":
