@@ -6,7 +6,10 @@
 
 #include "client/commands.h"
 #include "engine/data/fashion_mnist.h"
+#include "engine/data/captions.h"
 #include "engine/eval/evaluator.h"
+#include "engine/model/pipeline_folder.h"
+#include "engine/sampling/text_to_image.h"
 #include "engine/util/threads.h"
 
 namespace qdm::cli {
@@ -19,6 +22,7 @@ void add_eval_command(CLI::App& app) {
     uint64_t seed = 0;
     bool floor = false;
     SamplerArgs sampler;
+    std::string prompts = "held-out";
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("eval", "Sample a model or artifact and report FID-FMNIST, class histogram and confidence");
@@ -31,11 +35,42 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--data", a->data, "Fashion-MNIST folder")->capture_default_str();
   cmd->add_option("--json", a->json, "Write the report here as JSON");
   cmd->add_flag("--floor", a->floor, "Also report FID of --num training images vs the test set");
+  cmd->add_option("--prompts", a->prompts,
+                  "Text-to-image pipelines: image i asks for class i % 10 in a held-out or a training phrasing; none: the "
+                  "empty prompt (unguided). prompt_agreement is the fraction classified as asked")
+      ->check(CLI::IsMember({"held-out", "training", "none"}))
+      ->capture_default_str();
   cmd->callback([a] {
     set_compute_threads();
     FmnistEvaluator evaluator(a->classifier, a->data);
     nlohmann::json report;
-    if (!a->source.model.empty() || !a->source.artifact.empty()) {
+    if (!a->source.model.empty() && is_pipeline_folder(a->source.model)) {
+      TextToImagePipeline pipe = load_pipeline(a->source.model);
+      PromptRequest r;
+      std::vector<int64_t> asked;
+      if (a->prompts == "none") r.prompts = {""};
+      else evaluation_prompts(a->num, a->prompts == "held-out" ? CaptionSet::kHeldOut : CaptionSet::kTraining, a->seed, r.prompts, asked);
+      r.guidance_scale = a->sampler.guidance;
+      r.base.num_images = a->num;
+      r.base.seed = a->seed;
+      r.base.batch_size = a->batch;
+      SamplerOptions defaults;
+      defaults.steps = 20;
+      r.base.sampler = a->sampler.resolve(defaults);
+      const auto start = std::chrono::steady_clock::now();
+      const PromptImages out = sample_from_prompts(pipe, r);
+      const at::Tensor labels = asked.empty() ? at::Tensor() : at::tensor(asked, at::kLong);
+      report = evaluator.evaluate(out.images, labels).to_json();
+      if (!asked.empty()) report["prompt_agreement"] = report["class_accuracy"];
+      report["prompts"] = a->prompts;
+      report["guidance"] = r.guidance_scale;
+      report["model"] = a->source.model;
+      report["unet_sha256"] = pipe.unet_sha256;
+      report["sampler"] = sampler_name(r.base.sampler.kind);
+      report["steps"] = r.base.sampler.steps;
+      report["seed"] = a->seed;
+      report["sampling_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } else if (!a->source.model.empty() || !a->source.artifact.empty()) {
       LoadedModel model = a->source.load();
       const SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
       const auto start = std::chrono::steady_clock::now();

@@ -79,6 +79,16 @@ std::string make_caption(int label, std::mt19937_64& rng, CaptionSet set) {
   return fill(t, n.singular[k], n.plural[k]);
 }
 
+void evaluation_prompts(int n, CaptionSet set, uint64_t seed, std::vector<std::string>& prompts, std::vector<int64_t>& labels) {
+  prompts.clear();
+  labels.clear();
+  for (int i = 0; i < n; ++i) {
+    std::mt19937_64 rng(seed + static_cast<uint64_t>(i));
+    labels.push_back(i % 10);
+    prompts.push_back(make_caption(i % 10, rng, set));
+  }
+}
+
 std::vector<std::string> all_captions(int label, CaptionSet set) {
   const ClassNouns& n = class_nouns(label, set);
   std::vector<std::string> out;

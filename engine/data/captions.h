@@ -24,6 +24,10 @@ const std::vector<std::string>& caption_templates(CaptionSet set);
 
 // One caption for `label`, drawn uniformly over templates and nouns of the set.
 std::string make_caption(int label, std::mt19937_64& rng, CaptionSet set = CaptionSet::kTraining);
+// n prompts for evaluation: image i asks for class i % 10 in a phrasing drawn from the set with
+// seed + i; labels[i] is the class asked for.
+void evaluation_prompts(int n, CaptionSet set, uint64_t seed, std::vector<std::string>& prompts, std::vector<int64_t>& labels);
+
 // Every caption of the training set for the label (the tokenizer's vocabulary is learned from them).
 std::vector<std::string> all_captions(int label, CaptionSet set = CaptionSet::kTraining);
 

@@ -1,0 +1,215 @@
+// Text-to-image pipelines end to end on a tiny random pipeline folder: the folder round trip,
+// prompts through the sampling pipeline (determinism, per-image prompts, guidance, refusals),
+// the tokenizer learned from captions, and the shared training loop's exact resume.
+#include <gtest/gtest.h>
+#include <torch/utils.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "engine/data/captions.h"
+#include "engine/model/pipeline_folder.h"
+#include "engine/sampling/text_to_image.h"
+#include "engine/train/bpe_learner.h"
+#include "engine/train/text_encoder_trainer.h"
+#include "engine/train/text_to_image_trainer.h"
+#include "engine/model_io/tensor_io.h"
+#include "tests/test_models.h"
+
+namespace qdm {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> training_corpus() {
+  std::vector<std::string> corpus;
+  for (int label = 0; label < 10; ++label)
+    for (auto& c : all_captions(label)) corpus.push_back(std::move(c));
+  return corpus;
+}
+
+// A pipeline folder with random weights: 1-channel 16x16 images, 2 latent channels at 8x8.
+std::string tiny_pipeline() {
+  const std::string dir = testing::temp_dir("t2i");
+  torch::manual_seed(11);
+  write_clip_tokenizer(dir + "/tokenizer", learn_bpe_merges(training_corpus(), 60), 12);
+  const ClipTokenizer tok = ClipTokenizer::load(dir + "/tokenizer");
+  ClipTextConfig tc;
+  tc.vocab_size = static_cast<int>(tok.vocab_size());
+  tc.hidden_size = 16;
+  tc.intermediate_size = 32;
+  tc.num_hidden_layers = 1;
+  tc.num_attention_heads = 2;
+  tc.max_position_embeddings = 12;
+  ClipTextModel text(tc);
+  save_text_encoder(dir + "/text_encoder", *text);
+  AutoencoderKLConfig vc;
+  vc.in_channels = vc.out_channels = 1;
+  vc.block_out_channels = {8, 8};
+  vc.norm_num_groups = 4;
+  vc.latent_channels = 2;
+  vc.sample_size = 16;
+  vc.scaling_factor = 0.7;
+  AutoencoderKL vae(vc);
+  save_vae(dir + "/vae", *vae);
+  UNetConfig uc = fmnist_text_unet_config(2, 8, 16);
+  uc.block_out_channels = {8, 16};
+  uc.norm_num_groups = 4;
+  uc.heads_per_block = {2, 2};
+  UNet2DModel unet(uc);
+  fs::create_directories(dir + "/unet");
+  fs::create_directories(dir + "/scheduler");
+  TensorMap w;
+  for (const auto& p : unet->named_parameters()) w[p.key()] = p.value();
+  save_tensors(dir + "/unet/diffusion_pytorch_model.safetensors", w);
+  std::ofstream(dir + "/unet/config.json") << uc.to_json().dump();
+  std::ofstream(dir + "/scheduler/scheduler_config.json") << stable_diffusion_scheduler().to_json().dump();
+  write_model_index(dir);
+  return dir;
+}
+
+class TinyPipeline : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { dir_ = new std::string(tiny_pipeline()); }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+  PromptRequest request(std::vector<std::string> prompts, int n, double guidance = 3.0) {
+    PromptRequest r;
+    r.prompts = std::move(prompts);
+    r.guidance_scale = guidance;
+    r.base.num_images = n;
+    r.base.seed = 5;
+    r.base.sampler.steps = 3;
+    return r;
+  }
+  static std::string* dir_;
+};
+std::string* TinyPipeline::dir_ = nullptr;
+
+TEST_F(TinyPipeline, LoadsAndSamplesPromptsDeterministically) {
+  TextToImagePipeline pipe = load_pipeline(*dir_);
+  EXPECT_EQ(pipe.default_size(), 16);
+  const PromptImages a = sample_from_prompts(pipe, request({"a photo of a sneaker"}, 2));
+  ASSERT_EQ(a.images.sizes(), (std::vector<int64_t>{2, 1, 16, 16}));
+  EXPECT_LE(a.images.abs().max().item<float>(), 1.0f);
+  const PromptImages again = sample_from_prompts(pipe, request({"a photo of a sneaker"}, 2));
+  EXPECT_TRUE(torch::equal(a.images, again.images));
+  // Another prompt, another image from the same seed; per-image prompts give each image its own.
+  const PromptImages b = sample_from_prompts(pipe, request({"a photo of a coat"}, 2));
+  EXPECT_FALSE(torch::allclose(a.images, b.images));
+  const PromptImages mixed = sample_from_prompts(pipe, request({"a photo of a sneaker", "a photo of a coat"}, 2));
+  EXPECT_TRUE(torch::allclose(mixed.images[0], a.images[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(mixed.images[1], b.images[1], 1e-5, 1e-5));
+  // Guidance 1 is the prompt alone: the negative prompt then does not matter.
+  PromptRequest plain = request({"a photo of a sneaker"}, 1, 1.0);
+  PromptRequest plain_neg = plain;
+  plain_neg.negative_prompt = "a bag";
+  EXPECT_TRUE(torch::equal(sample_from_prompts(pipe, plain).images, sample_from_prompts(pipe, plain_neg).images));
+  PromptRequest guided_neg = request({"a photo of a sneaker"}, 2);
+  guided_neg.negative_prompt = "a bag";
+  EXPECT_FALSE(torch::allclose(sample_from_prompts(pipe, guided_neg).images, a.images));
+  // A non-square size in multiples of the VAE and UNet factors.
+  PromptRequest wide = request({""}, 1);
+  wide.width = 32;
+  EXPECT_EQ(sample_from_prompts(pipe, wide).images.sizes(), (std::vector<int64_t>{1, 1, 16, 32}));
+}
+
+TEST_F(TinyPipeline, TruncatesLongPromptsAndSaysSo) {
+  TextToImagePipeline pipe = load_pipeline(*dir_);
+  const PromptImages out = sample_from_prompts(pipe, request({"a sneaker", "a very very very very long sneaker caption here"}, 2));
+  EXPECT_EQ(out.truncated, (std::vector<bool>{false, true}));
+}
+
+TEST_F(TinyPipeline, RefusesBadRequestsNamingTheFix) {
+  TextToImagePipeline pipe = load_pipeline(*dir_);
+  auto error = [&](const PromptRequest& r) {
+    try {
+      sample_from_prompts(pipe, r);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error(request({"a", "b", "c"}, 2)).find("one prompt for all images or one per image"), std::string::npos);
+  PromptRequest odd = request({"a"}, 1);
+  odd.height = 18;
+  EXPECT_NE(error(odd).find("multiples of 4"), std::string::npos);
+  EXPECT_NE(error(request({}, 1)).find("give a prompt"), std::string::npos);
+}
+
+TEST_F(TinyPipeline, RefusesMismatchedComponentsNamingTheField) {
+  const std::string dir = testing::temp_dir("t2i_bad");
+  fs::copy(*dir_, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  nlohmann::json cfg = nlohmann::json::parse(std::ifstream(dir + "/unet/config.json"));
+  cfg["cross_attention_dim"] = 24;
+  std::ofstream(dir + "/unet/config.json") << cfg.dump();
+  try {
+    load_pipeline(dir);
+    FAIL() << "loaded a UNet that cannot read the text encoder's states";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("cross_attention_dim"), std::string::npos) << e.what();
+  }
+  nlohmann::json index = nlohmann::json::parse(std::ifstream(dir + "/model_index.json"));
+  index["_class_name"] = "StableDiffusionXLPipeline";
+  std::ofstream(dir + "/model_index.json") << index.dump();
+  try {
+    load_pipeline(dir);
+    FAIL() << "loaded an SDXL index";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("_class_name"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Captions, LearnedTokenizerCoversEveryCaptionWithoutUnknowns) {
+  const std::string dir = testing::temp_dir("bpe");
+  write_clip_tokenizer(dir, learn_bpe_merges(training_corpus(), 200), 32);
+  const ClipTokenizer tok = ClipTokenizer::load(dir);
+  EXPECT_EQ(tok.vocab_size(), 512u + 200u + 2u);
+  // Frequent words became single tokens; held-out phrasing still encodes (from byte symbols).
+  EXPECT_EQ(tok.encode("sneaker").size(), 1u);
+  for (const auto& c : all_captions(7, CaptionSet::kHeldOut)) {
+    if (c.find(',') == std::string::npos) EXPECT_EQ(tok.decode(tok.encode(c)), c);
+    EXPECT_FALSE(tok.encode_padded(c).truncated) << c;
+  }
+  EXPECT_EQ(tok.decode(tok.encode("an ankle boot on white")), "an ankle boot on white");
+  fs::remove_all(dir);
+  // Held-out phrasings never occur among the training captions.
+  const auto training = training_corpus();
+  for (int label = 0; label < 10; ++label)
+    for (const auto& c : all_captions(label, CaptionSet::kHeldOut))
+      EXPECT_EQ(std::find(training.begin(), training.end(), c), training.end()) << c;
+}
+
+TEST(TrainingLoop, TextEncoderResumesExactly) {
+  // stop_at: end the run after that step's checkpoint, as an interrupted run does (the schedule
+  // still spans all 8 steps).
+  auto run = [](const std::string& dir, int stop_at) {
+    TextEncoderTrainOptions o;
+    o.loop.out_dir = dir;
+    o.loop.iterations = 8;
+    o.loop.checkpoint_every = 4;
+    o.loop.log_every = 4;
+    o.loop.warmup = 2;
+    o.merges = 40;
+    o.max_length = 16;
+    o.batch_size = 8;
+    train_text_encoder(o, [stop_at](const TrainingStep& s) { return s.step < stop_at; });
+  };
+  const std::string a = testing::temp_dir("te_a"), b = testing::temp_dir("te_b");
+  run(a, 8);
+  run(b, 4);
+  run(b, 8);  // resumes from step 4
+  const TensorMap wa = load_tensors(a + "/text_encoder/model.safetensors"), wb = load_tensors(b + "/text_encoder/model.safetensors");
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [name, t] : wa) EXPECT_TRUE(torch::equal(t, wb.at(name))) << name;
+  EXPECT_TRUE(fs::exists(a + "/text_encoder/report.json"));
+  fs::remove_all(a);
+  fs::remove_all(b);
+}
+
+}  // namespace
+}  // namespace qdm
