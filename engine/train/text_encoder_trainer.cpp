@@ -142,7 +142,9 @@ int64_t train_text_encoder(const TextEncoderTrainOptions& o, const std::function
         << nlohmann::json{{"held_out_class_accuracy", acc}, {"held_out_captions", held_captions.size()}}.dump(2) << "\n";
     model->train();
   };
-  return run_training_loop(*model, nullptr, o.loop, loss, write, on_log);
+  TrainingLoopOptions loop = o.loop;  // the checkpoint and log live in text_encoder/
+  loop.out_dir = enc_dir;
+  return run_training_loop(*model, nullptr, loop, loss, write, on_log);
 }
 
 }  // namespace qdm

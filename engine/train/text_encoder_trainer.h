@@ -15,7 +15,8 @@
 namespace qdm {
 
 struct TextEncoderTrainOptions {
-  TrainingLoopOptions loop;  // out_dir: the pipeline folder (tokenizer/ and text_encoder/ go there)
+  TrainingLoopOptions loop;  // out_dir: the pipeline folder (tokenizer/ and text_encoder/ go there;
+                             // the checkpoint and log into text_encoder/)
   int merges = 400;          // BPE merges learned from the captions
   int max_length = 32;       // the tokenizer's model_max_length and the encoder's positions
   int batch_size = 64;

@@ -75,7 +75,7 @@ namespace {
 
 // Posterior means times scaling_factor of every training image, cached beside the checkpoint.
 at::Tensor training_latents(const TextToImageTrainOptions& o, AutoencoderKLImpl& vae) {
-  const std::string cache = o.loop.out_dir + "/latents.safetensors";
+  const std::string cache = o.loop.out_dir + "/unet/latents.safetensors";
   if (fs::exists(cache)) return load_tensors(cache).at("latents");
   const FashionMnist data = FashionMnist::load(o.data_dir, "train");
   const at::Tensor images = to_model_range(data.images, vae.config().sample_size);
@@ -111,6 +111,7 @@ int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::functio
                                 ? fmnist_text_unet_config(vc.latent_channels, vc.sample_size / vc.factor(), text.model->config().hidden_size)
                                 : o.config;
   if (!config.text_conditioned()) throw std::invalid_argument("train-text-to-image needs a UNet2DConditionModel config");
+  fs::create_directories(dir + "/unet");
   const at::Tensor latents = training_latents(o, *vae.model);
   const at::Tensor labels = FashionMnist::load(o.data_dir, "train").labels;
   torch::manual_seed(o.loop.seed);
@@ -163,7 +164,9 @@ int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::functio
     std::ofstream(dir + "/scheduler/scheduler_config.json") << sched.dump(2) << "\n";
     write_model_index(dir);
   };
-  return run_training_loop(*model, ema.ptr().get(), o.loop, loss, write, on_log);
+  TrainingLoopOptions loop = o.loop;  // the checkpoint, log and latent cache live in unet/
+  loop.out_dir = dir + "/unet";
+  return run_training_loop(*model, ema.ptr().get(), loop, loss, write, on_log);
 }
 
 }  // namespace qdm

@@ -16,7 +16,8 @@
 namespace qdm {
 
 struct TextToImageTrainOptions {
-  TrainingLoopOptions loop;  // out_dir: the pipeline folder, holding vae/, text_encoder/, tokenizer/
+  TrainingLoopOptions loop;  // out_dir: the pipeline folder, holding vae/, text_encoder/, tokenizer/;
+                             // the checkpoint, log and latent cache go into unet/
   std::string data_dir;
   UNetConfig config;          // a UNet2DConditionModel; default: fmnist_text_unet_config(...)
   bool default_config = true;
