@@ -76,23 +76,29 @@ void check_model_limits(const UNetConfig& c, const ModelLimits& l) {
 }
 
 void check_unet_weights(const UNetConfig& config, const SafeTensors& weights) {
+  check_weights(expected_unet_tensors(config), weights, "config.json");
+}
+
+void check_weights(const std::vector<TensorSpec>& tensors, const SafeTensors& weights, const std::string& config_name,
+                   const std::function<bool(const std::string&)>& ignored) {
   std::map<std::string, Shape> expected;
-  for (auto& t : expected_unet_tensors(config)) expected[t.name] = t.shape;
+  for (const auto& t : tensors) expected[t.name] = t.shape;
   std::set<std::string> seen;
   for (const auto& info : weights.tensors()) {
+    if (ignored && ignored(info.name)) continue;
     const std::string name = canonical_tensor_name(info.name);
     auto it = expected.find(name);
     if (it == expected.end())
-      fail("unexpected tensor " + echo(info.name) + ": config.json builds no such parameter (config and weights do not match)");
+      fail("unexpected tensor " + echo(info.name) + ": " + config_name + " builds no such parameter (config and weights do not match)");
     if (!seen.insert(name).second) fail("tensor '" + name + "' is stored twice (old and new attention names)");
     if (info.dtype != DType::F32 && info.dtype != DType::F16 && info.dtype != DType::BF16)
       fail("tensor '" + name + "' has dtype " + dtype_name(info.dtype) + "; model weights must be F32, F16 or BF16");
     const Shape shape(info.shape.begin(), info.shape.end());
     if (shape != it->second)
-      fail("tensor '" + name + "' has shape " + shape_str(shape) + " but config.json implies " + shape_str(it->second));
+      fail("tensor '" + name + "' has shape " + shape_str(shape) + " but " + config_name + " implies " + shape_str(it->second));
   }
   for (const auto& [name, shape] : expected)
-    if (!seen.count(name)) fail("missing tensor '" + name + "' required by config.json");
+    if (!seen.count(name)) fail("missing tensor '" + name + "' required by " + config_name);
 }
 
 }  // namespace qdm

@@ -10,6 +10,7 @@
 
 #include "format/artifact_metadata.h"
 #include "format/echo.h"
+#include "format/pipeline_folder.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
 #include "format/unet_config.h"
@@ -21,6 +22,14 @@
 namespace fs = std::filesystem;
 
 namespace qdm::server {
+
+namespace {
+// A UNet folder (config.json + weights) or a pipeline folder (model_index.json).
+bool is_model_folder(const std::filesystem::path& d) {
+  return is_pipeline_dir(d.string()) ||
+         (std::filesystem::exists(d / "config.json") && std::filesystem::exists(d / "diffusion_pytorch_model.safetensors"));
+}
+}  // namespace
 namespace {
 
 const char* kWeights = "diffusion_pytorch_model.safetensors";
@@ -62,7 +71,7 @@ ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_root
     if (!fs::is_directory(root)) continue;
     for (const auto& e : fs::directory_iterator(root)) {
       const std::string name = e.path().filename().string();
-      if (!fs::exists(e.path() / "config.json") || !fs::exists(e.path() / kWeights)) continue;
+      if (!is_model_folder(e.path())) continue;
       if (!service::valid_name(name)) {
         spdlog::warn("model root {}: skipping '{}': not a valid model name", root, name);
         continue;
@@ -80,6 +89,10 @@ ModelStore::ModelStore(std::string data_dir, std::vector<std::string> model_root
 
 void ModelStore::validate_model(const std::string& dir) const {
   const fs::path d(dir);
+  if (is_pipeline_dir(dir)) {  // a text-to-image pipeline: every component against its config
+    check_pipeline_folder(dir, limits_);
+    return;
+  }
   UNetConfig config;
   try {
     nlohmann::json j = nlohmann::json::parse(read_text(d / "config.json"));
@@ -115,7 +128,7 @@ void ModelStore::validate_model(const std::string& dir) const {
 std::optional<std::string> ModelStore::model_dir(const std::string& name) const {
   if (!service::valid_name(name)) return std::nullopt;
   const fs::path uploaded = fs::path(models_) / name;
-  if (fs::exists(uploaded / "config.json")) return uploaded.string();
+  if (is_model_folder(uploaded)) return uploaded.string();
   auto it = root_models_.find(name);
   if (it != root_models_.end()) return it->second;
   return std::nullopt;
@@ -192,6 +205,21 @@ grpc::Status ModelStore::describe(const std::string& name, v1::ModelInfo* info) 
 
 grpc::Status ModelStore::describe_model(const std::string& name, const std::string& dir, v1::ModelInfo* info) {
   try {
+    if (is_pipeline_dir(dir)) {  // config: model_index.json; size and parameters: every component; hash: the UNet's
+      const PipelineFiles p = check_pipeline_folder(dir, limits_);
+      info->set_name(name);
+      info->set_quantized(false);
+      info->set_config_json(read_text(fs::path(dir) / "model_index.json"));
+      int64_t bytes = 0, params = 0;
+      for (const auto& w : {p.unet_weights, p.vae_weights, p.text_encoder_weights}) {
+        bytes += static_cast<int64_t>(fs::file_size(w));
+        params += parameter_count(SafeTensors::read_file(w));
+      }
+      info->set_bytes(bytes);
+      info->set_parameters(params);
+      info->set_sha256(cached_sha256(p.unet_weights));
+      return grpc::Status::OK;
+    }
     const fs::path weights = fs::path(dir) / kWeights;
     info->set_name(name);
     info->set_quantized(false);
@@ -209,8 +237,11 @@ std::string ModelStore::model_name_for_sha(const std::string& sha256) {
   if (sha256.empty()) return "";
   std::map<std::string, std::string> names = root_models_;
   for (const auto& e : fs::directory_iterator(models_)) names[e.path().filename().string()] = e.path().string();
-  for (const auto& [name, dir] : names)
-    if (cached_sha256((fs::path(dir) / kWeights).string()) == sha256) return name;
+  for (const auto& [name, dir] : names) {
+    const fs::path w = is_pipeline_dir(dir) ? fs::path(dir) / "unet" / kWeights : fs::path(dir) / kWeights;
+    std::error_code ec;
+    if (fs::exists(w, ec) && cached_sha256(w.string()) == sha256) return name;
+  }
   return "";
 }
 
@@ -257,8 +288,9 @@ std::string ModelStore::make_temp_dir() {
 grpc::Status ModelStore::commit_model(const std::string& temp_dir, const std::string& name, v1::ModelInfo* info) {
   if (auto s = invalid_name(name); !s.ok()) return s;
   const fs::path dir(temp_dir);
-  if (!fs::exists(dir / "config.json") || !fs::exists(dir / kWeights))
-    return {grpc::INVALID_ARGUMENT, "a model folder needs config.json and diffusion_pytorch_model.safetensors"};
+  if (!is_model_folder(dir))
+    return {grpc::INVALID_ARGUMENT, "a model folder needs config.json and diffusion_pytorch_model.safetensors, or a "
+                                    "pipeline's model_index.json with its component folders"};
   try {
     validate_model(temp_dir);
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "format/echo.h"
+#include "format/pipeline_folder.h"
 #include "service/file_transfer.h"
 
 namespace qdm::server {
@@ -38,13 +39,17 @@ grpc::Status ModelsService::upload(grpc::ServerReader<v1::UploadChunk>* reader, 
     return {grpc::INVALID_ARGUMENT, echo(header.name()) + " is not a model name (1-128 of A-Z a-z 0-9 . _ + -)"};
   if (models_.model_dir(header.name()) || models_.artifact_path(header.name()))
     return {grpc::ALREADY_EXISTS, "a model named " + echo(header.name()) + " exists; pick another name or delete it"};
-  static const std::set<std::string> allowed = {"config.json", "diffusion_pytorch_model.safetensors",
-                                                "scheduler/scheduler_config.json", "scheduler_config.json"};
+  static const std::set<std::string> unet_files = {"config.json", "diffusion_pytorch_model.safetensors",
+                                                   "scheduler/scheduler_config.json", "scheduler_config.json"};
+  static const std::set<std::string> pipe_files(pipeline_file_names().begin(), pipeline_file_names().end());
   std::map<std::string, std::string> files(header.files().begin(), header.files().end());
+  const bool pipeline = files.count("model_index.json") > 0;
   for (const auto& [path, sha] : files) {
-    if (!allowed.count(path))
-      return {grpc::INVALID_ARGUMENT, "file " + echo(path) + " is not part of a model folder; send config.json, "
-                                      "diffusion_pytorch_model.safetensors and optionally scheduler/scheduler_config.json"};
+    if (!(pipeline ? pipe_files : unet_files).count(path))
+      return {grpc::INVALID_ARGUMENT,
+              "file " + echo(path) + " is not part of a model folder; send config.json, diffusion_pytorch_model.safetensors and "
+              "optionally scheduler/scheduler_config.json, or a pipeline: model_index.json with unet/, vae/, text_encoder/, "
+              "tokenizer/ and scheduler/"};
     if (sha.size() != 64) return {grpc::INVALID_ARGUMENT, "sha256 of " + echo(path) + " must be 64 hex digits"};
   }
   std::optional<service::ScratchDir> scratch;  // removed on every exit: a failed upload leaves nothing

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "format/echo.h"
+#include "format/pipeline_folder.h"
 #include "format/sha256.h"
 
 namespace fs = std::filesystem;
@@ -15,6 +16,7 @@ namespace fs = std::filesystem;
 namespace qdm::service {
 
 std::vector<std::string> model_folder_files(const std::string& dir) {
+  if (is_pipeline_dir(dir)) return pipeline_files(dir);
   std::vector<std::string> files = {"config.json", "diffusion_pytorch_model.safetensors"};
   for (const char* s : {"scheduler/scheduler_config.json", "scheduler_config.json"})
     if (fs::exists(fs::path(dir) / s)) {

@@ -8,6 +8,7 @@
 #include "engine/model_io/tensor_io.h"
 #include "format/graph/clip_text.h"
 #include "format/model_folder.h"
+#include "format/pipeline_folder.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
 
@@ -36,9 +37,7 @@ LoadedTextEncoder load_text_encoder(const std::string& dir) {
   LoadedTextEncoder out;
   out.model = ClipTextModel(config);
   WeightNames names;
-  names.ignored = [](const std::string& n) {
-    return n == "text_model.embeddings.position_ids" || n.rfind("text_projection.", 0) == 0;
-  };
+  names.ignored = ignored_text_encoder_tensor;
   out.weights_dtype = load_module_weights(*out.model, file, "text_encoder/config.json", names);
   out.weights_sha256 = sha256_file(weights);
   out.model->eval();

@@ -66,6 +66,11 @@ at::Tensor min_snr_weights(const at::Tensor& alphas_cumprod, const at::Tensor& t
   return at::clamp_max(snr, gamma) / snr;
 }
 
+at::Tensor apply_label_dropout(const at::Tensor& labels, double rate, int null_class, at::Generator& gen) {
+  const at::Tensor drop = at::rand({labels.size(0)}, gen) < rate;
+  return at::where(drop, at::full_like(labels, null_class), labels);
+}
+
 int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool(const TrainProgress&)>& on_log) {
   set_compute_threads(o.threads);
   fs::create_directories(o.out_dir);
@@ -147,10 +152,7 @@ int64_t train_diffusion(const DiffusionTrainOptions& o, const std::function<bool
     at::Tensor labels;
     if (conditional) {
       labels = data.labels.index_select(0, idx);
-      if (o.label_dropout > 0) {
-        const at::Tensor drop = at::rand({o.batch_size}, gen) < o.label_dropout;
-        labels = at::where(drop, at::full_like(labels, *o.config.null_class), labels);
-      }
+      if (o.label_dropout > 0) labels = apply_label_dropout(labels, o.label_dropout, *o.config.null_class, gen);
     }
     const at::Tensor pred = model->forward(xt, t.to(at::kFloat), labels);
     const at::Tensor weights = min_snr_weights(alphas_cumprod, t, o.min_snr_gamma);

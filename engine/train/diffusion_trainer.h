@@ -60,6 +60,10 @@ double scheduled_lr(const DiffusionTrainOptions& options, int64_t step);
 // Per-sample loss weights for timesteps t (N) under min-SNR-gamma (ones when gamma is 0).
 at::Tensor min_snr_weights(const at::Tensor& alphas_cumprod, const at::Tensor& t, double gamma);
 
+// Classifier-free guidance's training half: each label replaced by null_class with probability
+// `rate`, drawn from gen (the trainer's checkpointed generator).
+at::Tensor apply_label_dropout(const at::Tensor& labels, double rate, int null_class, at::Generator& gen);
+
 // Returns the number of steps done. `on_log` may return false to stop after a checkpoint.
 int64_t train_diffusion(const DiffusionTrainOptions& options,
                         const std::function<bool(const TrainProgress&)>& on_log = nullptr);

@@ -1,0 +1,147 @@
+#include "format/pipeline_folder.h"
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "format/clip_tokenizer.h"
+#include "format/graph/autoencoder_kl.h"
+#include "format/graph/clip_text.h"
+#include "format/safetensors.h"
+
+namespace qdm {
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json read_json(const std::string& path, const std::string& label) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(label + ": missing");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    throw ConfigError(label + ": not valid JSON");
+  }
+}
+
+std::vector<TensorSpec> specs(const graph::Graph& g) {
+  std::vector<TensorSpec> out;
+  for (const auto& t : g.tensors) out.push_back({t.name, t.shape});
+  return out;
+}
+
+SafeTensors open_weights(const std::string& path, const std::string& label) {
+  try {
+    return SafeTensors::read_file(path);
+  } catch (const std::exception& e) {
+    throw SafeTensorsError(label + ": cannot be read as safetensors");
+  }
+}
+
+void check_index(const std::string& dir) {
+  const nlohmann::json j = read_json(dir + "/model_index.json", "model_index.json");
+  if (!j.is_object()) throw ConfigError("model_index.json: not a JSON object");
+  const std::string cls = j.value("_class_name", "");
+  if (cls != "StableDiffusionPipeline")
+    JsonFields::fail("model_index.json", "_class_name", "is '" + cls.substr(0, 64) + "'; supported: StableDiffusionPipeline");
+  const std::pair<const char*, const char*> parts[] = {{"unet", "UNet2DConditionModel"}, {"vae", "AutoencoderKL"},
+                                                       {"text_encoder", "CLIPTextModel"}, {"tokenizer", "CLIPTokenizer"}};
+  for (const auto& [key, want] : parts) {
+    const auto& v = j.contains(key) ? j[key] : nlohmann::json();
+    const bool ok = v.is_array() && v.size() == 2 && v[1].is_string() &&
+                    (v[1] == want || (std::string(key) == "tokenizer" && v[1] == "CLIPTokenizerFast") ||
+                     (std::string(key) == "text_encoder" && v[1] == "CLIPTextModelWithProjection"));
+    if (!ok) JsonFields::fail("model_index.json", key, std::string("must name ") + want);
+  }
+}
+
+// A component's config errors name the component's file.
+template <typename F>
+auto in_component(const std::string& label, F&& f) {
+  try {
+    return f();
+  } catch (const ConfigError& e) {
+    const std::string what = e.what();
+    throw ConfigError(what.rfind(label, 0) == 0 ? what : label + ": " + what);
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& pipeline_file_names() {
+  static const std::vector<std::string> names = {
+      "model_index.json",          "scheduler/scheduler_config.json",         "unet/config.json",
+      "unet/diffusion_pytorch_model.safetensors",                             "vae/config.json",
+      "vae/diffusion_pytorch_model.safetensors",                              "text_encoder/config.json",
+      "text_encoder/model.safetensors",                                       "text_encoder/diffusion_pytorch_model.safetensors",
+      "tokenizer/vocab.json",      "tokenizer/merges.txt",                    "tokenizer/tokenizer_config.json",
+      "tokenizer/special_tokens_map.json"};
+  return names;
+}
+
+std::vector<std::string> pipeline_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& f : pipeline_file_names())
+    if (fs::is_regular_file(fs::path(dir) / f)) out.push_back(f);
+  return out;
+}
+
+bool is_pipeline_dir(const std::string& dir) { return fs::is_regular_file(fs::path(dir) / "model_index.json"); }
+
+bool ignored_text_encoder_tensor(const std::string& name) {
+  return name == "text_model.embeddings.position_ids" || name.rfind("text_projection.", 0) == 0;
+}
+
+PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits) {
+  check_index(dir);
+  PipelineFiles p;
+  p.dir = dir;
+  const ClipTokenizer tok = ClipTokenizer::load(dir + "/tokenizer");
+
+  // Configs first, then whether the parts fit, then each weights file against its config.
+  p.text_encoder = ClipTextConfig::from_json(read_json(dir + "/text_encoder/config.json", "text_encoder/config.json"));
+  p.vae = AutoencoderKLConfig::from_json(read_json(dir + "/vae/config.json", "vae/config.json"));
+  p.unet = in_component("unet/config.json", [&] { return UNetConfig::from_json(read_json(dir + "/unet/config.json", "unet/config.json")); });
+  if (!p.unet.text_conditioned()) JsonFields::fail("unet/config.json", "_class_name", "must be UNet2DConditionModel in a pipeline");
+  in_component("unet/config.json", [&] {
+    check_model_limits(p.unet, limits);
+    return 0;
+  });
+  if (p.unet.in_channels != p.vae.latent_channels || p.unet.out_channels != p.vae.latent_channels)
+    JsonFields::fail("unet/config.json", "in_channels", "must equal the VAE's latent_channels (" + std::to_string(p.vae.latent_channels) + ")");
+  if (*p.unet.cross_attention_dim != p.text_encoder.hidden_size)
+    JsonFields::fail("unet/config.json", "cross_attention_dim",
+                     "must equal the text encoder's hidden_size (" + std::to_string(p.text_encoder.hidden_size) + ")");
+  if (tok.max_length() > p.text_encoder.max_position_embeddings)
+    JsonFields::fail("tokenizer/tokenizer_config.json", "model_max_length", "exceeds the text encoder's max_position_embeddings");
+  for (const int64_t id : {tok.bos_id(), tok.eos_id(), tok.pad_id()})
+    if (id >= p.text_encoder.vocab_size)
+      JsonFields::fail("text_encoder/config.json", "vocab_size", "is smaller than the tokenizer's special token ids");
+
+  p.text_encoder_weights = dir + "/text_encoder/model.safetensors";
+  if (!fs::exists(p.text_encoder_weights)) p.text_encoder_weights = dir + "/text_encoder/diffusion_pytorch_model.safetensors";
+  in_component("text_encoder/model.safetensors", [&] {
+    check_weights(specs(graph::describe_clip_text(p.text_encoder)), open_weights(p.text_encoder_weights, "text_encoder/model.safetensors"),
+                  "text_encoder/config.json", ignored_text_encoder_tensor);
+    return 0;
+  });
+  p.vae_weights = dir + "/vae/diffusion_pytorch_model.safetensors";
+  in_component("vae/diffusion_pytorch_model.safetensors", [&] {
+    check_weights(specs(graph::describe_autoencoder_kl(p.vae)), open_weights(p.vae_weights, "vae/diffusion_pytorch_model.safetensors"),
+                  "vae/config.json");
+    return 0;
+  });
+  p.unet_weights = dir + "/unet/diffusion_pytorch_model.safetensors";
+  in_component("unet/diffusion_pytorch_model.safetensors", [&] {
+    check_weights(expected_unet_tensors(p.unet), open_weights(p.unet_weights, "unet/diffusion_pytorch_model.safetensors"),
+                  "unet/config.json");
+    return 0;
+  });
+  const std::string sched = dir + "/scheduler/scheduler_config.json";
+  if (fs::exists(sched))
+    p.scheduler = in_component("scheduler/scheduler_config.json", [&] { return SchedulerConfig::from_json(read_json(sched, "scheduler/scheduler_config.json")); });
+  return p;
+}
+
+}  // namespace qdm
