@@ -70,6 +70,15 @@ expect_error INVALID_ARGUMENT "not a model name" models upload "$work/roots/tiny
 expect_error NOT_FOUND "no model or artifact named" models describe nothing
 expect_error FAILED_PRECONDITION "read-only model root" models delete tiny
 expect_error UNAVAILABLE "no worker is connected" generate --model tiny --num 1 --steps 2 --out "$work/x"
+# Text-to-image pipelines upload like model folders; every component is checked against its
+# config without LibTorch, and parts that do not fit are refused naming the field.
+"$qdm" models upload "$src/models/fmnist-t2i" --name t2i >/dev/null || fail "pipeline upload"
+"$qdm" models describe t2i | grep -q '"StableDiffusionPipeline"' || fail "describe shows no model_index.json"
+cp -r "$src/models/fmnist-t2i" "$work/bad-pipe"
+sed -i 's/"cross_attention_dim": [0-9]*/"cross_attention_dim": 24/' "$work/bad-pipe/unet/config.json"
+expect_error INVALID_ARGUMENT "unet/config.json: field 'cross_attention_dim' must equal the text encoder's hidden_size" \
+  models upload "$work/bad-pipe" --name bad-pipe
+"$qdm" models list | grep -q "^bad-pipe " && fail "an invalid pipeline was stored"
 
 quick=(--recipe rtn --steps 4 --calib-samples 2 --report-samples 2)
 j1=$("$qdm" submit --model tiny "${quick[@]}" --idempotency-key key-1)
