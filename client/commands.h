@@ -10,6 +10,10 @@
 
 #include "engine/runtime/loaded_model.h"
 
+namespace qdm {
+struct PromptRequest;  // engine/sampling/text_to_image.h
+}  // namespace qdm
+
 namespace qdm::cli {
 
 // Sampler flags shared by sample, eval and quantize; unset flags take the model's defaults.
@@ -24,6 +28,9 @@ struct SamplerArgs {
   SamplerOptions resolve(const SamplerOptions& defaults) const;
   // A request for `model` with these flags, checked against the model's schedule.
   SampleRequest request(const LoadedModel& model, int num, uint64_t seed, int batch) const;
+  // The same for a text-to-image pipeline (20 DDIM steps unless asked): images, seeds, batch,
+  // sampler and guidance; the caller adds the prompts.
+  PromptRequest prompt_request(int num, uint64_t seed, int batch) const;
 };
 void add_sampler_options(CLI::App* cmd, SamplerArgs& args);
 // --model / --artifact / --kernels: what to sample from.

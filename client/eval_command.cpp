@@ -46,17 +46,10 @@ void add_eval_command(CLI::App& app) {
     nlohmann::json report;
     if (!a->source.model.empty() && is_pipeline_folder(a->source.model)) {
       TextToImagePipeline pipe = load_pipeline(a->source.model);
-      PromptRequest r;
+      PromptRequest r = a->sampler.prompt_request(a->num, a->seed, a->batch);
       std::vector<int64_t> asked;
       if (a->prompts == "none") r.prompts = {""};
       else evaluation_prompts(a->num, a->prompts == "held-out" ? CaptionSet::kHeldOut : CaptionSet::kTraining, a->seed, r.prompts, asked);
-      r.guidance_scale = a->sampler.guidance;
-      r.base.num_images = a->num;
-      r.base.seed = a->seed;
-      r.base.batch_size = a->batch;
-      SamplerOptions defaults;
-      defaults.steps = 20;
-      r.base.sampler = a->sampler.resolve(defaults);
       const auto start = std::chrono::steady_clock::now();
       const PromptImages out = sample_from_prompts(pipe, r);
       const at::Tensor labels = asked.empty() ? at::Tensor() : at::tensor(asked, at::kLong);

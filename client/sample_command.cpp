@@ -70,6 +70,18 @@ SampleRequest SamplerArgs::request(const LoadedModel& model, int num, uint64_t s
   return req;
 }
 
+PromptRequest SamplerArgs::prompt_request(int num, uint64_t seed, int batch) const {
+  PromptRequest r;
+  r.guidance_scale = guidance;
+  r.base.num_images = num;
+  r.base.seed = seed;
+  r.base.batch_size = batch;
+  SamplerOptions defaults;
+  defaults.steps = 20;
+  r.base.sampler = resolve(defaults);
+  return r;
+}
+
 void add_source_options(CLI::App* cmd, SourceArgs& a) {
   cmd->add_option("--model", a.model, "diffusers model folder");
   cmd->add_option("--artifact", a.artifact, "quantized artifact (.safetensors) from qdm quantize");
@@ -130,18 +142,11 @@ void add_sample_command(CLI::App& app) {
     set_compute_threads(a->threads);
     if (!a->source.model.empty() && is_pipeline_folder(a->source.model)) {
       TextToImagePipeline pipe = load_pipeline(a->source.model);
-      PromptRequest r;
+      PromptRequest r = a->sampler.prompt_request(a->num, a->seed, a->batch);
       r.prompts = a->prompts.empty() ? std::vector<std::string>{""} : a->prompts;
       r.negative_prompt = a->negative_prompt;
-      r.guidance_scale = a->sampler.guidance;
       r.height = a->height;
       r.width = a->width;
-      r.base.num_images = a->num;
-      r.base.seed = a->seed;
-      r.base.batch_size = a->batch;
-      SamplerOptions defaults;
-      defaults.steps = 20;
-      r.base.sampler = a->sampler.resolve(defaults);
       ProgressBar bar("sampling");
       const auto start = std::chrono::steady_clock::now();
       PromptImages out;

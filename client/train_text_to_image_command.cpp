@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/commands.h"
+#include "client/training_options.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/train/text_to_image_trainer.h"
 
@@ -22,20 +23,12 @@ void add_train_text_to_image_command(CLI::App& app) {
   o->loop.min_lr = 1e-5;
   o->loop.ema_decay = 0.999;
   o->loop.checkpoint_every = 1000;
-  cmd->add_option("--out", o->loop.out_dir, "Pipeline folder")->required();
+  add_training_loop_options(cmd, o->loop, o->batch_size, o->threads, "Pipeline folder (the checkpoint is kept in its unet/)");
   cmd->add_option("--config", *config_path, "UNet2DConditionModel config.json (default: the shipped shape)");
   cmd->add_option("--data", o->data_dir, "Fashion-MNIST folder")->capture_default_str();
-  cmd->add_option("--iters", o->loop.iterations, "Total optimizer steps")->check(CLI::Range(1, 10'000'000))->capture_default_str();
-  cmd->add_option("--batch", o->batch_size, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
-  cmd->add_option("--lr", o->loop.lr, "Peak learning rate (cosine decay)")->capture_default_str();
   cmd->add_option("--text-dropout", o->text_dropout, "Fraction of captions replaced by the empty prompt")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--min-snr", o->min_snr_gamma, "Min-SNR-gamma loss weighting (0: off)")->capture_default_str();
-  cmd->add_option("--checkpoint-every", o->loop.checkpoint_every, "Steps between checkpoints")->capture_default_str();
-  cmd->add_option("--log-every", o->loop.log_every, "Steps between log lines")->capture_default_str();
-  cmd->add_option("--seed", o->loop.seed, "Random seed")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Intra-op threads")->capture_default_str();
-  cmd->add_flag("--no-resume{false}", o->loop.resume, "Start over even if a checkpoint exists");
   cmd->callback([o, config_path] {
     if (!config_path->empty()) {
       o->config = UNetConfig::from_file(*config_path);

@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "client/commands.h"
+#include "client/training_options.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/train/vae_trainer.h"
 
@@ -18,18 +19,10 @@ void add_train_vae_command(CLI::App& app) {
   o->loop.warmup = 200;
   o->loop.min_lr = 1e-5;
   o->loop.ema_decay = 0.999;
-  cmd->add_option("--out", o->loop.out_dir, "Output vae folder (checkpoint.safetensors is kept there)")->required();
+  add_training_loop_options(cmd, o->loop, o->batch_size, o->threads, "Output vae folder (checkpoint.safetensors is kept there)");
   cmd->add_option("--config", *config_path, "AutoencoderKL config.json (default: 1 channel, 32x32 -> 4x8x8)");
   cmd->add_option("--data", o->data_dir, "Fashion-MNIST folder")->capture_default_str();
-  cmd->add_option("--iters", o->loop.iterations, "Total optimizer steps")->check(CLI::Range(1, 10'000'000))->capture_default_str();
-  cmd->add_option("--batch", o->batch_size, "Batch size")->check(CLI::Range(1, 4096))->capture_default_str();
-  cmd->add_option("--lr", o->loop.lr, "Peak learning rate (cosine decay)")->capture_default_str();
   cmd->add_option("--kl-weight", o->kl_weight, "Weight of the KL term")->capture_default_str();
-  cmd->add_option("--checkpoint-every", o->loop.checkpoint_every, "Steps between checkpoints")->capture_default_str();
-  cmd->add_option("--log-every", o->loop.log_every, "Steps between log lines")->capture_default_str();
-  cmd->add_option("--seed", o->loop.seed, "Random seed")->capture_default_str();
-  cmd->add_option("--threads", o->threads, "Intra-op threads")->capture_default_str();
-  cmd->add_flag("--no-resume{false}", o->loop.resume, "Start over even if a checkpoint exists");
   cmd->callback([o, config_path] {
     o->config = config_path->empty() ? fmnist_vae_config() : AutoencoderKLConfig::from_file(*config_path);
     const int64_t steps = train_vae(*o, [](const TrainingStep& s) {

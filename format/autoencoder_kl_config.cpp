@@ -51,17 +51,7 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json(const nlohmann::json& j) {
   return c;
 }
 
-AutoencoderKLConfig AutoencoderKLConfig::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(std::string(kFile) + ": cannot read");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(std::string(kFile) + ": not valid JSON");
-  }
-  return from_json(j);
-}
+AutoencoderKLConfig AutoencoderKLConfig::from_file(const std::string& path) { return from_json(read_json_file(path, kFile)); }
 
 nlohmann::json AutoencoderKLConfig::to_json() const {
   nlohmann::json j = {{"_class_name", "AutoencoderKL"},

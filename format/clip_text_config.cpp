@@ -33,17 +33,7 @@ ClipTextConfig ClipTextConfig::from_json(const nlohmann::json& j) {
   return c;
 }
 
-ClipTextConfig ClipTextConfig::from_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(std::string(kFile) + ": cannot read");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(std::string(kFile) + ": not valid JSON");
-  }
-  return from_json(j);
-}
+ClipTextConfig ClipTextConfig::from_file(const std::string& path) { return from_json(read_json_file(path, kFile)); }
 
 nlohmann::json ClipTextConfig::to_json() const {
   return {{"architectures", {"CLIPTextModel"}},

@@ -1,6 +1,7 @@
 // Reading the fields of a JSON config file with errors that name the file and the field.
 #pragma once
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -52,5 +53,16 @@ class JsonFields {
   const nlohmann::json& j_;
   std::string file_;
 };
+
+// A JSON file's contents; errors name `label` (a pipeline-relative name, never a server path).
+inline nlohmann::json read_json_file(const std::string& path, const std::string& label) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(label + ": missing or unreadable");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    throw ConfigError(label + ": not valid JSON");
+  }
+}
 
 }  // namespace qdm

@@ -15,16 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nlohmann::json read_json(const std::string& path, const std::string& label) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError(label + ": missing");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(label + ": not valid JSON");
-  }
-}
-
 std::vector<TensorSpec> specs(const graph::Graph& g) {
   std::vector<TensorSpec> out;
   for (const auto& t : g.tensors) out.push_back({t.name, t.shape});
@@ -40,7 +30,7 @@ SafeTensors open_weights(const std::string& path, const std::string& label) {
 }
 
 void check_index(const std::string& dir) {
-  const nlohmann::json j = read_json(dir + "/model_index.json", "model_index.json");
+  const nlohmann::json j = read_json_file(dir + "/model_index.json", "model_index.json");
   if (!j.is_object()) throw ConfigError("model_index.json: not a JSON object");
   const std::string cls = j.value("_class_name", "");
   if (cls != "StableDiffusionPipeline")
@@ -100,9 +90,9 @@ PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& l
   const ClipTokenizer tok = ClipTokenizer::load(dir + "/tokenizer");
 
   // Configs first, then whether the parts fit, then each weights file against its config.
-  p.text_encoder = ClipTextConfig::from_json(read_json(dir + "/text_encoder/config.json", "text_encoder/config.json"));
-  p.vae = AutoencoderKLConfig::from_json(read_json(dir + "/vae/config.json", "vae/config.json"));
-  p.unet = in_component("unet/config.json", [&] { return UNetConfig::from_json(read_json(dir + "/unet/config.json", "unet/config.json")); });
+  p.text_encoder = ClipTextConfig::from_json(read_json_file(dir + "/text_encoder/config.json", "text_encoder/config.json"));
+  p.vae = AutoencoderKLConfig::from_json(read_json_file(dir + "/vae/config.json", "vae/config.json"));
+  p.unet = in_component("unet/config.json", [&] { return UNetConfig::from_json(read_json_file(dir + "/unet/config.json", "unet/config.json")); });
   if (!p.unet.text_conditioned()) JsonFields::fail("unet/config.json", "_class_name", "must be UNet2DConditionModel in a pipeline");
   in_component("unet/config.json", [&] {
     check_model_limits(p.unet, limits);
@@ -140,7 +130,7 @@ PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& l
   });
   const std::string sched = dir + "/scheduler/scheduler_config.json";
   if (fs::exists(sched))
-    p.scheduler = in_component("scheduler/scheduler_config.json", [&] { return SchedulerConfig::from_json(read_json(sched, "scheduler/scheduler_config.json")); });
+    p.scheduler = in_component("scheduler/scheduler_config.json", [&] { return SchedulerConfig::from_json(read_json_file(sched, "scheduler/scheduler_config.json")); });
   return p;
 }
 

@@ -12,6 +12,9 @@
 #include "engine/model/clip_text_model.h"
 #include "engine/model/module_weights.h"
 #include "engine/model/unet_2d.h"
+#include "engine/kernels/qgemm.h"
+#include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/quantized_weights.h"
 #include "format/graph/unet_2d.h"
 #include "format/unet_tensors.h"
 #include "engine/model_io/tensor_io.h"
@@ -107,6 +110,37 @@ TEST_P(TextUNetReference, MatchesToFloatRounding) {
                            io.at("out")),
             1e-3);
   EXPECT_THROW(model->forward(io.at("sample"), io.at("timestep")), std::invalid_argument);
+  // The FP32 execution plan (torch-free runtime): an attention block in the last up block is
+  // refused by name (a known lowering bug); with cross-attention in the down blocks, the mid
+  // block and the first up block it matches LibTorch, each image's text states picked by its
+  // label from the plan's per-request table.
+  EXPECT_NE(ExecutionPlan::unsupported(graph::describe_unet_2d(config), ModuleWeights(model)).find("attention block in the last up block"),
+            std::string::npos);
+  const at::Tensor ctx = io.at("encoder_hidden_states");
+  const at::Tensor x = io.at("sample");
+  const int n = static_cast<int>(x.size(0));
+  const std::vector<float> table(ctx.data_ptr<float>(), ctx.data_ptr<float>() + ctx.numel());
+  const std::vector<int64_t> entries{1, 0};  // image 0 reads states 1
+  UNetConfig mid_only = config;
+  mid_only.down_block_types.assign(config.block_out_channels.size(), "CrossAttnDownBlock2D");
+  mid_only.up_block_types.assign(config.block_out_channels.size(), "UpBlock2D");
+  mid_only.up_block_types.front() = "CrossAttnUpBlock2D";
+  torch::manual_seed(1);
+  UNet2DModel m2(mid_only);
+  for (auto& p : m2->parameters()) p.normal_(0.0, 0.2);
+  for (QGemmIsa isa : supported_isas()) {
+    ExecutionPlan plan(graph::describe_unet_2d(mid_only, static_cast<int>(x.size(2)), static_cast<int>(x.size(3)),
+                                               static_cast<int>(ctx.size(1))),
+                       ModuleWeights(m2), isa, 2);
+    ASSERT_TRUE(plan.takes_text());
+    plan.set_text_states(table.data(), n);
+    for (int t : {10, 700}) {
+      const at::Tensor want = m2->forward(x, torch::full({n}, static_cast<float>(t)), {}, ctx.index_select(0, torch::tensor(entries)));
+      at::Tensor got = at::empty_like(want);
+      plan.run(x.data_ptr<float>(), n, t, 0, entries.data(), got.data_ptr<float>());
+      EXPECT_LT(relative_error(got, want), 1e-5) << isa_name(isa) << " t=" << t;
+    }
+  }
   // The config round-trips through to_json.
   EXPECT_EQ(graph_names(graph::describe_unet_2d(UNetConfig::from_json(config.to_json()))), file_names(dir + "/weights.safetensors"));
 }

@@ -12,6 +12,7 @@ namespace qdm {
 namespace {
 
 std::vector<float> floats(const at::Tensor& t) {
+  if (!t.defined()) return {};  // a layer without bias
   const at::Tensor c = t.detach().to(at::kFloat).contiguous().cpu();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
 }

@@ -1,5 +1,6 @@
 #include "engine/runtime/plan/execution_plan.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +35,7 @@ class PlanBuilder {
     const int sample = g_.input(graph::Input::kSample);
     p_.in_channels_ = info(sample).c;
     p_.input_ = storage(sample);
+    p_.takes_text_ = g_.input(graph::Input::kTextStates) >= 0;
     plan_concatenations();
     const std::vector<int> features = g_.temporal_features();
     if (!features.empty() && w_.temporal_cache(0)) {  // tfmq+cache: the features from the cache, per step
@@ -237,7 +239,17 @@ class PlanBuilder {
   void lower_node(const graph::Node& n) {
     switch (n.op) {
       case Op::kInput:
+        if (n.attrs.input == graph::Input::kTextStates) return emit(plan::text_states_op(storage(n.output)), n.name);
         return;  // the sample is copied in by run(); t and labels are read from the context
+      case Op::kLayerNorm:
+        return emit(plan::layer_norm_op(storage(n.inputs[0]), tensor(n.name + ".weight"), tensor(n.name + ".bias"), n.attrs.eps,
+                                        storage(n.output)),
+                    n.name);
+      case Op::kGELU:
+      case Op::kQuickGELU:
+        return emit(plan::gelu_op(storage(n.inputs[0]), n.op == Op::kQuickGELU, storage(n.output)), n.name);
+      case Op::kGEGLU:
+        return emit(plan::geglu_op(storage(n.inputs[0]), storage(n.output)), n.name);
       case Op::kTimestepProj:
         return emit(plan::timestep_proj_op(n.attrs.dim, n.attrs.flip, n.attrs.shift, index(n), storage(n.output)), n.name);
       case Op::kFourierProj:
@@ -332,7 +344,7 @@ class PlanBuilder {
     const Value out = storage(out_v);
     const int cout = info(n.output).c, k = x.c * a.kernel * a.kernel;
     const LayerSource l = w_.layer(n.name, cout, k);
-    std::vector<float> bias = counted(l.bias);
+    std::vector<float> bias = counted(l.bias.empty() ? std::vector<float>(static_cast<size_t>(l.n), 0.0f) : l.bias);
     if (l.act) {
       const bool lanes = qconv_preferred(p_.isa_, x.c);
       if (norm) {
@@ -457,24 +469,28 @@ class PlanBuilder {
 };
 
 std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::WeightSource& w) {
+  // Known bug, found 2026-12-07: an attention (or transformer) block in the last up block, whose
+  // output feeds conv_norm_out, lowers to wrong outputs (relative error ~1.2 against LibTorch;
+  // the same blocks elsewhere match to 3e-7). Refused, not served wrong, until it is fixed.
+  int last_up = -1;
+  for (const graph::Block& b : g.blocks)
+    if (b.name.rfind("up_blocks.", 0) == 0) last_up = std::max(last_up, std::atoi(b.name.c_str() + 10));
+  for (const graph::Block& b : g.blocks)
+    if ((b.kind == "attention" || b.kind == "transformer") &&
+        b.name.rfind("up_blocks." + std::to_string(last_up) + ".", 0) == 0)
+      return "an attention block in the last up block (" + b.name + "; a known lowering bug)";
   for (const graph::Node& n : g.nodes) {
     switch (n.op) {
       case Op::kInput:
         if (n.attrs.input == graph::Input::kClassEmbedding) return "class_embed_type identity (embeddings as input)";
-        if (n.attrs.input == graph::Input::kTokenIds || n.attrs.input == graph::Input::kTextStates)
-          return std::string("text inputs (") + n.name + ")";
+        if (n.attrs.input == graph::Input::kTokenIds) return std::string("token ids (") + n.name + ")";
+        if (n.attrs.input == graph::Input::kLatent) return std::string("a latent input (") + n.name + ")";
+        if (n.attrs.input == graph::Input::kTextStates && w.quantized()) return "quantized text models";
         break;
       case Op::kAttention:
         if (n.attrs.causal) return "causal attention (" + n.name + ")";
         if (w.quantized() && !w.attention(n.name)) return "attention " + n.name + " not quantized";
         break;
-      case Op::kLinear:
-        if (!n.attrs.bias) return "a linear layer without bias (" + n.name + ")";
-        break;
-      case Op::kLayerNorm:
-      case Op::kGELU:
-      case Op::kQuickGELU:
-      case Op::kGEGLU:
       case Op::kPositionEmbedding:
       case Op::kSliceChannels:
         return std::string("the ") + graph::op_name(n.op) + " operation (" + n.name + ")";
@@ -546,6 +562,8 @@ void ExecutionPlan::run_chunk(const float* x, int n, int t, int step, const int6
   ctx.step = step;
   ctx.t = t;
   ctx.labels = labels;
+  ctx.text = text_;
+  ctx.text_entries = text_entries_;
   ctx.pool = pool_.get();
   for (auto& b : buffers_) ctx.buffers.push_back(b.data());
   for (auto& c : codes_) ctx.codes.push_back(c.data());

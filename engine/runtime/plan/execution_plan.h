@@ -42,6 +42,14 @@ class ExecutionPlan {
   // 16 images (less memory); buffers grow to the largest chunk seen and are reused. Every
   // image's result is independent of the batch, bit for bit.
   void run(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
+  // Text models (UNet2DConditionModel): the request's text states, `entries` of (L, D) floats
+  // each, kept by the caller until the last run; each image's label picks its entry (the
+  // sampling pipeline's prompt index, the negative prompt being the null class).
+  void set_text_states(const float* states, int entries) {
+    text_ = states;
+    text_entries_ = entries;
+  }
+  bool takes_text() const { return takes_text_; }
 
   // Bytes of resident weights (packed codes, scales, fp32 layers, biases, norms, caches), and
   // the same broken down by what holds them (resident_bytes.h's categories).
@@ -79,6 +87,9 @@ class ExecutionPlan {
   size_t weight_bytes_ = 0;
   ResidentBytes resident_;
   bool profiling_ = false;
+  bool takes_text_ = false;
+  const float* text_ = nullptr;
+  int text_entries_ = 0;
   std::vector<double> op_seconds_;
 };
 

@@ -561,6 +561,95 @@ class SiluOp final : public Op {
   Value in_, out_;
 };
 
+class LayerNormOp final : public Op {
+ public:
+  LayerNormOp(Value in, std::vector<float> g, std::vector<float> b, double eps, Value out)
+      : in_(in), g_(std::move(g)), b_(std::move(b)), eps_(eps), out_(out) {}
+  const char* kind() const override { return "layer norm"; }
+  void run(Context& ctx) override {
+    ctx.pool->run(ctx.n, [&](int image, int) {
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* s = ctx.at(in_, image) + p * in_.ld;
+        float* d = ctx.at(out_, image) + p * out_.ld;
+        double mean = 0, var = 0;
+        for (int j = 0; j < in_.c; ++j) mean += s[j];
+        mean /= in_.c;
+        for (int j = 0; j < in_.c; ++j) var += (s[j] - mean) * (s[j] - mean);
+        const double inv = 1.0 / std::sqrt(var / in_.c + eps_);
+        for (int j = 0; j < in_.c; ++j) d[j] = static_cast<float>((s[j] - mean) * inv) * g_[static_cast<size_t>(j)] + b_[static_cast<size_t>(j)];
+      }
+    });
+  }
+
+ private:
+  Value in_;
+  std::vector<float> g_, b_;
+  double eps_;
+  Value out_;
+};
+
+class GeluOp final : public Op {
+ public:
+  GeluOp(Value in, bool quick, Value out) : in_(in), quick_(quick), out_(out) {}
+  const char* kind() const override { return quick_ ? "quick gelu" : "gelu"; }
+  void run(Context& ctx) override {
+    ctx.pool->run(ctx.n, [&](int image, int) {
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* s = ctx.at(in_, image) + p * in_.ld;
+        float* d = ctx.at(out_, image) + p * out_.ld;
+        if (quick_)
+          for (int j = 0; j < in_.c; ++j) d[j] = s[j] / (1.0f + std::exp(-1.702f * s[j]));
+        else
+          for (int j = 0; j < in_.c; ++j) d[j] = 0.5f * s[j] * (1.0f + std::erf(s[j] * 0.70710678118654752f));
+      }
+    });
+  }
+
+ private:
+  Value in_;
+  bool quick_;
+  Value out_;
+};
+
+class GegluOp final : public Op {
+ public:
+  GegluOp(Value in, Value out) : in_(in), out_(out) {}
+  const char* kind() const override { return "geglu"; }
+  void run(Context& ctx) override {
+    const int c = out_.c;
+    ctx.pool->run(ctx.n, [&](int image, int) {
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* s = ctx.at(in_, image) + p * in_.ld;
+        float* d = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < c; ++j) d[j] = s[j] * 0.5f * s[c + j] * (1.0f + std::erf(s[c + j] * 0.70710678118654752f));
+      }
+    });
+  }
+
+ private:
+  Value in_, out_;
+};
+
+class TextStatesOp final : public Op {
+ public:
+  explicit TextStatesOp(Value out) : out_(out) {}
+  const char* kind() const override { return "text states"; }
+  void run(Context& ctx) override {
+    if (!ctx.text || !ctx.labels) throw std::invalid_argument("execution plan: a text model needs its text states");
+    const int64_t entry = out_.pixels() * out_.c;
+    for (int image = 0; image < ctx.n; ++image) {
+      const int64_t e = ctx.labels[image];
+      if (e < 0 || e >= ctx.text_entries) throw std::invalid_argument("execution plan: no text states entry " + std::to_string(e));
+      const float* src = ctx.text + e * entry;
+      for (int64_t p = 0; p < out_.pixels(); ++p)
+        std::memcpy(ctx.at(out_, image) + p * out_.ld, src + p * out_.c, sizeof(float) * out_.c);
+    }
+  }
+
+ private:
+  Value out_;
+};
+
 class CopyOp final : public Op {
  public:
   CopyOp(Value in, Value out) : in_(in), out_(out) {}
@@ -945,6 +1034,12 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
 std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, Value out) {
   return std::make_unique<AttentionF32Op>(q, k, v, heads, out);
 }
+std::unique_ptr<Op> layer_norm_op(Value in, std::vector<float> gamma, std::vector<float> beta, double eps, Value out) {
+  return std::make_unique<LayerNormOp>(in, std::move(gamma), std::move(beta), eps, out);
+}
+std::unique_ptr<Op> gelu_op(Value in, bool quick, Value out) { return std::make_unique<GeluOp>(in, quick, out); }
+std::unique_ptr<Op> geglu_op(Value in, Value out) { return std::make_unique<GegluOp>(in, out); }
+std::unique_ptr<Op> text_states_op(Value out) { return std::make_unique<TextStatesOp>(out); }
 std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out) {
   return std::make_unique<AffineOp>(in, alpha, beta, divisor, out);
 }

@@ -41,7 +41,11 @@ struct Context {
   int n = 0;     // images
   int step = 0;  // the sampling step (selects table entries)
   int t = 0;     // the training timestep
-  const int64_t* labels = nullptr;  // n class labels, or null
+  const int64_t* labels = nullptr;  // n class labels (text models: rows of `text`), or null
+  // Text models: per-request text states, `text_entries` entries of (length, dim) each; image i
+  // reads entry labels[i].
+  const float* text = nullptr;
+  int text_entries = 0;
   ThreadPool* pool = nullptr;
   std::vector<float*> buffers;      // fp32, capacity images each
   std::vector<uint8_t*> codes;      // padded u8 images, capacity images each
@@ -114,6 +118,14 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
 // The same in fp32 (an unquantized model), the products through gemm_f32; k and v may be
 // longer than q (cross-attention).
 std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, Value out);
+// Layer norm over each row's channels (transformer blocks): (x - mean) / sqrt(var + eps) * g + b.
+std::unique_ptr<Op> layer_norm_op(Value in, std::vector<float> gamma, std::vector<float> beta, double eps, Value out);
+// Exact (erf) GELU, or CLIP's quick GELU x * sigmoid(1.702 x).
+std::unique_ptr<Op> gelu_op(Value in, bool quick, Value out);
+// GEGLU after its projection: rows of 2C -> a * gelu(g) for [a, g].
+std::unique_ptr<Op> geglu_op(Value in, Value out);
+// A text model's states for each image: entry labels[i] of the context's text table.
+std::unique_ptr<Op> text_states_op(Value out);
 // out = (in * alpha + beta) / divisor (e.g. center_input_sample: x * 2 - 1).
 std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out);
 // What an index op reads: the call's timestep, or each image's class label.
