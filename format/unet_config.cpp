@@ -12,6 +12,16 @@ namespace {
   JsonFields::fail("config.json", field, what);
 }
 
+// A field given as one integer for every block or one integer per block (missing or null: `fallback`).
+std::vector<int> per_block_ints(const nlohmann::json& j, const char* key, size_t blocks, int fallback) {
+  if (!j.contains(key) || j[key].is_null()) return std::vector<int>(blocks, fallback);
+  const auto& v = j[key];
+  if (v.is_number_integer()) return std::vector<int>(blocks, v.get<int>());
+  if (v.is_array() && v.size() == blocks && std::all_of(v.begin(), v.end(), [](const auto& x) { return x.is_number_integer(); }))
+    return v.get<std::vector<int>>();
+  fail(key, "must be an integer or one integer per block_out_channels entry");
+}
+
 }  // namespace
 
 UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
@@ -71,24 +81,10 @@ UNetConfig UNetConfig::from_json(const nlohmann::json& j) {
   if (text) {
     // Heads per block: attention_head_dim as an int or a list (diffusers' naming quirk).
     const size_t blocks = c.block_out_channels.size();
-    c.heads_per_block.assign(blocks, 8);
-    if (j.contains("attention_head_dim") && !j["attention_head_dim"].is_null()) {
-      const auto& a = j["attention_head_dim"];
-      if (a.is_number_integer()) c.heads_per_block.assign(blocks, a.get<int>());
-      else if (a.is_array() && a.size() == blocks && std::all_of(a.begin(), a.end(), [](const auto& x) { return x.is_number_integer(); }))
-        c.heads_per_block = a.get<std::vector<int>>();
-      else fail("attention_head_dim", "must be an integer or one integer per block_out_channels entry");
-    }
+    c.heads_per_block = per_block_ints(j, "attention_head_dim", blocks, 8);
     if (j.contains("num_attention_heads") && !j["num_attention_heads"].is_null())
       fail("num_attention_heads", "must be null (diffusers counts heads in attention_head_dim)");
-    c.transformer_layers_per_block.assign(blocks, 1);
-    if (j.contains("transformer_layers_per_block") && !j["transformer_layers_per_block"].is_null()) {
-      const auto& t = j["transformer_layers_per_block"];
-      if (t.is_number_integer()) c.transformer_layers_per_block.assign(blocks, t.get<int>());
-      else if (t.is_array() && t.size() == blocks && std::all_of(t.begin(), t.end(), [](const auto& x) { return x.is_number_integer(); }))
-        c.transformer_layers_per_block = t.get<std::vector<int>>();
-      else fail("transformer_layers_per_block", "must be an integer or one integer per block_out_channels entry");
-    }
+    c.transformer_layers_per_block = per_block_ints(j, "transformer_layers_per_block", blocks, 1);
     if (j.contains("cross_attention_dim")) {
       if (!j["cross_attention_dim"].is_number_integer()) fail("cross_attention_dim", "must be one integer (per-block lists are not supported)");
       c.cross_attention_dim = j["cross_attention_dim"].get<int>();

@@ -73,18 +73,20 @@ void write_model_index(const std::string& dir) {
 
 namespace {
 
-// Posterior means times scaling_factor of every training image, cached beside the checkpoint.
-at::Tensor training_latents(const TextToImageTrainOptions& o, AutoencoderKLImpl& vae) {
+// Posterior means times scaling_factor of every training image, with the images' labels,
+// cached beside the checkpoint.
+TensorMap training_latents(const TextToImageTrainOptions& o, AutoencoderKLImpl& vae) {
   const std::string cache = o.loop.out_dir + "/unet/latents.safetensors";
-  if (fs::exists(cache)) return load_tensors(cache).at("latents");
+  if (fs::exists(cache)) return load_tensors(cache);
   const FashionMnist data = FashionMnist::load(o.data_dir, "train");
   const at::Tensor images = to_model_range(data.images, vae.config().sample_size);
   torch::NoGradGuard no_grad;
   std::vector<at::Tensor> parts;
   for (int64_t i = 0; i < images.size(0); i += 500) parts.push_back(vae.encode_mean(images.narrow(0, i, std::min<int64_t>(500, images.size(0) - i))));
   const at::Tensor latents = at::cat(parts) * vae.config().scaling_factor;
-  save_tensors(cache, {{"latents", latents}, {"labels", data.labels}});
-  return latents;
+  TensorMap out{{"latents", latents}, {"labels", data.labels}};
+  save_tensors(cache, out);
+  return out;
 }
 
 at::Tensor token_ids(const ClipTokenizer& tok, const std::vector<std::string>& prompts) {
@@ -112,8 +114,8 @@ int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::functio
                                 : o.config;
   if (!config.text_conditioned()) throw std::invalid_argument("train-text-to-image needs a UNet2DConditionModel config");
   fs::create_directories(dir + "/unet");
-  const at::Tensor latents = training_latents(o, *vae.model);
-  const at::Tensor labels = FashionMnist::load(o.data_dir, "train").labels;
+  const TensorMap data = training_latents(o, *vae.model);
+  const at::Tensor latents = data.at("latents"), labels = data.at("labels");
   torch::manual_seed(o.loop.seed);
   UNet2DModel model(config);
   UNet2DModel ema(config);

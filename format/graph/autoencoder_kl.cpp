@@ -84,43 +84,38 @@ class VaeDescription {
   Builder b_;
 };
 
-void check_size(const AutoencoderKLConfig& c, int h, int w, int multiple) {
+void check_size(int h, int w, int multiple) {
   if (h <= 0 || w <= 0 || h % multiple != 0 || w % multiple != 0)
     throw std::invalid_argument("AutoencoderKL: height and width must be positive multiples of " + std::to_string(multiple));
-  (void)c;
+}
+
+// An image size (0: the config's sample_size), checked against the VAE's factor.
+std::pair<int, int> image_size(const AutoencoderKLConfig& config, int height, int width) {
+  config.validate();
+  const int h = height > 0 ? height : config.sample_size, w = width > 0 ? width : config.sample_size;
+  check_size(h, w, config.factor());
+  return {h, w};
 }
 
 }  // namespace
 
 Graph describe_vae_encoder(const AutoencoderKLConfig& config, int height, int width) {
-  config.validate();
-  const int h = height > 0 ? height : config.sample_size, w = width > 0 ? width : config.sample_size;
-  check_size(config, h, w, config.factor());
+  const auto [h, w] = image_size(config, height, width);
   VaeDescription d(config);
   return d.finish_encoder_mean(d.encoder(h, w));
-}
-
-Graph describe_vae_encoder_moments(const AutoencoderKLConfig& config, int height, int width) {
-  config.validate();
-  const int h = height > 0 ? height : config.sample_size, w = width > 0 ? width : config.sample_size;
-  check_size(config, h, w, config.factor());
-  VaeDescription d(config);
-  return d.finish(d.encoder(h, w));
 }
 
 Graph describe_vae_decoder(const AutoencoderKLConfig& config, int height, int width) {
   config.validate();
   const int h = height > 0 ? height : config.sample_size / config.factor(),
             w = width > 0 ? width : config.sample_size / config.factor();
-  check_size(config, h, w, 1);
+  check_size(h, w, 1);
   VaeDescription d(config);
   return d.finish(d.decoder(h, w));
 }
 
 Graph describe_autoencoder_kl(const AutoencoderKLConfig& config, int height, int width) {
-  config.validate();
-  const int h = height > 0 ? height : config.sample_size, w = width > 0 ? width : config.sample_size;
-  check_size(config, h, w, config.factor());
+  const auto [h, w] = image_size(config, height, width);
   VaeDescription d(config);
   d.name_value(d.encoder(h, w), "moments");
   return d.finish(d.decoder(h / config.factor(), w / config.factor()));

@@ -14,9 +14,6 @@ namespace qdm::graph {
 // Image (in_channels, height, width) in [-1, 1] -> the posterior mean (latent_channels,
 // height / factor, width / factor). 0: the config's sample_size.
 Graph describe_vae_encoder(const AutoencoderKLConfig& config, int height = 0, int width = 0);
-// The posterior's moments (2 latent_channels: mean, then log-variance) of the same image; the
-// trainer samples from them.
-Graph describe_vae_encoder_moments(const AutoencoderKLConfig& config, int height = 0, int width = 0);
 // Latent (already divided by scaling_factor) of height x width latent pixels -> the image in
 // [-1, 1]. 0: sample_size / factor.
 Graph describe_vae_decoder(const AutoencoderKLConfig& config, int height = 0, int width = 0);
