@@ -15,12 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<TensorSpec> specs(const graph::Graph& g) {
-  std::vector<TensorSpec> out;
-  for (const auto& t : g.tensors) out.push_back({t.name, t.shape});
-  return out;
-}
-
 SafeTensors open_weights(const std::string& path, const std::string& label) {
   try {
     return SafeTensors::read_file(path);
@@ -112,13 +106,13 @@ PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& l
   p.text_encoder_weights = dir + "/text_encoder/model.safetensors";
   if (!fs::exists(p.text_encoder_weights)) p.text_encoder_weights = dir + "/text_encoder/diffusion_pytorch_model.safetensors";
   in_component("text_encoder/model.safetensors", [&] {
-    check_weights(specs(graph::describe_clip_text(p.text_encoder)), open_weights(p.text_encoder_weights, "text_encoder/model.safetensors"),
+    check_weights(tensor_specs(graph::describe_clip_text(p.text_encoder)), open_weights(p.text_encoder_weights, "text_encoder/model.safetensors"),
                   "text_encoder/config.json", ignored_text_encoder_tensor);
     return 0;
   });
   p.vae_weights = dir + "/vae/diffusion_pytorch_model.safetensors";
   in_component("vae/diffusion_pytorch_model.safetensors", [&] {
-    check_weights(specs(graph::describe_autoencoder_kl(p.vae)), open_weights(p.vae_weights, "vae/diffusion_pytorch_model.safetensors"),
+    check_weights(tensor_specs(graph::describe_autoencoder_kl(p.vae)), open_weights(p.vae_weights, "vae/diffusion_pytorch_model.safetensors"),
                   "vae/config.json");
     return 0;
   });

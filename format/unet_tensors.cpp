@@ -35,13 +35,17 @@ std::string canonical_tensor_name(const std::string& stored) {
   return stored;
 }
 
+std::vector<TensorSpec> tensor_specs(const graph::Graph& description) {
+  std::vector<TensorSpec> out;
+  for (const auto& t : description.tensors) out.push_back({t.name, t.shape});
+  return out;
+}
+
 std::vector<TensorSpec> expected_unet_tensors(const UNetConfig& c) {
   // The model's own description (format/graph/unet_2d.h) at the smallest size its levels allow:
   // the tensors do not depend on the size.
   const int size = 1 << (c.block_out_channels.size() - 1);
-  std::vector<TensorSpec> out;
-  for (const auto& t : graph::describe_unet_2d(c, size, size).tensors) out.push_back({t.name, t.shape});
-  return out;
+  return tensor_specs(graph::describe_unet_2d(c, size, size));
 }
 
 int64_t parameter_count(const std::vector<TensorSpec>& tensors) {

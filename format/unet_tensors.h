@@ -14,12 +14,17 @@
 namespace qdm {
 
 class SafeTensors;
+namespace graph {
+class Graph;
+}
 
 struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
 };
 
+// The tensors a description declares, in declaration order.
+std::vector<TensorSpec> tensor_specs(const graph::Graph& description);
 // Every parameter and buffer of the model `config` builds, in registration order.
 std::vector<TensorSpec> expected_unet_tensors(const UNetConfig& config);
 int64_t parameter_count(const std::vector<TensorSpec>& tensors);

@@ -20,7 +20,9 @@
 #include "engine/model_io/tensor_io.h"
 #include "format/graph/autoencoder_kl.h"
 #include "format/graph/clip_text.h"
+#include "format/pipeline_folder.h"
 #include "format/safetensors.h"
+#include "engine/runtime/folder_weights.h"
 
 namespace qdm {
 namespace {
@@ -61,6 +63,19 @@ TEST_P(TextEncoderReference, MatchesToFloatRounding) {
   // A prefix of the tokens gives the prefix of the states (causal attention).
   const at::Tensor prefix = model->forward(io.at("input_ids").narrow(1, 0, 5));
   EXPECT_LT(relative_error(prefix, io.at("out").narrow(1, 0, 5)), 1e-4);
+  // The torch-free execution plan on the stored weights: token ids in, the same states out.
+  const at::Tensor ids = io.at("input_ids").contiguous();
+  const graph::Graph g = graph::describe_clip_text(config, static_cast<int>(ids.size(1)));
+  const FolderWeights weights(std::make_shared<const SafeTensors>(SafeTensors::read_file(dir + "/weights.safetensors")), g,
+                              "config.json", ignored_text_encoder_tensor);
+  for (QGemmIsa isa : supported_isas()) {
+    ExecutionPlan plan(g, weights, isa, 2);
+    ASSERT_EQ(plan.token_length(), ids.size(1));
+    at::Tensor got = torch::empty(io.at("out").sizes());
+    plan.run_tokens(ids.data_ptr<int64_t>(), static_cast<int>(ids.size(0)), got.data_ptr<float>());
+    EXPECT_LT(relative_error(got, io.at("out")), 1e-5) << isa_name(isa);
+    EXPECT_THROW(plan.run(got.data_ptr<float>(), 1, 0, 0, nullptr, got.data_ptr<float>()), std::invalid_argument);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, TextEncoderReference, ::testing::Values("clip_sd1", "clip_sd2"));
@@ -85,6 +100,22 @@ TEST_P(VaeReference, EncoderAndDecoderMatchToFloatRounding) {
   const at::Tensor decoded = model->decode(io.at("latent"));
   ASSERT_EQ(decoded.sizes(), io.at("decoded").sizes());
   EXPECT_LT(relative_error(decoded, io.at("decoded")), 1e-4);
+  // The torch-free execution plan on the stored weights: the decoder from the latent, the
+  // encoder's posterior mean from the (non-square) image.
+  auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(dir + "/weights.safetensors"));
+  const at::Tensor latent = io.at("latent").contiguous(), sample = io.at("sample").contiguous();
+  const graph::Graph dec = graph::describe_vae_decoder(config, static_cast<int>(latent.size(2)), static_cast<int>(latent.size(3)));
+  const graph::Graph enc = graph::describe_vae_encoder(config, static_cast<int>(sample.size(2)), static_cast<int>(sample.size(3)));
+  const FolderWeights weights(file, graph::describe_autoencoder_kl(config), "config.json");  // the whole file checked
+  for (QGemmIsa isa : supported_isas()) {
+    ExecutionPlan d(dec, weights, isa, 2), e(enc, weights, isa, 2);
+    at::Tensor got = torch::empty(io.at("decoded").sizes());
+    d.run(latent.data_ptr<float>(), static_cast<int>(latent.size(0)), 0, 0, nullptr, got.data_ptr<float>());
+    EXPECT_LT(relative_error(got, io.at("decoded")), 1e-5) << isa_name(isa);
+    at::Tensor got_mean = torch::empty(io.at("mean").sizes());
+    e.run(sample.data_ptr<float>(), static_cast<int>(sample.size(0)), 0, 0, nullptr, got_mean.data_ptr<float>());
+    EXPECT_LT(relative_error(got_mean, io.at("mean")), 1e-5) << isa_name(isa);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Configs, VaeReference, ::testing::Values("vae_sd", "vae_plain"));
@@ -110,33 +141,27 @@ TEST_P(TextUNetReference, MatchesToFloatRounding) {
                            io.at("out")),
             1e-3);
   EXPECT_THROW(model->forward(io.at("sample"), io.at("timestep")), std::invalid_argument);
-  // The FP32 execution plan (torch-free runtime): an attention block in the last up block is
-  // refused by name (a known lowering bug); with cross-attention in the down blocks, the mid
-  // block and the first up block it matches LibTorch, each image's text states picked by its
-  // label from the plan's per-request table.
-  EXPECT_NE(ExecutionPlan::unsupported(graph::describe_unet_2d(config), ModuleWeights(model)).find("attention block in the last up block"),
-            std::string::npos);
+  // The FP32 execution plan (torch-free runtime) against LibTorch on the reference config, with
+  // random weights (not near-identity), cross-attention in the last up block, each image's text
+  // states picked by its label from the plan's per-request table.
   const at::Tensor ctx = io.at("encoder_hidden_states");
   const at::Tensor x = io.at("sample");
   const int n = static_cast<int>(x.size(0));
   const std::vector<float> table(ctx.data_ptr<float>(), ctx.data_ptr<float>() + ctx.numel());
   const std::vector<int64_t> entries{1, 0};  // image 0 reads states 1
-  UNetConfig mid_only = config;
-  mid_only.down_block_types.assign(config.block_out_channels.size(), "CrossAttnDownBlock2D");
-  mid_only.up_block_types.assign(config.block_out_channels.size(), "UpBlock2D");
-  mid_only.up_block_types.front() = "CrossAttnUpBlock2D";
   torch::manual_seed(1);
-  UNet2DModel m2(mid_only);
+  UNet2DModel m2(config);
   for (auto& p : m2->parameters()) p.normal_(0.0, 0.2);
   for (QGemmIsa isa : supported_isas()) {
-    ExecutionPlan plan(graph::describe_unet_2d(mid_only, static_cast<int>(x.size(2)), static_cast<int>(x.size(3)),
+    ExecutionPlan plan(graph::describe_unet_2d(config, static_cast<int>(x.size(2)), static_cast<int>(x.size(3)),
                                                static_cast<int>(ctx.size(1))),
                        ModuleWeights(m2), isa, 2);
     ASSERT_TRUE(plan.takes_text());
     plan.set_text_states(table.data(), n);
     for (int t : {10, 700}) {
       const at::Tensor want = m2->forward(x, torch::full({n}, static_cast<float>(t)), {}, ctx.index_select(0, torch::tensor(entries)));
-      at::Tensor got = at::empty_like(want);
+      ASSERT_TRUE(want.is_contiguous());
+      at::Tensor got = torch::empty(want.sizes());
       plan.run(x.data_ptr<float>(), n, t, 0, entries.data(), got.data_ptr<float>());
       EXPECT_LT(relative_error(got, want), 1e-5) << isa_name(isa) << " t=" << t;
     }

@@ -6,8 +6,17 @@
 
 namespace qdm {
 
-FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file, const UNetConfig& config) : file_(std::move(file)) {
+FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file, const UNetConfig& config) : FolderWeights(std::move(file)) {
   check_unet_weights(config, *file_);
+}
+
+FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file, const graph::Graph& description, const std::string& config_name,
+                             const std::function<bool(const std::string&)>& ignored)
+    : FolderWeights(std::move(file)) {
+  check_weights(tensor_specs(description), *file_, config_name, ignored);
+}
+
+FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file) : file_(std::move(file)) {
   for (const TensorInfo& t : file_->tensors()) {
     by_name_[canonical_tensor_name(t.name)] = &t;
     dtype_ = dtype_name(t.dtype);

@@ -32,9 +32,14 @@ class PlanBuilder {
       : p_(p), g_(g), w_(w), store_(g.values.size()), lowered_(g.nodes.size(), 0) {}
 
   void build() {
-    const int sample = g_.input(graph::Input::kSample);
-    p_.in_channels_ = info(sample).c;
-    p_.input_ = storage(sample);
+    int image = g_.input(graph::Input::kSample);
+    if (image < 0) image = g_.input(graph::Input::kLatent);
+    if (image >= 0) {
+      p_.in_channels_ = info(image).c;
+      p_.input_ = storage(image);
+    } else {  // a text encoder
+      p_.token_length_ = static_cast<int>(info(g_.input(graph::Input::kTokenIds)).length());
+    }
     p_.takes_text_ = g_.input(graph::Input::kTextStates) >= 0;
     plan_concatenations();
     const std::vector<int> features = g_.temporal_features();
@@ -47,6 +52,7 @@ class PlanBuilder {
       if (lowered_[n] == kPending) lower(static_cast<int>(n));
     p_.output_ = storage(g_.output);
     p_.out_channels_ = info(g_.output).c;
+    p_.output_rows_ = info(g_.output).layout == Layout::kSequence;
 
   }
 
@@ -255,6 +261,8 @@ class PlanBuilder {
       case Op::kFourierProj:
         return emit(plan::fourier_proj_op(tensor(n.name + ".weight"), index(n), storage(n.output)), n.name);
       case Op::kEmbedding:
+        if (node(producer_index(n.inputs[0])).attrs.input == graph::Input::kTokenIds)
+          return emit(plan::token_embedding_op(tensor(n.name + ".weight"), info(n.output).c, storage(n.output)), n.name);
         return emit(plan::embedding_op(tensor(n.name + ".weight"), info(n.output).c, index(n), storage(n.output)), n.name);
       case Op::kScaleShift:
         return emit(plan::scale_shift_op(storage(n.inputs[0]), storage(n.inputs[1]), storage(n.output)), n.name);
@@ -305,6 +313,11 @@ class PlanBuilder {
       }
       case Op::kAttention:
         return attention(n);
+      case Op::kPositionEmbedding:
+        return emit(plan::position_embedding_op(tensor(n.name + ".weight"), storage(n.inputs[0]), storage(n.output)), n.name);
+      case Op::kSliceChannels:
+        store_[static_cast<size_t>(n.output)] = slice(storage(n.inputs[0]), n.attrs.offset, info(n.output).c);
+        return;
       default:
         throw std::invalid_argument(std::string("execution plan: no lowering of ") + graph::op_name(n.op) + " (" + n.name + ")");
     }
@@ -441,7 +454,7 @@ class PlanBuilder {
   void attention(const graph::Node& n) {
     const Value q = storage(n.inputs[0]), k = storage(n.inputs[1]), v = storage(n.inputs[2]), out = storage(n.output);
     const auto tables = w_.attention(n.name);
-    if (!tables) return emit(plan::attention_f32_op(q, k, v, n.attrs.heads, out), n.name + " core");
+    if (!tables) return emit(plan::attention_f32_op(q, k, v, n.attrs.heads, n.attrs.causal, out), n.name + " core");
     const auto& t = *tables;
     emit(plan::attention_op(q, k, v, n.attrs.heads, table(t.at(0)), table(t.at(1)), table(t.at(2)), table(t.at(3)), p_.isa_, out),
          n.name + " core");
@@ -469,31 +482,16 @@ class PlanBuilder {
 };
 
 std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::WeightSource& w) {
-  // Known bug, found 2026-12-07: an attention (or transformer) block in the last up block, whose
-  // output feeds conv_norm_out, lowers to wrong outputs (relative error ~1.2 against LibTorch;
-  // the same blocks elsewhere match to 3e-7). Refused, not served wrong, until it is fixed.
-  int last_up = -1;
-  for (const graph::Block& b : g.blocks)
-    if (b.name.rfind("up_blocks.", 0) == 0) last_up = std::max(last_up, std::atoi(b.name.c_str() + 10));
-  for (const graph::Block& b : g.blocks)
-    if ((b.kind == "attention" || b.kind == "transformer") &&
-        b.name.rfind("up_blocks." + std::to_string(last_up) + ".", 0) == 0)
-      return "an attention block in the last up block (" + b.name + "; a known lowering bug)";
   for (const graph::Node& n : g.nodes) {
     switch (n.op) {
       case Op::kInput:
         if (n.attrs.input == graph::Input::kClassEmbedding) return "class_embed_type identity (embeddings as input)";
-        if (n.attrs.input == graph::Input::kTokenIds) return std::string("token ids (") + n.name + ")";
-        if (n.attrs.input == graph::Input::kLatent) return std::string("a latent input (") + n.name + ")";
         if (n.attrs.input == graph::Input::kTextStates && w.quantized()) return "quantized text models";
         break;
       case Op::kAttention:
-        if (n.attrs.causal) return "causal attention (" + n.name + ")";
+        if (w.quantized() && n.attrs.causal) return "quantized causal attention (" + n.name + ")";
         if (w.quantized() && !w.attention(n.name)) return "attention " + n.name + " not quantized";
         break;
-      case Op::kPositionEmbedding:
-      case Op::kSliceChannels:
-        return std::string("the ") + graph::op_name(n.op) + " operation (" + n.name + ")";
       default:
         break;
     }
@@ -547,21 +545,34 @@ int chunk_images() {
 }  // namespace
 
 void ExecutionPlan::run(const float* x, int n, int t, int step, const int64_t* labels, float* eps) {
+  if (token_length_ > 0) throw std::invalid_argument("execution plan: a text encoder takes token ids (run_tokens)");
+  run_chunks(x, nullptr, n, t, step, labels, eps);
+}
+
+void ExecutionPlan::run_tokens(const int64_t* ids, int n, float* out) {
+  if (token_length_ <= 0) throw std::invalid_argument("execution plan: only a text encoder takes token ids");
+  run_chunks(nullptr, ids, n, 0, 0, nullptr, out);
+}
+
+void ExecutionPlan::run_chunks(const float* x, const int64_t* tokens, int n, int t, int step, const int64_t* labels, float* out) {
   const int chunk = std::min(n, chunk_images());
   reserve(chunk);
+  const int64_t in_size = static_cast<int64_t>(in_channels_) * input_.pixels();
+  const int64_t out_size = static_cast<int64_t>(out_channels_) * output_.pixels();
   for (int i0 = 0; i0 < n; i0 += chunk) {
     const int m = std::min(chunk, n - i0);
-    run_chunk(x + static_cast<int64_t>(i0) * in_channels_ * input_.pixels(), m, t, step, labels ? labels + i0 : nullptr,
-              eps + static_cast<int64_t>(i0) * out_channels_ * output_.pixels());
+    run_chunk(x ? x + i0 * in_size : nullptr, tokens ? tokens + static_cast<int64_t>(i0) * token_length_ : nullptr, m, t, step,
+              labels ? labels + i0 : nullptr, out + i0 * out_size);
   }
 }
 
-void ExecutionPlan::run_chunk(const float* x, int n, int t, int step, const int64_t* labels, float* eps) {
+void ExecutionPlan::run_chunk(const float* x, const int64_t* tokens, int n, int t, int step, const int64_t* labels, float* eps) {
   plan::Context ctx;
   ctx.n = n;
   ctx.step = step;
   ctx.t = t;
   ctx.labels = labels;
+  ctx.tokens = tokens;
   ctx.text = text_;
   ctx.text_entries = text_entries_;
   ctx.pool = pool_.get();
@@ -569,7 +580,7 @@ void ExecutionPlan::run_chunk(const float* x, int n, int t, int step, const int6
   for (auto& c : codes_) ctx.codes.push_back(c.data());
   // NCHW in -> channels-last rows
   const int64_t pix = input_.pixels();
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; x && i < n; ++i) {
     float* dst = ctx.at(input_, i);
     const float* src = x + static_cast<int64_t>(i) * in_channels_ * pix;
     for (int c = 0; c < in_channels_; ++c)
@@ -584,10 +595,15 @@ void ExecutionPlan::run_chunk(const float* x, int n, int t, int step, const int6
     ops_[i]->run(ctx);
     op_seconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  // channels-last rows -> NCHW, or (L, D) rows as they are for a sequence
   const int64_t out_pix = output_.pixels();
   for (int i = 0; i < n; ++i) {
     const float* src = ctx.at(output_, i);
     float* dst = eps + static_cast<int64_t>(i) * out_channels_ * out_pix;
+    if (output_rows_) {
+      for (int64_t p = 0; p < out_pix; ++p) std::memcpy(dst + p * out_channels_, src + p * output_.ld, sizeof(float) * out_channels_);
+      continue;
+    }
     for (int c = 0; c < out_channels_; ++c)
       for (int64_t p = 0; p < out_pix; ++p) dst[c * out_pix + p] = src[p * output_.ld + c];
   }

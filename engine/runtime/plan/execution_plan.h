@@ -10,8 +10,10 @@
 // model in memory): the same lowering runs FP32 models and quantized ones. The LibTorch
 // simulation (`sim`) stays the oracle.
 //
-// Supported: every UNet2DModel config but "identity" class embeddings (given as an input);
-// quantized models with quantized activations of at most 8 bits and quantized attention.
+// Supported: every UNet2DModel and UNet2DConditionModel config but "identity" class embeddings
+// (given as an input); the AutoencoderKL decoder and encoder, the CLIP text encoder (token ids
+// in, its causal attention in fp32); quantized models with quantized activations of at most 8
+// bits and quantized attention.
 // unsupported() says why not.
 #pragma once
 
@@ -42,6 +44,9 @@ class ExecutionPlan {
   // 16 images (less memory); buffers grow to the largest chunk seen and are reused. Every
   // image's result is independent of the batch, bit for bit.
   void run(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
+  // Text encoders (a token-id input): n x token_length() ids -> n x (length, width) states.
+  void run_tokens(const int64_t* ids, int n, float* out);
+  int token_length() const { return token_length_; }
   // Text models (UNet2DConditionModel): the request's text states, `entries` of (L, D) floats
   // each, kept by the caller until the last run; each image's label picks its entry (the
   // sampling pipeline's prompt index, the negative prompt being the null class).
@@ -71,7 +76,8 @@ class ExecutionPlan {
   void reserve(int n);
   void count(const char* what, size_t bytes);
   void uncount(const char* what, size_t bytes);
-  void run_chunk(const float* x, int n, int t, int step, const int64_t* labels, float* eps);
+  void run_chunks(const float* x, const int64_t* tokens, int n, int t, int step, const int64_t* labels, float* out);
+  void run_chunk(const float* x, const int64_t* tokens, int n, int t, int step, const int64_t* labels, float* out);
 
   QGemmIsa isa_;
   std::unique_ptr<ThreadPool> pool_;
@@ -88,6 +94,8 @@ class ExecutionPlan {
   ResidentBytes resident_;
   bool profiling_ = false;
   bool takes_text_ = false;
+  int token_length_ = 0;     // text encoders: the ids per sequence
+  bool output_rows_ = false;  // a sequence output, copied out as (length, width) rows
   const float* text_ = nullptr;
   int text_entries_ = 0;
   std::vector<double> op_seconds_;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <stdexcept>
 #include <type_traits>
@@ -738,7 +739,8 @@ class AttentionOp final : public Op {
 // contiguous, both products through gemm_f32.
 class AttentionF32Op final : public Op {
  public:
-  AttentionF32Op(Value q, Value k, Value v, int heads, Value out) : q_(q), k_(k), v_(v), heads_(heads), out_(out) {}
+  AttentionF32Op(Value q, Value k, Value v, int heads, bool causal, Value out)
+      : q_(q), k_(k), v_(v), heads_(heads), causal_(causal), out_(out) {}
   const char* kind() const override { return "fp32 attention"; }
   void run(Context& ctx) override {
     const int len = static_cast<int>(q_.pixels()), len_kv = static_cast<int>(k_.pixels()), d = q_.c / heads_;
@@ -759,6 +761,9 @@ class AttentionF32Op final : public Op {
       }
       float* lp = scratch(logits, static_cast<size_t>(len) * len_kv);
       gemm_f32(qp, d, len, d, kp, len_kv, nullptr, lp, len_kv);
+      if (causal_)  // query i sees keys 0..i
+        for (int i = 0; i < len; ++i)
+          for (int j = i + 1; j < len_kv; ++j) lp[static_cast<int64_t>(i) * len_kv + j] = -std::numeric_limits<float>::infinity();
       softmax_rows(lp, len_kv, len, len_kv, scale);
       gemm_f32(lp, len_kv, len, len_kv, vp, d, nullptr, ctx.at(out_, image) + h * d, out_.ld);
     });
@@ -767,6 +772,7 @@ class AttentionF32Op final : public Op {
  private:
   Value q_, k_, v_;
   int heads_;
+  bool causal_;
   Value out_;
 };
 
@@ -800,6 +806,47 @@ class AffineOp final : public Op {
 int64_t index_of(const Context& ctx, Index index, int image) {
   return index == Index::kTimestep ? ctx.t : ctx.labels[image];
 }
+
+// out[image][p] = table[token p of image] (a text encoder's token embedding).
+class TokenEmbeddingOp final : public Op {
+ public:
+  TokenEmbeddingOp(std::vector<float> table, int dim, Value out) : table_(std::move(table)), dim_(dim), out_(out) {}
+  const char* kind() const override { return "token embedding"; }
+  void run(Context& ctx) override {
+    const int64_t rows = static_cast<int64_t>(table_.size()) / dim_, len = out_.pixels();
+    for (int image = 0; image < ctx.n; ++image)
+      for (int64_t p = 0; p < len; ++p) {
+        const int64_t i = ctx.tokens[image * len + p];
+        if (i < 0 || i >= rows) throw std::out_of_range("token id " + std::to_string(i) + " outside the vocabulary");
+        std::memcpy(ctx.at(out_, image) + p * out_.ld, table_.data() + i * dim_, sizeof(float) * dim_);
+      }
+  }
+
+ private:
+  std::vector<float> table_;
+  int dim_;
+  Value out_;
+};
+
+// out[p] = in[p] + table[p] (learned position embeddings, positions 0..L-1).
+class PositionEmbeddingOp final : public Op {
+ public:
+  PositionEmbeddingOp(std::vector<float> table, Value in, Value out) : table_(std::move(table)), in_(in), out_(out) {}
+  const char* kind() const override { return "position embedding"; }
+  void run(Context& ctx) override {
+    for (int image = 0; image < ctx.n; ++image)
+      for (int64_t p = 0; p < in_.pixels(); ++p) {
+        const float* x = ctx.at(in_, image) + p * in_.ld;
+        const float* e = table_.data() + p * in_.c;
+        float* o = ctx.at(out_, image) + p * out_.ld;
+        for (int j = 0; j < in_.c; ++j) o[j] = x[j] + e[j];
+      }
+  }
+
+ private:
+  std::vector<float> table_;
+  Value in_, out_;
+};
 
 class TimestepProjOp final : public Op {
  public:
@@ -1031,8 +1078,14 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
                                  const Table* tv, const Table* tp, QGemmIsa isa, Value out) {
   return std::make_unique<AttentionOp>(q, k, v, heads, tq, tk, tv, tp, isa, out);
 }
-std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, Value out) {
-  return std::make_unique<AttentionF32Op>(q, k, v, heads, out);
+std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, bool causal, Value out) {
+  return std::make_unique<AttentionF32Op>(q, k, v, heads, causal, out);
+}
+std::unique_ptr<Op> token_embedding_op(std::vector<float> table, int dim, Value out) {
+  return std::make_unique<TokenEmbeddingOp>(std::move(table), dim, out);
+}
+std::unique_ptr<Op> position_embedding_op(std::vector<float> table, Value in, Value out) {
+  return std::make_unique<PositionEmbeddingOp>(std::move(table), in, out);
 }
 std::unique_ptr<Op> layer_norm_op(Value in, std::vector<float> gamma, std::vector<float> beta, double eps, Value out) {
   return std::make_unique<LayerNormOp>(in, std::move(gamma), std::move(beta), eps, out);

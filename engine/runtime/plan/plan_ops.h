@@ -42,6 +42,7 @@ struct Context {
   int step = 0;  // the sampling step (selects table entries)
   int t = 0;     // the training timestep
   const int64_t* labels = nullptr;  // n class labels (text models: rows of `text`), or null
+  const int64_t* tokens = nullptr;  // text encoders: n x length token ids
   // Text models: per-request text states, `text_entries` entries of (length, dim) each; image i
   // reads entry labels[i].
   const float* text = nullptr;
@@ -116,8 +117,12 @@ std::unique_ptr<Op> copy_op(Value in, Value out);
 std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Table* tq, const Table* tk,
                                  const Table* tv, const Table* tp, QGemmIsa isa, Value out);
 // The same in fp32 (an unquantized model), the products through gemm_f32; k and v may be
-// longer than q (cross-attention).
-std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, Value out);
+// longer than q (cross-attention); causal: query i attends to keys 0..i only (CLIP's mask).
+std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, bool causal, Value out);
+// A text encoder's input: out[image][p] = table[context token p of the image].
+std::unique_ptr<Op> token_embedding_op(std::vector<float> table, int dim, Value out);
+// out[p] = in[p] + table[p], for the sequence's positions.
+std::unique_ptr<Op> position_embedding_op(std::vector<float> table, Value in, Value out);
 // Layer norm over each row's channels (transformer blocks): (x - mean) / sqrt(var + eps) * g + b.
 std::unique_ptr<Op> layer_norm_op(Value in, std::vector<float> gamma, std::vector<float> beta, double eps, Value out);
 // Exact (erf) GELU, or CLIP's quick GELU x * sigmoid(1.702 x).
