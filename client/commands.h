@@ -11,7 +11,6 @@
 #include "engine/runtime/loaded_model.h"
 
 namespace qdm {
-struct PromptRequest;  // engine/sampling/text_to_image.h
 }  // namespace qdm
 
 namespace qdm::cli {
@@ -30,7 +29,6 @@ struct SamplerArgs {
   SampleRequest request(const LoadedModel& model, int num, uint64_t seed, int batch) const;
   // The same for a text-to-image pipeline (20 DDIM steps unless asked): images, seeds, batch,
   // sampler and guidance; the caller adds the prompts.
-  PromptRequest prompt_request(int num, uint64_t seed, int batch) const;
 };
 void add_sampler_options(CLI::App* cmd, SamplerArgs& args);
 // --model / --artifact / --kernels: what to sample from.

@@ -8,8 +8,7 @@
 #include "engine/data/fashion_mnist.h"
 #include "engine/data/captions.h"
 #include "engine/eval/evaluator.h"
-#include "engine/model/pipeline_folder.h"
-#include "engine/sampling/text_to_image.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/util/threads.h"
 
 namespace qdm::cli {
@@ -44,28 +43,13 @@ void add_eval_command(CLI::App& app) {
     set_compute_threads();
     FmnistEvaluator evaluator(a->classifier, a->data);
     nlohmann::json report;
-    if (!a->source.model.empty() && is_pipeline_folder(a->source.model)) {
-      TextToImagePipeline pipe = load_pipeline(a->source.model);
-      PromptRequest r = a->sampler.prompt_request(a->num, a->seed, a->batch);
-      std::vector<int64_t> asked;
-      if (a->prompts == "none") r.prompts = {""};
-      else evaluation_prompts(a->num, a->prompts == "held-out" ? CaptionSet::kHeldOut : CaptionSet::kTraining, a->seed, r.prompts, asked);
-      const auto start = std::chrono::steady_clock::now();
-      const PromptImages out = sample_from_prompts(pipe, r);
-      const at::Tensor labels = asked.empty() ? at::Tensor() : at::tensor(asked, at::kLong);
-      report = evaluator.evaluate(out.images, labels).to_json();
-      if (!asked.empty()) report["prompt_agreement"] = report["class_accuracy"];
-      report["prompts"] = a->prompts;
-      report["guidance"] = r.guidance_scale;
-      report["model"] = a->source.model;
-      report["unet_sha256"] = pipe.unet_sha256;
-      report["sampler"] = sampler_name(r.base.sampler.kind);
-      report["steps"] = r.base.sampler.steps;
-      report["seed"] = a->seed;
-      report["sampling_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    } else if (!a->source.model.empty() || !a->source.artifact.empty()) {
+    if (!a->source.model.empty() || !a->source.artifact.empty()) {
       LoadedModel model = a->source.load();
-      const SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
+      SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
+      // Text-to-image pipelines: image i asks for class i % 10 in a held-out or training phrasing.
+      std::vector<int64_t> asked;
+      if (model.takes_prompts() && a->prompts != "none")
+        evaluation_prompts(a->num, a->prompts == "held-out" ? CaptionSet::kHeldOut : CaptionSet::kTraining, a->seed, req.prompts, asked);
       const auto start = std::chrono::steady_clock::now();
       const at::Tensor images = sample_with_bar(model, req);
       // Labels 0..9 are Fashion-MNIST's classes; the null class (no label) is unconditional.
@@ -75,7 +59,10 @@ void add_eval_command(CLI::App& app) {
           if (l < 0 || l >= kFashionMnistClasses) throw CLI::ValidationError("--class-label", "eval needs Fashion-MNIST labels 0..9 or none");
         labels = at::tensor(std::vector<int64_t>(req.class_labels.begin(), req.class_labels.end()), at::kLong);
       }
+      if (!asked.empty()) labels = at::tensor(asked, at::kLong);
       report = evaluator.evaluate(images, labels).to_json();
+      if (!asked.empty()) report["prompt_agreement"] = report["class_accuracy"];
+      if (model.takes_prompts()) report["prompts"] = a->prompts;
       if (!req.class_labels.empty() || req.guidance_scale != 1.0) report["guidance"] = req.guidance_scale;
       report[model.quantized() ? "artifact" : "model"] = model.path();
       report["sha256"] = model.sha256();

@@ -20,6 +20,8 @@ void write_png(const std::string& dir, const v1::GeneratedImage& img) {
   std::ofstream out(path, std::ios::binary);
   out.write(img.png().data(), static_cast<std::streamsize>(img.png().size()));
   if (!out) throw std::runtime_error("cannot write " + path.string());
+  if (img.prompt_truncated())
+    fmt::print(stderr, "image {}: its prompt is longer than the model's tokenizer limit and was truncated\n", img.index());
 }
 
 }  // namespace
@@ -32,7 +34,9 @@ void add_generate_command(CLI::App& app) {
     uint64_t seed = 0;
     double eta = 0;
     std::optional<double> guidance;
-    std::vector<std::string> labels;
+    std::vector<std::string> labels, prompts;
+    std::string negative_prompt;
+    int height = 0, width = 0;
     bool unary = false;
   };
   auto a = std::make_shared<Args>();
@@ -51,6 +55,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--kernels", a->kernels, "Artifacts: int (default) or sim");
   cmd->add_option("--class-label", a->labels,
                   "Class-conditional models: a label (index or name) for every image, one per image, or all");
+  cmd->add_option("--prompt", a->prompts,
+                  "Text-to-image pipelines: one prompt for every image, or one per image (\"\" samples unconditionally)");
+  cmd->add_option("--negative-prompt", a->negative_prompt, "What guidance steers away from (default: the empty prompt)");
+  cmd->add_option("--height", a->height, "Pipelines: image height in pixels (default: the model's)");
+  cmd->add_option("--width", a->width, "Pipelines: image width in pixels (default: the model's)");
   cmd->add_option("--guidance", a->guidance, "Classifier-free guidance scale (default 1: none)");
   cmd->add_option("--out", a->out, "Folder for the PNGs")->capture_default_str();
   cmd->add_flag("--unary", a->unary, "One Sample call instead of a stream");
@@ -71,6 +80,10 @@ void add_generate_command(CLI::App& app) {
     else if (!a->kernels.empty()) throw CLI::ValidationError("--kernels", "use int or sim");
     for (const auto& l : a->labels) req.add_class_labels(l);
     if (a->guidance) req.set_guidance_scale(*a->guidance);
+    for (const auto& p : a->prompts) req.add_prompt(p);
+    req.set_negative_prompt(a->negative_prompt);
+    req.set_height(a->height);
+    req.set_width(a->width);
     std::filesystem::create_directories(a->out);
     auto stub = v1::Sampling::NewStub(a->remote.channel());
     grpc::ClientContext ctx;

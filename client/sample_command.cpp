@@ -10,9 +10,7 @@
 #include "format/class_labels.h"
 #include "engine/runtime/device.h"
 #include "engine/runtime/loaded_model.h"
-#include "engine/model/pipeline_folder.h"
 #include "engine/sampling/images.h"
-#include "engine/sampling/text_to_image.h"
 #include "engine/util/threads.h"
 
 namespace qdm::cli {
@@ -68,18 +66,6 @@ SampleRequest SamplerArgs::request(const LoadedModel& model, int num, uint64_t s
     throw CLI::ValidationError("--class-label/--guidance", e.what());
   }
   return req;
-}
-
-PromptRequest SamplerArgs::prompt_request(int num, uint64_t seed, int batch) const {
-  PromptRequest r;
-  r.guidance_scale = guidance;
-  r.base.num_images = num;
-  r.base.seed = seed;
-  r.base.batch_size = batch;
-  SamplerOptions defaults;
-  defaults.steps = 20;
-  r.base.sampler = resolve(defaults);
-  return r;
 }
 
 void add_source_options(CLI::App* cmd, SourceArgs& a) {
@@ -140,53 +126,20 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("--width", a->width, "Pipelines: image width in pixels (default: the model's)")->check(CLI::Range(8, 4096));
   cmd->callback([a] {
     set_compute_threads(a->threads);
-    if (!a->source.model.empty() && is_pipeline_folder(a->source.model)) {
-      TextToImagePipeline pipe = load_pipeline(a->source.model);
-      PromptRequest r = a->sampler.prompt_request(a->num, a->seed, a->batch);
-      r.prompts = a->prompts.empty() ? std::vector<std::string>{""} : a->prompts;
-      r.negative_prompt = a->negative_prompt;
-      r.height = a->height;
-      r.width = a->width;
-      ProgressBar bar("sampling");
-      const auto start = std::chrono::steady_clock::now();
-      PromptImages out;
-      try {
-        out = sample_from_prompts(pipe, r, [&](const SampleProgress& p) {
-          bar.update((p.images_done + p.batch_images * double(p.step) / p.steps) / p.total_images,
-                     std::to_string(p.images_done) + "/" + std::to_string(p.total_images) + " images");
-          return true;
-        });
-      } catch (const std::invalid_argument& e) {
-        throw CLI::ValidationError("--prompt/--height/--width/--guidance", e.what());
-      }
-      bar.finish();
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      for (size_t i = 0; i < out.truncated.size(); ++i)
-        if (out.truncated[i]) spdlog::warn("prompt {} is longer than {} tokens and was truncated", i, pipe.tokenizer.max_length() - 2);
-      std::filesystem::create_directories(a->out);
-      auto text = [&](int i) {
-        PngText t = {{"prompt", r.prompts[static_cast<size_t>(out.prompt_of_image[static_cast<size_t>(i)])]},
-                     {"seed", std::to_string(r.base.image_seed(i))},
-                     {"guidance", std::to_string(r.guidance_scale)},
-                     {"steps", std::to_string(r.base.sampler.steps)}};
-        if (!r.negative_prompt.empty()) t.emplace_back("negative_prompt", r.negative_prompt);
-        return t;
-      };
-      for (int i = 0; i < a->num; ++i) {
-        char name[32];
-        std::snprintf(name, sizeof name, "/%05d.png", i);
-        write_image_png(a->out + name, out.images, i, text(i));
-      }
-      const int cols = a->columns > 0 ? a->columns : static_cast<int>(std::ceil(std::sqrt(a->num)));
-      write_image_png(a->out + "/grid.png", make_grid(out.images, cols), 0, text(0));
-      spdlog::info("{} images in {:.1f} s ({:.2f} images/s), LibTorch fp32 pipeline", a->num, secs, a->num / secs);
-      std::printf("%s/grid.png\n", a->out.c_str());
-      return;
-    }
-    if (!a->prompts.empty() || !a->negative_prompt.empty())
-      throw CLI::ValidationError("--prompt", "this model has no text encoder (prompts need a text-to-image pipeline folder)");
     LoadedModel model = a->source.load();
-    const SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
+    SampleRequest req = a->sampler.request(model, a->num, a->seed, a->batch);
+    req.prompts = a->prompts;
+    req.negative_prompt = a->negative_prompt;
+    req.height = a->height;
+    req.width = a->width;
+    try {
+      model.check_prompts(req);
+    } catch (const std::invalid_argument& e) {
+      throw CLI::ValidationError("--prompt/--negative-prompt/--height/--width", e.what());
+    }
+    for (size_t i = 0; i < req.prompts.size(); ++i)
+      if (model.prompt_truncated(req.prompts[i]))
+        spdlog::warn("prompt {} is longer than the tokenizer's limit and was truncated", i);
     const auto start = std::chrono::steady_clock::now();
     const at::Tensor images = sample_with_bar(model, req);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

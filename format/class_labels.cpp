@@ -15,7 +15,9 @@ std::string lower(std::string s) {
   return s;
 }
 
-[[noreturn]] void not_conditional() {
+[[noreturn]] void not_conditional(const UNetConfig& config) {
+  if (config.text_conditioned())
+    throw std::invalid_argument("this text-to-image model takes prompts, not class labels");
   throw std::invalid_argument("this model is not class-conditional: send no class labels and guidance 1");
 }
 
@@ -55,7 +57,7 @@ std::string valid_class_labels(const UNetConfig& config) {
 std::vector<int> parse_class_labels(const UNetConfig& config, const std::vector<std::string>& specs, int num_images) {
   if (specs.empty()) return {};
   if (config.label_count() == 0) {
-    if (!config.conditional()) not_conditional();
+    if (!config.conditional()) not_conditional(config);
     throw std::invalid_argument("this model's class embeddings are vectors (\"identity\"); it takes no class labels");
   }
   std::vector<int> out;
@@ -74,8 +76,8 @@ std::vector<int> parse_class_labels(const UNetConfig& config, const std::vector<
 void check_class_labels(const UNetConfig& config, const std::vector<int>& labels, double guidance) {
   if (!std::isfinite(guidance) || guidance < 0 || guidance > 100)
     throw std::invalid_argument("guidance_scale must be a finite number in [0, 100] (1: no guidance)");
-  if (!config.conditional()) {
-    if (!labels.empty() || guidance != 1.0) not_conditional();
+  if (!config.conditional()) {  // a text model's guidance mixes against its negative prompt
+    if (!labels.empty() || (guidance != 1.0 && !config.text_conditioned())) not_conditional(config);
     return;
   }
   if (labels.empty() && !config.null_class)

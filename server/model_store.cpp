@@ -144,7 +144,10 @@ std::optional<std::string> ModelStore::artifact_path(const std::string& name) co
 std::optional<UNetConfig> ModelStore::config_of(const std::string& name, bool artifact) {
   const auto where = artifact ? artifact_path(name) : model_dir(name);
   if (!where) return std::nullopt;
-  const std::string path = artifact ? *where : (fs::path(*where) / "config.json").string();
+  // A text-to-image pipeline's conditioning is its UNet's (cross_attention_dim: prompts).
+  const std::string path = artifact             ? *where
+                           : is_pipeline_dir(*where) ? (fs::path(*where) / "unet" / "config.json").string()
+                                                     : (fs::path(*where) / "config.json").string();
   try {
     const auto stamp = std::to_string(fs::last_write_time(path).time_since_epoch().count()) + ":" +
                        std::to_string(fs::file_size(path));

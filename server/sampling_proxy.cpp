@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "format/class_labels.h"
+#include "format/prompts.h"
 #include "format/echo.h"
 
 namespace qdm::server {
@@ -59,12 +60,14 @@ grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
     return {grpc::NOT_FOUND, "no fp32 model named " + echo(request.model()) + "; qdm models list shows them"};
   if (artifact && !models_.artifact_path(request.artifact()))
     return {grpc::NOT_FOUND, "no artifact named " + echo(request.artifact()) + "; qdm models list --artifacts shows them"};
-  // Class labels and guidance against the model's config, as the worker will check them.
+  // Class labels, prompts and guidance against the model's config, as the worker will check them.
   if (auto config = models_.config_of(source_name(request), artifact)) {
     try {
       const auto labels = parse_class_labels(*config, {request.class_labels().begin(), request.class_labels().end()},
                                              request.num_images());
       check_class_labels(*config, labels, request.has_guidance_scale() ? request.guidance_scale() : 1.0);
+      check_prompts(*config, {request.prompt().begin(), request.prompt().end()}, request.negative_prompt(), request.num_images(),
+                    request.height(), request.width());
     } catch (const std::invalid_argument& e) {
       return {grpc::INVALID_ARGUMENT, e.what()};
     }

@@ -1,5 +1,7 @@
 #include "service/limits.h"
 
+#include "format/prompts.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -148,6 +150,19 @@ grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limi
     if (l.empty() || l.size() > 64) return invalid("class_labels entries must be 1 to 64 characters");
   if (r.has_guidance_scale() && !within(r.guidance_scale(), 0, 100))
     return invalid("guidance_scale must be a number within 0..100 (1: no guidance)");
+  if (r.prompt_size() > 1 && r.prompt_size() != r.num_images())
+    return invalid("prompt has " + std::to_string(r.prompt_size()) + " entries; give one for every image or one per image (" +
+                   std::to_string(r.num_images()) + ")");
+  for (const auto& p : r.prompt())
+    if (p.size() > kMaxPromptBytes) return invalid("a prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes; shorten it");
+  if (r.negative_prompt().size() > kMaxPromptBytes)
+    return invalid("negative_prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes; shorten it");
+  if (r.prompt_size() > 0 && r.class_labels_size() > 0) return invalid("give prompts or class_labels, not both");
+  if (r.height() < 0 || r.width() < 0 || r.height() > kMaxImageSide || r.width() > kMaxImageSide)
+    return invalid("height and width must be 0 (the model's size) or positive up to " + std::to_string(kMaxImageSide));
+  if (static_cast<int64_t>(r.num_images()) * std::max(1, r.height()) * std::max(1, r.width()) > limits.max_request_pixels)
+    return invalid("num_images x height x width is over this service's " + std::to_string(limits.max_request_pixels) +
+                   " pixels per request; ask for fewer or smaller images");
   return check_sampler(r.sampler(), limits);
 }
 

@@ -15,6 +15,7 @@ namespace qdm::service {
 
 struct Limits {
   int max_images = 64;          // per sample request
+  int64_t max_request_pixels = 64LL * 512 * 512;  // num_images x height x width of a text-to-image request
   int max_steps = 1000;
   int max_calib_samples = 1024;
   int max_iters = 100000;

@@ -10,7 +10,10 @@
 
 #include "engine/data/captions.h"
 #include "engine/model/pipeline_folder.h"
+#include "engine/runtime/served_model.h"
+#include "engine/runtime/text_pipeline.h"
 #include "engine/sampling/text_to_image.h"
+#include "format/prompts.h"
 #include "engine/train/bpe_learner.h"
 #include "engine/train/text_encoder_trainer.h"
 #include "engine/train/text_to_image_trainer.h"
@@ -115,6 +118,63 @@ TEST_F(TinyPipeline, LoadsAndSamplesPromptsDeterministically) {
   PromptRequest wide = request({""}, 1);
   wide.width = 32;
   EXPECT_EQ(sample_from_prompts(pipe, wide).images.sizes(), (std::vector<int64_t>{1, 1, 16, 32}));
+}
+
+// The torch-free served model (tokenizer, text encoder, UNet and VAE decoder on execution plans)
+// gives LibTorch's images for the same requests: one noise generator, the same prompt table.
+TEST_F(TinyPipeline, ServedTorchFreeMatchesLibTorch) {
+  TextToImagePipeline pipe = load_pipeline(*dir_);
+  const ServedModel served = ServedModel::from_folder(*dir_);
+  ASSERT_TRUE(served.takes_prompts());
+  EXPECT_NE(served.kernels().find("fp32 plan"), std::string::npos);
+  auto served_request = [](const PromptRequest& r) {
+    SampleRequest q = r.base;
+    q.prompts = r.prompts;
+    q.negative_prompt = r.negative_prompt;
+    q.guidance_scale = r.guidance_scale;
+    q.height = r.height;
+    q.width = r.width;
+    return q;
+  };
+  std::vector<PromptRequest> cases = {request({"a photo of a sneaker", "a photo of a coat", ""}, 3), request({"a bag"}, 2, 1.0)};
+  cases.push_back(request({"a photo of a sneaker"}, 2));
+  cases.back().negative_prompt = "a bag";
+  cases.push_back(request({"two shirts"}, 1));
+  cases.back().width = 32;  // another size: plans built on first use
+  for (const PromptRequest& r : cases) {
+    const SampleRequest q = served_request(r);
+    const auto shape = served.image_shape(q);
+    const std::vector<float> got = served.generate(q);
+    const at::Tensor want = sample_from_prompts(pipe, r).images;
+    ASSERT_EQ((std::vector<int64_t>{want.size(1), want.size(2), want.size(3)}),
+              (std::vector<int64_t>{shape.channels, shape.height, shape.width}));
+    const at::Tensor g = torch::from_blob(const_cast<float*>(got.data()), want.sizes()).clone();
+    EXPECT_LT((g - want).abs().max().item<double>(), 1e-3) << r.prompts[0];
+  }
+  // The image's PNG text names its prompt and says when the tokenizer cut it.
+  SampleRequest q = served_request(request({"a sneaker", "a very very very very long sneaker caption here"}, 2));
+  const PngText text = served.png_text(q, 1);
+  EXPECT_NE(std::find(text.begin(), text.end(), std::make_pair(std::string("qdm:prompt"), q.prompts[1])), text.end());
+  EXPECT_NE(std::find(text.begin(), text.end(), std::make_pair(std::string("qdm:prompt_truncated"), std::string("true"))), text.end());
+  EXPECT_FALSE(served.prompt_truncated("a sneaker"));
+  // Refusals naming the fix: class labels, a count that fits neither rule, an odd size.
+  auto error = [&](const std::function<void()>& f) {
+    try {
+      f();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error([&] { served.check_conditioning({1}, 3.0); }).find("takes prompts, not class labels"), std::string::npos);
+  SampleRequest bad = served_request(request({"a", "b", "c"}, 2));
+  EXPECT_NE(error([&] { served.check_prompts(bad); }).find("one prompt for every image or one per image"), std::string::npos);
+  bad = served_request(request({"a"}, 1));
+  bad.height = 18;
+  EXPECT_NE(error([&] { served.check_prompts(bad); }).find("multiples of 4"), std::string::npos);
+  // Prompts on a model without a text encoder.
+  EXPECT_NE(error([&] { check_prompts(testing::tiny_config(), {"a sneaker"}, "", 1, 0, 0); }).find("no text encoder"), std::string::npos);
+  EXPECT_NO_THROW(check_prompts(testing::tiny_config(), {}, "", 1, 0, 0));
 }
 
 TEST_F(TinyPipeline, TruncatesLongPromptsAndSaysSo) {

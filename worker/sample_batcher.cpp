@@ -1,5 +1,7 @@
 #include "worker/sample_batcher.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "engine/sampling/image_bytes.h"
@@ -14,9 +16,19 @@ using Clock = std::chrono::steady_clock;
 
 // Requests with the same key can share a UNet call. Class labels are per image, so requests
 // with different labels batch together; guidance scales differ per call, so they do not.
+// Prompts are per image too; the negative prompt and the image size are per call.
 std::string batch_key(const v1::SampleRequest& r) {
   return r.model() + "|" + r.artifact() + "|" + std::to_string(r.kernels()) + "|" + r.sampler().SerializeAsString() +
-         "|" + std::to_string(r.has_guidance_scale() ? r.guidance_scale() : 1.0);
+         "|" + std::to_string(r.has_guidance_scale() ? r.guidance_scale() : 1.0) + "|" + std::to_string(r.height()) + "x" +
+         std::to_string(r.width()) + "|" + std::to_string(r.negative_prompt().size()) + ":" + r.negative_prompt();
+}
+
+// The protocol's prompt fields as the engine's request takes them.
+void set_prompts(const v1::SampleRequest& r, SampleRequest& out) {
+  out.prompts.assign(r.prompt().begin(), r.prompt().end());
+  out.negative_prompt = r.negative_prompt();
+  out.height = r.height();
+  out.width = r.width();
 }
 
 void finish(PendingSample& p, const grpc::Status& status) {
@@ -133,6 +145,10 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
         const auto& r = (*it)->request;
         const std::vector<int> labels = parse_class_labels(model->config(), {r.class_labels().begin(), r.class_labels().end()}, r.num_images());
         model->check_conditioning(labels, req.guidance_scale);
+        SampleRequest one;
+        one.num_images = r.num_images();
+        set_prompts(r, one);
+        model->check_prompts(one);
         (*it)->labels = labels;
         ++it;
       } catch (const std::invalid_argument& e) {
@@ -151,9 +167,17 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
   }
   std::vector<std::pair<PendingSample*, int>> owner;  // image -> (request, index within it)
   const bool conditional = model->config().conditional();
+  set_prompts(first, req);
+  req.prompts.clear();
+  const bool prompted = std::any_of(live.begin(), live.end(), [](const auto& p) { return p->request.prompt_size() > 0; });
   for (auto& p : live)
     for (int i = 0; i < p->request.num_images(); ++i) {
       req.seeds.push_back(p->request.seed() + static_cast<uint64_t>(i));
+      // Prompts per image across the batch (none: the empty prompt).
+      if (prompted) {
+        const auto& ps = p->request.prompt();
+        req.prompts.push_back(ps.empty() ? std::string() : ps.Get(ps.size() == 1 ? 0 : i));
+      }
       // No label on a conditional model: the null class (unconditional).
       if (conditional) req.class_labels.push_back(p->labels.empty() ? *model->config().null_class : p->labels[static_cast<size_t>(i)]);
       owner.emplace_back(p.get(), i);
@@ -196,9 +220,13 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
       img.set_index(index);
       img.set_seed(req.seeds[i]);
       img.set_class_label(req.class_labels.empty() ? -1 : req.class_labels[i]);
-      const UNetConfig& c = model->config();
-      const size_t size = static_cast<size_t>(c.in_channels) * c.sample_size * c.sample_size;
-      const auto png = image_png(images.data() + i * size, c.in_channels, c.sample_size, c.sample_size,
+      if (model->takes_prompts()) {
+        const std::string prompt = req.prompts.empty() ? std::string() : req.prompts[i];
+        img.set_prompt(prompt);
+        img.set_prompt_truncated(model->prompt_truncated(prompt));
+      }
+      const ServedModel::ImageShape shape = model->image_shape(req);
+      const auto png = image_png(images.data() + i * shape.size(), shape.channels, shape.height, shape.width,
                                  model->png_text(req, static_cast<int>(i)));
       img.set_png(png.data(), png.size());
       std::lock_guard<std::mutex> lock(p->mu);

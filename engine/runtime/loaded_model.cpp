@@ -1,5 +1,7 @@
 #include "engine/runtime/loaded_model.h"
 
+#include "format/pipeline_folder.h"
+
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
@@ -70,6 +72,9 @@ LoadedModel LoadedModel::from_folder(const std::string& dir, c10::Device device)
       spdlog::info("{}: {}; running it on LibTorch", dir, e.what());
     }
   }
+  if (is_pipeline_dir(dir))
+    throw std::invalid_argument("text-to-image pipelines are served on the CPU execution plan only; use --device cpu "
+                                "and leave QDM_EXECUTION_PLAN unset");
   m.fp = std::make_shared<DiffusionModel>(load_model_folder(dir));
   if (!device.is_cpu()) m.fp->unet->to(device);
   Description d;
@@ -132,8 +137,8 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
 }
 
 at::Tensor LoadedModel::sample(const SampleRequest& request, const std::function<bool(const SampleProgress&)>& on_progress) const {
-  const int64_t c = config().in_channels, s = config().sample_size;
-  return image_tensor(generate(request, on_progress), c, s, s);
+  const ImageShape shape = image_shape(request);
+  return image_tensor(generate(request, on_progress), shape.channels, shape.height, shape.width);
 }
 
 }  // namespace qdm

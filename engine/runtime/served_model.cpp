@@ -8,9 +8,12 @@
 #include "engine/runtime/artifact_weights.h"
 #include "engine/runtime/folder_weights.h"
 #include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/text_pipeline.h"
 #include "format/class_labels.h"
 #include "format/graph/unet_2d.h"
 #include "format/model_folder.h"
+#include "format/pipeline_folder.h"
+#include "format/prompts.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
 
@@ -48,6 +51,7 @@ ServedModel::ServedModel(Description description, ModelFn model, std::string ker
       }()) {}
 
 ServedModel ServedModel::from_folder(const std::string& dir) {
+  if (is_pipeline_dir(dir)) return from_pipeline(dir);
   const ModelFolderFiles files = open_model_folder(dir);
   auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(files.weights));
   std::unique_ptr<FolderWeights> weights;
@@ -68,6 +72,26 @@ ServedModel ServedModel::from_folder(const std::string& dir) {
   d.scheduler = files.scheduler;
   ServedModel m(std::move(d), plan_model(plan, {}, false), std::string("fp32 plan (") + isa_name(isa) + ")", plan->resident());
   m.plan_ = std::move(plan);
+  return m;
+}
+
+ServedModel ServedModel::from_pipeline(const std::string& dir) {
+  const QGemmIsa isa = best_isa();
+  std::shared_ptr<const TextPipeline> text;
+  try {
+    text = TextPipeline::load(dir, isa);
+  } catch (const std::invalid_argument& e) {  // a valid pipeline the plan cannot lower
+    throw PlanUnsupported(std::string("the execution plan cannot run this pipeline: ") + e.what());
+  }
+  Description d;
+  d.path = dir;
+  d.sha256 = text->sha256();
+  d.config = text->files().unet;
+  d.scheduler = text->files().scheduler;
+  d.text = text;
+  const int size = d.config.sample_size;
+  ServedModel m(std::move(d), nullptr, std::string("fp32 plan (") + isa_name(isa) + ")", text->resident());
+  m.plan_ = text->unet(size, size);
   return m;
 }
 
@@ -123,6 +147,55 @@ void ServedModel::check_conditioning(const std::vector<int>& labels, double guid
   check_class_labels(config(), labels, guidance);
 }
 
+void ServedModel::check_prompts(const SampleRequest& r) const {
+  const int n = r.seeds.empty() ? r.num_images : static_cast<int>(r.seeds.size());
+  qdm::check_prompts(config(), r.prompts, r.negative_prompt, n, r.height, r.width);
+  if (!d_.text) return;
+  const int m = d_.text->size_multiple();
+  if (r.height % m != 0 || r.width % m != 0)
+    throw std::invalid_argument("height and width must be multiples of " + std::to_string(m) + " (0: " +
+                                std::to_string(d_.text->default_size()) + ")");
+}
+
+bool ServedModel::prompt_truncated(const std::string& prompt) const { return d_.text && d_.text->truncated(prompt); }
+
+ServedModel::ImageShape ServedModel::image_shape(const SampleRequest& r) const {
+  if (!d_.text) return {config().in_channels, config().sample_size, config().sample_size};
+  const int size = d_.text->default_size();
+  return {d_.text->image_channels(), r.height > 0 ? r.height : size, r.width > 0 ? r.width : size};
+}
+
+// Each distinct prompt is encoded once per request; an image's "label" is the index of its
+// prompt's text states, and the negative prompt (by default the empty one) is the null class
+// that classifier-free guidance mixes against. The latents are decoded after the last step.
+std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& request,
+                                                      const std::function<bool(const SampleProgress&)>& on_progress) const {
+  check_prompts(request);
+  const int n = request.seeds.empty() ? request.num_images : static_cast<int>(request.seeds.size());
+  const std::vector<std::string> prompts = request.prompts.empty() ? std::vector<std::string>{""} : request.prompts;
+  std::vector<std::string> table;
+  std::unordered_map<std::string, int> index;
+  for (const auto& p : prompts)
+    if (index.emplace(p, static_cast<int>(table.size())).second) table.push_back(p);
+  SampleRequest r = request;
+  r.class_labels.clear();
+  for (int i = 0; i < n; ++i) r.class_labels.push_back(index.at(prompts[prompt_of_image(prompts, i)]));
+  r.null_class.reset();
+  if (request.guidance_scale != 1.0) {
+    r.null_class = static_cast<int>(table.size());
+    table.push_back(request.negative_prompt);
+  }
+  const TextPipeline::Encoded states = d_.text->encode(table);
+  const ImageShape shape = image_shape(request);
+  const int f = d_.text->factor(), lh = shape.height / f, lw = shape.width / f, lat = d_.text->latent_channels();
+  const std::shared_ptr<ExecutionPlan> unet = d_.text->unet(lh, lw);
+  unet->set_text_states(states.states.data(), static_cast<int>(table.size()));
+  const std::vector<float> latents = generate_images(*schedule_, plan_model(unet, {}, false),
+                                                     static_cast<int64_t>(lat) * lh * lw, r, on_progress);
+  unet->set_text_states(nullptr, 0);
+  return d_.text->decode(latents, n, lh, lw);
+}
+
 std::vector<float> ServedModel::generate(const SampleRequest& request,
                                          const std::function<bool(const SampleProgress&)>& on_progress) const {
   check(request.sampler);
@@ -132,6 +205,8 @@ std::vector<float> ServedModel::generate(const SampleRequest& request,
                  "(class accuracy 0.43 clipped vs 0.98 unclipped at guidance 3 on the shipped model, "
                  "bench/results/guidance_clipping.md); set \"clip_sample\": false in its scheduler_config.json for guidance",
                  display_name.empty() ? std::filesystem::path(d_.path).filename().string() : display_name);
+  if (d_.text) return generate_from_prompts(request, on_progress);
+  check_prompts(request);  // none on a model without a text encoder
   SampleRequest r = request;
   r.null_class = config().null_class;
   r.eps_bias = d_.eps_bias;
@@ -156,6 +231,15 @@ PngText ServedModel::png_text(const SampleRequest& r, int i) const {
     text.emplace_back("qdm:class_label", std::to_string(label));
     text.emplace_back("qdm:class_name", class_label_name(config(), label));
     text.emplace_back("qdm:guidance", std::to_string(r.guidance_scale));
+  }
+  if (d_.text) {
+    const std::string prompt = r.prompts.empty() ? "" : r.prompts.at(prompt_of_image(r.prompts, i));
+    text.emplace_back("qdm:prompt", prompt);
+    if (prompt_truncated(prompt)) text.emplace_back("qdm:prompt_truncated", "true");
+    if (r.guidance_scale != 1.0) text.emplace_back("qdm:negative_prompt", r.negative_prompt);
+    text.emplace_back("qdm:guidance", std::to_string(r.guidance_scale));
+    const ImageShape shape = image_shape(r);
+    text.emplace_back("qdm:size", std::to_string(shape.width) + "x" + std::to_string(shape.height));
   }
   if (d_.artifact) text.emplace_back("qdm:recipe", d_.artifact->recipe.value("recipe", ""));
   if (d_.artifact) text.emplace_back("qdm:kernels", kernels_);

@@ -23,6 +23,7 @@
 namespace qdm {
 
 class ExecutionPlan;
+class TextPipeline;
 
 // How a quantized artifact runs: integer kernels (default) or the fake-quant simulation (which
 // needs LibTorch: the worker has it, qdm-sampler does not).
@@ -49,12 +50,15 @@ class ServedModel {
     std::shared_ptr<const ArtifactInfo> artifact;  // null for a model folder
     bool per_step_tables = false;                  // artifacts: only their own schedule samples
     std::shared_ptr<const EpsBias> eps_bias;       // artifacts whose recipe measured one
+    std::shared_ptr<const TextPipeline> text;      // text-to-image pipelines: prompts in
   };
 
   // On this CPU's execution plan (the best instruction set, QDM_KERNEL_ISA honoured). Throw
   // ModelLoadError, ConfigError, ArtifactError or SafeTensorsError naming what is wrong, and
   // PlanUnsupported for a valid model the plan cannot run.
+  // A folder with model_index.json is a text-to-image pipeline (from_pipeline).
   static ServedModel from_folder(const std::string& dir);
+  static ServedModel from_pipeline(const std::string& dir);
   static ServedModel from_artifact(const std::string& path);
   // Any other noise predictor; `weight_bytes` are its resident weights (or their breakdown).
   ServedModel(Description description, ModelFn model, std::string kernels, size_t weight_bytes);
@@ -67,7 +71,21 @@ class ServedModel {
   // unconditional model, guidance only with a null class); throws std::invalid_argument naming
   // the valid labels.
   void check_conditioning(const std::vector<int>& labels, double guidance) const;
-  // num_images images of (C, H, W) floats in [-1, 1], after check and check_conditioning.
+  // Validates a request's prompts and size: prompts only for a text-to-image pipeline (and then
+  // no class labels), one for every image or one per image, a size in multiples of the model's
+  // factor up to 4096 pixels; throws std::invalid_argument saying what to change.
+  void check_prompts(const SampleRequest& request) const;
+  bool takes_prompts() const { return d_.text != nullptr; }
+  // Whether the tokenizer cuts the prompt (longer than its limit).
+  bool prompt_truncated(const std::string& prompt) const;
+  // The shape of each image a request gives.
+  struct ImageShape {
+    int channels, height, width;
+    size_t size() const { return static_cast<size_t>(channels) * height * width; }
+  };
+  ImageShape image_shape(const SampleRequest& request) const;
+  // num_images images of image_shape() floats in [-1, 1], after check, check_conditioning and
+  // check_prompts.
   std::vector<float> generate(const SampleRequest& request,
                               const std::function<bool(const SampleProgress&)>& on_progress = nullptr) const;
 
@@ -88,6 +106,7 @@ class ServedModel {
   const ResidentBytes& resident() const { return resident_; }
   // "int plan (avx512vnni)", "fp32 plan (avx2)", "sim", "int (cuda dp4a)", ...
   const std::string& kernels() const { return kernels_; }
+  const std::shared_ptr<const TextPipeline>& text() const { return d_.text; }
   // The execution plan, when one runs the model.
   const std::shared_ptr<ExecutionPlan>& plan() const { return plan_; }
 
@@ -103,6 +122,8 @@ class ServedModel {
   std::string kernels_;
   ResidentBytes resident_;
   std::shared_ptr<ExecutionPlan> plan_;
+  std::vector<float> generate_from_prompts(const SampleRequest& request,
+                                           const std::function<bool(const SampleProgress&)>& on_progress) const;
   std::shared_ptr<std::atomic<bool>> warned_clipped_guidance_ = std::make_shared<std::atomic<bool>>(false);
 };
 

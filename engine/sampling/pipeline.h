@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "engine/sampling/eps_bias.h"
@@ -28,6 +29,13 @@ struct SampleRequest {
   std::vector<int> class_labels;
   std::optional<int> null_class;
   double guidance_scale = 1.0;
+  // Text-to-image pipelines (ServedModel): one prompt for every image, or one per image (""
+  // samples unconditionally), the negative prompt guidance steers away from ("": the empty
+  // prompt), and the image size in pixels (0: the model's default). The served model turns them
+  // into class_labels (rows of its text-state table) and null_class.
+  std::vector<std::string> prompts;
+  std::string negative_prompt;
+  int height = 0, width = 0;
   // A quantized model's eps bias, subtracted from its unconditional predictions (set by the
   // loaded model from the artifact; null: none).
   std::shared_ptr<const EpsBias> eps_bias;

@@ -1,0 +1,108 @@
+#include "engine/runtime/text_pipeline.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "engine/runtime/folder_weights.h"
+#include "engine/runtime/plan/execution_plan.h"
+#include "format/graph/autoencoder_kl.h"
+#include "format/graph/clip_text.h"
+#include "format/graph/unet_2d.h"
+#include "format/model_folder.h"
+#include "format/safetensors.h"
+#include "format/sha256.h"
+
+namespace qdm {
+
+TextPipeline::TextPipeline(PipelineFiles files, ClipTokenizer tokenizer, QGemmIsa isa)
+    : files_(std::move(files)), tokenizer_(std::move(tokenizer)), isa_(isa) {}
+
+TextPipeline::~TextPipeline() = default;
+
+std::shared_ptr<TextPipeline> TextPipeline::load(const std::string& dir, QGemmIsa isa) {
+  PipelineFiles files = check_pipeline_folder(dir);  // every check the scheduler runs on uploads
+  ClipTokenizer tokenizer = [&] {
+    try {
+      return ClipTokenizer::load(dir + "/tokenizer");
+    } catch (const std::exception& e) {
+      throw ModelLoadError(std::string("tokenizer: ") + e.what());
+    }
+  }();
+  std::shared_ptr<TextPipeline> p(new TextPipeline(std::move(files), std::move(tokenizer), isa));
+  const PipelineFiles& f = p->files_;
+  auto open = [](const std::string& path) { return std::make_shared<const SafeTensors>(SafeTensors::read_file(path)); };
+  p->unet_weights_ = std::make_unique<FolderWeights>(open(f.unet_weights), f.unet);
+  p->vae_weights_ = std::make_unique<FolderWeights>(open(f.vae_weights), graph::describe_autoencoder_kl(f.vae), "vae/config.json");
+  const graph::Graph text = graph::describe_clip_text(f.text_encoder, p->text_length());
+  p->text_weights_ = std::make_unique<FolderWeights>(open(f.text_encoder_weights), text, "text_encoder/config.json",
+                                                     ignored_text_encoder_tensor);
+  p->text_encoder_ = std::make_shared<ExecutionPlan>(text, *p->text_weights_, isa);
+  p->sha256_ = sha256_file(f.unet_weights) + "," + sha256_file(f.vae_weights) + "," + sha256_file(f.text_encoder_weights);
+  const int size = f.unet.sample_size;
+  std::lock_guard<std::mutex> lock(p->mu_);
+  p->sized(size, size);
+  return p;
+}
+
+TextPipeline::Encoded TextPipeline::encode(const std::vector<std::string>& prompts) const {
+  const int len = text_length();
+  std::vector<int64_t> ids;
+  Encoded out;
+  for (const auto& prompt : prompts) {
+    TokenizedPrompt t = tokenizer_.encode_padded(prompt);
+    out.truncated.push_back(t.truncated);
+    ids.insert(ids.end(), t.ids.begin(), t.ids.end());
+  }
+  out.states.resize(prompts.size() * static_cast<size_t>(len) * static_cast<size_t>(files_.text_encoder.hidden_size));
+  std::lock_guard<std::mutex> lock(mu_);
+  text_encoder_->run_tokens(ids.data(), static_cast<int>(prompts.size()), out.states.data());
+  return out;
+}
+
+const TextPipeline::Sized& TextPipeline::sized(int h, int w) const {
+  for (auto it = sizes_.begin(); it != sizes_.end(); ++it)
+    if (it->h == h && it->w == w) {
+      sizes_.splice(sizes_.begin(), sizes_, it);
+      return sizes_.front();
+    }
+  Sized s{h, w, nullptr, nullptr};
+  s.unet = std::make_shared<ExecutionPlan>(graph::describe_unet_2d(files_.unet, h, w, text_length()), *unet_weights_, isa_);
+  s.decoder = std::make_shared<ExecutionPlan>(graph::describe_vae_decoder(files_.vae, h, w), *vae_weights_, isa_);
+  sizes_.push_front(std::move(s));
+  if (static_cast<int>(sizes_.size()) > kMaxSizes) sizes_.pop_back();
+  return sizes_.front();
+}
+
+std::shared_ptr<ExecutionPlan> TextPipeline::unet(int h, int w) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sized(h, w).unet;
+}
+
+std::vector<float> TextPipeline::decode(const std::vector<float>& latents, int n, int h, int w) const {
+  const size_t per = static_cast<size_t>(latent_channels()) * h * w;
+  if (latents.size() != per * static_cast<size_t>(n)) throw std::invalid_argument("decode: latents of the wrong size");
+  std::vector<float> z(latents.size());
+  const float inv = static_cast<float>(1.0 / files_.vae.scaling_factor);
+  std::transform(latents.begin(), latents.end(), z.begin(), [inv](float v) { return v * inv; });
+  std::vector<float> images(static_cast<size_t>(n) * image_channels() * (h * factor()) * (w * factor()));
+  std::lock_guard<std::mutex> lock(mu_);
+  sized(h, w).decoder->run(z.data(), n, 0, 0, nullptr, images.data());
+  for (float& v : images) v = std::clamp(v, -1.0f, 1.0f);
+  return images;
+}
+
+ResidentBytes TextPipeline::resident() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  ResidentBytes r;
+  auto merge = [&r](const ExecutionPlan& p) {
+    for (const auto& [what, bytes] : p.resident().parts) r.add(what, bytes);
+  };
+  merge(*text_encoder_);
+  for (const Sized& s : sizes_) {
+    merge(*s.unet);
+    merge(*s.decoder);
+  }
+  return r;
+}
+
+}  // namespace qdm

@@ -1,0 +1,81 @@
+// A text-to-image pipeline folder (format/pipeline_folder.h) served torch-free: the CLIP
+// tokenizer, and the text encoder, the UNet2DConditionModel and the AutoencoderKL decoder, each
+// lowered from its description onto an execution plan. The UNet and the decoder take one image
+// size per plan: the default size is built at load, others on first use (at most kMaxSizes kept,
+// the least recently used dropped).
+//
+// Runs are not concurrent: the plans' buffers and the UNet's text-state table belong to the one
+// request running (a worker runs one batch at a time).
+#pragma once
+
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/kernels/qgemm.h"
+#include "engine/runtime/resident_bytes.h"
+#include "format/clip_tokenizer.h"
+#include "format/pipeline_folder.h"
+
+namespace qdm {
+
+class ExecutionPlan;
+class FolderWeights;
+
+class TextPipeline {
+ public:
+  static constexpr int kMaxSizes = 4;
+
+  // Throws what check_pipeline_folder throws (ConfigError, SafeTensorsError naming the component)
+  // and ModelLoadError for a tokenizer that does not load.
+  static std::shared_ptr<TextPipeline> load(const std::string& dir, QGemmIsa isa);
+  ~TextPipeline();
+
+  struct Encoded {
+    std::vector<float> states;   // (K, length, width)
+    std::vector<bool> truncated;  // per prompt: longer than the tokenizer's limit
+  };
+  Encoded encode(const std::vector<std::string>& prompts) const;
+  bool truncated(const std::string& prompt) const { return tokenizer_.encode_padded(prompt).truncated; }
+
+  // The UNet's plan for latents of h x w (h, w multiples of latent_multiple()).
+  std::shared_ptr<ExecutionPlan> unet(int h, int w) const;
+  // n images (C, H, W) in [-1, 1] from n latents (latent_channels, h, w) as the sampler gives
+  // them (divided by the VAE's scaling_factor here).
+  std::vector<float> decode(const std::vector<float>& latents, int n, int h, int w) const;
+
+  const PipelineFiles& files() const { return files_; }
+  int factor() const { return files_.vae.factor(); }  // image pixels per latent pixel
+  int latent_multiple() const { return 1 << (files_.unet.block_out_channels.size() - 1); }
+  int size_multiple() const { return factor() * latent_multiple(); }  // image height and width
+  int default_size() const { return files_.unet.sample_size * factor(); }
+  int latent_channels() const { return files_.vae.latent_channels; }
+  int image_channels() const { return files_.vae.out_channels; }
+  int text_length() const { return tokenizer_.max_length(); }
+  // sha256 of the three weight files, in the order unet, vae, text_encoder.
+  const std::string& sha256() const { return sha256_; }
+  // The resident weights of the plans built so far.
+  ResidentBytes resident() const;
+  QGemmIsa isa() const { return isa_; }
+
+ private:
+  TextPipeline(PipelineFiles files, ClipTokenizer tokenizer, QGemmIsa isa);
+  struct Sized {
+    int h, w;
+    std::shared_ptr<ExecutionPlan> unet, decoder;
+  };
+  const Sized& sized(int h, int w) const;  // under mu_
+
+  PipelineFiles files_;
+  ClipTokenizer tokenizer_;
+  QGemmIsa isa_;
+  std::string sha256_;
+  std::unique_ptr<FolderWeights> unet_weights_, vae_weights_, text_weights_;
+  std::shared_ptr<ExecutionPlan> text_encoder_;
+  mutable std::mutex mu_;
+  mutable std::list<Sized> sizes_;  // most recently used first
+};
+
+}  // namespace qdm
