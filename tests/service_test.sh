@@ -196,6 +196,25 @@ expect_error INVALID_ARGUMENT "kernels applies to artifacts only" generate --mod
 expect_error DEADLINE_EXCEEDED "" generate --model tiny --num 16 --steps 1000 --timeout 1 --out "$work/x"
 "$qdm" generate --model tiny --num 1 --steps 2 --out "$work/after" >/dev/null 2>&1 || fail "not serving after a deadline"
 
+# Prompts: the uploaded text-to-image pipeline samples per-image prompts with guidance on the
+# worker's execution plans; each PNG names its prompt, and a prompt past the tokenizer's limit
+# comes back marked truncated. Prompts on a model without a text encoder, class labels on a
+# pipeline and sizes off its grid are INVALID_ARGUMENT.
+"$qdm" generate --model t2i --num 2 --steps 4 --guidance 3 --prompt "a photo of a sneaker" \
+  --prompt "$(printf 'a very long caption about a sneaker %.0s' {1..12})" --negative-prompt "a bag" --out "$work/gen_t2i" \
+  >/dev/null 2>"$work/gen_t2i.err" || fail "generate from prompts: $(cat "$work/gen_t2i.err")"
+python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:prompt\x00a photo of a sneaker" in d and b"qdm:negative_prompt\x00a bag" in d' \
+  "$work/gen_t2i/00000.png" || fail "the PNG does not name its prompt and negative prompt"
+grep -q "image 1: its prompt is longer" "$work/gen_t2i.err" || fail "the truncated prompt was not reported"
+grep -q "image 0" "$work/gen_t2i.err" && fail "a short prompt was reported truncated"
+"$qdm" generate --model t2i --num 1 --steps 2 --width 64 --unary --out "$work/gen_t2i_wide" >/dev/null 2>&1 || fail "a wide unprompted image"
+python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); assert struct.unpack(">II", d[16:24]) == (64, 32), d[16:24]' \
+  "$work/gen_t2i_wide/00000.png" || fail "the wide image is not 64 x 32"
+expect_error INVALID_ARGUMENT "has no text encoder" generate --model tiny --num 1 --prompt "a sneaker" --out "$work/x"
+expect_error INVALID_ARGUMENT "takes prompts, not class labels" generate --model t2i --num 1 --class-label 3 --out "$work/x"
+expect_error INVALID_ARGUMENT "multiples of 8" generate --model t2i --num 1 --height 36 --out "$work/x"
+expect_error INVALID_ARGUMENT "one for every image or one per image" generate --model t2i --num 3 --prompt a --prompt b --out "$work/x"
+
 # Concurrent compatible requests are batched (the workers wait up to 1 s for company, so
 # separately started CLI processes on a loaded machine still arrive within one window).
 gens=()
