@@ -206,6 +206,12 @@ expect_error DEADLINE_EXCEEDED "" generate --model tiny --num 16 --steps 1000 --
 python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:prompt\x00a photo of a sneaker" in d and b"qdm:negative_prompt\x00a bag" in d' \
   "$work/gen_t2i/00000.png" || fail "the PNG does not name its prompt and negative prompt"
 grep -q "image 1: its prompt is longer" "$work/gen_t2i.err" || fail "the truncated prompt was not reported"
+# Each stage of a prompted batch is timed: text encoding, denoising and VAE decoding.
+for n in 1 2; do curl -sf "http://127.0.0.1:$((base + 10 + 2 * n + 1))/metrics"; done > "$work/stages.prom"
+for stage in text_encoding denoising vae_decoding; do
+  grep -E "^qdm_sample_stage_duration_seconds_count\{stage=\"$stage\"\} [1-9]" "$work/stages.prom" >/dev/null \
+    || fail "no $stage time observed"
+done
 grep -q "image 0" "$work/gen_t2i.err" && fail "a short prompt was reported truncated"
 "$qdm" generate --model t2i --num 1 --steps 2 --width 64 --unary --out "$work/gen_t2i_wide" >/dev/null 2>&1 || fail "a wide unprompted image"
 python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); assert struct.unpack(">II", d[16:24]) == (64, 32), d[16:24]' \

@@ -195,6 +195,7 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
   metrics_.batch_size.Observe(req.batch_size);
   auto last_step = Clock::now();
   try {
+    ServedModel::StageSeconds stages;
     const std::vector<float> images = model->generate(req, [&](const SampleProgress& sp) {
       const auto now = Clock::now();
       step_hist.Observe(std::chrono::duration<double>(now - last_step).count());
@@ -212,7 +213,12 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
         p->cv.notify_all();
       }
       return any;
-    });
+    }, &stages);
+    metrics_.stage_latency("denoising").Observe(stages.denoising);
+    if (model->takes_prompts()) {
+      metrics_.stage_latency("text_encoding").Observe(stages.text_encoding);
+      metrics_.stage_latency("vae_decoding").Observe(stages.vae_decoding);
+    }
     const double compute = std::chrono::duration<double>(Clock::now() - start).count();
     for (size_t i = 0; i < owner.size(); ++i) {
       auto [p, index] = owner[i];

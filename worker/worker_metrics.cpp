@@ -42,12 +42,24 @@ WorkerMetrics::WorkerMetrics(prometheus::Registry& r, const std::string& device)
       images_(prometheus::BuildCounter()
                   .Name("qdm_images_generated_total")
                   .Help("Images generated, by precision")
+                  .Register(r)),
+      stages_(prometheus::BuildHistogram()
+                  .Name("qdm_sample_stage_duration_seconds")
+                  .Help("Wall time of one sampling batch's stages: text_encoding, denoising, vae_decoding")
                   .Register(r)) {
   device_info.Set(1);
   device_ = device;
   // Children that dashboards and alerts expect from the first scrape.
   step_latency("fp32");
   images("fp32");
+  for (const char* stage : {"text_encoding", "denoising", "vae_decoding"}) stage_latency(stage);
+}
+
+prometheus::Histogram& WorkerMetrics::stage_latency(const std::string& stage) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& h = stage_children_[stage];
+  if (!h) h = &stages_.Add({{"stage", stage}}, service::request_buckets());
+  return *h;
 }
 
 prometheus::Histogram& WorkerMetrics::step_latency(const std::string& precision) {

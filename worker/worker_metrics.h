@@ -11,6 +11,9 @@ struct WorkerMetrics {
 
   // qdm_sample_step_duration_seconds{precision, device}: one sampler step of one batch.
   prometheus::Histogram& step_latency(const std::string& precision);
+  // qdm_sample_stage_duration_seconds{stage}: text_encoding, denoising, vae_decoding of one
+  // batch (a UNet model's batches only denoise).
+  prometheus::Histogram& stage_latency(const std::string& stage);
   // qdm_images_generated_total{precision}
   prometheus::Counter& images(const std::string& precision);
 
@@ -26,10 +29,12 @@ struct WorkerMetrics {
  private:
   prometheus::Family<prometheus::Histogram>& steps_;
   prometheus::Family<prometheus::Counter>& images_;
+  prometheus::Family<prometheus::Histogram>& stages_;
   std::string device_;
   std::mutex mu_;
   std::map<std::string, prometheus::Histogram*> step_children_;
   std::map<std::string, prometheus::Counter*> image_children_;
+  std::map<std::string, prometheus::Histogram*> stage_children_;
 };
 
 }  // namespace qdm::worker

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <filesystem>
 #include <unordered_map>
 
@@ -168,8 +169,17 @@ ServedModel::ImageShape ServedModel::image_shape(const SampleRequest& r) const {
 // Each distinct prompt is encoded once per request; an image's "label" is the index of its
 // prompt's text states, and the negative prompt (by default the empty one) is the null class
 // that classifier-free guidance mixes against. The latents are decoded after the last step.
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
+
 std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& request,
-                                                      const std::function<bool(const SampleProgress&)>& on_progress) const {
+                                                      const std::function<bool(const SampleProgress&)>& on_progress,
+                                                      StageSeconds* stages) const {
+  StageSeconds local;
+  StageSeconds& t = stages ? *stages : local;
   check_prompts(request);
   const int n = request.seeds.empty() ? request.num_images : static_cast<int>(request.seeds.size());
   const std::vector<std::string> prompts = request.prompts.empty() ? std::vector<std::string>{""} : request.prompts;
@@ -185,19 +195,26 @@ std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& reque
     r.null_class = static_cast<int>(table.size());
     table.push_back(request.negative_prompt);
   }
+  auto start = std::chrono::steady_clock::now();
   const TextPipeline::Encoded states = d_.text->encode(table);
+  t.text_encoding = seconds_since(start);
   const ImageShape shape = image_shape(request);
   const int f = d_.text->factor(), lh = shape.height / f, lw = shape.width / f, lat = d_.text->latent_channels();
   const std::shared_ptr<ExecutionPlan> unet = d_.text->unet(lh, lw);
+  start = std::chrono::steady_clock::now();
   unet->set_text_states(states.states.data(), static_cast<int>(table.size()));
   const std::vector<float> latents = generate_images(*schedule_, plan_model(unet, {}, false),
                                                      static_cast<int64_t>(lat) * lh * lw, r, on_progress);
   unet->set_text_states(nullptr, 0);
-  return d_.text->decode(latents, n, lh, lw);
+  t.denoising = seconds_since(start);
+  start = std::chrono::steady_clock::now();
+  std::vector<float> images = d_.text->decode(latents, n, lh, lw);
+  t.vae_decoding = seconds_since(start);
+  return images;
 }
 
-std::vector<float> ServedModel::generate(const SampleRequest& request,
-                                         const std::function<bool(const SampleProgress&)>& on_progress) const {
+std::vector<float> ServedModel::generate(const SampleRequest& request, const std::function<bool(const SampleProgress&)>& on_progress,
+                                         StageSeconds* stages) const {
   check(request.sampler);
   check_conditioning(request.class_labels, request.guidance_scale);
   if (request.guidance_scale != 1.0 && schedule_->config.clip_sample && !warned_clipped_guidance_->exchange(true))
@@ -205,7 +222,7 @@ std::vector<float> ServedModel::generate(const SampleRequest& request,
                  "(class accuracy 0.43 clipped vs 0.98 unclipped at guidance 3 on the shipped model, "
                  "bench/results/guidance_clipping.md); set \"clip_sample\": false in its scheduler_config.json for guidance",
                  display_name.empty() ? std::filesystem::path(d_.path).filename().string() : display_name);
-  if (d_.text) return generate_from_prompts(request, on_progress);
+  if (d_.text) return generate_from_prompts(request, on_progress, stages);
   check_prompts(request);  // none on a model without a text encoder
   SampleRequest r = request;
   r.null_class = config().null_class;
@@ -214,7 +231,10 @@ std::vector<float> ServedModel::generate(const SampleRequest& request,
   if (config().conditional() && request.class_labels.empty())
     r.class_labels.assign(static_cast<size_t>(request.num_images), *config().null_class);
   const int64_t s = config().sample_size;
-  return generate_images(*schedule_, model_, config().in_channels * s * s, r, on_progress);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<float> images = generate_images(*schedule_, model_, config().in_channels * s * s, r, on_progress);
+  if (stages) *stages = {0.0, seconds_since(start), 0.0};
+  return images;
 }
 
 PngText ServedModel::png_text(const SampleRequest& r, int i) const {

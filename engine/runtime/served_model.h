@@ -86,8 +86,14 @@ class ServedModel {
   ImageShape image_shape(const SampleRequest& request) const;
   // num_images images of image_shape() floats in [-1, 1], after check, check_conditioning and
   // check_prompts.
+  // Wall seconds of a request's stages: text encoding and VAE decoding are zero for a UNet
+  // model, whose every second is denoising.
+  struct StageSeconds {
+    double text_encoding = 0, denoising = 0, vae_decoding = 0;
+  };
   std::vector<float> generate(const SampleRequest& request,
-                              const std::function<bool(const SampleProgress&)>& on_progress = nullptr) const;
+                              const std::function<bool(const SampleProgress&)>& on_progress = nullptr,
+                              StageSeconds* stages = nullptr) const;
 
   const UNetConfig& config() const { return d_.config; }
   const NoiseSchedule& schedule() const { return *schedule_; }
@@ -123,7 +129,8 @@ class ServedModel {
   ResidentBytes resident_;
   std::shared_ptr<ExecutionPlan> plan_;
   std::vector<float> generate_from_prompts(const SampleRequest& request,
-                                           const std::function<bool(const SampleProgress&)>& on_progress) const;
+                                           const std::function<bool(const SampleProgress&)>& on_progress,
+                                           StageSeconds* stages) const;
   std::shared_ptr<std::atomic<bool>> warned_clipped_guidance_ = std::make_shared<std::atomic<bool>>(false);
 };
 
