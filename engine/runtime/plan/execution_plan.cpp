@@ -245,8 +245,7 @@ class PlanBuilder {
   void lower_node(const graph::Node& n) {
     switch (n.op) {
       case Op::kInput:
-        if (n.attrs.input == graph::Input::kTextStates) return emit(plan::text_states_op(storage(n.output)), n.name);
-        return;  // the sample is copied in by run(); t and labels are read from the context
+        return;  // the text states: copied in by the first layer reading them that is not a projection  // the sample is copied in by run(); t and labels are read from the context
       case Op::kLayerNorm:
         return emit(plan::layer_norm_op(storage(n.inputs[0]), tensor(n.name + ".weight"), tensor(n.name + ".bias"), n.attrs.eps,
                                         storage(n.output)),
@@ -441,6 +440,13 @@ class PlanBuilder {
     const Value out = info(out_v).layout == Layout::kImage ? rows(storage(out_v)) : storage(out_v);
     const LayerSource l = w_.layer(n.name, info(n.output).c, in.c);
     std::vector<float> bias = counted(l.bias);
+    const graph::Node& src = node(producer_index(n.inputs[0]));
+    if (src.op == Op::kInput && src.attrs.input == graph::Input::kTextStates) {
+      if (!l.act && l.kind == LayerSource::Kind::kF32 && e.residual.buffer < 0 && e.feature.buffer < 0)
+        return emit(plan::text_projection_op(f32_weights(l, 1), std::move(bias), static_cast<int>(in.pixels()), out), n.name);
+      if (!text_states_copied_) emit(plan::text_states_op(in), src.name);
+      text_states_copied_ = true;
+    }
     if (l.act) {
       if (l.kind == LayerSource::Kind::kVq)
         emit(plan::vq_linear_op(in, table(*l.act), vq_weights(l, false), std::move(bias), p_.isa_, out, e), n.name);
@@ -479,6 +485,7 @@ class PlanBuilder {
   const plan::WeightSource& w_;
   std::vector<Value> store_;
   std::vector<char> lowered_;
+  bool text_states_copied_ = false;
 };
 
 std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::WeightSource& w) {
@@ -575,6 +582,7 @@ void ExecutionPlan::run_chunk(const float* x, const int64_t* tokens, int n, int 
   ctx.tokens = tokens;
   ctx.text = text_;
   ctx.text_entries = text_entries_;
+  ctx.text_generation = text_generation_;
   ctx.pool = pool_.get();
   for (auto& b : buffers_) ctx.buffers.push_back(b.data());
   for (auto& c : codes_) ctx.codes.push_back(c.data());

@@ -53,6 +53,7 @@ class ExecutionPlan {
   void set_text_states(const float* states, int entries) {
     text_ = states;
     text_entries_ = entries;
+    ++text_generation_;  // cross-attention's keys and values are projected again on the next run
   }
   bool takes_text() const { return takes_text_; }
 
@@ -98,6 +99,7 @@ class ExecutionPlan {
   bool output_rows_ = false;  // a sequence output, copied out as (length, width) rows
   const float* text_ = nullptr;
   int text_entries_ = 0;
+  uint64_t text_generation_ = 0;
   std::vector<double> op_seconds_;
 };
 

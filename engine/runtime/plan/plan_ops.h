@@ -47,6 +47,7 @@ struct Context {
   // reads entry labels[i].
   const float* text = nullptr;
   int text_entries = 0;
+  uint64_t text_generation = 0;  // changes whenever the table does (set_text_states)
   ThreadPool* pool = nullptr;
   std::vector<float*> buffers;      // fp32, capacity images each
   std::vector<uint8_t*> codes;      // padded u8 images, capacity images each
@@ -131,6 +132,9 @@ std::unique_ptr<Op> gelu_op(Value in, bool quick, Value out);
 std::unique_ptr<Op> geglu_op(Value in, Value out);
 // A text model's states for each image: entry labels[i] of the context's text table.
 std::unique_ptr<Op> text_states_op(Value out);
+// A linear layer on a text model's states (fp32 weights (D, N), as f32_conv_op's): every entry of
+// the request's table projected once per text generation, each image's rows copied per run.
+std::unique_ptr<Op> text_projection_op(F32Weights weights, std::vector<float> bias, int length, Value out);
 // out = (in * alpha + beta) / divisor (e.g. center_input_sample: x * 2 - 1).
 std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out);
 // What an index op reads: the call's timestep, or each image's class label.
