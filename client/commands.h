@@ -37,7 +37,7 @@ struct SourceArgs {
   LoadedModel load() const;  // exactly one of model / artifact
 };
 void add_source_options(CLI::App* cmd, SourceArgs& args);
-at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& request);
+at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& request, ServedModel::StageSeconds* stages = nullptr);
 // --finetune-*: fine-tuning against the fp32 model (quantize, finetune).
 void add_finetune_options(CLI::App* cmd, FinetuneOptions& options);
 

@@ -87,13 +87,13 @@ LoadedModel SourceArgs::load() const {
   return artifact.empty() ? LoadedModel::from_folder(model, on) : LoadedModel::from_artifact(artifact, parse_kernel_mode(kernels), on);
 }
 
-at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& req) {
+at::Tensor sample_with_bar(LoadedModel& model, const SampleRequest& req, ServedModel::StageSeconds* stages) {
   ProgressBar bar("sampling");
   at::Tensor images = model.sample(req, [&](const SampleProgress& p) {
     const double done = p.images_done + p.batch_images * double(p.step) / p.steps;
     bar.update(done / p.total_images, std::to_string(p.images_done) + "/" + std::to_string(p.total_images) + " images");
     return true;
-  });
+  }, stages);
   bar.finish();
   return images;
 }
@@ -141,7 +141,8 @@ void add_sample_command(CLI::App& app) {
       if (model.prompt_truncated(req.prompts[i]))
         spdlog::warn("prompt {} is longer than the tokenizer's limit and was truncated", i);
     const auto start = std::chrono::steady_clock::now();
-    const at::Tensor images = sample_with_bar(model, req);
+    ServedModel::StageSeconds stages;
+    const at::Tensor images = sample_with_bar(model, req, &stages);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::filesystem::create_directories(a->out);
     for (int i = 0; i < a->num; ++i) {
@@ -153,6 +154,9 @@ void add_sample_command(CLI::App& app) {
     write_image_png(a->out + "/grid.png", make_grid(images, cols), 0, model.png_text(req, 0));
     spdlog::info("{} images in {:.1f} s ({:.2f} images/s), kernels {}, resident {}", a->num, secs, a->num / secs,
                  model.kernels(), model.resident().summary());
+    if (model.takes_prompts())
+      spdlog::info("stages: text encoding {:.4f} s, denoising {:.4f} s, VAE decoding {:.4f} s", stages.text_encoding,
+                   stages.denoising, stages.vae_decoding);
     std::printf("%s/grid.png\n", a->out.c_str());
   });
 }

@@ -159,8 +159,8 @@ TEST_P(TextUNetReference, MatchesToFloatRounding) {
     ASSERT_TRUE(plan.takes_text());
     plan.set_text_states(table.data(), n);
     for (int t : {10, 700}) {
+      // (LibTorch's output may carry channels-last strides from to_image: compared through ATen.)
       const at::Tensor want = m2->forward(x, torch::full({n}, static_cast<float>(t)), {}, ctx.index_select(0, torch::tensor(entries)));
-      ASSERT_TRUE(want.is_contiguous());
       at::Tensor got = torch::empty(want.sizes());
       plan.run(x.data_ptr<float>(), n, t, 0, entries.data(), got.data_ptr<float>());
       EXPECT_LT(relative_error(got, want), 1e-5) << isa_name(isa) << " t=" << t;

@@ -136,9 +136,10 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
   return m;
 }
 
-at::Tensor LoadedModel::sample(const SampleRequest& request, const std::function<bool(const SampleProgress&)>& on_progress) const {
+at::Tensor LoadedModel::sample(const SampleRequest& request, const std::function<bool(const SampleProgress&)>& on_progress,
+                              StageSeconds* stages) const {
   const ImageShape shape = image_shape(request);
-  return image_tensor(generate(request, on_progress), shape.channels, shape.height, shape.width);
+  return image_tensor(generate(request, on_progress, stages), shape.channels, shape.height, shape.width);
 }
 
 }  // namespace qdm

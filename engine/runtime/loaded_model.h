@@ -41,8 +41,8 @@ class LoadedModel : public ServedModel {
                                    c10::Device device = c10::kCPU);
 
   // generate() as a (num_images, C, H, W) tensor on the CPU.
-  at::Tensor sample(const SampleRequest& request,
-                    const std::function<bool(const SampleProgress&)>& on_progress = nullptr) const;
+  at::Tensor sample(const SampleRequest& request, const std::function<bool(const SampleProgress&)>& on_progress = nullptr,
+                    StageSeconds* stages = nullptr) const;
   c10::Device device() const { return device_; }
 
   // The LibTorch models behind the non-plan paths (null on the plan).
