@@ -33,6 +33,18 @@ assert texts["qdm:seed"] == "9", texts
 assert texts["qdm:steps"] == "4"
 PY
 
+# Prompts on the shipped text-to-image pipeline (torch-free plans): per-image prompts, each PNG
+# naming its own; the stage times logged; prompts refused on a model without a text encoder.
+src="${QDM_SOURCE_DIR:?}"
+"$qdm" sample --model "$src/models/fmnist-t2i" --prompt "a photo of a sneaker" --prompt "a dress" --guidance 3 --num 2 --steps 4 \
+  --out "$work/t2i" > "$work/t2i.out" 2>&1 || fail "sample from prompts: $(cat "$work/t2i.out")"
+grep -q "stages: text encoding" "$work/t2i.out" || fail "no stage times logged"
+python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:prompt\x00a dress" in d, d[:400]' "$work/t2i/00001.png" \
+  || fail "the second image does not name its prompt"
+"$qdm" sample --model "$work/model" --num 1 --steps 2 --prompt "a sneaker" --out "$work/x" > "$work/np.out" 2>&1 \
+  && fail "prompts on a model without a text encoder were accepted"
+grep -q "no text encoder" "$work/np.out" || fail "the refusal does not say why: $(cat "$work/np.out")"
+
 # DPM-Solver++(2M), named in the PNG.
 "$qdm" sample --model "$work/model" --num 1 --steps 4 --seed 9 --sampler dpmpp2m --out "$work/png_dpm" >/dev/null 2>&1 \
   || fail "sample with dpmpp2m"
