@@ -15,9 +15,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-SafeTensors open_weights(const std::string& path, const std::string& label) {
+std::shared_ptr<const SafeTensors> open_weights(const std::string& path, const std::string& label) {
   try {
-    return SafeTensors::read_file(path);
+    return std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
   } catch (const std::exception& e) {
     throw SafeTensorsError(label + ": cannot be read as safetensors");
   }
@@ -77,7 +77,7 @@ bool ignored_text_encoder_tensor(const std::string& name) {
   return name == "text_model.embeddings.position_ids" || name.rfind("text_projection.", 0) == 0;
 }
 
-PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits) {
+PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits, bool keep_files) {
   check_index(dir);
   PipelineFiles p;
   p.dir = dir;
@@ -106,20 +106,23 @@ PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& l
   p.text_encoder_weights = dir + "/text_encoder/model.safetensors";
   if (!fs::exists(p.text_encoder_weights)) p.text_encoder_weights = dir + "/text_encoder/diffusion_pytorch_model.safetensors";
   in_component("text_encoder/model.safetensors", [&] {
-    check_weights(tensor_specs(graph::describe_clip_text(p.text_encoder)), open_weights(p.text_encoder_weights, "text_encoder/model.safetensors"),
-                  "text_encoder/config.json", ignored_text_encoder_tensor);
+    auto file = open_weights(p.text_encoder_weights, "text_encoder/model.safetensors");
+    check_weights(tensor_specs(graph::describe_clip_text(p.text_encoder)), *file, "text_encoder/config.json", ignored_text_encoder_tensor);
+    if (keep_files) p.text_encoder_file = std::move(file);
     return 0;
   });
   p.vae_weights = dir + "/vae/diffusion_pytorch_model.safetensors";
   in_component("vae/diffusion_pytorch_model.safetensors", [&] {
-    check_weights(tensor_specs(graph::describe_autoencoder_kl(p.vae)), open_weights(p.vae_weights, "vae/diffusion_pytorch_model.safetensors"),
-                  "vae/config.json");
+    auto file = open_weights(p.vae_weights, "vae/diffusion_pytorch_model.safetensors");
+    check_weights(tensor_specs(graph::describe_autoencoder_kl(p.vae)), *file, "vae/config.json");
+    if (keep_files) p.vae_file = std::move(file);
     return 0;
   });
   p.unet_weights = dir + "/unet/diffusion_pytorch_model.safetensors";
   in_component("unet/diffusion_pytorch_model.safetensors", [&] {
-    check_weights(expected_unet_tensors(p.unet), open_weights(p.unet_weights, "unet/diffusion_pytorch_model.safetensors"),
-                  "unet/config.json");
+    auto file = open_weights(p.unet_weights, "unet/diffusion_pytorch_model.safetensors");
+    check_weights(expected_unet_tensors(p.unet), *file, "unet/config.json");
+    if (keep_files) p.unet_file = std::move(file);
     return 0;
   });
   const std::string sched = dir + "/scheduler/scheduler_config.json";

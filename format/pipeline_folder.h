@@ -4,6 +4,7 @@
 // validates uploads with it; the engine's loader runs the same checks before building modules.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,8 @@
 
 namespace qdm {
 
+class SafeTensors;
+
 struct PipelineFiles {
   std::string dir;
   UNetConfig unet;
@@ -22,13 +25,17 @@ struct PipelineFiles {
   ClipTextConfig text_encoder;
   SchedulerConfig scheduler;
   std::string unet_weights, vae_weights, text_encoder_weights;  // paths
+  // The weights files as the check read them, when asked to keep them (loaders then read each
+  // file once); null otherwise.
+  std::shared_ptr<const SafeTensors> unet_file, vae_file, text_encoder_file;
 };
 
 // Whether dir holds model_index.json.
 bool is_pipeline_dir(const std::string& dir);
 
 // Throws ConfigError (or SafeTensorsError) naming the component file and field or tensor.
-PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits = {});
+// keep_files: PipelineFiles keeps the weights files it read (a loader's single read).
+PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits = {}, bool keep_files = false);
 
 // The files a pipeline folder may hold (relative paths), the ones transferred on upload and to
 // workers: model_index.json, scheduler/, unet/, vae/, text_encoder/, tokenizer/.

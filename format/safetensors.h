@@ -59,6 +59,7 @@ class SafeTensors {
   // throws naming the tensor for any other dtype.
   std::vector<float> floats(const TensorInfo& info) const;
   size_t file_bytes() const { return bytes_.size(); }
+  const std::vector<uint8_t>& file_contents() const { return bytes_; }  // the whole file, as read
 
  private:
   std::vector<uint8_t> bytes_;

@@ -20,7 +20,8 @@ TextPipeline::TextPipeline(PipelineFiles files, ClipTokenizer tokenizer, QGemmIs
 TextPipeline::~TextPipeline() = default;
 
 std::shared_ptr<TextPipeline> TextPipeline::load(const std::string& dir, QGemmIsa isa) {
-  PipelineFiles files = check_pipeline_folder(dir);  // every check the scheduler runs on uploads
+  // Every check the scheduler runs on uploads; each weights file read once, here.
+  PipelineFiles files = check_pipeline_folder(dir, {}, /*keep_files=*/true);
   ClipTokenizer tokenizer = [&] {
     try {
       return ClipTokenizer::load(dir + "/tokenizer");
@@ -30,14 +31,13 @@ std::shared_ptr<TextPipeline> TextPipeline::load(const std::string& dir, QGemmIs
   }();
   std::shared_ptr<TextPipeline> p(new TextPipeline(std::move(files), std::move(tokenizer), isa));
   const PipelineFiles& f = p->files_;
-  auto open = [](const std::string& path) { return std::make_shared<const SafeTensors>(SafeTensors::read_file(path)); };
-  p->unet_weights_ = std::make_unique<FolderWeights>(open(f.unet_weights), f.unet);
-  p->vae_weights_ = std::make_unique<FolderWeights>(open(f.vae_weights), graph::describe_autoencoder_kl(f.vae), "vae/config.json");
+  p->unet_weights_ = std::make_unique<FolderWeights>(f.unet_file, f.unet);
+  p->vae_weights_ = std::make_unique<FolderWeights>(f.vae_file, graph::describe_autoencoder_kl(f.vae), "vae/config.json");
   const graph::Graph text = graph::describe_clip_text(f.text_encoder, p->text_length());
-  p->text_weights_ = std::make_unique<FolderWeights>(open(f.text_encoder_weights), text, "text_encoder/config.json",
-                                                     ignored_text_encoder_tensor);
+  p->text_weights_ = std::make_unique<FolderWeights>(f.text_encoder_file, text, "text_encoder/config.json", ignored_text_encoder_tensor);
   p->text_encoder_ = std::make_shared<ExecutionPlan>(text, *p->text_weights_, isa);
-  p->sha256_ = sha256_file(f.unet_weights) + "," + sha256_file(f.vae_weights) + "," + sha256_file(f.text_encoder_weights);
+  auto digest = [](const SafeTensors& file) { return sha256_hex(file.file_contents().data(), file.file_contents().size()); };
+  p->sha256_ = digest(*f.unet_file) + "," + digest(*f.vae_file) + "," + digest(*f.text_encoder_file);
   const int size = f.unet.sample_size;
   std::lock_guard<std::mutex> lock(p->mu_);
   p->sized(size, size);
