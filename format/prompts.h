@@ -3,6 +3,7 @@
 // Torch-free: the scheduler, the worker and the command line check requests with the same rules.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,16 @@ void check_prompts(const UNetConfig& config, const std::vector<std::string>& pro
 inline size_t prompt_of_image(const std::vector<std::string>& prompts, int i) {
   return prompts.size() == 1 ? 0 : static_cast<size_t>(i);
 }
+
+// What a request's text states are encoded from: its distinct prompts, then, when guided, the
+// negative prompt (the null entry guidance mixes against); which entry each given prompt and each
+// image reads. No prompts: the empty prompt for every image.
+struct PromptTable {
+  std::vector<std::string> entries;
+  std::vector<int> prompt_entry;  // per given prompt
+  std::vector<int> image_entry;   // per image
+  std::optional<int> null_entry;
+};
+PromptTable prompt_table(const std::vector<std::string>& prompts, int num_images, bool guided, const std::string& negative_prompt);
 
 }  // namespace qdm

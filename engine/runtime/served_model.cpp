@@ -166,15 +166,15 @@ ServedModel::ImageShape ServedModel::image_shape(const SampleRequest& r) const {
   return {d_.text->image_channels(), r.height > 0 ? r.height : size, r.width > 0 ? r.width : size};
 }
 
-// Each distinct prompt is encoded once per request; an image's "label" is the index of its
-// prompt's text states, and the negative prompt (by default the empty one) is the null class
-// that classifier-free guidance mixes against. The latents are decoded after the last step.
 namespace {
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 }  // namespace
 
+// Each distinct prompt is encoded once per request; an image's "label" is the index of its
+// prompt's text states, and the negative prompt (by default the empty one) is the null class
+// that classifier-free guidance mixes against. The latents are decoded after the last step.
 std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& request,
                                                       const std::function<bool(const SampleProgress&)>& on_progress,
                                                       StageSeconds* stages) const {
@@ -182,27 +182,18 @@ std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& reque
   StageSeconds& t = stages ? *stages : local;
   check_prompts(request);
   const int n = request.seeds.empty() ? request.num_images : static_cast<int>(request.seeds.size());
-  const std::vector<std::string> prompts = request.prompts.empty() ? std::vector<std::string>{""} : request.prompts;
-  std::vector<std::string> table;
-  std::unordered_map<std::string, int> index;
-  for (const auto& p : prompts)
-    if (index.emplace(p, static_cast<int>(table.size())).second) table.push_back(p);
+  const PromptTable table = prompt_table(request.prompts, n, request.guidance_scale != 1.0, request.negative_prompt);
   SampleRequest r = request;
-  r.class_labels.clear();
-  for (int i = 0; i < n; ++i) r.class_labels.push_back(index.at(prompts[prompt_of_image(prompts, i)]));
-  r.null_class.reset();
-  if (request.guidance_scale != 1.0) {
-    r.null_class = static_cast<int>(table.size());
-    table.push_back(request.negative_prompt);
-  }
+  r.class_labels = table.image_entry;
+  r.null_class = table.null_entry;
   auto start = std::chrono::steady_clock::now();
-  const TextPipeline::Encoded states = d_.text->encode(table);
+  const std::vector<float> states = d_.text->encode(table.entries);
   t.text_encoding = seconds_since(start);
   const ImageShape shape = image_shape(request);
   const int f = d_.text->factor(), lh = shape.height / f, lw = shape.width / f, lat = d_.text->latent_channels();
   const std::shared_ptr<ExecutionPlan> unet = d_.text->unet(lh, lw);
   start = std::chrono::steady_clock::now();
-  unet->set_text_states(states.states.data(), static_cast<int>(table.size()));
+  unet->set_text_states(states.data(), static_cast<int>(table.entries.size()));
   const std::vector<float> latents = generate_images(*schedule_, plan_model(unet, {}, false),
                                                      static_cast<int64_t>(lat) * lh * lw, r, on_progress);
   unet->set_text_states(nullptr, 0);

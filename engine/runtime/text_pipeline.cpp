@@ -44,19 +44,16 @@ std::shared_ptr<TextPipeline> TextPipeline::load(const std::string& dir, QGemmIs
   return p;
 }
 
-TextPipeline::Encoded TextPipeline::encode(const std::vector<std::string>& prompts) const {
-  const int len = text_length();
+std::vector<float> TextPipeline::encode(const std::vector<std::string>& prompts) const {
   std::vector<int64_t> ids;
-  Encoded out;
   for (const auto& prompt : prompts) {
-    TokenizedPrompt t = tokenizer_.encode_padded(prompt);
-    out.truncated.push_back(t.truncated);
+    const TokenizedPrompt t = tokenizer_.encode_padded(prompt);
     ids.insert(ids.end(), t.ids.begin(), t.ids.end());
   }
-  out.states.resize(prompts.size() * static_cast<size_t>(len) * static_cast<size_t>(files_.text_encoder.hidden_size));
+  std::vector<float> states(prompts.size() * static_cast<size_t>(text_length()) * static_cast<size_t>(files_.text_encoder.hidden_size));
   std::lock_guard<std::mutex> lock(mu_);
-  text_encoder_->run_tokens(ids.data(), static_cast<int>(prompts.size()), out.states.data());
-  return out;
+  text_encoder_->run_tokens(ids.data(), static_cast<int>(prompts.size()), states.data());
+  return states;
 }
 
 const TextPipeline::Sized& TextPipeline::sized(int h, int w) const {

@@ -33,11 +33,8 @@ class TextPipeline {
   static std::shared_ptr<TextPipeline> load(const std::string& dir, QGemmIsa isa);
   ~TextPipeline();
 
-  struct Encoded {
-    std::vector<float> states;   // (K, length, width)
-    std::vector<bool> truncated;  // per prompt: longer than the tokenizer's limit
-  };
-  Encoded encode(const std::vector<std::string>& prompts) const;
+  // The text states of K prompts: (K, length, width).
+  std::vector<float> encode(const std::vector<std::string>& prompts) const;
   bool truncated(const std::string& prompt) const { return tokenizer_.encode_padded(prompt).truncated; }
 
   // The UNet's plan for latents of h x w (h, w multiples of latent_multiple()).

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "engine/sampling/tensor_sampling.h"
+#include "format/prompts.h"
 
 namespace qdm {
 
@@ -33,31 +34,16 @@ PromptImages sample_from_prompts(TextToImagePipeline& pipe, const PromptRequest&
   if (h % (f * levels) != 0 || w % (f * levels) != 0 || h > 4096 || w > 4096)
     throw std::invalid_argument("height and width must be multiples of " + std::to_string(f * levels) + " up to 4096");
 
-  // Distinct prompts, then the negative prompt as the last entry (the "null class").
-  std::vector<std::string> table;
-  std::map<std::string, int> index;
+  const PromptTable table = prompt_table(r.prompts, n, r.guidance_scale != 1.0, r.negative_prompt);
   PromptImages out;
-  for (const auto& p : r.prompts)
-    if (index.emplace(p, static_cast<int>(table.size())).second) table.push_back(p);
-  const bool guided = r.guidance_scale != 1.0;
-  int null_index = -1;
-  if (guided) {
-    null_index = static_cast<int>(table.size());
-    table.push_back(r.negative_prompt);
-  }
   std::vector<bool> truncated;
-  const at::Tensor states = encode_prompts(pipe, table, &truncated);
-  for (const auto& p : r.prompts) out.truncated.push_back(truncated[static_cast<size_t>(index.at(p))]);
-
+  const at::Tensor states = encode_prompts(pipe, table.entries, &truncated);
+  for (int e : table.prompt_entry) out.truncated.push_back(truncated[static_cast<size_t>(e)]);
+  for (int i = 0; i < n; ++i) out.prompt_of_image.push_back(static_cast<int>(prompt_of_image(r.prompts, i)));
   SampleRequest req = r.base;
-  req.class_labels.clear();
-  for (int i = 0; i < n; ++i) {
-    const int k = r.prompts.size() == 1 ? 0 : i;
-    out.prompt_of_image.push_back(k);
-    req.class_labels.push_back(index.at(r.prompts[static_cast<size_t>(k)]));
-  }
+  req.class_labels = table.image_entry;
   req.guidance_scale = r.guidance_scale;
-  req.null_class = guided ? std::optional<int>(null_index) : std::nullopt;
+  req.null_class = table.null_entry;
   const int lat = pipe.vae->config().latent_channels;
   const int64_t lh = h / f, lw = w / f;
   ModelDenoiser denoise = [&](const at::Tensor& x, int t, int, const at::Tensor& labels) {

@@ -245,7 +245,9 @@ class PlanBuilder {
   void lower_node(const graph::Node& n) {
     switch (n.op) {
       case Op::kInput:
-        return;  // the text states: copied in by the first layer reading them that is not a projection  // the sample is copied in by run(); t and labels are read from the context
+        // The sample is copied in by run(); t, labels and tokens are read from the context; the
+        // text states are gathered by their first reader that is not a text projection.
+        return;
       case Op::kLayerNorm:
         return emit(plan::layer_norm_op(storage(n.inputs[0]), tensor(n.name + ".weight"), tensor(n.name + ".bias"), n.attrs.eps,
                                         storage(n.output)),
@@ -443,7 +445,7 @@ class PlanBuilder {
     const graph::Node& src = node(producer_index(n.inputs[0]));
     if (src.op == Op::kInput && src.attrs.input == graph::Input::kTextStates) {
       if (!l.act && l.kind == LayerSource::Kind::kF32 && e.residual.buffer < 0 && e.feature.buffer < 0)
-        return emit(plan::text_projection_op(f32_weights(l, 1), std::move(bias), static_cast<int>(in.pixels()), out), n.name);
+        return emit(plan::text_projection_op(f32_weights(l, 1), std::move(bias), out), n.name);
       if (!text_states_copied_) emit(plan::text_states_op(in), src.name);
       text_states_copied_ = true;
     }

@@ -631,21 +631,23 @@ class GegluOp final : public Op {
   Value in_, out_;
 };
 
+// out[image] = entry labels[image] of `table` (entries of out's pixels x channels rows).
+void gather_text_entries(const Context& ctx, const float* table, const Value& out) {
+  if (!ctx.text || !ctx.labels) throw std::invalid_argument("execution plan: a text model needs its text states");
+  const int64_t entry = out.pixels() * out.c;
+  for (int image = 0; image < ctx.n; ++image) {
+    const int64_t e = ctx.labels[image];
+    if (e < 0 || e >= ctx.text_entries) throw std::invalid_argument("execution plan: no text states entry " + std::to_string(e));
+    for (int64_t p = 0; p < out.pixels(); ++p)
+      std::memcpy(ctx.at(out, image) + p * out.ld, table + e * entry + p * out.c, sizeof(float) * out.c);
+  }
+}
+
 class TextStatesOp final : public Op {
  public:
   explicit TextStatesOp(Value out) : out_(out) {}
   const char* kind() const override { return "text states"; }
-  void run(Context& ctx) override {
-    if (!ctx.text || !ctx.labels) throw std::invalid_argument("execution plan: a text model needs its text states");
-    const int64_t entry = out_.pixels() * out_.c;
-    for (int image = 0; image < ctx.n; ++image) {
-      const int64_t e = ctx.labels[image];
-      if (e < 0 || e >= ctx.text_entries) throw std::invalid_argument("execution plan: no text states entry " + std::to_string(e));
-      const float* src = ctx.text + e * entry;
-      for (int64_t p = 0; p < out_.pixels(); ++p)
-        std::memcpy(ctx.at(out_, image) + p * out_.ld, src + p * out_.c, sizeof(float) * out_.c);
-    }
-  }
+  void run(Context& ctx) override { gather_text_entries(ctx, ctx.text, out_); }
 
  private:
   Value out_;
@@ -656,34 +658,26 @@ class TextStatesOp final : public Op {
 // table changes (a new generation), and each image copies its entry's rows every step.
 class TextProjectionOp final : public Op {
  public:
-  TextProjectionOp(F32Weights w, std::vector<float> bias, int length, Value out)
-      : w_(std::move(w)), bias_(std::move(bias)), length_(length), out_(out) {}
+  TextProjectionOp(F32Weights w, std::vector<float> bias, Value out) : w_(std::move(w)), bias_(std::move(bias)), out_(out) {}
   const char* kind() const override { return "text projection"; }
   void run(Context& ctx) override {
-    if (!ctx.text || !ctx.labels) throw std::invalid_argument("execution plan: a text model needs its text states");
-    const int n = out_.c, k = static_cast<int>(w_.values.size() / static_cast<size_t>(n));
-    const int64_t rows = static_cast<int64_t>(length_) * n;
+    if (!ctx.text) throw std::invalid_argument("execution plan: a text model needs its text states");
+    const int n = out_.c, k = static_cast<int>(w_.values.size() / static_cast<size_t>(n)), length = static_cast<int>(out_.pixels());
     if (generation_ != ctx.text_generation) {
+      const int64_t rows = static_cast<int64_t>(length) * n;
       table_.resize(static_cast<size_t>(ctx.text_entries) * rows);
       ctx.pool->run(ctx.text_entries, [&](int e, int) {
-        gemm_f32(ctx.text + static_cast<int64_t>(e) * length_ * k, k, length_, k, w_.values.data(), n,
+        gemm_f32(ctx.text + static_cast<int64_t>(e) * length * k, k, length, k, w_.values.data(), n,
                  bias_.empty() ? nullptr : bias_.data(), table_.data() + e * rows, n);
       });
       generation_ = ctx.text_generation;
     }
-    for (int image = 0; image < ctx.n; ++image) {
-      const int64_t e = ctx.labels[image];
-      if (e < 0 || e >= ctx.text_entries) throw std::invalid_argument("execution plan: no text states entry " + std::to_string(e));
-      for (int p = 0; p < length_; ++p)
-        std::memcpy(ctx.at(out_, image) + static_cast<int64_t>(p) * out_.ld, table_.data() + e * rows + static_cast<int64_t>(p) * n,
-                    sizeof(float) * n);
-    }
+    gather_text_entries(ctx, table_.data(), out_);
   }
 
  private:
   F32Weights w_;
   std::vector<float> bias_;
-  int length_;
   Value out_;
   std::vector<float> table_;  // (entries, length, n) of the current generation
   uint64_t generation_ = 0;
@@ -1131,8 +1125,8 @@ std::unique_ptr<Op> layer_norm_op(Value in, std::vector<float> gamma, std::vecto
 std::unique_ptr<Op> gelu_op(Value in, bool quick, Value out) { return std::make_unique<GeluOp>(in, quick, out); }
 std::unique_ptr<Op> geglu_op(Value in, Value out) { return std::make_unique<GegluOp>(in, out); }
 std::unique_ptr<Op> text_states_op(Value out) { return std::make_unique<TextStatesOp>(out); }
-std::unique_ptr<Op> text_projection_op(F32Weights weights, std::vector<float> bias, int length, Value out) {
-  return std::make_unique<TextProjectionOp>(std::move(weights), std::move(bias), length, out);
+std::unique_ptr<Op> text_projection_op(F32Weights weights, std::vector<float> bias, Value out) {
+  return std::make_unique<TextProjectionOp>(std::move(weights), std::move(bias), out);
 }
 std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out) {
   return std::make_unique<AffineOp>(in, alpha, beta, divisor, out);

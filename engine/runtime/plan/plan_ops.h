@@ -134,7 +134,7 @@ std::unique_ptr<Op> geglu_op(Value in, Value out);
 std::unique_ptr<Op> text_states_op(Value out);
 // A linear layer on a text model's states (fp32 weights (D, N), as f32_conv_op's): every entry of
 // the request's table projected once per text generation, each image's rows copied per run.
-std::unique_ptr<Op> text_projection_op(F32Weights weights, std::vector<float> bias, int length, Value out);
+std::unique_ptr<Op> text_projection_op(F32Weights weights, std::vector<float> bias, Value out);
 // out = (in * alpha + beta) / divisor (e.g. center_input_sample: x * 2 - 1).
 std::unique_ptr<Op> affine_op(Value in, float alpha, float beta, float divisor, Value out);
 // What an index op reads: the call's timestep, or each image's class label.
