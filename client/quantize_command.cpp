@@ -48,6 +48,8 @@ void add_quantize_command(CLI::App& app) {
                   "Eps bias correction: fp32 trajectories to measure the mean noise-prediction error per step on (0: none)")
       ->capture_default_str()->check(CLI::Range(0, 100000));
   add_finetune_options(cmd, a->recipe.finetune);
+  cmd->add_option("--calib-prompt", a->recipe.prompts,
+                  "Text-to-image pipelines: a calibration prompt (repeat it; default: the folder's calibration_prompts.txt)");
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
   cmd->add_option("--keep-bits", a->recipe.spec.keep_bits, "Weight bits of the --keep-fp layers (0: fp32 weights, as TFMQ-DM's code)")

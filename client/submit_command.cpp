@@ -34,6 +34,7 @@ void add_submit_command(CLI::App& app) {
     int codebooks = 0, codebook_bits = 0, group = 0, vq_rounds = 0;
     std::vector<std::string> keep_fp, fp32_layers;
     std::optional<int> keep_bits, bias_samples, finetune_iters;
+    std::vector<std::string> calib_prompts;
     int finetune_samples = 0, finetune_holdout = 0, finetune_batch = 0;
     double finetune_lr = 0;
     bool fp32_none = false;
@@ -57,6 +58,8 @@ void add_submit_command(CLI::App& app) {
   cmd->add_option("--report-samples", a->report, "Images in the quality report")->capture_default_str();
   cmd->add_option("--bias-samples", a->bias_samples,
                   fmt::format("Eps bias correction: fp32 trajectories it is measured on, 0 for none (default {})", d.recipe.bias_samples));
+  cmd->add_option("--calib-prompt", a->calib_prompts,
+                  "Text-to-image pipelines: a calibration prompt (repeat it; default: the folder's calibration_prompts.txt)");
   cmd->add_option("--finetune-iters", a->finetune_iters,
                   "Fine-tuning against the fp32 model: Adam steps, 0 for none (default: the recipe's; vq 600, others none)");
   cmd->add_option("--finetune-samples", a->finetune_samples, fmt::format("Fine-tuning: training trajectories (default {})", d.recipe.finetune.samples));
@@ -140,6 +143,7 @@ void add_submit_command(CLI::App& app) {
     for (const auto& k : a->keep_fp) o->add_keep_fp(k);
     if (a->keep_bits) o->set_keep_bits(*a->keep_bits);
     if (a->bias_samples) o->set_bias_samples(*a->bias_samples);
+    for (const auto& p : a->calib_prompts) o->add_calibration_prompt(p);
     if (a->finetune_iters) o->mutable_finetune()->set_iters(*a->finetune_iters);
     if (a->finetune_samples || a->finetune_holdout || a->finetune_batch || a->finetune_lr != 0) {
       auto* f = o->mutable_finetune();

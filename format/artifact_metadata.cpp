@@ -29,6 +29,7 @@ nlohmann::json ArtifactInfo::to_json() const {
                       {"report", report},
                       {"qdm_version", "0.1.0"}};
   j.update(sampler.to_json());
+  if (text_to_image()) j["pipeline"] = {{"files", pipeline_files}, {"sha256", pipeline_sha256}};
   return j;
 }
 
@@ -66,6 +67,13 @@ ArtifactInfo ArtifactInfo::from_json(const nlohmann::json& j) {
     a.kept_fp = j.value("kept_fp", std::vector<std::string>{});
     a.attention_quantized = j.value("attention_quantized", 0);
     a.temporal_cache = j.value("temporal_cache", false);
+    if (j.contains("pipeline")) {
+      const auto& p = j.at("pipeline");
+      a.pipeline_files = p.at("files").get<std::vector<std::string>>();
+      a.pipeline_sha256 = p.value("sha256", std::map<std::string, std::string>{});
+      if (a.pipeline_files.empty()) throw ArtifactError("pipeline: no files");
+      if (!a.config.text_conditioned()) throw ArtifactError("pipeline: its UNet config is not a UNet2DConditionModel");
+    }
   } catch (const nlohmann::json::exception& e) {
     throw ArtifactError(std::string("metadata is incomplete: ") + e.what());
   } catch (const ArtifactError&) {

@@ -5,6 +5,7 @@
 // (which lists and describes artifacts without LibTorch).
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,14 @@ struct ArtifactInfo {
   nlohmann::json timings = nlohmann::json::object();  // seconds per stage
   nlohmann::json report;       // quality report; null when the job asked for none
   std::vector<uint8_t> figure_png;  // the recipe's figure (stored as tensor report.figure_png), or empty
+  // A quantized text-to-image pipeline: the source pipeline's files other than the UNet's
+  // weights (model_index.json, configs, text encoder, VAE, tokenizer), each embedded whole as a
+  // U8 tensor "pipeline/<name>" (format/artifact_pipeline.h), so the artifact samples from
+  // prompts without its source folder; and the sha256 of each source weights file. Empty for a
+  // UNet artifact.
+  std::vector<std::string> pipeline_files;
+  std::map<std::string, std::string> pipeline_sha256;  // "unet", "vae", "text_encoder"
+  bool text_to_image() const { return !pipeline_files.empty(); }
   // Filled from the model when saving:
   QuantSpec spec;
   std::vector<ArtifactLayer> layers;

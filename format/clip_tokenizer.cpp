@@ -24,9 +24,9 @@ const char* const kEnd = "<|endoftext|>";
 // transformers' CLIPTokenizer reads at most this many merges (after the version line).
 constexpr size_t kMaxMerges = 49152 - 256 - 2;
 
-std::string read_file(const std::string& path) {
+std::optional<std::string> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
-  if (!f) throw ConfigError(path + ": cannot read");
+  if (!f) return std::nullopt;
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();
@@ -120,12 +120,20 @@ int64_t ClipTokenizer::id_of(const std::string& token, const char* role) const {
 }
 
 ClipTokenizer ClipTokenizer::load(const std::string& dir) {
-  const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
+  return from_files([&dir](const std::string& file) { return read_file(dir + "/" + file); });
+}
+
+ClipTokenizer ClipTokenizer::from_files(const std::function<std::optional<std::string>(const std::string& file)>& read) {
+  auto required = [&read](const std::string& file) {
+    std::optional<std::string> text = read(file);
+    if (!text) throw ConfigError("tokenizer/" + file + ": missing or unreadable");
+    return std::move(*text);
+  };
   std::unordered_map<std::string, int64_t> vocab;
   {
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(read_file(vocab_path));
+      j = nlohmann::json::parse(required("vocab.json"));
     } catch (const nlohmann::json::exception&) {
       throw ConfigError("tokenizer/vocab.json: not valid JSON");
     }
@@ -137,7 +145,7 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   }
   std::vector<std::pair<std::string, std::string>> merges;
   {
-    std::istringstream in(read_file(merges_path));
+    std::istringstream in(required("merges.txt"));
     std::string line;
     bool first = true;
     while (std::getline(in, line)) {
@@ -157,11 +165,11 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   int max_length = 77;
   std::string bos = kStart, eos = kEnd, pad = kEnd, unk = kEnd;
   for (const char* name : {"/special_tokens_map.json", "/tokenizer_config.json"}) {
-    std::ifstream f(dir + name);
-    if (!f) continue;
+    const std::optional<std::string> text = read(name + 1);
+    if (!text) continue;
     nlohmann::json j;
     try {
-      j = nlohmann::json::parse(f);
+      j = nlohmann::json::parse(*text);
     } catch (const nlohmann::json::exception&) {
       throw ConfigError(std::string("tokenizer") + name + ": not valid JSON");
     }

@@ -10,7 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -33,6 +35,9 @@ class ClipTokenizer {
   // Reads DIR/vocab.json, DIR/merges.txt and, when present, tokenizer_config.json and
   // special_tokens_map.json (model_max_length, bos/eos/pad/unk tokens). Errors name the file.
   static ClipTokenizer load(const std::string& dir);
+  // The same from any store of those files: `read(file)` gives a file's contents ("vocab.json",
+  // "merges.txt", ...) or nullopt when absent. Errors name tokenizer/<file>.
+  static ClipTokenizer from_files(const std::function<std::optional<std::string>(const std::string& file)>& read);
 
   // The BPE ids of the text, without begin/end tokens.
   std::vector<int64_t> encode(const std::string& text) const;

@@ -15,16 +15,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::shared_ptr<const SafeTensors> open_weights(const std::string& path, const std::string& label) {
+nlohmann::json read_json(const PipelineSource& src, const std::string& name) {
+  const std::optional<std::string> text = src.read(name);
+  if (!text) throw ConfigError(name + ": missing or unreadable");
   try {
-    return std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
-  } catch (const std::exception& e) {
-    throw SafeTensorsError(label + ": cannot be read as safetensors");
+    return nlohmann::json::parse(*text);
+  } catch (const nlohmann::json::exception&) {
+    throw ConfigError(name + ": not valid JSON");
   }
 }
 
-void check_index(const std::string& dir) {
-  const nlohmann::json j = read_json_file(dir + "/model_index.json", "model_index.json");
+void check_index(const PipelineSource& src) {
+  const nlohmann::json j = read_json(src, "model_index.json");
   if (!j.is_object()) throw ConfigError("model_index.json: not a JSON object");
   const std::string cls = j.value("_class_name", "");
   if (cls != "StableDiffusionPipeline")
@@ -60,7 +62,7 @@ const std::vector<std::string>& pipeline_file_names() {
       "vae/diffusion_pytorch_model.safetensors",                              "text_encoder/config.json",
       "text_encoder/model.safetensors",                                       "text_encoder/diffusion_pytorch_model.safetensors",
       "tokenizer/vocab.json",      "tokenizer/merges.txt",                    "tokenizer/tokenizer_config.json",
-      "tokenizer/special_tokens_map.json"};
+      "tokenizer/special_tokens_map.json", "calibration_prompts.txt"};
   return names;
 }
 
@@ -77,16 +79,48 @@ bool ignored_text_encoder_tensor(const std::string& name) {
   return name == "text_model.embeddings.position_ids" || name.rfind("text_projection.", 0) == 0;
 }
 
+bool FolderSource::has(const std::string& name) const { return fs::is_regular_file(fs::path(dir_) / name); }
+
+std::optional<std::string> FolderSource::read(const std::string& name) const {
+  std::ifstream f(fs::path(dir_) / name, std::ios::binary);
+  if (!f) return std::nullopt;
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::shared_ptr<const SafeTensors> FolderSource::weights(const std::string& name) const {
+  try {
+    return std::make_shared<const SafeTensors>(SafeTensors::read_file((fs::path(dir_) / name).string()));
+  } catch (const std::exception& e) {
+    throw SafeTensorsError(name + ": cannot be read as safetensors");
+  }
+}
+
+ClipTokenizer load_tokenizer(const PipelineSource& source) {
+  return ClipTokenizer::from_files([&source](const std::string& file) { return source.read("tokenizer/" + file); });
+}
+
+std::string text_encoder_weights_name(const PipelineSource& source) {
+  return source.has("text_encoder/model.safetensors") ? "text_encoder/model.safetensors"
+                                                      : "text_encoder/diffusion_pytorch_model.safetensors";
+}
+
 PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits, bool keep_files) {
-  check_index(dir);
-  PipelineFiles p;
+  PipelineFiles p = check_pipeline_files(FolderSource(dir), limits, keep_files);
   p.dir = dir;
-  const ClipTokenizer tok = ClipTokenizer::load(dir + "/tokenizer");
+  return p;
+}
+
+PipelineFiles check_pipeline_files(const PipelineSource& src, const ModelLimits& limits, bool keep_files, bool unet_weights) {
+  check_index(src);
+  PipelineFiles p;
+  const ClipTokenizer tok = load_tokenizer(src);
 
   // Configs first, then whether the parts fit, then each weights file against its config.
-  p.text_encoder = ClipTextConfig::from_json(read_json_file(dir + "/text_encoder/config.json", "text_encoder/config.json"));
-  p.vae = AutoencoderKLConfig::from_json(read_json_file(dir + "/vae/config.json", "vae/config.json"));
-  p.unet = in_component("unet/config.json", [&] { return UNetConfig::from_json(read_json_file(dir + "/unet/config.json", "unet/config.json")); });
+  p.text_encoder = ClipTextConfig::from_json(read_json(src, "text_encoder/config.json"));
+  p.vae = AutoencoderKLConfig::from_json(read_json(src, "vae/config.json"));
+  p.unet = in_component("unet/config.json", [&] { return UNetConfig::from_json(read_json(src, "unet/config.json")); });
   if (!p.unet.text_conditioned()) JsonFields::fail("unet/config.json", "_class_name", "must be UNet2DConditionModel in a pipeline");
   in_component("unet/config.json", [&] {
     check_model_limits(p.unet, limits);
@@ -103,31 +137,30 @@ PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& l
     if (id >= p.text_encoder.vocab_size)
       JsonFields::fail("text_encoder/config.json", "vocab_size", "is smaller than the tokenizer's special token ids");
 
-  p.text_encoder_weights = dir + "/text_encoder/model.safetensors";
-  if (!fs::exists(p.text_encoder_weights)) p.text_encoder_weights = dir + "/text_encoder/diffusion_pytorch_model.safetensors";
+  const std::string text_name = text_encoder_weights_name(src);
+  p.text_encoder_weights = src.prefix() + text_name;
   in_component("text_encoder/model.safetensors", [&] {
-    auto file = open_weights(p.text_encoder_weights, "text_encoder/model.safetensors");
+    auto file = src.weights(text_name);
     check_weights(tensor_specs(graph::describe_clip_text(p.text_encoder)), *file, "text_encoder/config.json", ignored_text_encoder_tensor);
     if (keep_files) p.text_encoder_file = std::move(file);
     return 0;
   });
-  p.vae_weights = dir + "/vae/diffusion_pytorch_model.safetensors";
+  p.vae_weights = src.prefix() + "vae/diffusion_pytorch_model.safetensors";
   in_component("vae/diffusion_pytorch_model.safetensors", [&] {
-    auto file = open_weights(p.vae_weights, "vae/diffusion_pytorch_model.safetensors");
+    auto file = src.weights("vae/diffusion_pytorch_model.safetensors");
     check_weights(tensor_specs(graph::describe_autoencoder_kl(p.vae)), *file, "vae/config.json");
     if (keep_files) p.vae_file = std::move(file);
     return 0;
   });
-  p.unet_weights = dir + "/unet/diffusion_pytorch_model.safetensors";
-  in_component("unet/diffusion_pytorch_model.safetensors", [&] {
-    auto file = open_weights(p.unet_weights, "unet/diffusion_pytorch_model.safetensors");
+  p.unet_weights = src.prefix() + "unet/diffusion_pytorch_model.safetensors";
+  if (unet_weights) in_component("unet/diffusion_pytorch_model.safetensors", [&] {
+    auto file = src.weights("unet/diffusion_pytorch_model.safetensors");
     check_weights(expected_unet_tensors(p.unet), *file, "unet/config.json");
     if (keep_files) p.unet_file = std::move(file);
     return 0;
   });
-  const std::string sched = dir + "/scheduler/scheduler_config.json";
-  if (fs::exists(sched))
-    p.scheduler = in_component("scheduler/scheduler_config.json", [&] { return SchedulerConfig::from_json(read_json_file(sched, "scheduler/scheduler_config.json")); });
+  if (src.has("scheduler/scheduler_config.json"))
+    p.scheduler = in_component("scheduler/scheduler_config.json", [&] { return SchedulerConfig::from_json(read_json(src, "scheduler/scheduler_config.json")); });
   return p;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,12 +34,48 @@ struct PipelineFiles {
 // Whether dir holds model_index.json.
 bool is_pipeline_dir(const std::string& dir);
 
+// Where a pipeline's files come from: a folder, or the copies a quantized pipeline's artifact
+// embeds. Names are pipeline-relative ("tokenizer/vocab.json").
+class PipelineSource {
+ public:
+  virtual ~PipelineSource() = default;
+  virtual bool has(const std::string& name) const = 0;
+  // A file's contents, or nullopt when absent.
+  virtual std::optional<std::string> read(const std::string& name) const = 0;
+  // A weights file parsed; throws SafeTensorsError naming it.
+  virtual std::shared_ptr<const SafeTensors> weights(const std::string& name) const = 0;
+  // What PipelineFiles' paths start with (a folder's path; "" for an artifact).
+  virtual std::string prefix() const = 0;
+};
+
+class FolderSource final : public PipelineSource {
+ public:
+  explicit FolderSource(std::string dir) : dir_(std::move(dir)) {}
+  bool has(const std::string& name) const override;
+  std::optional<std::string> read(const std::string& name) const override;
+  std::shared_ptr<const SafeTensors> weights(const std::string& name) const override;
+  std::string prefix() const override { return dir_ + "/"; }
+
+ private:
+  std::string dir_;
+};
+
 // Throws ConfigError (or SafeTensorsError) naming the component file and field or tensor.
 // keep_files: PipelineFiles keeps the weights files it read (a loader's single read).
 PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits = {}, bool keep_files = false);
+// The same checks on any source; `unet_weights` false skips the UNet's weights (an artifact
+// holds its quantized UNet apart).
+PipelineFiles check_pipeline_files(const PipelineSource& source, const ModelLimits& limits = {}, bool keep_files = false,
+                                   bool unet_weights = true);
+// The tokenizer of a source's tokenizer/ files; throws ConfigError naming the file.
+class ClipTokenizer;
+ClipTokenizer load_tokenizer(const PipelineSource& source);
+// The weights file of the text encoder (model.safetensors, or diffusion_pytorch_model.safetensors).
+std::string text_encoder_weights_name(const PipelineSource& source);
 
 // The files a pipeline folder may hold (relative paths), the ones transferred on upload and to
-// workers: model_index.json, scheduler/, unet/, vae/, text_encoder/, tokenizer/.
+// workers: model_index.json, scheduler/, unet/, vae/, text_encoder/, tokenizer/, and the optional
+// calibration_prompts.txt (quantize jobs' default prompts).
 const std::vector<std::string>& pipeline_file_names();
 // Those present in dir (the required ones are checked by check_pipeline_folder).
 std::vector<std::string> pipeline_files(const std::string& dir);

@@ -1,5 +1,7 @@
 #include "format/quantize_options.h"
 
+#include "format/prompts.h"
+
 #include <nlohmann/json.hpp>
 #include <cmath>
 #include <stdexcept>
@@ -58,6 +60,7 @@ nlohmann::json RecipeOptions::to_json() const {
           {"adaround_lambda", recon.lambda},
           {"lsq_lr", recon.act_lr}};
   j.update(sampler.to_json());
+  if (!prompts.empty()) j["prompts"] = prompts;
   if (const RecipeInfo* r = find_recipe(recipe); r && r->section == RecipeSection::kVq) j["vq"] = vq.to_json();
   if (const FinetuneOptions f = finetune_options(); f.iters > 0) j["finetune"] = f.to_json();
   return j;
@@ -171,6 +174,11 @@ void RecipeOptions::validate() const {
   if (calib_samples < 1) throw std::invalid_argument("calib_samples must be >= 1");
   if (bias_samples < 0) throw std::invalid_argument("bias_samples must be >= 0 (0: no eps bias correction)");
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
+  if (prompts.size() > static_cast<size_t>(kMaxPrompts))
+    throw std::invalid_argument("at most " + std::to_string(kMaxPrompts) + " calibration prompts");
+  for (const auto& p : prompts)
+    if (p.size() > kMaxPromptBytes)
+      throw std::invalid_argument("a calibration prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes");
   if (info.section == RecipeSection::kSearch) search.validate();
   finetune_options().validate();
   if (info.section == RecipeSection::kVq) {

@@ -150,6 +150,11 @@ struct RecipeOptions {
   // model: every trajectory), stored in the artifact and subtracted from its unconditional
   // predictions at sampling. 0: none.
   int bias_samples = 0;
+  // Text-to-image pipelines: the prompts the calibration trajectories are drawn from (each
+  // trajectory one of them, or the empty prompt, in turn). Empty: the pipeline folder's
+  // calibration_prompts.txt (one per line). Models without a text encoder refuse them.
+  std::vector<std::string> prompts;
+  static constexpr int kMaxPrompts = 1024;
   SearchOptions search;       // tmpq
   VqOptions vq;               // vq
   FinetuneOptions finetune;   // every recipe: finetune_options().iters > 0

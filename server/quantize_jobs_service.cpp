@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 
 #include "format/echo.h"
+#include <filesystem>
+
 #include "format/job_memory.h"
+#include "format/pipeline_folder.h"
 #include "format/model_folder.h"
 #include "service/convert.h"
 
@@ -34,7 +37,9 @@ std::optional<JobMemory> QuantizeJobsService::estimate(const std::string& model,
   const auto dir = models_.model_dir(model);
   if (!dir) return std::nullopt;
   try {
-    return estimate_job_memory(service::quantize_job_options(options).recipe, open_model_folder(*dir).config);
+    const std::optional<UNetConfig> config = models_.config_of(model, false);  // a pipeline's: its UNet's
+    if (!config) return std::nullopt;
+    return estimate_job_memory(service::quantize_job_options(options).recipe, *config);
   } catch (const std::exception&) {
     return std::nullopt;  // a model that no longer opens: the job fails with its own message
   }
@@ -62,6 +67,17 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
   v1::QuantizeOptions options = request.options();
   service::apply_defaults(options);
   if (auto s = service::check_quantize_options(options, limits_); !s.ok()) return s;
+  // Calibration prompts: a text-to-image pipeline needs them (or its calibration_prompts.txt),
+  // other models take none.
+  if (const auto dir = models_.model_dir(request.model())) {
+    const bool pipeline = is_pipeline_dir(*dir);
+    if (!pipeline && options.calibration_prompt_size() > 0)
+      return {grpc::INVALID_ARGUMENT, "options.calibration_prompt is for text-to-image pipelines; model " + echo(request.model()) +
+                                          " has no text encoder"};
+    if (pipeline && options.calibration_prompt_size() == 0 && !std::filesystem::exists(std::filesystem::path(*dir) / "calibration_prompts.txt"))
+      return {grpc::INVALID_ARGUMENT, "model " + echo(request.model()) + " is a text-to-image pipeline: give options.calibration_prompt "
+                                          "(qdm submit --calib-prompt), or upload it with a calibration_prompts.txt"};
+  }
   // Its cost before any work: the estimated peak memory against this service's limit.
   const std::optional<JobMemory> need = estimate(request.model(), options);
   if (!need) return {grpc::FAILED_PRECONDITION, "model " + echo(request.model()) + " cannot be opened; upload it again"};

@@ -103,6 +103,11 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
                    " (0: no quality report; FID needs 2 or more)");
   if (auto st = check_layer_names(o.keep_fp(), "options.keep_fp", "entries"); !st.ok()) return st;
   if (auto st = check_layer_names(o.fp32_layers().names(), "options.fp32_layers", "names"); !st.ok()) return st;
+  if (o.calibration_prompt_size() > RecipeOptions::kMaxPrompts)
+    return invalid("options.calibration_prompt holds more than " + std::to_string(RecipeOptions::kMaxPrompts) + " prompts");
+  for (const auto& p : o.calibration_prompt())
+    if (p.size() > kMaxPromptBytes)
+      return invalid("options.calibration_prompt: a prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes");
   const auto& s = o.search();
   if (s.population() > 1000 || s.generations() > 1000 || s.fitness_images() > limits.max_report_samples ||
       s.final_images() > limits.max_report_samples || s.base_steps() > limits.max_steps)

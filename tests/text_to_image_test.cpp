@@ -8,12 +8,17 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "engine/artifact/artifact.h"
 #include "engine/data/captions.h"
+#include "engine/job/quantize_job.h"
+#include "engine/runtime/plan/execution_plan.h"
+#include "engine/runtime/quantized_weights.h"
 #include "engine/model/pipeline_folder.h"
 #include "engine/runtime/served_model.h"
 #include "engine/runtime/text_pipeline.h"
 #include "engine/sampling/text_to_image.h"
 #include "format/prompts.h"
+#include "format/safetensors.h"
 #include "engine/train/bpe_learner.h"
 #include "engine/train/text_encoder_trainer.h"
 #include "engine/train/text_to_image_trainer.h"
@@ -222,6 +227,152 @@ TEST_F(TinyPipeline, RefusesMismatchedComponentsNamingTheField) {
     EXPECT_NE(std::string(e.what()).find("_class_name"), std::string::npos) << e.what();
   }
   fs::remove_all(dir);
+}
+
+// Quantization of a pipeline: every recipe runs on the text UNet by label (rows of a prompt
+// table of the calibration prompts and the empty one); the artifact carries the text encoder,
+// VAE and tokenizer and samples from prompts on the integer plan with the source folder gone;
+// the plan's integer UNet (cross-attention over the text tokens included) matches the
+// simulation step by step on every kernel path.
+RecipeOptions tiny_recipe(const std::string& recipe) {
+  RecipeOptions o;
+  o.recipe = recipe;
+  o.spec.weight_bits = 8;
+  o.sampler.steps = 4;
+  o.calib_samples = 3;
+  o.batch = 3;
+  o.recon.iters = 3;
+  o.recon.act_iters = 2;
+  o.recon.batch = 2;
+  o.recon_step_stride = 2;
+  o.prompts = {"a photo of a sneaker", "a coat"};
+  if (recipe == "tmpq") {
+    o.search.steps = 4;
+    o.search.base_steps = 8;
+    o.search.population = 3;
+    o.search.top = 2;
+    o.search.final_candidates = 1;
+    o.search.mutations = 1;
+    o.search.crossovers = 1;
+    o.search.generations = 1;
+    o.search.fitness_images = 2;
+    o.search.final_images = 0;
+    o.search.weight_bits = {4, 6, 8};
+    o.search.act_bits = {6, 8};
+  }
+  if (recipe == "vq") {
+    o.vq.codebooks = 2;
+    o.vq.codebook_bits = 4;
+    o.vq.max_rounds = 1;
+    o.vq.adam_steps = 4;
+    o.finetune.iters = 0;
+  }
+  return o;
+}
+
+TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPrompts) {
+  // A copy of the folder, removed once quantized: the artifact must not need it.
+  const std::string work = testing::temp_dir("t2i-quant");
+  fs::copy(*dir_, work + "/pipe", fs::copy_options::recursive);
+  const DiffusionModel model = load_model_folder(work + "/pipe");
+  ASSERT_TRUE(model.pipeline);
+  const std::string unet_sha = model.weights_sha256;
+  for (const std::string recipe : {"rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"}) {
+    SCOPED_TRACE(recipe);
+    QuantizeJobOptions o;
+    o.recipe = tiny_recipe(recipe);
+    o.report_samples = 2;
+    const std::string path = work + "/" + recipe + ".safetensors";
+    const QuantizeJobResult r = quantize_to_artifact(model, o, path);
+    // The report compares decoded images (16x16, one channel), not latents.
+    EXPECT_GT(r.report.value("psnr_vs_fp", 0.0), 5.0);
+    const ArtifactInfo info = read_artifact_info(SafeTensors::read_file(path));
+    ASSERT_TRUE(info.text_to_image());
+    EXPECT_EQ(info.pipeline_sha256.at("unet"), unet_sha);
+    EXPECT_EQ(info.recipe["prompts"].size(), 2u);
+    // Cross-attention's key and value projections read the text states: kept fp32.
+    for (const auto& l : info.layers) EXPECT_EQ(l.name.find("attn2.to_k"), std::string::npos) << l.name;
+  }
+  fs::remove_all(work + "/pipe");
+
+  for (const std::string recipe : {"rtn", "tfmq+cache", "vq", "tmpq"}) {
+    SCOPED_TRACE(recipe);
+    const ServedModel served = ServedModel::from_artifact(work + "/" + recipe + ".safetensors");
+    ASSERT_TRUE(served.takes_prompts());
+    EXPECT_NE(served.kernels().find("int plan"), std::string::npos);
+    SampleRequest q;
+    q.num_images = 2;
+    q.seed = 3;
+    q.sampler = served.default_sampler();
+    q.prompts = {"a photo of a sneaker", "a bag"};
+    q.guidance_scale = 2.0;
+    const std::vector<float> images = served.generate(q);
+    ASSERT_EQ(images.size(), 2u * 16 * 16);
+    const at::Tensor t = torch::from_blob(const_cast<float*>(images.data()), {2, 16 * 16}).clone();
+    EXPECT_LE(t.abs().max().item<float>(), 1.0f);
+    EXPECT_FALSE(torch::allclose(t[0], t[1]));  // each image its prompt
+    EXPECT_EQ(served.generate(q), images);      // deterministic
+    const PngText text = served.png_text(q, 1);
+    EXPECT_NE(std::find(text.begin(), text.end(), std::make_pair(std::string("qdm:prompt"), std::string("a bag"))), text.end());
+  }
+
+  // The integer plan against the simulation, one UNet call per step, on every kernel path.
+  TextToImagePipeline pipe = load_pipeline(*dir_);
+  LoadedArtifact a = load_artifact(work + "/tfmq.safetensors");
+  ASSERT_EQ(a.pipeline_files.size(), read_artifact_info(SafeTensors::read_file(work + "/tfmq.safetensors")).pipeline_files.size());
+  const at::Tensor states = encode_prompts(pipe, {"a photo of a sneaker", "a coat", ""});
+  a.model->unet->set_prompt_states(states, 2);
+  torch::NoGradGuard g;
+  torch::manual_seed(17);
+  const at::Tensor x = torch::randn({3, 2, 8, 8});
+  const at::Tensor labels = torch::tensor({0, 1, 2}, at::kLong);
+  for (QGemmIsa isa : supported_isas()) {
+    auto plan = make_plan(*a.model, isa);
+    plan->set_text_states(states.data_ptr<float>(), 3);
+    int exact = 0;
+    for (int step = 0; step < static_cast<int>(a.info.timesteps.size()); ++step) {
+      const int t = a.info.timesteps[static_cast<size_t>(step)];
+      const at::Tensor sim = a.model->forward(x, t, step, labels);
+      at::Tensor out = torch::empty(x.sizes());
+      plan->run(x.data_ptr<float>(), 3, t, step, labels.data_ptr<int64_t>(), out.data_ptr<float>());
+      const double e = (out - sim).abs().max().item<double>() / sim.abs().max().item<double>();
+      EXPECT_LT(e, 5e-2) << isa_name(isa) << " step " << step;
+      exact += e < 1e-4;
+    }
+    EXPECT_GE(exact, 2) << isa_name(isa) << ": most steps should agree to float rounding";
+  }
+  fs::remove_all(work);
+}
+
+TEST_F(TinyPipeline, CalibrationPromptsComeFromTheRequestOrTheFolder) {
+  const std::string work = testing::temp_dir("t2i-prompts");
+  fs::copy(*dir_, work + "/pipe", fs::copy_options::recursive);
+  const DiffusionModel model = load_model_folder(work + "/pipe");
+  QuantizeJobOptions o;
+  o.recipe = tiny_recipe("rtn");
+  o.recipe.prompts.clear();
+  o.report_samples = 0;
+  try {
+    quantize_to_artifact(model, o, work + "/a.safetensors");
+    ADD_FAILURE() << "quantized a pipeline without calibration prompts";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("calibration_prompts.txt"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(work + "/a.safetensors"));
+  std::ofstream(work + "/pipe/calibration_prompts.txt") << "# comment\na sneaker\n\ntwo coats\r\n";
+  EXPECT_EQ(folder_calibration_prompts(work + "/pipe"), (std::vector<std::string>{"a sneaker", "two coats"}));
+  quantize_to_artifact(model, o, work + "/a.safetensors");
+  EXPECT_EQ(read_artifact_info(SafeTensors::read_file(work + "/a.safetensors")).recipe.count("prompts"), 0u);
+  // A model without a text encoder refuses them.
+  const DiffusionModel plain = testing::tiny_conditional_model(work + "/plain", testing::tiny_config());
+  o.recipe.prompts = {"a sneaker"};
+  try {
+    quantize_to_artifact(plain, o, work + "/b.safetensors");
+    ADD_FAILURE() << "took calibration prompts for a UNet2DModel";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("no text encoder"), std::string::npos) << e.what();
+  }
+  fs::remove_all(work);
 }
 
 TEST(Captions, LearnedTokenizerCoversEveryCaptionWithoutUnknowns) {

@@ -9,6 +9,7 @@
 
 #include "engine/artifact/weight_packing.h"
 #include "engine/quant/vq/vq_layer.h"
+#include "format/artifact_pipeline.h"
 #include "format/safetensors.h"
 #include "engine/model_io/tensor_io.h"
 #include "format/sha256.h"
@@ -44,12 +45,19 @@ at::Tensor eps_bias_tensor(const EpsBias& bias, const std::vector<int>& timestep
 
 }  // namespace
 
-void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info, const EpsBias* eps_bias) {
+void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info, const EpsBias* eps_bias,
+                   const EmbeddedFiles* pipeline) {
   at::NoGradGuard no_grad;
   TensorMap tensors;
+  ArtifactInfo meta = info;
+  meta.pipeline_files.clear();
+  if (pipeline)
+    for (const auto& [name, bytes] : *pipeline) {
+      tensors[kPipelineTensorPrefix + name] = at::tensor(bytes, at::kByte);
+      meta.pipeline_files.push_back(name);
+    }
   if (eps_bias) tensors["eps_bias"] = eps_bias_tensor(*eps_bias, info.timesteps, model.unet->config());
   std::set<std::string> packed_weights;
-  ArtifactInfo meta = info;
   meta.layers.clear();
   const bool cached = model.has_temporal_cache();
   for (const auto& l : model.layers) {
@@ -239,6 +247,11 @@ LoadedArtifact load_artifact(const std::string& path) {
     const at::Tensor bytes = to_tensor(file, *fig).contiguous();
     out.info.figure_png.assign(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel());
     used.insert(fig->name);
+  }
+  for (const std::string& name : out.info.pipeline_files) {
+    const at::Tensor bytes = get(kPipelineTensorPrefix + name).contiguous();
+    if (bytes.scalar_type() != at::kByte) throw ArtifactError(path + ": tensor '" + kPipelineTensorPrefix + name + "' must be U8");
+    out.pipeline_files.emplace_back(name, std::vector<uint8_t>(bytes.data_ptr<uint8_t>(), bytes.data_ptr<uint8_t>() + bytes.numel()));
   }
   if (file.find("eps_bias")) {
     auto bias = std::make_shared<EpsBias>(make_eps_bias(out.info.timesteps, get("eps_bias")));

@@ -5,6 +5,8 @@
 //   <attn>.{q,k,v}.ascale / azero   attention activation tables
 //   every other tensor (norms, biases, layers kept in fp32) as F32 under its diffusers name
 //   eps_bias  F16 (steps, C, H, W), the eps bias correction's maps (recipe option bias_samples)
+//   pipeline/<name>  U8  a quantized text-to-image pipeline's other files, whole
+//                        (format/artifact_pipeline.h)
 // and, in the header's __metadata__, "qdm" = JSON: format version, UNet and scheduler
 // configs, recipe and options, bit widths, the sampling schedule, source model sha256,
 // timings and the quality report. Loading needs neither the source model nor calibration data.
@@ -28,8 +30,12 @@ namespace qdm {
 // Writes the tensors of `model` and `info` as metadata, with its spec, layers, kept layers and
 // feature cache flag taken from the model; `eps_bias` (one map per step of info.timesteps) when
 // given.
+// A text-to-image pipeline's other files (pipeline_files_to_embed): name, contents.
+using EmbeddedFiles = std::vector<std::pair<std::string, std::vector<uint8_t>>>;
+
+// `pipeline` (a quantized pipeline's files) are embedded and listed in the metadata.
 void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info,
-                   const EpsBias* eps_bias = nullptr);
+                   const EpsBias* eps_bias = nullptr, const EmbeddedFiles* pipeline = nullptr);
 
 // Copies the artifact at `in_path` to `out_path` with `bias` as its eps bias (replacing any
 // earlier one; the recipe's bias_samples set to `samples`, its seconds under timings.eps_bias);
@@ -45,6 +51,7 @@ struct LoadedArtifact {
   int64_t file_bytes = 0;
   bool per_step_tables = false;  // activation tables per step: only its own schedule samples
   std::shared_ptr<const EpsBias> eps_bias;  // the eps bias correction, when the recipe measured one
+  EmbeddedFiles pipeline_files;             // a quantized pipeline's files (kept when it is rewritten)
 };
 // Throws ArtifactError / SafeTensorsError naming what is wrong.
 LoadedArtifact load_artifact(const std::string& path);

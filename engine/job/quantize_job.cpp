@@ -8,6 +8,8 @@
 #include "engine/artifact/artifact.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/eval/evaluator.h"
+#include "engine/model/pipeline_folder.h"
+#include "format/artifact_pipeline.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/quant/quality.h"
 #include "engine/job/reference_images.h"
@@ -73,20 +75,26 @@ class StagePlan {
 
 }  // namespace
 
-QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const QuantizeJobOptions& options,
+QuantizeJobResult quantize_to_artifact(const DiffusionModel& source, const QuantizeJobOptions& options,
                                        const std::string& out_path, const QuantizeJobCallback& progress) {
   const auto start = std::chrono::steady_clock::now();
   options.recipe.validate();
+  DiffusionModel model = source;
+  if (model.pipeline) {  // the UNet runs by label over the calibration prompts (and the empty one)
+    use_prompts(model, options.recipe.prompts.empty() ? folder_calibration_prompts(model.dir) : options.recipe.prompts);
+  } else if (!options.recipe.prompts.empty()) {
+    throw std::invalid_argument("calibration prompts are for text-to-image pipelines; this model has no text encoder");
+  }
   SampleRequest req;  // the quality report's images
   req.num_images = options.report_samples;
   req.seed = 0;
   req.sampler = options.recipe.sampler;
-  if (model.config.conditional() && options.report_samples > 0) {
-    // Conditional models: an even spread over the classes, unguided.
-    const std::vector<int> labels = model.config.user_labels();
+  if (model.unet->takes_labels() && options.report_samples > 0) {
+    // Conditional models: an even spread over the classes (a pipeline: its prompts), unguided.
+    const std::vector<int> labels = model.unet->user_labels();
     if (labels.empty()) throw std::invalid_argument("the quality report needs integer class labels");
     for (int i = 0; i < req.num_images; ++i) req.class_labels.push_back(labels[static_cast<size_t>(i) % labels.size()]);
-    req.null_class = model.config.null_class;
+    req.null_class = model.unet->null_label();
   }
   const StagePlan plan(options, options.report_samples > 0 && reference_cached(model, req, options.reference_cache_dir));
   auto report = [&](const std::string& stage, int done, int total, double loss) {
@@ -126,14 +134,17 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
     at::Tensor q_images = sample_images(schedule, [&](const at::Tensor& x, int t, int step, const at::Tensor& labels) {
       return q.forward(x, t, step, labels);
     }, model.config.in_channels, model.config.sample_size, q_req, on_step(req.num_images));
+    // A pipeline's report compares decoded images (its samples are latents).
+    q_images = model.images(q_images);
+    fp_images = model.images(fp_images);
     const ImageAgreement agree = compare_images(q_images, fp_images);
     info.report = {{"images", req.num_images}, {"seed", 0}, {"mse_vs_fp", agree.mse}, {"psnr_vs_fp", agree.psnr},
                    {"max_abs_pixel_vs_fp", agree.max_abs_pixel},
                    {"temporal_feature_cosine", temporal_feature_cosine(model.unet, q, result.timesteps)}};
     // FID needs two images or more; a one-image report has the per-image measures only.
     if (req.num_images >= 2 && !options.classifier_dir.empty() &&
-        std::filesystem::exists(options.classifier_dir + "/model.safetensors") && model.config.in_channels == 1 &&
-        model.config.sample_size == 32) {
+        std::filesystem::exists(options.classifier_dir + "/model.safetensors") && q_images.size(1) == 1 &&
+        q_images.size(2) == 32 && q_images.size(3) == 32) {
       FmnistEvaluator evaluator(options.classifier_dir, default_fashion_mnist_dir());
       info.report["fid_fmnist"] = evaluator.evaluate(q_images).fid;
       info.report["fid_fmnist_fp"] = evaluator.evaluate(fp_images).fid;
@@ -149,7 +160,13 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& model, const Quanti
   out.figure_png = result.figure_png;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   info.timings["total"] = out.seconds;
-  save_artifact(out_path, *result.model, info, result.eps_bias.get());
+  EmbeddedFiles pipeline;  // a pipeline's text encoder, VAE, tokenizer and configs go with it
+  if (model.pipeline) {
+    pipeline = pipeline_files_to_embed(model.dir);
+    info.pipeline_sha256 = {{"unet", model.pipeline->unet_sha256}, {"vae", model.pipeline->vae_sha256},
+                            {"text_encoder", model.pipeline->text_encoder_sha256}};
+  }
+  save_artifact(out_path, *result.model, info, result.eps_bias.get(), model.pipeline ? &pipeline : nullptr);
   out.report = info.report;
   out.timings = info.timings;
   return out;

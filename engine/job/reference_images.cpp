@@ -24,6 +24,7 @@ std::string reference_key(const DiffusionModel& model, const SampleRequest& r) {
                         {"seed", r.seed},
                         {"seeds", r.seeds}};
   key.update(r.sampler.to_json());
+  if (!model.prompts.empty()) key["prompts"] = model.prompts;  // a pipeline's labels are rows of its prompt table
   if (!r.class_labels.empty()) {
     key["class_labels"] = r.class_labels;
     key["guidance"] = r.guidance_scale;

@@ -9,6 +9,9 @@
 #include <torch/utils.h>
 
 #include "engine/model/module_weights.h"
+#include "engine/model/pipeline_folder.h"
+#include "engine/sampling/text_to_image.h"
+#include "format/prompts.h"
 #include "format/safetensors.h"
 #include "format/unet_tensors.h"
 #include "engine/model_io/tensor_io.h"
@@ -25,6 +28,18 @@ std::string load_unet_weights(UNet2DModelImpl& unet, const SafeTensors& file) {
 }
 
 DiffusionModel load_model_folder(const std::string& dir) {
+  if (is_pipeline_folder(dir)) {
+    auto pipe = std::make_shared<TextToImagePipeline>(load_pipeline(dir));
+    DiffusionModel m;
+    m.dir = dir;
+    m.config = pipe->unet->config();
+    m.scheduler = pipe->scheduler;
+    m.unet = pipe->unet;
+    m.weights_sha256 = pipe->unet_sha256;
+    m.weights_dtype = pipe->unet_dtype;
+    m.pipeline = std::move(pipe);
+    return m;
+  }
   const ModelFolderFiles files = open_model_folder(dir);
   DiffusionModel m;
   m.dir = dir;
@@ -42,6 +57,43 @@ DiffusionModel load_model_folder(const std::string& dir) {
   m.unet->eval();
   m.weights_sha256 = sha256_file(weights.string());
   return m;
+}
+
+at::Tensor DiffusionModel::images(const at::Tensor& samples) const {
+  if (!pipeline) return samples;
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> out;
+  const double scale = pipeline->vae->config().scaling_factor;
+  for (int64_t i = 0; i < samples.size(0); i += 64)
+    out.push_back(pipeline->vae->decode(samples.narrow(0, i, std::min<int64_t>(64, samples.size(0) - i)) / scale).clamp(-1, 1));
+  return at::cat(out);
+}
+
+void use_prompts(DiffusionModel& model, const std::vector<std::string>& prompts) {
+  if (!model.pipeline) throw std::invalid_argument("calibration prompts are for text-to-image pipelines; this model takes none");
+  if (prompts.empty())
+    throw std::invalid_argument("a text-to-image pipeline needs calibration prompts: give some (qdm quantize --calib-prompt), "
+                                "or put them in the folder's calibration_prompts.txt, one per line");
+  std::vector<std::string> rows = prompts;
+  rows.push_back("");  // the null label: guidance's unconditional branch
+  const at::Tensor states = encode_prompts(*model.pipeline, rows);
+  model.unet->set_prompt_states(states, static_cast<int>(rows.size()) - 1);
+  model.prompts = std::move(rows);
+}
+
+std::vector<std::string> folder_calibration_prompts(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / "calibration_prompts.txt");
+  std::vector<std::string> prompts;
+  std::string line;
+  while (in && std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    if (line.size() > kMaxPromptBytes)
+      throw ModelLoadError("calibration_prompts.txt: a line is longer than " + std::to_string(kMaxPromptBytes) + " bytes");
+    prompts.push_back(line);
+    if (prompts.size() > 1024) throw ModelLoadError("calibration_prompts.txt: more than 1024 prompts");
+  }
+  return prompts;
 }
 
 void save_model_folder(const std::string& dir, UNet2DModelImpl& unet, const SchedulerConfig& scheduler) {

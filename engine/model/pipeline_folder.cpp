@@ -26,7 +26,7 @@ TextToImagePipeline load_pipeline(const std::string& dir) {
   p.vae = vae.model;
   p.vae_sha256 = vae.weights_sha256;
   p.unet = UNet2DModel(files.unet);
-  load_unet_weights(*p.unet, SafeTensors::read_file(files.unet_weights));
+  p.unet_dtype = load_unet_weights(*p.unet, SafeTensors::read_file(files.unet_weights));
   p.unet->eval();
   p.unet_sha256 = sha256_file(files.unet_weights);
   p.scheduler = files.scheduler;

@@ -24,6 +24,7 @@ struct TextToImagePipeline {
   AutoencoderKL vae{nullptr};
   SchedulerConfig scheduler;
   std::string unet_sha256, vae_sha256, text_encoder_sha256;
+  std::string unet_dtype;  // as stored: F32, F16 or BF16
 
   // Image pixels per latent pixel, and the default image size.
   int factor() const { return vae->config().factor(); }

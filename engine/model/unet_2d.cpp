@@ -20,8 +20,52 @@ at::Tensor UNet2DModelImpl::broadcast_timesteps(const at::Tensor& timesteps, int
   return t;
 }
 
+void UNet2DModelImpl::set_prompt_states(const at::Tensor& states, std::optional<int> null_row) {
+  if (!states.defined()) {
+    prompt_states_ = at::Tensor();
+    prompt_null_.reset();
+    return;
+  }
+  if (!config_.text_conditioned()) throw std::invalid_argument(config_.class_name + ": prompt states need a text model");
+  if (config_.conditional())
+    throw std::invalid_argument(config_.class_name + ": prompt tables on a model that also takes class labels are not supported");
+  if (states.dim() != 3 || states.size(0) < 1 || states.size(2) != *config_.cross_attention_dim)
+    throw std::invalid_argument(config_.class_name + ": prompt states must be (K, L, " + std::to_string(*config_.cross_attention_dim) + ")");
+  if (null_row && (*null_row < 0 || *null_row >= states.size(0)))
+    throw std::invalid_argument(config_.class_name + ": the null prompt row is outside the table");
+  prompt_states_ = states.to(at::kFloat).contiguous();
+  prompt_null_ = null_row;
+}
+
+bool UNet2DModelImpl::takes_labels() const { return config_.conditional() || prompt_states_.defined(); }
+
+std::vector<int> UNet2DModelImpl::user_labels() const {
+  if (!prompt_states_.defined()) return config_.user_labels();
+  std::vector<int> rows;
+  for (int i = 0; i < static_cast<int>(prompt_states_.size(0)); ++i)
+    if (!prompt_null_ || i != *prompt_null_) rows.push_back(i);
+  return rows;
+}
+
+std::optional<int> UNet2DModelImpl::null_label() const {
+  return prompt_states_.defined() ? prompt_null_ : config_.null_class;
+}
+
+void UNet2DModelImpl::add_prompt_rows(Values& values, const at::Tensor& labels, int64_t batch) const {
+  if (!prompt_states_.defined()) throw std::invalid_argument(config_.class_name + ": give text states (or set a prompt table)");
+  if (!labels.defined()) throw std::invalid_argument(config_.class_name + ": give text states or prompt rows");
+  const at::Tensor l = labels.reshape({-1}).to(at::kLong);
+  if (l.numel() != batch)
+    throw std::invalid_argument(config_.class_name + ": " + std::to_string(l.numel()) + " prompt rows for a batch of " +
+                                std::to_string(batch));
+  if (l.min().item<int64_t>() < 0 || l.max().item<int64_t>() >= prompt_states_.size(0))
+    throw std::invalid_argument(config_.class_name + ": prompt rows must be in [0, " + std::to_string(prompt_states_.size(0)) + ")");
+  values[graph().input(Input::kTextStates)] = prompt_states_.index_select(0, l.to(prompt_states_.device()));
+}
+
 void UNet2DModelImpl::add_class_input(Values& values, const at::Tensor& labels, int64_t batch) const {
   const auto& cfg = config_;
+  if (prompt_states_.defined()) return;  // labels are prompt rows (add_prompt_rows)
   if (!cfg.conditional()) {
     if (labels.defined()) throw std::invalid_argument("UNet2DModel: this model is not class-conditional; pass no class labels");
     return;
@@ -61,7 +105,9 @@ UNet2DModelImpl::Values UNet2DModelImpl::inputs(const at::Tensor& sample, const 
   v[graph().input(Input::kSample)] = sample;
   v[graph().input(Input::kTimestep)] = broadcast_timesteps(timesteps, sample.size(0));
   add_class_input(v, class_labels, sample.size(0));
-  if (cfg.text_conditioned()) {
+  if (cfg.text_conditioned() && !text.defined() && prompt_states_.defined()) {
+    add_prompt_rows(v, class_labels, sample.size(0));
+  } else if (cfg.text_conditioned()) {
     if (!text.defined() || text.dim() != 3 || text.size(0) != sample.size(0) || text.size(2) != *cfg.cross_attention_dim)
       throw std::invalid_argument(cfg.class_name + ": encoder_hidden_states must be (N, L, " +
                                   std::to_string(*cfg.cross_attention_dim) + ") for a batch of " + std::to_string(sample.size(0)));
@@ -78,7 +124,7 @@ at::Tensor UNet2DModelImpl::forward(const at::Tensor& sample, const at::Tensor& 
 }
 
 at::Tensor UNet2DModelImpl::forward_with_features(const at::Tensor& sample, const at::Tensor& timesteps,
-                                                  const std::vector<at::Tensor>& features) {
+                                                  const std::vector<at::Tensor>& features, const at::Tensor& labels) {
   const auto& cfg = config_;
   if (sample.dim() != 4 || sample.size(1) != cfg.in_channels)
     throw std::invalid_argument("UNet2DModel: sample must be (N, " + std::to_string(cfg.in_channels) + ", H, W)");
@@ -90,6 +136,7 @@ at::Tensor UNet2DModelImpl::forward_with_features(const at::Tensor& sample, cons
   v[graph().input(Input::kSample)] = sample;
   v[graph().input(Input::kTimestep)] = broadcast_timesteps(timesteps, sample.size(0));
   for (size_t i = 0; i < slots.size(); ++i) v[slots[i]] = features[i];
+  if (cfg.text_conditioned()) add_prompt_rows(v, labels, sample.size(0));
   return run(v, graph().output);
 }
 
@@ -117,7 +164,7 @@ std::vector<std::string> UNet2DModelImpl::temporal_feature_layers() const {
 }
 
 at::Tensor UNet2DModelImpl::block_forward(const std::string& name, const at::Tensor& x, const at::Tensor& temb,
-                                          const at::Tensor& feature) {
+                                          const at::Tensor& feature, const at::Tensor& labels) {
   const graph::Block* b = graph().find_block(name);
   if (!b) throw std::invalid_argument("UNet2DModel: no block '" + name + "'");
   Values v;
@@ -127,6 +174,7 @@ at::Tensor UNet2DModelImpl::block_forward(const std::string& name, const at::Ten
     if (feature.defined()) v[slot] = feature;
     else v[graph().find_value("temb")] = temb;
   }
+  if (b->kind == "transformer" && config_.text_conditioned()) add_prompt_rows(v, labels, x.size(0));
   return run(v, b->output);
 }
 

@@ -52,7 +52,7 @@ void correct_eps_bias(const DiffusionModel& model, const RecipeOptions& o, Quant
   const auto t0 = std::chrono::steady_clock::now();
   EpsBias bias = measure_eps_bias(NoiseSchedule(model.scheduler), fp32_denoiser(model.unet),
                                   quantized_denoiser(*result.model, result.timesteps), result.sampler, model.config.in_channels,
-                                  model.config.sample_size, model.config.null_class, o.bias_samples,
+                                  model.config.sample_size, model.unet->null_label(), o.bias_samples,
                                   eps_bias_seed(o.calib_seed), o.batch, [&](int done, int total) {
                                     report_stage(progress, "eps bias", done, total);
                                     return true;
@@ -66,7 +66,7 @@ EpsBias measure_artifact_eps_bias(const DiffusionModel& model, LoadedArtifact& a
                                   const std::function<bool(int, int)>& progress) {
   const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
   return measure_eps_bias(NoiseSchedule(a.info.scheduler), fp32_denoiser(model.unet), quantized_denoiser(*a.model, a.info.timesteps),
-                          a.info.sampler, model.config.in_channels, model.config.sample_size, model.config.null_class, samples,
+                          a.info.sampler, model.config.in_channels, model.config.sample_size, model.unet->null_label(), samples,
                           eps_bias_seed(calib_seed), batch, progress);
 }
 

@@ -15,7 +15,7 @@ CallCost call_cost(QuantizedUNet& q) {
     const auto& cfg = q.unet->config();
     const at::Tensor x = at::zeros({1, cfg.in_channels, cfg.sample_size, cfg.sample_size});
     at::Tensor labels;
-    if (cfg.conditional()) labels = at::full({1}, static_cast<int64_t>(cfg.null_class.value_or(0)), at::kLong);
+    if (q.unet->takes_labels()) labels = at::full({1}, static_cast<int64_t>(q.unet->null_label().value_or(0)), at::kLong);
     q.forward(x, 999, 0, labels);
   }
   CallCost c;

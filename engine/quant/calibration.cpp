@@ -6,11 +6,11 @@
 
 namespace qdm {
 
-at::Tensor calibration_labels(const UNetConfig& config, int samples) {
-  if (!config.conditional()) return {};
-  const std::vector<int> user = config.user_labels();
+at::Tensor calibration_labels(const UNet2DModelImpl& unet, int samples) {
+  if (!unet.takes_labels()) return {};
+  const std::vector<int> user = unet.user_labels();
   std::vector<int64_t> cycle(user.begin(), user.end());
-  if (config.null_class) cycle.push_back(*config.null_class);
+  if (const std::optional<int> null = unet.null_label()) cycle.push_back(*null);
   if (cycle.empty()) throw std::invalid_argument("calibration needs integer class labels (not \"identity\" embeddings)");
   std::vector<int64_t> labels;
   for (int i = 0; i < samples; ++i) labels.push_back(cycle[static_cast<size_t>(i) % cycle.size()]);
@@ -25,7 +25,7 @@ CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedu
   const int steps = static_cast<int>(calib.timesteps.size());
   std::vector<std::vector<at::Tensor>> per_step(static_cast<size_t>(steps)), per_step_eps(per_step.size());
   const int64_t channels = unet->config().in_channels, size = unet->config().sample_size;
-  calib.labels = calibration_labels(unet->config(), samples);
+  calib.labels = calibration_labels(*unet, samples);
   const ModelDenoiser fp32 = fp32_denoiser(unet);
   for (int done = 0; done < samples;) {
     const int n = std::min(batch, samples - done);

@@ -18,7 +18,8 @@ struct CalibrationSet {
   std::vector<at::Tensor> inputs;  // per step: (n, C, H, W) x_t
   std::vector<at::Tensor> eps;     // per step: the fp32 model's noise prediction at those x_t
   // Class-conditional models: trajectory i's label (n), spread over every class and the null
-  // class; undefined otherwise.
+  // class; text models: rows of the UNet's prompt table, the empty prompt's among them;
+  // undefined otherwise.
   at::Tensor labels;
   // Rows [begin, begin + count) of every step's inputs with their labels.
   at::Tensor labels_of(int64_t begin, int64_t count) const {
@@ -32,8 +33,9 @@ using CalibProgress = std::function<void(int done, int total)>;
 CalibrationSet collect_calibration(UNet2DModel unet, const NoiseSchedule& schedule, const SamplerOptions& sampler,
                                    int samples, uint64_t seed, int batch = 64, const CalibProgress& progress = nullptr);
 
-// Trajectory labels of a conditional model: every user class and the null class in turn.
-at::Tensor calibration_labels(const UNetConfig& config, int samples);
+// Trajectory labels of a model that takes labels: every user label (class, or prompt row) and
+// the null one in turn.
+at::Tensor calibration_labels(const UNet2DModelImpl& unet, int samples);
 
 // Runs the quantized UNet in observe mode over every step's inputs, recording activation
 // ranges per step.

@@ -282,7 +282,7 @@ FinetuneReport finetune_artifact(const DiffusionModel& model, const std::string&
     info.timings["eps_bias"] = seconds_since(t1);
   }
   const std::string tmp = out_path + ".tmp";  // out_path may be artifact_path
-  save_artifact(tmp, *a.model, info, bias.get());
+  save_artifact(tmp, *a.model, info, bias.get(), a.pipeline_files.empty() ? nullptr : &a.pipeline_files);
   std::filesystem::rename(tmp, out_path);
   return r;
 }

@@ -14,6 +14,12 @@ bool matches(const std::string& name, const std::vector<std::string>& patterns) 
   return false;
 }
 
+bool reads_text_states(const graph::Graph& g, const graph::Node& node) {
+  if (node.inputs.empty()) return false;
+  const graph::Node& src = g.producer(node.inputs[0]);
+  return src.op == graph::Op::kInput && src.attrs.input == graph::Input::kTextStates;
+}
+
 }  // namespace
 
 at::Tensor every_class_label(const UNetConfig& config) {
@@ -40,6 +46,12 @@ QuantizedUNet::QuantizedUNet(UNet2DModel u, QuantSpec s)
     Conv2dLayerImpl* conv = node.op == graph::Op::kConv2d ? unet->conv(name) : nullptr;
     LinearLayerImpl* linear = node.op == graph::Op::kLinear ? unet->linear(name) : nullptr;
     if (!conv && !linear) continue;
+    // Cross-attention's to_k / to_v read the text states, which no timestep changes: they run
+    // once per request, in fp32 (the execution plan's text projection), so stay unquantized.
+    if (reads_text_states(unet->graph(), node)) {
+      kept_fp.push_back(name);
+      continue;
+    }
     const bool kept = matches(name, spec.keep_fp), fp32 = matches(name, spec.fp32_layers);
     if (kept || fp32) {
       kept_fp.push_back(name);
@@ -69,10 +81,10 @@ at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index, co
   if (!has_temporal_cache()) return unet->forward(x, ts, labels);
   const auto& tables = temporal_cache.at(static_cast<size_t>(step_index));
   const int64_t rows = tables.front().size(0);
-  if (unet->config().conditional() != labels.defined())
+  if (unet->takes_labels() != labels.defined())
     throw std::invalid_argument(labels.defined() ? "this model is not class-conditional" : "this model needs class labels");
-  at::Tensor rows_for_batch;
-  if (labels.defined()) {
+  at::Tensor rows_for_batch;  // the features depend on the class, not on a text model's prompt
+  if (labels.defined() && unet->config().conditional()) {
     const at::Tensor l = labels.reshape({-1}).to(at::kLong);
     if (l.min().item<int64_t>() < 0 || l.max().item<int64_t>() >= rows)
       throw std::invalid_argument("class labels must be in [0, " + std::to_string(rows) + ")");
@@ -81,7 +93,7 @@ at::Tensor QuantizedUNet::forward(const at::Tensor& x, int t, int step_index, co
   std::vector<at::Tensor> features;
   for (const auto& f : tables)
     features.push_back(rows_for_batch.defined() ? f.index_select(0, rows_for_batch) : f.expand({x.size(0), -1}));
-  return unet->forward_with_features(x, ts, features);
+  return unet->forward_with_features(x, ts, features, labels);
 }
 
 void QuantizedUNet::cache_temporal_features(UNet2DModel fp, const std::vector<int>& timesteps) {

@@ -28,6 +28,7 @@ UNet2DModel clone_unet(const DiffusionModel& model) {
   for (auto& p : copy->named_parameters()) p.value().copy_(src[p.key()]);
   auto src_buf = model.unet->named_buffers();
   for (auto& b : copy->named_buffers()) b.value().copy_(src_buf[b.key()]);
+  copy->set_prompt_states(model.unet->prompt_states(), model.unet->null_label());
   copy->eval();
   return copy;
 }

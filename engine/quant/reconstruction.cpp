@@ -22,7 +22,7 @@ struct Block {
   int resnet_index = -1;  // its temporal feature's index (resnets)
 };
 
-// The model's resnet and attention blocks, in model order (its description's).
+// The model's resnet, attention and transformer blocks, in model order (its description's).
 std::vector<Block> blocks_in_order(const QuantizedUNet& q) {
   std::vector<Block> out;
   int resnets = 0;
@@ -30,7 +30,7 @@ std::vector<Block> blocks_in_order(const QuantizedUNet& q) {
     Block b;
     b.name = gb.name;
     b.resnet = gb.kind == "resnet";
-    if (!b.resnet && gb.kind != "attention") continue;
+    if (!b.resnet && gb.kind != "attention" && gb.kind != "transformer") continue;
     if (b.resnet) b.resnet_index = resnets++;
     out.push_back(b);
   }
@@ -166,16 +166,17 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
       const at::Tensor idx = at::randint(n, {std::min<int64_t>(o.batch, n)}, gen, at::kLong);
       q.step->step = data[static_cast<size_t>(g)].step;
       const at::Tensor in = inputs[static_cast<size_t>(g)].index_select(0, idx);
+      const at::Tensor& labels = data[static_cast<size_t>(g)].labels;
+      const at::Tensor batch_labels = labels.defined() ? labels.index_select(0, idx) : at::Tensor();
       at::Tensor out;
       if (b.resnet && q.has_temporal_cache()) {
         const at::Tensor& f = q.temporal_cache[static_cast<size_t>(q.step->step)][static_cast<size_t>(b.resnet_index)];
-        const at::Tensor& labels = data[static_cast<size_t>(g)].labels;
-        out = q.unet->block_forward(b.name, in, {}, labels.defined() ? f.index_select(0, labels.index_select(0, idx))
-                                                                     : f.expand({in.size(0), -1}));
+        // per-class features for a class-conditional model; a text model's depend on t alone
+        out = q.unet->block_forward(b.name, in, {}, q.unet->config().conditional() ? f.index_select(0, batch_labels) : f.expand({in.size(0), -1}));
       } else if (b.resnet) {
         out = q.unet->block_forward(b.name, in, tembs[static_cast<size_t>(g)].index_select(0, idx));
       } else {
-        out = q.unet->block_forward(b.name, in, {});
+        out = q.unet->block_forward(b.name, in, {}, {}, batch_labels);  // a transformer reads its prompts' states
       }
       return rec_loss(out, targets[static_cast<size_t>(g)].index_select(0, idx));
     };
@@ -200,7 +201,7 @@ void reconstruct_blocks(QuantizedUNet& q, UNet2DModel fp, const std::vector<Reco
       for (auto& l : layers)
         if (l->quant_input) acts.push_back(&l->act);
       for (auto& a : q.attention)
-        if (!b.resnet && a->name == b.name) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
+        if (!b.resnet && (a->name == b.name || a->name.rfind(b.name + ".", 0) == 0)) acts.insert(acts.end(), {&a->q, &a->k, &a->v});
       std::vector<at::Tensor> scales;
       for (ActQuantizer* a : acts) {
         a->begin_lsq();

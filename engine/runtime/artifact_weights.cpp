@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "format/artifact_pipeline.h"
 #include "format/graph/unet_2d.h"
 
 namespace qdm {
@@ -166,6 +167,8 @@ void ArtifactWeights::validate(const graph::Graph& g) {
     throw ArtifactError("missing tensor 'eps_bias' (its recipe measured an eps bias)");
   }
   if (file_->find("report.figure_png")) used.insert("report.figure_png");
+  for (const std::string& name : info_.pipeline_files)  // a pipeline's other files (TextPipeline reads them)
+    if (file_->find(kPipelineTensorPrefix + name)) used.insert(kPipelineTensorPrefix + name);
   for (const TensorInfo& t : file_->tensors())
     if (!used.count(t.name)) throw ArtifactError("unexpected tensor '" + t.name + "'");
 }

@@ -46,15 +46,30 @@ ModelDenoiser plan_denoiser(std::shared_ptr<ExecutionPlan> plan, const std::vect
   };
 }
 
+namespace {
+
+// A text model run by label: the plan reads the rows of the UNet's prompt table (kept alive
+// with the denoiser).
+ModelDenoiser with_prompt_table(std::shared_ptr<ExecutionPlan> plan, const UNet2DModelImpl& unet, const std::vector<int>& timesteps,
+                                bool per_step) {
+  const at::Tensor states = unet.prompt_states();
+  if (states.defined()) plan->set_text_states(states.data_ptr<float>(), static_cast<int>(states.size(0)));
+  ModelDenoiser run = plan_denoiser(std::move(plan), timesteps, per_step);
+  if (!states.defined()) return run;
+  return [run, states](const at::Tensor& x, int t, int step, const at::Tensor& labels) { return run(x, t, step, labels); };
+}
+
+}  // namespace
+
 ModelDenoiser quantized_denoiser(QuantizedUNet& q, const std::vector<int>& timesteps) {
-  if (plan_unsupported(q).empty()) return plan_denoiser(make_plan(q, best_isa()), timesteps, true);
+  if (plan_unsupported(q).empty()) return with_prompt_table(make_plan(q, best_isa()), *q.unet, timesteps, true);
   return [&q](const at::Tensor& x, int t, int step, const at::Tensor& labels) { return q.forward(x, t, step, labels); };
 }
 
 ModelDenoiser fp32_denoiser(UNet2DModel unet) {
   const bool cpu = unet->parameters().empty() || unet->parameters().front().device().is_cpu();
   if (cpu && use_execution_plan() && ExecutionPlan::unsupported(unet->graph(), ModuleWeights(unet)).empty())
-    return plan_denoiser(make_plan(unet, best_isa()), {}, false);
+    return with_prompt_table(make_plan(unet, best_isa()), *unet, {}, false);
   return [unet](const at::Tensor& x, int t, int, const at::Tensor& labels) mutable {
     return unet->forward(x, at::full({x.size(0)}, static_cast<float>(t), x.options().dtype(at::kFloat)), labels);
   };

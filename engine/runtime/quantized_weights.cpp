@@ -1,5 +1,7 @@
 #include "engine/runtime/quantized_weights.h"
 
+#include "format/graph/unet_2d.h"
+
 #include <ATen/core/grad_mode.h>
 
 #include <stdexcept>
@@ -125,12 +127,24 @@ std::string plan_unsupported(const QuantizedUNet& model) {
   return ExecutionPlan::unsupported(model.unet->graph(), QuantizedWeights(model));
 }
 
+namespace {
+
+// The module's description, at its prompt table's text length when it has one (the module's
+// own is described at 77 tokens; the plan sizes its text buffers from it).
+graph::Graph plan_graph(const UNet2DModelImpl& unet) {
+  const at::Tensor& states = unet.prompt_states();
+  if (!states.defined()) return unet.graph();
+  return graph::describe_unet_2d(unet.config(), 0, 0, static_cast<int>(states.size(1)));
+}
+
+}  // namespace
+
 std::shared_ptr<ExecutionPlan> make_plan(const QuantizedUNet& model, QGemmIsa isa, int threads) {
-  return std::make_shared<ExecutionPlan>(model.unet->graph(), QuantizedWeights(model), isa, threads);
+  return std::make_shared<ExecutionPlan>(plan_graph(*model.unet), QuantizedWeights(model), isa, threads);
 }
 
 std::shared_ptr<ExecutionPlan> make_plan(UNet2DModel unet, QGemmIsa isa, int threads) {
-  return std::make_shared<ExecutionPlan>(unet->graph(), ModuleWeights(unet), isa, threads);
+  return std::make_shared<ExecutionPlan>(plan_graph(*unet), ModuleWeights(unet), isa, threads);
 }
 
 }  // namespace qdm

@@ -99,12 +99,12 @@ ServedModel ServedModel::from_pipeline(const std::string& dir) {
 ServedModel ServedModel::from_artifact(const std::string& path) {
   auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
   Description d;
-  std::unique_ptr<ArtifactWeights> weights;
+  std::shared_ptr<ArtifactWeights> weights;
   graph::Graph graph;
   try {
     ArtifactInfo info = read_artifact_info(*file);
     graph = graph::describe_unet_2d(info.config);
-    weights = std::make_unique<ArtifactWeights>(file, std::move(info), graph);
+    weights = std::make_shared<ArtifactWeights>(file, std::move(info), graph);
   } catch (const std::exception& e) {
     throw ArtifactError(path + ": " + e.what());
   }
@@ -119,14 +119,22 @@ ServedModel ServedModel::from_artifact(const std::string& path) {
     d.eps_bias = std::move(bias);
   }
   const QGemmIsa isa = best_isa();
-  auto plan = std::make_shared<ExecutionPlan>(graph, *weights, isa);
+  if (info.text_to_image()) {  // a quantized pipeline: prompts in, its UNet on the integer plan
+    try {
+      d.text = TextPipeline::from_artifact(file, weights, isa);
+    } catch (const std::exception& e) {
+      throw ArtifactError(path + ": " + e.what());
+    }
+  }
+  auto plan = d.text ? d.text->unet(info.config.sample_size, info.config.sample_size)
+                     : std::make_shared<ExecutionPlan>(graph, *weights, isa);
   d.path = path;
   d.sha256 = sha256_file(path);
   d.config = info.config;
   d.scheduler = info.scheduler;
   d.per_step_tables = weights->per_step_tables();
   d.artifact = std::make_shared<const ArtifactInfo>(info);
-  ResidentBytes bytes = plan->resident();
+  ResidentBytes bytes = d.text ? d.text->resident() : plan->resident();
   if (d.eps_bias) bytes.add(resident::kEpsBias, d.eps_bias->bytes());
   ModelFn fn = plan_model(plan, info.timesteps, d.per_step_tables);
   ServedModel m(std::move(d), std::move(fn), std::string("int plan (") + isa_name(isa) + ")", bytes);
@@ -194,8 +202,11 @@ std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& reque
   const std::shared_ptr<ExecutionPlan> unet = d_.text->unet(lh, lw);
   start = std::chrono::steady_clock::now();
   unet->set_text_states(states.data(), static_cast<int>(table.entries.size()));
-  const std::vector<float> latents = generate_images(*schedule_, plan_model(unet, {}, false),
-                                                     static_cast<int64_t>(lat) * lh * lw, r, on_progress);
+  // An artifact's tables are its schedule's; its eps bias was measured at the default size.
+  if (lh == config().sample_size && lw == config().sample_size) r.eps_bias = d_.eps_bias;
+  const std::vector<float> latents =
+      generate_images(*schedule_, plan_model(unet, d_.artifact ? d_.artifact->timesteps : std::vector<int>{}, d_.per_step_tables),
+                      static_cast<int64_t>(lat) * lh * lw, r, on_progress);
   unet->set_text_states(nullptr, 0);
   t.denoising = seconds_since(start);
   start = std::chrono::steady_clock::now();

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "engine/runtime/artifact_weights.h"
 #include "engine/runtime/folder_weights.h"
+#include "format/artifact_pipeline.h"
 #include "engine/runtime/plan/execution_plan.h"
 #include "format/graph/autoencoder_kl.h"
 #include "format/graph/clip_text.h"
@@ -31,17 +33,47 @@ std::shared_ptr<TextPipeline> TextPipeline::load(const std::string& dir, QGemmIs
   }();
   std::shared_ptr<TextPipeline> p(new TextPipeline(std::move(files), std::move(tokenizer), isa));
   const PipelineFiles& f = p->files_;
-  p->unet_weights_ = std::make_unique<FolderWeights>(f.unet_file, f.unet);
-  p->vae_weights_ = std::make_unique<FolderWeights>(f.vae_file, graph::describe_autoencoder_kl(f.vae), "vae/config.json");
-  const graph::Graph text = graph::describe_clip_text(f.text_encoder, p->text_length());
-  p->text_weights_ = std::make_unique<FolderWeights>(f.text_encoder_file, text, "text_encoder/config.json", ignored_text_encoder_tensor);
-  p->text_encoder_ = std::make_shared<ExecutionPlan>(text, *p->text_weights_, isa);
+  p->unet_weights_ = std::make_shared<FolderWeights>(f.unet_file, f.unet);
   auto digest = [](const SafeTensors& file) { return sha256_hex(file.file_contents().data(), file.file_contents().size()); };
   p->sha256_ = digest(*f.unet_file) + "," + digest(*f.vae_file) + "," + digest(*f.text_encoder_file);
-  const int size = f.unet.sample_size;
-  std::lock_guard<std::mutex> lock(p->mu_);
-  p->sized(size, size);
+  p->build_components();
   return p;
+}
+
+std::shared_ptr<TextPipeline> TextPipeline::from_artifact(std::shared_ptr<const SafeTensors> file,
+                                                          std::shared_ptr<const ArtifactWeights> unet, QGemmIsa isa) {
+  const ArtifactInfo& info = unet->info();
+  std::shared_ptr<TextPipeline> p;
+  try {
+    const ArtifactPipelineSource source(file, info.pipeline_files);
+    PipelineFiles files = check_pipeline_files(source, {}, /*keep_files=*/true, /*unet_weights=*/false);
+    if (files.unet.to_json() != info.config.to_json())
+      throw ArtifactError("the embedded unet/config.json differs from the artifact's UNet config");
+    p.reset(new TextPipeline(std::move(files), load_tokenizer(source), isa));
+  } catch (const ArtifactError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ArtifactError(std::string("its pipeline: ") + e.what());
+  }
+  p->unet_weights_ = unet;
+  auto hash = [&info](const char* part) {
+    auto it = info.pipeline_sha256.find(part);
+    return it == info.pipeline_sha256.end() ? std::string() : it->second;
+  };
+  p->sha256_ = hash("unet") + "," + hash("vae") + "," + hash("text_encoder");
+  p->build_components();
+  return p;
+}
+
+void TextPipeline::build_components() {
+  const PipelineFiles& f = files_;
+  vae_weights_ = std::make_unique<FolderWeights>(f.vae_file, graph::describe_autoencoder_kl(f.vae), "vae/config.json");
+  const graph::Graph text = graph::describe_clip_text(f.text_encoder, text_length());
+  text_weights_ = std::make_unique<FolderWeights>(f.text_encoder_file, text, "text_encoder/config.json", ignored_text_encoder_tensor);
+  text_encoder_ = std::make_shared<ExecutionPlan>(text, *text_weights_, isa_);
+  const int size = f.unet.sample_size;
+  std::lock_guard<std::mutex> lock(mu_);
+  sized(size, size);
 }
 
 std::vector<float> TextPipeline::encode(const std::vector<std::string>& prompts) const {

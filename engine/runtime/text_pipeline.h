@@ -17,12 +17,17 @@
 #include "engine/kernels/qgemm.h"
 #include "engine/runtime/resident_bytes.h"
 #include "format/clip_tokenizer.h"
+#include "format/safetensors.h"
 #include "format/pipeline_folder.h"
 
 namespace qdm {
 
+class ArtifactWeights;
 class ExecutionPlan;
 class FolderWeights;
+namespace plan {
+class WeightSource;
+}
 
 class TextPipeline {
  public:
@@ -31,6 +36,10 @@ class TextPipeline {
   // Throws what check_pipeline_folder throws (ConfigError, SafeTensorsError naming the component)
   // and ModelLoadError for a tokenizer that does not load.
   static std::shared_ptr<TextPipeline> load(const std::string& dir, QGemmIsa isa);
+  // A quantized pipeline's artifact: the files it embeds (format/artifact_pipeline.h) with the
+  // same checks, and its UNet from `unet` (the artifact's weights). Throws ArtifactError.
+  static std::shared_ptr<TextPipeline> from_artifact(std::shared_ptr<const SafeTensors> file,
+                                                     std::shared_ptr<const ArtifactWeights> unet, QGemmIsa isa);
   ~TextPipeline();
 
   // The text states of K prompts: (K, length, width).
@@ -51,7 +60,8 @@ class TextPipeline {
   int latent_channels() const { return files_.vae.latent_channels; }
   int image_channels() const { return files_.vae.out_channels; }
   int text_length() const { return tokenizer_.max_length(); }
-  // sha256 of the three weight files, in the order unet, vae, text_encoder.
+  // sha256 of the three weight files, in the order unet, vae, text_encoder (an artifact's: its
+  // source pipeline's).
   const std::string& sha256() const { return sha256_; }
   // The resident weights of the plans built so far.
   ResidentBytes resident() const;
@@ -59,6 +69,8 @@ class TextPipeline {
 
  private:
   TextPipeline(PipelineFiles files, ClipTokenizer tokenizer, QGemmIsa isa);
+  // The text encoder and VAE from the kept files; the UNet from unet_weights_.
+  void build_components();
   struct Sized {
     int h, w;
     std::shared_ptr<ExecutionPlan> unet, decoder;
@@ -69,7 +81,8 @@ class TextPipeline {
   ClipTokenizer tokenizer_;
   QGemmIsa isa_;
   std::string sha256_;
-  std::unique_ptr<FolderWeights> unet_weights_, vae_weights_, text_weights_;
+  std::shared_ptr<const plan::WeightSource> unet_weights_;
+  std::unique_ptr<FolderWeights> vae_weights_, text_weights_;
   std::shared_ptr<ExecutionPlan> text_encoder_;
   mutable std::mutex mu_;
   mutable std::list<Sized> sizes_;  // most recently used first

@@ -65,11 +65,14 @@ LatencyTable measure_latency(const QuantizerBank& bank, QuantizedUNet& q, const 
     // Any activation width the bank holds: u8 codes whatever the width, the kernels' time is the same.
     c.abits.assign(bank.layers.size(), bank.space.act_bits.back());
     assemble(bank, c, q);
-    ExecutionPlan plan(q.unet->graph(), QuantizedWeights(q), isa);  // the threads serving uses
+    const std::shared_ptr<ExecutionPlan> built = make_plan(q, isa);  // the threads serving uses
+    ExecutionPlan& plan = *built;
     const auto& cfg = q.unet->config();
     std::vector<float> x(static_cast<size_t>(cfg.in_channels) * cfg.sample_size * cfg.sample_size, 0.1f), out(x.size());
-    const int64_t label = cfg.null_class.value_or(0);
-    const int64_t* labels = cfg.conditional() ? &label : nullptr;
+    const int64_t label = q.unet->null_label().value_or(0);
+    const int64_t* labels = q.unet->takes_labels() ? &label : nullptr;
+    const at::Tensor& prompts = q.unet->prompt_states();  // a text model: its prompt table's states
+    if (prompts.defined()) plan.set_text_states(prompts.data_ptr<float>(), static_cast<int>(prompts.size(0)));
     for (int i = 0; i < 3; ++i) plan.run(x.data(), 1, c.timesteps[0], 0, labels, out.data());
     plan.set_profiling(true);
     for (int i = 0; i < reps; ++i) plan.run(x.data(), 1, c.timesteps[0], 0, labels, out.data());

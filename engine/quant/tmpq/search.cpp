@@ -23,16 +23,16 @@ namespace fs = std::filesystem;
 
 // The images every candidate samples: seeds from `seed0`, an even spread of classes on a
 // conditional model (unguided).
-SampleRequest request_for(const UNetConfig& cfg, int images, uint64_t seed0, const SamplerOptions& sampler) {
+SampleRequest request_for(const UNet2DModelImpl& unet, int images, uint64_t seed0, const SamplerOptions& sampler) {
   SampleRequest req;
   req.num_images = images;
   req.seed = seed0;
   req.batch_size = images;
   req.sampler = sampler;
-  if (cfg.conditional()) {
-    const std::vector<int> labels = cfg.user_labels();
+  if (unet.takes_labels()) {
+    const std::vector<int> labels = unet.user_labels();
     for (int i = 0; i < images; ++i) req.class_labels.push_back(labels[static_cast<size_t>(i) % labels.size()]);
-    req.null_class = cfg.null_class;
+    req.null_class = unet.null_label();
   }
   return req;
 }
@@ -50,9 +50,9 @@ SamplerOptions schedule_of(const Candidate& c) {
 at::Tensor sample_candidate(const DiffusionModel& model, const QuantizerBank& bank, QuantizedUNet& q, const Candidate& c,
                             int images, uint64_t seed0) {
   assemble(bank, c, q);
-  const SampleRequest req = request_for(model.config, images, seed0, schedule_of(c));
-  return sample_images(NoiseSchedule(model.scheduler), quantized_denoiser(q, c.timesteps), model.config.in_channels,
-                       model.config.sample_size, req);
+  const SampleRequest req = request_for(*model.unet, images, seed0, schedule_of(c));
+  return model.images(sample_images(NoiseSchedule(model.scheduler), quantized_denoiser(q, c.timesteps), model.config.in_channels,
+                                    model.config.sample_size, req));
 }
 
 struct State {
@@ -118,16 +118,16 @@ SearchOutcome search(const DiffusionModel& model, const QuantizerBank& bank, Qua
   base.timesteps.clear();
   base.steps = so.base_steps;
   base.spacing = TimestepSpacing::kLeading;
-  const at::Tensor target = reference_images(model, request_for(model.config, so.fitness_images, 0, base),
-                                             env.cache_dir.empty() ? "" : env.cache_dir + "/references");
+  const at::Tensor target = model.images(reference_images(model, request_for(*model.unet, so.fitness_images, 0, base),
+                                                          env.cache_dir.empty() ? "" : env.cache_dir + "/references"));
 
   // The proxy: with the evaluator's classifier, the mean squared distance of each image's
   // classifier features to its fp32 twin's (relative to the twins' mean squared norm); pixel
   // MSE ranked schedules that are far worse by FID best (on the shipped model at N = 10 a
   // schedule scoring FID 294 in fp32, against 181 for an even one). Without it, pixel MSE.
   const bool fid = so.final_images >= 2 && !env.classifier_dir.empty() &&
-                   fs::exists(env.classifier_dir + "/model.safetensors") && model.config.in_channels == 1 &&
-                   model.config.sample_size == 32;
+                   fs::exists(env.classifier_dir + "/model.safetensors") && target.size(1) == 1 &&
+                   target.size(2) == 32 && target.size(3) == 32;
   std::unique_ptr<FmnistEvaluator> evaluator;
   at::Tensor target_features;
   double feature_norm = 1;

@@ -495,7 +495,6 @@ std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::Weight
     switch (n.op) {
       case Op::kInput:
         if (n.attrs.input == graph::Input::kClassEmbedding) return "class_embed_type identity (embeddings as input)";
-        if (n.attrs.input == graph::Input::kTextStates && w.quantized()) return "quantized text models";
         break;
       case Op::kAttention:
         if (w.quantized() && n.attrs.causal) return "quantized causal attention (" + n.name + ")";

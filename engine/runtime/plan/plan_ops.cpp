@@ -717,7 +717,8 @@ class AttentionOp final : public Op {
       : q_(q), k_(k), v_(v), heads_(heads), tq_(tq), tk_(tk), tv_(tv), tp_(tp), isa_(isa), out_(out) {}
   const char* kind() const override { return "attention"; }
   void run(Context& ctx) override {
-    const int len = static_cast<int>(q_.pixels()), d = q_.c / heads_;
+    // len queries against len_kv keys (a cross-attention's keys are the text tokens)
+    const int len = static_cast<int>(q_.pixels()), len_kv = static_cast<int>(k_.pixels()), d = q_.c / heads_;
     const ActQuant aq = tq_->at(ctx.step), ak = tk_->at(ctx.step), av = tv_->at(ctx.step), ap = tp_->at(ctx.step);
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
     ctx.pool->run(ctx.n * heads_, [&](int task, int) {
@@ -728,29 +729,30 @@ class AttentionOp final : public Op {
       thread_local std::vector<float> s, z;
       thread_local PackedWeights b;
       float* qp = scratch(qh, static_cast<size_t>(len) * d);
-      float* kp = scratch(kh, static_cast<size_t>(len) * d);
-      float* vp = scratch(vt, static_cast<size_t>(d) * len);  // V^T: rows of the head's channels
+      float* kp = scratch(kh, static_cast<size_t>(len_kv) * d);
+      float* vp = scratch(vt, static_cast<size_t>(d) * len_kv);  // V^T: rows of the head's channels
       const float* qs = ctx.at(q_, image) + h * d;
       const float* ks = ctx.at(k_, image) + h * d;
       const float* vs = ctx.at(v_, image) + h * d;
-      for (int i = 0; i < len; ++i) {
-        std::memcpy(qp + i * d, qs + static_cast<int64_t>(i) * q_.ld, sizeof(float) * d);
+      for (int i = 0; i < len; ++i) std::memcpy(qp + i * d, qs + static_cast<int64_t>(i) * q_.ld, sizeof(float) * d);
+      for (int i = 0; i < len_kv; ++i) {
         std::memcpy(kp + i * d, ks + static_cast<int64_t>(i) * k_.ld, sizeof(float) * d);
-        for (int j = 0; j < d; ++j) vp[j * len + i] = vs[static_cast<int64_t>(i) * v_.ld + j];
+        for (int j = 0; j < d; ++j) vp[j * len_kv + i] = vs[static_cast<int64_t>(i) * v_.ld + j];
       }
       // Q K^T
-      uint8_t* ap8 = scratch(a, static_cast<size_t>(len) * padded_k(std::max(d, len)));
+      const int widest = std::max(d, len_kv);
+      uint8_t* ap8 = scratch(a, static_cast<size_t>(len) * padded_k(widest));
       int32_t* sp = scratch(sums, static_cast<size_t>(len));
-      int32_t* cp = scratch(acc, static_cast<size_t>(len) * std::max(d, len));
+      int32_t* cp = scratch(acc, static_cast<size_t>(len) * widest);
       quantize_rows_ld(qp, d, 0, len, d, aq, ap8, sp);
-      pack_operand(kp, len, d, ak, isa_, b, codes, s, z);
+      pack_operand(kp, len_kv, d, ak, isa_, b, codes, s, z);
       qgemm_s32(isa_, ap8, len, b, cp);
-      float* lp = scratch(logits, static_cast<size_t>(len) * len);
+      float* lp = scratch(logits, static_cast<size_t>(len) * len_kv);
       dequantize_output(cp, len, b, aq, sp, nullptr, lp);
-      softmax_rows(lp, len, len, len, scale);
+      softmax_rows(lp, len_kv, len, len_kv, scale);
       // P V
-      quantize_rows_ld(lp, len, 0, len, len, ap, ap8, sp);
-      pack_operand(vp, d, len, av, isa_, b, codes, s, z);
+      quantize_rows_ld(lp, len_kv, 0, len, len_kv, ap, ap8, sp);
+      pack_operand(vp, d, len_kv, av, isa_, b, codes, s, z);
       qgemm_s32(isa_, ap8, len, b, cp);
       float* op = scratch(o, static_cast<size_t>(len) * d);
       dequantize_output(cp, len, b, ap, sp, nullptr, op);

@@ -1,0 +1,53 @@
+#include "format/artifact_pipeline.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "format/safetensors.h"
+
+namespace qdm {
+namespace fs = std::filesystem;
+
+std::vector<std::pair<std::string, std::vector<uint8_t>>> pipeline_files_to_embed(const std::string& dir) {
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
+  for (const std::string& name : pipeline_files(dir)) {
+    if (name == "unet/diffusion_pytorch_model.safetensors" || name == "calibration_prompts.txt") continue;
+    std::ifstream in(fs::path(dir) / name, std::ios::binary);
+    if (!in) throw SafeTensorsError(name + ": cannot be read");
+    out.emplace_back(name, std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
+  }
+  return out;
+}
+
+ArtifactPipelineSource::ArtifactPipelineSource(std::shared_ptr<const SafeTensors> artifact, std::vector<std::string> names)
+    : file_(std::move(artifact)), names_(std::move(names)) {}
+
+const TensorInfo* ArtifactPipelineSource::find(const std::string& name) const {
+  if (std::find(names_.begin(), names_.end(), name) == names_.end()) return nullptr;
+  const TensorInfo* t = file_->find(kPipelineTensorPrefix + name);
+  return t && t->dtype == DType::U8 ? t : nullptr;
+}
+
+bool ArtifactPipelineSource::has(const std::string& name) const { return find(name) != nullptr; }
+
+std::optional<std::string> ArtifactPipelineSource::read(const std::string& name) const {
+  const TensorInfo* t = find(name);
+  if (!t) return std::nullopt;
+  const auto* p = reinterpret_cast<const char*>(file_->data(*t));
+  return std::string(p, p + t->nbytes());
+}
+
+std::shared_ptr<const SafeTensors> ArtifactPipelineSource::weights(const std::string& name) const {
+  const TensorInfo* t = find(name);
+  if (!t) throw SafeTensorsError(name + ": missing from the artifact");
+  try {
+    const uint8_t* p = file_->data(*t);
+    return std::make_shared<const SafeTensors>(SafeTensors::parse(std::vector<uint8_t>(p, p + t->nbytes())));
+  } catch (const std::exception&) {
+    throw SafeTensorsError(name + ": the artifact's copy cannot be read as safetensors");
+  }
+}
+
+}  // namespace qdm
