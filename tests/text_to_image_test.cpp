@@ -11,6 +11,7 @@
 #include "engine/artifact/artifact.h"
 #include "engine/data/captions.h"
 #include "engine/job/quantize_job.h"
+#include "engine/runtime/loaded_model.h"
 #include "engine/runtime/plan/execution_plan.h"
 #include "engine/runtime/quantized_weights.h"
 #include "engine/model/pipeline_folder.h"
@@ -314,6 +315,40 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     EXPECT_EQ(served.generate(q), images);      // deterministic
     const PngText text = served.png_text(q, 1);
     EXPECT_NE(std::find(text.begin(), text.end(), std::make_pair(std::string("qdm:prompt"), std::string("a bag"))), text.end());
+  }
+
+  // The same artifact off the plan (kernels sim: LibTorch's UNet, the plans' text encoder and
+  // VAE) draws the same images to the simulation's rounding; a W4A32 artifact, which no plan
+  // runs, samples from prompts that way too.
+  {
+    const ServedModel served = ServedModel::from_artifact(work + "/rtn.safetensors");
+    const LoadedModel sim = LoadedModel::from_artifact(work + "/rtn.safetensors", KernelMode::kSim);
+    ASSERT_TRUE(sim.takes_prompts());
+    EXPECT_EQ(sim.kernels(), "sim");
+    SampleRequest q;
+    q.num_images = 2;
+    q.seed = 3;
+    q.sampler = served.default_sampler();
+    q.prompts = {"a photo of a sneaker", "a bag"};
+    q.guidance_scale = 2.0;
+    const std::vector<float> a = served.generate(q), b = sim.generate(q);
+    ASSERT_EQ(a.size(), b.size());
+    double diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff += std::abs(a[i] - b[i]);
+    EXPECT_LT(diff / a.size(), 2e-2);
+    QuantizeJobOptions o;
+    o.recipe = tiny_recipe("rtn");
+    o.recipe.spec.weight_bits = 4;
+    o.recipe.spec.act_bits = 0;
+    o.report_samples = 0;
+    fs::copy(*dir_, work + "/pipe", fs::copy_options::recursive);
+    quantize_to_artifact(load_model_folder(work + "/pipe"), o, work + "/w4a32.safetensors");
+    fs::remove_all(work + "/pipe");
+    const LoadedModel w4a32 = LoadedModel::from_artifact(work + "/w4a32.safetensors");
+    ASSERT_TRUE(w4a32.takes_prompts());
+    const std::vector<float> images = w4a32.generate(q);
+    ASSERT_EQ(images.size(), 2u * 16 * 16);
+    for (float v : images) ASSERT_TRUE(std::isfinite(v) && std::abs(v) <= 1.0f);
   }
 
   // The integer plan against the simulation, one UNet call per step, on every kernel path.

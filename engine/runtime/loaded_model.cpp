@@ -10,7 +10,11 @@
 
 #include "format/class_labels.h"
 #include "engine/runtime/device.h"
+#include "engine/runtime/artifact_weights.h"
 #include "engine/runtime/int_layers.h"
+#include "engine/runtime/text_pipeline.h"
+#include "format/graph/unet_2d.h"
+#include "format/safetensors.h"
 #include "engine/runtime/quantized_weights.h"
 #include "engine/runtime/tensor_int_layer.h"
 
@@ -146,6 +150,22 @@ LoadedModel LoadedModel::from_artifact(const std::string& path, KernelMode kerne
   d.per_step_tables = m.artifact_->per_step_tables;
   d.eps_bias = m.artifact_->eps_bias;
   const UNetConfig& c = m.artifact_->info.config;
+  if (m.artifact_->info.text_to_image()) {  // a quantized pipeline: its text encoder and VAE on plans, this UNet
+    try {
+      auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
+      auto weights = std::make_shared<const ArtifactWeights>(file, m.artifact_->info, graph::describe_unet_2d(c));
+      d.text = TextPipeline::from_artifact(file, weights, best_isa(), /*unet_plans=*/false);
+    } catch (const std::exception& e) {
+      throw ArtifactError(path + ": " + e.what());
+    }
+    std::shared_ptr<LoadedArtifact> artifact = m.artifact_;
+    const int64_t width = *c.cross_attention_dim, length = d.text->text_length();
+    d.text_unet = [artifact, device, width, length](const float* states, int entries, int h, int w) {
+      const at::Tensor table = torch::from_blob(const_cast<float*>(states), {entries, length, width}).clone().to(device);
+      artifact->model->unet->set_prompt_states(table, std::nullopt);  // an image's label is its entry
+      return model_fn(artifact_denoiser(*artifact), artifact->info.config.in_channels, h, w, device);
+    };
+  }
   ModelFn fn = model_fn(artifact_denoiser(*m.artifact_), c.in_channels, c.sample_size, c.sample_size, device);
   static_cast<ServedModel&>(m) = ServedModel(std::move(d), std::move(fn), name, bytes);
   return m;

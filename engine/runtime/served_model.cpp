@@ -199,15 +199,21 @@ std::vector<float> ServedModel::generate_from_prompts(const SampleRequest& reque
   t.text_encoding = seconds_since(start);
   const ImageShape shape = image_shape(request);
   const int f = d_.text->factor(), lh = shape.height / f, lw = shape.width / f, lat = d_.text->latent_channels();
-  const std::shared_ptr<ExecutionPlan> unet = d_.text->unet(lh, lw);
+  const int entries = static_cast<int>(table.entries.size());
+  std::shared_ptr<ExecutionPlan> unet;
+  ModelFn model;
+  if (d_.text_unet) {
+    model = d_.text_unet(states.data(), entries, lh, lw);
+  } else {
+    unet = d_.text->unet(lh, lw);
+    unet->set_text_states(states.data(), entries);
+    model = plan_model(unet, d_.artifact ? d_.artifact->timesteps : std::vector<int>{}, d_.per_step_tables);
+  }
   start = std::chrono::steady_clock::now();
-  unet->set_text_states(states.data(), static_cast<int>(table.entries.size()));
   // An artifact's tables are its schedule's; its eps bias was measured at the default size.
   if (lh == config().sample_size && lw == config().sample_size) r.eps_bias = d_.eps_bias;
-  const std::vector<float> latents =
-      generate_images(*schedule_, plan_model(unet, d_.artifact ? d_.artifact->timesteps : std::vector<int>{}, d_.per_step_tables),
-                      static_cast<int64_t>(lat) * lh * lw, r, on_progress);
-  unet->set_text_states(nullptr, 0);
+  const std::vector<float> latents = generate_images(*schedule_, model, static_cast<int64_t>(lat) * lh * lw, r, on_progress);
+  if (unet) unet->set_text_states(nullptr, 0);
   t.denoising = seconds_since(start);
   start = std::chrono::steady_clock::now();
   std::vector<float> images = d_.text->decode(latents, n, lh, lw);

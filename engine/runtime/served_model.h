@@ -51,6 +51,10 @@ class ServedModel {
     bool per_step_tables = false;                  // artifacts: only their own schedule samples
     std::shared_ptr<const EpsBias> eps_bias;       // artifacts whose recipe measured one
     std::shared_ptr<const TextPipeline> text;      // text-to-image pipelines: prompts in
+    // A text-to-image artifact run off the execution plan (kernels sim, the per-layer integer
+    // kernels): its UNet for one request's text states (`entries` of (L, D) floats, kept by the
+    // caller while it runs) at latents of h x w. Null: the pipeline's own UNet plans.
+    std::function<ModelFn(const float* states, int entries, int h, int w)> text_unet;
   };
 
   // On this CPU's execution plan (the best instruction set, QDM_KERNEL_ISA honoured). Throw

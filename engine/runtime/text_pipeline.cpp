@@ -41,7 +41,8 @@ std::shared_ptr<TextPipeline> TextPipeline::load(const std::string& dir, QGemmIs
 }
 
 std::shared_ptr<TextPipeline> TextPipeline::from_artifact(std::shared_ptr<const SafeTensors> file,
-                                                          std::shared_ptr<const ArtifactWeights> unet, QGemmIsa isa) {
+                                                          std::shared_ptr<const ArtifactWeights> unet, QGemmIsa isa,
+                                                          bool unet_plans) {
   const ArtifactInfo& info = unet->info();
   std::shared_ptr<TextPipeline> p;
   try {
@@ -56,6 +57,7 @@ std::shared_ptr<TextPipeline> TextPipeline::from_artifact(std::shared_ptr<const 
     throw ArtifactError(std::string("its pipeline: ") + e.what());
   }
   p->unet_weights_ = unet;
+  p->unet_plans_ = unet_plans;
   auto hash = [&info](const char* part) {
     auto it = info.pipeline_sha256.find(part);
     return it == info.pipeline_sha256.end() ? std::string() : it->second;
@@ -95,7 +97,8 @@ const TextPipeline::Sized& TextPipeline::sized(int h, int w) const {
       return sizes_.front();
     }
   Sized s{h, w, nullptr, nullptr};
-  s.unet = std::make_shared<ExecutionPlan>(graph::describe_unet_2d(files_.unet, h, w, text_length()), *unet_weights_, isa_);
+  if (unet_plans_)
+    s.unet = std::make_shared<ExecutionPlan>(graph::describe_unet_2d(files_.unet, h, w, text_length()), *unet_weights_, isa_);
   s.decoder = std::make_shared<ExecutionPlan>(graph::describe_vae_decoder(files_.vae, h, w), *vae_weights_, isa_);
   sizes_.push_front(std::move(s));
   if (static_cast<int>(sizes_.size()) > kMaxSizes) sizes_.pop_back();
@@ -128,7 +131,7 @@ ResidentBytes TextPipeline::resident() const {
   };
   merge(*text_encoder_);
   for (const Sized& s : sizes_) {
-    merge(*s.unet);
+    if (s.unet) merge(*s.unet);
     merge(*s.decoder);
   }
   return r;

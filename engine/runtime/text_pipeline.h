@@ -38,8 +38,10 @@ class TextPipeline {
   static std::shared_ptr<TextPipeline> load(const std::string& dir, QGemmIsa isa);
   // A quantized pipeline's artifact: the files it embeds (format/artifact_pipeline.h) with the
   // same checks, and its UNet from `unet` (the artifact's weights). Throws ArtifactError.
+  // unet_plans false: the UNet runs elsewhere (an artifact the plan cannot run); unet() is null.
   static std::shared_ptr<TextPipeline> from_artifact(std::shared_ptr<const SafeTensors> file,
-                                                     std::shared_ptr<const ArtifactWeights> unet, QGemmIsa isa);
+                                                     std::shared_ptr<const ArtifactWeights> unet, QGemmIsa isa,
+                                                     bool unet_plans = true);
   ~TextPipeline();
 
   // The text states of K prompts: (K, length, width).
@@ -81,6 +83,7 @@ class TextPipeline {
   ClipTokenizer tokenizer_;
   QGemmIsa isa_;
   std::string sha256_;
+  bool unet_plans_ = true;
   std::shared_ptr<const plan::WeightSource> unet_weights_;
   std::unique_ptr<FolderWeights> vae_weights_, text_weights_;
   std::shared_ptr<ExecutionPlan> text_encoder_;
