@@ -14,6 +14,7 @@
 
 #include "engine/runtime/int_layers.h"
 #include "engine/runtime/loaded_model.h"
+#include "engine/runtime/text_pipeline.h"
 #include "engine/util/allocator.h"
 #include "engine/util/threads.h"
 
@@ -54,6 +55,13 @@ int main(int argc, char** argv) {
   at::Tensor labels;
   if (cfg.conditional()) labels = at::full({batch}, static_cast<int64_t>(cfg.null_class.value_or(0)), at::kLong);
   const auto& plan = model.plan();
+  // A text model (plan only): random text states, one entry per image.
+  at::Tensor text;
+  if (plan && cfg.text_conditioned() && model.text()) {
+    text = torch::randn({batch, model.text()->text_length(), *cfg.cross_attention_dim});
+    plan->set_text_states(text.data_ptr<float>(), static_cast<int>(batch));
+    labels = at::arange(batch, at::kLong);
+  }
   auto forward = [&] {
     if (plan) {
       at::Tensor out = at::empty_like(x);

@@ -10,6 +10,7 @@
 
 #include "format/artifact_metadata.h"
 #include "format/echo.h"
+#include "format/artifact_pipeline.h"
 #include "format/pipeline_folder.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
@@ -34,9 +35,18 @@ namespace {
 
 const char* kWeights = "diffusion_pytorch_model.safetensors";
 
+// Every tensor's elements; an artifact's embedded pipeline files (U8 bytes) are counted by the
+// tensors inside them.
 int64_t parameter_count(const SafeTensors& file) {
   int64_t n = 0;
-  for (const auto& t : file.tensors()) n += t.numel();
+  for (const auto& t : file.tensors()) {
+    if (t.name.rfind(kPipelineTensorPrefix, 0) == 0) {
+      if (t.name.size() > 12 && t.name.compare(t.name.size() - 12, 12, ".safetensors") == 0)
+        n += parameter_count(SafeTensors::parse(std::vector<uint8_t>(file.data(t), file.data(t) + t.nbytes())));
+      continue;
+    }
+    if (t.name != "report.figure_png") n += t.numel();
+  }
   return n;
 }
 
@@ -260,6 +270,8 @@ grpc::Status ModelStore::describe_artifact(const std::string& name, const std::s
     info->set_config_json(meta.config.to_json().dump());
     nlohmann::json recipe = meta.recipe;
     recipe.update(meta.sampler.to_json());
+    if (meta.text_to_image())  // a quantized pipeline: what it carries besides its UNet
+      recipe["pipeline"] = {{"files", meta.pipeline_files}, {"source_sha256", meta.pipeline_sha256}};
     info->set_recipe_json(recipe.dump());
     info->set_source_model(meta.source_sha256);
     // The name the job recorded, else the store's model with those weights (if still there).

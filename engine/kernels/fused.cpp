@@ -52,7 +52,34 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
 
 __attribute__((always_inline)) inline float silu(float v) { return v / (1.0f + fast_exp(-v)); }
 
+// Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 (plus fast_exp's ulp), odd by the sign copied.
+__attribute__((always_inline)) inline float erf_approx(float x) {
+  const float a = x < 0.0f ? -x : x;
+  const float t = 1.0f / (1.0f + 0.3275911f * a);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float y = 1.0f - p * t * fast_exp(-a * a);
+  return x < 0.0f ? -y : y;
+}
+
 }  // namespace
+
+float fast_erf(float x) { return erf_approx(x); }
+
+QDM_CLONES
+void geglu_rows(const float* in, int64_t ld_in, int64_t rows, int c, float* out, int64_t ld_out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* s = in + r * ld_in;
+    float* d = out + r * ld_out;
+    for (int j = 0; j < c; ++j) {
+      const float g = s[c + j];
+      d[j] = s[j] * 0.5f * g * (1.0f + erf_approx(g * 0.70710678118654752f));
+    }
+  }
+}
 
 QDM_CLONES
 void group_norm_sums(const float* x, int64_t ld, int64_t p0, int64_t p1, int c, int groups, double* sums) {

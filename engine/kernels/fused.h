@@ -98,6 +98,13 @@ void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel
 // Rows of x (n wide, rows of ld): x = softmax(x * scale) in place.
 void softmax_rows(float* x, int64_t ld, int rows, int n, float scale);
 
+// GEGLU (diffusers' feed-forward gate): out[r][j] = a * gelu(g) with a = in[r][j], g = in[r][c + j]
+// and gelu's erf form, erf to within 5e-7 in float (Abramowitz & Stegun 7.1.26 over fast_exp, branch-free:
+// libm's erff is a call per element, 10x the time).
+void geglu_rows(const float* in, int64_t ld_in, int64_t rows, int c, float* out, int64_t ld_out);
+// The erf it uses, for tests.
+float fast_erf(float x);
+
 // out[r] (n wide) += add[r] (rows of ld_add), or += one row broadcast when ld_add is 0; then
 // times `factor` when it is not 1.
 void add_rows(float* out, int64_t ld_out, const float* add, int64_t ld_add, int64_t rows, int n, float factor = 1.0f);

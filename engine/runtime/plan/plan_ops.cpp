@@ -617,14 +617,7 @@ class GegluOp final : public Op {
   GegluOp(Value in, Value out) : in_(in), out_(out) {}
   const char* kind() const override { return "geglu"; }
   void run(Context& ctx) override {
-    const int c = out_.c;
-    ctx.pool->run(ctx.n, [&](int image, int) {
-      for (int64_t p = 0; p < in_.pixels(); ++p) {
-        const float* s = ctx.at(in_, image) + p * in_.ld;
-        float* d = ctx.at(out_, image) + p * out_.ld;
-        for (int j = 0; j < c; ++j) d[j] = s[j] * 0.5f * s[c + j] * (1.0f + std::erf(s[c + j] * 0.70710678118654752f));
-      }
-    });
+    ctx.pool->run(ctx.n, [&](int image, int) { geglu_rows(ctx.at(in_, image), in_.ld, in_.pixels(), out_.c, ctx.at(out_, image), out_.ld); });
   }
 
  private:
