@@ -11,6 +11,7 @@
 #include "engine/artifact/artifact.h"
 #include "engine/data/captions.h"
 #include "engine/job/quantize_job.h"
+#include "engine/quant/finetune.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/runtime/plan/execution_plan.h"
 #include "engine/runtime/quantized_weights.h"
@@ -349,6 +350,20 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     const std::vector<float> images = w4a32.generate(q);
     ASSERT_EQ(images.size(), 2u * 16 * 16);
     for (float v : images) ASSERT_TRUE(std::isfinite(v) && std::abs(v) <= 1.0f);
+  }
+
+  // Fine-tuning a pipeline's artifact against its source runs by label over the recorded
+  // calibration prompts, and keeps the embedded files.
+  {
+    FinetuneOptions f;
+    f.iters = 2;
+    f.samples = 2;
+    f.holdout = 1;
+    f.batch = 1;
+    f.evals = 1;
+    finetune_artifact(load_model_folder(*dir_), work + "/rtn.safetensors", work + "/rtn_ft.safetensors", f, 2);
+    const ServedModel tuned = ServedModel::from_artifact(work + "/rtn_ft.safetensors");
+    EXPECT_TRUE(tuned.takes_prompts());
   }
 
   // The integer plan against the simulation, one UNet call per step, on every kernel path.

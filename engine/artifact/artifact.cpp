@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "engine/artifact/weight_packing.h"
+#include "engine/model/model_folder.h"
 #include "engine/quant/vq/vq_layer.h"
 #include "format/artifact_pipeline.h"
 #include "format/safetensors.h"
@@ -281,6 +282,14 @@ void check_schedule(const LoadedArtifact& artifact, const NoiseSchedule& schedul
                                 std::to_string(artifact.info.sampler.steps) + " steps with " +
                                 spacing_name(artifact.info.sampler.spacing) +
                                 " spacing; sample with those steps and spacing");
+}
+
+void use_artifact_prompts(DiffusionModel& model, LoadedArtifact& artifact) {
+  if (!model.pipeline) return;
+  std::vector<std::string> prompts = artifact.info.recipe.value("prompts", std::vector<std::string>{});
+  if (prompts.empty()) prompts = folder_calibration_prompts(model.dir);
+  use_prompts(model, prompts);
+  artifact.model->unet->set_prompt_states(model.unet->prompt_states(), model.unet->null_label());
 }
 
 ModelDenoiser artifact_denoiser(LoadedArtifact& artifact) {

@@ -27,6 +27,8 @@
 
 namespace qdm {
 
+struct DiffusionModel;
+
 // Writes the tensors of `model` and `info` as metadata, with its spec, layers, kept layers and
 // feature cache flag taken from the model; `eps_bias` (one map per step of info.timesteps) when
 // given.
@@ -55,6 +57,11 @@ struct LoadedArtifact {
 };
 // Throws ArtifactError / SafeTensorsError naming what is wrong.
 LoadedArtifact load_artifact(const std::string& path);
+
+// A quantized pipeline's artifact beside its source pipeline (fine-tuning, eps bias): the
+// prompt table its recipe calibrated on (its recorded prompts, else the folder's
+// calibration_prompts.txt) set on both UNets, which then run by label. Nothing for a UNet model.
+void use_artifact_prompts(DiffusionModel& model, LoadedArtifact& artifact);
 
 // A noise predictor over a quantized model: maps each timestep to its table entry; a
 // timestep outside the calibrated schedule is an error when the tables are per step.

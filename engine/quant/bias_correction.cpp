@@ -70,12 +70,14 @@ EpsBias measure_artifact_eps_bias(const DiffusionModel& model, LoadedArtifact& a
                           eps_bias_seed(calib_seed), batch, progress);
 }
 
-void correct_artifact(const DiffusionModel& model, const std::string& artifact_path, const std::string& out_path,
+void correct_artifact(const DiffusionModel& source, const std::string& artifact_path, const std::string& out_path,
                       int samples, int batch, const std::function<bool(int, int)>& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   LoadedArtifact a = load_artifact(artifact_path);
-  if (a.info.source_sha256 != model.weights_sha256)
+  if (a.info.source_sha256 != source.weights_sha256)
     throw std::invalid_argument("the artifact was not quantized from this model (its source weights' sha256 differs)");
+  DiffusionModel model = source;
+  use_artifact_prompts(model, a);  // a pipeline: its calibration prompts' table
   const EpsBias bias = measure_artifact_eps_bias(model, a, samples, batch, progress);
   add_eps_bias(artifact_path, out_path, bias, samples, seconds_since(t0));
 }

@@ -252,14 +252,16 @@ void finetune_stage(const DiffusionModel& model, const RecipeOptions& o, Quantiz
   result.timings["finetune"] = seconds_since(t0);
 }
 
-FinetuneReport finetune_artifact(const DiffusionModel& model, const std::string& artifact_path, const std::string& out_path,
+FinetuneReport finetune_artifact(const DiffusionModel& source, const std::string& artifact_path, const std::string& out_path,
                                  const FinetuneOptions& f, int batch, const QuantizeCallback& progress) {
   f.validate();
   if (f.iters < 1) throw std::invalid_argument("finetune iters must be >= 1");
   const auto t0 = std::chrono::steady_clock::now();
   LoadedArtifact a = load_artifact(artifact_path);
-  if (a.info.source_sha256 != model.weights_sha256)
+  if (a.info.source_sha256 != source.weights_sha256)
     throw std::invalid_argument("the artifact was not quantized from this model (its source weights' sha256 differs)");
+  DiffusionModel model = source;
+  use_artifact_prompts(model, a);  // a pipeline: its calibration prompts' table
   for (auto& p : a.model->unet->parameters()) p.set_requires_grad(false);
   const uint64_t calib_seed = a.info.recipe.value("calib_seed", RecipeOptions{}.calib_seed);
   const FinetuneReport r = finetune_on_fresh_trajectories(model.unet, NoiseSchedule(a.info.scheduler), a.info.sampler,
