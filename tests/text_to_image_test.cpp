@@ -366,30 +366,33 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     EXPECT_TRUE(tuned.takes_prompts());
   }
 
-  // The integer plan against the simulation, one UNet call per step, on every kernel path.
+  // The integer plan against the simulation, one UNet call per step, on every kernel path (the
+  // feature cache's single row read for every prompt entry).
   TextToImagePipeline pipe = load_pipeline(*dir_);
-  LoadedArtifact a = load_artifact(work + "/tfmq.safetensors");
-  ASSERT_EQ(a.pipeline_files.size(), read_artifact_info(SafeTensors::read_file(work + "/tfmq.safetensors")).pipeline_files.size());
   const at::Tensor states = encode_prompts(pipe, {"a photo of a sneaker", "a coat", ""});
-  a.model->unet->set_prompt_states(states, 2);
-  torch::NoGradGuard g;
-  torch::manual_seed(17);
-  const at::Tensor x = torch::randn({3, 2, 8, 8});
-  const at::Tensor labels = torch::tensor({0, 1, 2}, at::kLong);
-  for (QGemmIsa isa : supported_isas()) {
-    auto plan = make_plan(*a.model, isa);
-    plan->set_text_states(states.data_ptr<float>(), 3);
-    int exact = 0;
-    for (int step = 0; step < static_cast<int>(a.info.timesteps.size()); ++step) {
-      const int t = a.info.timesteps[static_cast<size_t>(step)];
-      const at::Tensor sim = a.model->forward(x, t, step, labels);
-      at::Tensor out = torch::empty(x.sizes());
-      plan->run(x.data_ptr<float>(), 3, t, step, labels.data_ptr<int64_t>(), out.data_ptr<float>());
-      const double e = (out - sim).abs().max().item<double>() / sim.abs().max().item<double>();
-      EXPECT_LT(e, 5e-2) << isa_name(isa) << " step " << step;
-      exact += e < 1e-4;
+  for (const std::string recipe : {"tfmq", "tfmq+cache"}) {
+    LoadedArtifact a = load_artifact(work + "/" + recipe + ".safetensors");
+    ASSERT_EQ(a.pipeline_files.size(), read_artifact_info(SafeTensors::read_file(work + "/" + recipe + ".safetensors")).pipeline_files.size());
+    a.model->unet->set_prompt_states(states, 2);
+    torch::NoGradGuard g;
+    torch::manual_seed(17);
+    const at::Tensor x = torch::randn({3, 2, 8, 8});
+    const at::Tensor labels = torch::tensor({0, 1, 2}, at::kLong);
+    for (QGemmIsa isa : supported_isas()) {
+      auto plan = make_plan(*a.model, isa);
+      plan->set_text_states(states.data_ptr<float>(), 3);
+      int exact = 0;
+      for (int step = 0; step < static_cast<int>(a.info.timesteps.size()); ++step) {
+        const int t = a.info.timesteps[static_cast<size_t>(step)];
+        const at::Tensor sim = a.model->forward(x, t, step, labels);
+        at::Tensor out = torch::empty(x.sizes());
+        plan->run(x.data_ptr<float>(), 3, t, step, labels.data_ptr<int64_t>(), out.data_ptr<float>());
+        const double e = (out - sim).abs().max().item<double>() / sim.abs().max().item<double>();
+        EXPECT_LT(e, 5e-2) << recipe << " " << isa_name(isa) << " step " << step;
+        exact += e < 1e-4;
+      }
+      EXPECT_GE(exact, 2) << recipe << " " << isa_name(isa) << ": most steps should agree to float rounding";
     }
-    EXPECT_GE(exact, 2) << isa_name(isa) << ": most steps should agree to float rounding";
   }
   fs::remove_all(work);
 }

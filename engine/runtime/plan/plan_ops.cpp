@@ -1040,7 +1040,11 @@ class FeatureCacheOp final : public Op {
   const char* kind() const override { return "feature cache"; }
   void run(Context& ctx) override {
     for (int image = 0; image < ctx.n; ++image) {
-      const int64_t row = static_cast<int64_t>(ctx.step) * rows_ + (ctx.labels ? ctx.labels[image] : 0);
+      // One row per class label of a class-conditional model; a single row otherwise (a text
+      // model's labels are rows of its text states, not of this cache).
+      const int64_t label = rows_ > 1 && ctx.labels ? ctx.labels[image] : 0;
+      if (label < 0 || label >= rows_) throw std::invalid_argument("execution plan: no feature cache row for label " + std::to_string(label));
+      const int64_t row = static_cast<int64_t>(ctx.step) * rows_ + label;
       const Element* from = cache_.data() + row * out_.c;
       float* to = ctx.at(out_, image);
       if constexpr (std::is_same_v<Element, float>) {
