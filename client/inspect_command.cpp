@@ -74,6 +74,7 @@ nlohmann::json describe(const std::string& path) {
                       {"recipe_options", info.recipe},
                       {"source_model", info.source_name},
                       {"source_sha256", info.source_sha256},
+                      {"pipeline_files", info.pipeline_files},
                       {"sampler", info.sampler.to_json()},
                       {"timesteps", info.timesteps},
                       {"layers", layers},
@@ -142,6 +143,8 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("artifact    {} ({} bytes)\n", j["artifact"].get<std::string>(), j["file_bytes"].get<uint64_t>());
     fmt::print("recipe      {}\n", j["recipe"].get<std::string>());
     fmt::print("source      {} ({})\n", j["source_model"].get<std::string>(), j["source_sha256"].get<std::string>().substr(0, 16));
+    if (!j["pipeline_files"].empty())  // a quantized pipeline carries its other components
+      fmt::print("pipeline    {} files embedded (text encoder, VAE, tokenizer, configs)\n", j["pipeline_files"].size());
     fmt::print("schedule    {}\n", sched);
     fmt::print("layers      {} quantized; weight bits {}; activation bits {}\n", j["layers"].size(), j["weight_bits_histogram"].dump(),
                j["act_bits_histogram"].dump());

@@ -15,8 +15,13 @@ CallCost call_cost(QuantizedUNet& q) {
     const auto& cfg = q.unet->config();
     const at::Tensor x = at::zeros({1, cfg.in_channels, cfg.sample_size, cfg.sample_size});
     at::Tensor labels;
+    // A text model without a prompt table (a loaded artifact): one stand-in text token; the
+    // layers counted read the image tokens, whatever the text.
+    const bool stand_in = cfg.text_conditioned() && !q.unet->prompt_states().defined();
+    if (stand_in) q.unet->set_prompt_states(at::zeros({1, 1, *cfg.cross_attention_dim}), 0);
     if (q.unet->takes_labels()) labels = at::full({1}, static_cast<int64_t>(q.unet->null_label().value_or(0)), at::kLong);
     q.forward(x, 999, 0, labels);
+    if (stand_in) q.unet->set_prompt_states(at::Tensor(), std::nullopt);
   }
   CallCost c;
   for (const auto& l : q.layers) {
