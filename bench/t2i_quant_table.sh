@@ -10,7 +10,8 @@
 # plan. Goal (issue 33): TFMQ W4A8 within +10% of FP32's FID and within 2 points of its prompt
 # agreement.
 #   bash bench/t2i_quant_table.sh          (from the repository root, after .ci/setup)
-# tmpq searches with a smaller budget than its defaults: population 20, 6 generations, 16
+# tmpq searches with a smaller budget than its defaults: population 20 (top 5, 10 mutants, 5
+# crossovers), 6 generations, 16
 # images per candidate.
 # Environment: NUM, STEPS, SEARCH_STEPS (10), ITERS / ACT_ITERS (reconstruction iterations per block, default 200),
 # CALIB (calibration trajectories, 32), CONFIGS ("8:8 4:8 4:32"), RECIPES, QDM (binary; a copy
@@ -25,7 +26,7 @@ act_iters=${ACT_ITERS:-200}
 calib=${CALIB:-32}
 configs=${CONFIGS:-"4:8 8:8 4:32"}
 recipes=${RECIPES:-"tfmq rtn qdiffusion tfmq+cache vq tmpq"}
-search=(--steps "${SEARCH_STEPS:-10}" --population 20 --generations 6 --fitness-images 16)
+search=(--steps "${SEARCH_STEPS:-10}" --population 20 --top 5 --mutations 10 --crossovers 5 --generations 6 --fitness-images 16)
 qdm=${QDM:-build/bin/qdm}
 out=bench/results/t2i_quant
 mkdir -p "$out"
