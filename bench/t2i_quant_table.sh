@@ -85,7 +85,7 @@ if t_g and fp_g:
             f"({fp_g['prompt_agreement'] - 0.02:.3f}): {t_g['prompt_agreement']:.3f}, {'met' if agree_ok else 'not met'}.")
 missing = [f"{r} W{cfg.split(':')[0]}A{cfg.split(':')[1]}" for cfg in ["8:8", "4:8", "4:32"]
            for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]
-           if not load(f"{r.replace('+', '_')}_w{cfg.split(':')[0]}a{cfg.split(':')[1]}", "unguided")]
+           if not all(load(f"{r.replace('+', '_')}_w{cfg.split(':')[0]}a{cfg.split(':')[1]}", kind) for kind in ("guided", "unguided"))]
 pending = ("\n\nNot measured yet (the table resumes where it stopped): " + ", ".join(missing) + ".") if missing else ""
 print(f"""# Quantization of models/fmnist-t2i
 
