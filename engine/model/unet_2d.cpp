@@ -60,7 +60,9 @@ void UNet2DModelImpl::add_prompt_rows(Values& values, const at::Tensor& labels, 
                                 std::to_string(batch));
   if (l.min().item<int64_t>() < 0 || l.max().item<int64_t>() >= prompt_states_.size(0))
     throw std::invalid_argument(config_.class_name + ": prompt rows must be in [0, " + std::to_string(prompt_states_.size(0)) + ")");
-  values[graph().input(Input::kTextStates)] = prompt_states_.index_select(0, l.to(prompt_states_.device()));
+  // The table stays where it was set; the rows go where the module's weights are.
+  const c10::Device device = parameters().empty() ? c10::Device(c10::kCPU) : parameters().front().device();
+  values[graph().input(Input::kTextStates)] = prompt_states_.index_select(0, l.to(prompt_states_.device())).to(device);
 }
 
 void UNet2DModelImpl::add_class_input(Values& values, const at::Tensor& labels, int64_t batch) const {
