@@ -233,6 +233,9 @@ artp=$(job_field "$tj" artifact)
 python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:prompt\x00a coat" in d and b"qdm:recipe\x00tfmq" in d' \
   "$work/gen_t2i_q/00001.png" || fail "the quantized pipeline's PNG does not name its prompt and recipe"
 expect_error INVALID_ARGUMENT "has no text encoder" submit --model tiny --calib-prompt "a sneaker" "${quick[@]}"
+cp -r "$src/models/fmnist-t2i" "$work/nocal" && rm "$work/nocal/calibration_prompts.txt"
+"$qdm" models upload "$work/nocal" --name t2i-nocal >/dev/null || fail "upload a pipeline without calibration prompts"
+expect_error INVALID_ARGUMENT "calibration_prompts.txt" submit --model t2i-nocal "${quick[@]}"
 expect_error INVALID_ARGUMENT "takes prompts, not class labels" generate --artifact "$artp" --num 1 --class-label 3 --out "$work/x"
 
 # Concurrent compatible requests are batched (the workers wait up to 1 s for company, so
