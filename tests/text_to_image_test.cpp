@@ -272,6 +272,17 @@ RecipeOptions tiny_recipe(const std::string& recipe) {
   return o;
 }
 
+// Two images, each its own prompt, guided, on the artifact's schedule.
+SampleRequest two_prompts(const ServedModel& served) {
+  SampleRequest q;
+  q.num_images = 2;
+  q.seed = 3;
+  q.sampler = served.default_sampler();
+  q.prompts = {"a photo of a sneaker", "a bag"};
+  q.guidance_scale = 2.0;
+  return q;
+}
+
 TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPrompts) {
   // A copy of the folder, removed once quantized: the artifact must not need it.
   const std::string work = testing::temp_dir("t2i-quant");
@@ -302,12 +313,7 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     const ServedModel served = ServedModel::from_artifact(work + "/" + recipe + ".safetensors");
     ASSERT_TRUE(served.takes_prompts());
     EXPECT_NE(served.kernels().find("int plan"), std::string::npos);
-    SampleRequest q;
-    q.num_images = 2;
-    q.seed = 3;
-    q.sampler = served.default_sampler();
-    q.prompts = {"a photo of a sneaker", "a bag"};
-    q.guidance_scale = 2.0;
+    const SampleRequest q = two_prompts(served);
     const std::vector<float> images = served.generate(q);
     ASSERT_EQ(images.size(), 2u * 16 * 16);
     const at::Tensor t = torch::from_blob(const_cast<float*>(images.data()), {2, 16 * 16}).clone();
@@ -326,12 +332,7 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     const LoadedModel sim = LoadedModel::from_artifact(work + "/rtn.safetensors", KernelMode::kSim);
     ASSERT_TRUE(sim.takes_prompts());
     EXPECT_EQ(sim.kernels(), "sim");
-    SampleRequest q;
-    q.num_images = 2;
-    q.seed = 3;
-    q.sampler = served.default_sampler();
-    q.prompts = {"a photo of a sneaker", "a bag"};
-    q.guidance_scale = 2.0;
+    const SampleRequest q = two_prompts(served);
     const std::vector<float> a = served.generate(q), b = sim.generate(q);
     ASSERT_EQ(a.size(), b.size());
     double diff = 0;

@@ -12,6 +12,7 @@
 #include "engine/model/pipeline_folder.h"
 #include "engine/sampling/text_to_image.h"
 #include "format/prompts.h"
+#include "format/quantize_options.h"
 #include "format/safetensors.h"
 #include "format/unet_tensors.h"
 #include "engine/model_io/tensor_io.h"
@@ -70,7 +71,8 @@ at::Tensor DiffusionModel::images(const at::Tensor& samples) const {
 }
 
 void use_prompts(DiffusionModel& model, const std::vector<std::string>& prompts) {
-  if (!model.pipeline) throw std::invalid_argument("calibration prompts are for text-to-image pipelines; this model takes none");
+  if (!model.pipeline)
+    throw std::invalid_argument("calibration prompts are for text-to-image pipelines; this model has no text encoder");
   if (prompts.empty())
     throw std::invalid_argument("a text-to-image pipeline needs calibration prompts: give some (qdm quantize --calib-prompt), "
                                 "or put them in the folder's calibration_prompts.txt, one per line");
@@ -91,7 +93,8 @@ std::vector<std::string> folder_calibration_prompts(const std::string& dir) {
     if (line.size() > kMaxPromptBytes)
       throw ModelLoadError("calibration_prompts.txt: a line is longer than " + std::to_string(kMaxPromptBytes) + " bytes");
     prompts.push_back(line);
-    if (prompts.size() > 1024) throw ModelLoadError("calibration_prompts.txt: more than 1024 prompts");
+    if (prompts.size() > static_cast<size_t>(RecipeOptions::kMaxPrompts))
+      throw ModelLoadError("calibration_prompts.txt: more than " + std::to_string(RecipeOptions::kMaxPrompts) + " prompts");
   }
   return prompts;
 }
