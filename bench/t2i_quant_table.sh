@@ -13,6 +13,9 @@
 # tmpq searches with a smaller budget than its defaults: population 20 (top 5, 10 mutants, 5
 # crossovers), 6 generations, 16
 # images per candidate.
+# Component rows: the same recipes with the text encoder and the VAE decoder quantized too
+# (--components unet,text_encoder,vae_decoder: W8A8, on the integer plan), COMPONENT_RECIPES
+# (default tfmq) at COMPONENT_CONFIGS (default "4:8 8:8").
 # Environment: NUM, STEPS, SEARCH_STEPS (10), ITERS / ACT_ITERS (reconstruction iterations per block, default 200),
 # CALIB (calibration trajectories, 32), CONFIGS ("8:8 4:8 4:32"), RECIPES, QDM (binary; a copy
 # lets the table run while the tree is rebuilt), TABLE_ONLY=1 (write the table from the rows
@@ -36,21 +39,32 @@ evaluate() {  # $1: row name, then the source arguments
     --json "$out/$name.guided.json" >/dev/null
   [ -f "$out/$name.unguided.json" ] || "$qdm" eval "$@" --num "$num" --seed 0 --prompts none --json "$out/$name.unguided.json" >/dev/null
 }
-[ "${TABLE_ONLY:-0}" = 1 ] && configs=""  # the table from the rows finished so far
+component_configs=${COMPONENT_CONFIGS-"4:8 8:8"}
+component_recipes=${COMPONENT_RECIPES:-"tfmq"}
+quantize_row() {  # recipe, weight bits, activation bits, row name, then extra quantize arguments
+  local r=$1 w=$2 a=$3 name=$4; shift 4
+  local k=int; [ "$a" = 32 ] && k=sim
+  local extra=(--steps "$steps" "$@")
+  [ "$r" = tmpq ] && extra=("${search[@]}" "$@")
+  # A finished artifact (written atomically, with its wall time) is kept: only its evaluations rerun.
+  [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
+    /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-t2i --recipe "$r" --wbits "$w" --abits "$a" \
+      "${extra[@]}" --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" --report-samples 0 \
+      --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
+  evaluate "$name" --artifact "$out/$name.safetensors" --kernels "$k"
+}
+[ "${TABLE_ONLY:-0}" = 1 ] && configs="" && component_configs=""  # the table from the rows finished so far
 [ -n "$configs" ] && evaluate fp32 --model models/fmnist-t2i --steps "$steps"
 for cfg in $configs; do
   w=${cfg%%:*}; a=${cfg##*:}
   for r in $recipes; do
-    name="${r/+/_}_w${w}a${a}"
-    k=int; [ "$a" = 32 ] && k=sim
-    extra=(--steps "$steps")
-    [ "$r" = tmpq ] && extra=("${search[@]}")
-    # A finished artifact (written atomically, with its wall time) is kept: only its evaluations rerun.
-    [ -f "$out/$name.safetensors" ] && [ -s "$out/$name.seconds" ] || \
-      /usr/bin/time -f "%e" -o "$out/$name.seconds" "$qdm" quantize --model models/fmnist-t2i --recipe "$r" --wbits "$w" --abits "$a" \
-        "${extra[@]}" --calib-samples "$calib" --iters "$iters" --act-iters "$act_iters" --report-samples 0 \
-        --out "$out/$name.safetensors" > "$out/$name.log" 2>&1
-    evaluate "$name" --artifact "$out/$name.safetensors" --kernels "$k"
+    quantize_row "$r" "$w" "$a" "${r/+/_}_w${w}a${a}"
+  done
+done
+for cfg in $component_configs; do
+  w=${cfg%%:*}; a=${cfg##*:}
+  for r in $component_recipes; do
+    quantize_row "$r" "$w" "$a" "${r/+/_}_w${w}a${a}_components" --components unet,text_encoder,vae_decoder
   done
 done
 python3 - "$out" "$num" "$steps" "$iters" "$calib" <<'PY' > bench/results/t2i_quant_table.md
@@ -75,6 +89,13 @@ for cfg in ["8:8", "4:8", "4:32"]:
         sec = os.path.join(out, f"{name}.seconds")
         words = open(sec).read().split() if os.path.exists(sec) else []
         row(f"{r} W{w}A{a}", name, float(words[-1]) if words else None)
+for cfg in ["8:8", "4:8"]:  # the text encoder and the VAE decoder quantized too (W8A8)
+    w, a = cfg.split(":")
+    for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]:
+        name = f"{r.replace('+', '_')}_w{w}a{a}_components"
+        sec = os.path.join(out, f"{name}.seconds")
+        words = open(sec).read().split() if os.path.exists(sec) else []
+        row(f"{r} W{w}A{a} + text encoder, VAE decoder W8A8", name, float(words[-1]) if words else None)
 t_g, t_u = load("tfmq_w4a8", "guided"), load("tfmq_w4a8", "unguided")
 goal = ""
 if t_g and fp_g:
@@ -96,7 +117,9 @@ Prompt-guided: guidance 3, image i asks for class i % 10 in a phrasing held out 
 calibration; agreement = the evaluator's classifier names the class asked for. Unguided: the
 empty prompt. FID-FMNIST against the Fashion-MNIST test set. Two FP32 sample sets of the
 class-conditional model differ by ~9.5 FID: closer figures do not rank. W4A32 rows run on the
-simulation, the others on the integer plan. Quantize seconds: wall time of `qdm quantize` on
+simulation, the others on the integer plan. Rows "+ text encoder, VAE decoder W8A8" quantize those
+components too (`--components unet,text_encoder,vae_decoder`; on the integer plan whatever the
+UNet's kernels). Quantize seconds: wall time of `qdm quantize` on
 this machine's 2 cores, shared with other work.
 
 | model | prompt agreement | FID-FMNIST, guided | FID-FMNIST, unguided | quantize s |

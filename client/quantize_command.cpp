@@ -50,6 +50,9 @@ void add_quantize_command(CLI::App& app) {
   add_finetune_options(cmd, a->recipe.finetune);
   cmd->add_option("--calib-prompt", a->recipe.prompts,
                   "Text-to-image pipelines: a calibration prompt (repeat it; default: the folder's calibration_prompts.txt)");
+  cmd->add_option("--components", a->recipe.components,
+                  "Text-to-image pipelines: what to quantize, unet plus text_encoder and vae_decoder (W8A8) where listed")
+      ->delimiter(',')->capture_default_str();
   cmd->add_option("--keep-fp", a->keep_fp, "Layer-name substrings kept in fp32 (default: TFMQ-DM's choice)");
   cmd->add_flag("--keep-fp-none", a->keep_none, "Quantize every layer, conv_in and conv_out included");
   cmd->add_option("--keep-bits", a->recipe.spec.keep_bits, "Weight bits of the --keep-fp layers (0: fp32 weights, as TFMQ-DM's code)")

@@ -35,6 +35,7 @@ void add_submit_command(CLI::App& app) {
     std::vector<std::string> keep_fp, fp32_layers;
     std::optional<int> keep_bits, bias_samples, finetune_iters;
     std::vector<std::string> calib_prompts;
+    std::vector<std::string> components;
     int finetune_samples = 0, finetune_holdout = 0, finetune_batch = 0;
     double finetune_lr = 0;
     bool fp32_none = false;
@@ -60,6 +61,9 @@ void add_submit_command(CLI::App& app) {
                   fmt::format("Eps bias correction: fp32 trajectories it is measured on, 0 for none (default {})", d.recipe.bias_samples));
   cmd->add_option("--calib-prompt", a->calib_prompts,
                   "Text-to-image pipelines: a calibration prompt (repeat it; default: the folder's calibration_prompts.txt)");
+  cmd->add_option("--components", a->components,
+                  "Text-to-image pipelines: what to quantize, unet plus text_encoder and vae_decoder (W8A8) where listed (default unet)")
+      ->delimiter(',');
   cmd->add_option("--finetune-iters", a->finetune_iters,
                   "Fine-tuning against the fp32 model: Adam steps, 0 for none (default: the recipe's; vq 600, others none)");
   cmd->add_option("--finetune-samples", a->finetune_samples, fmt::format("Fine-tuning: training trajectories (default {})", d.recipe.finetune.samples));
@@ -144,6 +148,7 @@ void add_submit_command(CLI::App& app) {
     if (a->keep_bits) o->set_keep_bits(*a->keep_bits);
     if (a->bias_samples) o->set_bias_samples(*a->bias_samples);
     for (const auto& p : a->calib_prompts) o->add_calibration_prompt(p);
+    for (const auto& c : a->components) o->add_components(c);
     if (a->finetune_iters) o->mutable_finetune()->set_iters(*a->finetune_iters);
     if (a->finetune_samples || a->finetune_holdout || a->finetune_batch || a->finetune_lr != 0) {
       auto* f = o->mutable_finetune();

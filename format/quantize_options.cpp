@@ -6,7 +6,10 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <algorithm>
+
 #include "format/echo.h"
+#include "format/quantized_component.h"
 #include "format/recipes.h"
 
 namespace qdm {
@@ -61,6 +64,7 @@ nlohmann::json RecipeOptions::to_json() const {
           {"lsq_lr", recon.act_lr}};
   j.update(sampler.to_json());
   if (!prompts.empty()) j["prompts"] = prompts;
+  if (components.size() > 1) j["components"] = components;
   if (const RecipeInfo* r = find_recipe(recipe); r && r->section == RecipeSection::kVq) j["vq"] = vq.to_json();
   if (const FinetuneOptions f = finetune_options(); f.iters > 0) j["finetune"] = f.to_json();
   return j;
@@ -165,6 +169,10 @@ std::vector<std::pair<int, int>> timestep_groups(int T, int n, double power) {
   return groups;
 }
 
+bool RecipeOptions::quantizes(const std::string& component) const {
+  return std::find(components.begin(), components.end(), component) != components.end();
+}
+
 void RecipeOptions::validate() const {
   const RecipeInfo& info = recipe_info(recipe);
   spec.validate();
@@ -179,6 +187,10 @@ void RecipeOptions::validate() const {
   for (const auto& p : prompts)
     if (p.size() > kMaxPromptBytes)
       throw std::invalid_argument("a calibration prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes");
+  for (const auto& c : components)
+    if (std::find(component_names().begin(), component_names().end(), c) == component_names().end())
+      throw std::invalid_argument("components: unknown component (choose from unet, text_encoder, vae_decoder)");
+  if (!quantizes("unet")) throw std::invalid_argument("components must include unet (the UNet is always quantized)");
   if (info.section == RecipeSection::kSearch) search.validate();
   finetune_options().validate();
   if (info.section == RecipeSection::kVq) {

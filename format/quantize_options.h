@@ -155,6 +155,11 @@ struct RecipeOptions {
   // calibration_prompts.txt (one per line). Models without a text encoder refuse them.
   std::vector<std::string> prompts;
   static constexpr int kMaxPrompts = 1024;
+  // Text-to-image pipelines: what is quantized (format/quantized_component.h): the UNet always,
+  // with the recipe; "text_encoder" and "vae_decoder" at W8A8 besides, calibrated on the
+  // calibration prompts and the fp32 pipeline's final latents. Models without them refuse them.
+  std::vector<std::string> components = {"unet"};
+  bool quantizes(const std::string& component) const;
   SearchOptions search;       // tmpq
   VqOptions vq;               // vq
   FinetuneOptions finetune;   // every recipe: finetune_options().iters > 0

@@ -74,6 +74,10 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
     if (!pipeline && options.calibration_prompt_size() > 0)
       return {grpc::INVALID_ARGUMENT, "options.calibration_prompt is for text-to-image pipelines; model " + echo(request.model()) +
                                           " has no text encoder"};
+    for (const auto& c : options.components())
+      if (!pipeline && c != "unet")
+        return {grpc::INVALID_ARGUMENT, "options.components: model " + echo(request.model()) +
+                                            " is a UNet without a text encoder or VAE; quantize only its unet"};
     if (pipeline && options.calibration_prompt_size() == 0 && !std::filesystem::exists(std::filesystem::path(*dir) / "calibration_prompts.txt"))
       return {grpc::INVALID_ARGUMENT, "model " + echo(request.model()) + " is a text-to-image pipeline: give options.calibration_prompt "
                                           "(qdm submit --calib-prompt), or upload it with a calibration_prompts.txt"};

@@ -101,6 +101,7 @@ QuantizeJobOptions quantize_job_options(const v1::QuantizeOptions& o) {
   r.calib_seed = o.calib_seed();
   if (o.has_bias_samples()) r.bias_samples = o.bias_samples();
   r.prompts.assign(o.calibration_prompt().begin(), o.calibration_prompt().end());
+  if (o.components_size() > 0) r.components.assign(o.components().begin(), o.components().end());
   r.recon.iters = o.iters();
   r.recon.act_iters = o.act_iters();
   {

@@ -108,6 +108,7 @@ grpc::Status check_quantize_options(const v1::QuantizeOptions& o, const Limits& 
   for (const auto& p : o.calibration_prompt())
     if (p.size() > kMaxPromptBytes)
       return invalid("options.calibration_prompt: a prompt is longer than " + std::to_string(kMaxPromptBytes) + " bytes");
+  if (o.components_size() > 3) return invalid("options.components lists at most unet, text_encoder and vae_decoder");
   const auto& s = o.search();
   if (s.population() > 1000 || s.generations() > 1000 || s.fitness_images() > limits.max_report_samples ||
       s.final_images() > limits.max_report_samples || s.base_steps() > limits.max_steps)

@@ -12,6 +12,9 @@
 #include "engine/data/captions.h"
 #include "engine/job/quantize_job.h"
 #include "engine/quant/finetune.h"
+#include "engine/runtime/artifact_weights.h"
+#include "engine/runtime/component_weights.h"
+#include "engine/runtime/folder_weights.h"
 #include "engine/runtime/loaded_model.h"
 #include "engine/runtime/plan/execution_plan.h"
 #include "engine/runtime/quantized_weights.h"
@@ -19,7 +22,10 @@
 #include "engine/runtime/served_model.h"
 #include "engine/runtime/text_pipeline.h"
 #include "engine/sampling/text_to_image.h"
+#include "format/graph/clip_text.h"
+#include "format/graph/unet_2d.h"
 #include "format/prompts.h"
+#include "format/quantized_component.h"
 #include "format/safetensors.h"
 #include "engine/train/bpe_learner.h"
 #include "engine/train/text_encoder_trainer.h"
@@ -425,6 +431,107 @@ TEST_F(TinyPipeline, CalibrationPromptsComeFromTheRequestOrTheFolder) {
     ADD_FAILURE() << "took calibration prompts for a UNet2DModel";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("no text encoder"), std::string::npos) << e.what();
+  }
+  fs::remove_all(work);
+}
+
+// qdm quantize --components unet,text_encoder,vae_decoder: the text encoder and the VAE decoder
+// at W8A8 beside the UNet, carried in the artifact (quantized/<component>.safetensors) and run on
+// the integer plan from it with the source folder gone: close to the fp32 components, not equal
+// to them, and as close as the LibTorch simulation the job measured.
+TEST_F(TinyPipeline, ComponentsQuantizedBesideTheUNetServeFromTheArtifact) {
+  const std::string work = testing::temp_dir("t2i-components");
+  fs::copy(*dir_, work + "/pipe", fs::copy_options::recursive);
+  const DiffusionModel model = load_model_folder(work + "/pipe");
+  QuantizeJobOptions o;
+  o.recipe = tiny_recipe("rtn");
+  o.recipe.components = {"unet", "text_encoder", "vae_decoder"};
+  o.report_samples = 0;
+  const std::string path = work + "/a.safetensors";
+  const QuantizeJobResult r = quantize_to_artifact(model, o, path);
+  const nlohmann::json& c = r.report.at("components");
+  const double sim_text_error = c.at("text_encoder").at("relative_error_vs_fp").get<double>();
+  EXPECT_GT(sim_text_error, 0.0);
+  EXPECT_LT(sim_text_error, 0.05);
+  EXPECT_GT(c.at("vae_decoder").at("psnr_vs_fp").get<double>(), 30.0);
+  const ArtifactInfo info = read_artifact_info(SafeTensors::read_file(path));
+  for (const char* f : {"quantized/text_encoder.safetensors", "quantized/vae_decoder.safetensors"})
+    EXPECT_NE(std::find(info.pipeline_files.begin(), info.pipeline_files.end(), f), info.pipeline_files.end()) << f;
+  EXPECT_EQ(info.recipe.at("components"), nlohmann::json({"unet", "text_encoder", "vae_decoder"}));
+  fs::remove_all(work + "/pipe");
+
+  // Torch-free, from the artifact alone: both components quantized, on the integer plan.
+  auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
+  auto weights = std::make_shared<const ArtifactWeights>(file, info, graph::describe_unet_2d(info.config));
+  const auto quantized = TextPipeline::from_artifact(file, weights, best_isa());
+  ASSERT_EQ(quantized->quantized_components().size(), 2u);
+  const auto fp = TextPipeline::load(*dir_, best_isa());
+  const std::vector<std::string> prompts = {"a photo of a sneaker", "a coat", ""};
+  const std::vector<float> q_states = quantized->encode(prompts), fp_states = fp->encode(prompts);
+  double num = 0, den = 0;
+  for (size_t i = 0; i < fp_states.size(); ++i) {
+    num += (q_states[i] - fp_states[i]) * (q_states[i] - fp_states[i]);
+    den += fp_states[i] * fp_states[i];
+  }
+  const double plan_text_error = std::sqrt(num / den);
+  EXPECT_GT(plan_text_error, 0.0);
+  EXPECT_LT(plan_text_error, 2 * sim_text_error + 1e-3) << "the simulation measured " << sim_text_error;
+  torch::manual_seed(3);
+  const at::Tensor z = torch::randn({2, 2, 8, 8});
+  const std::vector<float> latents(z.data_ptr<float>(), z.data_ptr<float>() + z.numel());
+  const std::vector<float> q_img = quantized->decode(latents, 2, 8, 8), fp_img = fp->decode(latents, 2, 8, 8);
+  double mse = 0;
+  for (size_t i = 0; i < fp_img.size(); ++i) mse += (q_img[i] - fp_img[i]) * (q_img[i] - fp_img[i]);
+  mse /= fp_img.size();
+  EXPECT_GT(mse, 0.0);
+  EXPECT_GT(10 * std::log10(4.0 / mse), 30.0);
+
+  // Served from prompts, on the plan and with the UNet simulated.
+  const ServedModel served = ServedModel::from_artifact(path);
+  const SampleRequest q = two_prompts(served);
+  const std::vector<float> images = served.generate(q);
+  ASSERT_EQ(images.size(), 2u * 16 * 16);
+  for (float v : images) ASSERT_TRUE(std::isfinite(v) && std::abs(v) <= 1.0f);
+  EXPECT_EQ(served.generate(q), images);
+  const LoadedModel sim = LoadedModel::from_artifact(path, KernelMode::kSim);
+  const std::vector<float> b = sim.generate(q);
+  double diff = 0;
+  for (size_t i = 0; i < images.size(); ++i) diff += std::abs(images[i] - b[i]);
+  EXPECT_LT(diff / images.size(), 2e-2);
+
+  // Refusals: an unknown component, a list without the UNet, components of a UNet model.
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"unet", "vae"}, std::vector<std::string>{"text_encoder"}}) {
+    o.recipe.components = bad;
+    EXPECT_THROW(o.recipe.validate(), std::invalid_argument);
+  }
+  o.recipe.components = {"unet", "vae_decoder"};
+  o.recipe.prompts.clear();
+  const DiffusionModel plain = testing::tiny_conditional_model(work + "/plain", testing::tiny_config());
+  try {
+    quantize_to_artifact(plain, o, work + "/b.safetensors");
+    ADD_FAILURE() << "quantized a VAE decoder of a UNet2DModel";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("quantize only its unet"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(work + "/b.safetensors"));
+
+  // A quantized component listing a layer its config does not have is refused, naming it.
+  {
+    const PipelineFiles files = check_pipeline_folder(*dir_, {}, /*keep_files=*/true);
+    const graph::Graph text = graph::describe_clip_text(files.text_encoder, fp->text_length());
+    const FolderWeights fp32(files.text_encoder_file, text, "text_encoder/config.json", ignored_text_encoder_tensor);
+    SafeTensorsWriter w;
+    QuantizedComponentInfo bogus;
+    bogus.component = "text_encoder";
+    bogus.layers.push_back({"text_model.encoder.layers.9.mlp.fc1", 8, 8});
+    w.set_metadata("qdm", bogus.to_json());
+    auto bad = std::make_shared<const SafeTensors>(SafeTensors::parse(w.serialize()));
+    try {
+      ComponentWeights cw(bad, fp32, text);
+      ADD_FAILURE() << "took a layer the text encoder does not have";
+    } catch (const ArtifactError& e) {
+      EXPECT_NE(std::string(e.what()).find("layers.9.mlp.fc1"), std::string::npos) << e.what();
+    }
   }
   fs::remove_all(work);
 }

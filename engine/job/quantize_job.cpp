@@ -13,6 +13,7 @@
 #include "engine/runtime/loaded_model.h"
 #include "engine/quant/quality.h"
 #include "engine/job/reference_images.h"
+#include "engine/job/component_stage.h"
 #include "engine/quant/recipe_table.h"
 #include "engine/sampling/pipeline.h"
 
@@ -51,6 +52,9 @@ class StagePlan {
     }
     // fp32 trajectories over the artifact's schedule and the quantized model on them
     add("eps bias", r.bias_samples * final_steps * 2.0);
+    // fp32 trajectories for the VAE decoder's latents, then each component's calibration
+    const bool vae = r.quantizes("vae_decoder"), text = r.quantizes("text_encoder");
+    add("quantizing components", (vae ? r.calib_samples * final_steps * 1.25 + 0.2 * r.calib_samples : 0) + (text ? 5 : 0));
     add("quality report", o.report_samples * steps * ((reference_cached ? 0 : 1.25) + 3.4));
     add("writing artifact", 0.01 * calib + 1);
   }
@@ -104,6 +108,13 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& source, const Quant
     return report(p.stage, p.done, p.total, p.loss);
   }, RecipeEnvironment{options.classifier_dir, options.cache_dir});
   req.sampler = result.sampler;  // a searched schedule (tmpq) is known only now
+  RecipeOptions component_options = options.recipe;
+  component_options.sampler = result.sampler;
+  const auto components_start = std::chrono::steady_clock::now();
+  ComponentStageResult components = quantize_components(model, component_options, [&](int done, int total) {
+    return report("quantizing components", done, total, 0);
+  });
+  const double component_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - components_start).count();
   const double quant_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   ArtifactInfo info;
@@ -116,6 +127,7 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& source, const Quant
   info.recipe = options.recipe.to_json();
   info.timings = result.timings;
   info.timings["quantization"] = quant_seconds;
+  if (!components.files.empty()) info.timings["components"] = component_seconds;
   if (options.report_samples > 0) {
     const NoiseSchedule schedule(model.scheduler);
     const int total = 2 * req.num_images;
@@ -153,6 +165,10 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& source, const Quant
     if (!info.report.is_object()) info.report = nlohmann::json::object();
     info.report.update(result.report);
   }
+  if (!components.files.empty()) {  // each quantized component's fidelity to its fp32 self
+    if (!info.report.is_object()) info.report = nlohmann::json::object();
+    info.report["components"] = components.report;
+  }
   info.figure_png = result.figure_png;
   if (!report("writing artifact", 0, 1, 0)) throw QuantizeCancelled();
   QuantizeJobResult out;
@@ -162,6 +178,7 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& source, const Quant
   EmbeddedFiles pipeline;  // a pipeline's text encoder, VAE, tokenizer and configs go with it
   if (model.pipeline) {
     pipeline = pipeline_files_to_embed(model.dir);
+    for (auto& f : components.files) pipeline.push_back(std::move(f));
     info.pipeline_sha256 = {{"unet", model.pipeline->unet_sha256}, {"vae", model.pipeline->vae_sha256},
                             {"text_encoder", model.pipeline->text_encoder_sha256}};
   }

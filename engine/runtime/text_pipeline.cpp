@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "engine/runtime/artifact_weights.h"
+#include "engine/runtime/component_weights.h"
 #include "engine/runtime/folder_weights.h"
 #include "format/artifact_pipeline.h"
 #include "engine/runtime/plan/execution_plan.h"
@@ -51,6 +52,8 @@ std::shared_ptr<TextPipeline> TextPipeline::from_artifact(std::shared_ptr<const 
     if (files.unet.to_json() != info.config.to_json())
       throw ArtifactError("the embedded unet/config.json differs from the artifact's UNet config");
     p.reset(new TextPipeline(std::move(files), load_tokenizer(source), isa));
+    if (source.has(quantized_component_file("text_encoder"))) p->quantized_text_file_ = source.weights(quantized_component_file("text_encoder"));
+    if (source.has(quantized_component_file("vae_decoder"))) p->quantized_vae_file_ = source.weights(quantized_component_file("vae_decoder"));
   } catch (const ArtifactError&) {
     throw;
   } catch (const std::exception& e) {
@@ -72,7 +75,18 @@ void TextPipeline::build_components() {
   vae_weights_ = std::make_unique<FolderWeights>(f.vae_file, graph::describe_autoencoder_kl(f.vae), "vae/config.json");
   const graph::Graph text = graph::describe_clip_text(f.text_encoder, text_length());
   text_weights_ = std::make_unique<FolderWeights>(f.text_encoder_file, text, "text_encoder/config.json", ignored_text_encoder_tensor);
-  text_encoder_ = std::make_shared<ExecutionPlan>(text, *text_weights_, isa_);
+  if (quantized_text_file_) {
+    text_quantized_ = std::make_unique<ComponentWeights>(quantized_text_file_, *text_weights_, text);
+    if (text_quantized_->info().component != "text_encoder") throw ArtifactError("its quantized text encoder is not a text encoder");
+    quantized_info_.push_back(text_quantized_->info());
+  }
+  if (quantized_vae_file_) {
+    const int size = f.unet.sample_size;  // the decoder's layers do not depend on the image size
+    vae_quantized_ = std::make_unique<ComponentWeights>(quantized_vae_file_, *vae_weights_, graph::describe_vae_decoder(f.vae, size, size));
+    if (vae_quantized_->info().component != "vae_decoder") throw ArtifactError("its quantized VAE decoder is not a VAE decoder");
+    quantized_info_.push_back(vae_quantized_->info());
+  }
+  text_encoder_ = std::make_shared<ExecutionPlan>(text, text_quantized_ ? static_cast<const plan::WeightSource&>(*text_quantized_) : *text_weights_, isa_);
   const int size = f.unet.sample_size;
   std::lock_guard<std::mutex> lock(mu_);
   sized(size, size);
@@ -99,7 +113,8 @@ const TextPipeline::Sized& TextPipeline::sized(int h, int w) const {
   Sized s{h, w, nullptr, nullptr};
   if (unet_plans_)
     s.unet = std::make_shared<ExecutionPlan>(graph::describe_unet_2d(files_.unet, h, w, text_length()), *unet_weights_, isa_);
-  s.decoder = std::make_shared<ExecutionPlan>(graph::describe_vae_decoder(files_.vae, h, w), *vae_weights_, isa_);
+  const plan::WeightSource& vae = vae_quantized_ ? static_cast<const plan::WeightSource&>(*vae_quantized_) : *vae_weights_;
+  s.decoder = std::make_shared<ExecutionPlan>(graph::describe_vae_decoder(files_.vae, h, w), vae, isa_);
   sizes_.push_front(std::move(s));
   if (static_cast<int>(sizes_.size()) > kMaxSizes) sizes_.pop_back();
   return sizes_.front();

@@ -4,6 +4,9 @@
 // size per plan: the default size is built at load, others on first use (at most kMaxSizes kept,
 // the least recently used dropped).
 //
+// An artifact that quantized the text encoder or the VAE decoder too (qdm quantize --components)
+// runs them on the integer plan whatever kernels serve its UNet.
+//
 // Runs are not concurrent: the plans' buffers and the UNet's text-state table belong to the one
 // request running (a worker runs one batch at a time).
 #pragma once
@@ -19,10 +22,12 @@
 #include "format/clip_tokenizer.h"
 #include "format/safetensors.h"
 #include "format/pipeline_folder.h"
+#include "format/quantized_component.h"
 
 namespace qdm {
 
 class ArtifactWeights;
+class ComponentWeights;
 class ExecutionPlan;
 class FolderWeights;
 namespace plan {
@@ -68,6 +73,9 @@ class TextPipeline {
   // The resident weights of the plans built so far.
   ResidentBytes resident() const;
   QGemmIsa isa() const { return isa_; }
+  // The components an artifact quantized beside its UNet (text_encoder, vae_decoder) and their
+  // reports (format/quantized_component.h); empty for a folder.
+  const std::vector<QuantizedComponentInfo>& quantized_components() const { return quantized_info_; }
 
  private:
   TextPipeline(PipelineFiles files, ClipTokenizer tokenizer, QGemmIsa isa);
@@ -86,6 +94,10 @@ class TextPipeline {
   bool unet_plans_ = true;
   std::shared_ptr<const plan::WeightSource> unet_weights_;
   std::unique_ptr<FolderWeights> vae_weights_, text_weights_;
+  // An artifact's quantized text encoder / VAE decoder (null: fp32) over the weights above.
+  std::shared_ptr<const SafeTensors> quantized_text_file_, quantized_vae_file_;
+  std::unique_ptr<ComponentWeights> text_quantized_, vae_quantized_;
+  std::vector<QuantizedComponentInfo> quantized_info_;
   std::shared_ptr<ExecutionPlan> text_encoder_;
   mutable std::mutex mu_;
   mutable std::list<Sized> sizes_;  // most recently used first

@@ -497,8 +497,8 @@ std::string ExecutionPlan::unsupported(const graph::Graph& g, const plan::Weight
         if (n.attrs.input == graph::Input::kClassEmbedding) return "class_embed_type identity (embeddings as input)";
         break;
       case Op::kAttention:
-        if (w.quantized() && n.attrs.causal) return "quantized causal attention (" + n.name + ")";
-        if (w.quantized() && !w.attention(n.name)) return "attention " + n.name + " not quantized";
+        if (n.attrs.causal && w.attention(n.name)) return "quantized causal attention (" + n.name + ")";
+        if (!w.fp32_attention() && !w.attention(n.name)) return "attention " + n.name + " not quantized";
         break;
       default:
         break;

@@ -57,6 +57,9 @@ class WeightSource {
   // Empty when every layer can be served as the plan runs it; otherwise why not (e.g. fp32
   // activations of a weight-only quantized model, activations over 8 bits).
   virtual std::string unsupported() const { return ""; }
+  // Whether a quantized model's attention cores without tables run in fp32 (a quantized text
+  // encoder or VAE decoder); otherwise every core of a quantized model has its tables.
+  virtual bool fp32_attention() const { return !quantized(); }
   // A conv or linear layer of the description, by node name, with its n and k.
   virtual LayerSource layer(const std::string& name, int n, int k) const = 0;
   // Any other tensor of the description as fp32 (norms, biases, embedding tables), by name.
