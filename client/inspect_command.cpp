@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +15,8 @@
 #include "engine/artifact/artifact.h"
 #include "engine/quant/bitops.h"
 #include "format/artifact_metadata.h"
+#include "format/artifact_pipeline.h"
+#include "format/quantized_component.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
 #include "format/unet_tensors.h"
@@ -26,7 +29,8 @@ bool ends_with(const std::string& s, const std::string& tail) {
 }
 
 nlohmann::json describe(const std::string& path) {
-  const SafeTensors file = SafeTensors::read_file(path);
+  const auto shared_file = std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
+  const SafeTensors& file = *shared_file;
   const ArtifactInfo info = read_artifact_info(file);
   // Bits per weight over the conv and linear weights the artifact stores, counting all their
   // bytes: packed codes, per-channel scales and zero points, codebooks, and weights stored in
@@ -88,6 +92,19 @@ nlohmann::json describe(const std::string& path) {
                       {"report", info.report},
                       {"timings", info.timings},
                       {"figure_png_bytes", info.figure_png.size()}};
+  // A pipeline's components quantized beside its UNet (format/quantized_component.h).
+  nlohmann::json components = nlohmann::json::array();
+  if (info.text_to_image()) {
+    const ArtifactPipelineSource source(shared_file, info.pipeline_files);
+    for (const std::string& c : component_names()) {
+      if (!is_extra_component(c) || !source.has(quantized_component_file(c))) continue;
+      const QuantizedComponentInfo q = QuantizedComponentInfo::from_file(*source.weights(quantized_component_file(c)));
+      const int wb = q.layers.empty() ? 0 : q.layers.front().weight_bits, ab = q.layers.empty() ? 0 : q.layers.front().act_bits;
+      components.push_back({{"component", q.component}, {"layers", q.layers.size()}, {"weight_bits", wb}, {"act_bits", ab},
+                            {"file", quantized_component_file(c)}, {"report", q.report}});
+    }
+  }
+  j["quantized_components"] = components;
   // The eps bias correction's maps: trajectories measured on, bytes (null when absent).
   const TensorInfo* bias = file.find("eps_bias");
   j["eps_bias"] = bias ? nlohmann::json{{"samples", info.recipe.value("bias_samples", 0)}, {"bytes", bias->nbytes()}}
@@ -145,6 +162,9 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("source      {} ({})\n", j["source_model"].get<std::string>(), j["source_sha256"].get<std::string>().substr(0, 16));
     if (!j["pipeline_files"].empty())  // a quantized pipeline carries its other components
       fmt::print("pipeline    {} files embedded (text encoder, VAE, tokenizer, configs)\n", j["pipeline_files"].size());
+    for (const auto& c : j["quantized_components"])
+      fmt::print("            {} quantized too: {} layers W{}A{} ({})\n", c["component"].get<std::string>(), c["layers"].get<size_t>(),
+                 c["weight_bits"].get<int>(), c["act_bits"].get<int>(), c["file"].get<std::string>());
     fmt::print("schedule    {}\n", sched);
     fmt::print("layers      {} quantized; weight bits {}; activation bits {}\n", j["layers"].size(), j["weight_bits_histogram"].dump(),
                j["act_bits_histogram"].dump());

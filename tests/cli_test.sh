@@ -48,12 +48,14 @@ grep -q "no text encoder" "$work/np.out" || fail "the refusal does not say why: 
 # The pipeline quantized (calibration prompts from its calibration_prompts.txt); the artifact,
 # copied away from the source folder, samples from prompts and says what it carries.
 "$qdm" quantize --model "$src/models/fmnist-t2i" --recipe rtn --wbits 8 --abits 8 --steps 4 --calib-samples 2 --report-samples 0 \
-  --out "$work/t2i.safetensors" > "$work/t2iq.out" 2>&1 || fail "quantize the pipeline: $(tail -5 "$work/t2iq.out")"
+  --components unet,text_encoder,vae_decoder --out "$work/t2i.safetensors" > "$work/t2iq.out" 2>&1 || fail "quantize the pipeline: $(tail -5 "$work/t2iq.out")"
 "$qdm" sample --artifact "$work/t2i.safetensors" --prompt "a bag" --guidance 3 --num 1 --out "$work/t2iq" > "$work/t2iqs.out" 2>&1 \
   || fail "sample the quantized pipeline: $(cat "$work/t2iqs.out")"
 python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:prompt\x00a bag" in d and b"qdm:recipe\x00rtn" in d' \
   "$work/t2iq/00000.png" || fail "the quantized pipeline's PNG does not name its prompt and recipe"
-"$qdm" inspect "$work/t2i.safetensors" | grep -q "files embedded" || fail "inspect does not show the embedded pipeline"
+"$qdm" inspect "$work/t2i.safetensors" > "$work/t2i.inspect" || fail "inspect the quantized pipeline"
+grep -q "files embedded" "$work/t2i.inspect" || fail "inspect does not show the embedded pipeline"
+grep -q "vae_decoder quantized too: .* W8A8" "$work/t2i.inspect" || fail "inspect does not show the quantized VAE decoder"
 "$qdm" quantize --model "$work/model" --recipe rtn --steps 4 --calib-samples 2 --report-samples 0 --calib-prompt "a bag" \
   --out "$work/x.safetensors" > "$work/cp.out" 2>&1 && fail "calibration prompts on a model without a text encoder were accepted"
 grep -q "no text encoder" "$work/cp.out" || fail "the calibration prompt refusal does not say why: $(cat "$work/cp.out")"

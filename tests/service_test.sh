@@ -222,17 +222,22 @@ expect_error INVALID_ARGUMENT "multiples of 8" generate --model t2i --num 1 --he
 expect_error INVALID_ARGUMENT "one for every image or one per image" generate --model t2i --num 3 --prompt a --prompt b --out "$work/x"
 
 # A quantize job on the pipeline (its calibration_prompts.txt, the UNet on the worker), then its
-# artifact samples from prompts on the worker's integer plan; calibration prompts for a model
-# without a text encoder are refused at submit.
-tj=$("$qdm" submit --model t2i --recipe tfmq --steps 4 --calib-samples 2 --iters 2 --act-iters 0 --report-samples 2)
+# artifact samples from prompts on the worker's integer plan (its text encoder quantized too);
+# calibration prompts and components for a model without a text encoder are refused at submit.
+tj=$("$qdm" submit --model t2i --recipe tfmq --steps 4 --calib-samples 2 --iters 2 --act-iters 0 --report-samples 2 \
+  --components unet,text_encoder)
 wait_state "$tj" succeeded 240
 artp=$(job_field "$tj" artifact)
-"$qdm" models describe "$artp" | grep -q '"pipeline"' || fail "the pipeline artifact does not list its embedded files"
+"$qdm" models describe "$artp" > "$work/t2i_art.json" || fail "describe the pipeline artifact"
+grep -q '"pipeline"' "$work/t2i_art.json" || fail "the pipeline artifact does not list its embedded files"
+grep -q 'quantized/text_encoder.safetensors' "$work/t2i_art.json" || fail "the job did not quantize the text encoder (options.components)"
 "$qdm" generate --artifact "$artp" --num 2 --guidance 3 --prompt "a photo of a sneaker" --prompt "a coat" --out "$work/gen_t2i_q" \
   >/dev/null 2>"$work/gen_t2i_q.err" || fail "generate from a quantized pipeline: $(cat "$work/gen_t2i_q.err")"
 python3 -c 'import sys; d=open(sys.argv[1],"rb").read(); assert b"qdm:prompt\x00a coat" in d and b"qdm:recipe\x00tfmq" in d' \
   "$work/gen_t2i_q/00001.png" || fail "the quantized pipeline's PNG does not name its prompt and recipe"
 expect_error INVALID_ARGUMENT "has no text encoder" submit --model tiny --calib-prompt "a sneaker" "${quick[@]}"
+expect_error INVALID_ARGUMENT "quantize only its unet" submit --model tiny --components unet,vae_decoder "${quick[@]}"
+expect_error INVALID_ARGUMENT "unknown component" submit --model t2i --components unet,vae "${quick[@]}"
 cp -r "$src/models/fmnist-t2i" "$work/nocal" && rm "$work/nocal/calibration_prompts.txt"
 "$qdm" models upload "$work/nocal" --name t2i-nocal >/dev/null || fail "upload a pipeline without calibration prompts"
 expect_error INVALID_ARGUMENT "calibration_prompts.txt" submit --model t2i-nocal "${quick[@]}"
