@@ -2,6 +2,7 @@
 #   docker build --target scheduler -t qdm-scheduler .
 #   docker build --target worker    -t qdm-worker .        (CPU worker)
 #   docker build --target sampler   -t qdm-sampler .       (sampling only, no LibTorch)
+#   docker build --target gateway   -t qdm-gateway .       (HTTP/JSON in front of the scheduler)
 #   docker build --target worker-cuda --build-arg CUDA_IMAGE=nvidia/cuda:13.0.0-devel-ubuntu24.04 \
 #                --build-arg LIBTORCH_URL_OR_DIR=... -t qdm-worker-cuda .   (GPU worker, see README)
 # Base images (ARGs before the first FROM are the only ones a FROM line can use).
@@ -15,11 +16,13 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
       libtorch-dev libopenblas0-pthread libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev \
       prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev \
       nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev libssl-dev libicu-dev libdnnl-dev \
+      golang-go golang-github-grpc-ecosystem-grpc-gateway-dev golang-grpc-gateway protoc-gen-go-1-3 golang-google-grpc-dev \
+      golang-google-genproto-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQDM_BUILD_TESTS=OFF \
-    && cmake --build build --target qdm qdm-scheduler qdm-worker qdm-sampler
+    && cmake --build build --target qdm qdm-scheduler qdm-worker qdm-sampler qdm-gateway
 
 # --- scheduler: torch-free runtime -------------------------------------------------------------
 FROM ${DEBIAN} AS scheduler
@@ -65,6 +68,19 @@ ENV QDM_SCHEDULER=qdm-scheduler:50051 QDM_LISTEN=0.0.0.0:50053 QDM_METRICS=0.0.0
 EXPOSE 50053 9466
 ENTRYPOINT ["qdm-sampler"]
 
+# --- gateway: the HTTP/JSON API (Go; grpc-gateway from Debian) --------------------------------------
+# In front of the scheduler: the services' google.api.http paths and OpenAI's
+# POST /v1/images/generations. Flags only (no QDM_* variables): the chart passes them.
+FROM ${DEBIAN} AS gateway
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/qdm qdm
+COPY --from=build /src/build/bin/qdm-gateway /usr/local/bin/
+USER 10001
+EXPOSE 8080
+ENTRYPOINT ["qdm-gateway"]
+CMD ["--listen=0.0.0.0:8080", "--scheduler=qdm-scheduler:50051"]
+
 # --- CUDA worker: the same worker on a CUDA base with a CUDA LibTorch ------------------------------
 # Debian's LibTorch is CPU-only. Build on a CUDA base image with a CUDA LibTorch unpacked into
 # /opt/libtorch (pass it in the build context as libtorch/, e.g. pytorch.org's cxx11-abi zip built
@@ -75,7 +91,7 @@ FROM ${CUDA_IMAGE} AS worker-cuda
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev \
       libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev libsqlite3-dev libpq-dev pkg-config libpng-dev zlib1g-dev \
-      libssl-dev libicu-dev \
+      libssl-dev libicu-dev golang-github-grpc-ecosystem-grpc-gateway-dev \
     && rm -rf /var/lib/apt/lists/*
 COPY libtorch /opt/libtorch
 WORKDIR /src

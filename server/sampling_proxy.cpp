@@ -62,12 +62,12 @@ grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
     return {grpc::NOT_FOUND, "no artifact named " + echo(request.artifact()) + "; qdm models list --artifacts shows them"};
   // Class labels, prompts and guidance against the model's config, as the worker will check them.
   if (auto config = models_.config_of(source_name(request), artifact)) {
-    try {
+    try {  // prompts first: a prompt on a model without a text encoder is refused as that
+      check_prompts(*config, {request.prompt().begin(), request.prompt().end()}, request.negative_prompt(), request.num_images(),
+                    request.height(), request.width());
       const auto labels = parse_class_labels(*config, {request.class_labels().begin(), request.class_labels().end()},
                                              request.num_images());
       check_class_labels(*config, labels, request.has_guidance_scale() ? request.guidance_scale() : 1.0);
-      check_prompts(*config, {request.prompt().begin(), request.prompt().end()}, request.negative_prompt(), request.num_images(),
-                    request.height(), request.width());
     } catch (const std::invalid_argument& e) {
       return {grpc::INVALID_ARGUMENT, e.what()};
     }

@@ -346,6 +346,31 @@ hpa = on[("HorizontalPodAutoscaler", "rel-qdm-sampler")]
 assert hpa["spec"]["scaleTargetRef"]["name"] == "rel-qdm-sampler" and hpa["spec"]["metrics"][0]["type"] == "Pods"
 assert ("HorizontalPodAutoscaler", "rel-qdm-worker") not in on, "worker autoscaling is off"
 PY
+# The gateway (gateway.enabled): off by default; on, a Deployment on the gateway image given only
+# flags qdm-gateway has, dialing the scheduler with its CA (and the workers' certificate where
+# the scheduler requires client certificates), HTTP probes on /healthz, and a Service.
+"$helm" template rel "$chart" --set gateway.enabled=true --set gateway.imagesModel=fmnist-t2i \
+  --set tls.existingSecret=qdm-tls --set tls.workerSecret=qdm-worker-tls --set auth.existingSecret=qdm-auth \
+  --set tls.requireClientCerts=true > "$work/gateway.yaml" || fail "helm template (gateway)"
+if [ -n "${QDM_GATEWAY_BIN:-}" ]; then "$QDM_GATEWAY_BIN" --help > "$work/gateway.help" 2>&1 || true; else : > "$work/gateway.help"; fi
+python3 - "$work/default.yaml" "$work/gateway.yaml" "$work/gateway.help" <<'PY' || fail "rendered gateway"
+import re, sys, yaml
+def load(p):
+    return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(open(p)) if d}
+default, on = load(sys.argv[1]), load(sys.argv[2])
+assert not any(n.endswith("-gateway") for _, n in default), "the gateway rendered by default"
+c = on[("Deployment", "rel-qdm-gateway")]["spec"]["template"]["spec"]["containers"][0]
+assert c["image"].startswith("qdm-gateway:"), c["image"]
+assert "--scheduler=rel-qdm-scheduler:50051" in c["args"] and "--images-model=fmnist-t2i" in c["args"], c["args"]
+assert "--scheduler-ca=/etc/qdm/tls/ca.crt" in c["args"] and "--scheduler-cert=/etc/qdm/worker-tls/tls.crt" in c["args"], c["args"]
+assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+helptext = open(sys.argv[3]).read()
+if helptext:  # Go's flag package lists each flag as "  -name"
+    for a in c["args"]:
+        flag = a.split("=")[0].lstrip("-")
+        assert re.search(rf"^  -{re.escape(flag)}\b", helptext, re.M), f"the gateway is given --{flag}, which qdm-gateway does not have"
+assert on[("Service", "rel-qdm-gateway")]["spec"]["ports"][0]["port"] == 8080
+PY
 promtool=$(command -v promtool || true)
 [ -n "$promtool" ] || fail "promtool missing (Debian package prometheus; .ci/setup installs it)"
 "$promtool" check rules "$src/deploy/prometheus/alerts.yaml" >/dev/null || fail "promtool check rules"

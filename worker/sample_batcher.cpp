@@ -143,12 +143,13 @@ void SampleBatcher::run(std::vector<std::shared_ptr<PendingSample>> batch) {
     for (auto it = live.begin(); it != live.end();) {
       try {
         const auto& r = (*it)->request;
-        const std::vector<int> labels = parse_class_labels(model->config(), {r.class_labels().begin(), r.class_labels().end()}, r.num_images());
-        model->check_conditioning(labels, req.guidance_scale);
+        // Prompts first: a prompt on a model without a text encoder is refused as that.
         SampleRequest one;
         one.num_images = r.num_images();
         set_prompts(r, one);
         model->check_prompts(one);
+        const std::vector<int> labels = parse_class_labels(model->config(), {r.class_labels().begin(), r.class_labels().end()}, r.num_images());
+        model->check_conditioning(labels, req.guidance_scale);
         (*it)->labels = labels;
         ++it;
       } catch (const std::invalid_argument& e) {

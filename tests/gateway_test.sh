@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# qdm-gateway, the HTTP/JSON face of the public API, in front of a real scheduler and worker on
+# loopback (bearer tokens on), driven with curl as an HTTP client would: lists and describes
+# models, submits a quantize job and watches it as streamed JSON to the end, samples PNGs
+# (base64 in JSON) from a model and from the job's artifact, the same pixels as the gRPC client
+# gets, streams a sampling request's progress, sees gRPC errors as their HTTP codes (401, 403,
+# 404, 400) with the status message, and generates images from a prompt through the
+# OpenAI-compatible POST /v1/images/generations.
+set -euo pipefail
+source "$(cd "$(dirname "$0")" && pwd)/tiny_model.sh"
+src="${QDM_SOURCE_DIR:?}"; qdm="${QDM_BIN:?}"; sched_bin="${QDM_SCHEDULER_BIN:?}"; worker_bin="${QDM_WORKER_BIN:?}"
+gw_bin="${QDM_GATEWAY_BIN:?}"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  [ -f "$work/body" ] && { echo "--- last body"; head -c 600 "$work/body"; echo; } >&2
+  for f in "$work"/*.log; do echo "--- $f"; tail -15 "$f"; done >&2
+  exit 1
+}
+base=$((20000 + RANDOM % 20000))
+sched_port=$base gw_port=$((base + 5))
+export QDM_SERVER=127.0.0.1:$sched_port QDM_THREADS=1 QDM_TOKEN=wtok
+mkdir -p "$work/roots"
+tiny_model "$work/roots/tiny"
+cp -r "$src/models/fmnist-t2i" "$work/roots/t2i"
+"$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port --metrics 127.0.0.1:$((base + 1)) \
+  --tokens rtok:read,wtok:write --worker-token wk --lease-seconds 5 --max-images 16 >>"$work/scheduler.log" 2>&1 &
+pids+=("$!")
+"$worker_bin" --scheduler 127.0.0.1:$sched_port --worker-token wk --listen 127.0.0.1:$((base + 2)) --advertise 127.0.0.1:$((base + 2)) \
+  --id w1 --metrics 127.0.0.1:$((base + 3)) --cache-dir "$work/worker" --classifier "$work/none" --max-batch 8 >>"$work/worker.log" 2>&1 &
+pids+=("$!")
+"$gw_bin" --listen 127.0.0.1:$gw_port --scheduler 127.0.0.1:$sched_port --images-model t2i --images-guidance 3 >>"$work/gateway.log" 2>&1 &
+pids+=("$!")
+url=http://127.0.0.1:$gw_port
+for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sf "$url/healthz" >/dev/null || fail "the gateway did not come up"
+for _ in $(seq 100); do grep -q "connected to the scheduler" "$work/worker.log" && break; sleep 0.1; done
+
+# call METHOD PATH [JSON] [TOKEN]: the HTTP code; the body in $work/body.
+call() {
+  local method=$1 path=$2 body=${3:-} token=${4-wtok}
+  local args=(-sS -X "$method" -o "$work/body" -w "%{http_code}")
+  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
+  [ -n "$body" ] && args+=(-H "Content-Type: application/json" -d "$body")
+  curl "${args[@]}" "$url$path"
+}
+expect() {  # expect CODE TEXT METHOD PATH [JSON] [TOKEN]
+  local want=$1 text=$2; shift 2
+  local code; code=$(call "$@")
+  [ "$code" = "$want" ] || fail "$1 $2: HTTP $code, expected $want"
+  grep -q -- "$text" "$work/body" || fail "$1 $2: the answer does not say '$text'"
+}
+json() { python3 -c "import json, sys; d = json.load(open('$work/body')); print($1)"; }
+
+# Models: list and describe; errors as HTTP codes with the status message.
+expect 200 '"name": *"tiny"' GET /v1/models
+[ "$(json "sorted(m['name'] for m in d['models'])")" = "['t2i', 'tiny']" ] || fail "models list: $(cat "$work/body")"
+expect 200 '"block_out_channels' GET /v1/models/tiny
+expect 401 "needs a bearer token" GET /v1/models "" ""
+expect 401 "not valid" GET /v1/models "" nope
+expect 404 "no model or artifact named" GET /v1/models/nothing
+expect 403 "read-only" POST /v1/jobs '{"model": "tiny", "options": {"recipe": "rtn"}}' rtok
+
+# A quantize job: submit, then watch it as streamed JSON until it succeeds.
+expect 400 "weight_bits" POST /v1/jobs '{"model": "tiny", "options": {"recipe": "rtn", "weight_bits": 99}}'
+expect 200 '"id"' POST /v1/jobs '{"model": "tiny", "options": {"recipe": "rtn", "weight_bits": 8, "act_bits": 8,
+  "sampler": {"steps": 4}, "calib_samples": 2, "report_samples": 2}}'
+job=$(json "d['id']")
+expect 200 "\"id\": *\"$job\"" GET "/v1/jobs/$job"
+expect 200 "\"$job\"" GET "/v1/jobs?page_size=5"
+timeout 240 curl -sS -N -H "Authorization: Bearer wtok" "$url/v1/jobs/$job:watch" > "$work/watch.ndjson" || fail "watch: $(tail -2 "$work/watch.ndjson")"
+python3 - "$work/watch.ndjson" <<'PY' || fail "the watch stream: $(tail -c 400 "$work/watch.ndjson")"
+import json, sys
+events = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
+assert events, "no event"
+assert events[-1]["state"] == "SUCCEEDED", events[-1]["state"]
+progress = [e["progress"] for e in events]
+assert progress == sorted(progress), progress
+PY
+artifact=$(python3 -c "import json; print([json.loads(l)['result'] for l in open('$work/watch.ndjson') if l.strip()][-1]['artifact'])")
+[ -n "$artifact" ] || fail "the finished job names no artifact"
+expect 400 "finished" POST "/v1/jobs/$job:cancel" '{}'
+
+# Sampling: PNGs as base64, the same as the gRPC client's; from the job's artifact too.
+expect 200 '"png"' POST /v1/models/tiny:sample '{"num_images": 2, "seed": 3, "sampler": {"steps": 4}}'
+python3 - "$work/body" "$work/http_png" <<'PY' || fail "the sampled images"
+import base64, json, os, sys
+d = json.load(open(sys.argv[1]))
+os.makedirs(sys.argv[2])
+assert [i["index"] for i in d["images"]] == [0, 1], d
+for i in d["images"]:
+    png = base64.b64decode(i["png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    open(os.path.join(sys.argv[2], "%05d.png" % i["index"]), "wb").write(png)
+PY
+"$qdm" generate --model tiny --num 2 --seed 3 --steps 4 --unary --out "$work/grpc_png" >/dev/null 2>&1 || fail "qdm generate"
+python3 - "$work/http_png" "$work/grpc_png" <<'PY' || fail "the gateway's PNGs differ from the gRPC client's"
+import sys, zlib
+def pixels(path):  # the decompressed IDAT stream: the image, whatever the text chunks say
+    d, i, idat = open(path, "rb").read(), 8, b""
+    while i < len(d):
+        n = int.from_bytes(d[i:i + 4], "big"); kind = d[i + 4:i + 8]
+        if kind == b"IDAT": idat += d[i + 8:i + 8 + n]
+        i += 12 + n
+    return zlib.decompress(idat)
+for k in ("00000.png", "00001.png"):
+    assert pixels(sys.argv[1] + "/" + k) == pixels(sys.argv[2] + "/" + k), k
+PY
+expect 200 '"png"' POST "/v1/artifacts/$artifact:sample" '{"num_images": 1, "seed": 1}'
+expect 404 "no fp32 model named" POST /v1/models/nothing:sample '{"num_images": 1}'
+expect 400 "num_images" POST /v1/models/tiny:sample '{"num_images": 0}'
+expect 400 "" POST /v1/models/tiny:sample '{"num_images": "two"}'
+# SampleStream: progress events, then each image, then the timings.
+code=$(call POST /v1/models/tiny:sampleStream '{"num_images": 1, "seed": 3, "sampler": {"steps": 4}}')
+[ "$code" = 200 ] || fail "sampleStream: HTTP $code"
+python3 - "$work/body" <<'PY' || fail "the sample stream: $(head -c 400 "$work/body")"
+import json, sys
+events = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
+assert any("progress" in e and e["progress"] for e in events), events[:2]
+assert sum(1 for e in events if e.get("image")) == 1
+assert events[-1].get("done"), events[-1]
+PY
+
+# OpenAI's images API: a prompt to base64 PNGs of the requested size; its error shape.
+expect 200 '"b64_json"' POST /v1/images/generations '{"prompt": "a photo of a sneaker", "n": 2, "size": "32x32", "response_format": "b64_json"}'
+python3 - "$work/body" <<'PY' || fail "images/generations: $(head -c 300 "$work/body")"
+import base64, json, sys
+d = json.load(open(sys.argv[1]))
+assert isinstance(d["created"], int) and len(d["data"]) == 2
+for item in d["data"]:
+    png = base64.b64decode(item["b64_json"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[16:24] == (32).to_bytes(4, "big") * 2, png[:24]
+    assert b"a photo of a sneaker" in png
+PY
+expect 200 '"b64_json"' POST /v1/images/generations '{"prompt": "a coat", "model": "t2i", "size": "64x32", "seed": 4}'
+expect 400 '"invalid_request_error"' POST /v1/images/generations '{"prompt": "a coat", "response_format": "url"}'
+expect 400 "prompt is required" POST /v1/images/generations '{"n": 1}'
+expect 400 "size must be" POST /v1/images/generations '{"prompt": "a coat", "size": "big"}'
+expect 400 "no text encoder" POST /v1/images/generations '{"prompt": "a coat", "model": "tiny"}'
+expect 404 "no model or artifact named" POST /v1/images/generations '{"prompt": "a coat", "model": "dall-e-3"}'
+expect 401 "authentication_error" POST /v1/images/generations '{"prompt": "a coat"}' ""
+expect 405 "POST" GET /v1/images/generations
+# The descriptor set Envoy's transcoder reads (deploy/envoy/envoy.yaml) holds the same services
+# and HTTP rules.
+if [ -n "${QDM_DESCRIPTOR_SET:-}" ]; then
+  protoc --decode=google.protobuf.FileDescriptorSet google/protobuf/descriptor.proto < "$QDM_DESCRIPTOR_SET" > "$work/descriptors.txt" \
+    || fail "the descriptor set does not decode"
+  for rule in '/v1/models/{model}:sample' '/v1/jobs/{id}:watch' '/v1/artifacts/{artifact}:sampleStream'; do
+    grep -qF "$rule" "$work/descriptors.txt" || fail "the descriptor set lacks the HTTP rule $rule"
+  done
+  for service in $(sed -n 's/.*services: \[\(.*\)\]/\1/p' "$src/deploy/envoy/envoy.yaml" | tr -d ','); do
+    grep -q "name: \"${service#qdm.v1.}\"" "$work/descriptors.txt" || fail "envoy.yaml names $service, which the descriptor set lacks"
+  done
+fi
+echo "gateway_test: ok"
