@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # qdm-gateway, the HTTP/JSON face of the public API, in front of a real scheduler and worker on
-# loopback (bearer tokens on), driven with curl as an HTTP client would: lists and describes
+# loopback (bearer tokens and TLS on: the gateway dials the scheduler over TLS and serves HTTPS;
+# without the scheduler's CA it gets nothing through), driven with curl as an HTTP client would: lists and describes
 # models, submits a quantize job and watches it as streamed JSON to the end, samples PNGs
 # (base64 in JSON) from a model and from the job's artifact, the same pixels as the gRPC client
 # gets, streams a sampling request's progress, sees gRPC errors as their HTTP codes (401, 403,
@@ -25,21 +26,35 @@ fail() {
 }
 base=$((20000 + RANDOM % 20000))
 sched_port=$base gw_port=$((base + 5))
-export QDM_SERVER=127.0.0.1:$sched_port QDM_THREADS=1 QDM_TOKEN=wtok
+export QDM_SERVER=localhost:$sched_port QDM_THREADS=1 QDM_TOKEN=wtok QDM_TLS_CA=$work/ca.pem
+ossl() { openssl "$@" >/dev/null 2>&1 || fail "openssl $1"; }
+ossl req -x509 -newkey rsa:2048 -nodes -keyout "$work/ca.key" -out "$work/ca.pem" -days 30 -subj "/CN=qdm test CA"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$work/san.ext"
+ossl req -newkey rsa:2048 -nodes -keyout "$work/server.key" -out "$work/server.csr" -subj "/CN=localhost"
+ossl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -out "$work/server.pem" -days 30 \
+  -extfile "$work/san.ext"
+tls=(--tls-cert "$work/server.pem" --tls-key "$work/server.key")
 mkdir -p "$work/roots"
 tiny_model "$work/roots/tiny"
 cp -r "$src/models/fmnist-t2i" "$work/roots/t2i"
 "$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port --metrics 127.0.0.1:$((base + 1)) \
-  --tokens rtok:read,wtok:write --worker-token wk --lease-seconds 5 --max-images 16 >>"$work/scheduler.log" 2>&1 &
+  --tokens rtok:read,wtok:write --worker-token wk --lease-seconds 5 --max-images 16 "${tls[@]}" --worker-ca "$work/ca.pem" \
+  >>"$work/scheduler.log" 2>&1 &
 pids+=("$!")
-"$worker_bin" --scheduler 127.0.0.1:$sched_port --worker-token wk --listen 127.0.0.1:$((base + 2)) --advertise 127.0.0.1:$((base + 2)) \
+"$worker_bin" --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" --worker-token wk --listen 127.0.0.1:$((base + 2)) --advertise 127.0.0.1:$((base + 2)) \
   --id w1 --metrics 127.0.0.1:$((base + 3)) --cache-dir "$work/worker" --classifier "$work/none" --max-batch 8 >>"$work/worker.log" 2>&1 &
 pids+=("$!")
-"$gw_bin" --listen 127.0.0.1:$gw_port --scheduler 127.0.0.1:$sched_port --images-model t2i --images-guidance 3 >>"$work/gateway.log" 2>&1 &
+"$gw_bin" --listen 127.0.0.1:$gw_port --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" \
+  --images-model t2i --images-guidance 3 >>"$work/gateway.log" 2>&1 &
 pids+=("$!")
-url=http://127.0.0.1:$gw_port
+# A second gateway that dials the scheduler in plaintext: nothing gets through.
+"$gw_bin" --listen 127.0.0.1:$((gw_port + 1)) --scheduler localhost:$sched_port >>"$work/gateway-plain.log" 2>&1 &
+pids+=("$!")
+url=https://localhost:$gw_port
+curl() { command curl --cacert "$work/ca.pem" "$@"; }
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf "$url/healthz" >/dev/null || fail "the gateway did not come up"
+command curl -sf "http://localhost:$gw_port/healthz" >/dev/null 2>&1 && fail "the HTTPS gateway answered plain HTTP"
 for _ in $(seq 100); do grep -q "connected to the scheduler" "$work/worker.log" && break; sleep 0.1; done
 
 # call METHOD PATH [JSON] [TOKEN]: the HTTP code; the body in $work/body.
@@ -58,6 +73,10 @@ expect() {  # expect CODE TEXT METHOD PATH [JSON] [TOKEN]
 }
 json() { python3 -c "import json, sys; d = json.load(open('$work/body')); print($1)"; }
 
+for _ in $(seq 100); do command curl -sf "http://localhost:$((gw_port + 1))/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+code=$(command curl -sS -o "$work/body" -w "%{http_code}" -H "Authorization: Bearer wtok" "http://localhost:$((gw_port + 1))/v1/models")
+[ "$code" = 503 ] || fail "a gateway dialing the TLS scheduler in plaintext answered HTTP $code, expected 503"
+
 # Models: list and describe; errors as HTTP codes with the status message.
 expect 200 '"name": *"tiny"' GET /v1/models
 [ "$(json "sorted(m['name'] for m in d['models'])")" = "['t2i', 'tiny']" ] || fail "models list: $(cat "$work/body")"
@@ -74,7 +93,7 @@ expect 200 '"id"' POST /v1/jobs '{"model": "tiny", "options": {"recipe": "rtn", 
 job=$(json "d['id']")
 expect 200 "\"id\": *\"$job\"" GET "/v1/jobs/$job"
 expect 200 "\"$job\"" GET "/v1/jobs?page_size=5"
-timeout 240 curl -sS -N -H "Authorization: Bearer wtok" "$url/v1/jobs/$job:watch" > "$work/watch.ndjson" || fail "watch: $(tail -2 "$work/watch.ndjson")"
+timeout 240 curl --cacert "$work/ca.pem" -sS -N -H "Authorization: Bearer wtok" "$url/v1/jobs/$job:watch" > "$work/watch.ndjson" || fail "watch: $(tail -2 "$work/watch.ndjson")"
 python3 - "$work/watch.ndjson" <<'PY' || fail "the watch stream: $(tail -c 400 "$work/watch.ndjson")"
 import json, sys
 events = [json.loads(line)["result"] for line in open(sys.argv[1]) if line.strip()]
