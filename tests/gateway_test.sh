@@ -165,6 +165,25 @@ expect 400 "no text encoder" POST /v1/images/generations '{"prompt": "a coat", "
 expect 404 "no model or artifact named" POST /v1/images/generations '{"prompt": "a coat", "model": "dall-e-3"}'
 expect 401 "authentication_error" POST /v1/images/generations '{"prompt": "a coat"}' ""
 expect 405 "POST" GET /v1/images/generations
+# gRPC from Python (examples/python/qdm_client.py) on stubs generated from the same protos.
+/usr/bin/python3 -c "import grpc, google.protobuf" 2>/dev/null && [ -x /usr/bin/grpc_python_plugin ] \
+  || fail "python3-grpcio, python3-protobuf or grpc_python_plugin missing (.ci/setup installs them)"
+{
+  googleapis=/usr/share/gocode/src/github.com/grpc-ecosystem/grpc-gateway/third_party/googleapis
+  mkdir -p "$work/pygen"
+  (cd "$src" && protoc -I proto -I "$googleapis" --python_out="$work/pygen" --grpc_out="$work/pygen" \
+    --plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin proto/qdm/v1/*.proto "$googleapis"/google/api/{annotations,http}.proto) \
+    || fail "protoc for Python"
+  PYTHONPATH="$work/pygen" /usr/bin/python3 "$src/examples/python/qdm_client.py" --server localhost:$sched_port --ca "$work/ca.pem" \
+    --token wtok --model t2i --prompt "a photo of a sneaker" --steps 4 --out "$work/py.png" > "$work/py.out" 2>&1 \
+    || fail "the Python client: $(tail -3 "$work/py.out")"
+  grep -q "^model    t2i" "$work/py.out" || fail "the Python client did not list the models: $(head -3 "$work/py.out")"
+  head -c 8 "$work/py.png" | od -An -c | grep -q "P   N   G" || fail "the Python client wrote no PNG"
+  PYTHONPATH="$work/pygen" /usr/bin/python3 "$src/examples/python/qdm_client.py" --server localhost:$sched_port --ca "$work/ca.pem" \
+    --model t2i --prompt x > "$work/py.out" 2>&1 && fail "the Python client without a token succeeded"
+  grep -q "UNAUTHENTICATED" "$work/py.out" || fail "the Python client's error: $(tail -2 "$work/py.out")"
+}
+
 # The descriptor set Envoy's transcoder reads (deploy/envoy/envoy.yaml) holds the same services
 # and HTTP rules.
 if [ -n "${QDM_DESCRIPTOR_SET:-}" ]; then
