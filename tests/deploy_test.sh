@@ -87,17 +87,17 @@ grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "TLS without a 
 if "$helm" template rel "$chart" --api-versions cert-manager.io/v1/Certificate --set tls.certManager.enabled=true \
   --set tls.certManager.issuerRef.name=i >"$work/tls-only.txt" 2>&1; then fail "cert-manager TLS without a worker token rendered"; fi
 grep -q "needs auth.existingSecret" "$work/tls-only.txt" || fail "cert-manager TLS without a worker token: $(cat "$work/tls-only.txt")"
-# The README's "Deploying to a cluster with GPU nodes" install command, rendered as written.
-readme_install=$(python3 - "$src/README.md" <<'PY'
+# docs/deployment.md's "Deploying to a cluster with GPU nodes" install command, rendered as written.
+readme_install=$(python3 - "$src/docs/deployment.md" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
 m = re.search(r"^helm install qdm helm/qdm .*?(?<!\\)$", text, re.M | re.S)
 print(re.sub(r"\\\n\s*", "", m.group(0)) if m else "")
 PY
 )
-[ -n "$readme_install" ] || fail "README has no 'helm install qdm helm/qdm' command"
+[ -n "$readme_install" ] || fail "docs/deployment.md has no 'helm install qdm helm/qdm' command"
 (cd "$src" && eval "\"$helm\" template ${readme_install#helm install} --api-versions monitoring.coreos.com/v1/ServiceMonitor \
-  --api-versions monitoring.coreos.com/v1/PrometheusRule") > "$work/readme.yaml" || fail "README's helm install: $readme_install"
+  --api-versions monitoring.coreos.com/v1/PrometheusRule") > "$work/readme.yaml" || fail "docs/deployment.md's helm install: $readme_install"
 "${QDM_SCHEDULER_BIN:?}" --help > "$work/scheduler.help"; "${QDM_WORKER_BIN:?}" --help > "$work/worker.help"
 python3 - "$work/default.yaml" "$work/gpu.yaml" "$src/deploy/grafana/qdm.json" "$work/secure.yaml" "$work" \
   "$src/deploy/prometheus/adapter-values.yaml" "$work/readme.yaml" "$work/replicated.yaml" "$work/bundled-pg.yaml" \
@@ -237,7 +237,7 @@ check_tls(fb, "qdm-tls", "qdm-worker-tls", "rel-qdm-worker", False, False, "cert
 for objs in (default, gpu):
     a = pod(objs, "scheduler")["containers"][0]["args"] + pod(objs, "worker")["containers"][0]["args"]
     assert not any("tls" in x or "-ca=" in x for x in a), "TLS flags without TLS"
-# The README's install: GPU workers on the CUDA image from the registry, TLS and tokens, a
+# docs/deployment.md's install: GPU workers on the CUDA image from the registry, TLS and tokens, a
 # Service named as the README's client commands and certificate expect, alerts and monitoring.
 readme = load(sys.argv[7])
 rw = readme[("Deployment", "qdm-worker")]["spec"]["template"]["spec"]
