@@ -6,8 +6,8 @@
 # phrasings). Every row is evaluated by the project's evaluator on NUM samples (default 1000),
 # seeds 0..NUM-1: prompt-guided (guidance 3, image i asks for class i % 10 in a held-out
 # phrasing: prompt agreement and FID-FMNIST) and unguided (the empty prompt: FID-FMNIST).
-# W4A32 has no integer path and runs on the simulation (kernels sim); the others on the integer
-# plan. Goal (issue 33): TFMQ W4A8 within +10% of FP32's FID and within 2 points of its prompt
+# Every row runs on the execution plan (W4A32: fp32 inputs to its integer weights, which is the
+# simulation to float rounding). Goal (issue 33): TFMQ W4A8 within +10% of FP32's FID and within 2 points of its prompt
 # agreement.
 #   bash bench/t2i_quant_table.sh          (from the repository root, after .ci/setup)
 # tmpq searches with a smaller budget than its defaults: population 20 (top 5, 10 mutants, 5
@@ -43,7 +43,7 @@ component_configs=${COMPONENT_CONFIGS-"4:8 8:8"}
 component_recipes=${COMPONENT_RECIPES:-"tfmq"}
 quantize_row() {  # recipe, weight bits, activation bits, row name, then extra quantize arguments
   local r=$1 w=$2 a=$3 name=$4; shift 4
-  local k=int; [ "$a" = 32 ] && k=sim
+  local k=int
   local extra=(--steps "$steps" "$@")
   [ "$r" = tmpq ] && extra=("${search[@]}" "$@")
   # A finished artifact (written atomically, with its wall time) is kept: only its evaluations rerun.
@@ -116,8 +116,8 @@ calibration_prompts.txt ({calib} trajectories, reconstruction {iters} iterations
 Prompt-guided: guidance 3, image i asks for class i % 10 in a phrasing held out of training and
 calibration; agreement = the evaluator's classifier names the class asked for. Unguided: the
 empty prompt. FID-FMNIST against the Fashion-MNIST test set. Two FP32 sample sets of the
-class-conditional model differ by ~9.5 FID: closer figures do not rank. W4A32 rows run on the
-simulation, the others on the integer plan. Rows "+ text encoder, VAE decoder W8A8" quantize those
+class-conditional model differ by ~9.5 FID: closer figures do not rank. Every row runs on the
+execution plan (W4A32: fp32 activations into its integer weights, the simulation to float rounding). Rows "+ text encoder, VAE decoder W8A8" quantize those
 components too (`--components unet,text_encoder,vae_decoder`; on the integer plan whatever the
 UNet's kernels). Quantize seconds: wall time of `qdm quantize` on
 this machine's 2 cores, shared with other work.

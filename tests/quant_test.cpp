@@ -16,6 +16,9 @@
 #include "engine/job/reference_images.h"
 #include "engine/quant/uniform_quant.h"
 #include "engine/runtime/loaded_model.h"
+#include "engine/runtime/artifact_weights.h"
+#include "engine/runtime/plan/execution_plan.h"
+#include "format/graph/unet_2d.h"
 #include "tests/test_models.h"
 
 namespace qdm {
@@ -412,6 +415,37 @@ TEST_F(TinyArtifact, IntegerAttentionMatchesTheSimulatedCore) {
       r.model->step->step = step;
       const at::Tensor a = r.model->attention.front()->attend(q, k, v, 0.35), b = integer.attend(q, k, v, 0.35);
       EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << isa_name(isa);
+    }
+  }
+}
+
+// A weight-only artifact (W4A32) runs on the execution plan, torch-free from the file: its layers
+// on their integer weights with fp32 inputs, its attention cores in fp32, the same numbers as the
+// simulation to float rounding (nothing is quantized at run time).
+TEST_F(TinyArtifact, WeightOnlyArtifactsRunOnThePlanAsTheSimulation) {
+  for (const char* recipe : {"rtn", "tfmq+cache"}) {
+    QuantizeResult r = quantize(recipe, 4, 0);
+    const std::string path = dir_ + "/w4a32.safetensors";
+    save_artifact(path, *r.model, info(r));
+    LoadedArtifact sim = load_artifact(path);
+    auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
+    const ArtifactInfo ai = read_artifact_info(*file);
+    const graph::Graph g = graph::describe_unet_2d(ai.config);
+    const ArtifactWeights weights(file, ai, g);
+    ASSERT_EQ(ExecutionPlan::unsupported(g, weights), "");
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(9);
+    const at::Tensor x = torch::randn({2, 1, 8, 8});
+    for (QGemmIsa isa : supported_isas()) {
+      ExecutionPlan plan(g, weights, isa);
+      EXPECT_GT(plan.resident().parts.count(resident::kIntWeights), 0u) << "the weights stay integer codes";
+      for (int step : {0, 4}) {
+        const int t = r.timesteps[static_cast<size_t>(step)];
+        const at::Tensor a = sim.model->forward(x, t, step);
+        at::Tensor b = torch::empty(x.sizes());
+        plan.run(x.data_ptr<float>(), 2, t, step, nullptr, b.data_ptr<float>());
+        EXPECT_LT((a - b).abs().max().item<double>(), 1e-4 * (1 + a.abs().max().item<double>())) << recipe << " " << isa_name(isa);
+      }
     }
   }
 }

@@ -331,8 +331,8 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
   }
 
   // The same artifact off the plan (kernels sim: LibTorch's UNet, the plans' text encoder and
-  // VAE) draws the same images to the simulation's rounding; a W4A32 artifact, which no plan
-  // runs, samples from prompts that way too.
+  // VAE) draws the same images to the simulation's rounding; a W4A32 artifact samples from
+  // prompts on the plan (fp32 inputs to its integer weights), the simulation's images too.
   {
     const ServedModel served = ServedModel::from_artifact(work + "/rtn.safetensors");
     const LoadedModel sim = LoadedModel::from_artifact(work + "/rtn.safetensors", KernelMode::kSim);
@@ -354,9 +354,14 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     fs::remove_all(work + "/pipe");
     const LoadedModel w4a32 = LoadedModel::from_artifact(work + "/w4a32.safetensors");
     ASSERT_TRUE(w4a32.takes_prompts());
+    EXPECT_NE(w4a32.kernels().find("int plan"), std::string::npos) << w4a32.kernels();
     const std::vector<float> images = w4a32.generate(q);
     ASSERT_EQ(images.size(), 2u * 16 * 16);
     for (float v : images) ASSERT_TRUE(std::isfinite(v) && std::abs(v) <= 1.0f);
+    const std::vector<float> simulated = LoadedModel::from_artifact(work + "/w4a32.safetensors", KernelMode::kSim).generate(q);
+    double w_diff = 0;
+    for (size_t i = 0; i < images.size(); ++i) w_diff += std::abs(images[i] - simulated[i]);
+    EXPECT_LT(w_diff / images.size(), 1e-3) << "nothing is quantized at run time: only float rounding differs";
   }
 
   // Fine-tuning a pipeline's artifact against its source runs by label over the recorded

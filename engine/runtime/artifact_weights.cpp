@@ -174,7 +174,6 @@ void ArtifactWeights::validate(const graph::Graph& g) {
 }
 
 std::string ArtifactWeights::unsupported() const {
-  if (info_.spec.act_bits == 0) return "fp32 activations (W" + std::to_string(info_.spec.weight_bits) + "A32)";
   for (const auto& l : info_.layers)
     if (l.act_bits > 8) return "activations over 8 bits";
   return "";

@@ -24,6 +24,9 @@ class ArtifactWeights final : public plan::WeightSource {
 
   bool quantized() const override { return true; }
   std::string unsupported() const override;
+  // A weight-only artifact (W4A32) has no attention tables: its cores run in fp32, as its layers
+  // do on their integer weights.
+  bool fp32_attention() const override { return !attention_quantized_; }
   plan::LayerSource layer(const std::string& name, int n, int k) const override;
   std::vector<float> tensor(const std::string& name) const override;
   std::optional<std::vector<plan::ActTable>> attention(const std::string& name) const override;

@@ -39,8 +39,9 @@ at::Tensor layer_bias(const GraphModuleImpl& m, const std::string& name) {
 
 }  // namespace
 
+bool QuantizedWeights::fp32_attention() const { return q_.attention.empty(); }
+
 std::string QuantizedWeights::unsupported() const {
-  if (q_.spec.act_bits == 0) return "fp32 activations (W" + std::to_string(q_.spec.weight_bits) + "A32)";
   for (const auto& l : q_.layers)
     if (l->quant_input && l->act.bits > 8) return "activations over 8 bits";
   return "";

@@ -17,6 +17,7 @@ class QuantizedWeights final : public plan::WeightSource {
   explicit QuantizedWeights(const QuantizedUNet& model) : q_(model) {}
   bool quantized() const override { return true; }
   std::string unsupported() const override;
+  bool fp32_attention() const override;  // no quantized attention cores (W4A32): fp32 ones
   plan::LayerSource layer(const std::string& name, int n, int k) const override;
   std::vector<float> tensor(const std::string& name) const override;
   std::optional<std::vector<plan::ActTable>> attention(const std::string& name) const override;
