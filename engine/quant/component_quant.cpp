@@ -16,8 +16,11 @@ namespace qdm {
 namespace {
 
 // At most this many of a layer's input values are kept per calibration batch (evenly strided):
-// the range search needs the distribution, not every value.
-constexpr int64_t kSampledValues = int64_t{1} << 20;
+// the range search needs the distribution, not every value, and an SD-sized decoder's layers
+// see hundreds of MB per batch.
+constexpr int64_t kSampledValues = int64_t{1} << 18;
+// Latents decoded at once while calibrating the VAE decoder (its activations at full image size).
+constexpr int64_t kDecodeBatch = 4;
 
 at::Tensor strided_sample(const at::Tensor& x) {
   const at::Tensor flat = x.detach().reshape({-1});
@@ -128,7 +131,8 @@ ComponentQuantization quantize_vae_decoder(TextToImagePipeline& pipe, const at::
   const at::Tensor z = latents.to(at::kFloat) / pipe.vae->config().scaling_factor;
   auto decode = [&] {
     std::vector<at::Tensor> out;
-    for (int64_t i = 0; i < z.size(0); i += 32) out.push_back(pipe.vae->decode(z.narrow(0, i, std::min<int64_t>(32, z.size(0) - i))));
+    for (int64_t i = 0; i < z.size(0); i += kDecodeBatch)
+      out.push_back(pipe.vae->decode(z.narrow(0, i, std::min<int64_t>(kDecodeBatch, z.size(0) - i))));
     return at::cat(out).clamp(-1, 1);
   };
   const at::Tensor fp = decode();
