@@ -4,7 +4,9 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "format/graph/autoencoder_kl.h"
 #include "format/graph/unet_2d.h"
+#include "format/quantized_component.h"
 #include "format/recipes.h"
 
 namespace qdm {
@@ -70,7 +72,7 @@ std::string JobMemory::summary() const {
   return sorted.empty() ? out : out + ")";
 }
 
-JobMemory estimate_job_memory(const RecipeOptions& o, const UNetConfig& config) {
+JobMemory estimate_job_memory(const RecipeOptions& o, const UNetConfig& config, const AutoencoderKLConfig* vae) {
   const graph::Graph g = graph::describe_unet_2d(config);
   const RecipeInfo& recipe = recipe_info(o.recipe);
   // The model: parameters, one image, every value of one image's forward pass (what a backward
@@ -130,6 +132,16 @@ JobMemory estimate_job_memory(const RecipeOptions& o, const UNetConfig& config) 
     m.parts.push_back({"fine-tuning batch", 3 * static_cast<int64_t>(f.batch) * activations * 4});
   }
   if (o.bias_samples > 0) m.parts.push_back({"eps bias trajectories", static_cast<int64_t>(o.bias_samples) * artifact_steps * 2 * image * 4});
+  if (vae && o.quantizes("vae_decoder")) {
+    const graph::Graph d = graph::describe_vae_decoder(*vae, config.sample_size, config.sample_size);
+    int64_t values = 0, sampled = 0;
+    for (const auto& v : d.values) values += floats(v);
+    const int64_t batches = (samples + kComponentDecodeBatch - 1) / kComponentDecodeBatch;
+    for (const int n : d.layers())
+      sampled += batches * std::min(kComponentSampledValues,
+                                    kComponentDecodeBatch * floats(d.values.at(static_cast<size_t>(d.nodes.at(static_cast<size_t>(n)).inputs.at(0)))));
+    m.parts.push_back({"VAE decoder calibration", (samples * image + kComponentDecodeBatch * values + sampled) * 4});
+  }
   return m;
 }
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "format/autoencoder_kl_config.h"
 #include "format/quantize_options.h"
 #include "format/unet_config.h"
 
@@ -24,8 +25,10 @@ struct JobMemory {
   std::string summary() const;
 };
 
-// Throws std::invalid_argument (ConfigError) for a config the description refuses.
-JobMemory estimate_job_memory(const RecipeOptions& options, const UNetConfig& config);
+// Throws std::invalid_argument (ConfigError) for a config the description refuses. `vae`: a
+// text-to-image pipeline's VAE, counted when the options quantize its decoder too (the fp32
+// latents, a decoding batch's values, the sampled layer inputs).
+JobMemory estimate_job_memory(const RecipeOptions& options, const UNetConfig& config, const AutoencoderKLConfig* vae = nullptr);
 
 // "1.5 GiB", "320 MiB", "12 KiB".
 std::string format_bytes(int64_t bytes);

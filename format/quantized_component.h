@@ -10,6 +10,7 @@
 // keeps. Torch-free: the sampler reads it straight into its execution plan.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -17,6 +18,12 @@
 #include "format/safetensors.h"
 
 namespace qdm {
+
+// The VAE decoder's calibration (engine/quant/component_quant.cpp) decodes this many latents at
+// once and keeps at most this many sampled input values per layer and batch; the scheduler's job
+// memory estimate (format/job_memory.h) counts the same.
+inline constexpr int64_t kComponentDecodeBatch = 4;
+inline constexpr int64_t kComponentSampledValues = int64_t{1} << 18;
 
 // What --components names: "unet" (always quantized), "text_encoder", "vae_decoder".
 const std::vector<std::string>& component_names();

@@ -39,7 +39,11 @@ std::optional<JobMemory> QuantizeJobsService::estimate(const std::string& model,
   try {
     const std::optional<UNetConfig> config = models_.config_of(model, false);  // a pipeline's: its UNet's
     if (!config) return std::nullopt;
-    return estimate_job_memory(service::quantize_job_options(options).recipe, *config);
+    const RecipeOptions recipe = service::quantize_job_options(options).recipe;
+    std::optional<AutoencoderKLConfig> vae;  // a pipeline quantizing its VAE decoder counts it too
+    if (recipe.quantizes("vae_decoder") && is_pipeline_dir(*dir))
+      vae = AutoencoderKLConfig::from_file((std::filesystem::path(*dir) / "vae" / "config.json").string());
+    return estimate_job_memory(recipe, *config, vae ? &*vae : nullptr);
   } catch (const std::exception&) {
     return std::nullopt;  // a model that no longer opens: the job fails with its own message
   }

@@ -46,6 +46,36 @@ TEST(JobMemory, TheCalibrationSetIsEveryTrajectorysXtAndEps) {
   EXPECT_NE(big.summary().find("calibration set 7.8 GiB"), std::string::npos) << big.summary();
 }
 
+// A pipeline quantizing its VAE decoder (--components) counts the decoder's calibration: the fp32
+// latents, a decoding batch's values at full image size, the sampled layer inputs; more for an
+// SD-sized decoder than for the shipped one, nothing when the decoder is not quantized.
+TEST(JobMemory, APipelinesVaeDecoderCalibrationIsCounted) {
+  const std::string dir = std::string(QDM_SOURCE_DIR) + "/models/fmnist-t2i";
+  std::ifstream uf(dir + "/unet/config.json");
+  const UNetConfig unet = UNetConfig::from_json(nlohmann::json::parse(uf));
+  const AutoencoderKLConfig vae = AutoencoderKLConfig::from_file(dir + "/vae/config.json");
+  RecipeOptions o;
+  o.recipe = "rtn";
+  EXPECT_EQ(part(estimate_job_memory(o, unet, &vae), "VAE decoder calibration"), -1);
+  o.components = {"unet", "vae_decoder"};
+  const int64_t latents = int64_t{32} * unet.in_channels * unet.sample_size * unet.sample_size * 4;
+  const int64_t small = part(estimate_job_memory(o, unet, &vae), "VAE decoder calibration");
+  EXPECT_GT(small, latents);
+  EXPECT_EQ(part(estimate_job_memory(o, unet), "VAE decoder calibration"), -1);  // no VAE config given
+  AutoencoderKLConfig sd = vae;  // SD 1.x's decoder widths at a 64x64 latent
+  sd.block_out_channels = {128, 256, 512, 512};
+  sd.latent_channels = 4;
+  sd.out_channels = 3;
+  sd.norm_num_groups = 32;
+  sd.layers_per_block = 2;
+  UNetConfig sd_unet = unet;
+  sd_unet.sample_size = 64;
+  sd_unet.in_channels = 4;
+  const int64_t large = part(estimate_job_memory(o, sd_unet, &sd), "VAE decoder calibration");
+  EXPECT_GT(large, int64_t{1} << 30) << "four 512x512 decodes hold over a GiB of values";
+  EXPECT_GT(large, 100 * small);
+}
+
 TEST(JobMemory, EachRecipesOwnStagesAddTheirParts) {
   for (const RecipeInfo& r : recipes()) {
     RecipeOptions o;

@@ -15,12 +15,12 @@
 namespace qdm {
 namespace {
 
-// At most this many of a layer's input values are kept per calibration batch (evenly strided):
-// the range search needs the distribution, not every value, and an SD-sized decoder's layers
-// see hundreds of MB per batch.
-constexpr int64_t kSampledValues = int64_t{1} << 18;
-// Latents decoded at once while calibrating the VAE decoder (its activations at full image size).
-constexpr int64_t kDecodeBatch = 4;
+// At most kComponentSampledValues of a layer's input values are kept per calibration batch
+// (evenly strided): the range search needs the distribution, not every value, and an SD-sized
+// decoder's layers see hundreds of MB per batch. The VAE decoder decodes kComponentDecodeBatch
+// latents at once (its activations are at full image size).
+constexpr int64_t kSampledValues = kComponentSampledValues;
+constexpr int64_t kDecodeBatch = kComponentDecodeBatch;
 
 at::Tensor strided_sample(const at::Tensor& x) {
   const at::Tensor flat = x.detach().reshape({-1});
