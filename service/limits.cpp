@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "format/echo.h"
+#include "format/job_memory.h"
 #include "format/recipes.h"
 #include "service/convert.h"
 #include "service/file_transfer.h"
@@ -166,9 +167,13 @@ grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limi
   if (r.prompt_size() > 0 && r.class_labels_size() > 0) return invalid("give prompts or class_labels, not both");
   if (r.height() < 0 || r.width() < 0 || r.height() > kMaxImageSide || r.width() > kMaxImageSide)
     return invalid("height and width must be 0 (the model's size) or positive up to " + std::to_string(kMaxImageSide));
-  if (static_cast<int64_t>(r.num_images()) * std::max(1, r.height()) * std::max(1, r.width()) > limits.max_request_pixels)
-    return invalid("num_images x height x width is over this service's " + std::to_string(limits.max_request_pixels) +
-                   " pixels per request; ask for fewer or smaller images");
+  // The request's cost before any work: its images' pixels (the sampling buffers grow with them).
+  if (const int64_t pixels = static_cast<int64_t>(r.num_images()) * std::max(1, r.height()) * std::max(1, r.width());
+      pixels > limits.max_request_pixels)
+    return {grpc::RESOURCE_EXHAUSTED, "num_images x height x width is " + std::to_string(pixels) + " pixels (about " +
+                                          format_bytes(pixels * 3 * 4) + " of RGB images in fp32), over the " +
+                                          std::to_string(limits.max_request_pixels) +
+                                          " pixels a request may ask for here; ask for fewer or smaller images"};
   return check_sampler(r.sampler(), limits);
 }
 

@@ -219,6 +219,7 @@ python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); assert struct.un
 expect_error INVALID_ARGUMENT "has no text encoder" generate --model tiny --num 1 --prompt "a sneaker" --out "$work/x"
 expect_error INVALID_ARGUMENT "takes prompts, not class labels" generate --model t2i --num 1 --class-label 3 --out "$work/x"
 expect_error INVALID_ARGUMENT "multiples of 8" generate --model t2i --num 1 --height 36 --out "$work/x"
+expect_error RESOURCE_EXHAUSTED "pixels a request may ask for" generate --model t2i --num 16 --height 4096 --width 4096 --out "$work/x"
 expect_error INVALID_ARGUMENT "one for every image or one per image" generate --model t2i --num 3 --prompt a --prompt b --out "$work/x"
 
 # A quantize job on the pipeline (its calibration_prompts.txt, the UNet on the worker), then its
