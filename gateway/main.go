@@ -33,6 +33,10 @@ import (
 // The largest gRPC answer the gateway takes from the scheduler (a Sample of many PNGs).
 const maxAnswerBytes = 64 << 20
 
+// The largest request body it reads (the scheduler takes 4 MiB messages): more is refused
+// without being buffered.
+const maxRequestBytes = 4 << 20
+
 func dialOptions(ca, serverName, cert, key string) ([]grpc.DialOption, error) {
 	opts := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxAnswerBytes))}
 	if ca == "" {
@@ -107,7 +111,16 @@ func main() {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.Handle("/", gw)
 
-	server := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	bounded := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxRequestBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, "invalid_request_error", "invalid_argument",
+				fmt.Sprintf("the request body is over %d bytes", maxRequestBytes))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
+		mux.ServeHTTP(w, r)
+	})
+	server := &http.Server{Addr: *listen, Handler: bounded, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		stop := make(chan os.Signal, 1)
 		signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)

@@ -165,6 +165,11 @@ expect 400 "no text encoder" POST /v1/images/generations '{"prompt": "a coat", "
 expect 404 "no model or artifact named" POST /v1/images/generations '{"prompt": "a coat", "model": "dall-e-3"}'
 expect 401 "authentication_error" POST /v1/images/generations '{"prompt": "a coat"}' ""
 expect 405 "POST" GET /v1/images/generations
+# Bodies over 4 MiB are refused before they are read.
+head -c 5000000 /dev/zero | tr '\0' 'a' > "$work/big.txt"
+code=$(curl -sS -o "$work/body" -w "%{http_code}" -H "Authorization: Bearer wtok" -H "Content-Type: application/json" \
+  --data-binary @"$work/big.txt" "$url/v1/jobs")
+[ "$code" = 413 ] || fail "a 5 MB body: HTTP $code, expected 413"
 # gRPC from Python (examples/python/qdm_client.py) on stubs generated from the same protos.
 /usr/bin/python3 -c "import grpc, google.protobuf" 2>/dev/null && [ -x /usr/bin/grpc_python_plugin ] \
   || fail "python3-grpcio, python3-protobuf or grpc_python_plugin missing (.ci/setup installs them)"
