@@ -120,7 +120,7 @@ func main() {
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBytes)
 		mux.ServeHTTP(w, r)
 	})
-	server := &http.Server{Addr: *listen, Handler: bounded, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	server := &http.Server{Addr: *listen, Handler: accessLog(bounded), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	go func() {
 		stop := make(chan os.Signal, 1)
 		signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)

@@ -165,6 +165,9 @@ expect 400 "no text encoder" POST /v1/images/generations '{"prompt": "a coat", "
 expect 404 "no model or artifact named" POST /v1/images/generations '{"prompt": "a coat", "model": "dall-e-3"}'
 expect 401 "authentication_error" POST /v1/images/generations '{"prompt": "a coat"}' ""
 expect 405 "POST" GET /v1/images/generations
+# The access log: one line per request, no tokens.
+grep -q 'GET "/v1/models" 200' "$work/gateway.log" || fail "the gateway's access log has no line for GET /v1/models"
+grep -q 'wtok' "$work/gateway.log" && fail "the gateway logged a token"
 # Bodies over 4 MiB are refused before they are read.
 head -c 5000000 /dev/zero | tr '\0' 'a' > "$work/big.txt"
 code=$(curl -sS -o "$work/body" -w "%{http_code}" -H "Authorization: Bearer wtok" -H "Content-Type: application/json" \
