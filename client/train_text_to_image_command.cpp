@@ -29,6 +29,8 @@ void add_train_text_to_image_command(CLI::App& app) {
   cmd->add_option("--text-dropout", o->text_dropout, "Fraction of captions replaced by the empty prompt")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
   cmd->add_option("--min-snr", o->min_snr_gamma, "Min-SNR-gamma loss weighting (0: off)")->capture_default_str();
+  cmd->add_option("--init", o->init_from,
+                  "Warm start from this pipeline's (or UNet folder's) UNet weights, its config unless --config is given");
   cmd->callback([o, config_path] {
     if (!config_path->empty()) {
       o->config = UNetConfig::from_file(*config_path);

@@ -541,6 +541,57 @@ TEST_F(TinyPipeline, ComponentsQuantizedBesideTheUNetServeFromTheArtifact) {
   fs::remove_all(work);
 }
 
+// qdm train-text-to-image --init: training starts from another pipeline's UNet (its config, none
+// being given): one step at learning rate 0 writes its weights back; without --init the same run
+// writes a fresh UNet. The latent cache beside the checkpoint stands in for the dataset.
+TEST_F(TinyPipeline, TextToImageTrainingWarmStartsFromAPipeline) {
+  const std::string work = testing::temp_dir("t2i-init");
+  const TextToImagePipeline source = load_pipeline(*dir_);
+  const int channels = source.vae->config().latent_channels, size = source.unet->config().sample_size;
+  auto train = [&](const std::string& out, const std::string& init) {
+    fs::copy(*dir_, out, fs::copy_options::recursive);
+    save_tensors(out + "/unet/latents.safetensors",
+                 {{"latents", torch::randn({8, channels, size, size})}, {"labels", torch::arange(8, at::kLong)}});
+    TextToImageTrainOptions o;
+    o.loop.out_dir = out;
+    o.loop.iterations = 1;
+    o.loop.lr = 0;
+    o.loop.min_lr = 0;
+    o.loop.warmup = 0;
+    o.loop.checkpoint_every = 1;
+    o.batch_size = 2;
+    o.scheduler = stable_diffusion_scheduler();
+    o.init_from = init;
+    if (init.empty()) {  // from scratch: the tiny pipeline's own shape
+      o.config = source.unet->config();
+      o.default_config = false;
+    }
+    EXPECT_EQ(train_text_to_image(o), 1);
+    return load_pipeline(out);
+  };
+  const TextToImagePipeline warm = train(work + "/warm", *dir_), cold = train(work + "/cold", "");
+  const auto expected = source.unet->named_parameters();
+  double warm_diff = 0, cold_diff = 0;
+  for (const auto& p : warm.unet->named_parameters()) warm_diff = std::max(warm_diff, (p.value() - expected[p.key()]).abs().max().item<double>());
+  for (const auto& p : cold.unet->named_parameters()) cold_diff = std::max(cold_diff, (p.value() - expected[p.key()]).abs().max().item<double>());
+  EXPECT_LT(warm_diff, 1e-6);
+  EXPECT_GT(cold_diff, 1e-3);
+  // A config that differs from the init's is refused, naming the flag.
+  TextToImageTrainOptions bad;
+  bad.loop.out_dir = work + "/warm";
+  bad.init_from = *dir_;
+  bad.config = source.unet->config();
+  bad.config.layers_per_block += 1;
+  bad.default_config = false;
+  try {
+    train_text_to_image(bad);
+    ADD_FAILURE() << "trained from an init of another shape";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--init"), std::string::npos) << e.what();
+  }
+  fs::remove_all(work);
+}
+
 TEST(Captions, LearnedTokenizerCoversEveryCaptionWithoutUnknowns) {
   const std::string dir = testing::temp_dir("bpe");
   write_clip_tokenizer(dir, learn_bpe_merges(training_corpus(), 200), 32);

@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "engine/data/captions.h"
 #include "engine/data/fashion_mnist.h"
 #include "engine/model/autoencoder_kl.h"
 #include "engine/model/clip_text_model.h"
+#include "engine/model/model_folder.h"
 #include "engine/model/unet_2d.h"
 #include "engine/model_io/tensor_io.h"
 #include "engine/train/diffusion_trainer.h"  // min_snr_weights
@@ -109,9 +111,14 @@ int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::functio
   const ClipTokenizer tok = ClipTokenizer::load(dir + "/tokenizer");
   for (auto& p : text.model->parameters()) p.set_requires_grad(false);
   const auto& vc = vae.model->config();
-  const UNetConfig config = o.default_config
-                                ? fmnist_text_unet_config(vc.latent_channels, vc.sample_size / vc.factor(), text.model->config().hidden_size)
-                                : o.config;
+  std::optional<DiffusionModel> init;
+  if (!o.init_from.empty()) init = load_model_folder(o.init_from);
+  const UNetConfig config = !o.default_config ? o.config
+                            : init            ? init->config
+                                              : fmnist_text_unet_config(vc.latent_channels, vc.sample_size / vc.factor(),
+                                                                        text.model->config().hidden_size);
+  if (init && init->config.to_json() != config.to_json())
+    throw std::invalid_argument("--init " + o.init_from + ": its UNet config differs from --config's (train with its own config)");
   if (!config.text_conditioned()) throw std::invalid_argument("train-text-to-image needs a UNet2DConditionModel config");
   fs::create_directories(dir + "/unet");
   const TensorMap data = training_latents(o, *vae.model);
@@ -119,6 +126,11 @@ int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::functio
   torch::manual_seed(o.loop.seed);
   UNet2DModel model(config);
   UNet2DModel ema(config);
+  if (init) {  // the same architecture: every parameter by name (the loop copies them to the EMA)
+    torch::NoGradGuard no_grad;
+    const auto source = init->unet->named_parameters();
+    for (auto& p : model->named_parameters()) p.value().copy_(source[p.key()]);
+  }
   const NoiseSchedule schedule(o.scheduler);
   std::vector<float> ac(schedule.alphas_cumprod.begin(), schedule.alphas_cumprod.end());
   const at::Tensor alphas_cumprod = at::tensor(ac);

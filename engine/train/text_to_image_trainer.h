@@ -19,8 +19,12 @@ struct TextToImageTrainOptions {
   TrainingLoopOptions loop;  // out_dir: the pipeline folder, holding vae/, text_encoder/, tokenizer/;
                              // the checkpoint, log and latent cache go into unet/
   std::string data_dir;
-  UNetConfig config;          // a UNet2DConditionModel; default: fmnist_text_unet_config(...)
+  UNetConfig config;          // a UNet2DConditionModel; default: fmnist_text_unet_config(...), or init_from's
   bool default_config = true;
+  // Warm start: the UNet weights of this pipeline folder (or UNet2DConditionModel folder), whose
+  // config is the one trained unless `config` is given (then they must agree). A checkpoint in
+  // out_dir/unet, when there is one, is resumed instead.
+  std::string init_from;
   SchedulerConfig scheduler;  // Stable Diffusion's: scaled_linear 0.00085..0.012, no clipping
   int batch_size = 64;
   double text_dropout = 0.1;
