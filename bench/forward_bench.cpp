@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup)->capture_default_str();
   app.add_option("--t", t, "timestep (artifacts with per-step tables: one of their schedule's)")->capture_default_str();
   app.add_flag("--profile", profile, "time per kernel kind (execution plan only)");
+  int size = 0;
+  app.add_option("--size", size, "text-to-image models: the latent height and width (0: the model's default)");
   app.add_option("--chunk", chunk, "execution plan: run the batch in chunks of this many images (0: the plan's default)");
   CLI11_PARSE(app, argc, argv);
   qdm::set_compute_threads();
@@ -51,10 +53,15 @@ int main(int argc, char** argv) {
     tt = ts[best];
   }
   torch::NoGradGuard no_grad;
-  const at::Tensor x = torch::randn({batch, cfg.in_channels, cfg.sample_size, cfg.sample_size});
+  const int side = size > 0 ? size : cfg.sample_size;
+  const at::Tensor x = torch::randn({batch, cfg.in_channels, side, side});
   at::Tensor labels;
   if (cfg.conditional()) labels = at::full({batch}, static_cast<int64_t>(cfg.null_class.value_or(0)), at::kLong);
-  const auto& plan = model.plan();
+  auto plan = model.plan();
+  if (size > 0) {
+    if (!model.text() || !plan) throw std::invalid_argument("--size is for text-to-image models on the execution plan");
+    plan = model.text()->unet(size, size);
+  }
   // A text model (plan only): random text states, one entry per image.
   at::Tensor text;
   if (plan && cfg.text_conditioned() && model.text()) {
