@@ -162,9 +162,14 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("source      {} ({})\n", j["source_model"].get<std::string>(), j["source_sha256"].get<std::string>().substr(0, 16));
     if (!j["pipeline_files"].empty())  // a quantized pipeline carries its other components
       fmt::print("pipeline    {} files embedded (text encoder, VAE, tokenizer, configs)\n", j["pipeline_files"].size());
-    for (const auto& c : j["quantized_components"])
-      fmt::print("            {} quantized too: {} layers W{}A{} ({})\n", c["component"].get<std::string>(), c["layers"].get<size_t>(),
-                 c["weight_bits"].get<int>(), c["act_bits"].get<int>(), c["file"].get<std::string>());
+    for (const auto& c : j["quantized_components"]) {
+      const auto& r = c["report"];
+      std::string fidelity;
+      if (r.contains("relative_error_vs_fp")) fidelity = fmt::format(", {:.2f}% relative error", 100 * r["relative_error_vs_fp"].get<double>());
+      if (r.contains("psnr_vs_fp")) fidelity = fmt::format(", {:.1f} dB PSNR", r["psnr_vs_fp"].get<double>());
+      fmt::print("            {} quantized too: {} layers W{}A{}{} vs fp32 ({})\n", c["component"].get<std::string>(), c["layers"].get<size_t>(),
+                 c["weight_bits"].get<int>(), c["act_bits"].get<int>(), fidelity, c["file"].get<std::string>());
+    }
     fmt::print("schedule    {}\n", sched);
     fmt::print("layers      {} quantized; weight bits {}; activation bits {}\n", j["layers"].size(), j["weight_bits_histogram"].dump(),
                j["act_bits_histogram"].dump());
