@@ -134,6 +134,61 @@ TEST(QGemm, Int4WeightsTakeHalfAByte) {
   EXPECT_THROW(pack_weights(codes.data(), 64, 128, 4, scale.data(), zero.data()), std::invalid_argument);
 }
 
+// gemm_f32 (an execution plan's fp32 layers and attention products) against a double-precision
+// reference at every column layout: 32-wide blocks, the 16-wide block (an attention head's
+// values), and the dot-product tail.
+TEST(FusedKernels, GemmF32MatchesADoubleReferenceAtEveryColumnCount) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist;
+  for (int m : {1, 5}) for (int k : {16, 1027}) for (int n : {1, 15, 16, 17, 32, 48, 50}) {
+    std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(k) * n), bias(static_cast<size_t>(n)), c(static_cast<size_t>(m) * n);
+    for (auto& v : a) v = dist(rng);
+    for (auto& v : b) v = dist(rng);
+    for (auto& v : bias) v = dist(rng);
+    gemm_f32(a.data(), k, m, k, b.data(), n, bias.data(), c.data(), n);
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double ref = bias[static_cast<size_t>(j)], mag = std::abs(ref);
+        for (int kk = 0; kk < k; ++kk) {
+          const double t = static_cast<double>(a[static_cast<size_t>(i) * k + kk]) * b[static_cast<size_t>(kk) * n + j];
+          ref += t;
+          mag += std::abs(t);
+        }
+        ASSERT_NEAR(c[static_cast<size_t>(i) * n + j], ref, 1e-6 * mag + 1e-6) << "m " << m << " k " << k << " n " << n << " at " << i << "," << j;
+      }
+  }
+}
+
+// softmax_rows against a double-precision softmax (lane-parallel maximum and sum): every width
+// around the 16 lanes, a 1,024-key row, large logits.
+TEST(FusedKernels, SoftmaxRowsMatchADoubleReference) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist(0.0f, 8.0f);
+  for (int n : {1, 15, 16, 17, 77, 1029}) {
+    const int rows = 3;
+    const float scale = 0.3f;
+    std::vector<float> x(static_cast<size_t>(rows) * (n + 2));
+    for (auto& v : x) v = dist(rng);
+    const std::vector<float> in = x;
+    softmax_rows(x.data(), n + 2, rows, n, scale);
+    for (int r = 0; r < rows; ++r) {
+      const float* row = in.data() + static_cast<size_t>(r) * (n + 2);
+      double mx = -1e300, sum = 0, total = 0;
+      for (int j = 0; j < n; ++j) mx = std::max(mx, static_cast<double>(row[j] * scale));
+      for (int j = 0; j < n; ++j) sum += std::exp(static_cast<double>(row[j] * scale) - mx);
+      for (int j = 0; j < n; ++j) {
+        const double ref = std::exp(static_cast<double>(row[j] * scale) - mx) / sum;
+        const float got = x[static_cast<size_t>(r) * (n + 2) + j];
+        ASSERT_NEAR(got, ref, 2e-6 * ref + 1e-9) << "n " << n << " row " << r << " at " << j;
+        total += got;
+      }
+      EXPECT_NEAR(total, 1.0, 1e-5) << "n " << n;
+      // The two padding values past n are left alone.
+      EXPECT_EQ(x[static_cast<size_t>(r) * (n + 2) + n], in[static_cast<size_t>(r) * (n + 2) + n]);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace qdm
 

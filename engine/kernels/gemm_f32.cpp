@@ -1,6 +1,6 @@
 // gemm_f32 of fused.h: the fp32 layers of an execution plan (the ones a recipe keeps in fp32).
 // A register-blocked micro-kernel in GCC vector extensions (4 rows x 32 columns of C in 8
-// accumulators, A broadcast, B rows loaded), compiled for AVX-512, AVX2 and the baseline; here
+// accumulators, A broadcast, B rows loaded; then 4 x 16, then dot products for the last n % 16), compiled for AVX-512, AVX2 and the baseline; here
 // multiply-adds contract into FMAs like every fp32 library's.
 #include <algorithm>
 #include <cstring>
@@ -56,18 +56,35 @@ __attribute__((always_inline)) inline void gemm_impl(const float* a, int64_t lda
         store(c + (m0 + i) * ldc + j0 + 16, acc[i][1] + b1);
       }
     }
-    // Column tail (n not a multiple of 32, e.g. conv_out's single channel): dot products of
+    // Sixteen more columns (n = 16, 48, ...: an attention head's values): one accumulator a row.
+    const int n_wide = n_main + 16 <= n ? n_main + 16 : n_main;
+    if (n_wide > n_main) {
+      const int j0 = n_main;
+      v16 acc[kRows];
+      for (int i = 0; i < kRows; ++i) acc[i] = v16{};
+      for (int kk = 0; kk < k; ++kk) {
+        const v16 b0 = load(b + static_cast<int64_t>(kk) * n + j0);
+        for (int i = 0; i < kRows; ++i) acc[i] += ar[i][kk] * b0;
+      }
+      const v16 b0 = bias ? load(bias + j0) : v16{};
+      if constexpr (kCodes) {
+        const v16 s0 = load(scale + j0);
+        for (int i = 0; i < kRows; ++i) acc[i] *= s0;
+      }
+      for (int i = 0; i < mb; ++i) store(c + (m0 + i) * ldc + j0, acc[i] + b0);
+    }
+    // Column tail (the last n % 16 columns, e.g. conv_out's single channel): dot products of
     // the rows with the tail's columns, gathered contiguous once per call.
-    if (n_main < n) {
+    if (n_wide < n) {
       thread_local std::vector<float> cols;
       if (m0 == 0) {
-        cols.resize(static_cast<size_t>(n - n_main) * k);
-        for (int j = n_main; j < n; ++j)
+        cols.resize(static_cast<size_t>(n - n_wide) * k);
+        for (int j = n_wide; j < n; ++j)
           for (int kk = 0; kk < k; ++kk)
-            cols[static_cast<size_t>(j - n_main) * k + kk] = b[static_cast<int64_t>(kk) * n + j];
+            cols[static_cast<size_t>(j - n_wide) * k + kk] = b[static_cast<int64_t>(kk) * n + j];
       }
-      for (int j = n_main; j < n; ++j) {
-        const float* col = cols.data() + static_cast<size_t>(j - n_main) * k;
+      for (int j = n_wide; j < n; ++j) {
+        const float* col = cols.data() + static_cast<size_t>(j - n_wide) * k;
         for (int i = 0; i < mb; ++i) {
           v16 acc = v16{};
           int kk = 0;
