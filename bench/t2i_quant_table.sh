@@ -119,7 +119,8 @@ empty prompt. FID-FMNIST against the Fashion-MNIST test set. Two FP32 sample set
 class-conditional model differ by ~9.5 FID: closer figures do not rank. Every row runs on the
 execution plan (W4A32: fp32 activations into its integer weights, the simulation to float rounding). Rows "+ text encoder, VAE decoder W8A8" quantize those
 components too (`--components unet,text_encoder,vae_decoder`; on the integer plan whatever the
-UNet's kernels). Quantize seconds: wall time of `qdm quantize` on
+UNet's kernels). tmpq searches every layer's bits (weights and activations in 5..8 here), so its W8A8 and W4A8
+rows are the same search and the same model; its W4A32 row keeps activations in fp32. Quantize seconds: wall time of `qdm quantize` on
 this machine's 2 cores, shared with other work.
 
 | model | prompt agreement | FID-FMNIST, guided | FID-FMNIST, unguided | quantize s |
