@@ -82,20 +82,15 @@ def row(label, name, seconds=None):
     s = f"{seconds:.0f}" if seconds else "-"
     rows.append(f"| {label} | {g['prompt_agreement']:.3f} | {g['fid_fmnist']:.1f} | {u['fid_fmnist']:.1f} | {s} |")
 row("FP32", "fp32")
-for cfg in ["8:8", "4:8", "4:32"]:
-    w, a = cfg.split(":")
-    for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]:
-        name = f"{r.replace('+', '_')}_w{w}a{a}"
-        sec = os.path.join(out, f"{name}.seconds")
-        words = open(sec).read().split() if os.path.exists(sec) else []
-        row(f"{r} W{w}A{a}", name, float(words[-1]) if words else None)
-for cfg in ["8:8", "4:8"]:  # the text encoder and the VAE decoder quantized too (W8A8)
-    w, a = cfg.split(":")
-    for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]:
-        name = f"{r.replace('+', '_')}_w{w}a{a}_components"
-        sec = os.path.join(out, f"{name}.seconds")
-        words = open(sec).read().split() if os.path.exists(sec) else []
-        row(f"{r} W{w}A{a} + text encoder, VAE decoder W8A8", name, float(words[-1]) if words else None)
+# UNet rows, then rows with the text encoder and the VAE decoder quantized too (W8A8)
+for configs, suffix, label in ((["8:8", "4:8", "4:32"], "", ""), (["8:8", "4:8"], "_components", " + text encoder, VAE decoder W8A8")):
+    for cfg in configs:
+        w, a = cfg.split(":")
+        for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]:
+            name = f"{r.replace('+', '_')}_w{w}a{a}{suffix}"
+            sec = os.path.join(out, f"{name}.seconds")
+            words = open(sec).read().split() if os.path.exists(sec) else []
+            row(f"{r} W{w}A{a}{label}", name, float(words[-1]) if words else None)
 t_g, t_u = load("tfmq_w4a8", "guided"), load("tfmq_w4a8", "unguided")
 goal = ""
 if t_g and fp_g:

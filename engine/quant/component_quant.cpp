@@ -100,23 +100,12 @@ class ComponentQuantizer {
   std::vector<std::shared_ptr<QuantLayer>> layers_;
 };
 
-at::Tensor token_ids(TextToImagePipeline& pipe, const std::vector<std::string>& prompts) {
-  const int64_t len = pipe.tokenizer.max_length();
-  at::Tensor ids = at::empty({static_cast<int64_t>(prompts.size()), len}, at::kLong);
-  auto a = ids.accessor<int64_t, 2>();
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const TokenizedPrompt p = pipe.tokenizer.encode_padded(prompts[i]);
-    for (int64_t j = 0; j < len; ++j) a[static_cast<int64_t>(i)][j] = p.ids[static_cast<size_t>(j)];
-  }
-  return ids;
-}
-
 }  // namespace
 
 ComponentQuantization quantize_text_encoder(TextToImagePipeline& pipe, const std::vector<std::string>& prompts, int bits) {
   if (prompts.empty()) throw std::invalid_argument("quantizing the text encoder needs calibration prompts");
   at::NoGradGuard no_grad;
-  const at::Tensor ids = token_ids(pipe, prompts);
+  const at::Tensor ids = prompt_token_ids(pipe.tokenizer, prompts);
   const at::Tensor fp = pipe.text_encoder->forward(ids);
   ComponentQuantizer q(*pipe.text_encoder, [](const std::string&) { return true; }, bits);
   q.calibrate([&] { pipe.text_encoder->forward(ids); });

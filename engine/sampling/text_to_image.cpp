@@ -10,15 +10,20 @@
 
 namespace qdm {
 
-at::Tensor encode_prompts(TextToImagePipeline& pipe, const std::vector<std::string>& prompts, std::vector<bool>* truncated) {
-  const int64_t len = pipe.tokenizer.max_length();
+at::Tensor prompt_token_ids(const ClipTokenizer& tokenizer, const std::vector<std::string>& prompts, std::vector<bool>* truncated) {
+  const int64_t len = tokenizer.max_length();
   at::Tensor ids = at::empty({static_cast<int64_t>(prompts.size()), len}, at::kLong);
   auto a = ids.accessor<int64_t, 2>();
   for (size_t i = 0; i < prompts.size(); ++i) {
-    const TokenizedPrompt p = pipe.tokenizer.encode_padded(prompts[i]);
+    const TokenizedPrompt p = tokenizer.encode_padded(prompts[i]);
     if (truncated) truncated->push_back(p.truncated);
     for (int64_t j = 0; j < len; ++j) a[static_cast<int64_t>(i)][j] = p.ids[static_cast<size_t>(j)];
   }
+  return ids;
+}
+
+at::Tensor encode_prompts(TextToImagePipeline& pipe, const std::vector<std::string>& prompts, std::vector<bool>* truncated) {
+  const at::Tensor ids = prompt_token_ids(pipe.tokenizer, prompts, truncated);
   torch::NoGradGuard no_grad;
   return pipe.text_encoder->forward(ids);
 }

@@ -30,6 +30,10 @@ struct PromptImages {
   std::vector<int> prompt_of_image;  // index into request.prompts
 };
 
+// The padded token ids of each prompt: (K, max_length) int64; `truncated` (when given) gets one
+// flag per prompt.
+at::Tensor prompt_token_ids(const ClipTokenizer& tokenizer, const std::vector<std::string>& prompts,
+                            std::vector<bool>* truncated = nullptr);
 // The text states of each prompt: (K, L, D).
 at::Tensor encode_prompts(TextToImagePipeline& pipe, const std::vector<std::string>& prompts, std::vector<bool>* truncated = nullptr);
 

@@ -15,6 +15,7 @@
 #include "engine/model/model_folder.h"
 #include "engine/model/unet_2d.h"
 #include "engine/model_io/tensor_io.h"
+#include "engine/sampling/text_to_image.h"  // prompt_token_ids
 #include "engine/train/diffusion_trainer.h"  // min_snr_weights
 #include "engine/util/threads.h"
 #include "format/clip_tokenizer.h"
@@ -91,16 +92,6 @@ TensorMap training_latents(const TextToImageTrainOptions& o, AutoencoderKLImpl& 
   return out;
 }
 
-at::Tensor token_ids(const ClipTokenizer& tok, const std::vector<std::string>& prompts) {
-  at::Tensor ids = at::empty({static_cast<int64_t>(prompts.size()), tok.max_length()}, at::kLong);
-  auto a = ids.accessor<int64_t, 2>();
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const TokenizedPrompt p = tok.encode_padded(prompts[i]);
-    for (int j = 0; j < tok.max_length(); ++j) a[static_cast<int64_t>(i)][j] = p.ids[static_cast<size_t>(j)];
-  }
-  return ids;
-}
-
 }  // namespace
 
 int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::function<bool(const TrainingStep&)>& on_log) {
@@ -153,7 +144,7 @@ int64_t train_text_to_image(const TextToImageTrainOptions& o, const std::functio
     at::Tensor states;
     {
       torch::NoGradGuard no_grad;
-      states = text.model->forward(token_ids(tok, prompts));
+      states = text.model->forward(prompt_token_ids(tok, prompts));
     }
     const at::Tensor t = at::randint(o.scheduler.num_train_timesteps, {o.batch_size}, gen, at::kLong);
     const at::Tensor noise = at::randn(x0.sizes(), gen);
