@@ -42,7 +42,8 @@ struct Flags {
   std::string metrics = "0.0.0.0:9464";
   std::string data = "var/qdm";
   std::string store;  // empty: sqlite:<data>/qdm.db
-  std::string max_job_memory;  // empty: default_job_memory()
+  std::string max_job_memory;     // empty: default_job_memory()
+  std::string max_sample_memory;  // empty: half of default_job_memory()
   double store_wait_seconds = 60;
   std::vector<std::string> model_roots = {"models"};
   double lease_seconds = 15;
@@ -94,6 +95,19 @@ int main(int argc, char** argv) {
                  "the model before it is queued (Submit answers RESOURCE_EXHAUSTED over it; 0: no limit; default: 80% of "
                  "this machine's memory; the chart sets the workers' memory limit)")
       ->envname("QDM_MAX_JOB_MEMORY")
+      ->check([](const std::string& v) {
+        try {
+          qdm::parse_bytes(v);
+          return std::string();
+        } catch (const std::exception& e) {
+          return std::string(e.what());
+        }
+      });
+  app.add_option("--max-sample-memory", f.max_sample_memory,
+                 "Memory a sample request may use on a worker at its peak (bytes, or 2Gi, ...), estimated from its "
+                 "images' number and size and the model before it is queued (Sample answers RESOURCE_EXHAUSTED over it; "
+                 "0: no limit; default: 40% of this machine's memory; the chart sets the sampling pods' memory limit)")
+      ->envname("QDM_MAX_SAMPLE_MEMORY")
       ->check([](const std::string& v) {
         try {
           qdm::parse_bytes(v);
@@ -202,6 +216,9 @@ int main(int argc, char** argv) {
     limits.max_job_memory = f.max_job_memory.empty() ? default_job_memory() : parse_bytes(f.max_job_memory);
     spdlog::info("quantize jobs may use {} each (--max-job-memory)",
                  limits.max_job_memory > 0 ? "up to " + format_bytes(limits.max_job_memory) : std::string("any memory"));
+    limits.max_sample_memory = f.max_sample_memory.empty() ? default_job_memory() / 2 : parse_bytes(f.max_sample_memory);
+    spdlog::info("sample requests may use {} each (--max-sample-memory)",
+                 limits.max_sample_memory > 0 ? "up to " + format_bytes(limits.max_sample_memory) : std::string("any memory"));
     server::LeaseSettings lease;
     lease.lease_seconds = f.lease_seconds;
     lease.heartbeat_ms = static_cast<int>(std::min(1000.0, f.lease_seconds * 1000 / 4));

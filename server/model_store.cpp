@@ -151,13 +151,14 @@ std::optional<std::string> ModelStore::artifact_path(const std::string& name) co
   return std::nullopt;
 }
 
-std::optional<UNetConfig> ModelStore::config_of(const std::string& name, bool artifact) {
+std::optional<ModelStore::Shape> ModelStore::shape_of(const std::string& name, bool artifact) {
   const auto where = artifact ? artifact_path(name) : model_dir(name);
   if (!where) return std::nullopt;
   // A text-to-image pipeline's conditioning is its UNet's (cross_attention_dim: prompts).
-  const std::string path = artifact             ? *where
-                           : is_pipeline_dir(*where) ? (fs::path(*where) / "unet" / "config.json").string()
-                                                     : (fs::path(*where) / "config.json").string();
+  const bool pipeline = !artifact && is_pipeline_dir(*where);
+  const std::string path = artifact   ? *where
+                           : pipeline ? (fs::path(*where) / "unet" / "config.json").string()
+                                      : (fs::path(*where) / "config.json").string();
   try {
     const auto stamp = std::to_string(fs::last_write_time(path).time_since_epoch().count()) + ":" +
                        std::to_string(fs::file_size(path));
@@ -166,11 +167,23 @@ std::optional<UNetConfig> ModelStore::config_of(const std::string& name, bool ar
       auto it = config_cache_.find(path);
       if (it != config_cache_.end() && it->second.first == stamp) return it->second.second;
     }
-    const UNetConfig config = artifact ? read_artifact_info(SafeTensors::read_file(path)).config
-                                       : UNetConfig::from_json(nlohmann::json::parse(read_text(path)));
+    Shape shape;
+    if (artifact) {
+      auto file = std::make_shared<const SafeTensors>(SafeTensors::read_file(path));
+      const ArtifactInfo info = read_artifact_info(*file);
+      shape.unet = info.config;
+      if (info.text_to_image()) {
+        const ArtifactPipelineSource embedded(file, info.pipeline_files);
+        if (const auto text = embedded.read("vae/config.json"))
+          shape.vae = AutoencoderKLConfig::from_json(nlohmann::json::parse(*text));
+      }
+    } else {
+      shape.unet = UNetConfig::from_json(nlohmann::json::parse(read_text(path)));
+      if (pipeline) shape.vae = AutoencoderKLConfig::from_file((fs::path(*where) / "vae" / "config.json").string());
+    }
     std::lock_guard<std::mutex> lock(mu_);
-    config_cache_[path] = {stamp, config};
-    return config;
+    config_cache_[path] = {stamp, shape};
+    return shape;
   } catch (const std::exception& e) {
     spdlog::warn("{} '{}': config unreadable: {}", artifact ? "artifact" : "model", name, e.what());
     return std::nullopt;

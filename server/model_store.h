@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "format/autoencoder_kl_config.h"
 #include "format/unet_tensors.h"
 #include "qdm/v1/models.pb.h"
 
@@ -32,8 +33,18 @@ class ModelStore {
   std::optional<std::string> artifact_path(const std::string& name) const;
 
   std::vector<v1::ModelInfo> list(bool include_artifacts);
-  // The UNet config of a model or artifact (cached by file stamp); nullopt when unknown.
-  std::optional<UNetConfig> config_of(const std::string& name, bool artifact);
+  // What a model or artifact is, for the checks before a request is queued: its UNet's config
+  // and, for a text-to-image pipeline, its VAE's (the size of its images). Cached by file stamp;
+  // nullopt when unknown or unreadable.
+  struct Shape {
+    UNetConfig unet;
+    std::optional<AutoencoderKLConfig> vae;
+  };
+  std::optional<Shape> shape_of(const std::string& name, bool artifact);
+  std::optional<UNetConfig> config_of(const std::string& name, bool artifact) {
+    auto s = shape_of(name, artifact);
+    return s ? std::optional<UNetConfig>(s->unet) : std::nullopt;
+  }
   // NOT_FOUND for an unknown name.
   grpc::Status describe(const std::string& name, v1::ModelInfo* info);
 
@@ -69,7 +80,7 @@ class ModelStore {
   std::map<std::string, std::string> root_models_;  // valid read-only models: name -> folder
   std::mutex mu_;  // commits, removals and the hash cache
   std::map<std::string, std::pair<std::string, std::string>> sha_cache_;  // path -> (mtime+size, sha)
-  std::map<std::string, std::pair<std::string, UNetConfig>> config_cache_;  // path -> (mtime+size, config)
+  std::map<std::string, std::pair<std::string, Shape>> config_cache_;  // path -> (mtime+size, shape)
 };
 
 }  // namespace qdm::server

@@ -33,7 +33,7 @@ std::string artifact_base(const std::string& model, const v1::QuantizeOptions& o
 
 }  // namespace
 
-std::optional<JobMemory> QuantizeJobsService::estimate(const std::string& model, const v1::QuantizeOptions& options) const {
+std::optional<MemoryEstimate> QuantizeJobsService::estimate(const std::string& model, const v1::QuantizeOptions& options) const {
   const auto dir = models_.model_dir(model);
   if (!dir) return std::nullopt;
   try {
@@ -87,7 +87,7 @@ grpc::Status QuantizeJobsService::submit(const v1::SubmitJobRequest& request, v1
                                           "(qdm submit --calib-prompt), or upload it with a calibration_prompts.txt"};
   }
   // Its cost before any work: the estimated peak memory against this service's limit.
-  const std::optional<JobMemory> need = estimate(request.model(), options);
+  const std::optional<MemoryEstimate> need = estimate(request.model(), options);
   if (!need) return {grpc::FAILED_PRECONDITION, "model " + echo(request.model()) + " cannot be opened; upload it again"};
   if (limits_.max_job_memory > 0 && need->total() > limits_.max_job_memory)
     return {grpc::RESOURCE_EXHAUSTED, "this job needs about " + need->summary() + ", over the " +

@@ -29,7 +29,7 @@ class QuantizeJobsService final : public v1::QuantizeJobs::Service {
 
  private:
   // The estimated peak memory of `options` on `model` (nullopt when the model is gone or does not open).
-  std::optional<JobMemory> estimate(const std::string& model, const v1::QuantizeOptions& options) const;
+  std::optional<MemoryEstimate> estimate(const std::string& model, const v1::QuantizeOptions& options) const;
   void annotate(v1::Job& job) const;  // fills estimated_memory(_bytes)
   const service::TokenAuth& auth_;
   grpc::Status submit(const v1::SubmitJobRequest& request, v1::Job* job);

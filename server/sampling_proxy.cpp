@@ -61,16 +61,19 @@ grpc::Status SamplingProxy::check(const v1::SampleRequest& request) {
   if (artifact && !models_.artifact_path(request.artifact()))
     return {grpc::NOT_FOUND, "no artifact named " + echo(request.artifact()) + "; qdm models list --artifacts shows them"};
   // Class labels, prompts and guidance against the model's config, as the worker will check them.
-  if (auto config = models_.config_of(source_name(request), artifact)) {
+  if (auto shape = models_.shape_of(source_name(request), artifact)) {
+    const UNetConfig& config = shape->unet;
     try {  // prompts first: a prompt on a model without a text encoder is refused as that
-      check_prompts(*config, {request.prompt().begin(), request.prompt().end()}, request.negative_prompt(), request.num_images(),
+      check_prompts(config, {request.prompt().begin(), request.prompt().end()}, request.negative_prompt(), request.num_images(),
                     request.height(), request.width());
-      const auto labels = parse_class_labels(*config, {request.class_labels().begin(), request.class_labels().end()},
+      const auto labels = parse_class_labels(config, {request.class_labels().begin(), request.class_labels().end()},
                                              request.num_images());
-      check_class_labels(*config, labels, request.has_guidance_scale() ? request.guidance_scale() : 1.0);
+      check_class_labels(config, labels, request.has_guidance_scale() ? request.guidance_scale() : 1.0);
     } catch (const std::invalid_argument& e) {
       return {grpc::INVALID_ARGUMENT, e.what()};
     }
+    // Its cost before any work: the estimated peak memory on a worker against this service's limit.
+    if (auto s = service::check_sample_memory(request, config, shape->vae ? &*shape->vae : nullptr, limits_); !s.ok()) return s;
   }
   return grpc::Status::OK;
 }

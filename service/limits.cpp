@@ -7,6 +7,7 @@
 
 #include "format/echo.h"
 #include "format/job_memory.h"
+#include "format/sample_memory.h"
 #include "format/recipes.h"
 #include "service/convert.h"
 #include "service/file_transfer.h"
@@ -175,6 +176,22 @@ grpc::Status check_sample_request(const v1::SampleRequest& r, const Limits& limi
                                           std::to_string(limits.max_request_pixels) +
                                           " pixels a request may ask for here; ask for fewer or smaller images"};
   return check_sampler(r.sampler(), limits);
+}
+
+grpc::Status check_sample_memory(const v1::SampleRequest& r, const UNetConfig& unet, const AutoencoderKLConfig* vae,
+                                 const Limits& limits) {
+  if (limits.max_sample_memory <= 0) return grpc::Status::OK;
+  MemoryEstimate need;
+  try {
+    need = estimate_sample_memory(unet, vae,
+                                  {r.num_images(), r.height(), r.width(), r.has_guidance_scale() && r.guidance_scale() != 1.0});
+  } catch (const std::invalid_argument& e) {
+    return invalid(e.what());
+  }
+  if (need.total() <= limits.max_sample_memory) return grpc::Status::OK;
+  return {grpc::RESOURCE_EXHAUSTED, "this request needs about " + need.summary() + ", over the " +
+                                        format_bytes(limits.max_sample_memory) +
+                                        " a sample request may use here (--max-sample-memory); ask for fewer or smaller images"};
 }
 
 }  // namespace qdm::service

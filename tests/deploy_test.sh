@@ -24,6 +24,10 @@ chart="$src/helm/qdm"
 "$helm" template rel "$chart" > "$work/default.yaml" || fail "helm template"
 # The scheduler refuses quantize jobs whose estimated peak memory is over the workers' limit.
 grep -qF -- "- --max-job-memory=8Gi" "$work/default.yaml" || fail "the scheduler is not given the workers' memory limit"
+# And sample requests over the sampling pods' limit: the workers', or the samplers' when they run.
+grep -qF -- "- --max-sample-memory=8Gi" "$work/default.yaml" || fail "the scheduler is not given the workers' memory limit for samples"
+"$helm" template rel "$chart" --set sampler.replicas=2 | grep -qF -- "- --max-sample-memory=2Gi" \
+  || fail "with samplers, the scheduler is not given the samplers' memory limit"
 "$helm" template rel "$chart" -f "$chart/values-gpu.yaml" --api-versions monitoring.coreos.com/v1/ServiceMonitor \
   --api-versions monitoring.coreos.com/v1/PrometheusRule \
   > "$work/gpu.yaml" || fail "helm template (GPU)"

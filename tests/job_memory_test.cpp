@@ -17,7 +17,7 @@ UNetConfig shipped() {
   return UNetConfig::from_json(nlohmann::json::parse(f));
 }
 
-int64_t part(const JobMemory& m, const std::string& name) {
+int64_t part(const MemoryEstimate& m, const std::string& name) {
   for (const auto& [what, bytes] : m.parts)
     if (what == name) return bytes;
   return -1;
@@ -25,7 +25,7 @@ int64_t part(const JobMemory& m, const std::string& name) {
 
 TEST(JobMemory, TheCalibrationSetIsEveryTrajectorysXtAndEps) {
   RecipeOptions o;  // tfmq, 32 trajectories of 100 steps
-  const JobMemory m = estimate_job_memory(o, shipped());
+  const MemoryEstimate m = estimate_job_memory(o, shipped());
   EXPECT_EQ(part(m, "calibration set"), 32 * 100 * 2 * 1024 * 4);
   EXPECT_GT(part(m, "reconstruction pairs"), 0);
   EXPECT_EQ(part(m, "quantizer bank"), -1);
@@ -39,7 +39,7 @@ TEST(JobMemory, TheCalibrationSetIsEveryTrajectorysXtAndEps) {
 
   o.calib_samples = 1024;
   o.sampler.steps = 1000;
-  const JobMemory big = estimate_job_memory(o, shipped());
+  const MemoryEstimate big = estimate_job_memory(o, shipped());
   EXPECT_EQ(part(big, "calibration set"), int64_t{1024} * 1000 * 2 * 1024 * 4);
   EXPECT_GT(big.total(), int64_t{8} << 30) << big.summary();
   EXPECT_EQ(big.summary().rfind(format_bytes(big.total()) + " (", 0), 0u) << big.summary();
@@ -80,7 +80,7 @@ TEST(JobMemory, EachRecipesOwnStagesAddTheirParts) {
   for (const RecipeInfo& r : recipes()) {
     RecipeOptions o;
     o.recipe = r.name;
-    const JobMemory m = estimate_job_memory(o, shipped());
+    const MemoryEstimate m = estimate_job_memory(o, shipped());
     EXPECT_EQ(part(m, "reconstruction pairs") > 0, r.reconstruction) << r.name;
     EXPECT_EQ(part(m, "quantizer bank") > 0, r.searches_schedule()) << r.name;
     EXPECT_EQ(part(m, "vq statistics") > 0, r.section == RecipeSection::kVq) << r.name;

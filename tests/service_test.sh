@@ -34,7 +34,7 @@ export QDM_THREADS=1
 
 start_scheduler() {
   "$sched_bin" --data "$work/data" "${store[@]}" --model-root "$work/roots" --listen 127.0.0.1:$sched_port \
-    --metrics 127.0.0.1:$sched_metrics --lease-seconds 5 --max-queued-jobs 3 --max-images 16 --max-job-memory 1073741824 >>"$work/scheduler.log" 2>&1 &
+    --metrics 127.0.0.1:$sched_metrics --lease-seconds 5 --max-queued-jobs 3 --max-images 16 --max-job-memory 1073741824 --max-sample-memory 512Mi >>"$work/scheduler.log" 2>&1 &
   sched_pid=$!; pids+=("$sched_pid")
   for _ in $(seq 100); do "$qdm" models list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "scheduler did not come up"
@@ -220,6 +220,10 @@ expect_error INVALID_ARGUMENT "has no text encoder" generate --model tiny --num 
 expect_error INVALID_ARGUMENT "takes prompts, not class labels" generate --model t2i --num 1 --class-label 3 --out "$work/x"
 expect_error INVALID_ARGUMENT "multiples of 8" generate --model t2i --num 1 --height 36 --out "$work/x"
 expect_error RESOURCE_EXHAUSTED "pixels a request may ask for" generate --model t2i --num 16 --height 4096 --width 4096 --out "$work/x"
+# Its cost before any work: one 1024x1024 image passes the pixel bound, but self-attention over
+# its 256x256 latent holds 2^32 scores per head: over --max-sample-memory, naming the estimate.
+expect_error RESOURCE_EXHAUSTED "UNet attention scores .* a sample request may use here" \
+  generate --model t2i --num 1 --height 1024 --width 1024 --out "$work/x"
 expect_error INVALID_ARGUMENT "one for every image or one per image" generate --model t2i --num 3 --prompt a --prompt b --out "$work/x"
 
 # A quantize job on the pipeline (its calibration_prompts.txt, the UNet on the worker), then its
