@@ -44,6 +44,9 @@ pids+=("$!")
 "$worker_bin" --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" --worker-token wk --listen 127.0.0.1:$((base + 2)) --advertise 127.0.0.1:$((base + 2)) \
   --id w1 --metrics 127.0.0.1:$((base + 3)) --cache-dir "$work/worker" --classifier "$work/none" --max-batch 8 >>"$work/worker.log" 2>&1 &
 pids+=("$!")
+# The gateways dial once the scheduler listens (a first dial refused would leave gRPC backing off
+# for a second, and the first calls UNAVAILABLE).
+for _ in $(seq 200); do grep -q "listening on port" "$work/scheduler.log" && break; sleep 0.1; done
 "$gw_bin" --listen 127.0.0.1:$gw_port --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" \
   --images-model t2i --images-guidance 3 >>"$work/gateway.log" 2>&1 &
 pids+=("$!")
