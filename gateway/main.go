@@ -25,6 +25,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/runtime"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 
 	qdm "qdm/gen/qdm/v1"
@@ -38,7 +39,15 @@ const maxAnswerBytes = 64 << 20
 const maxRequestBytes = 4 << 20
 
 func dialOptions(ca, serverName, cert, key string) ([]grpc.DialOption, error) {
-	opts := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxAnswerBytes))}
+	opts := []grpc.DialOption{
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxAnswerBytes)),
+		// Redial a scheduler that is away (restarted, failed over, not up yet) within 2 s, not
+		// gRPC's default of up to 2 minutes: calls answer 503 only while it is really away.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	}
 	if ca == "" {
 		if cert != "" || key != "" {
 			return nil, errors.New("--scheduler-cert and --scheduler-key need --scheduler-ca (TLS to the scheduler)")

@@ -37,16 +37,8 @@ tls=(--tls-cert "$work/server.pem" --tls-key "$work/server.key")
 mkdir -p "$work/roots"
 tiny_model "$work/roots/tiny"
 cp -r "$src/models/fmnist-t2i" "$work/roots/t2i"
-"$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port --metrics 127.0.0.1:$((base + 1)) \
-  --tokens rtok:read,wtok:write --worker-token wk --lease-seconds 5 --max-images 16 "${tls[@]}" --worker-ca "$work/ca.pem" \
-  >>"$work/scheduler.log" 2>&1 &
-pids+=("$!")
-"$worker_bin" --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" --worker-token wk --listen 127.0.0.1:$((base + 2)) --advertise 127.0.0.1:$((base + 2)) \
-  --id w1 --metrics 127.0.0.1:$((base + 3)) --cache-dir "$work/worker" --classifier "$work/none" --max-batch 8 >>"$work/worker.log" 2>&1 &
-pids+=("$!")
-# The gateways dial once the scheduler listens (a first dial refused would leave gRPC backing off
-# for a second, and the first calls UNAVAILABLE).
-for _ in $(seq 200); do grep -q "listening on port" "$work/scheduler.log" && break; sleep 0.1; done
+# The gateways start first: a gateway up before its scheduler (or while it restarts) redials
+# within 2 s of it listening, not after gRPC's default backoff (by then ~6 s, up to 2 minutes).
 "$gw_bin" --listen 127.0.0.1:$gw_port --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" \
   --images-model t2i --images-guidance 3 >>"$work/gateway.log" 2>&1 &
 pids+=("$!")
@@ -57,6 +49,23 @@ url=https://localhost:$gw_port
 curl() { command curl --cacert "$work/ca.pem" "$@"; }
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sf "$url/healthz" >/dev/null || fail "the gateway did not come up"
+[ "$(curl -s -o /dev/null -w "%{http_code}" -H "Authorization: Bearer rtok" "$url/v1/models")" = 503 ] \
+  || fail "GET /v1/models without a scheduler is not 503"
+sleep 10
+"$sched_bin" --data "$work/data" --model-root "$work/roots" --listen 127.0.0.1:$sched_port --metrics 127.0.0.1:$((base + 1)) \
+  --tokens rtok:read,wtok:write --worker-token wk --lease-seconds 5 --max-images 16 "${tls[@]}" --worker-ca "$work/ca.pem" \
+  >>"$work/scheduler.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 200); do grep -q "listening on port" "$work/scheduler.log" && break; sleep 0.1; done
+up=""
+for _ in $(seq 30); do
+  [ "$(curl -s -o /dev/null -w "%{http_code}" -H "Authorization: Bearer rtok" "$url/v1/models")" = 200 ] && up=1 && break
+  sleep 0.1
+done
+[ -n "$up" ] || fail "the gateway did not reach the scheduler within 3 s of it listening"
+"$worker_bin" --scheduler localhost:$sched_port --scheduler-ca "$work/ca.pem" "${tls[@]}" --worker-token wk --listen 127.0.0.1:$((base + 2)) --advertise 127.0.0.1:$((base + 2)) \
+  --id w1 --metrics 127.0.0.1:$((base + 3)) --cache-dir "$work/worker" --classifier "$work/none" --max-batch 8 >>"$work/worker.log" 2>&1 &
+pids+=("$!")
 command curl -sf "http://localhost:$gw_port/healthz" >/dev/null 2>&1 && fail "the HTTPS gateway answered plain HTTP"
 for _ in $(seq 100); do grep -q "connected to the scheduler" "$work/worker.log" && break; sleep 0.1; done
 
