@@ -87,7 +87,8 @@ for v in variants + scalars + finetuned:
         v = next(x for x in variants + scalars if x.split(":")[0] == base)
     if name.startswith("vq"):
         vq = rep["vq"]
-        label = f"vq M={v.split(':')[1]} B={v.split(':')[2]} A8{tuned_label}"
+        parts = v.split(":")
+        label = f"{parts[4] if len(parts) > 4 else 'vq+cache'} M={parts[1]} B={parts[2]} A8{tuned_label}"
         nominal = f"{vq['nominal_bits']:.2f} (vq layers), {vq['vq_layers']} of the layers"
         bits = f"{vq['vq_bits_per_weight']:.2f} vq layers / {vq['bits_per_weight']:.2f} all"
         sim = (ms(name + '.sim', 1), ms(name + '.sim', 64))

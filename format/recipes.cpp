@@ -26,8 +26,10 @@ const std::vector<RecipeInfo>& recipes() {
        RecipeSection::kSearch, 0, false, true, false, true, false},
       {"vq",
        "VQDM: additive vector quantization of the weights (M codebooks of 2^B vectors per group of 8 inputs, about "
-       "M*B/8 bits), layer by layer on X^T X from the model's trajectories; TFMQ-DM's cached temporal features and "
-       "per-step activation tables; then fine-tuned against the fp32 model (codebooks, scales, biases, norms)",
+       "M*B/8 bits), layer by layer on X^T X from the model's trajectories; TFMQ-DM's quantized temporal information "
+       "block (TIAR) and per-step activation tables; then fine-tuned against the fp32 model (codebooks, scales, biases, norms)",
+       RecipeSection::kVq, 600, false, true, true, false, true},
+      {"vq+cache", "VQDM with the fp32 temporal features of every step (and class) stored instead of a quantized TIB",
        RecipeSection::kVq, 600, false, true, true, true, true},
   };
   return all;

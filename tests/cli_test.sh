@@ -109,8 +109,8 @@ grep -q '"eps_bias": null' <<<"$plain" || fail "eps bias where none was measured
 "$qdm" sample --artifact "$work/qb.safetensors" --num 1 --out "$work/qbpng" >/dev/null 2>&1 || fail "sample the corrected artifact"
 
 # qdm inspect: bits per weight over the weights an artifact stores. tfmq stores every conv and
-# linear layer; tfmq+cache and vq replace the temporal block by its features, which then count
-# in neither the bytes nor the weights (vq: the same count as its own report's).
+# linear layer; tfmq+cache replaces the temporal block by its features, which then count in
+# neither the bytes nor the weights; vq (its temporal block quantized) counts as its own report.
 "$qdm" quantize --model "$work/model" --recipe tfmq+cache --wbits 4 --abits 8 --steps 4 --calib-samples 2 --iters 2 \
   --report-samples 0 --out "$work/qc.safetensors" >/dev/null 2>&1 || fail "quantize tfmq+cache"
 "$qdm" quantize --model "$work/model" --recipe vq --codebooks 2 --codebook-bits 4 --vq-rounds 1 --steps 4 --calib-samples 2 \

@@ -65,7 +65,7 @@ class PlanVsSim : public ::testing::Test {
       o.search.act_bits = {6, 7, 8};
       o.sampler.steps = 12;
     }
-    if (recipe == "vq") {  // codebooks small enough to pay on these layers
+    if (recipe_info(recipe).section == RecipeSection::kVq) {  // codebooks small enough to pay on these layers
       o.vq.codebooks = 2;
       o.vq.codebook_bits = 4;
       o.vq.max_rounds = 2;
@@ -230,7 +230,7 @@ TEST_F(PlanVsSim, EveryKernelPathGivesTheScalarPathsStepBitForBit) {
 
 TEST_F(PlanVsSim, ClassConditionalModels) {
   make_model(true);
-  for (const std::string recipe : {"tfmq", "tfmq+cache", "vq"}) {
+  for (const std::string recipe : {"tfmq", "tfmq+cache", "vq", "vq+cache"}) {
     LoadedArtifact a = quantize(recipe, 4);
     for (QGemmIsa isa : supported_isas()) expect_agreement(compare(a, isa, true), recipe + " " + isa_name(isa));
   }
@@ -269,10 +269,10 @@ TEST_F(PlanVsSim, ArtifactsAndFoldersReadStraightIntoThePlanGiveTheSameOutputs) 
       EXPECT_EQ(served.resident().parts.count(resident::kIntWeights), 0u);
     }
     for (const auto& [recipe, wbits] : std::vector<std::pair<std::string, int>>{
-             {"rtn", 8}, {"tfmq", 4}, {"tfmq+cache", 4}, {"tmpq", 4}, {"vq", 4}}) {
-      if (!conditional && (recipe == "tfmq" || recipe == "tmpq")) continue;  // one layout each is enough
+             {"rtn", 8}, {"tfmq", 4}, {"tfmq+cache", 4}, {"tmpq", 4}, {"vq", 4}, {"vq+cache", 4}}) {
+      if (!conditional && (recipe == "tfmq" || recipe == "tmpq" || recipe == "vq+cache")) continue;  // one layout each is enough
       LoadedArtifact a = quantize(recipe, wbits);
-      if (recipe == "vq") {  // the fp32-input vq layer (decoded onto the 8-bit grid) is covered too
+      if (recipe_info(recipe).section == RecipeSection::kVq) {  // the fp32-input vq layer (decoded onto the 8-bit grid) is covered too
         bool fp32_input_vq = false;
         for (const auto& l : a.info.layers) fp32_input_vq |= l.vector_quantized() && l.act_bits == 0;
         EXPECT_TRUE(fp32_input_vq);
@@ -287,7 +287,7 @@ TEST_F(PlanVsSim, ArtifactsAndFoldersReadStraightIntoThePlanGiveTheSameOutputs) 
       EXPECT_EQ(r.total(), served.weight_bytes()) << recipe;
       EXPECT_EQ(r.total(), served.plan()->weight_bytes()) << recipe;
       EXPECT_GT(r.parts.count(resident::kIntWeights), 0u) << recipe;
-      EXPECT_EQ(r.parts.count(resident::kVqWeights), recipe == "vq" ? 1u : 0u) << r.summary();
+      EXPECT_EQ(r.parts.count(resident::kVqWeights), recipe_info(recipe).section == RecipeSection::kVq ? 1u : 0u) << r.summary();
       EXPECT_EQ(r.parts.count(resident::kFeatureCache), recipe_info(recipe).feature_cache ? 1u : 0u) << recipe << ": " << r.summary();
       expect_same(*served.plan(), model, a.info.timesteps, conditional,
                   recipe + " W" + std::to_string(wbits) + (conditional ? " conditional" : ""));

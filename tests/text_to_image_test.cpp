@@ -268,7 +268,7 @@ RecipeOptions tiny_recipe(const std::string& recipe) {
     o.search.weight_bits = {4, 6, 8};
     o.search.act_bits = {6, 8};
   }
-  if (recipe == "vq") {
+  if (recipe_info(recipe).section == RecipeSection::kVq) {
     o.vq.codebooks = 2;
     o.vq.codebook_bits = 4;
     o.vq.max_rounds = 1;
@@ -296,7 +296,7 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
   const DiffusionModel model = load_model_folder(work + "/pipe");
   ASSERT_TRUE(model.pipeline);
   const std::string unet_sha = model.weights_sha256;
-  for (const std::string recipe : {"rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"}) {
+  for (const std::string recipe : {"rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "vq+cache", "tmpq"}) {
     SCOPED_TRACE(recipe);
     QuantizeJobOptions o;
     o.recipe = tiny_recipe(recipe);
@@ -314,7 +314,7 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
   }
   fs::remove_all(work + "/pipe");
 
-  for (const std::string recipe : {"rtn", "tfmq+cache", "vq", "tmpq"}) {
+  for (const std::string recipe : {"rtn", "tfmq+cache", "vq", "vq+cache", "tmpq"}) {
     SCOPED_TRACE(recipe);
     const ServedModel served = ServedModel::from_artifact(work + "/" + recipe + ".safetensors");
     ASSERT_TRUE(served.takes_prompts());
@@ -394,6 +394,7 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
       auto plan = make_plan(*a.model, isa);
       plan->set_text_states(states.data_ptr<float>(), 3);
       int exact = 0;
+      std::string errors;  // each step's relative error, for the message
       for (int step = 0; step < static_cast<int>(a.info.timesteps.size()); ++step) {
         const int t = a.info.timesteps[static_cast<size_t>(step)];
         const at::Tensor sim = a.model->forward(x, t, step, labels);
@@ -402,8 +403,9 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
         const double e = (out - sim).abs().max().item<double>() / sim.abs().max().item<double>();
         EXPECT_LT(e, 5e-2) << recipe << " " << isa_name(isa) << " step " << step;
         exact += e < 1e-4;
+        errors += " " + std::to_string(e);
       }
-      EXPECT_GE(exact, 2) << recipe << " " << isa_name(isa) << ": most steps should agree to float rounding";
+      EXPECT_GE(exact, 2) << recipe << " " << isa_name(isa) << ": most steps should agree to float rounding; relative errors" << errors;
     }
   }
   fs::remove_all(work);

@@ -195,10 +195,19 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
     if (stages.empty() || stages.back() != p.stage) stages.push_back(p.stage);
     return true;
   });
-  int vq_layers = 0;
+  // The temporal information block is quantized as tfmq quantizes it (TIAR), not cached: its
+  // layers are scalar at the weight bits, and their bytes count.
+  EXPECT_FALSE(r.model->has_temporal_cache());
+  EXPECT_TRUE(r.timings.contains("tiar"));
+  int vq_layers = 0, temporal_layers = 0;
   int64_t bytes = 0, weights = 0;
   for (const auto& l : r.model->layers) {
-    if (is_temporal_layer(l->name)) continue;
+    if (is_temporal_layer(l->name)) {
+      ++temporal_layers;
+      EXPECT_FALSE(l->vq) << l->name;
+      // time_embedding.linear_1 is kept with an fp32 input at the keep bits, as in tfmq.
+      if (l->name != "time_embedding.linear_1") EXPECT_EQ(l->weight_bits, o.spec.weight_bits) << l->name;
+    }
     const int64_t rows = l->fp_weight().size(0), cols = l->fp_weight().numel() / rows;
     weights += rows * cols;
     if (l->vq) {
@@ -217,6 +226,7 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
   weights += out_w.numel();
   bytes += 4 * out_w.numel();
   EXPECT_GE(vq_layers, 4);
+  EXPECT_GE(temporal_layers, 3);  // the time embedding's two linears and every time_emb_proj
   const auto& rep = r.report["vq"];
   EXPECT_EQ(rep["vq_layers"].get<int>(), vq_layers);
   EXPECT_EQ(rep["weight_bytes"].get<int64_t>(), bytes);
@@ -253,6 +263,40 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
     EXPECT_EQ(images.sizes(), (std::vector<int64_t>{2, 1, 8, 8}));
     EXPECT_TRUE(at::isfinite(images).all().item<bool>());
   }
+  std::filesystem::remove_all(dir);
+}
+
+// Recipe vq+cache: the fp32 temporal features of every step replace the temporal block, whose
+// layers are then neither quantized nor counted (vq's report and resident bytes say so).
+TEST(VqRecipe, VqCacheStoresTheTemporalFeaturesInsteadOfTheBlock) {
+  torch::manual_seed(43);
+  const std::string dir = testing::temp_dir("vq-cache");
+  UNetConfig c = testing::tiny_config();
+  c.block_out_channels = {16, 32};
+  UNet2DModel unet(c);
+  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
+  const DiffusionModel model = load_model_folder(dir + "/model");
+  RecipeOptions o;
+  o.recipe = "vq+cache";
+  o.sampler.steps = 5;
+  o.calib_samples = 4;
+  o.vq.codebooks = 2;
+  o.vq.codebook_bits = 4;
+  o.vq.max_rounds = 2;
+  o.vq.adam_steps = 10;
+  o.recon.iters = 5;
+  o.recon.batch = 4;
+  o.finetune.iters = 0;
+  QuantizeResult cached = quantize_model(model, o, nullptr);
+  EXPECT_TRUE(cached.model->has_temporal_cache());
+  EXPECT_FALSE(cached.timings.contains("tiar"));
+  o.recipe = "vq";
+  QuantizeResult quantized = quantize_model(model, o, nullptr);
+  int64_t temporal = 0;
+  for (const auto& l : quantized.model->layers)
+    if (is_temporal_layer(l->name)) temporal += l->fp_weight().numel();
+  ASSERT_GT(temporal, 0);
+  EXPECT_EQ(quantized.report["vq"]["weights"].get<int64_t>() - cached.report["vq"]["weights"].get<int64_t>(), temporal);
   std::filesystem::remove_all(dir);
 }
 

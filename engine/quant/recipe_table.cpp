@@ -39,6 +39,7 @@ struct EngineColumns {
 constexpr EngineColumns kColumns[] = {
     {"rtn", quantize_scalar, nullptr},       {"qdiffusion", quantize_scalar, nullptr}, {"tfmq", quantize_scalar, nullptr},
     {"tfmq+cache", quantize_scalar, nullptr}, {"tmpq", quantize_tmpq, tmpq_stages},    {"vq", run_vq, vq_stages},
+    {"vq+cache", run_vq, vq_stages},
 };
 
 std::vector<RecipeRow> rows() {

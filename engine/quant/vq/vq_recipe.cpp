@@ -39,25 +39,34 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
     report_stage(progress, stage, done, total, loss);
   };
   const VqOptions& v = o.vq;
+  const RecipeInfo& r = recipe_info(o.recipe);
   QuantizeResult result;
   const CalibrationSet calib = begin_quantization(model, o, progress, result);
   QuantizedUNet& q = *result.model;
   const QuantSpec& spec = q.spec;
   weight_ranges(q, /*minmax=*/false, progress, result.timings);  // the layers vq leaves scalar keep them
-  q.cache_temporal_features(model.unet, result.timesteps);        // the TIB: exact, per step (and class)
+  // The temporal information block: exact features per step (and class), vq+cache; or scalar
+  // weights learned apart against the fp32 block (TIAR), vq: bytes that match the bits.
+  if (r.feature_cache) q.cache_temporal_features(model.unet, result.timesteps);
   activation_ranges(q, calib, o.batch, /*per_step=*/true, progress, result.timings);  // FSC
+  if (!r.feature_cache && o.recon.iters > 0) {
+    ReconOptions recon = o.recon;
+    reconstruct_temporal_stage(q, model, result.timesteps, recon, progress, result.timings);
+  }
+  // A cached TIB never runs; a quantized one stays scalar (its bytes count among the scalar layers').
+  auto cached = [&](const std::string& name) { return r.feature_cache && is_temporal_layer(name); };
 
   // The layers where vector quantization pays, grouped by block in model order.
   std::vector<std::pair<std::string, std::vector<QuantLayer*>>> blocks;
   int64_t vq_weights = 0, total_weights = 0, vq_bytes = 0, scalar_bytes = 0;
   for (auto& layer : q.layers) {
-    if (is_temporal_layer(layer->name)) continue;  // cached, never runs
+    if (cached(layer->name)) continue;
     const at::Tensor w = layer->fp_weight();
     const int64_t rows = w.size(0), cols = w.numel() / rows;
     total_weights += w.numel();
     const int64_t channels = layer->conv ? layer->conv->in_channels : cols;
     const bool kept = layer->weight_bits != spec.weight_bits;
-    if (kept || channels % v.group != 0 || vq_layer_bytes(rows, cols, v) >= scalar_layer_bytes(rows, cols, spec.weight_bits)) {
+    if (kept || is_temporal_layer(layer->name) || channels % v.group != 0 || vq_layer_bytes(rows, cols, v) >= scalar_layer_bytes(rows, cols, spec.weight_bits)) {
       scalar_bytes += scalar_layer_bytes(rows, cols, layer->weight_bits);
       continue;
     }
@@ -68,7 +77,7 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
   // Layers left entirely in fp32 (fp32_layers, or kept layers at keep_bits 0): their fp32 bytes.
   const auto params = q.unet->named_parameters();
   for (const std::string& name : q.kept_fp) {
-    if (q.layer(name) != nullptr || is_temporal_layer(name)) continue;
+    if (q.layer(name) != nullptr || cached(name)) continue;
     if (const at::Tensor* w = params.find(name + ".weight")) {
       total_weights += w->numel();
       scalar_bytes += 4 * w->numel();
@@ -148,7 +157,7 @@ QuantizeResult quantize_vq(const DiffusionModel& model, const RecipeOptions& o, 
   // in tfmq: AdaRound block by block against the fp32 blocks' outputs, the vq layers fixed.
   if (o.recon.iters > 0) {
     ReconOptions recon = o.recon;
-    recon.with_time_proj = false;  // cached
+    recon.with_time_proj = false;  // cached, or reconstructed apart and frozen (TFMQ)
     recon.act_iters = 0;           // the FSC tables stay
     reconstruct_on_calibration(q, model, calib, o.recon_step_stride, recon, progress, result.timings);
   }

@@ -1,5 +1,7 @@
-// Recipe "vq" (VQDM): TFMQ-DM's temporal handling (the fp32 temporal features of every step
-// cached, per-step activation tables) with the weights of every layer where it pays as additive
+// Recipes "vq" and "vq+cache" (VQDM): TFMQ-DM's temporal handling (vq: the temporal information
+// block at scalar weight bits, reconstructed apart first (TIAR); vq+cache: the fp32 temporal
+// features of every step and class cached instead) and per-step activation tables, with the
+// weights of every other layer where it pays as additive
 // vector quantization, fitted layer by layer, block by block in model order, each block's
 // X^T X gathered from the calibration trajectories through the model with the earlier blocks
 // already quantized. The other layers keep scalar weights: MSE ranges, then AdaRound block by
