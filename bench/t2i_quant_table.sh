@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The quantization table of the text-to-image issue: models/fmnist-t2i in FP32 and quantized by
-# every recipe at W8A8, W4A8 and W4A32, each artifact calibrated for the table's schedule (DDIM
+# every recipe at W8A8, W4A8 and W4A32 (vq+cache: the vq rows measured before session 26, when
+# recipe vq cached the temporal features), each artifact calibrated for the table's schedule (DDIM
 # STEPS, default 20; tmpq searches its own schedule of SEARCH_STEPS timesteps), on the
 # calibration prompts the folder ships (models/fmnist-t2i/calibration_prompts.txt, training
 # phrasings). Every row is evaluated by the project's evaluator on NUM samples (default 1000),
@@ -28,7 +29,7 @@ iters=${ITERS:-200}
 act_iters=${ACT_ITERS:-200}
 calib=${CALIB:-32}
 configs=${CONFIGS:-"4:8 8:8 4:32"}
-recipes=${RECIPES:-"tfmq rtn qdiffusion tfmq+cache vq tmpq"}
+recipes=${RECIPES:-"tfmq rtn qdiffusion tfmq+cache vq+cache vq tmpq"}
 search=(--steps "${SEARCH_STEPS:-10}" --population 20 --top 5 --mutations 10 --crossovers 5 --generations 6 --fitness-images 16)
 qdm=${QDM:-build/bin/qdm}
 out=bench/results/t2i_quant
@@ -86,7 +87,7 @@ row("FP32", "fp32")
 for configs, suffix, label in ((["8:8", "4:8", "4:32"], "", ""), (["8:8", "4:8"], "_components", " + text encoder, VAE decoder W8A8")):
     for cfg in configs:
         w, a = cfg.split(":")
-        for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]:
+        for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq+cache", "vq", "tmpq"]:
             name = f"{r.replace('+', '_')}_w{w}a{a}{suffix}"
             sec = os.path.join(out, f"{name}.seconds")
             words = open(sec).read().split() if os.path.exists(sec) else []
@@ -100,7 +101,7 @@ if t_g and fp_g:
             f"{t_g['fid_fmnist']:.1f}, {'met' if fid_ok else 'not met'}; within 2 points of its prompt agreement "
             f"({fp_g['prompt_agreement'] - 0.02:.3f}): {t_g['prompt_agreement']:.3f}, {'met' if agree_ok else 'not met'}.")
 missing = [f"{r} W{cfg.split(':')[0]}A{cfg.split(':')[1]}" for cfg in ["8:8", "4:8", "4:32"]
-           for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq", "tmpq"]
+           for r in ["rtn", "qdiffusion", "tfmq", "tfmq+cache", "vq+cache", "vq", "tmpq"]
            if not all(load(f"{r.replace('+', '_')}_w{cfg.split(':')[0]}a{cfg.split(':')[1]}", kind) for kind in ("guided", "unguided"))]
 pending = ("\n\nNot measured yet (the table resumes where it stopped): " + ", ".join(missing) + ".") if missing else ""
 print(f"""# Quantization of models/fmnist-t2i
