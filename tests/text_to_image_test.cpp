@@ -405,7 +405,11 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
         exact += e < 1e-4;
         errors += " " + std::to_string(e);
       }
-      EXPECT_GE(exact, 2) << recipe << " " << isa_name(isa) << ": most steps should agree to float rounding; relative errors" << errors;
+      // Four steps only: one activation code flipped at a rounding boundary (the plan's float sums
+      // against LibTorch's, which differ by CPU: on an Intel Xeon tfmq+cache's calibration put
+      // three of the four steps 1-2% apart) moves a step by ~1/255 of a layer's range, so one
+      // exact step on every path, every step within 5%; PlanVsSim holds the stricter test.
+      EXPECT_GE(exact, 1) << recipe << " " << isa_name(isa) << ": a step should agree to float rounding; relative errors" << errors;
     }
   }
   fs::remove_all(work);
