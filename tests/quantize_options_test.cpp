@@ -14,8 +14,9 @@ TEST(FinetuneOptions, TheRecipesDefaultUnlessSet) {
   RecipeOptions o;
   for (const auto& r : recipes()) {
     o.recipe = r.name;
-    EXPECT_EQ(o.finetune_options().iters, o.recipe == "vq" ? 600 : 0) << r.name;
-    EXPECT_EQ(o.to_json().contains("finetune"), o.recipe == "vq") << r.name;
+    const bool vq = r.section == RecipeSection::kVq;  // vq and vq+cache: VQDM fine-tunes
+    EXPECT_EQ(o.finetune_options().iters, vq ? 600 : 0) << r.name;
+    EXPECT_EQ(o.to_json().contains("finetune"), vq) << r.name;
   }
   o.recipe = "vq";
   o.finetune.iters = 0;  // asked for none
