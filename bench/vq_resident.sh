@@ -41,7 +41,8 @@ fp = json.load(open("bench/results/quant/fp.json"))
 fp_bytes = fp["weight_bytes"]
 print("# VQDM's resident bytes: the temporal block quantized (vq) or cached (vq+cache)\n")
 print(f"`bash bench/vq_resident.sh`: models/fmnist-ddpm, 100 DDIM steps, M codebooks of 2^8 per group of 8 inputs, "
-      f"A8, no fine-tuning, both recipes quantized and evaluated in one run on this machine (2 threads). FID-FMNIST on "
+      f"A8, no fine-tuning, both recipes quantized and evaluated by this command on this machine (2 threads, shared with other work: "
+      f"quantize minutes are wall time). FID-FMNIST on "
       f"{num} samples (seeds 0..{int(num) - 1}); guided: an even spread of class labels at guidance 3 (class accuracy, FID). "
       "Resident bytes: what the integer plan holds, every byte (`qdm inspect`, the figure the sampling log reports), "
       f"against FP32's {fp_bytes:,} (its FID {fp['fid_fmnist']:.1f}). Bits per weight: every byte of the stored conv and "
