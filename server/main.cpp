@@ -90,32 +90,27 @@ int main(int argc, char** argv) {
   app.add_option("--model-root", f.model_roots, "Read-only folders of model folders (repeatable)")->envname("QDM_MODEL_ROOT")->capture_default_str();
   app.add_option("--lease-seconds", f.lease_seconds, "A job's lease expires after this long without a heartbeat")->envname("QDM_LEASE_SECONDS")->capture_default_str()->check(CLI::Range(1.0, 3600.0));
   app.add_option("--max-attempts", f.max_attempts, "Leases per job before it fails")->envname("QDM_MAX_ATTEMPTS")->capture_default_str()->check(CLI::Range(1, 100));
+  // A byte size flag: what parse_bytes takes, or its message.
+  const auto byte_size = [](const std::string& v) {
+    try {
+      qdm::parse_bytes(v);
+      return std::string();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+  };
   app.add_option("--max-job-memory", f.max_job_memory,
                  "Memory a quantize job may use at its peak (bytes, or 8Gi, 512Mi, ...), estimated from its options and "
                  "the model before it is queued (Submit answers RESOURCE_EXHAUSTED over it; 0: no limit; default: 80% of "
                  "this machine's memory; the chart sets the workers' memory limit)")
       ->envname("QDM_MAX_JOB_MEMORY")
-      ->check([](const std::string& v) {
-        try {
-          qdm::parse_bytes(v);
-          return std::string();
-        } catch (const std::exception& e) {
-          return std::string(e.what());
-        }
-      });
+      ->check(byte_size);
   app.add_option("--max-sample-memory", f.max_sample_memory,
                  "Memory a sample request may use on a worker at its peak (bytes, or 2Gi, ...), estimated from its "
                  "images' number and size and the model before it is queued (Sample answers RESOURCE_EXHAUSTED over it; "
                  "0: no limit; default: 40% of this machine's memory; the chart sets the sampling pods' memory limit)")
       ->envname("QDM_MAX_SAMPLE_MEMORY")
-      ->check([](const std::string& v) {
-        try {
-          qdm::parse_bytes(v);
-          return std::string();
-        } catch (const std::exception& e) {
-          return std::string(e.what());
-        }
-      });
+      ->check(byte_size);
   app.add_option("--max-queued-jobs", f.max_queued_jobs, "Queued jobs before Submit answers RESOURCE_EXHAUSTED")->envname("QDM_MAX_QUEUED_JOBS")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--max-images", f.max_images, "Images per sample request")->envname("QDM_MAX_IMAGES")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--max-upload-bytes", f.max_upload_bytes, "Largest model upload")->envname("QDM_MAX_UPLOAD_BYTES")->capture_default_str();

@@ -165,23 +165,34 @@ TEST(VqLayer, ArtifactTensorsRoundTripAndBadOnesAreRefused) {
   refused(t["l.vq_codes"], t["l.vq_codebooks"], t["l.vq_scales"].clone().fill_(NAN), "finite");
 }
 
+// A tiny model with layers wide enough for codebooks to pay, saved and loaded from `dir`.
+DiffusionModel tiny_vq_model(const std::string& dir) {
+  UNetConfig c = testing::tiny_config();
+  c.block_out_channels = {16, 32};
+  UNet2DModel unet(c);
+  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
+  return load_model_folder(dir + "/model");
+}
+
+// A VQDM recipe on it: 5 steps, 4 trajectories, two codebooks of 2^4.
+RecipeOptions tiny_vq_options(const std::string& recipe) {
+  RecipeOptions o;
+  o.recipe = recipe;
+  o.sampler.steps = 5;
+  o.calib_samples = 4;
+  o.vq.codebooks = 2;
+  o.vq.codebook_bits = 4;
+  return o;
+}
+
 // Recipe vq on a tiny model: layers where codebooks pay are vector-quantized (the others stay
 // scalar), the report counts every byte, the artifact round-trips the codes exactly and samples
 // on the integer kernels and the simulation.
 TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
   torch::manual_seed(41);
   const std::string dir = testing::temp_dir("vq");
-  UNetConfig c = testing::tiny_config();
-  c.block_out_channels = {16, 32};
-  UNet2DModel unet(c);
-  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
-  const DiffusionModel model = load_model_folder(dir + "/model");
-  RecipeOptions o;
-  o.recipe = "vq";
-  o.sampler.steps = 5;
-  o.calib_samples = 4;
-  o.vq.codebooks = 2;
-  o.vq.codebook_bits = 4;
+  const DiffusionModel model = tiny_vq_model(dir);
+  RecipeOptions o = tiny_vq_options("vq");
   o.vq.max_rounds = 3;
   o.vq.adam_steps = 20;
   o.recon.iters = 10;
@@ -271,17 +282,8 @@ TEST(VqRecipe, QuantizesWhereItPaysAndTheArtifactSamples) {
 TEST(VqRecipe, VqCacheStoresTheTemporalFeaturesInsteadOfTheBlock) {
   torch::manual_seed(43);
   const std::string dir = testing::temp_dir("vq-cache");
-  UNetConfig c = testing::tiny_config();
-  c.block_out_channels = {16, 32};
-  UNet2DModel unet(c);
-  save_model_folder(dir + "/model", *unet, SchedulerConfig{});
-  const DiffusionModel model = load_model_folder(dir + "/model");
-  RecipeOptions o;
-  o.recipe = "vq+cache";
-  o.sampler.steps = 5;
-  o.calib_samples = 4;
-  o.vq.codebooks = 2;
-  o.vq.codebook_bits = 4;
+  const DiffusionModel model = tiny_vq_model(dir);
+  RecipeOptions o = tiny_vq_options("vq+cache");
   o.vq.max_rounds = 2;
   o.vq.adam_steps = 10;
   o.recon.iters = 5;
