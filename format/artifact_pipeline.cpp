@@ -5,10 +5,26 @@
 #include <fstream>
 #include <iterator>
 
+#include "format/graph/autoencoder_kl.h"
 #include "format/safetensors.h"
 
 namespace qdm {
 namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kVaeWeights = "vae/diffusion_pytorch_model.safetensors";
+
+// A VAE weights file without the encoder's tensors, each other tensor and the metadata as stored.
+std::vector<uint8_t> without_encoder(std::vector<uint8_t> bytes) {
+  const SafeTensors file = SafeTensors::parse(std::move(bytes));
+  SafeTensorsWriter w;
+  for (const TensorInfo& t : file.tensors())
+    if (!graph::vae_encoder_tensor(t.name)) w.add(t.name, t.dtype, t.shape, file.data(t), t.nbytes());
+  for (const auto& [key, value] : file.metadata()) w.set_metadata(key, value);
+  return w.serialize();
+}
+
+}  // namespace
 
 std::vector<std::pair<std::string, std::vector<uint8_t>>> pipeline_files_to_embed(const std::string& dir) {
   std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
@@ -16,7 +32,9 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> pipeline_files_to_embe
     if (name == "unet/diffusion_pytorch_model.safetensors" || name == "calibration_prompts.txt") continue;
     std::ifstream in(fs::path(dir) / name, std::ios::binary);
     if (!in) throw SafeTensorsError(name + ": cannot be read");
-    out.emplace_back(name, std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()));
+    std::vector<uint8_t> bytes(std::istreambuf_iterator<char>(in), (std::istreambuf_iterator<char>()));
+    if (name == kVaeWeights) bytes = without_encoder(std::move(bytes));
+    out.emplace_back(name, std::move(bytes));
   }
   return out;
 }

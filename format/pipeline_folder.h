@@ -26,6 +26,9 @@ struct PipelineFiles {
   ClipTextConfig text_encoder;
   SchedulerConfig scheduler;
   std::string unet_weights, vae_weights, text_encoder_weights;  // paths
+  // Whether the VAE's weights hold its encoder: always in a folder; a quantized pipeline's
+  // artifact embeds the decoder only (older artifacts the whole VAE).
+  bool vae_encoder = true;
   // The weights files as the check read them, when asked to keep them (loaders then read each
   // file once); null otherwise.
   std::shared_ptr<const SafeTensors> unet_file, vae_file, text_encoder_file;
@@ -46,6 +49,8 @@ class PipelineSource {
   virtual std::shared_ptr<const SafeTensors> weights(const std::string& name) const = 0;
   // What PipelineFiles' paths start with (a folder's path; "" for an artifact).
   virtual std::string prefix() const = 0;
+  // Whether the source serves sampling only (an artifact): its VAE may hold the decoder alone.
+  virtual bool sampling_only() const { return false; }
 };
 
 class FolderSource final : public PipelineSource {

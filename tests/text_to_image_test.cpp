@@ -22,6 +22,8 @@
 #include "engine/runtime/served_model.h"
 #include "engine/runtime/text_pipeline.h"
 #include "engine/sampling/text_to_image.h"
+#include "format/artifact_pipeline.h"
+#include "format/graph/autoencoder_kl.h"
 #include "format/graph/clip_text.h"
 #include "format/graph/unet_2d.h"
 #include "format/prompts.h"
@@ -83,6 +85,22 @@ std::string tiny_pipeline() {
   std::ofstream(dir + "/scheduler/scheduler_config.json") << stable_diffusion_scheduler().to_json().dump();
   write_model_index(dir);
   return dir;
+}
+
+// A copy of artifact `from` at `to` with its embedded file `name` replaced by `bytes`.
+void replace_embedded(const std::string& from, const std::string& name, const std::vector<uint8_t>& bytes, const std::string& to) {
+  const SafeTensors a = SafeTensors::read_file(from);
+  SafeTensorsWriter w;
+  const std::string tensor = kPipelineTensorPrefix + name;
+  ASSERT_NE(a.find(tensor), nullptr) << tensor;
+  for (const TensorInfo& t : a.tensors()) {
+    if (t.name == tensor)
+      w.add(t.name, DType::U8, {static_cast<int64_t>(bytes.size())}, bytes.data(), bytes.size());
+    else
+      w.add(t.name, t.dtype, t.shape, a.data(t), t.nbytes());
+  }
+  for (const auto& [key, value] : a.metadata()) w.set_metadata(key, value);
+  w.write_file(to);
 }
 
 class TinyPipeline : public ::testing::Test {
@@ -328,6 +346,54 @@ TEST_F(TinyPipeline, EveryRecipeQuantizesThePipelineAndItsArtifactSamplesFromPro
     EXPECT_EQ(served.generate(q), images);      // deterministic
     const PngText text = served.png_text(q, 1);
     EXPECT_NE(std::find(text.begin(), text.end(), std::make_pair(std::string("qdm:prompt"), std::string("a bag"))), text.end());
+  }
+
+  // The artifact embeds the VAE's decoder only (sampling never reads the encoder). An artifact
+  // embedding the whole VAE, as artifacts did before, loads and draws the same images; one
+  // holding part of the encoder is refused, naming a missing encoder tensor.
+  {
+    const std::string path = work + "/rtn.safetensors";
+    const std::string vae_name = "vae/diffusion_pytorch_model.safetensors";
+    const SafeTensors a = SafeTensors::read_file(path);
+    const TensorInfo& stored = a.at(kPipelineTensorPrefix + vae_name);
+    const SafeTensors embedded = SafeTensors::parse(std::vector<uint8_t>(a.data(stored), a.data(stored) + stored.nbytes()));
+    const SafeTensors full = SafeTensors::read_file(*dir_ + "/" + vae_name);
+    size_t decoder_tensors = 0, encoder_tensors = 0;
+    std::string an_encoder_tensor;
+    for (const TensorInfo& t : full.tensors()) {
+      const bool encoder = graph::vae_encoder_tensor(t.name);
+      EXPECT_EQ(embedded.find(t.name) != nullptr, !encoder) << t.name;
+      if (!encoder) {
+        ++decoder_tensors;
+        const TensorInfo& e = embedded.at(t.name);
+        EXPECT_EQ(e.shape, t.shape);
+        EXPECT_EQ(std::vector<uint8_t>(embedded.data(e), embedded.data(e) + e.nbytes()),
+                  std::vector<uint8_t>(full.data(t), full.data(t) + t.nbytes())) << t.name;
+      } else if (++encoder_tensors == 1) {
+        an_encoder_tensor = t.name;
+      }
+    }
+    EXPECT_GT(encoder_tensors, 10u);
+    EXPECT_EQ(embedded.tensors().size(), decoder_tensors);
+
+    replace_embedded(path, vae_name, full.file_contents(), work + "/rtn_whole_vae.safetensors");
+    const ServedModel slim = ServedModel::from_artifact(path), whole = ServedModel::from_artifact(work + "/rtn_whole_vae.safetensors");
+    const SampleRequest q = two_prompts(slim);
+    EXPECT_EQ(slim.generate(q), whole.generate(q));
+    EXPECT_LT(fs::file_size(path) + full.file_bytes() - embedded.file_bytes(), fs::file_size(work + "/rtn_whole_vae.safetensors") + 64);
+
+    SafeTensorsWriter partial;  // the decoder and one encoder tensor
+    for (const TensorInfo& t : embedded.tensors()) partial.add(t.name, t.dtype, t.shape, embedded.data(t), t.nbytes());
+    const TensorInfo& extra = full.at(an_encoder_tensor);
+    partial.add(extra.name, extra.dtype, extra.shape, full.data(extra), extra.nbytes());
+    replace_embedded(path, vae_name, partial.serialize(), work + "/rtn_partial_vae.safetensors");
+    try {
+      ServedModel::from_artifact(work + "/rtn_partial_vae.safetensors");
+      ADD_FAILURE() << "an artifact whose VAE holds part of the encoder loaded";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("encoder."), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("vae/"), std::string::npos) << e.what();
+    }
   }
 
   // The same artifact off the plan (kernels sim: LibTorch's UNet, the plans' text encoder and

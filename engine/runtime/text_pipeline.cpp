@@ -72,7 +72,8 @@ std::shared_ptr<TextPipeline> TextPipeline::from_artifact(std::shared_ptr<const 
 
 void TextPipeline::build_components() {
   const PipelineFiles& f = files_;
-  vae_weights_ = std::make_unique<FolderWeights>(f.vae_file, graph::describe_autoencoder_kl(f.vae), "vae/config.json");
+  vae_weights_ = std::make_unique<FolderWeights>(
+      f.vae_file, f.vae_encoder ? graph::describe_autoencoder_kl(f.vae) : graph::describe_vae_decoder(f.vae), "vae/config.json");
   const graph::Graph text = graph::describe_clip_text(f.text_encoder, text_length());
   text_weights_ = std::make_unique<FolderWeights>(f.text_encoder_file, text, "text_encoder/config.json", ignored_text_encoder_tensor);
   if (quantized_text_file_) {

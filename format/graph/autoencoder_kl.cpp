@@ -121,4 +121,6 @@ Graph describe_autoencoder_kl(const AutoencoderKLConfig& config, int height, int
   return d.finish(d.decoder(h / config.factor(), w / config.factor()));
 }
 
+bool vae_encoder_tensor(const std::string& name) { return name.rfind("encoder.", 0) == 0 || name.rfind("quant_conv.", 0) == 0; }
+
 }  // namespace qdm::graph

@@ -6,6 +6,8 @@
 // eps 1e-6. Node and tensor names are diffusers' ("decoder.up_blocks.0.resnets.1.conv2").
 #pragma once
 
+#include <string>
+
 #include "format/autoencoder_kl_config.h"
 #include "format/graph/graph.h"
 
@@ -21,5 +23,9 @@ Graph describe_vae_decoder(const AutoencoderKLConfig& config, int height = 0, in
 // kSample (the image, height x width) and kLatent; the value named "moments" is the encoder's
 // output, the graph's output the decoded latent.
 Graph describe_autoencoder_kl(const AutoencoderKLConfig& config, int height = 0, int width = 0);
+
+// Whether a stored tensor belongs to the encoder half (encoder.*, quant_conv.*), which sampling
+// never reads: a quantized pipeline's artifact embeds its VAE without them.
+bool vae_encoder_tensor(const std::string& name);
 
 }  // namespace qdm::graph
