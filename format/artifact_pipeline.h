@@ -18,10 +18,15 @@ namespace qdm {
 
 inline const char* const kPipelineTensorPrefix = "pipeline/";
 
+// Embedded files: (pipeline-relative name, contents).
+using EmbeddedFiles = std::vector<std::pair<std::string, std::vector<uint8_t>>>;
+
 // The files of pipeline folder `dir` an artifact embeds: every file pipeline_files() lists but
-// the UNet's weights and calibration_prompts.txt, as (name, contents); the VAE's weights without
-// its encoder's tensors (graph::vae_encoder_tensor), in their stored dtypes.
-std::vector<std::pair<std::string, std::vector<uint8_t>>> pipeline_files_to_embed(const std::string& dir);
+// the UNet's weights and calibration_prompts.txt, then `quantized` (the components quantized
+// beside the UNet, format/quantized_component.h). Weights files go without what sampling does not
+// read: the VAE's encoder (graph::vae_encoder_tensor) and the fp32 weights of every layer a
+// quantized component's codes replace; each other tensor as stored.
+EmbeddedFiles pipeline_files_to_embed(const std::string& dir, EmbeddedFiles quantized = {});
 
 // The embedded files of an artifact (`names` as its metadata lists them); a file the metadata
 // does not list reads as absent.

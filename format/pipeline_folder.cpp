@@ -9,6 +9,7 @@
 #include "format/clip_tokenizer.h"
 #include "format/graph/autoencoder_kl.h"
 #include "format/graph/clip_text.h"
+#include "format/quantized_component.h"
 #include "format/safetensors.h"
 
 namespace qdm {
@@ -107,6 +108,14 @@ std::string text_encoder_weights_name(const PipelineSource& source) {
                                                       : "text_encoder/diffusion_pytorch_model.safetensors";
 }
 
+std::set<std::string> replaced_weights(const PipelineSource& source, const std::string& component) {
+  std::set<std::string> names;
+  const std::string file = quantized_component_file(component);
+  if (!source.has(file)) return names;
+  for (const QuantizedComponentLayer& l : QuantizedComponentInfo::from_file(*source.weights(file)).layers) names.insert(l.name + ".weight");
+  return names;
+}
+
 PipelineFiles check_pipeline_folder(const std::string& dir, const ModelLimits& limits, bool keep_files) {
   PipelineFiles p = check_pipeline_files(FolderSource(dir), limits, keep_files);
   p.dir = dir;
@@ -138,11 +147,16 @@ PipelineFiles check_pipeline_files(const PipelineSource& src, const ModelLimits&
     if (id >= p.text_encoder.vocab_size)
       JsonFields::fail("text_encoder/config.json", "vocab_size", "is smaller than the tokenizer's special token ids");
 
+  if (src.sampling_only()) {  // an artifact: the weights its quantized components replace
+    p.text_encoder_replaced = replaced_weights(src, "text_encoder");
+    p.vae_replaced = replaced_weights(src, "vae_decoder");
+  }
   const std::string text_name = text_encoder_weights_name(src);
   p.text_encoder_weights = src.prefix() + text_name;
   in_component("text_encoder/model.safetensors", [&] {
     auto file = src.weights(text_name);
-    check_weights(tensor_specs(graph::describe_clip_text(p.text_encoder)), *file, "text_encoder/config.json", ignored_text_encoder_tensor);
+    check_weights(tensor_specs(graph::describe_clip_text(p.text_encoder)), *file, "text_encoder/config.json", ignored_text_encoder_tensor,
+                  p.text_encoder_replaced);
     if (keep_files) p.text_encoder_file = std::move(file);
     return 0;
   });
@@ -154,7 +168,7 @@ PipelineFiles check_pipeline_files(const PipelineSource& src, const ModelLimits&
     p.vae_encoder = !src.sampling_only() ||
                     std::any_of(stored.begin(), stored.end(), [](const TensorInfo& t) { return graph::vae_encoder_tensor(t.name); });
     check_weights(tensor_specs(p.vae_encoder ? graph::describe_autoencoder_kl(p.vae) : graph::describe_vae_decoder(p.vae)), *file,
-                  "vae/config.json");
+                  "vae/config.json", nullptr, p.vae_replaced);
     if (keep_files) p.vae_file = std::move(file);
     return 0;
   });

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,9 @@ struct PipelineFiles {
   // Whether the VAE's weights hold its encoder: always in a folder; a quantized pipeline's
   // artifact embeds the decoder only (older artifacts the whole VAE).
   bool vae_encoder = true;
+  // An artifact's component quantized beside its UNet: the fp32 weights its codes replace
+  // ("<layer>.weight"), which the artifact leaves out (older artifacts keep them).
+  std::set<std::string> text_encoder_replaced, vae_replaced;
   // The weights files as the check read them, when asked to keep them (loaders then read each
   // file once); null otherwise.
   std::shared_ptr<const SafeTensors> unet_file, vae_file, text_encoder_file;
@@ -84,6 +88,10 @@ std::string text_encoder_weights_name(const PipelineSource& source);
 const std::vector<std::string>& pipeline_file_names();
 // Those present in dir (the required ones are checked by check_pipeline_folder).
 std::vector<std::string> pipeline_files(const std::string& dir);
+
+// The fp32 weights ("<layer>.weight") that `component`'s quantized file in `source` replaces
+// (format/quantized_component.h); none when the source holds no such file.
+std::set<std::string> replaced_weights(const PipelineSource& source, const std::string& component);
 
 // Stored text-encoder tensors a CLIPTextModel does not use (position_ids, a text projection).
 bool ignored_text_encoder_tensor(const std::string& name);

@@ -6,8 +6,9 @@
 //   <layer>.ascale / .azero  F32 (1)
 // under the component's own tensor names, and in its metadata "qdm" = JSON {"component", "layers":
 // [{"name", "weight_bits", "act_bits"}], "report"}. The component's other tensors (embeddings,
-// norms, biases, layers left fp32) stay in its embedded source weights, whose hashes the artifact
-// keeps. Torch-free: the sampler reads it straight into its execution plan.
+// norms, biases, layers left fp32) stay in its embedded source weights, without the fp32 weights
+// the codes replace; the artifact keeps the source files' hashes. Torch-free: the sampler reads it
+// straight into its execution plan.
 #pragma once
 
 #include <cstdint>

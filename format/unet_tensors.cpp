@@ -84,7 +84,7 @@ void check_unet_weights(const UNetConfig& config, const SafeTensors& weights) {
 }
 
 void check_weights(const std::vector<TensorSpec>& tensors, const SafeTensors& weights, const std::string& config_name,
-                   const std::function<bool(const std::string&)>& ignored) {
+                   const std::function<bool(const std::string&)>& ignored, const std::set<std::string>& optional) {
   std::map<std::string, Shape> expected;
   for (const auto& t : tensors) expected[t.name] = t.shape;
   std::set<std::string> seen;
@@ -102,7 +102,7 @@ void check_weights(const std::vector<TensorSpec>& tensors, const SafeTensors& we
       fail("tensor '" + name + "' has shape " + shape_str(shape) + " but " + config_name + " implies " + shape_str(it->second));
   }
   for (const auto& [name, shape] : expected)
-    if (!seen.count(name)) fail("missing tensor '" + name + "' required by " + config_name);
+    if (!seen.count(name) && !optional.count(name)) fail("missing tensor '" + name + "' required by " + config_name);
 }
 
 }  // namespace qdm

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,9 +48,10 @@ void check_model_limits(const UNetConfig& config, const ModelLimits& limits);
 // tensor present once (the pre-0.14 attention names accepted) with its shape and a float
 // dtype (F32, F16, BF16), and nothing else. Throws ConfigError naming the tensor at fault.
 void check_unet_weights(const UNetConfig& config, const SafeTensors& weights);
-// The same for any component: `tensors` from its description, `ignored` stored tensors skipped.
+// The same for any component: `tensors` from its description, `ignored` stored tensors skipped,
+// `optional` ones (today's names) checked where stored and allowed absent.
 void check_weights(const std::vector<TensorSpec>& tensors, const SafeTensors& weights, const std::string& config_name,
-                   const std::function<bool(const std::string&)>& ignored = nullptr);
+                   const std::function<bool(const std::string&)>& ignored = nullptr, const std::set<std::string>& optional = {});
 
 // The pre-0.14 attention names (query/key/value/proj_attn) mapped to today's, other names as is.
 std::string canonical_tensor_name(const std::string& stored);

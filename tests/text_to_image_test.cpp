@@ -535,6 +535,23 @@ TEST_F(TinyPipeline, ComponentsQuantizedBesideTheUNetServeFromTheArtifact) {
   for (const char* f : {"quantized/text_encoder.safetensors", "quantized/vae_decoder.safetensors"})
     EXPECT_NE(std::find(info.pipeline_files.begin(), info.pipeline_files.end(), f), info.pipeline_files.end()) << f;
   EXPECT_EQ(info.recipe.at("components"), nlohmann::json({"unet", "text_encoder", "vae_decoder"}));
+  // The embedded fp32 weights leave out every weight the codes replace, and keep the biases.
+  {
+    const SafeTensors a = SafeTensors::read_file(path);
+    const ArtifactPipelineSource source(std::make_shared<const SafeTensors>(SafeTensors::read_file(path)), info.pipeline_files);
+    for (const auto& [component, fp32] : {std::pair<std::string, std::string>{"text_encoder", text_encoder_weights_name(source)},
+                                          {"vae_decoder", "vae/diffusion_pytorch_model.safetensors"}}) {
+      const QuantizedComponentInfo q = QuantizedComponentInfo::from_file(*source.weights(quantized_component_file(component)));
+      const auto embedded = source.weights(fp32);
+      const SafeTensors whole = SafeTensors::read_file(*dir_ + "/" + fp32);
+      ASSERT_FALSE(q.layers.empty());
+      for (const QuantizedComponentLayer& l : q.layers) {
+        EXPECT_EQ(embedded->find(l.name + ".weight"), nullptr) << l.name;
+        EXPECT_NE(whole.find(l.name + ".weight"), nullptr) << l.name;
+        if (whole.find(l.name + ".bias")) EXPECT_NE(embedded->find(l.name + ".bias"), nullptr) << l.name;
+      }
+    }
+  }
   fs::remove_all(work + "/pipe");
 
   // Torch-free, from the artifact alone: both components quantized, on the integer plan.
@@ -575,6 +592,17 @@ TEST_F(TinyPipeline, ComponentsQuantizedBesideTheUNetServeFromTheArtifact) {
   double diff = 0;
   for (size_t i = 0; i < images.size(); ++i) diff += std::abs(images[i] - b[i]);
   EXPECT_LT(diff / images.size(), 2e-2);
+  // An artifact embedding the components' fp32 files whole (as artifacts did before) draws the
+  // same images, and is larger by at least the replaced weights.
+  {
+    const std::string text_name = text_encoder_weights_name(FolderSource(*dir_));
+    const auto whole = [&](const std::string& name) { return SafeTensors::read_file(*dir_ + "/" + name).file_contents(); };
+    replace_embedded(path, text_name, whole(text_name), work + "/whole_text.safetensors");
+    replace_embedded(work + "/whole_text.safetensors", "vae/diffusion_pytorch_model.safetensors",
+                     whole("vae/diffusion_pytorch_model.safetensors"), work + "/whole.safetensors");
+    EXPECT_EQ(ServedModel::from_artifact(work + "/whole.safetensors").generate(q), images);
+    EXPECT_LT(fs::file_size(path), fs::file_size(work + "/whole.safetensors"));
+  }
 
   // Refusals: an unknown component, a list without the UNet, components of a UNet model.
   for (const std::vector<std::string>& bad : {std::vector<std::string>{"unet", "vae"}, std::vector<std::string>{"text_encoder"}}) {

@@ -5,8 +5,8 @@
 //   <attn>.{q,k,v}.ascale / azero   attention activation tables
 //   every other tensor (norms, biases, layers kept in fp32) as F32 under its diffusers name
 //   eps_bias  F16 (steps, C, H, W), the eps bias correction's maps (recipe option bias_samples)
-//   pipeline/<name>  U8  a quantized text-to-image pipeline's other files, whole
-//                        (format/artifact_pipeline.h)
+//   pipeline/<name>  U8  a quantized text-to-image pipeline's other files, what sampling reads
+//                        of them (format/artifact_pipeline.h)
 // and, in the header's __metadata__, "qdm" = JSON: format version, UNet and scheduler
 // configs, recipe and options, bit widths, the sampling schedule, source model sha256,
 // timings and the quality report. Loading needs neither the source model nor calibration data.
@@ -20,6 +20,7 @@
 #include "format/unet_config.h"
 #include "engine/quant/quant_model.h"
 #include "format/artifact_metadata.h"
+#include "format/artifact_pipeline.h"
 #include "format/noise_schedule.h"
 #include "engine/sampling/eps_bias.h"
 #include "engine/sampling/tensor_sampling.h"
@@ -32,10 +33,8 @@ struct DiffusionModel;
 // Writes the tensors of `model` and `info` as metadata, with its spec, layers, kept layers and
 // feature cache flag taken from the model; `eps_bias` (one map per step of info.timesteps) when
 // given.
-// A text-to-image pipeline's other files (pipeline_files_to_embed): name, contents.
-using EmbeddedFiles = std::vector<std::pair<std::string, std::vector<uint8_t>>>;
-
-// `pipeline` (a quantized pipeline's files) are embedded and listed in the metadata.
+// `pipeline` (a quantized pipeline's files, pipeline_files_to_embed) are embedded and listed in
+// the metadata.
 void save_artifact(const std::string& path, QuantizedUNet& model, const ArtifactInfo& info,
                    const EpsBias* eps_bias = nullptr, const EmbeddedFiles* pipeline = nullptr);
 

@@ -177,8 +177,7 @@ QuantizeJobResult quantize_to_artifact(const DiffusionModel& source, const Quant
   info.timings["total"] = out.seconds;
   EmbeddedFiles pipeline;  // a pipeline's text encoder, VAE, tokenizer and configs go with it
   if (model.pipeline) {
-    pipeline = pipeline_files_to_embed(model.dir);
-    for (auto& f : components.files) pipeline.push_back(std::move(f));
+    pipeline = pipeline_files_to_embed(model.dir, std::move(components.files));
     info.pipeline_sha256 = {{"unet", model.pipeline->unet_sha256}, {"vae", model.pipeline->vae_sha256},
                             {"text_encoder", model.pipeline->text_encoder_sha256}};
   }

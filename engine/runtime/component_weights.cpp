@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <set>
+#include <stdexcept>
 
 #include "format/artifact_metadata.h"
 
@@ -26,9 +27,10 @@ ComponentWeights::ComponentWeights(std::shared_ptr<const SafeTensors> quantized,
   for (const QuantizedComponentLayer& l : info_.layers) {
     const auto node = layer_nodes.find(l.name);
     if (node == layer_nodes.end()) throw ArtifactError(what + "layer '" + l.name + "' is not a conv or linear layer of its config");
-    if (!layers_.emplace(l.name, l).second) throw ArtifactError(what + "layer '" + l.name + "' is listed twice");
     const graph::TensorDecl& w = g.tensor(node->second->params.at(0));
     const int64_t rows = w.shape.at(0), k = w.numel() / rows;
+    const std::string bias = node->second->params.size() > 1 ? g.tensor(node->second->params.at(1)).name : std::string();
+    if (!layers_.emplace(l.name, Layer{l, rows, k, bias}).second) throw ArtifactError(what + "layer '" + l.name + "' is listed twice");
     const TensorInfo& codes = get(l.name + ".qweight", rows * k);
     const uint8_t* c = file_->data(codes);
     const int64_t top = (int64_t{1} << l.weight_bits) - 1;
@@ -47,15 +49,20 @@ ComponentWeights::ComponentWeights(std::shared_ptr<const SafeTensors> quantized,
 plan::LayerSource ComponentWeights::layer(const std::string& name, int n, int k) const {
   const auto it = layers_.find(name);
   if (it == layers_.end()) return fp32_.layer(name, n, k);
-  plan::LayerSource out = fp32_.layer(name, n, k);  // its bias (and shape check)
-  out.f32.clear();
+  const Layer& l = it->second;
+  if (l.rows != n || l.k != k)
+    throw std::invalid_argument("layer '" + name + "' does not have " + std::to_string(n) + " x " + std::to_string(k) + " weights");
+  plan::LayerSource out;  // its codes; its fp32 weights are not read (the artifact leaves them out)
+  out.n = n;
+  out.k = k;
+  if (!l.bias.empty()) out.bias = fp32_.tensor(l.bias);
   out.kind = plan::LayerSource::Kind::kCodes;
-  out.bits = it->second.weight_bits;
+  out.bits = l.info.weight_bits;
   const TensorInfo& codes = file_->at(name + ".qweight");
   out.codes.assign(file_->data(codes), file_->data(codes) + codes.numel());
   out.scale = file_->floats(file_->at(name + ".wscale"));
   out.zero = file_->floats(file_->at(name + ".wzero"));
-  out.act = plan::ActTable{file_->floats(file_->at(name + ".ascale")), file_->floats(file_->at(name + ".azero")), it->second.act_bits};
+  out.act = plan::ActTable{file_->floats(file_->at(name + ".ascale")), file_->floats(file_->at(name + ".azero")), l.info.act_bits};
   return out;
 }
 

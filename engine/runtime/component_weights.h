@@ -1,7 +1,8 @@
 // A pipeline component quantized beside its UNet (format/quantized_component.h) read straight
 // into an execution plan, torch-free: its quantized layers' codes and activation tables from the
 // artifact's embedded quantized/<component>.safetensors, everything else (embeddings, norms,
-// biases, layers left fp32) from the component's fp32 weights; attention cores run in fp32. The
+// biases, layers left fp32) from the component's fp32 weights, which need not hold the quantized
+// layers' weights; attention cores run in fp32. The
 // quantized file is validated against the component's description when opened (every listed
 // layer a conv or linear node, its tensors with their shapes, codes within their bits, scales
 // positive, nothing else), so a bad artifact is refused at load, naming the tensor at fault.
@@ -37,7 +38,12 @@ class ComponentWeights final : public plan::WeightSource {
   std::shared_ptr<const SafeTensors> file_;
   const plan::WeightSource& fp32_;
   QuantizedComponentInfo info_;
-  std::map<std::string, QuantizedComponentLayer> layers_;
+  struct Layer {
+    QuantizedComponentLayer info;
+    int64_t rows = 0, k = 0;
+    std::string bias;  // its bias tensor's name; empty when the layer has none
+  };
+  std::map<std::string, Layer> layers_;
 };
 
 }  // namespace qdm

@@ -11,9 +11,9 @@ FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file, const UNet
 }
 
 FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file, const graph::Graph& description, const std::string& config_name,
-                             const std::function<bool(const std::string&)>& ignored)
+                             const std::function<bool(const std::string&)>& ignored, const std::set<std::string>& optional)
     : FolderWeights(std::move(file)) {
-  check_weights(tensor_specs(description), *file_, config_name, ignored);
+  check_weights(tensor_specs(description), *file_, config_name, ignored, optional);
 }
 
 FolderWeights::FolderWeights(std::shared_ptr<const SafeTensors> file) : file_(std::move(file)) {

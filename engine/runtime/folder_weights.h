@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "engine/runtime/plan/weight_source.h"
@@ -21,9 +22,10 @@ class FolderWeights final : public plan::WeightSource {
   // exactly the tensors `config` implies.
   FolderWeights(std::shared_ptr<const SafeTensors> file, const UNetConfig& config);
   // Any component: the tensors its description declares (check_weights), `ignored` stored ones
-  // skipped; errors name `config_name`.
+  // skipped, `optional` ones allowed absent (weights another source replaces: layer() is then
+  // not called for them); errors name `config_name`.
   FolderWeights(std::shared_ptr<const SafeTensors> file, const graph::Graph& description, const std::string& config_name,
-                const std::function<bool(const std::string&)>& ignored = nullptr);
+                const std::function<bool(const std::string&)>& ignored = nullptr, const std::set<std::string>& optional = {});
 
   bool quantized() const override { return false; }
   plan::LayerSource layer(const std::string& name, int n, int k) const override;
