@@ -42,7 +42,7 @@ MemoryEstimate estimate_sample_memory(const UNetConfig& unet, const AutoencoderK
   int latent_h = unet.sample_size, latent_w = unet.sample_size;
   int image_c = unet.out_channels, image_h = unet.sample_size, image_w = unet.sample_size;
   if (vae) {
-    const int f = vae->factor(), m = f * (1 << (unet.block_out_channels.size() - 1));
+    const int f = vae->factor(), m = f * unet.size_multiple();
     if (size.height % m != 0 || size.width % m != 0)
       throw std::invalid_argument("height and width must be multiples of " + std::to_string(m) + " (0: the model's size)");
     if (size.height > 0) latent_h = size.height / f;

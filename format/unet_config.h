@@ -60,6 +60,8 @@ struct UNetConfig {
   bool mid_cross_attention = false;               // mid_block_type UNetMidBlock2DCrossAttn
   bool text_conditioned() const { return class_name == "UNet2DConditionModel"; }
 
+  // Input pixels per pixel of the lowest level: the input's height and width are multiples of it.
+  int size_multiple() const { return 1 << (block_out_channels.size() - 1); }
   int time_embed_dim() const { return time_embedding_dim.value_or(4 * block_out_channels.at(0)); }
   int head_dim_for(int channels) const { return attention_head_dim.value_or(channels); }
   bool conditional() const { return class_embed_type.has_value() || num_class_embeds.has_value(); }

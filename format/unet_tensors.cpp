@@ -44,8 +44,7 @@ std::vector<TensorSpec> tensor_specs(const graph::Graph& description) {
 std::vector<TensorSpec> expected_unet_tensors(const UNetConfig& c) {
   // The model's own description (format/graph/unet_2d.h) at the smallest size its levels allow:
   // the tensors do not depend on the size.
-  const int size = 1 << (c.block_out_channels.size() - 1);
-  return tensor_specs(graph::describe_unet_2d(c, size, size));
+  return tensor_specs(graph::describe_unet_2d(c, c.size_multiple(), c.size_multiple()));
 }
 
 int64_t parameter_count(const std::vector<TensorSpec>& tensors) {

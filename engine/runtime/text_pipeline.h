@@ -53,7 +53,7 @@ class TextPipeline {
   std::vector<float> encode(const std::vector<std::string>& prompts) const;
   bool truncated(const std::string& prompt) const { return tokenizer_.encode_padded(prompt).truncated; }
 
-  // The UNet's plan for latents of h x w (h, w multiples of latent_multiple()).
+  // The UNet's plan for latents of h x w (h, w multiples of the UNet config's size_multiple()).
   std::shared_ptr<ExecutionPlan> unet(int h, int w) const;
   // n images (C, H, W) in [-1, 1] from n latents (latent_channels, h, w) as the sampler gives
   // them (divided by the VAE's scaling_factor here).
@@ -61,8 +61,7 @@ class TextPipeline {
 
   const PipelineFiles& files() const { return files_; }
   int factor() const { return files_.vae.factor(); }  // image pixels per latent pixel
-  int latent_multiple() const { return 1 << (files_.unet.block_out_channels.size() - 1); }
-  int size_multiple() const { return factor() * latent_multiple(); }  // image height and width
+  int size_multiple() const { return factor() * files_.unet.size_multiple(); }  // image height and width
   int default_size() const { return files_.unet.sample_size * factor(); }
   int latent_channels() const { return files_.vae.latent_channels; }
   int image_channels() const { return files_.vae.out_channels; }

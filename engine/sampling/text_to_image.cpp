@@ -34,10 +34,10 @@ PromptImages sample_from_prompts(TextToImagePipeline& pipe, const PromptRequest&
   if (r.prompts.empty()) throw std::invalid_argument("give a prompt (an empty one samples unconditionally)");
   if (r.prompts.size() != 1 && static_cast<int>(r.prompts.size()) != n)
     throw std::invalid_argument("give one prompt for all images or one per image (" + std::to_string(n) + ")");
-  const int f = pipe.factor(), levels = 1 << (pipe.unet->config().block_out_channels.size() - 1);
+  const int f = pipe.factor(), m = f * pipe.unet->config().size_multiple();
   const int h = r.height > 0 ? r.height : pipe.default_size(), w = r.width > 0 ? r.width : pipe.default_size();
-  if (h % (f * levels) != 0 || w % (f * levels) != 0 || h > 4096 || w > 4096)
-    throw std::invalid_argument("height and width must be multiples of " + std::to_string(f * levels) + " up to 4096");
+  if (h % m != 0 || w % m != 0 || h > 4096 || w > 4096)
+    throw std::invalid_argument("height and width must be multiples of " + std::to_string(m) + " up to 4096");
 
   const PromptTable table = prompt_table(r.prompts, n, r.guidance_scale != 1.0, r.negative_prompt);
   PromptImages out;

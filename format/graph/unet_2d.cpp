@@ -188,9 +188,9 @@ class UNetDescription {
 Graph describe_unet_2d(const UNetConfig& config, int height, int width, int text_length) {
   config.validate();
   const int h = height > 0 ? height : config.sample_size, w = width > 0 ? width : config.sample_size;
-  const int factor = 1 << (config.block_out_channels.size() - 1);
-  if (h % factor != 0 || w % factor != 0)
-    throw std::invalid_argument(config.class_name + ": height and width must be multiples of " + std::to_string(factor));
+  const int multiple = config.size_multiple();
+  if (h % multiple != 0 || w % multiple != 0)
+    throw std::invalid_argument(config.class_name + ": height and width must be multiples of " + std::to_string(multiple));
   if (config.text_conditioned() && text_length <= 0) throw std::invalid_argument("UNet2DConditionModel: the text length must be positive");
   return UNetDescription(config, h, w, text_length).build();
 }
