@@ -1,5 +1,6 @@
 // Every integer GEMM path this CPU has against the scalar reference (exactly, integers) and
 // the dequantized output against a double-precision simulation, at awkward sizes.
+#include "engine/kernels/attention.h"
 #include "engine/kernels/conv_f32_dnnl.h"
 #include "engine/kernels/fused.h"
 #include "engine/kernels/qconv.h"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 namespace qdm {
@@ -187,6 +189,48 @@ TEST(FusedKernels, SoftmaxRowsMatchADoubleReference) {
       EXPECT_EQ(x[static_cast<size_t>(r) * (n + 2) + n], in[static_cast<size_t>(r) * (n + 2) + n]);
     }
   }
+}
+
+// One head of quantized attention on fp32 GEMMs over centred codes gives the integer GEMMs' bits
+// on every instruction set (self- and cross-attention shapes, short and long sequences, tables
+// with and without zero points), into strided output rows whose padding stays untouched; where
+// its operands could leave fp32's exact integers (2^24) it refuses and writes nothing.
+TEST(Attention, ExactFp32HeadGivesTheIntegerHeadsBitsOnEveryIsa) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> g(0.0f, 2.0f);
+  struct Shape {
+    int len, len_kv, d;
+  };
+  const AttentionTables centred{{12.0f / 255, 128, 255}, {12.0f / 255, 128, 255}, {8.0f / 255, 128, 255}, {1.0f / 255, 0, 255}};
+  const AttentionTables offset{{10.0f / 255, 97, 255}, {14.0f / 255, 150, 255}, {6.0f / 255, 120, 255}, {0.4f / 255, 3, 255}};
+  for (const AttentionTables& t : {centred, offset})
+    for (const Shape s : {Shape{64, 64, 32}, Shape{16, 12, 40}, Shape{64, 77, 64}, Shape{5, 300, 24}, Shape{1024, 1024, 16}}) {
+      std::vector<float> q(static_cast<size_t>(s.len) * s.d), k(static_cast<size_t>(s.len_kv) * s.d), v(k.size());
+      for (auto* x : {&q, &k, &v})
+        for (float& e : *x) e = g(rng);
+      const float scale = 1.0f / std::sqrt(static_cast<float>(s.d));
+      const int64_t ldo = s.d + 3;
+      const float sentinel = -7.25f;
+      std::vector<float> exact(static_cast<size_t>(s.len) * ldo, sentinel);
+      ASSERT_TRUE(attention_head_exact(q.data(), k.data(), v.data(), s.len, s.len_kv, s.d, t, scale, exact.data(), ldo))
+          << s.len << "x" << s.len_kv << "x" << s.d;
+      for (QGemmIsa isa : supported_isas()) {
+        std::vector<float> integer(exact.size(), sentinel);
+        attention_head_int(isa, q.data(), k.data(), v.data(), s.len, s.len_kv, s.d, t, scale, integer.data(), ldo);
+        for (size_t i = 0; i < exact.size(); ++i)
+          ASSERT_EQ(std::memcmp(&exact[i], &integer[i], sizeof(float)), 0)
+              << isa_name(isa) << " " << s.len << "x" << s.len_kv << "x" << s.d << " at " << i << ": " << exact[i] << " vs " << integer[i];
+      }
+      for (int i = 0; i < s.len; ++i)
+        for (int j = s.d; j < ldo; ++j) ASSERT_EQ(exact[static_cast<size_t>(i) * ldo + j], sentinel);
+    }
+  // Codes at the top of a zero-point-0 table over 300 channels: a row's sum times the largest
+  // key code (300 x 255 x 255) passes 2^24, so the integer GEMMs must take it.
+  const int len = 4, d = 300;
+  const AttentionTables wide{{1.0f / 255, 0, 255}, {1.0f / 255, 0, 255}, {1.0f / 255, 0, 255}, {1.0f / 255, 0, 255}};
+  std::vector<float> q(static_cast<size_t>(len) * d, 1.0f), k = q, v = q, out(q.size(), -7.25f);
+  EXPECT_FALSE(attention_head_exact(q.data(), k.data(), v.data(), len, len, d, wide, 0.1f, out.data(), d));
+  for (float e : out) ASSERT_EQ(e, -7.25f);
 }
 
 }  // namespace

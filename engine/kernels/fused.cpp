@@ -259,6 +259,27 @@ void quantize_rows_ld(const float* x, int64_t ld, int64_t r0, int64_t r1, int c,
 }
 
 QDM_CLONES
+CodeBounds centred_codes(const float* x, int64_t ld, int rows, int cols, ActQuant q, float* out) {
+  const float zero = static_cast<float>(q.zero), qmax = static_cast<float>(q.qmax), scale = q.scale;
+  CodeBounds b;
+  for (int r = 0; r < rows; ++r) {
+    const float* row = x + r * ld;
+    float* o = out + static_cast<int64_t>(r) * cols;
+    int32_t sum = 0, mx = 0;  // integer reductions vectorize
+    for (int j = 0; j < cols; ++j) {
+      const float v = code_of(row[j], scale, zero, qmax) - zero;
+      o[j] = v;
+      const int32_t a = static_cast<int32_t>(v < 0.0f ? -v : v);
+      sum += a;
+      mx = a > mx ? a : mx;
+    }
+    b.max_row_sum = std::max(b.max_row_sum, static_cast<int64_t>(sum));
+    b.max_abs = std::max(b.max_abs, static_cast<int64_t>(mx));
+  }
+  return b;
+}
+
+QDM_CLONES
 void im2col_u8(const uint8_t* padded, const PaddedShape& s, int kernel, int stride, int64_t p0, int64_t p1, int kp,
                uint8_t* rows, int32_t* row_sums) {
   const int c = s.c;

@@ -65,6 +65,14 @@ void quantize_to_padded(const float* x, int64_t ld, int w, int y0, int y1, ActQu
 // Rows [r0, r1) of fp32 rows (c wide, rows of ld) to u8 rows of padded_k(c) with row sums.
 void quantize_rows_ld(const float* x, int64_t ld, int64_t r0, int64_t r1, int c, ActQuant q, uint8_t* out,
                       int32_t* row_sums);
+// x (rows, cols) in rows of ld to out (rows, cols contiguous): each value's code under q (as
+// quantize_rows_ld's) minus q's zero point, as a float: an integer of at most qmax in magnitude.
+// Returns the largest sum of |code - zero| over a row and the largest |code - zero|, for
+// attention_head_exact's bound (rows up to 2^23 values).
+struct CodeBounds {
+  int64_t max_row_sum = 0, max_abs = 0;
+};
+CodeBounds centred_codes(const float* x, int64_t ld, int rows, int cols, ActQuant q, float* out);
 
 // Patches of output pixels [p0, p1) of a k x k convolution (stride, with the padding already
 // in the image): rows of kp bytes, K in (ky, kx, c) order, the tail past k*k*c zero; row sums.

@@ -1,5 +1,6 @@
 #include "engine/runtime/plan/plan_ops.h"
 
+#include "engine/kernels/attention.h"
 #include "engine/kernels/conv_f32_dnnl.h"
 #include "engine/kernels/upsample_fold.h"
 
@@ -691,18 +692,6 @@ class CopyOp final : public Op {
   Value in_, out_;
 };
 
-// The B operand of an attention product: x (rows, cols) quantized with one table, packed.
-void pack_operand(const float* x, int rows, int cols, ActQuant q, QGemmIsa isa, PackedWeights& out,
-                  std::vector<uint8_t>& codes, std::vector<float>& scale, std::vector<float>& zero) {
-  const int count = rows * cols;
-  codes.resize(static_cast<size_t>(padded_k(count)));
-  int32_t unused = 0;
-  quantize_rows_ld(x, count, 0, 1, count, q, codes.data(), &unused);
-  scale.assign(static_cast<size_t>(rows), q.scale);
-  zero.assign(static_cast<size_t>(rows), static_cast<float>(q.zero));
-  pack_weights_into(out, codes.data(), rows, cols, 8, scale.data(), zero.data(), layout_for(isa));
-}
-
 class AttentionOp final : public Op {
  public:
   AttentionOp(Value q, Value k, Value v, int heads, const Table* tq, const Table* tk, const Table* tv, const Table* tp,
@@ -712,45 +701,27 @@ class AttentionOp final : public Op {
   void run(Context& ctx) override {
     // len queries against len_kv keys (a cross-attention's keys are the text tokens)
     const int len = static_cast<int>(q_.pixels()), len_kv = static_cast<int>(k_.pixels()), d = q_.c / heads_;
-    const ActQuant aq = tq_->at(ctx.step), ak = tk_->at(ctx.step), av = tv_->at(ctx.step), ap = tp_->at(ctx.step);
+    const AttentionTables t{tq_->at(ctx.step), tk_->at(ctx.step), tv_->at(ctx.step), tp_->at(ctx.step)};
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
     ctx.pool->run(ctx.n * heads_, [&](int task, int) {
       const int image = task / heads_, h = task % heads_;
-      thread_local std::vector<float> qh, kh, vt, logits, o;
-      thread_local std::vector<uint8_t> a, codes;
-      thread_local std::vector<int32_t> sums, acc;
-      thread_local std::vector<float> s, z;
-      thread_local PackedWeights b;
+      thread_local std::vector<float> qh, kh, vh;
       float* qp = scratch(qh, static_cast<size_t>(len) * d);
       float* kp = scratch(kh, static_cast<size_t>(len_kv) * d);
-      float* vp = scratch(vt, static_cast<size_t>(d) * len_kv);  // V^T: rows of the head's channels
+      float* vp = scratch(vh, static_cast<size_t>(len_kv) * d);
       const float* qs = ctx.at(q_, image) + h * d;
       const float* ks = ctx.at(k_, image) + h * d;
       const float* vs = ctx.at(v_, image) + h * d;
       for (int i = 0; i < len; ++i) std::memcpy(qp + i * d, qs + static_cast<int64_t>(i) * q_.ld, sizeof(float) * d);
       for (int i = 0; i < len_kv; ++i) {
         std::memcpy(kp + i * d, ks + static_cast<int64_t>(i) * k_.ld, sizeof(float) * d);
-        for (int j = 0; j < d; ++j) vp[j * len_kv + i] = vs[static_cast<int64_t>(i) * v_.ld + j];
+        std::memcpy(vp + i * d, vs + static_cast<int64_t>(i) * v_.ld, sizeof(float) * d);
       }
-      // Q K^T
-      const int widest = std::max(d, len_kv);
-      uint8_t* ap8 = scratch(a, static_cast<size_t>(len) * padded_k(widest));
-      int32_t* sp = scratch(sums, static_cast<size_t>(len));
-      int32_t* cp = scratch(acc, static_cast<size_t>(len) * widest);
-      quantize_rows_ld(qp, d, 0, len, d, aq, ap8, sp);
-      pack_operand(kp, len_kv, d, ak, isa_, b, codes, s, z);
-      qgemm_s32(isa_, ap8, len, b, cp);
-      float* lp = scratch(logits, static_cast<size_t>(len) * len_kv);
-      dequantize_output(cp, len, b, aq, sp, nullptr, lp);
-      softmax_rows(lp, len_kv, len, len_kv, scale);
-      // P V
-      quantize_rows_ld(lp, len_kv, 0, len, len_kv, ap, ap8, sp);
-      pack_operand(vp, d, len_kv, av, isa_, b, codes, s, z);
-      qgemm_s32(isa_, ap8, len, b, cp);
-      float* op = scratch(o, static_cast<size_t>(len) * d);
-      dequantize_output(cp, len, b, ap, sp, nullptr, op);
+      // The integer products on fp32 GEMMs where they are exact there (the same bits), else on
+      // the integer GEMMs (engine/kernels/attention.h).
       float* dst = ctx.at(out_, image) + h * d;
-      for (int i = 0; i < len; ++i) std::memcpy(dst + static_cast<int64_t>(i) * out_.ld, op + i * d, sizeof(float) * d);
+      if (!attention_head_exact(qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld))
+        attention_head_int(isa_, qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld);
     });
   }
 

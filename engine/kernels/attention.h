@@ -1,0 +1,35 @@
+// One head of quantized attention, softmax(Q K^T * scale) V with Q, K, V and the probabilities P
+// each quantized with one activation table (u8 codes, the simulation's fake quantization), in two
+// implementations that give the same bits:
+//   attention_head_int    the products on the integer GEMMs (qgemm), K and V^T packed per call;
+//   attention_head_exact  the same integer products on fp32 GEMMs (gemm_f32) over the operands'
+//                         codes minus their zero points held as floats. Every product of two codes
+//                         is an integer of at most 255^2, and every partial sum is bounded by
+//                         (a row's sum of |a|) x (B's largest |b|): below 2^24 each is exact in
+//                         fp32 whatever the order of the sums, so the sums equal the integer
+//                         GEMM's and the dequantization (sum x (s_a s_b)) rounds once, as
+//                         dequantize_output's. It checks that bound on its operands and returns
+//                         false (writing nothing) where it does not hold; the caller then runs
+//                         attention_head_int. At short sequences (a small latent's 64 or 256
+//                         tokens) it skips the packing and the integer kernels' fixed costs.
+// Torch-free; the execution plan's attention op calls them per (image, head).
+#pragma once
+
+#include <cstdint>
+
+#include "engine/kernels/qgemm.h"
+
+namespace qdm {
+
+struct AttentionTables {
+  ActQuant q, k, v, p;  // p: the softmax probabilities'
+};
+
+// q (len, d), k and v (len_kv, d): contiguous rows of the head's channels. out: (len, d) in rows
+// of ldo floats.
+void attention_head_int(QGemmIsa isa, const float* q, const float* k, const float* v, int len, int len_kv, int d,
+                        const AttentionTables& t, float scale, float* out, int64_t ldo);
+bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,
+                          float scale, float* out, int64_t ldo);
+
+}  // namespace qdm
