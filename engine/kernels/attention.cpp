@@ -73,6 +73,10 @@ void attention_head_int(QGemmIsa isa, const float* q, const float* k, const floa
   for (int i = 0; i < len; ++i) std::copy(op + static_cast<int64_t>(i) * d, op + static_cast<int64_t>(i + 1) * d, out + i * ldo);
 }
 
+bool attention_exact_pays(int len, int len_kv, int d) {
+  return len_kv % 16 == 0 && static_cast<int64_t>(len) * len_kv * d <= (int64_t{1} << 20);
+}
+
 bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,
                           float scale, float* out, int64_t ldo) {
   thread_local std::vector<float> qc, kc, kt, vc, pc, logits;

@@ -10,8 +10,9 @@
 //                         GEMM's and the dequantization (sum x (s_a s_b)) rounds once, as
 //                         dequantize_output's. It checks that bound on its operands and returns
 //                         false (writing nothing) where it does not hold; the caller then runs
-//                         attention_head_int. At short sequences (a small latent's 64 or 256
-//                         tokens) it skips the packing and the integer kernels' fixed costs.
+//                         attention_head_int.
+// The fp32 path skips the packing and the integer kernels' fixed costs, which pays on small heads;
+// on large ones the integer GEMMs' wider multiply-adds win (attention_exact_pays).
 // Torch-free; the execution plan's attention op calls them per (image, head).
 #pragma once
 
@@ -31,5 +32,12 @@ void attention_head_int(QGemmIsa isa, const float* q, const float* k, const floa
                         const AttentionTables& t, float scale, float* out, int64_t ldo);
 bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,
                           float scale, float* out, int64_t ldo);
+
+// Whether attention_head_exact is the faster of the two for a head of this shape: keys in whole
+// 16-column blocks of gemm_f32 and at most 2^20 multiply-adds per product. Measured one head at
+// a time (Intel Xeon, AVX-512 VNNI; d 32 and 64, len 16..1024, len_kv 8..1024): inside the rule
+// 0.47-1.03x the integer head's time (64 x 64 x 32: 0.93x, 16 x 64 x 32: 0.47x); outside it up to
+// 1.7x (1024 x 1024 x 64), and 1.1-1.3x wherever len_kv is 8 or 77.
+bool attention_exact_pays(int len, int len_kv, int d);
 
 }  // namespace qdm

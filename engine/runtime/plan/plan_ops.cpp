@@ -703,6 +703,7 @@ class AttentionOp final : public Op {
     const int len = static_cast<int>(q_.pixels()), len_kv = static_cast<int>(k_.pixels()), d = q_.c / heads_;
     const AttentionTables t{tq_->at(ctx.step), tk_->at(ctx.step), tv_->at(ctx.step), tp_->at(ctx.step)};
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+    const bool exact_pays = attention_exact_pays(len, len_kv, d);
     ctx.pool->run(ctx.n * heads_, [&](int task, int) {
       const int image = task / heads_, h = task % heads_;
       thread_local std::vector<float> qh, kh, vh;
@@ -717,10 +718,10 @@ class AttentionOp final : public Op {
         std::memcpy(kp + i * d, ks + static_cast<int64_t>(i) * k_.ld, sizeof(float) * d);
         std::memcpy(vp + i * d, vs + static_cast<int64_t>(i) * v_.ld, sizeof(float) * d);
       }
-      // The integer products on fp32 GEMMs where they are exact there (the same bits), else on
-      // the integer GEMMs (engine/kernels/attention.h).
+      // The integer products on fp32 GEMMs where that pays and they are exact there (the same
+      // bits), else on the integer GEMMs (engine/kernels/attention.h).
       float* dst = ctx.at(out_, image) + h * d;
-      if (!attention_head_exact(qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld))
+      if (!exact_pays || !attention_head_exact(qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld))
         attention_head_int(isa_, qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld);
     });
   }
