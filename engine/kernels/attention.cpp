@@ -74,7 +74,7 @@ void attention_head_int(QGemmIsa isa, const float* q, const float* k, const floa
 }
 
 bool attention_exact_pays(int len, int len_kv, int d) {
-  return len_kv % 16 == 0 && static_cast<int64_t>(len) * len_kv * d <= (int64_t{1} << 20);
+  return len_kv >= 16 && static_cast<int64_t>(len) * len_kv * d <= (int64_t{1} << 19);
 }
 
 bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,

@@ -33,11 +33,12 @@ void attention_head_int(QGemmIsa isa, const float* q, const float* k, const floa
 bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,
                           float scale, float* out, int64_t ldo);
 
-// Whether attention_head_exact is the faster of the two for a head of this shape: keys in whole
-// 16-column blocks of gemm_f32 and at most 2^20 multiply-adds per product. Measured one head at
-// a time (Intel Xeon, AVX-512 VNNI; d 32 and 64, len 16..1024, len_kv 8..1024): inside the rule
-// 0.47-1.03x the integer head's time (64 x 64 x 32: 0.93x, 16 x 64 x 32: 0.47x); outside it up to
-// 1.7x (1024 x 1024 x 64), and 1.1-1.3x wherever len_kv is 8 or 77.
+// Whether attention_head_exact is the faster of the two for a head of this shape: at least 16 keys
+// (gemm_f32's column block) and at most 2^19 multiply-adds per product. From
+// bench/results/attention_heads.md (qdm_attention_bench: one head, one thread, d 32 and 64, len
+// 16..1024, len_kv 8..1024, an Intel Xeon with AVX-512 VNNI): the fp32 path takes 0.6-0.95x the
+// integer head's time on small heads and up to 2x on large ones (1024 x 1024 x 64), where the
+// integer GEMMs' wider multiply-adds win; runs differ by about 10%, so the rule is coarse.
 bool attention_exact_pays(int len, int len_kv, int d);
 
 }  // namespace qdm
