@@ -37,7 +37,7 @@ int main() {
           return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / reps;
         };
         bool exact = true;
-        const double te = time([&] { exact = attention_head_exact(q.data(), k.data(), v.data(), len, len_kv, d, t, 0.17f, out.data(), d); });
+        const double te = time([&] { exact = attention_head_exact(isa, q.data(), k.data(), v.data(), len, len_kv, d, t, 0.17f, out.data(), d); });
         const double ti = time([&] { attention_head_int(isa, q.data(), k.data(), v.data(), len, len_kv, d, t, 0.17f, out.data(), d); });
         std::printf("| %d | %d | %d | %.1f%s | %.1f | %.2fx | %s |\n", d, len, len_kv, te, exact ? "" : " (refused)", ti, te / ti,
                     attention_exact_pays(len, len_kv, d) ? "exact" : "integer");

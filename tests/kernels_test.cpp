@@ -172,7 +172,7 @@ TEST(FusedKernels, SoftmaxRowsMatchADoubleReference) {
     std::vector<float> x(static_cast<size_t>(rows) * (n + 2));
     for (auto& v : x) v = dist(rng);
     const std::vector<float> in = x;
-    softmax_rows(x.data(), n + 2, rows, n, scale);
+    softmax_rows(QGemmIsa::kScalar, x.data(), n + 2, rows, n, scale);
     for (int r = 0; r < rows; ++r) {
       const float* row = in.data() + static_cast<size_t>(r) * (n + 2);
       double mx = -1e300, sum = 0, total = 0;
@@ -188,6 +188,30 @@ TEST(FusedKernels, SoftmaxRowsMatchADoubleReference) {
       // The two padding values past n are left alone.
       EXPECT_EQ(x[static_cast<size_t>(r) * (n + 2) + n], in[static_cast<size_t>(r) * (n + 2) + n]);
     }
+    // Every instruction set's softmax gives the reference's bits (exponentials over the clamp
+    // range included), and leaves the padding alone.
+    std::vector<float> wide(in);
+    for (size_t i = 0; i < wide.size(); i += 7) wide[i] *= 40.0f;
+    std::vector<float> want = wide;
+    softmax_rows(QGemmIsa::kScalar, want.data(), n + 2, rows, n, scale);
+    for (QGemmIsa isa : supported_isas()) {
+      std::vector<float> got = wide;
+      softmax_rows(isa, got.data(), n + 2, rows, n, scale);
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), sizeof(float) * got.size()), 0) << isa_name(isa) << " n " << n;
+    }
+  }
+  // A dense sweep of exponents (each row's maximum 0, then down to -88, the clamp) through every
+  // ISA's exponential: 131,072 values, one ulp apart being a failure.
+  const int n = 1024, rows = 128;
+  std::vector<float> sweep(static_cast<size_t>(rows) * n);
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < n; ++j) sweep[static_cast<size_t>(r) * n + j] = j == 0 ? 0.0f : -88.0f * (j + r / static_cast<float>(rows)) / n;
+  std::vector<float> want = sweep;
+  softmax_rows(QGemmIsa::kScalar, want.data(), n, rows, n, 1.0f);
+  for (QGemmIsa isa : supported_isas()) {
+    std::vector<float> got = sweep;
+    softmax_rows(isa, got.data(), n, rows, n, 1.0f);
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), sizeof(float) * got.size()), 0) << isa_name(isa) << " exponent sweep";
   }
 }
 
@@ -212,7 +236,7 @@ TEST(Attention, ExactFp32HeadGivesTheIntegerHeadsBitsOnEveryIsa) {
       const int64_t ldo = s.d + 3;
       const float sentinel = -7.25f;
       std::vector<float> exact(static_cast<size_t>(s.len) * ldo, sentinel);
-      ASSERT_TRUE(attention_head_exact(q.data(), k.data(), v.data(), s.len, s.len_kv, s.d, t, scale, exact.data(), ldo))
+      ASSERT_TRUE(attention_head_exact(QGemmIsa::kScalar, q.data(), k.data(), v.data(), s.len, s.len_kv, s.d, t, scale, exact.data(), ldo))
           << s.len << "x" << s.len_kv << "x" << s.d;
       for (QGemmIsa isa : supported_isas()) {
         std::vector<float> integer(exact.size(), sentinel);
@@ -229,7 +253,7 @@ TEST(Attention, ExactFp32HeadGivesTheIntegerHeadsBitsOnEveryIsa) {
   const int len = 4, d = 300;
   const AttentionTables wide{{1.0f / 255, 0, 255}, {1.0f / 255, 0, 255}, {1.0f / 255, 0, 255}, {1.0f / 255, 0, 255}};
   std::vector<float> q(static_cast<size_t>(len) * d, 1.0f), k = q, v = q, out(q.size(), -7.25f);
-  EXPECT_FALSE(attention_head_exact(q.data(), k.data(), v.data(), len, len, d, wide, 0.1f, out.data(), d));
+  EXPECT_FALSE(attention_head_exact(QGemmIsa::kScalar, q.data(), k.data(), v.data(), len, len, d, wide, 0.1f, out.data(), d));
   for (float e : out) ASSERT_EQ(e, -7.25f);
 }
 
@@ -462,16 +486,16 @@ TEST(QConv, QuantizedImageFollowsTheDefinitionOnEveryIsa) {
 TEST(FusedKernels, GroupNormCodesAreTheSameOnEveryIsa) {
   std::mt19937 rng(8);
   std::normal_distribution<float> normal;
-  for (int c : {4, 20, 64, 131})
+  for (int c : {4, 20, 64, 131, 96})
     for (bool silu : {false, true}) {
-      const PaddedShape s{5, 6, c, 1};
+      const PaddedShape s = c == 96 ? PaddedShape{32, 32, c, 1} : PaddedShape{5, 6, c, 1};  // 98,304 values
       const int groups = c % 4 == 0 ? 4 : 1;
       std::vector<float> x(static_cast<size_t>(s.h) * s.w * c), mean(groups), rstd(groups), gamma(c), beta(c);
       for (auto& v : x) v = 2 * normal(rng);
       for (int g = 0; g < groups; ++g) mean[g] = 0.1f * normal(rng), rstd[g] = 0.5f + 0.1f * g;
       for (int ch = 0; ch < c; ++ch) gamma[ch] = 1 + 0.1f * normal(rng), beta[ch] = 0.1f * normal(rng);
       const GroupNormApply g{c, groups, mean.data(), rstd.data(), gamma.data(), beta.data(), silu};
-      const ActQuant q{0.02f, 30, 255};
+      const ActQuant q = c == 96 ? ActQuant{0.013f, 100, 255} : ActQuant{0.02f, 30, 255};
       std::vector<uint8_t> want(s.bytes(), 7);
       group_norm_to_padded(QGemmIsa::kScalar, x.data(), c, 0, static_cast<int64_t>(s.h) * s.w, g, q, s, want.data());
       for (QGemmIsa isa : supported_isas()) {

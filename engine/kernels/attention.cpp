@@ -63,7 +63,7 @@ void attention_head_int(QGemmIsa isa, const float* q, const float* k, const floa
   qgemm_s32(isa, ap8, len, b, cp);
   float* lp = scratch(logits, static_cast<size_t>(len) * len_kv);
   dequantize_output(cp, len, b, t.q, sp, nullptr, lp);
-  softmax_rows(lp, len_kv, len, len_kv, scale);
+  softmax_rows(isa, lp, len_kv, len, len_kv, scale);
   // P V
   quantize_rows_ld(lp, len_kv, 0, len, len_kv, t.p, ap8, sp);
   pack_operand(vp, d, len_kv, t.v, isa, b, codes, s, z);
@@ -77,8 +77,8 @@ bool attention_exact_pays(int len, int len_kv, int d) {
   return len_kv >= 16 && static_cast<int64_t>(len) * len_kv * d <= (int64_t{1} << 19);
 }
 
-bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,
-                          float scale, float* out, int64_t ldo) {
+bool attention_head_exact(QGemmIsa isa, const float* q, const float* k, const float* v, int len, int len_kv, int d,
+                          const AttentionTables& t, float scale, float* out, int64_t ldo) {
   thread_local std::vector<float> qc, kc, kt, vc, pc, logits;
   // Q K^T
   float* qp = scratch(qc, static_cast<size_t>(len) * d);
@@ -91,7 +91,7 @@ bool attention_head_exact(const float* q, const float* k, const float* v, int le
   float* lp = scratch(logits, static_cast<size_t>(len) * len_kv);
   gemm_f32(qp, d, len, d, ktp, len_kv, nullptr, lp, len_kv);
   scale_rows(lp, len_kv, len, len_kv, t.q.scale * t.k.scale);
-  softmax_rows(lp, len_kv, len, len_kv, scale);
+  softmax_rows(isa, lp, len_kv, len, len_kv, scale);
   // P V
   float* pp = scratch(pc, static_cast<size_t>(len) * len_kv);
   float* vp = scratch(vc, static_cast<size_t>(len_kv) * d);

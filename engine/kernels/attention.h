@@ -30,8 +30,9 @@ struct AttentionTables {
 // of ldo floats.
 void attention_head_int(QGemmIsa isa, const float* q, const float* k, const float* v, int len, int len_kv, int d,
                         const AttentionTables& t, float scale, float* out, int64_t ldo);
-bool attention_head_exact(const float* q, const float* k, const float* v, int len, int len_kv, int d, const AttentionTables& t,
-                          float scale, float* out, int64_t ldo);
+// `isa`: its softmax's kernel table (the products do not depend on it).
+bool attention_head_exact(QGemmIsa isa, const float* q, const float* k, const float* v, int len, int len_kv, int d,
+                          const AttentionTables& t, float scale, float* out, int64_t ldo);
 
 // Whether attention_head_exact is the faster of the two for a head of this shape: at least 16 keys
 // (gemm_f32's column block) and at most 2^19 multiply-adds per product. From

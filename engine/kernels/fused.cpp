@@ -50,6 +50,26 @@ __attribute__((always_inline)) inline float fast_exp(float x) {
   return p * two_n;
 }
 
+// fast_exp on 16 lanes: its operations in its order (separate multiplies and adds), so each lane
+// gives fast_exp's bits.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline)) inline __m512 fast_exp16(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  x = _mm512_min_ps(x, _mm512_set1_ps(88.0f));
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), magic), magic);
+  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
+  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(p, r), r), r), _mm512_set1_ps(1.0f));
+  const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
 __attribute__((always_inline)) inline float silu(float v) { return v / (1.0f + fast_exp(-v)); }
 
 // Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7 (plus fast_exp's ulp), odd by the sign copied.
@@ -130,12 +150,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void kernels::norm
       const __mmask16 m = c - ch >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (c - ch)) - 1);
       __m512 v = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + ch), _mm512_maskz_loadu_ps(m, mul + ch)),
                                _mm512_maskz_loadu_ps(m, add + ch));
-      if (silu) {
-        alignas(64) float t[16];
-        _mm512_store_ps(t, _mm512_sub_ps(lo, v));
-        for (int l = 0; l < 16; ++l) t[l] = fast_exp(t[l]);
-        v = _mm512_div_ps(v, _mm512_add_ps(one, _mm512_load_ps(t)));
-      }
+      if (silu) v = _mm512_div_ps(v, _mm512_add_ps(one, fast_exp16(_mm512_sub_ps(lo, v))));
       __m512 c8 = _mm512_div_ps(v, scale);
       c8 = _mm512_max_ps(_mm512_min_ps(c8, lim), _mm512_sub_ps(lo, lim));
       c8 = _mm512_roundscale_ps(c8, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -321,7 +336,7 @@ void im2col_f32(const float* x, int64_t ld, int h, int w, int c, int kernel, int
 // not vectorize: each add waits for the last; a 1,024-token self-attention's softmax was 60% of
 // the attention core): the maximum is exact in any order, the sum rounds as 16 partial sums.
 QDM_CLONES
-void softmax_rows(float* x, int64_t ld, int rows, int n, float scale) {
+void kernels::softmax_rows_reference(float* x, int64_t ld, int rows, int n, float scale) {
   constexpr int kLanes = 16;
   const int whole = n - n % kLanes;
   for (int r = 0; r < rows; ++r) {
@@ -357,6 +372,44 @@ void softmax_rows(float* x, int64_t ld, int rows, int n, float scale) {
     for (int j = 0; j < n; ++j) row[j] *= inv;
   }
 }
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) void kernels::softmax_rows_avx512(float* x, int64_t ld, int rows, int n,
+                                                                                            float scale) {
+  const int whole = n - n % 16;
+  const __mmask16 tail = static_cast<__mmask16>((1u << (n - whole)) - 1);
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int r = 0; r < rows; ++r) {
+    float* row = x + r * ld;
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < whole; j += 16) {
+      const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(row + j), s);
+      _mm512_storeu_ps(row + j, v);
+      vmax = _mm512_max_ps(vmax, v);
+    }
+    const __m512 vt = _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + whole), s);
+    _mm512_mask_storeu_ps(row + whole, tail, vt);
+    // The maximum is exact in any order.
+    const float mx = std::max(_mm512_reduce_max_ps(vmax), _mm512_mask_reduce_max_ps(tail, vt));
+    const __m512 m = _mm512_set1_ps(mx);
+    __m512 vsum = _mm512_setzero_ps();
+    for (int j = 0; j < whole; j += 16) {
+      const __m512 e = fast_exp16(_mm512_sub_ps(_mm512_loadu_ps(row + j), m));
+      _mm512_storeu_ps(row + j, e);
+      vsum = _mm512_add_ps(vsum, e);
+    }
+    _mm512_mask_storeu_ps(row + whole, tail, fast_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, row + whole), m)));
+    float sum = 0;  // the reference's order: the tail, then the lanes
+    for (int j = whole; j < n; ++j) sum += row[j];
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, vsum);
+    for (int l = 0; l < 16; ++l) sum += lanes[l];
+    const __m512 inv = _mm512_set1_ps(1.0f / sum);
+    for (int j = 0; j < whole; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), inv));
+    _mm512_mask_storeu_ps(row + whole, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, row + whole), inv));
+  }
+}
+
+void softmax_rows(QGemmIsa isa, float* x, int64_t ld, int rows, int n, float scale) { kernel_table(isa).softmax_rows(x, ld, rows, n, scale); }
 
 QDM_CLONES
 void add_rows(float* out, int64_t ld_out, const float* add, int64_t ld_add, int64_t rows, int n, float factor) {

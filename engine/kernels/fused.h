@@ -103,8 +103,9 @@ void conv_f32_direct(const float* x, int64_t ld, int h, int w, int c, int kernel
                      int64_t p1, const float* weights, int n, const float* scale, const float* bias, float* out,
                      int64_t ld_out);
 
-// Rows of x (n wide, rows of ld): x = softmax(x * scale) in place.
-void softmax_rows(float* x, int64_t ld, int rows, int n, float scale);
+// Rows of x (n wide, rows of ld): x = softmax(x * scale) in place, through isa's kernel table
+// (every ISA gives the reference's bits).
+void softmax_rows(QGemmIsa isa, float* x, int64_t ld, int rows, int n, float scale);
 
 // GEGLU (diffusers' feed-forward gate): out[r][j] = a * gelu(g) with a = in[r][j], g = in[r][c + j]
 // and gelu's erf form, erf to within 5e-7 in float (Abramowitz & Stegun 7.1.26 over fast_exp, branch-free:

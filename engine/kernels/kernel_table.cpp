@@ -21,6 +21,7 @@ std::array<KernelTable, 4> fill_tables() {
   scalar.quantize_rows = kernels::quantize_rows_generic;
   scalar.quantize_image = kernels::quantize_image_reference;
   scalar.norm_to_padded = kernels::norm_to_padded_reference;
+  scalar.softmax_rows = kernels::softmax_rows_reference;
 
   KernelTable& avx2 = t[static_cast<size_t>(QGemmIsa::kAvx2)];
   avx2 = scalar;
@@ -44,6 +45,7 @@ std::array<KernelTable, 4> fill_tables() {
   avx512.quantize_rows = kernels::quantize_rows_avx512;
   avx512.quantize_image = kernels::qconv_quantize_image_avx512;
   avx512.norm_to_padded = kernels::norm_to_padded_avx512;
+  avx512.softmax_rows = kernels::softmax_rows_avx512;
   avx512.qconv_pixels = kernels::qconv_pixels_avx512vnni;
   avx512.qconv_pixels_rows = kernels::qconv_pixels_rows_avx512vnni;
   // Measured on the shipped model: the 256-bit lane convolutions tie with the AVX-VNNI GEMM and

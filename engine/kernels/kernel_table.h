@@ -30,6 +30,8 @@ struct KernelTable {
   // into padded codes (fused.h's group_norm_to_padded).
   void (*norm_to_padded)(const float* x, int64_t ld, int64_t p0, int64_t p1, const float* mul, const float* add,
                          bool silu, ActQuant q, const PaddedShape& s, uint8_t* dst) = nullptr;
+  // Rows of x: softmax(x * scale) in place (fused.h's softmax_rows).
+  void (*softmax_rows)(float* x, int64_t ld, int rows, int n, float scale) = nullptr;
   // The lane convolution (qconv.h); null where this ISA has none.
   void (*qconv_pixels)(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out) = nullptr;
   void (*qconv_pixels_rows)(const QConvPlan& plan, const uint8_t* padded, int r0, int rows, float* out, int64_t ld,

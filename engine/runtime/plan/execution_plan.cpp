@@ -462,7 +462,7 @@ class PlanBuilder {
   void attention(const graph::Node& n) {
     const Value q = storage(n.inputs[0]), k = storage(n.inputs[1]), v = storage(n.inputs[2]), out = storage(n.output);
     const auto tables = w_.attention(n.name);
-    if (!tables) return emit(plan::attention_f32_op(q, k, v, n.attrs.heads, n.attrs.causal, out), n.name + " core");
+    if (!tables) return emit(plan::attention_f32_op(q, k, v, n.attrs.heads, n.attrs.causal, p_.isa_, out), n.name + " core");
     const auto& t = *tables;
     emit(plan::attention_op(q, k, v, n.attrs.heads, table(t.at(0)), table(t.at(1)), table(t.at(2)), table(t.at(3)), p_.isa_, out),
          n.name + " core");

@@ -721,7 +721,7 @@ class AttentionOp final : public Op {
       // The integer products on fp32 GEMMs where that pays and they are exact there (the same
       // bits), else on the integer GEMMs (engine/kernels/attention.h).
       float* dst = ctx.at(out_, image) + h * d;
-      if (!exact_pays || !attention_head_exact(qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld))
+      if (!exact_pays || !attention_head_exact(isa_, qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld))
         attention_head_int(isa_, qp, kp, vp, len, len_kv, d, t, scale, dst, out_.ld);
     });
   }
@@ -738,8 +738,8 @@ class AttentionOp final : public Op {
 // contiguous, both products through gemm_f32.
 class AttentionF32Op final : public Op {
  public:
-  AttentionF32Op(Value q, Value k, Value v, int heads, bool causal, Value out)
-      : q_(q), k_(k), v_(v), heads_(heads), causal_(causal), out_(out) {}
+  AttentionF32Op(Value q, Value k, Value v, int heads, bool causal, QGemmIsa isa, Value out)
+      : q_(q), k_(k), v_(v), heads_(heads), causal_(causal), isa_(isa), out_(out) {}
   const char* kind() const override { return "fp32 attention"; }
   void run(Context& ctx) override {
     const int len = static_cast<int>(q_.pixels()), len_kv = static_cast<int>(k_.pixels()), d = q_.c / heads_;
@@ -763,7 +763,7 @@ class AttentionF32Op final : public Op {
       if (causal_)  // query i sees keys 0..i
         for (int i = 0; i < len; ++i)
           for (int j = i + 1; j < len_kv; ++j) lp[static_cast<int64_t>(i) * len_kv + j] = -std::numeric_limits<float>::infinity();
-      softmax_rows(lp, len_kv, len, len_kv, scale);
+      softmax_rows(isa_, lp, len_kv, len, len_kv, scale);
       gemm_f32(lp, len_kv, len, len_kv, vp, d, nullptr, ctx.at(out_, image) + h * d, out_.ld);
     });
   }
@@ -772,6 +772,7 @@ class AttentionF32Op final : public Op {
   Value q_, k_, v_;
   int heads_;
   bool causal_;
+  QGemmIsa isa_;
   Value out_;
 };
 
@@ -1081,8 +1082,8 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
                                  const Table* tv, const Table* tp, QGemmIsa isa, Value out) {
   return std::make_unique<AttentionOp>(q, k, v, heads, tq, tk, tv, tp, isa, out);
 }
-std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, bool causal, Value out) {
-  return std::make_unique<AttentionF32Op>(q, k, v, heads, causal, out);
+std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, bool causal, QGemmIsa isa, Value out) {
+  return std::make_unique<AttentionF32Op>(q, k, v, heads, causal, isa, out);
 }
 std::unique_ptr<Op> token_embedding_op(std::vector<float> table, int dim, Value out) {
   return std::make_unique<TokenEmbeddingOp>(std::move(table), dim, out);

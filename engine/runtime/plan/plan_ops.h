@@ -119,7 +119,7 @@ std::unique_ptr<Op> attention_op(Value q, Value k, Value v, int heads, const Tab
                                  const Table* tv, const Table* tp, QGemmIsa isa, Value out);
 // The same in fp32 (an unquantized model), the products through gemm_f32; k and v may be
 // longer than q (cross-attention); causal: query i attends to keys 0..i only (CLIP's mask).
-std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, bool causal, Value out);
+std::unique_ptr<Op> attention_f32_op(Value q, Value k, Value v, int heads, bool causal, QGemmIsa isa, Value out);
 // A text encoder's input: out[image][p] = table[context token p of the image].
 std::unique_ptr<Op> token_embedding_op(std::vector<float> table, int dim, Value out);
 // out[p] = in[p] + table[p], for the sequence's positions.
