@@ -637,6 +637,34 @@ TEST_F(TinyPipeline, ComponentsQuantizedBesideTheUNetServeFromTheArtifact) {
     } catch (const ArtifactError& e) {
       EXPECT_NE(std::string(e.what()).find("layers.9.mlp.fc1"), std::string::npos) << e.what();
     }
+    // Codes above a layer's bits, and a scale that is not positive, are refused naming the tensor.
+    const ArtifactPipelineSource source(std::make_shared<const SafeTensors>(SafeTensors::read_file(path)), info.pipeline_files);
+    const auto real = source.weights(quantized_component_file("text_encoder"));
+    const QuantizedComponentInfo q = QuantizedComponentInfo::from_file(*real);
+    const std::string layer = q.layers.at(0).name;
+    auto rewrite = [&](const QuantizedComponentInfo& meta, const std::string& zeroed) {
+      SafeTensorsWriter rw;
+      for (const TensorInfo& t : real->tensors()) {
+        std::vector<uint8_t> bytes(real->data(t), real->data(t) + t.nbytes());
+        if (t.name == zeroed) std::fill(bytes.begin(), bytes.end(), 0);
+        rw.add(t.name, t.dtype, t.shape, bytes.data(), bytes.size());
+      }
+      rw.set_metadata("qdm", meta.to_json());
+      return std::make_shared<const SafeTensors>(SafeTensors::parse(rw.serialize()));
+    };
+    ComponentWeights ok(rewrite(q, ""), fp32, text);  // the file as written loads
+    QuantizedComponentInfo four = q;
+    four.layers[0].weight_bits = 4;
+    for (const auto& [file, message] : {std::make_pair(rewrite(four, ""), "'" + layer + ".qweight' holds codes above 15"),
+                                        std::make_pair(rewrite(q, layer + ".wscale"), "'" + layer + ".wscale' holds a scale that is not positive")}) {
+      try {
+        ComponentWeights cw(file, fp32, text);
+        ADD_FAILURE() << "took " << message;
+      } catch (const ArtifactError& e) {
+        EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+        EXPECT_EQ(std::string(e.what()).rfind("quantized text_encoder: ", 0), 0u) << e.what();
+      }
+    }
   }
   fs::remove_all(work);
 }

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "engine/runtime/quantized_checks.h"
 #include "format/artifact_pipeline.h"
 #include "format/graph/unet_2d.h"
 
@@ -78,8 +79,7 @@ void ArtifactWeights::validate(const graph::Graph& g) {
       throw ArtifactError("tensors '" + prefix + ".ascale' / '.azero' have " + std::to_string(entries) + " / " +
                           std::to_string(z->numel()) + " entries; expected 1 or one per step (" + std::to_string(steps) +
                           "), both the same, F32");
-    for (const float v : file_->floats(*s))
-      if (!std::isfinite(v) || v <= 0) throw ArtifactError("tensor '" + prefix + ".ascale' holds a scale that is not positive and finite");
+    check_scales(file_->floats(*s), prefix + ".ascale");
     if (entries > 1) per_step_ = true;
     used.insert(prefix + ".ascale");
     used.insert(prefix + ".azero");
@@ -127,8 +127,8 @@ void ArtifactWeights::validate(const graph::Graph& g) {
     }
     const int bits = l->weight_bits;
     const TensorInfo& packed = expect(node.name + ".qweight", DType::U8, {rows, bits > 4 ? k : (k + 1) / 2});
-    for (const uint8_t code : unpack(file_->data(packed), rows, k, bits))
-      if (code > qmax(bits)) throw ArtifactError("tensor '" + node.name + ".qweight' holds codes above " + std::to_string(qmax(bits)));
+    const std::vector<uint8_t> codes = unpack(file_->data(packed), rows, k, bits);
+    check_codes(codes.data(), static_cast<int64_t>(codes.size()), bits, node.name + ".qweight");
     for (const char* part : {".wscale", ".wzero"}) {
       const TensorInfo& t = get(node.name + part);
       if (t.dtype != DType::F32 || t.numel() != rows)

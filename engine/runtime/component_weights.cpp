@@ -1,10 +1,10 @@
 #include "engine/runtime/component_weights.h"
 
-#include <cmath>
 #include <cstring>
 #include <set>
 #include <stdexcept>
 
+#include "engine/runtime/quantized_checks.h"
 #include "format/artifact_metadata.h"
 
 namespace qdm {
@@ -33,14 +33,11 @@ ComponentWeights::ComponentWeights(std::shared_ptr<const SafeTensors> quantized,
     if (!layers_.emplace(l.name, Layer{l, rows, k, bias}).second) throw ArtifactError(what + "layer '" + l.name + "' is listed twice");
     const TensorInfo& codes = get(l.name + ".qweight", rows * k);
     const uint8_t* c = file_->data(codes);
-    const int64_t top = (int64_t{1} << l.weight_bits) - 1;
-    for (int64_t i = 0; i < rows * k; ++i)
-      if (c[i] > top) throw ArtifactError(what + "tensor '" + l.name + ".qweight' holds codes above " + std::to_string(top));
+    check_codes(c, rows * k, l.weight_bits, l.name + ".qweight", what);
     get(l.name + ".wzero", rows);
     get(l.name + ".azero", 1);
     for (const auto& [part, count] : {std::pair<const char*, int64_t>{".wscale", rows}, {".ascale", 1}})
-      for (const float v : file_->floats(get(l.name + part, count)))
-        if (!std::isfinite(v) || v <= 0) throw ArtifactError(what + "tensor '" + l.name + part + "' holds a scale that is not positive and finite");
+      check_scales(file_->floats(get(l.name + part, count)), l.name + part, what);
   }
   for (const TensorInfo& t : file_->tensors())
     if (!used.count(t.name)) throw ArtifactError(what + "unexpected tensor '" + t.name + "'");
