@@ -10,8 +10,8 @@
 
 #include "format/graph/autoencoder_kl.h"
 #include "format/quantized_component.h"
-#include "format/unet_tensors.h"
 #include "format/safetensors.h"
+#include "format/unet_tensors.h"
 
 namespace qdm {
 namespace fs = std::filesystem;
