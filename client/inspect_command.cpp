@@ -3,6 +3,7 @@
 // search; --json for scripts, --figure to extract the recipe's figure.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "engine/quant/bitops.h"
 #include "format/artifact_metadata.h"
 #include "format/artifact_pipeline.h"
+#include "format/graph/autoencoder_kl.h"
 #include "format/quantized_component.h"
 #include "format/safetensors.h"
 #include "format/sha256.h"
@@ -94,8 +96,18 @@ nlohmann::json describe(const std::string& path) {
                       {"figure_png_bytes", info.figure_png.size()}};
   // A pipeline's components quantized beside its UNet (format/quantized_component.h).
   nlohmann::json components = nlohmann::json::array();
+  j["pipeline_bytes"] = 0;
   if (info.text_to_image()) {
     const ArtifactPipelineSource source(shared_file, info.pipeline_files);
+    uint64_t embedded = 0;
+    for (const std::string& name : info.pipeline_files)
+      if (const TensorInfo* t = file.find(kPipelineTensorPrefix + name)) embedded += t->nbytes();
+    j["pipeline_bytes"] = embedded;
+    // Artifacts embed the VAE's decoder alone (older ones the whole VAE).
+    const auto vae = source.weights("vae/diffusion_pytorch_model.safetensors");
+    const auto& stored = vae->tensors();
+    j["pipeline_vae_encoder"] =
+        std::any_of(stored.begin(), stored.end(), [](const TensorInfo& t) { return graph::vae_encoder_tensor(t.name); });
     for (const std::string& c : component_names()) {
       if (!is_extra_component(c) || !source.has(quantized_component_file(c))) continue;
       const QuantizedComponentInfo q = QuantizedComponentInfo::from_file(*source.weights(quantized_component_file(c)));
@@ -161,7 +173,8 @@ void add_inspect_command(CLI::App& app) {
     fmt::print("recipe      {}\n", j["recipe"].get<std::string>());
     fmt::print("source      {} ({})\n", j["source_model"].get<std::string>(), j["source_sha256"].get<std::string>().substr(0, 16));
     if (!j["pipeline_files"].empty())  // a quantized pipeline carries its other components
-      fmt::print("pipeline    {} files embedded (text encoder, VAE, tokenizer, configs)\n", j["pipeline_files"].size());
+      fmt::print("pipeline    {} files embedded, {} bytes (text encoder, {}, tokenizer, configs)\n", j["pipeline_files"].size(),
+                 j["pipeline_bytes"].get<uint64_t>(), j.value("pipeline_vae_encoder", false) ? "VAE" : "VAE decoder");
     for (const auto& c : j["quantized_components"]) {
       const auto& r = c["report"];
       std::string fidelity;
