@@ -3,7 +3,6 @@
 // search; --json for scripts, --figure to extract the recipe's figure.
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -104,10 +103,7 @@ nlohmann::json describe(const std::string& path) {
       if (const TensorInfo* t = file.find(kPipelineTensorPrefix + name)) embedded += t->nbytes();
     j["pipeline_bytes"] = embedded;
     // Artifacts embed the VAE's decoder alone (older ones the whole VAE).
-    const auto vae = source.weights("vae/diffusion_pytorch_model.safetensors");
-    const auto& stored = vae->tensors();
-    j["pipeline_vae_encoder"] =
-        std::any_of(stored.begin(), stored.end(), [](const TensorInfo& t) { return graph::vae_encoder_tensor(t.name); });
+    j["pipeline_vae_encoder"] = graph::stores_vae_encoder(*source.weights("vae/diffusion_pytorch_model.safetensors"));
     for (const std::string& c : component_names()) {
       if (!is_extra_component(c) || !source.has(quantized_component_file(c))) continue;
       const QuantizedComponentInfo q = QuantizedComponentInfo::from_file(*source.weights(quantized_component_file(c)));

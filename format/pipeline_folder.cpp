@@ -1,6 +1,5 @@
 #include "format/pipeline_folder.h"
 
-#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -164,11 +163,8 @@ PipelineFiles check_pipeline_files(const PipelineSource& src, const ModelLimits&
   in_component("vae/diffusion_pytorch_model.safetensors", [&] {
     auto file = src.weights("vae/diffusion_pytorch_model.safetensors");
     // An artifact's VAE may hold the decoder alone: then every encoder tensor is absent.
-    const auto& stored = file->tensors();
-    p.vae_encoder = !src.sampling_only() ||
-                    std::any_of(stored.begin(), stored.end(), [](const TensorInfo& t) { return graph::vae_encoder_tensor(t.name); });
-    check_weights(tensor_specs(p.vae_encoder ? graph::describe_autoencoder_kl(p.vae) : graph::describe_vae_decoder(p.vae)), *file,
-                  "vae/config.json", nullptr, p.vae_replaced);
+    p.vae_encoder = !src.sampling_only() || graph::stores_vae_encoder(*file);
+    check_weights(tensor_specs(graph::describe_stored_vae(p.vae, p.vae_encoder)), *file, "vae/config.json", nullptr, p.vae_replaced);
     if (keep_files) p.vae_file = std::move(file);
     return 0;
   });

@@ -4,15 +4,10 @@
 #include <vector>
 
 #include "engine/kernels/fused.h"
+#include "engine/kernels/scratch.h"
 
 namespace qdm {
 namespace {
-
-template <typename T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
-}
 
 // The B operand of an attention product: x (rows, cols) quantized with one table, packed.
 void pack_operand(const float* x, int rows, int cols, ActQuant q, QGemmIsa isa, PackedWeights& out, std::vector<uint8_t>& codes,

@@ -1,7 +1,10 @@
 #include "format/graph/autoencoder_kl.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+
+#include "format/safetensors.h"
 
 namespace qdm::graph {
 namespace {
@@ -122,5 +125,14 @@ Graph describe_autoencoder_kl(const AutoencoderKLConfig& config, int height, int
 }
 
 bool vae_encoder_tensor(const std::string& name) { return name.rfind("encoder.", 0) == 0 || name.rfind("quant_conv.", 0) == 0; }
+
+bool stores_vae_encoder(const SafeTensors& weights) {
+  const auto& stored = weights.tensors();
+  return std::any_of(stored.begin(), stored.end(), [](const TensorInfo& t) { return vae_encoder_tensor(t.name); });
+}
+
+Graph describe_stored_vae(const AutoencoderKLConfig& config, bool with_encoder) {
+  return with_encoder ? describe_autoencoder_kl(config) : describe_vae_decoder(config);
+}
 
 }  // namespace qdm::graph

@@ -11,6 +11,10 @@
 #include "format/autoencoder_kl_config.h"
 #include "format/graph/graph.h"
 
+namespace qdm {
+class SafeTensors;
+}
+
 namespace qdm::graph {
 
 // Image (in_channels, height, width) in [-1, 1] -> the posterior mean (latent_channels,
@@ -27,5 +31,10 @@ Graph describe_autoencoder_kl(const AutoencoderKLConfig& config, int height = 0,
 // Whether a stored tensor belongs to the encoder half (encoder.*, quant_conv.*), which sampling
 // never reads: a quantized pipeline's artifact embeds its VAE without them.
 bool vae_encoder_tensor(const std::string& name);
+// Whether a VAE weights file holds any of the encoder's tensors (a folder's does; today's
+// artifacts embed the decoder alone).
+bool stores_vae_encoder(const SafeTensors& weights);
+// The tensors a VAE weights file holds: both halves, or the decoder alone (at the default sizes).
+Graph describe_stored_vae(const AutoencoderKLConfig& config, bool with_encoder);
 
 }  // namespace qdm::graph

@@ -2,6 +2,7 @@
 
 #include "engine/kernels/attention.h"
 #include "engine/kernels/conv_f32_dnnl.h"
+#include "engine/kernels/scratch.h"
 #include "engine/kernels/upsample_fold.h"
 
 #include <algorithm>
@@ -27,12 +28,6 @@ int64_t block_pixels(int64_t pixels, int images, int threads) {
   int64_t b = (pixels * images + want_tasks - 1) / want_tasks;
   b = (b + 63) / 64 * 64;
   return std::clamp<int64_t>(b, 64, pixels);
-}
-
-template <typename T>
-T* scratch(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-  return v.data();
 }
 
 // fp32 convolutions on oneDNN where the build has it; QDM_FP32_CONV=gemm keeps them on gemm_f32
